@@ -1,0 +1,2 @@
+//! The daemon binary.
+fn main() {}
