@@ -1,0 +1,7 @@
+//! The core with no I/O: money, transactions and their state machines, the protocol's messages,
+//! backoff. Everything here takes `now` as a value and returns what the shells must do.
+
+pub mod backoff;
+pub mod money;
+pub mod protocol;
+pub mod txn;

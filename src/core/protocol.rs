@@ -1,0 +1,249 @@
+//! The MQTT protocol v1 of DESIGN §4: topic names and the JSON messages on them.
+//!
+//! Shared by the daemon, the sandbox host and `posctl` so both ends of every topic agree on one
+//! definition. Parsing is strict where a malformed payload could move money (`resp`, `ack`) and
+//! returns a typed error instead of guessing.
+
+use serde::{Deserialize, Serialize};
+
+/// Topic layout under `{prefix}/{terminal_id}`.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    root: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str, terminal: &str) -> Topics {
+        Topics {
+            root: format!("{}/{}", prefix.trim_end_matches('/'), terminal),
+        }
+    }
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+    pub fn status(&self) -> String {
+        format!("{}/status", self.root)
+    }
+    pub fn events(&self) -> String {
+        format!("{}/events", self.root)
+    }
+    pub fn ack(&self) -> String {
+        format!("{}/ack", self.root)
+    }
+    pub fn req(&self) -> String {
+        format!("{}/req", self.root)
+    }
+    pub fn resp(&self) -> String {
+        format!("{}/resp", self.root)
+    }
+    pub fn notify(&self) -> String {
+        format!("{}/notify", self.root)
+    }
+    pub fn cfg_desired(&self) -> String {
+        format!("{}/cfg/desired", self.root)
+    }
+    pub fn cfg_reported(&self) -> String {
+        format!("{}/cfg/reported", self.root)
+    }
+    pub fn cmd(&self) -> String {
+        format!("{}/cmd", self.root)
+    }
+    pub fn cmd_result(&self) -> String {
+        format!("{}/cmd/result", self.root)
+    }
+}
+
+/// Splits `{prefix}/{terminal}/{leaf...}` into (terminal, leaf); None when the topic is not under prefix.
+pub fn split_topic<'a>(prefix: &str, topic: &'a str) -> Option<(&'a str, &'a str)> {
+    let rest = topic.strip_prefix(prefix.trim_end_matches('/'))?;
+    let rest = rest.strip_prefix('/')?;
+    let (terminal, leaf) = rest.split_once('/')?;
+    if terminal.is_empty() || leaf.is_empty() {
+        return None;
+    }
+    Some((terminal, leaf))
+}
+
+/// Operations a terminal asks of the host on `req`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Authorize,
+    Query,
+    Reverse,
+    Refund,
+    Order,
+    Close,
+}
+
+impl Op {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Op::Authorize => "authorize",
+            Op::Query => "query",
+            Op::Reverse => "reverse",
+            Op::Refund => "refund",
+            Op::Order => "order",
+            Op::Close => "close",
+        }
+    }
+}
+
+/// A request on `req`. Fields beyond the common three depend on `op` (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub req_id: String,
+    pub op: Op,
+    pub txn_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+}
+
+impl Request {
+    pub fn new(req_id: String, op: Op, txn_id: String) -> Request {
+        Request {
+            req_id,
+            op,
+            txn_id,
+            method: None,
+            channel: None,
+            code: None,
+            card: None,
+            amount: None,
+            currency: None,
+            refund_id: None,
+        }
+    }
+}
+
+/// The host's verdict in a `resp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RespStatus {
+    Approved,
+    Declined,
+    Pending,
+    Unknown,
+    Error,
+}
+
+/// A response on `resp`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub req_id: String,
+    pub txn_id: String,
+    pub status: RespStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
+}
+
+/// `{upto_seq}` on `ack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub upto_seq: u64,
+}
+
+/// A malformed message from the broker.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed {what} payload: {source}")]
+pub struct ProtocolError {
+    pub what: &'static str,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+pub fn parse_ack(payload: &[u8]) -> Result<Ack, ProtocolError> {
+    serde_json::from_slice(payload).map_err(|source| ProtocolError { what: "ack", source })
+}
+
+pub fn parse_response(payload: &[u8]) -> Result<Response, ProtocolError> {
+    serde_json::from_slice(payload).map_err(|source| ProtocolError { what: "resp", source })
+}
+
+pub fn parse_request(payload: &[u8]) -> Result<Request, ProtocolError> {
+    serde_json::from_slice(payload).map_err(|source| ProtocolError { what: "req", source })
+}
+
+/// One journal event on `events`. `seq` is per terminal, strictly increasing and gap-free.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub event_id: String,
+    pub txn_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: String,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    /// Unix milliseconds of the state change.
+    pub at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_masked: Option<String>,
+    /// Method-specific data the host needs to settle (e.g. the `P1` code itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+pub fn parse_event(payload: &[u8]) -> Result<Event, ProtocolError> {
+    serde_json::from_slice(payload).map_err(|source| ProtocolError {
+        what: "events",
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_and_split() {
+        let t = Topics::new("pos/v1/", "T1");
+        assert_eq!(t.events(), "pos/v1/T1/events");
+        assert_eq!(t.cfg_desired(), "pos/v1/T1/cfg/desired");
+        assert_eq!(split_topic("pos/v1", "pos/v1/T1/events"), Some(("T1", "events")));
+        assert_eq!(
+            split_topic("pos/v1", "pos/v1/T1/cmd/result"),
+            Some(("T1", "cmd/result"))
+        );
+        assert_eq!(split_topic("pos/v1", "pos/v2/T1/events"), None);
+        assert_eq!(split_topic("pos/v1", "pos/v1/T1"), None);
+        assert_eq!(split_topic("pos/v1", "pos/v1//events"), None);
+    }
+
+    #[test]
+    fn strict_parsing() {
+        assert_eq!(parse_ack(br#"{"upto_seq":5}"#).unwrap().upto_seq, 5);
+        assert!(parse_ack(br#"{"upto_seq":-1}"#).is_err());
+        assert!(parse_ack(br#"{"upto":5}"#).is_err());
+        assert!(parse_ack(b"\xff\xfe").is_err());
+        assert!(parse_response(br#"{"req_id":"a","txn_id":"b","status":"maybe"}"#).is_err());
+        let r = parse_response(br#"{"req_id":"a","txn_id":"b","status":"approved","host_ref":"H"}"#)
+            .unwrap();
+        assert_eq!(r.status, RespStatus::Approved);
+        assert_eq!(r.host_ref.as_deref(), Some("H"));
+    }
+}
