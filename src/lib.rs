@@ -4,3 +4,5 @@
 //! SQLite and MQTT. See `docs/architecture.md` for the map from modules to DESIGN.md.
 
 pub mod core;
+pub mod config;
+pub mod store;

@@ -1,0 +1,523 @@
+//! The daemon's configuration: `/etc/posd/posd.toml`, parsed strictly.
+//!
+//! Unknown keys are errors and `posd check-config` must print *every* problem with its key path,
+//! so each section is deserialized on its own (one type error per section at most), unknown keys
+//! are collected with `serde_ignored`, and the semantic checks run on what did parse.
+
+use crate::core::money::Currency;
+use crate::core::txn::OnlinePolicy;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in a configuration file, with the key path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TerminalConfig {
+    /// Terminal id: the MQTT client id and topic segment. Letters, digits, '-', '_' only.
+    pub id: String,
+    /// Default currency of sales.
+    pub currency: Currency,
+    /// Where the journal (SQLite) lives.
+    pub state_dir: PathBuf,
+}
+
+fn default_currency() -> Currency {
+    Currency::from_code("CNY").unwrap_or_else(|_| unreachable!("CNY is in the table"))
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/posd")
+}
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        TerminalConfig {
+            id: String::new(),
+            currency: default_currency(),
+            state_dir: default_state_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsConfig {
+    /// CA certificate (PEM) that signed the broker's certificate.
+    pub ca: PathBuf,
+    /// This terminal's client certificate (PEM, X.509 v3).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BrokerConfig {
+    /// `mqtt://host:port` or `mqtts://host:port` (TLS, needs [broker.tls]).
+    pub url: String,
+    pub prefix: String,
+    pub keep_alive_s: u64,
+    /// Events published but not yet acknowledged by the host, at most.
+    pub inflight_window: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How often the retained status is refreshed.
+    pub status_interval_s: u64,
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            url: "mqtt://127.0.0.1:1883".into(),
+            prefix: "pos/v1".into(),
+            keep_alive_s: 30,
+            inflight_window: 512,
+            backoff_initial_ms: 500,
+            backoff_max_ms: 30_000,
+            status_interval_s: 60,
+            tls: None,
+        }
+    }
+}
+
+/// A parsed broker address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl BrokerConfig {
+    pub fn addr(&self) -> Result<BrokerAddr, String> {
+        parse_broker_url(&self.url)
+    }
+}
+
+/// Parses `mqtt://host:port` / `mqtts://host:port` / `tcp://host:port`.
+pub fn parse_broker_url(url: &str) -> Result<BrokerAddr, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not a URL (mqtt://host:port)"))?;
+    let tls = match scheme {
+        "mqtt" | "tcp" => false,
+        "mqtts" | "ssl" => true,
+        other => return Err(format!("unsupported scheme {other:?} (mqtt or mqtts)")),
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("bad port {p:?} in {url:?}"))?,
+        ),
+        None => (rest, if tls { 8883 } else { 1883 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("no host in {url:?}"));
+    }
+    Ok(BrokerAddr {
+        host: host.to_string(),
+        port,
+        tls,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ControlConfig {
+    /// The local control socket (JSON lines).
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: PathBuf::from("/run/posd/control.sock"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OnlineConfig {
+    /// Query a pending or unanswered payment this often.
+    pub query_interval_s: u64,
+    /// Give up and reverse after this long without a final answer.
+    pub query_total_s: u64,
+    pub reverse_backoff_initial_s: u64,
+    pub reverse_backoff_max_s: u64,
+}
+
+impl Default for OnlineConfig {
+    fn default() -> Self {
+        OnlineConfig {
+            query_interval_s: 5,
+            query_total_s: 45,
+            reverse_backoff_initial_s: 2,
+            reverse_backoff_max_s: 300,
+        }
+    }
+}
+
+impl OnlineConfig {
+    pub fn policy(&self) -> OnlinePolicy {
+        OnlinePolicy {
+            query_interval_ms: self.query_interval_s * 1000,
+            query_total_ms: self.query_total_s * 1000,
+            reverse_backoff: crate::core::backoff::Backoff {
+                initial_ms: self.reverse_backoff_initial_s * 1000,
+                max_ms: self.reverse_backoff_max_s * 1000,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// The largest sale the terminal accepts, in minor units of the terminal currency.
+    pub max_sale_amount: i64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_sale_amount: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoggingConfig {
+    /// error, warn, info, debug or trace.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DevicesConfig {
+    /// Show prompts and results on the console (stdout) and read codes typed on stdin.
+    pub console: bool,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Config {
+    pub terminal: TerminalConfig,
+    pub broker: BrokerConfig,
+    pub control: ControlConfig,
+    pub online: OnlineConfig,
+    pub limits: LimitsConfig,
+    pub logging: LoggingConfig,
+    pub devices: DevicesConfig,
+}
+
+const SECTIONS: &[&str] = &[
+    "terminal", "broker", "control", "online", "limits", "logging", "devices",
+];
+
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> T {
+    let Some(value) = table.get(name) else {
+        // A missing section takes its defaults; a required key inside is reported on validate.
+        return match toml::Value::Table(toml::Table::new()).try_into::<T>() {
+            Ok(v) => v,
+            Err(_) => T::default(),
+        };
+    };
+    let mut unknown = Vec::new();
+    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let track = serde_ignored::Deserializer::new(value.clone(), &mut on_unknown);
+    let result = serde_path_to_error::deserialize::<_, T>(track);
+    for u in unknown {
+        problems.push(Problem {
+            path: format!("{name}.{u}"),
+            message: "unknown key".into(),
+        });
+    }
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = if inner == "." || inner.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}.{inner}")
+            };
+            let msg = e.into_inner().message().to_string();
+            problems.push(Problem { path, message: msg });
+            T::default()
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text; every problem is returned at once.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                return Err(ConfigError::Invalid(vec![Problem {
+                    path: String::new(),
+                    message: format!("not valid TOML: {}", e.message()),
+                }]));
+            }
+        };
+        let mut problems = Vec::new();
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                problems.push(Problem {
+                    path: key.clone(),
+                    message: "unknown key".into(),
+                });
+            }
+        }
+        let cfg = Config {
+            terminal: section(&table, "terminal", &mut problems),
+            broker: section(&table, "broker", &mut problems),
+            control: section(&table, "control", &mut problems),
+            online: section(&table, "online", &mut problems),
+            limits: section(&table, "limits", &mut problems),
+            logging: section(&table, "logging", &mut problems),
+            devices: section(&table, "devices", &mut problems),
+        };
+        problems.extend(cfg.validate());
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// Semantic checks on values that parsed.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let mut bad = |path: &str, message: String| {
+            p.push(Problem {
+                path: path.into(),
+                message,
+            })
+        };
+        let id = &self.terminal.id;
+        if id.is_empty() {
+            bad("terminal.id", "missing: every terminal needs an id".into());
+        } else if id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            bad(
+                "terminal.id",
+                format!("{id:?}: use 1-64 letters, digits, '-' or '_'"),
+            );
+        }
+        match self.broker.addr() {
+            Err(e) => bad("broker.url", e),
+            Ok(a) if a.tls && self.broker.tls.is_none() => bad(
+                "broker.tls",
+                "mqtts:// needs [broker.tls] with ca, cert and key".into(),
+            ),
+            Ok(_) => {}
+        }
+        let prefix = &self.broker.prefix;
+        if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.starts_with('/') {
+            bad(
+                "broker.prefix",
+                format!("{prefix:?}: a topic prefix without wildcards"),
+            );
+        }
+        if self.broker.keep_alive_s < 5 || self.broker.keep_alive_s > 3600 {
+            bad("broker.keep_alive_s", "must be 5..=3600".into());
+        }
+        if self.broker.inflight_window == 0 || self.broker.inflight_window > 10_000 {
+            bad("broker.inflight_window", "must be 1..=10000".into());
+        }
+        if self.broker.backoff_initial_ms == 0
+            || self.broker.backoff_max_ms < self.broker.backoff_initial_ms
+        {
+            bad(
+                "broker.backoff_max_ms",
+                "need 0 < backoff_initial_ms <= backoff_max_ms".into(),
+            );
+        }
+        if self.broker.status_interval_s == 0 {
+            bad("broker.status_interval_s", "must be at least 1".into());
+        }
+        let o = &self.online;
+        if o.query_interval_s == 0 {
+            bad("online.query_interval_s", "must be at least 1".into());
+        }
+        if o.query_total_s < o.query_interval_s {
+            bad(
+                "online.query_total_s",
+                "must be at least query_interval_s".into(),
+            );
+        }
+        if o.reverse_backoff_initial_s == 0 || o.reverse_backoff_max_s < o.reverse_backoff_initial_s
+        {
+            bad(
+                "online.reverse_backoff_max_s",
+                "need 0 < reverse_backoff_initial_s <= reverse_backoff_max_s".into(),
+            );
+        }
+        if self.limits.max_sale_amount <= 0
+            || self.limits.max_sale_amount > crate::core::money::MAX_MINOR
+        {
+            bad(
+                "limits.max_sale_amount",
+                "must be a positive amount in minor units".into(),
+            );
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.logging.level.as_str()) {
+            bad(
+                "logging.level",
+                format!(
+                    "{:?}: one of error, warn, info, debug, trace",
+                    self.logging.level
+                ),
+            );
+        }
+        p
+    }
+
+    /// Path of the journal database.
+    pub fn db_path(&self) -> PathBuf {
+        self.terminal.state_dir.join("posd.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_file_takes_defaults() {
+        let c = Config::from_toml("[terminal]\nid = \"T-1\"\n").unwrap();
+        assert_eq!(c.terminal.id, "T-1");
+        assert_eq!(c.terminal.currency.code(), "CNY");
+        assert_eq!(c.online.query_total_s, 45);
+        assert_eq!(c.broker.addr().unwrap().port, 1883);
+    }
+
+    #[test]
+    fn every_problem_reported_with_its_path() {
+        let text = r#"
+            colour = "blue"
+            [terminal]
+            id = "bad id/"
+            currency = "XXX"
+            [broker]
+            url = "http://x"
+            keep_alive_s = "thirty"
+            extra = 1
+            [online]
+            query_interval_s = 10
+            query_total_s = 5
+            bogus = true
+            [logging]
+            level = "loud"
+        "#;
+        let Err(ConfigError::Invalid(p)) = Config::from_toml(text) else {
+            panic!("should fail")
+        };
+        let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "colour",
+            "terminal.currency",
+            "broker.extra",
+            "broker.keep_alive_s",
+            "online.bogus",
+            "online.query_total_s",
+            "logging.level",
+        ] {
+            assert!(paths.contains(&want), "{want} missing from {paths:?}");
+        }
+    }
+
+    #[test]
+    fn bad_toml_and_missing_id() {
+        assert!(matches!(
+            Config::from_toml("[terminal"),
+            Err(ConfigError::Invalid(_))
+        ));
+        let Err(ConfigError::Invalid(p)) = Config::from_toml("") else {
+            panic!()
+        };
+        assert_eq!(p[0].path, "terminal.id");
+    }
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_broker_url("mqtts://b.example:8884").unwrap(),
+            BrokerAddr {
+                host: "b.example".into(),
+                port: 8884,
+                tls: true
+            }
+        );
+        assert_eq!(parse_broker_url("mqtt://127.0.0.1").unwrap().port, 1883);
+        assert!(parse_broker_url("127.0.0.1:1883").is_err());
+        assert!(parse_broker_url("mqtt://h:99999").is_err());
+    }
+
+    #[test]
+    fn shipped_example_is_valid() {
+        let text = include_str!("../config/posd.toml");
+        if let Err(e) = Config::from_toml(text) {
+            panic!("config/posd.toml: {e}");
+        }
+    }
+}

@@ -1,0 +1,612 @@
+//! The journal: one SQLite database, one writer thread, every money event durable first.
+//!
+//! Every state change of a transaction is written as (the transaction's row, a journal row, an
+//! outbox event with the next `seq`) in one SQLite transaction, on a WAL database with
+//! `synchronous=FULL`, before anything external happens. `seq` is per terminal, strictly
+//! increasing and gap-free because it is taken from `meta.last_seq` inside that transaction.
+//! Outbox rows leave only when the host acknowledges them (`ack {upto_seq}`).
+//!
+//! All access goes through [`Store::call`], which runs a closure on the writer thread; the
+//! async shells never block on SQLite.
+
+use crate::core::money::Currency;
+use crate::core::protocol::Event;
+use crate::core::txn::{Method, Millis, Transaction, TxnKind, TxnState};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the disk is full: the operation was refused and nothing was changed")]
+    DiskFull,
+    #[error("I/O error on the journal: the operation was refused ({0})")]
+    Io(String),
+    #[error("the journal database is corrupt: {0}")]
+    Corrupt(String),
+    #[error("journal error: {0}")]
+    Sqlite(String),
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the journal has a newer schema ({found}) than this posd understands ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("ack for seq {upto} beyond the highest seq {last}: ignored")]
+    AckBeyondLast { upto: u64, last: u64 },
+    #[error("stored row is invalid: {0}")]
+    BadRow(String),
+    #[error("the journal writer has stopped")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(C::DiskFull) => StoreError::DiskFull,
+            Some(C::SystemIoFailure) | Some(C::CannotOpen) | Some(C::ReadOnly) => {
+                StoreError::Io(e.to_string())
+            }
+            Some(C::DatabaseCorrupt) | Some(C::NotADatabase) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Sqlite(e.to_string()),
+        }
+    }
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` = number applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+CREATE TABLE txns (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    method TEXT NOT NULL,
+    channel TEXT,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    code_masked TEXT,
+    host_ref TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    detail TEXT
+) STRICT;
+CREATE INDEX txns_state ON txns(state);
+CREATE INDEX txns_created ON txns(created_at);
+CREATE TABLE journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    txn_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    seq INTEGER NOT NULL UNIQUE
+) STRICT;
+CREATE INDEX journal_txn ON journal(txn_id);
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    payload TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+INSERT INTO meta(key, value) VALUES ('last_seq', '0'), ('acked_seq', '0');
+"#];
+
+/// What an `ack` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckOutcome {
+    pub acked_seq: u64,
+    pub dropped: u64,
+}
+
+/// Outbox depth for `status` and `posctl queue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    pub pending: u64,
+    pub oldest_age_s: u64,
+    pub last_seq: u64,
+    pub acked_seq: u64,
+}
+
+/// The database, owned by the writer thread.
+pub struct Db {
+    conn: Connection,
+    last_seq: u64,
+    acked_seq: u64,
+}
+
+fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
+    let v: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?;
+    match v {
+        None => Ok(0),
+        Some(s) => s
+            .parse()
+            .map_err(|_| StoreError::BadRow(format!("meta {key} = {s:?}"))),
+    }
+}
+
+impl Db {
+    /// Opens (creating) the journal, applies migrations, checks integrity flags.
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        let last_seq = meta_u64(&conn, "last_seq")?;
+        let acked_seq = meta_u64(&conn, "acked_seq")?;
+        Ok(Db {
+            conn,
+            last_seq,
+            acked_seq,
+        })
+    }
+
+    /// Direct access, for tests and diagnostics.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+    pub fn acked_seq(&self) -> u64 {
+        self.acked_seq
+    }
+
+    /// Journals a transaction's new state and its outbox event in one SQLite transaction.
+    /// Returns the event's `seq`. On any error nothing is written.
+    pub fn record(&mut self, txn: &Transaction) -> Result<u64, StoreError> {
+        let seqs = self.record_batch(std::slice::from_ref(txn))?;
+        Ok(seqs[0])
+    }
+
+    /// Several state changes in one SQLite transaction (one fsync), each with its own seq.
+    pub fn record_batch(&mut self, txns: &[Transaction]) -> Result<Vec<u64>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seq = self.last_seq;
+        let mut seqs = Vec::with_capacity(txns.len());
+        for txn in txns {
+            seq += 1;
+            let detail = match &txn.detail {
+                Some(d) => Some(serde_json::to_string(d).map_err(|e| StoreError::BadRow(e.to_string()))?),
+                None => None,
+            };
+            tx.execute(
+                "INSERT INTO txns (id, kind, method, channel, amount, currency, state, reason,
+                     code_masked, host_ref, created_at, updated_at, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                     host_ref = excluded.host_ref, code_masked = excluded.code_masked,
+                     channel = excluded.channel, updated_at = excluded.updated_at,
+                     detail = excluded.detail",
+                params![
+                    txn.id.to_string(),
+                    txn.kind.as_str(),
+                    txn.method.as_str(),
+                    txn.channel,
+                    txn.amount,
+                    txn.currency.code(),
+                    txn.state.as_str(),
+                    txn.reason,
+                    txn.code_masked,
+                    txn.host_ref,
+                    txn.created_at as i64,
+                    txn.updated_at as i64,
+                    detail,
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    txn.id.to_string(),
+                    txn.state.as_str(),
+                    txn.updated_at as i64,
+                    seq as i64
+                ],
+            )?;
+            let event = Event {
+                seq,
+                event_id: Uuid::now_v7().to_string(),
+                txn_id: txn.id.to_string(),
+                kind: txn.event_type().to_string(),
+                state: txn.state.as_str().to_string(),
+                method: txn.method.as_str().to_string(),
+                channel: txn.channel.clone(),
+                amount: txn.amount,
+                currency: txn.currency.code().to_string(),
+                at: txn.updated_at,
+                reason: txn.reason.clone(),
+                host_ref: txn.host_ref.clone(),
+                code_masked: txn.code_masked.clone(),
+                detail: txn.detail.clone(),
+            };
+            let payload =
+                serde_json::to_string(&event).map_err(|e| StoreError::BadRow(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![seq as i64, event.event_id, payload, txn.updated_at as i64],
+            )?;
+            seqs.push(seq);
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
+            [seq.to_string()],
+        )?;
+        tx.commit()?;
+        self.last_seq = seq;
+        Ok(seqs)
+    }
+
+    /// Outbox events with `seq > after`, in order, at most `limit`.
+    pub fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = st.query_map(params![after as i64, limit], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The host has durably stored every event ≤ `upto`: drop them from the outbox.
+    pub fn ack(&mut self, upto: u64) -> Result<AckOutcome, StoreError> {
+        if upto > self.last_seq {
+            return Err(StoreError::AckBeyondLast {
+                upto,
+                last: self.last_seq,
+            });
+        }
+        if upto <= self.acked_seq {
+            return Ok(AckOutcome {
+                acked_seq: self.acked_seq,
+                dropped: 0,
+            });
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dropped = tx.execute("DELETE FROM outbox WHERE seq <= ?1", [upto as i64])? as u64;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'acked_seq'",
+            [upto.to_string()],
+        )?;
+        tx.commit()?;
+        self.acked_seq = upto;
+        Ok(AckOutcome {
+            acked_seq: upto,
+            dropped,
+        })
+    }
+
+    pub fn queue_stats(&self, now: Millis) -> Result<QueueStats, StoreError> {
+        let (pending, oldest): (i64, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let oldest_age_s = oldest
+            .map(|o| now.saturating_sub(o.max(0) as u64) / 1000)
+            .unwrap_or(0);
+        Ok(QueueStats {
+            pending: pending.max(0) as u64,
+            oldest_age_s,
+            last_seq: self.last_seq,
+            acked_seq: self.acked_seq,
+        })
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn txn(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {TXN_COLS} FROM txns WHERE id = ?1"))?;
+        let row = st.query_row([id], row_raw).optional()?;
+        row.map(raw_to_txn).transpose()
+    }
+
+    /// Newest first.
+    pub fn txns(&self, limit: u32) -> Result<Vec<Transaction>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TXN_COLS} FROM txns ORDER BY created_at DESC, id DESC LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit], row_raw)?;
+        rows.map(|r| raw_to_txn(r?)).collect()
+    }
+
+    /// Transactions with a host conversation still open (resolved on start-up).
+    pub fn in_flight(&self) -> Result<Vec<Transaction>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TXN_COLS} FROM txns WHERE state IN ('authorizing', 'pending', 'reversing')
+             ORDER BY created_at"
+        ))?;
+        let rows = st.query_map([], row_raw)?;
+        rows.map(|r| raw_to_txn(r?)).collect()
+    }
+
+    /// The state history of one transaction: (seq, state, at).
+    pub fn history(&self, id: &str) -> Result<Vec<(u64, String, u64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, state, at FROM journal WHERE txn_id = ?1 ORDER BY seq")?;
+        let rows = st.query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+const TXN_COLS: &str = "id, kind, method, channel, amount, currency, state, reason, code_masked, \
+                        host_ref, created_at, updated_at, detail";
+
+type RawTxn = (
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<String>,
+);
+
+fn row_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTxn> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
+}
+
+fn raw_to_txn(r: RawTxn) -> Result<Transaction, StoreError> {
+    let bad = |what: &str, v: &str| StoreError::BadRow(format!("txn {}: {what} {v:?}", r.0));
+    Ok(Transaction {
+        id: Uuid::parse_str(&r.0).map_err(|_| bad("id", &r.0))?,
+        kind: TxnKind::parse(&r.1).ok_or_else(|| bad("kind", &r.1))?,
+        method: Method::parse(&r.2).ok_or_else(|| bad("method", &r.2))?,
+        channel: r.3.clone(),
+        amount: r.4,
+        currency: Currency::from_code(&r.5).map_err(|_| bad("currency", &r.5))?,
+        state: TxnState::parse(&r.6).ok_or_else(|| bad("state", &r.6))?,
+        reason: r.7.clone(),
+        code_masked: r.8.clone(),
+        host_ref: r.9.clone(),
+        created_at: r.10.max(0) as u64,
+        updated_at: r.11.max(0) as u64,
+        detail: match &r.12 {
+            Some(s) => Some(serde_json::from_str(s).map_err(|_| bad("detail", s))?),
+            None => None,
+        },
+    })
+}
+
+type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// A handle to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Opens the journal on a new writer thread; returns once it is open (or failed).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StoreError>>();
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("posd-journal".into())
+            .spawn(move || {
+                let mut db = match Db::open(&path) {
+                    Ok(db) => {
+                        let _ = ready_tx.send(Ok(()));
+                        db
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(job) = rx.recv() {
+                    job(&mut db);
+                }
+            })
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        ready_rx.recv().map_err(|_| StoreError::Closed)??;
+        Ok(Store { tx })
+    }
+
+    /// Runs `f` on the writer thread and returns its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Box::new(move |db: &mut Db| {
+                let _ = tx.send(f(db));
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Blocking variant for non-async callers (tools, tests).
+    pub fn call_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Box::new(move |db: &mut Db| {
+                let _ = tx.send(f(db));
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::txn::{Transaction, TxnKind};
+
+    fn txn(now: Millis, state: TxnState) -> Transaction {
+        let mut t = Transaction::new(
+            TxnKind::Sale,
+            Method::PaymentCode,
+            1250,
+            Currency::from_code("CNY").unwrap(),
+            state,
+            now,
+            [now as u8; 10],
+        );
+        t.channel = Some("wechat".into());
+        t
+    }
+
+    #[test]
+    fn seq_is_gap_free_and_outbox_drains_on_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let mut t = txn(1000, TxnState::Authorizing);
+        assert_eq!(db.record(&t).unwrap(), 1);
+        t.state = TxnState::Approved;
+        t.updated_at = 2000;
+        assert_eq!(db.record(&t).unwrap(), 2);
+        let seqs = db
+            .record_batch(&[txn(3000, TxnState::Authorizing), txn(3001, TxnState::Authorizing)])
+            .unwrap();
+        assert_eq!(seqs, [3, 4]);
+        let out = db.outbox_after(0, 10).unwrap();
+        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let ev: Event = serde_json::from_str(&out[1].1).unwrap();
+        assert_eq!(ev.state, "approved");
+        assert_eq!(ev.seq, 2);
+        assert_eq!(db.history(&t.id.to_string()).unwrap().len(), 2);
+        assert_eq!(db.txn(&t.id.to_string()).unwrap().unwrap().state, TxnState::Approved);
+
+        assert!(matches!(db.ack(5), Err(StoreError::AckBeyondLast { .. })));
+        assert_eq!(db.outbox_after(0, 10).unwrap().len(), 4);
+        assert_eq!(db.ack(2).unwrap().dropped, 2);
+        assert_eq!(db.ack(1).unwrap().dropped, 0);
+        assert_eq!(db.outbox_after(0, 10).unwrap()[0].0, 3);
+        let q = db.queue_stats(5000).unwrap();
+        assert_eq!((q.pending, q.oldest_age_s, q.last_seq, q.acked_seq), (2, 2, 4, 2));
+        drop(db);
+        // Reopen: counters survive.
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        assert_eq!((db.last_seq(), db.acked_seq()), (4, 2));
+        assert_eq!(db.record(&txn(6000, TxnState::Authorizing)).unwrap(), 5);
+        assert_eq!(db.integrity_check().unwrap(), "ok");
+        assert_eq!(db.in_flight().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn disk_full_refuses_and_keeps_what_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let first = txn(1, TxnState::Authorizing);
+        db.record(&first).unwrap();
+        let pages: i64 = db
+            .conn()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        db.conn()
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        // Big enough that it cannot fit in the pages left.
+        let mut big = txn(2, TxnState::Authorizing);
+        big.detail = Some(serde_json::json!({ "pad": "x".repeat(64 * 1024) }));
+        let err = db.record(&big).unwrap_err();
+        assert!(matches!(err, StoreError::DiskFull), "{err:?}");
+        assert_eq!(db.last_seq(), 1);
+        assert!(db.txn(&big.id.to_string()).unwrap().is_none());
+        assert!(db.txn(&first.id.to_string()).unwrap().is_some());
+        db.conn()
+            .pragma_update(None, "max_page_count", 1_000_000)
+            .unwrap();
+        assert_eq!(db.record(&big).unwrap(), 2);
+    }
+
+    #[test]
+    fn writer_thread_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sub/j.sqlite")).unwrap();
+        let t = txn(5, TxnState::Authorizing);
+        let seq = store.call_blocking(move |db| db.record(&t)).unwrap();
+        assert_eq!(seq, 1);
+    }
+}
