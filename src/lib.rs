@@ -6,3 +6,11 @@
 pub mod core;
 pub mod config;
 pub mod store;
+pub mod link;
+pub mod engine;
+pub mod control;
+pub mod host;
+pub mod logging;
+pub mod systemd;
+pub mod daemon;
+pub mod demo;

@@ -1,2 +1,87 @@
-//! The daemon binary.
-fn main() {}
+//! The posd daemon binary: `posd [--config FILE]`, `posd check-config FILE`, `posd demo`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use posd::config::{Config, ConfigError};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "posd", about = "Payment daemon for Linux micro-POS boxes", version = version())]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "/etc/posd/posd.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon (the default).
+    Run,
+    /// Check a configuration file: print every problem with its key path.
+    CheckConfig { file: PathBuf },
+    /// Run the daemon on embedded defaults with an in-process broker and sandbox host,
+    /// make a few sales and show them synced.
+    Demo(posd::demo::DemoArgs),
+}
+
+fn version() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("POSD_GIT_COMMIT"), ")")
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd.unwrap_or(Cmd::Run) {
+        Cmd::CheckConfig { file } => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(ConfigError::Invalid(problems)) => {
+                for p in &problems {
+                    eprintln!("{}: {p}", file.display());
+                }
+                eprintln!("{}: {} problem(s)", file.display(), problems.len());
+                std::process::ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Cmd::Run => match run(cli.config) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("posd: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Cmd::Demo(args) => match posd::demo::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("posd demo: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run(path: PathBuf) -> anyhow::Result<()> {
+    let cfg = Config::load(&path).with_context(|| {
+        format!(
+            "posd will not start without a valid configuration ({}); see `posd check-config`",
+            path.display()
+        )
+    })?;
+    posd::logging::init(&cfg.logging.level);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let stop = posd::daemon::stop_signal()?;
+        posd::daemon::run(cfg, posd::daemon::default_router(), stop).await?;
+        Ok(())
+    })
+}

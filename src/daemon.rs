@@ -1,0 +1,300 @@
+//! The daemon: wires the journal, the MQTT link, the sale engine, the control socket, the
+//! console and systemd together, and shuts them down gracefully on SIGTERM.
+
+use crate::config::Config;
+use crate::control::{self, ControlCtx, StatusProvider};
+use crate::engine::{self, CodeRoute, EngineMsg, EngineParams, Router, UiEvent};
+use crate::link::{self, now_ms, Inbound, LinkParams, StatusFn};
+use crate::store::{QueueStats, Store, StoreError};
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("POSD_GIT_COMMIT");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("journal: {0}")]
+    Store(#[from] StoreError),
+    #[error("MQTT link: {0}")]
+    Link(#[from] link::LinkError),
+    #[error("control socket: {0}")]
+    Control(#[from] control::ControlError),
+    #[error("signal handling: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Routes scanned text to a payment method (the classifier lives in `codes`).
+pub fn default_router() -> Router {
+    Arc::new(|text: &str| {
+        let t = text.trim();
+        let digits = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let n = t.len();
+        let p2 = t.get(..2).and_then(|p| p.parse::<u8>().ok()).unwrap_or(0);
+        if digits && n == 18 && (10..=15).contains(&p2) {
+            CodeRoute::Online {
+                channel: "wechat".into(),
+            }
+        } else if digits && n == 19 && p2 == 62 {
+            CodeRoute::Online {
+                channel: "unionpay".into(),
+            }
+        } else if digits && (16..=24).contains(&n) && (25..=30).contains(&p2) {
+            CodeRoute::Online {
+                channel: "alipay".into(),
+            }
+        } else {
+            CodeRoute::Refuse("not a payment code".into())
+        }
+    })
+}
+
+/// Runs posd until `stop` resolves (SIGTERM/SIGINT in the binary).
+pub async fn run(
+    cfg: Config,
+    router: Router,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let store = Store::open(&cfg.db_path())?;
+    let session = uuid::Uuid::now_v7().to_string();
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
+    let (engine_tx, engine_rx) = mpsc::channel::<EngineMsg>(256);
+    let (ui_tx, _) = broadcast::channel::<UiEvent>(64);
+
+    let terminal = cfg.terminal.id.clone();
+    let devices = json!({ "console": if cfg.devices.console { "ok" } else { "disabled" } });
+    let status_fn: StatusFn = {
+        let terminal = terminal.clone();
+        let session = session.clone();
+        let devices = devices.clone();
+        Arc::new(move |online: bool, q: QueueStats| {
+            json!({
+                "terminal": terminal,
+                "online": online,
+                "session": session,
+                "version": VERSION,
+                "config_version": serde_json::Value::Null,
+                "queue": {"pending": q.pending, "oldest_age_s": q.oldest_age_s},
+                "devices": devices,
+                "at": now_ms(),
+            })
+        })
+    };
+    let link = link::start(
+        LinkParams {
+            terminal: terminal.clone(),
+            session: session.clone(),
+            broker: cfg.broker.clone(),
+            store: store.clone(),
+            inbound: inbound_tx,
+            status: status_fn.clone(),
+        },
+        shutdown.clone(),
+    )?;
+
+    let engine_beat: engine::Heartbeat = Arc::new(AtomicU64::new(now_ms()));
+    let engine_task = tokio::spawn(engine::run(
+        EngineParams {
+            store: store.clone(),
+            link: link.clone(),
+            policy: cfg.online.policy(),
+            currency: cfg.terminal.currency,
+            max_amount: cfg.limits.max_sale_amount,
+            router,
+            ui: ui_tx.clone(),
+        },
+        engine_rx,
+        engine_beat.clone(),
+        shutdown.clone(),
+    ));
+
+    // Host → terminal messages.
+    {
+        let engine_tx = engine_tx.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = inbound_rx.recv().await {
+                match msg {
+                    Inbound::Resp(r) => {
+                        if engine_tx.send(EngineMsg::Resp(r)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Inbound::Notify(_) => log::info!("notify received: no merchant-presented sale waits for it"),
+                    Inbound::CfgDesired(_) => log::warn!("config push received: remote configuration is not enabled in this build"),
+                    Inbound::Cmd(_) => log::warn!("fleet command received: commands are not enabled in this build"),
+                }
+            }
+        });
+    }
+
+    let status_provider: StatusProvider = {
+        let store = store.clone();
+        let link = link.clone();
+        let status_fn = status_fn.clone();
+        Arc::new(move || {
+            let store = store.clone();
+            let link = link.clone();
+            let status_fn = status_fn.clone();
+            Box::pin(async move {
+                let now = now_ms();
+                let q = store.call(move |db| db.queue_stats(now)).await;
+                let q = q.unwrap_or(QueueStats {
+                    pending: 0,
+                    oldest_age_s: 0,
+                    last_seq: 0,
+                    acked_seq: 0,
+                });
+                let mut v = status_fn(link.is_connected(), q);
+                v["queue"]["last_seq"] = json!(q.last_seq);
+                v["queue"]["acked_seq"] = json!(q.acked_seq);
+                v["commit"] = json!(GIT_COMMIT);
+                v
+            })
+        })
+    };
+    let listener = control::bind(&cfg.control.socket)?;
+    tokio::spawn(control::serve(
+        listener,
+        ControlCtx {
+            store: store.clone(),
+            engine: engine_tx.clone(),
+            currency: cfg.terminal.currency,
+            status: status_provider,
+        },
+        shutdown.clone(),
+    ));
+
+    if cfg.devices.console {
+        spawn_console(ui_tx.subscribe(), engine_tx.clone(), shutdown.clone());
+    }
+
+    crate::systemd::ready();
+    log::info!(
+        "posd {VERSION} ({GIT_COMMIT}) ready: terminal {terminal}, journal {}, control {}",
+        cfg.db_path().display(),
+        cfg.control.socket.display()
+    );
+
+    let watchdog = tokio::spawn(watchdog_loop(
+        store.clone(),
+        link.clone(),
+        engine_beat,
+        shutdown.clone(),
+    ));
+
+    stop.await;
+    log::info!("stopping");
+    crate::systemd::stopping();
+    let _ = shutdown_tx.send(true);
+    // Let the engine finish the write it is doing; the journal thread drains its queue.
+    let _ = tokio::time::timeout(Duration::from_secs(5), engine_task).await;
+    watchdog.abort();
+    let q = store.call(|db| db.queue_stats(now_ms())).await.ok();
+    let mut goodbye = json!({"terminal": terminal, "online": false, "session": session});
+    if let Some(q) = q {
+        goodbye["queue"] = json!({"pending": q.pending, "oldest_age_s": q.oldest_age_s});
+    }
+    link.goodbye(goodbye).await;
+    // A final round trip proves every queued journal write has been made.
+    let _ = store.call(|_| Ok(())).await;
+    let _ = std::fs::remove_file(&cfg.control.socket);
+    Ok(())
+}
+
+async fn watchdog_loop(
+    store: Store,
+    link: link::Link,
+    engine_beat: engine::Heartbeat,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(period) = crate::systemd::watchdog_interval() else {
+        return;
+    };
+    let every = period / 2;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let store_ok = tokio::time::timeout(every, store.call(|_| Ok(()))).await;
+        let now = now_ms();
+        let store_beat = if matches!(store_ok, Ok(Ok(()))) { now } else { 0 };
+        let beats = [
+            ("engine", engine_beat.load(Ordering::Relaxed)),
+            ("mqtt", link.shared.heartbeat_ms.load(Ordering::Relaxed)),
+            ("journal", store_beat),
+        ];
+        match crate::systemd::all_fresh(now, &beats, period) {
+            Ok(()) => crate::systemd::watchdog(),
+            Err(e) => log::error!("watchdog withheld: {e}"),
+        }
+    }
+}
+
+/// The console device: results and prompts on stdout, codes typed (or wedged) on stdin.
+fn spawn_console(
+    mut ui: broadcast::Receiver<UiEvent>,
+    engine: mpsc::Sender<EngineMsg>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                _ = shutdown.changed() => return,
+                ev = ui.recv() => ev,
+            };
+            match ev {
+                Ok(ev) => println!("{}", console_line(&ev)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+    });
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let text = line.trim().to_string();
+            if text.is_empty() {
+                continue;
+            }
+            let msg = EngineMsg::Code {
+                text,
+                source: "console".into(),
+            };
+            if engine.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// One console line per UI event.
+pub fn console_line(ev: &UiEvent) -> String {
+    match ev {
+        UiEvent::AwaitingCode { amount } => format!("[till] {amount} — scan the customer's code"),
+        UiEvent::Processing { txn_id, what } => format!("[till] {txn_id}: {what}…"),
+        UiEvent::CustomerConfirming { txn_id } => {
+            format!("[till] {txn_id}: customer is confirming on the phone…")
+        }
+        UiEvent::Result { txn_id, text, .. } => format!("[till] {txn_id}: {text}"),
+        UiEvent::Notice { text } => format!("[till] {text}"),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub fn stop_signal() -> Result<impl std::future::Future<Output = ()>, DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}

@@ -1,0 +1,447 @@
+//! The sale engine: the tokio shell around the core's transaction state machines.
+//!
+//! It owns every sale in flight, feeds them host responses, cashier cancels and clock ticks,
+//! and carries out their actions in order — `Persist` through the journal (durable before the
+//! next action), `Send` through the MQTT link. Sales arrive from the control socket, the
+//! keypad or the console; codes arrive from any scanner. One sale is undecided at a time, as at
+//! a real till; reversals of earlier sales continue in the background.
+
+use crate::core::money::Currency;
+use crate::core::protocol::Response;
+use crate::core::txn::{
+    Action, Input, Method, OnlinePolicy, OnlineSale, SaleOutcome, Transaction, TxnKind, TxnState,
+};
+use crate::link::{now_ms, Link};
+use crate::store::{Store, StoreError};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use uuid::Uuid;
+
+/// Why a sale could not be started or completed.
+#[derive(Debug, thiserror::Error)]
+pub enum SaleError {
+    #[error("a sale is already in progress")]
+    Busy,
+    #[error("no sale in progress")]
+    NoSale,
+    #[error("amount {amount} is above the limit {limit}")]
+    OverLimit { amount: String, limit: String },
+    #[error("currency {0} is not this terminal's currency")]
+    Currency(String),
+    #[error("{0}")]
+    Code(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("the journal refused the sale: {0}")]
+    Store(#[from] StoreError),
+    #[error("the daemon is stopping")]
+    Stopping,
+}
+
+impl SaleError {
+    /// A stable machine-readable code for callers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SaleError::Busy => "busy",
+            SaleError::NoSale => "no_sale",
+            SaleError::OverLimit { .. } => "over_limit",
+            SaleError::Currency(_) => "currency",
+            SaleError::Code(_) => "bad_code",
+            SaleError::Refused(_) => "refused",
+            SaleError::Store(_) => "journal",
+            SaleError::Stopping => "stopping",
+        }
+    }
+}
+
+/// The final answer to a sale request.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaleReply {
+    pub txn_id: String,
+    pub state: TxnState,
+    #[serde(flatten)]
+    pub outcome: SaleOutcome,
+    pub amount: i64,
+    pub currency: String,
+    pub method: Method,
+    pub channel: Option<String>,
+    pub code_masked: Option<String>,
+}
+
+/// What the cashier and customer should see (console, customer display).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "ui", rename_all = "snake_case")]
+pub enum UiEvent {
+    AwaitingCode { amount: String },
+    Processing { txn_id: String, what: String },
+    CustomerConfirming { txn_id: String },
+    Result { txn_id: String, text: String, approved: bool },
+    Notice { text: String },
+}
+
+pub enum EngineMsg {
+    Sale {
+        amount: i64,
+        currency: Currency,
+        code: Option<String>,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    },
+    /// A code from a scanner, the camera, the keypad or the console.
+    Code { text: String, source: String },
+    Cancel {
+        reply: oneshot::Sender<Result<String, SaleError>>,
+    },
+    Resp(Response),
+}
+
+/// How a scanned code is paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRoute {
+    Online { channel: String },
+    Refuse(String),
+}
+
+/// Routes scanned text to a payment method.
+pub type Router = std::sync::Arc<dyn Fn(&str) -> CodeRoute + Send + Sync>;
+
+pub struct EngineParams {
+    pub store: Store,
+    pub link: Link,
+    pub policy: OnlinePolicy,
+    pub currency: Currency,
+    pub max_amount: i64,
+    pub router: Router,
+    pub ui: broadcast::Sender<UiEvent>,
+}
+
+struct AwaitingCode {
+    amount: i64,
+    currency: Currency,
+    reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+}
+
+struct Engine {
+    p: EngineParams,
+    machines: HashMap<Uuid, OnlineSale>,
+    waiters: HashMap<Uuid, oneshot::Sender<Result<SaleReply, SaleError>>>,
+    awaiting: Option<AwaitingCode>,
+    /// The sale whose outcome is not yet decided.
+    current: Option<Uuid>,
+}
+
+/// Unix ms of the engine loop's last turn (watchdog).
+pub type Heartbeat = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+/// Resumes every transaction left in flight, then serves messages until shutdown.
+pub async fn run(
+    p: EngineParams,
+    mut rx: mpsc::Receiver<EngineMsg>,
+    heartbeat: Heartbeat,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let mut e = Engine {
+        p,
+        machines: HashMap::new(),
+        waiters: HashMap::new(),
+        awaiting: None,
+        current: None,
+    };
+    let now = now_ms();
+    let in_flight = e.p.store.call(|db| db.in_flight()).await?;
+    for txn in in_flight {
+        if txn.method != Method::PaymentCode {
+            continue;
+        }
+        log::warn!(txn_id = txn.id.to_string(); "resolving a transaction left {} by the last run", txn.state.as_str());
+        let m = OnlineSale::recover(txn, e.p.policy, now);
+        e.machines.insert(m.txn().id, m);
+    }
+    loop {
+        heartbeat.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        let wake = e.machines.values().filter_map(|m| m.next_wake()).min();
+        let sleep_ms = wake
+            .map(|w| w.saturating_sub(now_ms()))
+            .unwrap_or(1000)
+            .min(1000);
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            msg = rx.recv() => match msg {
+                Some(m) => e.on_msg(m).await,
+                None => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
+        }
+        e.tick().await;
+    }
+    if let Some(a) = e.awaiting.take() {
+        let _ = a.reply.send(Err(SaleError::Stopping));
+    }
+    for (_, w) in e.waiters.drain() {
+        let _ = w.send(Err(SaleError::Stopping));
+    }
+    Ok(())
+}
+
+impl Engine {
+    fn ui(&self, ev: UiEvent) {
+        let _ = self.p.ui.send(ev);
+    }
+
+    async fn on_msg(&mut self, msg: EngineMsg) {
+        match msg {
+            EngineMsg::Sale {
+                amount,
+                currency,
+                code,
+                reply,
+            } => {
+                if self.current.is_some() || self.awaiting.is_some() {
+                    let _ = reply.send(Err(SaleError::Busy));
+                    return;
+                }
+                if currency != self.p.currency {
+                    let _ = reply.send(Err(SaleError::Currency(currency.code().into())));
+                    return;
+                }
+                if amount > self.p.max_amount {
+                    let _ = reply.send(Err(SaleError::OverLimit {
+                        amount: currency.format(amount),
+                        limit: currency.format(self.p.max_amount),
+                    }));
+                    return;
+                }
+                match code {
+                    Some(code) => self.start_with_code(amount, currency, &code, reply).await,
+                    None => {
+                        self.ui(UiEvent::AwaitingCode {
+                            amount: format!("{} {}", currency.format(amount), currency),
+                        });
+                        self.awaiting = Some(AwaitingCode {
+                            amount,
+                            currency,
+                            reply,
+                        });
+                    }
+                }
+            }
+            EngineMsg::Code { text, source } => {
+                let Some(a) = self.awaiting.take() else {
+                    log::info!("code from {source} ignored: no sale waits for one");
+                    self.ui(UiEvent::Notice {
+                        text: "No sale in progress".into(),
+                    });
+                    return;
+                };
+                self.start_with_code(a.amount, a.currency, &text, a.reply)
+                    .await;
+            }
+            EngineMsg::Cancel { reply } => {
+                if let Some(a) = self.awaiting.take() {
+                    let _ = a.reply.send(Err(SaleError::Refused("cancelled by the cashier".into())));
+                    let _ = reply.send(Ok("cancelled before a code was scanned".into()));
+                    return;
+                }
+                let Some(id) = self.current else {
+                    let _ = reply.send(Err(SaleError::NoSale));
+                    return;
+                };
+                let now = now_ms();
+                let actions = match self.machines.get_mut(&id) {
+                    Some(m) => m.handle(
+                        Input::Cancel {
+                            reason: "cancelled by the cashier".into(),
+                        },
+                        now,
+                    ),
+                    None => {
+                        let _ = reply.send(Err(SaleError::NoSale));
+                        return;
+                    }
+                };
+                match actions {
+                    Ok(a) => {
+                        self.execute(id, a).await;
+                        let _ = reply.send(Ok(format!("sale {id} cancelled; reversal under way")));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(SaleError::Refused(e.to_string())));
+                    }
+                }
+            }
+            EngineMsg::Resp(resp) => {
+                let Ok(id) = Uuid::parse_str(&resp.txn_id) else {
+                    log::warn!("resp for a malformed txn id {:?}: ignored", resp.txn_id);
+                    return;
+                };
+                let now = now_ms();
+                let Some(m) = self.machines.get_mut(&id) else {
+                    log::warn!(txn_id = resp.txn_id.as_str(); "resp {} for no transaction in flight: ignored", resp.req_id);
+                    return;
+                };
+                match m.handle(Input::Resp(resp), now) {
+                    Ok(a) => self.execute(id, a).await,
+                    Err(e) => log::warn!(txn_id = id.to_string(); "resp ignored: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn start_with_code(
+        &mut self,
+        amount: i64,
+        currency: Currency,
+        code: &str,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    ) {
+        let code = code.trim_end_matches(['\r', '\n']);
+        let channel = match (self.p.router)(code) {
+            CodeRoute::Online { channel } => channel,
+            CodeRoute::Refuse(reason) => {
+                self.ui(UiEvent::Notice {
+                    text: reason.clone(),
+                });
+                let _ = reply.send(Err(SaleError::Code(reason)));
+                return;
+            }
+        };
+        let now = now_ms();
+        let mut txn = Transaction::new(
+            TxnKind::Sale,
+            Method::PaymentCode,
+            amount,
+            currency,
+            TxnState::Authorizing,
+            now,
+            rand10(),
+        );
+        txn.channel = Some(channel);
+        let (m, actions) = OnlineSale::start(txn, code, self.p.policy, now);
+        let id = m.txn().id;
+        // The intent must be durable before anything else happens.
+        let first = actions.first().cloned();
+        if let Some(Action::Persist(t)) = first {
+            if let Err(e) = self.p.store.call(move |db| db.record(&t)).await {
+                log::error!("sale refused, journal error: {e}");
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+            self.p.link.kick();
+        }
+        self.machines.insert(id, m);
+        self.waiters.insert(id, reply);
+        self.current = Some(id);
+        self.ui(UiEvent::Processing {
+            txn_id: id.to_string(),
+            what: "asking the payment platform".into(),
+        });
+        self.execute(id, actions.into_iter().skip(1).collect()).await;
+    }
+
+    async fn tick(&mut self) {
+        let now = now_ms();
+        let due: Vec<Uuid> = self
+            .machines
+            .iter()
+            .filter(|(_, m)| m.next_wake().is_some_and(|w| w <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let r = match self.machines.get_mut(&id) {
+                Some(m) => m.handle(Input::Tick, now),
+                None => continue,
+            };
+            if let Ok(a) = r {
+                self.execute(id, a).await;
+            }
+        }
+    }
+
+    async fn execute(&mut self, id: Uuid, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Persist(t) => {
+                    let state = t.state;
+                    let snapshot = t.clone();
+                    match self.p.store.call(move |db| db.record(&snapshot)).await {
+                        Ok(seq) => {
+                            log::info!(txn_id = id.to_string(), seq = seq; "sale {}", state.as_str());
+                            self.p.link.kick();
+                            if state == TxnState::Pending {
+                                self.ui(UiEvent::CustomerConfirming {
+                                    txn_id: id.to_string(),
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            // Stop here: nothing external may follow an intent that is not durable.
+                            // Resume from the last durable state, which queries and decides again.
+                            log::error!(txn_id = id.to_string(); "journal refused state {}: {e}", state.as_str());
+                            let durable = {
+                                let key = id.to_string();
+                                self.p.store.call(move |db| db.txn(&key)).await
+                            };
+                            if let Ok(Some(d)) = durable {
+                                let m = OnlineSale::recover(d, self.p.policy, now_ms() + 1000);
+                                self.machines.insert(id, m);
+                            }
+                            return;
+                        }
+                    }
+                }
+                Action::Send(req) => {
+                    if let Err(e) = self.p.link.send_request(&req) {
+                        log::warn!(txn_id = id.to_string(); "{} not sent: {e}", req.op.as_str());
+                    }
+                }
+                Action::Outcome(outcome) => {
+                    if self.current == Some(id) {
+                        self.current = None;
+                    }
+                    let Some(m) = self.machines.get(&id) else {
+                        continue;
+                    };
+                    let t = m.txn();
+                    let (text, approved) = match &outcome {
+                        SaleOutcome::Approved { .. } => ("APPROVED".to_string(), true),
+                        SaleOutcome::Declined { reason } => (format!("DECLINED: {reason}"), false),
+                        SaleOutcome::Cancelled { reason } => {
+                            (format!("NOT PAID: {reason}"), false)
+                        }
+                    };
+                    self.ui(UiEvent::Result {
+                        txn_id: id.to_string(),
+                        text,
+                        approved,
+                    });
+                    let reply = SaleReply {
+                        txn_id: id.to_string(),
+                        state: t.state,
+                        outcome,
+                        amount: t.amount,
+                        currency: t.currency.code().to_string(),
+                        method: t.method,
+                        channel: t.channel.clone(),
+                        code_masked: t.code_masked.clone(),
+                    };
+                    if let Some(w) = self.waiters.remove(&id) {
+                        let _ = w.send(Ok(reply));
+                    }
+                }
+                Action::Finished => {
+                    self.machines.remove(&id);
+                    self.waiters.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+fn rand10() -> [u8; 10] {
+    let mut b = [0u8; 10];
+    for x in &mut b {
+        *x = fastrand::u8(..);
+    }
+    b
+}
