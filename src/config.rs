@@ -91,6 +91,8 @@ pub struct BrokerConfig {
     pub backoff_max_ms: u64,
     /// How often the retained status is refreshed.
     pub status_interval_s: u64,
+    /// Publish unacknowledged events again when the host has acknowledged nothing this long.
+    pub ack_timeout_s: u64,
     pub tls: Option<TlsConfig>,
 }
 
@@ -104,6 +106,7 @@ impl Default for BrokerConfig {
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
             status_interval_s: 60,
+            ack_timeout_s: 10,
             tls: None,
         }
     }
@@ -391,6 +394,9 @@ impl Config {
                 "broker.backoff_max_ms",
                 "need 0 < backoff_initial_ms <= backoff_max_ms".into(),
             );
+        }
+        if self.broker.ack_timeout_s == 0 {
+            bad("broker.ack_timeout_s", "must be at least 1".into());
         }
         if self.broker.status_interval_s == 0 {
             bad("broker.status_interval_s", "must be at least 1".into());

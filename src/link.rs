@@ -233,6 +233,7 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
         link.clone(),
         p.store.clone(),
         window as u64,
+        Duration::from_secs(p.broker.ack_timeout_s.max(1)),
         gen_rx.clone(),
         shutdown.clone(),
     ));
@@ -363,6 +364,7 @@ async fn drain_loop(
     link: Link,
     store: Store,
     window: u64,
+    ack_timeout: Duration,
     mut gen: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -371,6 +373,8 @@ async fn drain_loop(
     link.shared.acked_seq.fetch_max(acked, Ordering::AcqRel);
     let mut seen_gen = *gen.borrow();
     let mut sent = acked;
+    let mut last_acked = acked;
+    let mut progress_at = tokio::time::Instant::now();
     let topic = link.topics.events();
     loop {
         if *shutdown.borrow() {
@@ -383,6 +387,16 @@ async fn drain_loop(
             sent = link.shared.acked_seq.load(Ordering::Acquire);
         }
         let acked = link.shared.acked_seq.load(Ordering::Acquire);
+        if acked != last_acked {
+            last_acked = acked;
+            progress_at = tokio::time::Instant::now();
+        } else if sent > acked && progress_at.elapsed() >= ack_timeout {
+            // Published but never acknowledged (no host was subscribed, or an ack was lost):
+            // publish again from the last ack. The host keys events by event_id.
+            log::info!("no ack for {} event(s) in {:?}: resending", sent - acked, ack_timeout);
+            sent = acked;
+            progress_at = tokio::time::Instant::now();
+        }
         sent = sent.max(acked);
         link.shared.sent_seq.store(sent, Ordering::Relaxed);
         let room = window.saturating_sub(sent - acked);
@@ -399,8 +413,8 @@ async fn drain_loop(
                 _ = shutdown.changed() => return,
                 _ = gen.changed() => {}
                 _ = link.drain.notified() => {}
-                // A safety net: re-check now and then even without a wake-up.
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                // Re-check now and then even without a wake-up (the ack timeout).
+                _ = tokio::time::sleep(ack_timeout.min(Duration::from_secs(5))) => {}
             }
             continue;
         }
@@ -415,6 +429,9 @@ async fn drain_loop(
             if let Err(e) = r {
                 log::warn!("cannot queue event {seq}: {e}");
                 break;
+            }
+            if sent == acked {
+                progress_at = tokio::time::Instant::now();
             }
             sent = seq;
         }

@@ -1,0 +1,302 @@
+//! Real components for integration tests: a mosquitto per test on a free loopback port, the
+//! posd daemon binary, the sandbox host binary, and a control-socket client.
+#![allow(dead_code)]
+
+use posd::control::{ControlClient, ControlRequest};
+use serde_json::Value;
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    // Never 1883: the machine's own broker may be there.
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let p = l.local_addr().expect("addr").port();
+        if p != 1883 {
+            return p;
+        }
+    }
+}
+
+pub fn wait_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// A mosquitto broker of the test's own.
+pub struct Mosquitto {
+    pub port: u16,
+    conf: PathBuf,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).ok();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        let mut f = std::fs::File::create(&conf).expect("conf");
+        writeln!(
+            f,
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
+        )
+        .expect("write conf");
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).ok();
+        let mut m = Mosquitto {
+            port,
+            conf,
+            child: None,
+            _dir: dir,
+        };
+        m.restart();
+        m
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (apt-get install mosquitto)");
+        self.child = Some(child);
+        assert!(
+            wait_port(self.port, Duration::from_secs(10)),
+            "mosquitto did not listen on {}",
+            self.port
+        );
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The sandbox host as its own process (`posctl sandbox-host`).
+pub struct Host {
+    pub db: PathBuf,
+    broker: String,
+    late_ms: u64,
+    child: Option<Child>,
+    pub instance: String,
+}
+
+impl Host {
+    pub fn start(broker: &str, db: &Path) -> Host {
+        Host::start_named(broker, db, "host-1", 60_000)
+    }
+
+    pub fn start_named(broker: &str, db: &Path, instance: &str, late_ms: u64) -> Host {
+        let mut h = Host {
+            db: db.to_path_buf(),
+            broker: broker.to_string(),
+            late_ms,
+            child: None,
+            instance: instance.to_string(),
+        };
+        h.restart();
+        h
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new(env!("CARGO_BIN_EXE_posctl"))
+            .args(["sandbox-host", "--broker", &self.broker, "--db"])
+            .arg(&self.db)
+            .args(["--client-id", &self.instance, "--late-ms", &self.late_ms.to_string()])
+            .args(["--log-level", "warn"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn sandbox host");
+        self.child = Some(child);
+        // Let it connect and subscribe.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn audit(&self) -> posd::host::Audit {
+        let conn = posd::host::open_db(&self.db).expect("host db");
+        posd::host::audit(&conn).expect("audit")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The posd daemon as its own process.
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Writes a config (terminal `id`, broker, state in `dir`) plus `extra` TOML sections.
+    pub fn start(dir: &Path, id: &str, broker: &str, extra: &str) -> Daemon {
+        std::fs::create_dir_all(dir).expect("dir");
+        let socket = dir.join("control.sock");
+        let config = dir.join("posd.toml");
+        let text = format!(
+            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n\n[broker]\nurl = \"{broker}\"\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\nack_timeout_s = 2\n\n[control]\nsocket = \"{}\"\n\n{extra}\n",
+            dir.join("state").display(),
+            socket.display()
+        );
+        std::fs::write(&config, text).expect("write config");
+        let mut d = Daemon {
+            dir: dir.to_path_buf(),
+            config,
+            socket,
+            child: None,
+        };
+        d.restart();
+        d
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        let child = Command::new(env!("CARGO_BIN_EXE_posd"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("NOTIFY_SOCKET", "")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn posd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(Instant::now() < deadline, "posd did not open its control socket");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Power cut: SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Graceful stop with SIGTERM; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        unsafe_sigterm(c.id());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                return c.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("state").join("posd.sqlite")
+    }
+
+    pub async fn client(&self) -> ControlClient {
+        ControlClient::connect(&self.socket).await.expect("control socket")
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Waits until `f` returns Some, polling; panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn status(c: &mut ControlClient) -> Value {
+    c.call(&ControlRequest::Status).await.expect("status")
+}
+
+pub async fn wait_online(d: &Daemon) {
+    eventually(Duration::from_secs(20), "posd online", || async {
+        let mut c = d.client().await;
+        let s = status(&mut c).await;
+        (s["online"] == Value::Bool(true)).then_some(())
+    })
+    .await
+}
+
+/// Waits until every event was acknowledged by the host.
+pub async fn wait_drained(d: &Daemon, timeout: Duration) -> Value {
+    eventually(timeout, "outbox drained", || async {
+        let mut c = d.client().await;
+        let q = c.call(&ControlRequest::Queue).await.ok()?;
+        (q["pending"].as_u64() == Some(0)).then_some(q)
+    })
+    .await
+}
+
+pub async fn sale(d: &Daemon, amount: &str, code: &str) -> Result<Value, posd::control::ControlError> {
+    let mut c = d.client().await;
+    c.call(&ControlRequest::Sale {
+        amount: amount.into(),
+        currency: None,
+        code: Some(code.into()),
+    })
+    .await
+}
