@@ -318,15 +318,24 @@ fn rxing_frame(frame: &LumaFrame) -> Vec<Payload> {
 
 /// rxing hands back text it has already decoded (ECI, else a UTF-8 / Shift_JIS / ISO-8859-1 guess).
 /// When that guess was ISO-8859-1 for bytes that are not UTF-8, the content is binary as far as a
-/// POS is concerned: return the raw byte segments instead of a Latin-1 reading of them.
+/// POS is concerned: return the raw content bytes instead of a Latin-1 reading of them. The raw
+/// content is `getRawBytes()` for the zxing-cpp port and the byte segments for the classic reader
+/// (whose `getRawBytes()` are codewords, which never equal the text's bytes).
 fn rxing_payload(result: &RXingResult) -> Payload {
     let text = result.getText();
-    if let Some(RXingResultMetadataValue::ByteSegments(segments)) = result
+    let segments = match result
         .getRXingResultMetadata()
         .get(&RXingResultMetadataType::BYTE_SEGMENTS)
     {
-        let raw = segments.concat();
-        if std::str::from_utf8(&raw).is_err() && latin1(text).as_deref() == Some(raw.as_slice()) {
+        Some(RXingResultMetadataValue::ByteSegments(segments)) => Some(segments.concat()),
+        _ => None,
+    };
+    let latin1 = latin1(text);
+    for raw in [Some(result.getRawBytes().to_vec()), segments]
+        .into_iter()
+        .flatten()
+    {
+        if std::str::from_utf8(&raw).is_err() && latin1.as_deref() == Some(raw.as_slice()) {
             return Payload { bytes: raw };
         }
     }

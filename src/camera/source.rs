@@ -175,13 +175,14 @@ impl V4lSource {
     }
 
     /// Resolves `device` ("2", "/dev/video2", or a symlink like /dev/v4l/by-id/...) to the
-    /// V4L2 index nokhwa wants.
+    /// V4L2 index nokhwa wants. A bare index is passed on unchecked (nokhwa then reports a
+    /// missing device itself); a path must exist.
     pub fn resolve_index(device: &str) -> Result<u32, SourceError> {
         let device = device.trim();
-        let path = match device.parse::<u32>() {
-            Ok(i) => PathBuf::from(format!("/dev/video{i}")),
-            Err(_) => PathBuf::from(device),
-        };
+        if let Ok(i) = device.parse::<u32>() {
+            return Ok(i);
+        }
+        let path = PathBuf::from(device);
         if !path.exists() {
             return Err(SourceError::Absent(format!(
                 "{} does not exist",
@@ -199,10 +200,12 @@ impl V4lSource {
         })
     }
 
+    /// The device node, if it (still) exists.
     fn device_node(&self) -> Option<PathBuf> {
         Self::resolve_index(&self.config.device)
             .ok()
             .map(|i| PathBuf::from(format!("/dev/video{i}")))
+            .filter(|p| p.exists())
     }
 }
 
@@ -235,11 +238,12 @@ impl FrameSource for V4lSource {
     fn open(&mut self) -> Result<SourceInfo, SourceError> {
         self.close();
         let index = Self::resolve_index(&self.config.device)?;
+        let node = format!("/dev/video{index}");
         let c = &self.config;
         let wanted = CameraFormat::new_from(c.width, c.height, FrameFormat::YUYV, c.fps);
         let request =
             RequestedFormat::with_formats(RequestedFormatType::Closest(wanted), &WANTED_FORMATS);
-        let context = format!("/dev/video{index}");
+        let context = node;
         let mut camera = nokhwa::Camera::new(CameraIndex::Index(index), request)
             .map_err(|e| classify(&context, &e))?;
         camera.open_stream().map_err(|e| classify(&context, &e))?;
