@@ -166,3 +166,35 @@ fn two_codes_in_one_frame_are_both_read() {
     got.sort_unstable();
     assert_eq!(got, ["134567890123456789", "287654321098765432"]);
 }
+
+#[test]
+fn degenerate_and_odd_frames_never_panic_out_of_the_pipeline() {
+    // Tiny, one-pixel-wide and odd-sized frames: whatever a decoder does inside, the pipeline
+    // returns (panics are caught and counted), reads nothing, and runs on every camera turn.
+    let p = Pipeline::standard(Duration::MAX);
+    let mut caught = 0;
+    for (w, h) in [
+        (1, 1),
+        (1, 500),
+        (500, 1),
+        (2, 2),
+        (3, 7),
+        (21, 21),
+        (641, 479),
+    ] {
+        for fill in [0u8, 255] {
+            let f = LumaFrame::new(w, h, vec![fill; (w * h) as usize]).expect("size");
+            let out = p.decode(&f);
+            assert!(out.codes.is_empty(), "{w}x{h}");
+            caught += out.panics;
+            for n in 0..8 {
+                caught += p.decode_nth(&f, n).panics;
+            }
+        }
+    }
+    println!("decoder panics caught: {caught}");
+    // A code cropped to its top half is not a code.
+    let f = render_qr(b"134567890123456789", 6, 640, 480, DARK, LIGHT);
+    let half = LumaFrame::new(640, 240, f.data[..640 * 240].to_vec()).expect("size");
+    assert!(p.decode(&half).codes.is_empty());
+}
