@@ -236,11 +236,13 @@ impl Default for LoggingConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct DevicesConfig {
     /// Show prompts and results on the console (stdout) and read codes typed on stdin.
     pub console: bool,
+    /// A camera used as the scanner (V4L2); absent = no camera.
+    pub camera: Option<crate::camera::CameraConfig>,
 }
 
 /// The whole file.
@@ -425,6 +427,11 @@ impl Config {
                 "limits.max_sale_amount",
                 "must be a positive amount in minor units".into(),
             );
+        }
+        if let Some(cam) = &self.devices.camera {
+            if let Err(e) = cam.validate() {
+                bad("devices.camera", e.to_string());
+            }
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.logging.level.as_str()) {
             bad(

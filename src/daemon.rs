@@ -66,12 +66,20 @@ pub async fn run(
     let (ui_tx, _) = broadcast::channel::<UiEvent>(64);
 
     let terminal = cfg.terminal.id.clone();
-    let devices = json!({ "console": if cfg.devices.console { "ok" } else { "disabled" } });
+    let camera_status = cfg.devices.camera.as_ref().map(|_| {
+        watch::channel(crate::camera::CameraStatus::Starting)
+    });
+    let camera_rx = camera_status.as_ref().map(|(_, rx)| rx.clone());
     let status_fn: StatusFn = {
         let terminal = terminal.clone();
         let session = session.clone();
-        let devices = devices.clone();
+        let console = cfg.devices.console;
+        let camera_rx = camera_rx.clone();
         Arc::new(move |online: bool, q: QueueStats| {
+            let mut devices = json!({ "console": if console { "ok" } else { "disabled" } });
+            if let Some(rx) = &camera_rx {
+                devices["camera"] = json!(rx.borrow().to_string());
+            }
             json!({
                 "terminal": terminal,
                 "online": online,
@@ -171,6 +179,9 @@ pub async fn run(
     if cfg.devices.console {
         spawn_console(ui_tx.subscribe(), engine_tx.clone(), shutdown.clone());
     }
+    if let (Some(cam), Some((status_tx, _))) = (cfg.devices.camera.clone(), camera_status) {
+        spawn_camera(cam, status_tx, engine_tx.clone(), link.clone(), shutdown.clone());
+    }
 
     crate::systemd::ready();
     log::info!(
@@ -233,6 +244,46 @@ async fn watchdog_loop(
             Err(e) => log::error!("watchdog withheld: {e}"),
         }
     }
+}
+
+/// The camera as a scanner: every de-duplicated code goes to the sale in progress.
+fn spawn_camera(
+    cam: crate::camera::CameraConfig,
+    status: watch::Sender<crate::camera::CameraStatus>,
+    engine: mpsc::Sender<EngineMsg>,
+    link: link::Link,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::channel::<crate::camera::ScannedCode>(16);
+    let mut status_rx = status.subscribe();
+    let factory_cfg = cam.clone();
+    let capture = tokio::spawn(crate::camera::run_capture(
+        move || crate::camera::V4lSource::new(factory_cfg),
+        cam,
+        tx,
+        status,
+    ));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = status_rx.changed() => link.status_changed(),
+                code = rx.recv() => match code {
+                    Some(c) => match c.payload.text() {
+                        Some(text) => {
+                            let msg = EngineMsg::Code { text: text.to_string(), source: "camera".into() };
+                            if engine.send(msg).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => log::info!("camera read a binary code: not a payment code"),
+                    },
+                    None => break,
+                },
+            }
+        }
+        capture.abort();
+    });
 }
 
 /// The console device: results and prompts on stdout, codes typed (or wedged) on stdin.

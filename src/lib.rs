@@ -14,3 +14,4 @@ pub mod logging;
 pub mod systemd;
 pub mod daemon;
 pub mod demo;
+pub mod camera;

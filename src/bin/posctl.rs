@@ -53,6 +53,22 @@ enum Cmd {
     Scan { code: String },
     /// Play the payment platform and backend over MQTT (see docs/sandbox-host.md).
     SandboxHost(HostArgs),
+    /// Payment codes: decode images, inspect scanned text.
+    Code {
+        #[command(subcommand)]
+        cmd: CodeCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CodeCmd {
+    /// Run the camera's decode pipeline on image files (PNG, JPEG, WebP): one line per file.
+    ScanImage {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,15 +134,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Cmd::SandboxHost(h) = cli.cmd {
-        return sandbox_host(h);
-    }
+    let cmd = match cli.cmd {
+        Cmd::SandboxHost(h) => return sandbox_host(h),
+        Cmd::Code { cmd } => return code_cmd(cmd),
+        other => other,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let mut c = ControlClient::connect(&cli.socket).await?;
-        match cli.cmd {
+        match cmd {
             Cmd::Status { json } => {
                 let v = c.call(&ControlRequest::Status).await?;
                 if json {
@@ -211,10 +229,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let v = c.call(&ControlRequest::Scan { code }).await?;
                 println!("{}", plain(&v["message"]));
             }
-            Cmd::SandboxHost(_) => unreachable!("handled above"),
+            Cmd::SandboxHost(_) | Cmd::Code { .. } => {}
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn code_cmd(cmd: CodeCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CodeCmd::ScanImage { files, json } => {
+            let reports = posd::camera::scan_image_files(&files);
+            let mut failed = false;
+            for r in &reports {
+                failed |= r.error.is_some();
+                if json {
+                    println!("{}", serde_json::to_string(r)?);
+                } else {
+                    let v = serde_json::to_value(r)?;
+                    let payloads: Vec<String> = v["payloads"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| match p["text"].as_str() {
+                            Some(t) => format!("{t:?}"),
+                            None => format!("hex:{}", plain(&p["hex"])),
+                        })
+                        .collect();
+                    match &r.error {
+                        Some(e) => println!("{}: error: {e}", r.file),
+                        None if payloads.is_empty() => println!("{}: no code ({:.2} ms)", r.file, r.ms),
+                        None => println!("{}: {} ({:.2} ms)", r.file, payloads.join(", "), r.ms),
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+    }
 }
 
 fn sandbox_host(h: HostArgs) -> anyhow::Result<ExitCode> {

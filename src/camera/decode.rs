@@ -1,0 +1,425 @@
+//! The QR decode pipeline: turns one [`LumaFrame`] into payloads, reading as many real-world
+//! photos as possible within a time budget, and never letting a decoder's panic escape.
+//!
+//! Why two decoders: rqrr (the product card's choice) reads ~72 % of `shared/testdata/qr`, panics
+//! on some images and reads no inverted codes; rxing (a zxing port) reads nearly all of them. The
+//! pipeline runs rxing (normal, then inverted) on every frame, then slower retries (halved,
+//! zxing's classic reader, rqrr as a second opinion, upscaled) while the frame's budget lasts.
+//! `docs/camera.md` has the measurements behind this order.
+//!
+//! Payload bytes: see [`Payload`] for how text and binary content are told apart.
+
+use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use rxing::common::HybridBinarizer;
+use rxing::multi::MultipleBarcodeReader;
+use rxing::qrcode::cpp_port::QrReader;
+use rxing::qrcode::QRCodeReader;
+use rxing::{
+    BarcodeFormat, BinaryBitmap, DecodeHints, Luma8Source, RXingResult, RXingResultMetadataType,
+    RXingResultMetadataValue, Reader,
+};
+use serde::Serialize;
+
+use super::frame::LumaFrame;
+
+/// The content of one decoded QR code.
+///
+/// `bytes` is the code's content as text encoded in UTF-8 whenever the content is text: payloads
+/// that are UTF-8 already, and payloads a decoder identified as another character set (an ECI, or
+/// Shift_JIS detected the way zxing does) converted to UTF-8. Content that is neither stays as the
+/// raw bytes of the code (rxing's byte segments / rqrr's raw stream); such payloads are reported
+/// as hex. Consequence: a byte-mode code holding ISO-8859-1 text without an ECI is reported raw.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Payload {
+    pub bytes: Vec<u8>,
+}
+
+impl Payload {
+    /// The payload as text, when it is valid UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.bytes).ok()
+    }
+}
+
+impl Serialize for Payload {
+    /// `{"text": "..."}` for UTF-8 payloads, `{"hex": "..."}` otherwise.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        match self.text() {
+            Some(t) => m.serialize_entry("text", t)?,
+            None => m.serialize_entry("hex", &hex::encode(&self.bytes))?,
+        }
+        m.end()
+    }
+}
+
+/// One step of the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// rxing's port of zxing-cpp's QR reader ("try harder", all codes in the frame).
+    Rxing,
+    /// The same on the inverted binarised frame: light-on-dark ("dark mode") codes. Cheap: it
+    /// reuses the binarisation of [`Stage::Rxing`] when that ran just before.
+    RxingInverted,
+    /// rxing on the frame halved by 2×2 averaging: smooths texture and sensor noise that break
+    /// binarisation of large, busy codes (artistic codes, photos behind the modules).
+    RxingHalved,
+    /// rxing's port of zxing's original (Java) QR reader: a different finder-pattern search that
+    /// reads some skewed codes the first one misses.
+    RxingClassic,
+    /// rqrr, the product card's decoder, as a second opinion.
+    Rqrr,
+    /// rxing on the frame upscaled 2× (frames up to 640 px on the short side): tiny modules.
+    RxingUpscaled,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Rxing => "rxing",
+            Stage::RxingInverted => "rxing_inverted",
+            Stage::RxingHalved => "rxing_halved",
+            Stage::RxingClassic => "rxing_classic",
+            Stage::Rqrr => "rqrr",
+            Stage::RxingUpscaled => "rxing_upscaled",
+        }
+    }
+}
+
+/// A payload and the stage that read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decoded {
+    #[serde(flatten)]
+    pub payload: Payload,
+    pub stage: Stage,
+}
+
+/// What one run of the pipeline on one frame found, and what it cost.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeOutcome {
+    /// Distinct payloads, from the first stage that read anything.
+    pub codes: Vec<Decoded>,
+    /// Stages that ran.
+    pub stages_run: u32,
+    /// Stages left out because the frame's budget was spent.
+    pub stages_skipped: u32,
+    /// Decoder panics caught (each counts as "nothing read" for its stage).
+    pub panics: u32,
+    pub elapsed: Duration,
+}
+
+/// Stages and a per-frame time budget.
+///
+/// `core` stages run on every frame; `extras` are the slower retries. On a still image
+/// ([`Pipeline::decode`]) every extra runs until one reads a code. On a camera
+/// ([`Pipeline::decode_nth`]) every `extra_every`-th frame adds one extra, taking turns: a code
+/// held in view meets every extra within `extra_every × extras.len()` frames (8 frames, 0.27 s at
+/// 30 fps), while an empty frame mostly costs the core alone. No stage starts once the budget is
+/// spent, so a frame costs at most the budget plus one stage; meanwhile the capture loop keeps
+/// only the newest frame, so decoding never lags the camera.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub core: Vec<Stage>,
+    pub extras: Vec<Stage>,
+    /// On a camera, run an extra on one frame in this many (1 = every frame).
+    pub extra_every: u64,
+    pub budget: Duration,
+}
+
+/// Upscaling only helps small images; above this short side it only costs time.
+const UPSCALE_MAX_SHORT_SIDE: u32 = 640;
+/// Halving a frame whose short side is below this leaves too few pixels per module.
+const HALVE_MIN_SHORT_SIDE: u32 = 200;
+
+impl Pipeline {
+    /// The production pipeline (see `docs/camera.md` for the measurements behind the order).
+    pub fn standard(budget: Duration) -> Self {
+        Self {
+            core: vec![Stage::Rxing, Stage::RxingInverted],
+            extras: vec![
+                Stage::RxingHalved,
+                Stage::RxingClassic,
+                Stage::Rqrr,
+                Stage::RxingUpscaled,
+            ],
+            extra_every: 2,
+            budget,
+        }
+    }
+
+    /// Exactly these stages, in order, no budget (for measurements and tests).
+    pub fn only(stages: &[Stage]) -> Self {
+        Self {
+            core: stages.to_vec(),
+            extras: Vec::new(),
+            extra_every: 1,
+            budget: Duration::MAX,
+        }
+    }
+
+    /// rxing alone, once (for measurements).
+    pub fn rxing_only() -> Self {
+        Self::only(&[Stage::Rxing])
+    }
+
+    /// rqrr alone, once (for measurements; the product card's decoder).
+    pub fn rqrr_only() -> Self {
+        Self::only(&[Stage::Rqrr])
+    }
+
+    /// Still image: the core, then every extra, until one reads a code or the budget is spent.
+    pub fn decode(&self, frame: &LumaFrame) -> DecodeOutcome {
+        let stages: Vec<Stage> = self.core.iter().chain(&self.extras).copied().collect();
+        self.run(frame, &stages)
+    }
+
+    /// Camera frame number `n`: the core, plus one extra on every `extra_every`-th frame.
+    pub fn decode_nth(&self, frame: &LumaFrame, n: u64) -> DecodeOutcome {
+        let mut stages = self.core.clone();
+        let every = self.extra_every.max(1);
+        if !self.extras.is_empty() && n % every == every - 1 {
+            let turn = (n / every) % self.extras.len() as u64;
+            stages.push(self.extras[turn as usize]);
+        }
+        self.run(frame, &stages)
+    }
+
+    fn run(&self, frame: &LumaFrame, stages: &[Stage]) -> DecodeOutcome {
+        let start = Instant::now();
+        let mut out = DecodeOutcome::default();
+        // The binarised frame, kept from `Rxing` for `RxingInverted`.
+        let mut bitmap: Option<RxingBitmap<'_>> = None;
+        for (i, &stage) in stages.iter().enumerate() {
+            if start.elapsed() >= self.budget {
+                out.stages_skipped = (stages.len() - i) as u32;
+                break;
+            }
+            let found = match stage {
+                Stage::Rxing | Stage::RxingInverted => {
+                    let invert = stage == Stage::RxingInverted;
+                    contained(|| {
+                        let bm = match bitmap.as_mut() {
+                            Some(bm) => bm,
+                            None => match rxing_bitmap(frame) {
+                                Some(bm) => bitmap.insert(bm),
+                                None => return Vec::new(),
+                            },
+                        };
+                        if invert {
+                            bm.invert();
+                        }
+                        let found = rxing_cpp(bm);
+                        if invert {
+                            bm.invert();
+                        }
+                        found
+                    })
+                }
+                Stage::RxingHalved => {
+                    if frame.width.min(frame.height) < HALVE_MIN_SHORT_SIDE {
+                        continue;
+                    }
+                    contained(|| rxing_frame(&frame.halved()))
+                }
+                Stage::RxingClassic => contained(|| {
+                    rxing_bitmap(frame)
+                        .map(|mut bm| rxing_classic(&mut bm))
+                        .unwrap_or_default()
+                }),
+                Stage::Rqrr => contained(|| rqrr_decode(frame)),
+                Stage::RxingUpscaled => {
+                    if frame.width.min(frame.height) > UPSCALE_MAX_SHORT_SIDE {
+                        continue;
+                    }
+                    contained(|| rxing_frame(&frame.upscaled(2)))
+                }
+            };
+            out.stages_run += 1;
+            match found {
+                Ok(payloads) if !payloads.is_empty() => {
+                    let mut seen = HashSet::new();
+                    out.codes = payloads
+                        .into_iter()
+                        .filter(|p| seen.insert(p.clone()))
+                        .map(|payload| Decoded { payload, stage })
+                        .collect();
+                    break;
+                }
+                Ok(_) => {}
+                Err(msg) => {
+                    out.panics += 1;
+                    // A panic may leave the cached bitmap half-inverted: drop it.
+                    bitmap = None;
+                    log::warn!(
+                        "camera: {} panicked on a {}x{} frame: {msg}",
+                        stage.name(),
+                        frame.width,
+                        frame.height
+                    );
+                }
+            }
+        }
+        out.elapsed = start.elapsed();
+        out
+    }
+}
+
+/// Runs a third-party decoder, turning a panic into an error message.
+fn contained<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|e| {
+        e.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| e.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".to_string())
+    })
+}
+
+type RxingBitmap<'a> = BinaryBitmap<HybridBinarizer<Luma8Source<'a>>>;
+
+fn qr_hints() -> DecodeHints {
+    DecodeHints {
+        PossibleFormats: Some(HashSet::from([BarcodeFormat::QR_CODE])),
+        TryHarder: Some(true),
+        ..DecodeHints::default()
+    }
+}
+
+fn rxing_bitmap(frame: &LumaFrame) -> Option<RxingBitmap<'_>> {
+    let source = Luma8Source::new_with_slice(&frame.data, frame.width, frame.height).ok()?;
+    Some(BinaryBitmap::new(HybridBinarizer::new(source)))
+}
+
+/// zxing-cpp's reader: every QR code in the frame in one pass.
+fn rxing_cpp(bitmap: &mut RxingBitmap<'_>) -> Vec<Payload> {
+    QrReader
+        .decode_multiple_with_hints(bitmap, &qr_hints())
+        .map(|results| results.iter().map(rxing_payload).collect())
+        .unwrap_or_default()
+}
+
+/// zxing's original reader: one code.
+fn rxing_classic(bitmap: &mut RxingBitmap<'_>) -> Vec<Payload> {
+    QRCodeReader
+        .decode_with_hints(bitmap, &qr_hints())
+        .map(|r| vec![rxing_payload(&r)])
+        .unwrap_or_default()
+}
+
+fn rxing_frame(frame: &LumaFrame) -> Vec<Payload> {
+    rxing_bitmap(frame)
+        .map(|mut bm| rxing_cpp(&mut bm))
+        .unwrap_or_default()
+}
+
+/// rxing hands back text it has already decoded (ECI, else a UTF-8 / Shift_JIS / ISO-8859-1 guess).
+/// When that guess was ISO-8859-1 for bytes that are not UTF-8, the content is binary as far as a
+/// POS is concerned: return the raw content bytes instead of a Latin-1 reading of them. The raw
+/// content is `getRawBytes()` for the zxing-cpp port and the byte segments for the classic reader
+/// (whose `getRawBytes()` are codewords, which never equal the text's bytes).
+fn rxing_payload(result: &RXingResult) -> Payload {
+    let text = result.getText();
+    let segments = match result
+        .getRXingResultMetadata()
+        .get(&RXingResultMetadataType::BYTE_SEGMENTS)
+    {
+        Some(RXingResultMetadataValue::ByteSegments(segments)) => Some(segments.concat()),
+        _ => None,
+    };
+    let latin1 = latin1(text);
+    for raw in [Some(result.getRawBytes().to_vec()), segments]
+        .into_iter()
+        .flatten()
+    {
+        if std::str::from_utf8(&raw).is_err() && latin1.as_deref() == Some(raw.as_slice()) {
+            return Payload { bytes: raw };
+        }
+    }
+    Payload {
+        bytes: text.as_bytes().to_vec(),
+    }
+}
+
+fn latin1(text: &str) -> Option<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
+}
+
+fn rqrr_decode(frame: &LumaFrame) -> Vec<Payload> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| frame.data[y * w + x]);
+    img.detect_grids()
+        .into_iter()
+        .filter_map(|grid| {
+            let mut raw = Vec::new();
+            grid.decode_to(&mut raw).ok()?;
+            Some(text_or_raw(raw))
+        })
+        .collect()
+}
+
+/// rqrr returns the raw content bytes (kanji segments as Shift_JIS). Apply zxing's rule: UTF-8 if
+/// it is UTF-8, Shift_JIS if it decodes cleanly as Shift_JIS, raw bytes otherwise.
+fn text_or_raw(raw: Vec<u8>) -> Payload {
+    if std::str::from_utf8(&raw).is_ok() {
+        return Payload { bytes: raw };
+    }
+    let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(&raw);
+    if !had_errors {
+        return Payload {
+            bytes: text.into_owned().into_bytes(),
+        };
+    }
+    Payload { bytes: raw }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_serializes_text_or_hex() {
+        let t = Payload {
+            bytes: b"P1.abc".to_vec(),
+        };
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"text":"P1.abc"}"#);
+        let b = Payload {
+            bytes: vec![0xff, 0x00],
+        };
+        assert_eq!(serde_json::to_string(&b).unwrap(), r#"{"hex":"ff00"}"#);
+    }
+
+    #[test]
+    fn shift_jis_becomes_utf8_and_binary_stays_raw() {
+        // "テスト" in Shift_JIS
+        let sjis = vec![0x83, 0x65, 0x83, 0x58, 0x83, 0x67];
+        assert_eq!(text_or_raw(sjis).text(), Some("テスト"));
+        let bin = vec![0x80, 0xff, 0x00];
+        assert_eq!(text_or_raw(bin.clone()).bytes, bin);
+    }
+
+    #[test]
+    fn panics_are_contained() {
+        let r: Result<(), String> = contained(|| panic!("boom"));
+        assert_eq!(r.unwrap_err(), "boom");
+    }
+
+    #[test]
+    fn blank_frame_reads_nothing_and_budget_zero_runs_nothing() {
+        let f = LumaFrame::new(64, 48, vec![200; 64 * 48]).unwrap();
+        let out = Pipeline::standard(Duration::from_secs(1)).decode(&f);
+        assert!(out.codes.is_empty());
+        assert!(out.stages_run >= 3);
+        let out = Pipeline::standard(Duration::ZERO).decode(&f);
+        assert_eq!((out.stages_run, out.stages_skipped), (0, 6));
+        let out = Pipeline::standard(Duration::ZERO).decode_nth(&f, 1);
+        assert_eq!((out.stages_run, out.stages_skipped), (0, 3));
+        let out = Pipeline::standard(Duration::ZERO).decode_nth(&f, 2);
+        assert_eq!((out.stages_run, out.stages_skipped), (0, 2));
+    }
+}
