@@ -268,10 +268,9 @@ fn section<T: DeserializeOwned + Default>(
 ) -> T {
     let Some(value) = table.get(name) else {
         // A missing section takes its defaults; a required key inside is reported on validate.
-        return match toml::Value::Table(toml::Table::new()).try_into::<T>() {
-            Ok(v) => v,
-            Err(_) => T::default(),
-        };
+        return toml::Value::Table(toml::Table::new())
+            .try_into::<T>()
+            .unwrap_or_default();
     };
     let mut unknown = Vec::new();
     let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());

@@ -243,7 +243,12 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
         }
         ControlRequest::Cancel => {
             let (tx, rx) = oneshot::channel();
-            if ctx.engine.send(EngineMsg::Cancel { reply: tx }).await.is_err() {
+            if ctx
+                .engine
+                .send(EngineMsg::Cancel { reply: tx })
+                .await
+                .is_err()
+            {
                 return sale_err(SaleError::Stopping);
             }
             match rx.await {
@@ -288,7 +293,8 @@ impl ControlClient {
 
     /// Sends one request and returns `data` of an ok answer, or the refusal.
     pub async fn call(&mut self, req: &ControlRequest) -> Result<Value, ControlError> {
-        let mut line = serde_json::to_vec(req).map_err(|e| ControlError::BadAnswer(e.to_string()))?;
+        let mut line =
+            serde_json::to_vec(req).map_err(|e| ControlError::BadAnswer(e.to_string()))?;
         line.push(b'\n');
         self.call_raw(&line).await
     }

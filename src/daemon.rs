@@ -66,9 +66,11 @@ pub async fn run(
     let (ui_tx, _) = broadcast::channel::<UiEvent>(64);
 
     let terminal = cfg.terminal.id.clone();
-    let camera_status = cfg.devices.camera.as_ref().map(|_| {
-        watch::channel(crate::camera::CameraStatus::Starting)
-    });
+    let camera_status = cfg
+        .devices
+        .camera
+        .as_ref()
+        .map(|_| watch::channel(crate::camera::CameraStatus::Starting));
     let camera_rx = camera_status.as_ref().map(|(_, rx)| rx.clone());
     let status_fn: StatusFn = {
         let terminal = terminal.clone();
@@ -131,9 +133,15 @@ pub async fn run(
                             return;
                         }
                     }
-                    Inbound::Notify(_) => log::info!("notify received: no merchant-presented sale waits for it"),
-                    Inbound::CfgDesired(_) => log::warn!("config push received: remote configuration is not enabled in this build"),
-                    Inbound::Cmd(_) => log::warn!("fleet command received: commands are not enabled in this build"),
+                    Inbound::Notify(_) => {
+                        log::info!("notify received: no merchant-presented sale waits for it")
+                    }
+                    Inbound::CfgDesired(_) => log::warn!(
+                        "config push received: remote configuration is not enabled in this build"
+                    ),
+                    Inbound::Cmd(_) => {
+                        log::warn!("fleet command received: commands are not enabled in this build")
+                    }
                 }
             }
         });
@@ -180,7 +188,13 @@ pub async fn run(
         spawn_console(ui_tx.subscribe(), engine_tx.clone(), shutdown.clone());
     }
     if let (Some(cam), Some((status_tx, _))) = (cfg.devices.camera.clone(), camera_status) {
-        spawn_camera(cam, status_tx, engine_tx.clone(), link.clone(), shutdown.clone());
+        spawn_camera(
+            cam,
+            status_tx,
+            engine_tx.clone(),
+            link.clone(),
+            shutdown.clone(),
+        );
     }
 
     crate::systemd::ready();
@@ -233,7 +247,11 @@ async fn watchdog_loop(
         }
         let store_ok = tokio::time::timeout(every, store.call(|_| Ok(()))).await;
         let now = now_ms();
-        let store_beat = if matches!(store_ok, Ok(Ok(()))) { now } else { 0 };
+        let store_beat = if matches!(store_ok, Ok(Ok(()))) {
+            now
+        } else {
+            0
+        };
         let beats = [
             ("engine", engine_beat.load(Ordering::Relaxed)),
             ("mqtt", link.shared.heartbeat_ms.load(Ordering::Relaxed)),

@@ -134,7 +134,10 @@ console = true
         socket = socket.display(),
     );
     let cfg = Config::from_toml(&text).context("demo configuration")?;
-    println!("● posd: terminal DEMO-1, journal {}", cfg.db_path().display());
+    println!(
+        "● posd: terminal DEMO-1, journal {}",
+        cfg.db_path().display()
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -154,9 +157,21 @@ console = true
         wait_online(&mut c).await?;
         println!("● connected; selling\n");
         let sales = [
-            ("12.50", "134567890123456780", "WeChat Pay code, approved at once"),
-            ("8.00", "287654321098765411", "Alipay code, declined by the platform"),
-            ("23.00", "134567890123456722", "WeChat Pay code, customer confirms on the phone"),
+            (
+                "12.50",
+                "134567890123456780",
+                "WeChat Pay code, approved at once",
+            ),
+            (
+                "8.00",
+                "287654321098765411",
+                "Alipay code, declined by the platform",
+            ),
+            (
+                "23.00",
+                "134567890123456722",
+                "WeChat Pay code, customer confirms on the phone",
+            ),
         ];
         for (amount, code, what) in sales {
             println!("→ sale {amount} CNY — {what}");
@@ -171,7 +186,10 @@ console = true
                 Ok(v) => println!(
                     "← {} ({}), txn {}\n",
                     v["result"].as_str().unwrap_or("?").to_uppercase(),
-                    v["reason"].as_str().or(v["host_ref"].as_str()).unwrap_or(""),
+                    v["reason"]
+                        .as_str()
+                        .or(v["host_ref"].as_str())
+                        .unwrap_or(""),
                     v["txn_id"].as_str().unwrap_or("?")
                 ),
                 Err(e) => println!("← refused: {e}\n"),
@@ -193,7 +211,10 @@ console = true
         let status = c.call(&ControlRequest::Status).await?;
         println!("● status: {}", serde_json::to_string_pretty(&status)?);
         if keep {
-            println!("\nposd keeps running: control socket {}; Ctrl-C stops it.", socket.display());
+            println!(
+                "\nposd keeps running: control socket {}; Ctrl-C stops it.",
+                socket.display()
+            );
             let _ = tokio::signal::ctrl_c().await;
         }
         let _ = stop_tx.send(());

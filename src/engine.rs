@@ -74,11 +74,24 @@ pub struct SaleReply {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "ui", rename_all = "snake_case")]
 pub enum UiEvent {
-    AwaitingCode { amount: String },
-    Processing { txn_id: String, what: String },
-    CustomerConfirming { txn_id: String },
-    Result { txn_id: String, text: String, approved: bool },
-    Notice { text: String },
+    AwaitingCode {
+        amount: String,
+    },
+    Processing {
+        txn_id: String,
+        what: String,
+    },
+    CustomerConfirming {
+        txn_id: String,
+    },
+    Result {
+        txn_id: String,
+        text: String,
+        approved: bool,
+    },
+    Notice {
+        text: String,
+    },
 }
 
 pub enum EngineMsg {
@@ -89,7 +102,10 @@ pub enum EngineMsg {
         reply: oneshot::Sender<Result<SaleReply, SaleError>>,
     },
     /// A code from a scanner, the camera, the keypad or the console.
-    Code { text: String, source: String },
+    Code {
+        text: String,
+        source: String,
+    },
     Cancel {
         reply: oneshot::Sender<Result<String, SaleError>>,
     },
@@ -239,7 +255,9 @@ impl Engine {
             }
             EngineMsg::Cancel { reply } => {
                 if let Some(a) = self.awaiting.take() {
-                    let _ = a.reply.send(Err(SaleError::Refused("cancelled by the cashier".into())));
+                    let _ = a
+                        .reply
+                        .send(Err(SaleError::Refused("cancelled by the cashier".into())));
                     let _ = reply.send(Ok("cancelled before a code was scanned".into()));
                     return;
                 }
@@ -336,7 +354,8 @@ impl Engine {
             txn_id: id.to_string(),
             what: "asking the payment platform".into(),
         });
-        self.execute(id, actions.into_iter().skip(1).collect()).await;
+        self.execute(id, actions.into_iter().skip(1).collect())
+            .await;
     }
 
     async fn tick(&mut self) {
@@ -406,9 +425,7 @@ impl Engine {
                     let (text, approved) = match &outcome {
                         SaleOutcome::Approved { .. } => ("APPROVED".to_string(), true),
                         SaleOutcome::Declined { reason } => (format!("DECLINED: {reason}"), false),
-                        SaleOutcome::Cancelled { reason } => {
-                            (format!("NOT PAID: {reason}"), false)
-                        }
+                        SaleOutcome::Cancelled { reason } => (format!("NOT PAID: {reason}"), false),
                     };
                     self.ui(UiEvent::Result {
                         txn_id: id.to_string(),

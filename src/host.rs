@@ -227,7 +227,10 @@ fn answer(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let host_ref = format!("H{}", &req.txn_id.replace('-', "")[..12.min(req.txn_id.len())]);
+    let host_ref = format!(
+        "H{}",
+        &req.txn_id.replace('-', "")[..12.min(req.txn_id.len())]
+    );
     let set_state = |state: &str| -> Result<(), rusqlite::Error> {
         db.execute(
             "UPDATE ledger SET state = ?2, updated_at = ?3 WHERE txn_id = ?1",
@@ -309,9 +312,7 @@ fn answer(
                     state = "charged".into();
                 }
                 match b {
-                    Behaviour::Silent | Behaviour::LateAnswer if state == "charged" => {
-                        Reply::Never
-                    }
+                    Behaviour::Silent | Behaviour::LateAnswer if state == "charged" => Reply::Never,
                     _ => {
                         let mut r = resp(req, status_of(&state));
                         if state == "charged" {
@@ -339,7 +340,10 @@ fn answer(
         }
         Op::Refund | Op::Order | Op::Close => {
             let mut r = resp(req, RespStatus::Error);
-            r.reason = Some(format!("{} is not offered by this sandbox yet", req.op.as_str()));
+            r.reason = Some(format!(
+                "{} is not offered by this sandbox yet",
+                req.op.as_str()
+            ));
             Reply::Now(r)
         }
     };
@@ -350,7 +354,14 @@ fn answer(
     db.execute(
         "INSERT INTO requests (req_id, terminal, txn_id, op, response, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![req.req_id, terminal, req.txn_id, req.op.as_str(), stored, now as i64],
+        params![
+            req.req_id,
+            terminal,
+            req.txn_id,
+            req.op.as_str(),
+            stored,
+            now as i64
+        ],
     )?;
     if let Reply::Now(r) = &mut reply {
         if r.status == RespStatus::Approved && r.host_ref.is_none() && req.op != Op::Reverse {
@@ -483,9 +494,12 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                 t.commit()?;
                 for (term, upto) in acks {
                     let body = serde_json::json!({ "upto_seq": upto }).to_string();
-                    if let Err(e) =
-                        client.try_publish(format!("{prefix}/{term}/ack"), QoS::AtLeastOnce, false, body)
-                    {
+                    if let Err(e) = client.try_publish(
+                        format!("{prefix}/{term}/ack"),
+                        QoS::AtLeastOnce,
+                        false,
+                        body,
+                    ) {
                         log::warn!("host: ack not queued: {e}");
                     }
                 }
@@ -498,7 +512,12 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
         while later.first().is_some_and(|l| l.0 <= now) {
             let (_, term, r) = later.remove(0);
             let body = serde_json::to_vec(&r).unwrap_or_default();
-            let _ = client.try_publish(format!("{prefix}/{term}/resp"), QoS::AtLeastOnce, false, body);
+            let _ = client.try_publish(
+                format!("{prefix}/{term}/resp"),
+                QoS::AtLeastOnce,
+                false,
+                body,
+            );
         }
         let wait = match batch_started {
             Some(s) => (s + cfg.batch_ms).saturating_sub(now).max(1),
@@ -623,7 +642,11 @@ pub fn audit(db: &Connection) -> Result<Audit, HostError> {
             "SELECT terminal, COUNT(*), MAX(seq) FROM events GROUP BY terminal ORDER BY terminal",
         )?;
         let rows = st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?;
         for row in rows {
             let (t, n, max) = row?;
@@ -656,7 +679,11 @@ pub fn audit(db: &Connection) -> Result<Audit, HostError> {
                ON e.txn_id = m.txn_id AND e.seq = m.s AND e.terminal = m.terminal",
         )?;
         let rows = st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         for row in rows {
             let (id, state, kind) = row?;

@@ -3,15 +3,15 @@
 //! A core with no I/O (`core`, `codes`, ...) driven by thin tokio shells that own devices,
 //! SQLite and MQTT. See `docs/architecture.md` for the map from modules to DESIGN.md.
 
-pub mod core;
+pub mod camera;
 pub mod config;
-pub mod store;
-pub mod link;
-pub mod engine;
 pub mod control;
-pub mod host;
-pub mod logging;
-pub mod systemd;
+pub mod core;
 pub mod daemon;
 pub mod demo;
-pub mod camera;
+pub mod engine;
+pub mod host;
+pub mod link;
+pub mod logging;
+pub mod store;
+pub mod systemd;

@@ -308,7 +308,13 @@ async fn event_loop(
     }
 }
 
-async fn route(link: &Link, store: &Store, inbound: &mpsc::Sender<Inbound>, topic: &str, payload: &[u8]) {
+async fn route(
+    link: &Link,
+    store: &Store,
+    inbound: &mpsc::Sender<Inbound>,
+    topic: &str,
+    payload: &[u8],
+) {
     let t = &link.topics;
     if topic == t.ack() {
         match protocol::parse_ack(payload) {
@@ -316,7 +322,9 @@ async fn route(link: &Link, store: &Store, inbound: &mpsc::Sender<Inbound>, topi
                 let upto = a.upto_seq;
                 match store.call(move |db| db.ack(upto)).await {
                     Ok(o) => {
-                        link.shared.acked_seq.fetch_max(o.acked_seq, Ordering::AcqRel);
+                        link.shared
+                            .acked_seq
+                            .fetch_max(o.acked_seq, Ordering::AcqRel);
                         if o.dropped > 0 {
                             log::debug!(seq = o.acked_seq; "host acknowledged events");
                             link.drain.notify_one();
@@ -393,7 +401,11 @@ async fn drain_loop(
         } else if sent > acked && progress_at.elapsed() >= ack_timeout {
             // Published but never acknowledged (no host was subscribed, or an ack was lost):
             // publish again from the last ack. The host keys events by event_id.
-            log::info!("no ack for {} event(s) in {:?}: resending", sent - acked, ack_timeout);
+            log::info!(
+                "no ack for {} event(s) in {:?}: resending",
+                sent - acked,
+                ack_timeout
+            );
             sent = acked;
             progress_at = tokio::time::Instant::now();
         }

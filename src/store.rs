@@ -51,9 +51,7 @@ impl From<rusqlite::Error> for StoreError {
             Some(C::SystemIoFailure) | Some(C::CannotOpen) | Some(C::ReadOnly) => {
                 StoreError::Io(e.to_string())
             }
-            Some(C::DatabaseCorrupt) | Some(C::NotADatabase) => {
-                StoreError::Corrupt(e.to_string())
-            }
+            Some(C::DatabaseCorrupt) | Some(C::NotADatabase) => StoreError::Corrupt(e.to_string()),
             _ => StoreError::Sqlite(e.to_string()),
         }
     }
@@ -199,7 +197,9 @@ impl Db {
         for txn in txns {
             seq += 1;
             let detail = match &txn.detail {
-                Some(d) => Some(serde_json::to_string(d).map_err(|e| StoreError::BadRow(e.to_string()))?),
+                Some(d) => {
+                    Some(serde_json::to_string(d).map_err(|e| StoreError::BadRow(e.to_string()))?)
+                }
                 None => None,
             };
             tx.execute(
@@ -270,9 +270,9 @@ impl Db {
 
     /// Outbox events with `seq > after`, in order, at most `limit`.
     pub fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
         let rows = st.query_map(params![after as i64, limit], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
         })?;
@@ -310,11 +310,11 @@ impl Db {
     }
 
     pub fn queue_stats(&self, now: Millis) -> Result<QueueStats, StoreError> {
-        let (pending, oldest): (i64, Option<i64>) = self.conn.query_row(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (pending, oldest): (i64, Option<i64>) =
+            self.conn
+                .query_row("SELECT COUNT(*), MIN(created_at) FROM outbox", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
         let oldest_age_s = oldest
             .map(|o| now.saturating_sub(o.max(0) as u64) / 1000)
             .unwrap_or(0);
@@ -547,7 +547,10 @@ mod tests {
         t.updated_at = 2000;
         assert_eq!(db.record(&t).unwrap(), 2);
         let seqs = db
-            .record_batch(&[txn(3000, TxnState::Authorizing), txn(3001, TxnState::Authorizing)])
+            .record_batch(&[
+                txn(3000, TxnState::Authorizing),
+                txn(3001, TxnState::Authorizing),
+            ])
             .unwrap();
         assert_eq!(seqs, [3, 4]);
         let out = db.outbox_after(0, 10).unwrap();
@@ -556,7 +559,10 @@ mod tests {
         assert_eq!(ev.state, "approved");
         assert_eq!(ev.seq, 2);
         assert_eq!(db.history(&t.id.to_string()).unwrap().len(), 2);
-        assert_eq!(db.txn(&t.id.to_string()).unwrap().unwrap().state, TxnState::Approved);
+        assert_eq!(
+            db.txn(&t.id.to_string()).unwrap().unwrap().state,
+            TxnState::Approved
+        );
 
         assert!(matches!(db.ack(5), Err(StoreError::AckBeyondLast { .. })));
         assert_eq!(db.outbox_after(0, 10).unwrap().len(), 4);
@@ -564,7 +570,10 @@ mod tests {
         assert_eq!(db.ack(1).unwrap().dropped, 0);
         assert_eq!(db.outbox_after(0, 10).unwrap()[0].0, 3);
         let q = db.queue_stats(5000).unwrap();
-        assert_eq!((q.pending, q.oldest_age_s, q.last_seq, q.acked_seq), (2, 2, 4, 2));
+        assert_eq!(
+            (q.pending, q.oldest_age_s, q.last_seq, q.acked_seq),
+            (2, 2, 4, 2)
+        );
         drop(db);
         // Reopen: counters survive.
         let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();

@@ -37,7 +37,10 @@ pub fn all_fresh(now_ms: u64, beats: &[(&str, u64)], max_age: Duration) -> Resul
     let max = max_age.as_millis() as u64;
     for (name, at) in beats {
         if now_ms.saturating_sub(*at) > max {
-            return Err(format!("{name} last checked in {} ms ago", now_ms.saturating_sub(*at)));
+            return Err(format!(
+                "{name} last checked in {} ms ago",
+                now_ms.saturating_sub(*at)
+            ));
         }
     }
     Ok(())

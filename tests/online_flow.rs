@@ -88,7 +88,9 @@ async fn daemon_killed_while_the_customer_confirms_resolves_on_restart() {
         let socket = d.socket.clone();
         let c = code(tail);
         let task = tokio::spawn(async move {
-            let mut cl = posd::control::ControlClient::connect(&socket).await.unwrap();
+            let mut cl = posd::control::ControlClient::connect(&socket)
+                .await
+                .unwrap();
             cl.call(&ControlRequest::Sale {
                 amount: "5.00".into(),
                 currency: None,
@@ -98,7 +100,10 @@ async fn daemon_killed_while_the_customer_confirms_resolves_on_restart() {
         });
         let id = eventually(Duration::from_secs(10), "a pending sale", || async {
             let mut c = d.client().await;
-            let list = c.call(&ControlRequest::TxnList { limit: Some(1) }).await.ok()?;
+            let list = c
+                .call(&ControlRequest::TxnList { limit: Some(1) })
+                .await
+                .ok()?;
             let t = list.get(0)?;
             (t["state"] == "pending").then(|| t["id"].as_str().unwrap_or("").to_string())
         })
@@ -143,7 +148,9 @@ async fn host_killed_during_authorization_leaves_no_one_sided_account() {
     host.kill();
     let socket = d.socket.clone();
     let task = tokio::spawn(async move {
-        let mut c = posd::control::ControlClient::connect(&socket).await.unwrap();
+        let mut c = posd::control::ControlClient::connect(&socket)
+            .await
+            .unwrap();
         c.call(&ControlRequest::Sale {
             amount: "9.99".into(),
             currency: None,
@@ -157,7 +164,10 @@ async fn host_killed_during_authorization_leaves_no_one_sided_account() {
     let id = v["txn_id"].as_str().unwrap().to_string();
     // Whatever the host saw, the end is consistent: a sale with a charge, or neither.
     let result = v["result"].as_str().unwrap().to_string();
-    assert!(["approved", "declined", "cancelled"].contains(&result.as_str()), "{v}");
+    assert!(
+        ["approved", "declined", "cancelled"].contains(&result.as_str()),
+        "{v}"
+    );
     let final_state = match result.as_str() {
         "approved" => "approved",
         "declined" => "declined",

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "posctl", about = "Talk to posd; play the payment platform", version)]
+#[command(
+    name = "posctl",
+    about = "Talk to posd; play the payment platform",
+    version
+)]
 struct Cli {
     /// posd's control socket.
     #[arg(long, global = true, default_value = "/run/posd/control.sock")]
@@ -164,8 +168,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            Cmd::Txn { cmd: TxnCmd::List { limit, json } } => {
-                let v = c.call(&ControlRequest::TxnList { limit: Some(limit) }).await?;
+            Cmd::Txn {
+                cmd: TxnCmd::List { limit, json },
+            } => {
+                let v = c
+                    .call(&ControlRequest::TxnList { limit: Some(limit) })
+                    .await?;
                 if json {
                     println!("{v}");
                 } else {
@@ -174,7 +182,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Cmd::Txn { cmd: TxnCmd::Show { id, json } } => {
+            Cmd::Txn {
+                cmd: TxnCmd::Show { id, json },
+            } => {
                 let v = c.call(&ControlRequest::TxnShow { id }).await?;
                 if json {
                     println!("{v}");
@@ -187,12 +197,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     println!("  history:");
                     for h in v["history"].as_array().into_iter().flatten() {
-                        println!("    seq {:<6} {:<18} at {}", h["seq"], plain(&h["state"]), h["at"]);
+                        println!(
+                            "    seq {:<6} {:<18} at {}",
+                            h["seq"],
+                            plain(&h["state"]),
+                            h["at"]
+                        );
                     }
                 }
             }
-            Cmd::Sale { amount, currency, code, json } => {
-                let r = c.call(&ControlRequest::Sale { amount, currency, code }).await;
+            Cmd::Sale {
+                amount,
+                currency,
+                code,
+                json,
+            } => {
+                let r = c
+                    .call(&ControlRequest::Sale {
+                        amount,
+                        currency,
+                        code,
+                    })
+                    .await;
                 match r {
                     Ok(v) => {
                         if json {
@@ -203,7 +229,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 plain(&v["result"]).to_uppercase(),
                                 v["amount"],
                                 plain(&v["currency"]),
-                                v["reason"].as_str().or(v["host_ref"].as_str()).unwrap_or(""),
+                                v["reason"]
+                                    .as_str()
+                                    .or(v["host_ref"].as_str())
+                                    .unwrap_or(""),
                                 plain(&v["txn_id"])
                             );
                         }
@@ -213,7 +242,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     Err(e) => {
                         if json {
-                            println!("{}", serde_json::json!({"result": "refused", "error": e.to_string()}));
+                            println!(
+                                "{}",
+                                serde_json::json!({"result": "refused", "error": e.to_string()})
+                            );
                         } else {
                             eprintln!("refused: {e}");
                         }
@@ -257,12 +289,18 @@ fn code_cmd(cmd: CodeCmd) -> anyhow::Result<ExitCode> {
                         .collect();
                     match &r.error {
                         Some(e) => println!("{}: error: {e}", r.file),
-                        None if payloads.is_empty() => println!("{}: no code ({:.2} ms)", r.file, r.ms),
+                        None if payloads.is_empty() => {
+                            println!("{}: no code ({:.2} ms)", r.file, r.ms)
+                        }
                         None => println!("{}: {} ({:.2} ms)", r.file, payloads.join(", "), r.ms),
                     }
                 }
             }
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
@@ -286,7 +324,11 @@ fn sandbox_host(h: HostArgs) -> anyhow::Result<ExitCode> {
             println!("still in flight:        {:?}", a.unresolved);
             println!("{}", if a.ok() { "OK" } else { "MISMATCH" });
         }
-        return Ok(if a.ok() { ExitCode::SUCCESS } else { ExitCode::from(3) });
+        return Ok(if a.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        });
     }
     posd::logging::init(&h.log_level);
     let mut cfg = posd::host::HostConfig::new(&h.broker, &h.db);
@@ -300,11 +342,16 @@ fn sandbox_host(h: HostArgs) -> anyhow::Result<ExitCode> {
     {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     use tokio::signal::unix::{signal, SignalKind};
-                    if let (Ok(mut t), Ok(mut i)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                    if let (Ok(mut t), Ok(mut i)) = (
+                        signal(SignalKind::terminate()),
+                        signal(SignalKind::interrupt()),
+                    ) {
                         tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
                     }
                 });
@@ -339,11 +386,18 @@ fn txn_line(t: &Value) -> String {
 fn print_status(v: &Value) {
     println!("terminal   {}", plain(&v["terminal"]));
     println!("online     {}", v["online"]);
-    println!("version    {} ({})", plain(&v["version"]), plain(&v["commit"]));
+    println!(
+        "version    {} ({})",
+        plain(&v["version"]),
+        plain(&v["commit"])
+    );
     println!("session    {}", plain(&v["session"]));
     println!(
         "queue      {} pending, oldest {} s (last seq {}, acked {})",
-        v["queue"]["pending"], v["queue"]["oldest_age_s"], v["queue"]["last_seq"], v["queue"]["acked_seq"]
+        v["queue"]["pending"],
+        v["queue"]["oldest_age_s"],
+        v["queue"]["last_seq"],
+        v["queue"]["acked_seq"]
     );
     for (k, d) in v["devices"].as_object().into_iter().flatten() {
         println!("device     {k}: {}", plain(d));

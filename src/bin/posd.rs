@@ -27,7 +27,12 @@ enum Cmd {
 }
 
 fn version() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (", env!("POSD_GIT_COMMIT"), ")")
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (",
+        env!("POSD_GIT_COMMIT"),
+        ")"
+    )
 }
 
 fn main() -> std::process::ExitCode {

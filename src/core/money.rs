@@ -220,7 +220,12 @@ pub struct Money {
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.currency.format(self.minor), self.currency.code)
+        write!(
+            f,
+            "{} {}",
+            self.currency.format(self.minor),
+            self.currency.code
+        )
     }
 }
 
@@ -255,7 +260,9 @@ mod tests {
             cur("JPY").parse_amount("1.5"),
             Err(MoneyError::TooManyDecimals { .. })
         ));
-        for bad in ["", ".", "-1", "+1", "1e3", "1,00", "12.3.4", " 1 2", "abc", "1."] {
+        for bad in [
+            "", ".", "-1", "+1", "1e3", "1,00", "12.3.4", " 1 2", "abc", "1.",
+        ] {
             let r = cny.parse_amount(bad);
             assert!(r.is_err() || bad == "1.", "{bad:?} gave {r:?}");
         }

@@ -170,15 +170,24 @@ pub struct ProtocolError {
 }
 
 pub fn parse_ack(payload: &[u8]) -> Result<Ack, ProtocolError> {
-    serde_json::from_slice(payload).map_err(|source| ProtocolError { what: "ack", source })
+    serde_json::from_slice(payload).map_err(|source| ProtocolError {
+        what: "ack",
+        source,
+    })
 }
 
 pub fn parse_response(payload: &[u8]) -> Result<Response, ProtocolError> {
-    serde_json::from_slice(payload).map_err(|source| ProtocolError { what: "resp", source })
+    serde_json::from_slice(payload).map_err(|source| ProtocolError {
+        what: "resp",
+        source,
+    })
 }
 
 pub fn parse_request(payload: &[u8]) -> Result<Request, ProtocolError> {
-    serde_json::from_slice(payload).map_err(|source| ProtocolError { what: "req", source })
+    serde_json::from_slice(payload).map_err(|source| ProtocolError {
+        what: "req",
+        source,
+    })
 }
 
 /// One journal event on `events`. `seq` is per terminal, strictly increasing and gap-free.
@@ -224,7 +233,10 @@ mod tests {
         let t = Topics::new("pos/v1/", "T1");
         assert_eq!(t.events(), "pos/v1/T1/events");
         assert_eq!(t.cfg_desired(), "pos/v1/T1/cfg/desired");
-        assert_eq!(split_topic("pos/v1", "pos/v1/T1/events"), Some(("T1", "events")));
+        assert_eq!(
+            split_topic("pos/v1", "pos/v1/T1/events"),
+            Some(("T1", "events"))
+        );
         assert_eq!(
             split_topic("pos/v1", "pos/v1/T1/cmd/result"),
             Some(("T1", "cmd/result"))
@@ -241,8 +253,9 @@ mod tests {
         assert!(parse_ack(br#"{"upto":5}"#).is_err());
         assert!(parse_ack(b"\xff\xfe").is_err());
         assert!(parse_response(br#"{"req_id":"a","txn_id":"b","status":"maybe"}"#).is_err());
-        let r = parse_response(br#"{"req_id":"a","txn_id":"b","status":"approved","host_ref":"H"}"#)
-            .unwrap();
+        let r =
+            parse_response(br#"{"req_id":"a","txn_id":"b","status":"approved","host_ref":"H"}"#)
+                .unwrap();
         assert_eq!(r.status, RespStatus::Approved);
         assert_eq!(r.host_ref.as_deref(), Some("H"));
     }

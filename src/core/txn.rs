@@ -256,10 +256,16 @@ impl Default for OnlinePolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "result")]
 pub enum SaleOutcome {
-    Approved { host_ref: Option<String> },
-    Declined { reason: String },
+    Approved {
+        host_ref: Option<String>,
+    },
+    Declined {
+        reason: String,
+    },
     /// Not approved; the reversal is durable and runs until the host confirms it.
-    Cancelled { reason: String },
+    Cancelled {
+        reason: String,
+    },
 }
 
 /// What the shell must do, in order.
@@ -291,7 +297,10 @@ pub enum Ignored {
     #[error("response for another transaction")]
     OtherTransaction,
     #[error("late {op} response ({status:?}) after the transaction moved on")]
-    Late { op: &'static str, status: RespStatus },
+    Late {
+        op: &'static str,
+        status: RespStatus,
+    },
     #[error("transaction already final")]
     AlreadyFinal,
 }
@@ -593,8 +602,12 @@ mod tests {
     fn approved_at_once() {
         let (mut m, a) = sale(1_000);
         let auth = &sent(&a)[0];
-        let out = m.handle(resp(&m, auth, RespStatus::Approved), 1_200).unwrap();
-        assert!(matches!(&out[0], Action::Persist(t) if t.state == TxnState::Approved && t.host_ref.as_deref() == Some("H1")));
+        let out = m
+            .handle(resp(&m, auth, RespStatus::Approved), 1_200)
+            .unwrap();
+        assert!(
+            matches!(&out[0], Action::Persist(t) if t.state == TxnState::Approved && t.host_ref.as_deref() == Some("H1"))
+        );
         assert!(out.contains(&Action::Outcome(SaleOutcome::Approved {
             host_ref: Some("H1".into())
         })));
@@ -608,7 +621,9 @@ mod tests {
         let auth = &sent(&a)[0];
         let out = m.handle(resp(&m, auth, RespStatus::Declined), 10).unwrap();
         assert!(matches!(&out[0], Action::Persist(t) if t.state == TxnState::Declined));
-        assert!(out.iter().any(|a| matches!(a, Action::Outcome(SaleOutcome::Declined { .. }))));
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::Outcome(SaleOutcome::Declined { .. }))));
     }
 
     #[test]
@@ -623,7 +638,9 @@ mod tests {
         let q = sent(&out);
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].op, Op::Query);
-        let out = m.handle(resp(&m, &q[0], RespStatus::Approved), 5_300).unwrap();
+        let out = m
+            .handle(resp(&m, &q[0], RespStatus::Approved), 5_300)
+            .unwrap();
         assert!(matches!(&out[0], Action::Persist(t) if t.state == TxnState::Approved));
     }
 
@@ -658,7 +675,14 @@ mod tests {
     #[test]
     fn reversal_retries_with_backoff_until_confirmed() {
         let (mut m, _) = sale(0);
-        let out = m.handle(Input::Cancel { reason: "cashier".into() }, 1_000).unwrap();
+        let out = m
+            .handle(
+                Input::Cancel {
+                    reason: "cashier".into(),
+                },
+                1_000,
+            )
+            .unwrap();
         assert!(matches!(&out[0], Action::Persist(t) if t.state == TxnState::Reversing));
         assert!(out.contains(&Action::Outcome(SaleOutcome::Cancelled {
             reason: "cashier".into()
@@ -666,7 +690,9 @@ mod tests {
         let first = sent(&out);
         assert_eq!(first[0].op, Op::Reverse);
         // The host errors: nothing changes; the retry comes at the backoff time.
-        let out = m.handle(resp(&m, &first[0], RespStatus::Error), 1_100).unwrap();
+        let out = m
+            .handle(resp(&m, &first[0], RespStatus::Error), 1_100)
+            .unwrap();
         assert!(out.is_empty());
         let w1 = m.next_wake().unwrap();
         assert_eq!(w1, 3_000);
@@ -675,7 +701,9 @@ mod tests {
         assert_eq!(second[0].op, Op::Reverse);
         let w2 = m.next_wake().unwrap();
         assert!(w2 - w1 > 2_000, "backoff grows: {w1} -> {w2}");
-        let out = m.handle(resp(&m, &second[0], RespStatus::Approved), w1 + 10).unwrap();
+        let out = m
+            .handle(resp(&m, &second[0], RespStatus::Approved), w1 + 10)
+            .unwrap();
         assert!(matches!(&out[0], Action::Persist(t) if t.state == TxnState::Reversed));
         assert_eq!(out.last(), Some(&Action::Finished));
         // The outcome was told once, at the cancel.
@@ -725,13 +753,16 @@ mod tests {
         let q = sent(&out);
         assert_eq!(q[0].op, Op::Query);
         // The query finds the payment: a sale, not a reversal.
-        let out = r.handle(resp(&r, &q[0], RespStatus::Approved), 600_100).unwrap();
+        let out = r
+            .handle(resp(&r, &q[0], RespStatus::Approved), 600_100)
+            .unwrap();
         assert!(matches!(&out[0], Action::Persist(t) if t.state == TxnState::Approved));
 
         let (m, _) = sale(0);
         let mut r = OnlineSale::recover(m.txn().clone(), OnlinePolicy::default(), 600_000);
         let q = sent(&r.handle(Input::Tick, 600_000).unwrap());
-        r.handle(resp(&r, &q[0], RespStatus::Unknown), 600_100).unwrap();
+        r.handle(resp(&r, &q[0], RespStatus::Unknown), 600_100)
+            .unwrap();
         let out = r.handle(Input::Tick, 605_000).unwrap();
         assert_eq!(sent(&out)[0].op, Op::Reverse);
     }

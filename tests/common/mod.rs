@@ -130,7 +130,12 @@ impl Host {
         let child = Command::new(env!("CARGO_BIN_EXE_posctl"))
             .args(["sandbox-host", "--broker", &self.broker, "--db"])
             .arg(&self.db)
-            .args(["--client-id", &self.instance, "--late-ms", &self.late_ms.to_string()])
+            .args([
+                "--client-id",
+                &self.instance,
+                "--late-ms",
+                &self.late_ms.to_string(),
+            ])
             .args(["--log-level", "warn"])
             .stdout(Stdio::null())
             .spawn()
@@ -201,7 +206,10 @@ impl Daemon {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
-            assert!(Instant::now() < deadline, "posd did not open its control socket");
+            assert!(
+                Instant::now() < deadline,
+                "posd did not open its control socket"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -236,7 +244,9 @@ impl Daemon {
     }
 
     pub async fn client(&self) -> ControlClient {
-        ControlClient::connect(&self.socket).await.expect("control socket")
+        ControlClient::connect(&self.socket)
+            .await
+            .expect("control socket")
     }
 }
 
@@ -291,7 +301,11 @@ pub async fn wait_drained(d: &Daemon, timeout: Duration) -> Value {
     .await
 }
 
-pub async fn sale(d: &Daemon, amount: &str, code: &str) -> Result<Value, posd::control::ControlError> {
+pub async fn sale(
+    d: &Daemon,
+    amount: &str,
+    code: &str,
+) -> Result<Value, posd::control::ControlError> {
     let mut c = d.client().await;
     c.call(&ControlRequest::Sale {
         amount: amount.into(),
