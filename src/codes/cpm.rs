@@ -34,6 +34,9 @@ pub enum CpmError {
     /// The first data object is not `85` = `CPV01`.
     #[error("first data object must be 85 = \"CPV01\"")]
     NotCpv01,
+    /// No application template (`61`): the specification requires at least one.
+    #[error("no application template (61)")]
+    NoApplication,
 }
 
 /// A parsed consumer-presented payload.
@@ -71,11 +74,14 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<CpmPayload, CpmError> {
     let objects = tlv::parse(bytes)?;
     let first = objects.first().ok_or(CpmError::Empty)?;
     match (&first.value, first.tag.as_bytes()) {
-        (TlvValue::Primitive(v), [TAG_FORMAT]) if v.as_slice() == CPM_FORMAT => {
-            Ok(CpmPayload { objects })
-        }
-        _ => Err(CpmError::NotCpv01),
+        (TlvValue::Primitive(v), [TAG_FORMAT]) if v.as_slice() == CPM_FORMAT => {}
+        _ => return Err(CpmError::NotCpv01),
     }
+    let payload = CpmPayload { objects };
+    if payload.applications().next().is_none() {
+        return Err(CpmError::NoApplication);
+    }
+    Ok(payload)
 }
 
 #[cfg(test)]
@@ -129,6 +135,10 @@ mod tests {
         .unwrap();
         let text = base64::engine::general_purpose::STANDARD.encode(other);
         assert_eq!(parse(&text), Err(CpmError::NotCpv01));
+        let only_pfi = tlv::encode(&sample()[..1]).unwrap();
+        let text = base64::engine::general_purpose::STANDARD.encode(only_pfi);
+        assert_eq!(text, "hQVDUFYwMQ==");
+        assert_eq!(parse(&text), Err(CpmError::NoApplication));
         let mut bytes = tlv::encode(&sample()).unwrap();
         bytes.pop();
         let text = base64::engine::general_purpose::STANDARD.encode(bytes);

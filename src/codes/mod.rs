@@ -37,6 +37,6 @@ pub use offline::{
     OfflineReject, OfflineState, VerifiedP1,
 };
 pub use p1::{
-    issue_credential, make_code, Credential, CredentialRequest, P1Code, P1Error, PrivateKey,
-    PublicKey,
+    issue_credential, make_code, sign_credential, Credential, CredentialRequest, P1Code, P1Error,
+    PrivateKey, PublicKey,
 };

@@ -494,17 +494,29 @@ pub fn issue_credential(
     issuer_key_id: u8,
     req: &CredentialRequest,
 ) -> Result<Credential, P1Error> {
-    let mut cred = Credential {
-        version: VERSION,
-        issuer_key_id,
-        user_id: req.user_id,
-        user_pubkey: req.user_key.to_compressed(),
-        valid_from: req.valid_from,
-        valid_until: req.valid_until,
-        max_amount: req.max_amount,
-        currency: req.currency,
-        issuer_sig: [0; 64],
-    };
+    sign_credential(
+        issuer,
+        Credential {
+            version: VERSION,
+            issuer_key_id,
+            user_id: req.user_id,
+            user_pubkey: req.user_key.to_compressed(),
+            valid_from: req.valid_from,
+            valid_until: req.valid_until,
+            max_amount: req.max_amount,
+            currency: req.currency,
+            issuer_sig: [0; 64],
+        },
+    )
+}
+
+/// Signs the fields of `credential` as they are (replacing `issuer_sig`). For issuers that
+/// build credentials themselves, and for tests that need a signed credential with odd fields.
+///
+/// # Errors
+/// [`P1Error::Signing`] if the signer fails.
+pub fn sign_credential(issuer: &PrivateKey, credential: Credential) -> Result<Credential, P1Error> {
+    let mut cred = credential;
     cred.issuer_sig = issuer.sign(&[CRED_DOMAIN, &cred.signed_bytes()])?;
     Ok(cred)
 }
