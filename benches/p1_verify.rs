@@ -60,7 +60,9 @@ fn main() {
         },
     )
     .expect("issue");
-    let text = make_code(&user, &cred, 1_770_000_000, 1).expect("code").to_text();
+    let text = make_code(&user, &cred, 1_770_000_000, 1)
+        .expect("code")
+        .to_text();
     let mut keys = IssuerKeys::new();
     keys.insert(1, issuer.public_key(), false);
     let policy = OfflinePolicy::default();

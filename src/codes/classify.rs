@@ -220,9 +220,9 @@ impl Default for PatternsConfig {
     }
 }
 
-/// Compiled patterns. Deserialises from a [`PatternsConfig`]; a bad regex fails the config load.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "PatternsConfig")]
+/// Compiled patterns. (De)serialises as a [`PatternsConfig`]; a bad regex fails the config load.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(try_from = "PatternsConfig", into = "PatternsConfig")]
 pub struct Patterns {
     config: PatternsConfig,
     wechat: Regex,
@@ -320,6 +320,21 @@ impl Default for Patterns {
         Patterns::new(PatternsConfig::default()).expect("built-in patterns compile")
     }
 }
+
+impl From<Patterns> for PatternsConfig {
+    fn from(p: Patterns) -> Self {
+        p.config
+    }
+}
+
+/// Two pattern sets are equal when they were compiled from equal configurations.
+impl PartialEq for Patterns {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+    }
+}
+
+impl Eq for Patterns {}
 
 impl TryFrom<PatternsConfig> for Patterns {
     type Error = PatternError;
@@ -577,6 +592,9 @@ mod tests {
         let bad: Result<Patterns, _> = serde_json::from_str(r#"{"alipay": "(unclosed"}"#);
         assert!(bad.unwrap_err().to_string().contains("alipay"));
         assert!(serde_json::from_str::<Patterns>(r#"{"unknown_key": "x"}"#).is_err());
+        let round: Patterns =
+            serde_json::from_str(&serde_json::to_string(&Patterns::default()).unwrap()).unwrap();
+        assert_eq!(round, Patterns::default());
         assert!(matches!(
             Patterns::new(PatternsConfig {
                 max_len: 0,

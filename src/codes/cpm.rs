@@ -6,6 +6,12 @@
 //! posd does not interpret the cryptogram: it recognises the code, checks that it is well formed,
 //! and sends the text to the host unchanged (DESIGN §1.1). Parsing it fully also lets
 //! `posctl code inspect` show the tree, with card numbers masked.
+//!
+//! Recognition decodes and parses the whole text rather than matching a prefix: every CPM text
+//! begins `hQVDUFYwM` (base64 of `85 05 "CPV01"`), but the tenth character depends on the next
+//! byte (`hQVDUFYwMWE…` when an application template `61` follows, as it must), so the
+//! `hQVDUFYwMQ` prefix quoted in DESIGN §1.1 only fits a payload holding nothing but the indicator,
+//! which the specification (and this parser) refuses.
 
 use base64::Engine;
 use thiserror::Error;
