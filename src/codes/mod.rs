@@ -8,13 +8,13 @@
 //! socket or the clock, so all of it is unit-tested, property-tested and fuzzed (`fuzz/`).
 //!
 //! Map:
-//! - [`classify`]: scan → [`CodeKind`] (routing), sanitising, configurable [`Patterns`];
+//! - [`mod@classify`]: scan → [`CodeKind`] (routing), sanitising, configurable [`Patterns`];
 //! - [`tlv`] and [`cpm`]: BER-TLV codec and the EMVCo CPM payload (DESIGN §1.1);
 //! - [`emv_mpm`]: EMVCo MPM parse and dynamic generation (DESIGN §1.3);
 //! - [`p1`] and [`offline`]: the `P1` offline code, its wallet side, and the acceptance rules
 //!   (DESIGN §1.2);
 //! - [`currency`]: ISO 4217 alpha/numeric/exponent;
-//! - [`inspect()`]: `posctl code inspect`.
+//! - [`mod@inspect`] / [`inspect()`]: `posctl code inspect`.
 
 pub mod classify;
 pub mod cpm;
