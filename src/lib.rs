@@ -15,3 +15,4 @@ pub mod link;
 pub mod logging;
 pub mod store;
 pub mod systemd;
+pub mod codes;
