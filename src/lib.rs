@@ -2,3 +2,4 @@
 //!
 //! A core with no I/O (`core`, `codes`, ...) driven by thin tokio shells that own devices,
 //! SQLite and MQTT. See `docs/architecture.md` for the map from modules to DESIGN.md.
+pub mod receipt;
