@@ -934,35 +934,37 @@ pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
     d.finish(false)
 }
 
-/// `  STATE        count       amount` with the count right-aligned in a fixed column.
+/// `  STATE        count       amount`, count and amount right-aligned in fixed columns; a
+/// label too long for its column goes on a line of its own above the numbers.
 fn z_line(d: &mut Doc, label: &str, count: u128, amount: &str, cols: usize) {
     let count = count.to_string();
     let amount_w = amount.len().max(12);
     let count_w = 6usize.max(count.len());
     let label_w = cols.saturating_sub(amount_w + count_w + 2);
-    if label_w >= 4 && 2 + label.len().min(label_w) + count_w + amount_w < cols + 2 {
-        let mut lab: String = format!("  {label}");
-        if lab.len() > label_w {
-            lab.truncate(label_w);
-        }
-        let text = format!("{lab:<label_w$}{count:>count_w$}  {amount:>amount_w$}");
-        if text.len() <= cols {
-            d.lines.push(Line::Text {
-                text,
-                align: Align::Left,
-                size: TextSize::Normal,
-                bold: false,
-            });
-            return;
-        }
+    let label = format!("  {label}");
+    let numbers = |lab: &str| format!("{lab:<label_w$}{count:>count_w$}  {amount:>amount_w$}");
+    let text = if label.len() <= label_w {
+        numbers(&label)
+    } else {
+        // Labels are our own ASCII words, so they need no sanitising.
+        d.lines.push(Line::Text {
+            text: label.chars().take(cols).collect(),
+            align: Align::Left,
+            size: TextSize::Normal,
+            bold: false,
+        });
+        numbers("")
+    };
+    if text.len() <= cols {
+        d.lines.push(Line::Text {
+            text,
+            align: Align::Left,
+            size: TextSize::Normal,
+            bold: false,
+        });
+    } else {
+        d.pair("", &format!("{count} x {amount}"), TextSize::Normal, false);
     }
-    d.pair(
-        &format!("  {label}"),
-        &format!("{count} x"),
-        TextSize::Normal,
-        false,
-    );
-    d.pair("", amount, TextSize::Normal, false);
 }
 
 impl fmt::Display for Receipt {
