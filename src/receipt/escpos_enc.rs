@@ -15,6 +15,7 @@ use escpos::driver::Driver;
 use escpos::printer::Printer;
 use escpos::utils::{
     JustifyMode, PageCode, Protocol, QRCodeCorrectionLevel, QRCodeModel, QRCodeOption,
+    RealTimeStatusRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -247,6 +248,28 @@ pub fn encode(receipt: &Receipt, profile: &PrinterProfile) -> Result<Vec<u8>, En
     Ok(bytes)
 }
 
+/// `DLE EOT 1`, `DLE EOT 2`, `DLE EOT 4`: printer, offline-cause and roll-paper status, as
+/// escpos writes them.
+pub fn status_query_bytes() -> Vec<u8> {
+    const FALLBACK: [u8; 9] = [0x10, 0x04, 1, 0x10, 0x04, 2, 0x10, 0x04, 4];
+    let driver = MemDriver::default();
+    let mut p = Printer::new(driver.clone(), Protocol::default(), None);
+    let built = (|| -> escpos::errors::Result<()> {
+        p.real_time_status(RealTimeStatusRequest::Printer)?
+            .real_time_status(RealTimeStatusRequest::OfflineCause)?
+            .real_time_status(RealTimeStatusRequest::RollPaperSensor)?
+            .send_status()?;
+        Ok(())
+    })();
+    drop(p);
+    let bytes = driver.0.borrow().clone();
+    if built.is_ok() && bytes.len() == FALLBACK.len() {
+        bytes
+    } else {
+        FALLBACK.to_vec()
+    }
+}
+
 /// Encodes several receipts (e.g. merchant and customer copies) as one job.
 pub fn encode_all(receipts: &[Receipt], profile: &PrinterProfile) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
@@ -409,6 +432,14 @@ mod tests {
         );
         let b = encode(&r, &profile()).unwrap();
         assert!(b.windows(6).any(|w| w == b"a??V?b"));
+    }
+
+    #[test]
+    fn status_query_is_dle_eot_1_2_4() {
+        assert_eq!(
+            status_query_bytes(),
+            vec![0x10, 0x04, 1, 0x10, 0x04, 2, 0x10, 0x04, 4]
+        );
     }
 
     #[test]
