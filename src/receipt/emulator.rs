@@ -232,11 +232,7 @@ fn status_byte(sc: &EmulatorScript, n: u8) -> u8 {
     let mut v = 0x12u8;
     let stopped = sc.cover_open || sc.paper_out;
     match n {
-        1 => {
-            if stopped {
-                v |= 0x08; // offline
-            }
-        }
+        1 if stopped => v |= 0x08, // offline
         2 => {
             if sc.cover_open {
                 v |= 0x04;

@@ -97,7 +97,8 @@ enum Block {
         align: Align,
         data: Vec<u8>,
         module: u8,
-        ecc: QrEcc,
+        /// Side in modules and dark modules; `None` when the data cannot be a QR.
+        matrix: Option<(usize, Vec<bool>)>,
     },
     Cut {
         partial: bool,
@@ -271,10 +272,14 @@ impl<'a> Interp<'a> {
                 0x0A => self.print_line(None),
                 0x0C => self.print_line(None),
                 0x09 => {
+                    // Tab stops every 8 columns: spaces up to the next stop, or the line's end.
                     let (cw, _) = self.char_cell();
                     let tab = cw * 8;
                     let next = (self.line_dots / tab + 1) * tab;
-                    while self.line_dots < next && self.line_dots + cw <= self.opts.paper_dots {
+                    let w = cw * self.st.wmul;
+                    let room = self.opts.paper_dots.saturating_sub(self.line_dots) / w;
+                    let spaces = next.saturating_sub(self.line_dots).div_ceil(w).min(room);
+                    for _ in 0..spaces {
                         self.add_glyph(' ', false);
                     }
                 }
@@ -514,11 +519,7 @@ impl<'a> Interp<'a> {
         }
         let xb = usize::from(u16::from_le_bytes([h[2], h[3]]));
         let rows = usize::from(u16::from_le_bytes([h[4], h[5]]));
-        let avail_rows = if xb == 0 {
-            0
-        } else {
-            (self.b.len() - self.i) / xb
-        };
+        let avail_rows = (self.b.len() - self.i).checked_div(xb).unwrap_or(0);
         let rows_ok = rows.min(avail_rows);
         let budget = u64::from(self.opts.max_height).saturating_sub(self.height) as usize;
         let keep_rows = rows_ok.min(budget);
@@ -572,18 +573,17 @@ impl<'a> Interp<'a> {
             80 if p.len() >= 3 => self.st.qr_data = p[3..].to_vec(),
             81 => {
                 self.flush_partial();
-                let side = qr_matrix(&self.st.qr_data, self.st.qr_ecc)
-                    .map(|(w, _)| w as u32 * u32::from(self.st.qr_module))
-                    .unwrap_or(24);
+                let matrix = qr_matrix(&self.st.qr_data, self.st.qr_ecc);
+                let module = self.st.qr_module;
+                let side = qr_side(&matrix, module);
                 let align = self.st.align;
                 let data = self.st.qr_data.clone();
-                let (module, ecc) = (self.st.qr_module, self.st.qr_ecc);
                 self.push(
                     Block::Qr {
                         align,
                         data,
                         module,
-                        ecc,
+                        matrix,
                     },
                     side,
                 );
@@ -654,6 +654,14 @@ fn interpret(bytes: &[u8], opts: RenderOptions) -> (RenderOptions, Vec<Block>) {
     (it.opts, it.blocks)
 }
 
+/// Height (and width) in dots of a QR block; a failed QR takes a 24-dot placeholder.
+fn qr_side(matrix: &Option<(usize, Vec<bool>)>, module: u8) -> u32 {
+    matrix
+        .as_ref()
+        .map(|(w, _)| (*w as u32).saturating_mul(u32::from(module)))
+        .unwrap_or(24)
+}
+
 fn align_x(align: Align, paper: u32, w: u32) -> u32 {
     match align {
         Align::Left => 0,
@@ -717,12 +725,20 @@ pub fn render_image(bytes: &[u8], opts: &RenderOptions) -> GrayImage {
     let paper = opts.paper_dots;
     let total: u64 = blocks.iter().map(block_height).sum();
     let height = (total.min(u64::from(opts.max_height)) as u32) + 2 * MARGIN;
-    let mut img = GrayImage::from_pixel(paper + 2 * MARGIN, height, Luma([200]));
-    for y in MARGIN..height - MARGIN {
-        for x in MARGIN..MARGIN + paper {
-            img.put_pixel(x, y, WHITE);
+    let width = paper + 2 * MARGIN;
+    // White paper on a grey margin, built row by row (this is the hot path for tall receipts).
+    let mut row = vec![200u8; width as usize];
+    row[MARGIN as usize..(MARGIN + paper) as usize].fill(255);
+    let mut raw = Vec::with_capacity(width as usize * height as usize);
+    for y in 0..height {
+        if y < MARGIN || y >= height - MARGIN {
+            raw.extend(std::iter::repeat_n(200u8, width as usize));
+        } else {
+            raw.extend_from_slice(&row);
         }
     }
+    let mut img = GrayImage::from_raw(width, height, raw)
+        .unwrap_or_else(|| GrayImage::from_pixel(width, height, WHITE));
     let mut y = MARGIN;
     for b in &blocks {
         match b {
@@ -757,10 +773,10 @@ pub fn render_image(bytes: &[u8], opts: &RenderOptions) -> GrayImage {
             }
             Block::Qr {
                 align,
-                data,
                 module,
-                ecc,
-            } => draw_qr(&mut img, MARGIN, y, paper, *align, data, *module, *ecc),
+                matrix,
+                ..
+            } => draw_qr(&mut img, MARGIN, y, paper, *align, matrix, *module),
             Block::Cut { .. } => {
                 for x in (0..img.width()).step_by(8) {
                     for dx in 0..4 {
@@ -788,11 +804,7 @@ fn block_height(b: &Block) -> u64 {
         Block::Text { advance, .. } => u64::from(*advance),
         Block::Feed(d) => u64::from(*d),
         Block::Image { height, .. } => u64::from(*height),
-        Block::Qr {
-            data, module, ecc, ..
-        } => qr_matrix(data, *ecc)
-            .map(|(w, _)| w as u64 * u64::from(*module))
-            .unwrap_or(24),
+        Block::Qr { matrix, module, .. } => u64::from(qr_side(matrix, *module)),
         Block::Cut { .. } | Block::Drawer { .. } => 0,
     }
 }
@@ -803,20 +815,19 @@ fn put(img: &mut GrayImage, x: u32, y: u32, p: Luma<u8>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn draw_qr(
     img: &mut GrayImage,
     x0: u32,
     y: u32,
     paper: u32,
     align: Align,
-    data: &[u8],
+    matrix: &Option<(usize, Vec<bool>)>,
     module: u8,
-    ecc: QrEcc,
 ) {
     let m = u32::from(module);
-    match qr_matrix(data, ecc) {
+    match matrix {
         Some((w, dark)) => {
+            let w = *w;
             let side = w as u32 * m;
             let x = x0 + align_x(align, paper, side);
             for my in 0..w {
@@ -948,6 +959,14 @@ mod tests {
             let img = render_image(b, &RenderOptions::default());
             assert!(img.height() <= 40_000 + 2 * MARGIN);
         }
+    }
+
+    #[test]
+    fn tabs_with_wide_characters_terminate() {
+        let mut b = b"\x1d!\x77".to_vec();
+        b.extend(std::iter::repeat_n(b'\t', 1000));
+        let _ = text(&b);
+        assert_eq!(text(b"a\tb\n"), "a       b\n");
     }
 
     #[test]

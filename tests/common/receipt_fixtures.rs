@@ -54,84 +54,84 @@ pub fn sale() -> ReceiptData {
 
 /// (name, data) of every transaction receipt kind.
 pub fn transactions() -> Vec<(&'static str, ReceiptData)> {
-    let mut v = Vec::new();
-    v.push(("sale", sale()));
-    v.push((
-        "sale-offline",
-        ReceiptData {
-            status: ReceiptStatus::ApprovedOffline,
-            method: PayMethod::OfflineCode,
-            channel: "P1 offline".into(),
-            masked: "user ****5678".into(),
-            amount_minor: 350,
-            ..sale()
-        },
-    ));
-    v.push((
-        "sale-card",
-        ReceiptData {
-            method: PayMethod::Card,
-            channel: "UnionPay".into(),
-            masked: "622202******7890".into(),
-            amount_minor: 1_999_900,
-            copy: CopyKind::Merchant,
-            ..sale()
-        },
-    ));
-    v.push((
-        "sale-merchant-qr",
-        ReceiptData {
-            method: PayMethod::MerchantCode,
-            channel: "Alipay".into(),
-            masked: "order 7731".into(),
-            ..sale()
-        },
-    ));
-    v.push((
-        "declined",
-        ReceiptData {
-            status: ReceiptStatus::Declined,
-            channel: "Alipay".into(),
-            masked: "2840********1234".into(),
-            notes: vec!["Reason: insufficient balance".into()],
-            ..sale()
-        },
-    ));
-    v.push((
-        "reversal",
-        ReceiptData {
-            kind: ReceiptKind::Reversal,
-            status: ReceiptStatus::Reversed,
-            notes: vec!["No answer from the host within 45 s".into()],
-            ..sale()
-        },
-    ));
-    v.push((
-        "refund",
-        ReceiptData {
-            kind: ReceiptKind::Refund,
-            status: ReceiptStatus::Refund,
-            txn_ref: "20261121-000057".into(),
-            receipt_ref: "R1.T0001.0b1e9f3c-6a2d-4e8b-b7c1-2f5d9a8e6c41".into(),
-            original_ref: Some("20261121-000042".into()),
-            amount_minor: 5_000,
-            ..sale()
-        },
-    ));
-    v.push((
-        "void",
-        ReceiptData {
-            kind: ReceiptKind::Void,
-            status: ReceiptStatus::Void,
-            method: PayMethod::OfflineCode,
-            channel: "P1 offline".into(),
-            masked: "user ****5678".into(),
-            amount_minor: 350,
-            reprint: true,
-            ..sale()
-        },
-    ));
-    v
+    vec![
+        ("sale", sale()),
+        (
+            "sale-offline",
+            ReceiptData {
+                status: ReceiptStatus::ApprovedOffline,
+                method: PayMethod::OfflineCode,
+                channel: "P1 offline".into(),
+                masked: "user ****5678".into(),
+                amount_minor: 350,
+                ..sale()
+            },
+        ),
+        (
+            "sale-card",
+            ReceiptData {
+                method: PayMethod::Card,
+                channel: "UnionPay".into(),
+                masked: "622202******7890".into(),
+                amount_minor: 1_999_900,
+                copy: CopyKind::Merchant,
+                ..sale()
+            },
+        ),
+        (
+            "sale-merchant-qr",
+            ReceiptData {
+                method: PayMethod::MerchantCode,
+                channel: "Alipay".into(),
+                masked: "order 7731".into(),
+                ..sale()
+            },
+        ),
+        (
+            "declined",
+            ReceiptData {
+                status: ReceiptStatus::Declined,
+                channel: "Alipay".into(),
+                masked: "2840********1234".into(),
+                notes: vec!["Reason: insufficient balance".into()],
+                ..sale()
+            },
+        ),
+        (
+            "reversal",
+            ReceiptData {
+                kind: ReceiptKind::Reversal,
+                status: ReceiptStatus::Reversed,
+                notes: vec!["No answer from the host within 45 s".into()],
+                ..sale()
+            },
+        ),
+        (
+            "refund",
+            ReceiptData {
+                kind: ReceiptKind::Refund,
+                status: ReceiptStatus::Refund,
+                txn_ref: "20261121-000057".into(),
+                receipt_ref: "R1.T0001.0b1e9f3c-6a2d-4e8b-b7c1-2f5d9a8e6c41".into(),
+                original_ref: Some("20261121-000042".into()),
+                amount_minor: 5_000,
+                ..sale()
+            },
+        ),
+        (
+            "void",
+            ReceiptData {
+                kind: ReceiptKind::Void,
+                status: ReceiptStatus::Void,
+                method: PayMethod::OfflineCode,
+                channel: "P1 offline".into(),
+                masked: "user ****5678".into(),
+                amount_minor: 350,
+                reprint: true,
+                ..sale()
+            },
+        ),
+    ]
 }
 
 pub fn z_report() -> ZReport {
