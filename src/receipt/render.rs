@@ -10,8 +10,8 @@
 //! never allocates beyond what the input and [`RenderOptions::max_height`] allow, and stops at
 //! truncated input.
 //!
-//! Glyphs come from Noto Sans Mono (pre-rasterised, OFL); Chinese characters, which it lacks,
-//! are drawn as boxes in the PNG (the text rendering shows them as they are).
+//! Glyphs come from Noto Sans Mono (pre-rasterised, OFL) at the printer's 24-dot height, and
+//! from GNU Unifont (16 × 16, scaled) for Chinese and anything else Noto lacks.
 
 use image::{GrayImage, Luma};
 use noto_sans_mono_bitmap::{get_raster, FontWeight, RasterHeight};
@@ -876,38 +876,48 @@ fn draw_glyph(img: &mut GrayImage, x: u32, y: u32, g: &Glyph) {
     } else {
         FontWeight::Regular
     };
-    let raster = if g.wide {
-        None
-    } else {
-        get_raster(g.ch, weight, RasterHeight::Size24)
-            .or_else(|| get_raster('?', weight, RasterHeight::Size24))
-    };
-    match raster {
-        Some(r) if g.ch != ' ' => {
-            let (sw, sh) = (12u32, 24u32);
-            for dy in 0..g.h {
-                for dx in 0..g.w {
-                    let sx = (dx * sw / g.w.max(1)) as usize;
-                    let sy = (dy * sh / g.h.max(1)) as usize;
-                    if r.pixel(sx, sy).unwrap_or(0) > 110 {
-                        put(img, x + dx, y + dy, ink);
+    if g.ch == ' ' {
+        // nothing to draw
+    } else if let Some(r) = (!g.wide)
+        .then(|| get_raster(g.ch, weight, RasterHeight::Size24))
+        .flatten()
+    {
+        // Noto Sans Mono, 11 x 24 in a 12 x 24 cell.
+        for dy in 0..g.h {
+            for dx in 0..g.w {
+                let sx = (dx * 12 / g.w.max(1)) as usize;
+                let sy = (dy * 24 / g.h.max(1)) as usize;
+                if r.pixel(sx, sy).unwrap_or(0) > 110 {
+                    put(img, x + dx, y + dy, ink);
+                }
+            }
+        }
+    } else if let Some(u) = unifont::get_glyph(g.ch) {
+        // Unifont (Chinese and whatever Noto lacks): 8 x 16 or 16 x 16, scaled to the cell.
+        let (gw, gh) = (u.get_width() as u32, 16u32);
+        for dy in 0..g.h {
+            for dx in 0..g.w {
+                let sx = (dx * gw / g.w.max(1)) as usize;
+                let sy = (dy * gh / g.h.max(1)) as usize;
+                if u.get_pixel(sx, sy) {
+                    put(img, x + dx, y + dy, ink);
+                    if g.bold {
+                        put(img, x + dx + 1, y + dy, ink);
                     }
                 }
             }
         }
-        Some(_) => {}
-        None => {
-            // No glyph (Chinese): an outlined box the size of the character.
-            let (w, h) = (g.w, g.h);
-            let (ix, iy) = (w / 8, h / 8);
-            for dx in ix..w - ix {
-                put(img, x + dx, y + iy, ink);
-                put(img, x + dx, y + h - iy - 1, ink);
-            }
-            for dy in iy..h - iy {
-                put(img, x + ix, y + dy, ink);
-                put(img, x + w - ix - 1, y + dy, ink);
-            }
+    } else {
+        // No glyph anywhere: an outlined box the size of the character.
+        let (w, h) = (g.w, g.h);
+        let (ix, iy) = (w / 8, h / 8);
+        for dx in ix..w - ix {
+            put(img, x + dx, y + iy, ink);
+            put(img, x + dx, y + h - iy - 1, ink);
+        }
+        for dy in iy..h - iy {
+            put(img, x + ix, y + dy, ink);
+            put(img, x + w - ix - 1, y + dy, ink);
         }
     }
     if g.underline {
