@@ -244,3 +244,74 @@ async fn missing_serial_and_usb_printers_fail_cleanly() {
         PrintOutcome::Fault(Fault::Unreachable(_) | Fault::Unsupported(_))
     ));
 }
+
+/// The blocking path (escpos' `SerialPortDriver` in `spawn_blocking`) against a printer played
+/// on the other end of a pseudo-terminal: status before and after, the whole job in between.
+#[cfg(feature = "printer-serial")]
+#[tokio::test]
+async fn serial_printer_through_a_pseudo_terminal() {
+    use serialport::SerialPort;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let cfg = fixtures::config(PaperWidth::Mm58, TextEncoding::Cp858, true);
+    let job = encode(
+        &layout(&fixtures::sale(), &cfg),
+        &PrinterProfile::from_config(&cfg),
+    )
+    .unwrap();
+    // The naive printer below needs no command parsing: no DLE in a native-QR text job.
+    assert!(!job.contains(&0x10));
+
+    let (mut master, slave) = serialport::TTYPort::pair().expect("pty pair");
+    let path = slave.name().expect("pty name");
+    master
+        .set_timeout(std::time::Duration::from_millis(50))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let printer_side = std::thread::spawn(move || {
+        let (mut got, mut pending, mut queries) = (Vec::new(), Vec::new(), 0);
+        let mut buf = [0u8; 4096];
+        while !stop2.load(Ordering::Relaxed) {
+            match master.read(&mut buf) {
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                Err(_) => break,
+            }
+            let mut i = 0;
+            while i < pending.len() {
+                if pending[i] == 0x10 {
+                    if i + 2 >= pending.len() {
+                        break;
+                    }
+                    queries += 1;
+                    let _ = master.write_all(&[0x12]);
+                    i += 3;
+                } else {
+                    got.push(pending[i]);
+                    i += 1;
+                }
+            }
+            pending.drain(..i);
+        }
+        (got, queries)
+    });
+
+    let mut pc = PrinterConfig::new(Transport::Serial {
+        path,
+        baud: 115_200,
+    });
+    pc.status = StatusMode::Required;
+    let out = Printer::new(pc).print(&job).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (got, queries) = printer_side.join().unwrap();
+    drop(slave);
+    assert!(
+        matches!(out, PrintOutcome::Printed { status: Some(st) } if st.online),
+        "{out:?}"
+    );
+    assert_eq!(queries, 6);
+    same(got, &job);
+}
