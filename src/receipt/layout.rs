@@ -543,7 +543,7 @@ pub fn format_amount(minor: i128, exponent: u8) -> String {
     }
     let first = int.len() % 3;
     for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (i + 3 - first) % 3 == 0 {
+        if i > 0 && (i + 3 - first).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
