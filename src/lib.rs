@@ -16,3 +16,4 @@ pub mod logging;
 pub mod store;
 pub mod systemd;
 pub mod codes;
+pub mod receipt;

@@ -1,0 +1,1090 @@
+//! Receipt layout: the pure core that turns a transaction (or a Z report) and the shop's receipt
+//! configuration into a device-independent [`Receipt`] — lines of text already sanitised for the
+//! target character set and fitted to the paper's columns, rules, feeds and the QR.
+//!
+//! No I/O happens here, and nothing here panics on any input: every string from a transaction or
+//! from config goes through [`printable`] (control, format and unencodable characters removed or
+//! replaced) and every line through width-aware wrapping, so that whatever the encoder later sends
+//! is text the printer can print, in the width it has. Amounts are integer minor units formatted
+//! with the currency exponent; floats never appear.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use super::charset::TextEncoding;
+
+/// Longest receipt reference printed as a QR (bytes). `R1.<terminal>.<uuid>` is ~45.
+pub const MAX_QR_REF_LEN: usize = 256;
+
+// ------------------------------------------------------------------------------------------------
+// Inputs
+// ------------------------------------------------------------------------------------------------
+
+/// What happened, which sets the receipt's title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    Sale,
+    Refund,
+    Void,
+    Reversal,
+}
+
+impl ReceiptKind {
+    /// Title printed at the top of the receipt.
+    pub fn title(self) -> &'static str {
+        match self {
+            ReceiptKind::Sale => "SALE",
+            ReceiptKind::Refund => "REFUND",
+            ReceiptKind::Void => "VOID",
+            ReceiptKind::Reversal => "REVERSAL",
+        }
+    }
+}
+
+/// Outcome printed in large letters (the words the issue asks for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Approved,
+    ApprovedOffline,
+    Declined,
+    Reversed,
+    Refund,
+    Void,
+}
+
+impl ReceiptStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            ReceiptStatus::Approved => "APPROVED",
+            ReceiptStatus::ApprovedOffline => "APPROVED OFFLINE",
+            ReceiptStatus::Declined => "DECLINED",
+            ReceiptStatus::Reversed => "REVERSED",
+            ReceiptStatus::Refund => "REFUND",
+            ReceiptStatus::Void => "VOID",
+        }
+    }
+}
+
+/// The four ways posd takes money (DESIGN §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayMethod {
+    /// Customer-presented code verified online.
+    PaymentCode,
+    /// Customer-presented `P1` code verified offline.
+    OfflineCode,
+    /// Merchant-presented code.
+    MerchantCode,
+    Card,
+}
+
+impl PayMethod {
+    pub fn label(self) -> &'static str {
+        match self {
+            PayMethod::PaymentCode => "Payment code",
+            PayMethod::OfflineCode => "Offline code",
+            PayMethod::MerchantCode => "Merchant QR",
+            PayMethod::Card => "Card",
+        }
+    }
+}
+
+/// Which copy this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyKind {
+    Merchant,
+    Customer,
+}
+
+impl CopyKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            CopyKind::Merchant => "MERCHANT COPY",
+            CopyKind::Customer => "CUSTOMER COPY",
+        }
+    }
+}
+
+/// A moment as the shop sees it: unix seconds plus the UTC offset in force there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalTime {
+    pub unix_secs: i64,
+    /// Seconds east of UTC (`28800` for China). Clamped to ±18 h when printed.
+    pub utc_offset_secs: i32,
+}
+
+/// One transaction receipt, as the daemon knows it. The lead's store adapts to this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptData {
+    pub kind: ReceiptKind,
+    pub status: ReceiptStatus,
+    pub terminal_id: String,
+    /// Transaction reference shown to people (the journal's id or the host reference).
+    pub txn_ref: String,
+    /// Text of the QR, `R1.<terminal>.<txn uuid>`: scanning it later finds the transaction.
+    pub receipt_ref: String,
+    /// For refunds, voids and reversals: the reference of the sale they undo.
+    #[serde(default)]
+    pub original_ref: Option<String>,
+    pub method: PayMethod,
+    /// "WeChat Pay", "Alipay", "UnionPay", "Visa", ... as routed.
+    pub channel: String,
+    /// Masked payment code or PAN (first 6, last 4). Long digit runs are masked again here.
+    pub masked: String,
+    pub amount_minor: i64,
+    /// ISO 4217 alphabetic code.
+    pub currency: String,
+    /// Minor-unit exponent of the currency (0 JPY, 2 CNY, 3 KWD).
+    pub exponent: u8,
+    pub at: LocalTime,
+    pub copy: CopyKind,
+    /// Printed again on request: marked `REPRINT` under the title.
+    #[serde(default)]
+    pub reprint: bool,
+    /// Free lines for this receipt only (decline reason, operator, ...).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// Why a [`ReceiptData`] is not fit to print as given (see [`ReceiptData::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DataError {
+    #[error("receipt reference is empty")]
+    EmptyReceiptRef,
+    #[error("receipt reference is longer than {MAX_QR_REF_LEN} bytes")]
+    ReceiptRefTooLong,
+    #[error("receipt reference must be printable ASCII")]
+    ReceiptRefNotAscii,
+    #[error("currency {0:?} is not three ASCII letters")]
+    BadCurrency(String),
+    #[error("currency exponent {0} is above 4")]
+    BadExponent(u8),
+}
+
+impl ReceiptData {
+    /// Checks what layout would otherwise have to degrade (the QR is left out when the
+    /// reference is unfit, an odd currency prints as `???`). Layout itself never fails.
+    pub fn validate(&self) -> Result<(), DataError> {
+        validate_ref(&self.receipt_ref)?;
+        validate_currency(&self.currency, self.exponent)
+    }
+}
+
+fn validate_ref(r: &str) -> Result<(), DataError> {
+    if r.is_empty() {
+        return Err(DataError::EmptyReceiptRef);
+    }
+    if r.len() > MAX_QR_REF_LEN {
+        return Err(DataError::ReceiptRefTooLong);
+    }
+    if !r.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(DataError::ReceiptRefNotAscii);
+    }
+    Ok(())
+}
+
+fn validate_currency(c: &str, exponent: u8) -> Result<(), DataError> {
+    if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(DataError::BadCurrency(c.chars().take(8).collect()));
+    }
+    if exponent > 4 {
+        return Err(DataError::BadExponent(exponent));
+    }
+    Ok(())
+}
+
+/// End-of-day totals (Z report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZReport {
+    pub terminal_id: String,
+    /// Batch number or id the host reconciles against.
+    pub batch: String,
+    pub from: LocalTime,
+    pub to: LocalTime,
+    pub printed_at: LocalTime,
+    pub rows: Vec<ZRow>,
+}
+
+/// Count and amount of one method/channel/state in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZRow {
+    pub method: PayMethod,
+    pub channel: String,
+    pub state: ReceiptStatus,
+    pub count: u64,
+    /// Sum in minor units, positive for refunds too (the state says what it is).
+    pub amount_minor: i64,
+    pub currency: String,
+    pub exponent: u8,
+}
+
+// ------------------------------------------------------------------------------------------------
+// Configuration
+// ------------------------------------------------------------------------------------------------
+
+/// Paper width in columns of font A (12 × 24 dots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub enum PaperWidth {
+    /// 58 mm paper, 384 dots, 32 columns.
+    Mm58,
+    /// 80 mm paper, 576 dots, 48 columns.
+    Mm80,
+}
+
+impl PaperWidth {
+    pub fn columns(self) -> u16 {
+        match self {
+            PaperWidth::Mm58 => 32,
+            PaperWidth::Mm80 => 48,
+        }
+    }
+
+    /// Printable dots at 203 dpi.
+    pub fn dots(self) -> u32 {
+        u32::from(self.columns()) * 12
+    }
+}
+
+impl TryFrom<u16> for PaperWidth {
+    type Error = String;
+    fn try_from(v: u16) -> Result<Self, String> {
+        match v {
+            32 => Ok(PaperWidth::Mm58),
+            48 => Ok(PaperWidth::Mm80),
+            other => Err(format!(
+                "width must be 32 (58 mm) or 48 (80 mm), not {other}"
+            )),
+        }
+    }
+}
+
+impl From<PaperWidth> for u16 {
+    fn from(w: PaperWidth) -> u16 {
+        w.columns()
+    }
+}
+
+/// `[receipt]` in posd.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiptConfig {
+    /// 32 (58 mm) or 48 (80 mm).
+    pub width: PaperWidth,
+    /// Character set the printer takes: gb18030, cp437, cp858, ascii.
+    pub encoding: TextEncoding,
+    /// Print QR with the printer's own `GS ( k`; false sends a raster image instead.
+    pub native_qr: bool,
+    /// QR module size in dots (1..=16).
+    pub qr_module: u8,
+    /// Cut after each copy (printers without a cutter ignore it; set false to save the feed).
+    pub cut: bool,
+    /// Kick the cash drawer on approved sales and refunds (first copy only).
+    pub drawer_kick: bool,
+    pub shop_name: String,
+    pub address: Vec<String>,
+    /// Printed as `Tax ID: ...` when not empty.
+    pub tax_id: String,
+    /// Extra lines under the shop's address.
+    pub header: Vec<String>,
+    /// Lines at the bottom ("Thank you", returns policy, ...).
+    pub footer: Vec<String>,
+    /// Copies printed per transaction, in order.
+    pub copies: Vec<CopyKind>,
+}
+
+impl Default for ReceiptConfig {
+    fn default() -> Self {
+        ReceiptConfig {
+            width: PaperWidth::Mm58,
+            encoding: TextEncoding::Gb18030,
+            native_qr: true,
+            qr_module: 6,
+            cut: true,
+            drawer_kick: false,
+            shop_name: String::new(),
+            address: Vec::new(),
+            tax_id: String::new(),
+            header: Vec::new(),
+            footer: Vec::new(),
+            copies: vec![CopyKind::Merchant, CopyKind::Customer],
+        }
+    }
+}
+
+/// A `[receipt]` section that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("qr_module must be 1..=16 dots, not {0}")]
+    QrModule(u8),
+    #[error("copies must list 1 to 4 copies")]
+    Copies,
+    #[error("{0} has more than {1} lines")]
+    TooManyLines(&'static str, usize),
+}
+
+impl ReceiptConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=16).contains(&self.qr_module) {
+            return Err(ConfigError::QrModule(self.qr_module));
+        }
+        if self.copies.is_empty() || self.copies.len() > 4 {
+            return Err(ConfigError::Copies);
+        }
+        for (name, lines) in [
+            ("address", &self.address),
+            ("header", &self.header),
+            ("footer", &self.footer),
+        ] {
+            if lines.len() > 8 {
+                return Err(ConfigError::TooManyLines(name, 8));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Output: the device-independent document
+// ------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Align {
+    Left,
+    Center,
+    Right,
+}
+
+/// Character magnification (ESC/POS `GS !`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextSize {
+    Normal,
+    /// Double height.
+    Tall,
+    /// Double width and height: half the columns.
+    Big,
+}
+
+impl TextSize {
+    pub fn width_mult(self) -> u16 {
+        match self {
+            TextSize::Normal | TextSize::Tall => 1,
+            TextSize::Big => 2,
+        }
+    }
+    pub fn height_mult(self) -> u16 {
+        match self {
+            TextSize::Normal => 1,
+            TextSize::Tall | TextSize::Big => 2,
+        }
+    }
+}
+
+/// One printed line (or block) of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    /// Text that fits in `columns / size.width_mult()` columns and holds only printable characters.
+    Text {
+        text: String,
+        align: Align,
+        size: TextSize,
+        bold: bool,
+    },
+    /// A full-width rule made of this character (ASCII).
+    Rule(char),
+    /// Blank lines.
+    Feed(u8),
+    /// A QR code carrying this text (printable ASCII, at most [`MAX_QR_REF_LEN`] bytes), centred.
+    Qr(String),
+}
+
+/// A laid-out receipt, independent of the printer's command language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub width: PaperWidth,
+    pub encoding: TextEncoding,
+    pub lines: Vec<Line>,
+    /// Open the cash drawer when this is printed.
+    pub kick_drawer: bool,
+}
+
+// ------------------------------------------------------------------------------------------------
+// Text helpers (pure, width-aware)
+// ------------------------------------------------------------------------------------------------
+
+/// Characters that draw nothing or reorder text: dropped rather than printed as `?`.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFF0}'..='\u{FFF8}'
+        | '\u{0300}'..='\u{036F}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Makes `s` printable in `enc`: control characters (C0, DEL, C1) and invisible format
+/// characters are removed, any whitespace becomes one space, characters the printer's character
+/// set lacks become `?`, and the ends are trimmed. The result is safe to encode as-is.
+pub fn printable(s: &str, enc: TextEncoding) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last_space = true; // trims leading spaces and collapses runs
+    for c in s.chars() {
+        if c.is_whitespace() {
+            if !last_space {
+                out.push(' ');
+                last_space = true;
+            }
+            continue;
+        }
+        if c.is_control() || is_invisible(c) {
+            continue;
+        }
+        out.push(if enc.can_print(c) { c } else { '?' });
+        last_space = false;
+    }
+    while out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// Columns `s` takes on paper (CJK takes two in GB18030 mode).
+pub fn text_cols(s: &str, enc: TextEncoding) -> usize {
+    s.chars().map(|c| enc.char_cols(c)).sum()
+}
+
+/// Splits printable text into lines of at most `cols` columns, at spaces where it can and
+/// inside words where it must. Never returns an empty vector for non-empty input.
+pub fn wrap(s: &str, cols: usize, enc: TextEncoding) -> Vec<String> {
+    let cols = cols.max(2);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    let mut cur_cols = 0usize;
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        let wc = text_cols(word, enc);
+        let sep = usize::from(!cur.is_empty());
+        if cur_cols + sep + wc <= cols {
+            if sep == 1 {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+            cur_cols += sep + wc;
+            continue;
+        }
+        if !cur.is_empty() {
+            lines.push(std::mem::take(&mut cur));
+            cur_cols = 0;
+        }
+        if wc <= cols {
+            cur.push_str(word);
+            cur_cols = wc;
+            continue;
+        }
+        // Hard-break a word longer than a line.
+        for c in word.chars() {
+            let w = enc.char_cols(c);
+            if cur_cols + w > cols {
+                lines.push(std::mem::take(&mut cur));
+                cur_cols = 0;
+            }
+            cur.push(c);
+            cur_cols += w;
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// [`wrap`] keeping at most `max_lines`; a cut is shown with `...` at the end of the last line.
+pub fn wrap_capped(s: &str, cols: usize, max_lines: usize, enc: TextEncoding) -> Vec<String> {
+    let mut lines = wrap(s, cols, enc);
+    if lines.len() > max_lines && max_lines > 0 {
+        lines.truncate(max_lines);
+        if let Some(last) = lines.last_mut() {
+            let room = cols.max(2).saturating_sub(3);
+            let mut kept = String::new();
+            let mut used = 0;
+            for c in last.chars() {
+                let w = enc.char_cols(c);
+                if used + w > room {
+                    break;
+                }
+                kept.push(c);
+                used += w;
+            }
+            kept.push_str("...");
+            *last = kept;
+        }
+    }
+    lines
+}
+
+/// Formats integer minor units with the currency exponent: `123456, 2` → `1,234.56`.
+/// Exponents above 18 are treated as 18; never uses floating point.
+pub fn format_amount(minor: i128, exponent: u8) -> String {
+    let exp = u32::from(exponent.min(18));
+    let abs = minor.unsigned_abs();
+    let div = 10u128.pow(exp);
+    let int = (abs / div).to_string();
+    let frac = abs % div;
+    let mut out = String::with_capacity(int.len() + 8);
+    if minor < 0 {
+        out.push('-');
+    }
+    let first = int.len() % 3;
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (i + 3 - first).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if exp > 0 {
+        out.push('.');
+        out.push_str(&format!("{:0width$}", frac, width = exp as usize));
+    }
+    out
+}
+
+/// `CNY 1,234.56`; a malformed currency code prints as `???`.
+pub fn format_money(minor: i128, currency: &str, exponent: u8) -> String {
+    let cur = if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+        currency.to_ascii_uppercase()
+    } else {
+        "???".to_string()
+    };
+    format!("{cur} {}", format_amount(minor, exponent))
+}
+
+/// `2026-11-21 14:03:05 +08:00` (civil calendar, proleptic Gregorian; clamped to years 1970..=9999).
+pub fn format_time(t: LocalTime) -> String {
+    let off = i64::from(t.utc_offset_secs.clamp(-18 * 3600, 18 * 3600));
+    let secs = t
+        .unix_secs
+        .clamp(0, 253_402_300_799)
+        .saturating_add(off)
+        .max(0);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let sign = if off < 0 { '-' } else { '+' };
+    let oa = off.unsigned_abs();
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} {sign}{:02}:{:02}",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60,
+        oa / 3600,
+        (oa % 3600) / 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm for non-negative day counts.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Masks any run of 12 or more digits to its first 6 and last 4 (a PAN or payment code that
+/// reached us in clear is never printed in clear).
+pub fn mask_digits(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            let run = &chars[start..i];
+            if run.len() >= 12 {
+                for (k, c) in run.iter().enumerate() {
+                    out.push(if k < 6 || k >= run.len() - 4 { *c } else { '*' });
+                }
+            } else {
+                out.extend(run.iter());
+            }
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------------------------
+// Builder
+// ------------------------------------------------------------------------------------------------
+
+struct Doc {
+    width: PaperWidth,
+    enc: TextEncoding,
+    lines: Vec<Line>,
+}
+
+impl Doc {
+    fn new(cfg: &ReceiptConfig) -> Self {
+        Doc {
+            width: cfg.width,
+            enc: cfg.encoding,
+            lines: Vec::new(),
+        }
+    }
+
+    fn cols(&self) -> usize {
+        usize::from(self.width.columns())
+    }
+
+    /// Wrapped text block; `raw` is sanitised here.
+    fn text(&mut self, raw: &str, align: Align, size: TextSize, bold: bool, max_lines: usize) {
+        let clean = printable(raw, self.enc);
+        if clean.is_empty() {
+            return;
+        }
+        let cols = self.cols() / usize::from(size.width_mult());
+        for t in wrap_capped(&clean, cols, max_lines, self.enc) {
+            self.lines.push(Line::Text {
+                text: t,
+                align,
+                size,
+                bold,
+            });
+        }
+    }
+
+    fn center(&mut self, raw: &str, max_lines: usize) {
+        self.text(raw, Align::Center, TextSize::Normal, false, max_lines);
+    }
+
+    /// `label ........ value`; when they do not fit on one line the value goes right-aligned
+    /// underneath, wrapped.
+    fn pair(&mut self, label: &str, value: &str, size: TextSize, bold: bool) {
+        let label = printable(label, self.enc);
+        let value = printable(value, self.enc);
+        let cols = self.cols() / usize::from(size.width_mult());
+        let lc = text_cols(&label, self.enc);
+        let vc = text_cols(&value, self.enc);
+        if lc + 1 + vc <= cols {
+            let pad = cols - lc - vc;
+            self.lines.push(Line::Text {
+                text: format!("{label}{}{value}", " ".repeat(pad)),
+                align: Align::Left,
+                size,
+                bold,
+            });
+            return;
+        }
+        self.text(&label, Align::Left, size, bold, 2);
+        for t in wrap_capped(&value, cols, 4, self.enc) {
+            self.lines.push(Line::Text {
+                text: t,
+                align: Align::Right,
+                size,
+                bold,
+            });
+        }
+    }
+
+    fn rule(&mut self, c: char) {
+        self.lines.push(Line::Rule(c));
+    }
+
+    fn feed(&mut self, n: u8) {
+        self.lines.push(Line::Feed(n));
+    }
+
+    fn shop_header(&mut self, cfg: &ReceiptConfig) {
+        self.text(&cfg.shop_name, Align::Center, TextSize::Tall, true, 3);
+        for l in &cfg.address {
+            self.center(l, 2);
+        }
+        if !printable(&cfg.tax_id, self.enc).is_empty() {
+            self.center(&format!("Tax ID: {}", cfg.tax_id), 2);
+        }
+        for l in &cfg.header {
+            self.center(l, 2);
+        }
+    }
+
+    fn footer(&mut self, cfg: &ReceiptConfig) {
+        for l in &cfg.footer {
+            self.center(l, 2);
+        }
+    }
+
+    fn finish(self, kick_drawer: bool) -> Receipt {
+        Receipt {
+            width: self.width,
+            encoding: self.enc,
+            lines: self.lines,
+            kick_drawer,
+        }
+    }
+}
+
+/// Lays out one copy (the one named in `data.copy`) of a transaction receipt.
+pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
+    let mut d = Doc::new(cfg);
+    d.shop_header(cfg);
+    d.rule('-');
+    d.text(data.kind.title(), Align::Center, TextSize::Big, true, 1);
+    if data.reprint {
+        d.center("*** REPRINT ***", 1);
+    }
+    d.feed(1);
+    d.pair("Date", &format_time(data.at), TextSize::Normal, false);
+    d.pair("Terminal", &data.terminal_id, TextSize::Normal, false);
+    d.pair("Txn ref", &data.txn_ref, TextSize::Normal, false);
+    if let Some(orig) = &data.original_ref {
+        d.pair("Original", orig, TextSize::Normal, false);
+    }
+    d.pair("Method", data.method.label(), TextSize::Normal, false);
+    d.pair("Channel", &data.channel, TextSize::Normal, false);
+    let masked_label = if data.method == PayMethod::Card {
+        "Card"
+    } else {
+        "Code"
+    };
+    d.pair(
+        masked_label,
+        &mask_digits(&data.masked),
+        TextSize::Normal,
+        false,
+    );
+    d.rule('-');
+    d.pair(
+        "TOTAL",
+        &format_money(i128::from(data.amount_minor), &data.currency, data.exponent),
+        TextSize::Tall,
+        true,
+    );
+    d.rule('-');
+    d.text(data.status.label(), Align::Center, TextSize::Big, true, 2);
+    for n in data.notes.iter().take(8) {
+        d.text(n, Align::Left, TextSize::Normal, false, 4);
+    }
+    d.feed(1);
+    if validate_ref(&data.receipt_ref).is_ok() {
+        d.lines.push(Line::Qr(data.receipt_ref.clone()));
+        d.center(&data.receipt_ref, 4);
+    } else {
+        d.center("(receipt reference unavailable)", 1);
+    }
+    d.feed(1);
+    d.footer(cfg);
+    d.center(&format!("-- {} --", data.copy.label()), 1);
+
+    let money_moves = matches!(
+        data.status,
+        ReceiptStatus::Approved | ReceiptStatus::ApprovedOffline | ReceiptStatus::Refund
+    );
+    let first_copy = cfg.copies.first() == Some(&data.copy);
+    d.finish(cfg.drawer_kick && money_moves && first_copy && !data.reprint)
+}
+
+/// Lays out every copy listed in `cfg.copies` (the `copy` field of `data` is ignored).
+pub fn layout_copies(data: &ReceiptData, cfg: &ReceiptConfig) -> Vec<Receipt> {
+    cfg.copies
+        .iter()
+        .map(|&copy| {
+            let mut one = data.clone();
+            one.copy = copy;
+            layout(&one, cfg)
+        })
+        .collect()
+}
+
+/// Per-currency totals of a Z report: sales (approved, online or offline), refunds, net.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZTotals {
+    pub sales_count: u128,
+    pub sales_minor: i128,
+    pub refund_count: u128,
+    pub refund_minor: i128,
+}
+
+impl ZTotals {
+    pub fn net_minor(&self) -> i128 {
+        self.sales_minor.saturating_sub(self.refund_minor)
+    }
+}
+
+/// Sums rows per currency (sorted by currency code). Declined, reversed and voided rows are
+/// listed on the report but count in neither sales nor refunds.
+pub fn z_totals(report: &ZReport) -> Vec<(String, u8, ZTotals)> {
+    let mut out: Vec<(String, u8, ZTotals)> = Vec::new();
+    for r in &report.rows {
+        let cur = r.currency.to_ascii_uppercase();
+        let idx = match out.iter().position(|(c, _, _)| *c == cur) {
+            Some(i) => i,
+            None => {
+                out.push((cur, r.exponent, ZTotals::default()));
+                out.len() - 1
+            }
+        };
+        let t = &mut out[idx].2;
+        match r.state {
+            ReceiptStatus::Approved | ReceiptStatus::ApprovedOffline => {
+                t.sales_count = t.sales_count.saturating_add(u128::from(r.count));
+                t.sales_minor = t.sales_minor.saturating_add(i128::from(r.amount_minor));
+            }
+            ReceiptStatus::Refund => {
+                t.refund_count = t.refund_count.saturating_add(u128::from(r.count));
+                t.refund_minor = t.refund_minor.saturating_add(i128::from(r.amount_minor));
+            }
+            ReceiptStatus::Declined | ReceiptStatus::Reversed | ReceiptStatus::Void => {}
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Lays out the end-of-day Z report: rows grouped by currency, then method and channel, with
+/// count and amount per state, and per-currency sales / refunds / net.
+pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
+    let mut d = Doc::new(cfg);
+    let cols = d.cols();
+    d.shop_header(cfg);
+    d.rule('=');
+    d.text("Z REPORT", Align::Center, TextSize::Big, true, 1);
+    d.feed(1);
+    d.pair("Terminal", &report.terminal_id, TextSize::Normal, false);
+    d.pair("Batch", &report.batch, TextSize::Normal, false);
+    d.pair("From", &format_time(report.from), TextSize::Normal, false);
+    d.pair("To", &format_time(report.to), TextSize::Normal, false);
+    d.pair(
+        "Printed",
+        &format_time(report.printed_at),
+        TextSize::Normal,
+        false,
+    );
+
+    let mut rows: Vec<&ZRow> = report.rows.iter().collect();
+    rows.sort_by(|a, b| {
+        (
+            a.currency.to_ascii_uppercase(),
+            a.method,
+            &a.channel,
+            a.state,
+        )
+            .cmp(&(
+                b.currency.to_ascii_uppercase(),
+                b.method,
+                &b.channel,
+                b.state,
+            ))
+    });
+    let totals = z_totals(report);
+    if rows.is_empty() {
+        d.rule('-');
+        d.center("No transactions", 1);
+    }
+    for (cur, exp, t) in &totals {
+        d.rule('=');
+        d.text(cur, Align::Center, TextSize::Tall, true, 1);
+        let mut last_group: Option<(PayMethod, &str)> = None;
+        for r in rows.iter().filter(|r| r.currency.eq_ignore_ascii_case(cur)) {
+            if last_group != Some((r.method, r.channel.as_str())) {
+                d.rule('-');
+                d.text(
+                    &format!("{} / {}", r.method.label(), r.channel),
+                    Align::Left,
+                    TextSize::Normal,
+                    true,
+                    2,
+                );
+                last_group = Some((r.method, r.channel.as_str()));
+            }
+            let amount = format_amount(i128::from(r.amount_minor), *exp);
+            z_line(&mut d, r.state.label(), r.count.into(), &amount, cols);
+        }
+        d.rule('-');
+        let sales = format_amount(t.sales_minor, *exp);
+        let refunds = format_amount(t.refund_minor, *exp);
+        z_line(&mut d, "Sales", t.sales_count, &sales, cols);
+        z_line(&mut d, "Refunds", t.refund_count, &refunds, cols);
+        d.pair(
+            "NET",
+            &format_money(t.net_minor(), cur, *exp),
+            TextSize::Tall,
+            true,
+        );
+    }
+    d.rule('=');
+    d.feed(1);
+    d.footer(cfg);
+    d.finish(false)
+}
+
+/// `  STATE        count       amount`, count and amount right-aligned in fixed columns; a
+/// label too long for its column goes on a line of its own above the numbers.
+fn z_line(d: &mut Doc, label: &str, count: u128, amount: &str, cols: usize) {
+    let count = count.to_string();
+    let amount_w = amount.len().max(12);
+    let count_w = 6usize.max(count.len());
+    let label_w = cols.saturating_sub(amount_w + count_w + 2);
+    let label = format!("  {label}");
+    let numbers = |lab: &str| format!("{lab:<label_w$}{count:>count_w$}  {amount:>amount_w$}");
+    let text = if label.len() <= label_w {
+        numbers(&label)
+    } else {
+        // Labels are our own ASCII words, so they need no sanitising.
+        d.lines.push(Line::Text {
+            text: label.chars().take(cols).collect(),
+            align: Align::Left,
+            size: TextSize::Normal,
+            bold: false,
+        });
+        numbers("")
+    };
+    if text.len() <= cols {
+        d.lines.push(Line::Text {
+            text,
+            align: Align::Left,
+            size: TextSize::Normal,
+            bold: false,
+        });
+    } else {
+        d.pair("", &format!("{count} x {amount}"), TextSize::Normal, false);
+    }
+}
+
+impl fmt::Display for Receipt {
+    /// Plain-text preview of the document (not of the printed bytes; see `render::render_text`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cols = usize::from(self.width.columns());
+        for l in &self.lines {
+            match l {
+                Line::Text {
+                    text, align, size, ..
+                } => {
+                    let room = cols / usize::from(size.width_mult());
+                    let w = text_cols(text, self.encoding);
+                    let pad = room.saturating_sub(w);
+                    let left = match align {
+                        Align::Left => 0,
+                        Align::Center => pad / 2,
+                        Align::Right => pad,
+                    };
+                    writeln!(f, "{}{}", " ".repeat(left), text)?;
+                }
+                Line::Rule(c) => writeln!(f, "{}", c.to_string().repeat(cols))?,
+                Line::Feed(n) => {
+                    for _ in 0..*n {
+                        writeln!(f)?;
+                    }
+                }
+                Line::Qr(data) => writeln!(f, "[QR {data}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_use_the_exponent() {
+        assert_eq!(format_amount(0, 2), "0.00");
+        assert_eq!(format_amount(5, 2), "0.05");
+        assert_eq!(format_amount(-5, 2), "-0.05");
+        assert_eq!(format_amount(123_456, 2), "1,234.56");
+        assert_eq!(format_amount(123_456, 0), "123,456");
+        assert_eq!(format_amount(123_456, 3), "123.456");
+        assert_eq!(format_amount(1_000, 3), "1.000");
+        assert_eq!(format_amount(100, 0), "100");
+        assert_eq!(format_amount(1_000_000, 0), "1,000,000");
+        assert_eq!(
+            format_amount(i128::from(i64::MIN), 2),
+            "-92,233,720,368,547,758.08"
+        );
+        assert_eq!(format_amount(i128::MIN, 255).len(), 47);
+    }
+
+    #[test]
+    fn time_is_civil_with_offset() {
+        let t = LocalTime {
+            unix_secs: 1_763_733_785, // 2025-11-21 14:03:05 UTC
+            utc_offset_secs: 8 * 3600,
+        };
+        assert_eq!(format_time(t), "2025-11-21 22:03:05 +08:00");
+        let t = LocalTime {
+            unix_secs: 951_782_400, // 2000-02-29 00:00:00 UTC
+            utc_offset_secs: -5 * 3600 - 1800,
+        };
+        assert_eq!(format_time(t), "2000-02-28 18:30:00 -05:30");
+        let extreme = LocalTime {
+            unix_secs: i64::MAX,
+            utc_offset_secs: i32::MIN,
+        };
+        assert_eq!(format_time(extreme), "9999-12-31 05:59:59 -18:00");
+    }
+
+    #[test]
+    fn printable_strips_controls_and_unencodables() {
+        let s = "A\u{1b}@B\tC\n\u{7f}D\u{202e}E\u{0085}F  ";
+        assert_eq!(printable(s, TextEncoding::Ascii), "A@B C DE F");
+        assert_eq!(printable("Café 咖啡", TextEncoding::Ascii), "Caf? ??");
+        assert_eq!(printable("Café 咖啡", TextEncoding::Cp858), "Café ??");
+        assert_eq!(printable("Café 咖啡", TextEncoding::Gb18030), "Café 咖啡");
+        // Emoji encode to 4 bytes in GB18030: printers that take GB18030 print 2-byte codes only.
+        assert_eq!(printable("ok 😀", TextEncoding::Gb18030), "ok ?");
+    }
+
+    #[test]
+    fn wrap_respects_double_width_cjk() {
+        let lines = wrap("咖啡咖啡咖啡咖啡咖啡", 8, TextEncoding::Gb18030);
+        assert_eq!(lines, vec!["咖啡咖啡", "咖啡咖啡", "咖啡"]);
+        for l in &lines {
+            assert!(text_cols(l, TextEncoding::Gb18030) <= 8);
+        }
+        let lines = wrap("aaa bbb cccccccccccc", 5, TextEncoding::Ascii);
+        assert_eq!(lines, vec!["aaa", "bbb", "ccccc", "ccccc", "cc"]);
+        let capped = wrap_capped("aaaa bbbb cccc dddd", 6, 2, TextEncoding::Ascii);
+        assert_eq!(capped, vec!["aaaa", "bbb..."]);
+    }
+
+    #[test]
+    fn clear_digit_runs_are_masked() {
+        assert_eq!(mask_digits("6222021234567890"), "622202******7890");
+        assert_eq!(mask_digits("134567890123456789"), "134567********6789");
+        assert_eq!(mask_digits("622202******7890"), "622202******7890");
+        assert_eq!(mask_digits("12345678901"), "12345678901");
+    }
+
+    #[test]
+    fn config_rejects_unknown_fields_and_bad_widths() {
+        let ok: ReceiptConfig = toml::from_str("width = 48\nencoding = \"cp858\"").unwrap();
+        assert_eq!(ok.width, PaperWidth::Mm80);
+        assert_eq!(ok.encoding, TextEncoding::Cp858);
+        assert!(ok.validate().is_ok());
+        assert!(toml::from_str::<ReceiptConfig>("width = 40").is_err());
+        assert!(toml::from_str::<ReceiptConfig>("colour = \"red\"").is_err());
+        assert!(toml::from_str::<ReceiptConfig>("encoding = \"utf8\"").is_err());
+        let bad = ReceiptConfig {
+            qr_module: 0,
+            ..ReceiptConfig::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::QrModule(0)));
+    }
+}

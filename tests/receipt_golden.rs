@@ -1,0 +1,233 @@
+//! Golden ESC/POS bytes (and their text rendering) for every receipt kind at 58 and 80 mm, and
+//! the PNG of each with its QR read back to the receipt reference.
+//!
+//! `UPDATE_GOLDEN=1 cargo test --test receipt_golden` rewrites `tests/golden/receipt/`;
+//! otherwise bytes must match exactly. PNGs land in `target/tmp/receipt-png/` for people.
+
+#[path = "common/receipt_fixtures.rs"]
+mod fixtures;
+
+use std::path::PathBuf;
+
+use posd::receipt::charset::TextEncoding;
+use posd::receipt::escpos_enc::{encode, PrinterProfile};
+use posd::receipt::layout::*;
+use posd::receipt::render::{render_image, render_png, render_text, RenderOptions};
+
+struct Case {
+    name: String,
+    width: PaperWidth,
+    bytes: Vec<u8>,
+    /// QR text expected on the paper, if any.
+    qr: Option<String>,
+}
+
+fn config_for(width: PaperWidth) -> ReceiptConfig {
+    match width {
+        PaperWidth::Mm58 => fixtures::config(width, TextEncoding::Cp858, true),
+        PaperWidth::Mm80 => fixtures::config(width, TextEncoding::Gb18030, true),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for width in [PaperWidth::Mm58, PaperWidth::Mm80] {
+        let cfg = config_for(width);
+        let profile = PrinterProfile::from_config(&cfg);
+        for (name, data) in fixtures::transactions() {
+            let r = layout(&data, &cfg);
+            out.push(Case {
+                name: format!("{name}-{}", width.columns()),
+                width,
+                bytes: encode(&r, &profile).expect("encode"),
+                qr: Some(data.receipt_ref.clone()),
+            });
+        }
+        // Raster QR for printers without GS ( k.
+        let raster_cfg = ReceiptConfig {
+            native_qr: false,
+            ..cfg.clone()
+        };
+        let data = fixtures::sale();
+        out.push(Case {
+            name: format!("sale-raster-{}", width.columns()),
+            width,
+            bytes: encode(
+                &layout(&data, &raster_cfg),
+                &PrinterProfile::from_config(&raster_cfg),
+            )
+            .expect("encode"),
+            qr: Some(data.receipt_ref.clone()),
+        });
+        let z = layout_z(&fixtures::z_report(), &cfg);
+        out.push(Case {
+            name: format!("z-report-{}", width.columns()),
+            width,
+            bytes: encode(&z, &profile).expect("encode"),
+            qr: None,
+        });
+    }
+    // Chinese shop on a GB18030 printer.
+    let cfg = ReceiptConfig {
+        shop_name: "金莲面馆 Golden Lotus".into(),
+        address: vec!["深圳市南山区海港路12号".into()],
+        footer: vec!["谢谢惠顾 Thank you".into()],
+        ..fixtures::config(PaperWidth::Mm80, TextEncoding::Gb18030, true)
+    };
+    let data = ReceiptData {
+        channel: "微信支付 WeChat Pay".into(),
+        ..fixtures::sale()
+    };
+    out.push(Case {
+        name: "sale-zh-48".into(),
+        width: PaperWidth::Mm80,
+        bytes: encode(&layout(&data, &cfg), &PrinterProfile::from_config(&cfg)).expect("encode"),
+        qr: Some(data.receipt_ref.clone()),
+    });
+    out
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/receipt")
+}
+
+#[test]
+fn golden_bytes_and_text_match() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let dir = golden_dir();
+    let mut bad = Vec::new();
+    for c in cases() {
+        let text = render_text(&c.bytes, &RenderOptions::for_width(c.width));
+        let bin_path = dir.join(format!("{}.bin", c.name));
+        let txt_path = dir.join(format!("{}.txt", c.name));
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&bin_path, &c.bytes).unwrap();
+            std::fs::write(&txt_path, &text).unwrap();
+            continue;
+        }
+        match std::fs::read(&bin_path) {
+            Ok(want) if want == c.bytes => {}
+            Ok(_) => bad.push(format!("{}: bytes differ", c.name)),
+            Err(e) => bad.push(format!("{}: {e} (run with UPDATE_GOLDEN=1)", c.name)),
+        }
+        match std::fs::read_to_string(&txt_path) {
+            Ok(want) if want == text => {}
+            Ok(_) => bad.push(format!("{}: text rendering differs", c.name)),
+            Err(e) => bad.push(format!("{}: {e}", c.name)),
+        }
+    }
+    assert!(bad.is_empty(), "golden mismatches:\n{}", bad.join("\n"));
+}
+
+/// Every golden case has its file, and no stale golden files linger.
+#[test]
+fn golden_directory_has_exactly_the_cases() {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        return;
+    }
+    let mut want: Vec<String> = cases()
+        .iter()
+        .flat_map(|c| [format!("{}.bin", c.name), format!("{}.txt", c.name)])
+        .collect();
+    want.sort();
+    let mut have: Vec<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    have.sort();
+    assert_eq!(have, want);
+}
+
+fn decode_qrs(img: &image::GrayImage) -> Vec<String> {
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(
+        img.width() as usize,
+        img.height() as usize,
+        |x, y| img.get_pixel(x as u32, y as u32).0[0],
+    );
+    prepared
+        .detect_grids()
+        .iter()
+        .filter_map(|g| g.decode().ok().map(|(_, s)| s))
+        .collect()
+}
+
+#[test]
+fn png_of_each_receipt_carries_its_reference_in_the_qr() {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("receipt-png");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for c in cases() {
+        let opts = RenderOptions::for_width(c.width);
+        let png = render_png(&c.bytes, &opts).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        std::fs::write(out_dir.join(format!("{}.png", c.name)), &png).unwrap();
+        let img = render_image(&c.bytes, &opts);
+        assert_eq!(img.width(), c.width.dots() + 32, "{}", c.name);
+        let found = decode_qrs(&img);
+        match &c.qr {
+            Some(r) => assert_eq!(found, vec![r.clone()], "{}", c.name),
+            None => assert!(found.is_empty(), "{}: unexpected QR {found:?}", c.name),
+        }
+    }
+}
+
+#[test]
+fn both_copies_are_printed_and_the_drawer_opens_once() {
+    let cfg = config_for(PaperWidth::Mm58);
+    let copies = layout_copies(&fixtures::sale(), &cfg);
+    assert_eq!(copies.len(), 2);
+    assert!(copies[0].kick_drawer);
+    assert!(!copies[1].kick_drawer);
+    let profile = PrinterProfile::from_config(&cfg);
+    let text: Vec<String> = copies
+        .iter()
+        .map(|r| {
+            render_text(
+                &encode(r, &profile).unwrap(),
+                &RenderOptions::for_width(cfg.width),
+            )
+        })
+        .collect();
+    assert!(text[0].contains("-- MERCHANT COPY --"));
+    assert!(text[0].contains("[drawer kick pin 2]"));
+    assert!(text[1].contains("-- CUSTOMER COPY --"));
+    assert!(!text[1].contains("drawer"));
+    // Declined sales and reprints never open the drawer.
+    let declined = ReceiptData {
+        status: ReceiptStatus::Declined,
+        ..fixtures::sale()
+    };
+    assert!(layout_copies(&declined, &cfg)
+        .iter()
+        .all(|r| !r.kick_drawer));
+    let reprint = ReceiptData {
+        reprint: true,
+        ..fixtures::sale()
+    };
+    assert!(layout_copies(&reprint, &cfg).iter().all(|r| !r.kick_drawer));
+}
+
+#[test]
+fn z_report_totals_per_currency() {
+    let totals = z_totals(&fixtures::z_report());
+    let names: Vec<&str> = totals.iter().map(|(c, _, _)| c.as_str()).collect();
+    assert_eq!(names, ["CNY", "JPY"]);
+    let cny = &totals[0].2;
+    assert_eq!(cny.sales_count, 57 + 31 + 120 + 4);
+    assert_eq!(cny.sales_minor, 1_234_550 + 655_000 + 42_000 + 1_999_900);
+    assert_eq!(cny.refund_count, 2);
+    assert_eq!(
+        cny.net_minor(),
+        1_234_550 + 655_000 + 42_000 + 1_999_900 - 8_800
+    );
+    let text = render_text(
+        &encode(
+            &layout_z(&fixtures::z_report(), &config_for(PaperWidth::Mm80)),
+            &PrinterProfile::from_config(&config_for(PaperWidth::Mm80)),
+        )
+        .unwrap(),
+        &RenderOptions::for_width(PaperWidth::Mm80),
+    );
+    assert!(text.contains("CNY 39,226.50"), "{text}");
+    assert!(text.contains("JPY 15,800"), "{text}");
+}
