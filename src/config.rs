@@ -245,8 +245,56 @@ pub struct DevicesConfig {
     pub camera: Option<crate::camera::CameraConfig>,
 }
 
+/// Whether the terminal's clock can be trusted for offline codes (DESIGN §1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockTrust {
+    /// Trusted only while the kernel says the clock is synchronised (NTP/chrony/RTC discipline).
+    #[default]
+    Synchronized,
+    /// Always trusted (a box with a trusted RTC, or tests). Never before posd's build date.
+    Always,
+}
+
+/// Offline credentials the fleet refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenylistConfig {
+    pub user_ids: Vec<u64>,
+    /// Credential fingerprints (hex, as `posctl code inspect` prints them).
+    pub credentials: Vec<String>,
+}
+
+/// Offline `P1` codes (DESIGN §1.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfflineConfig {
+    /// Accept P1 codes at all.
+    pub enabled: bool,
+    pub clock: ClockTrust,
+    /// Clock difference tolerated between phone and terminal, on top of the 60 s code lifetime.
+    pub allowed_skew_s: u32,
+    pub limits: crate::codes::OfflineLimits,
+    /// The payment platforms' issuer keys: id → SEC1 public key (hex).
+    pub issuer_keys: Vec<crate::codes::IssuerKeyConfig>,
+    pub denylist: DenylistConfig,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        OfflineConfig {
+            enabled: true,
+            clock: ClockTrust::default(),
+            allowed_skew_s: 30,
+            limits: crate::codes::OfflineLimits::default(),
+            issuer_keys: Vec::new(),
+            denylist: DenylistConfig::default(),
+        }
+    }
+}
+
 /// The whole file.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct Config {
     pub terminal: TerminalConfig,
     pub broker: BrokerConfig,
@@ -255,10 +303,13 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub logging: LoggingConfig,
     pub devices: DevicesConfig,
+    /// Payment-code patterns (regular expressions) and the longest scan accepted.
+    pub codes: crate::codes::PatternsConfig,
+    pub offline: OfflineConfig,
 }
 
 const SECTIONS: &[&str] = &[
-    "terminal", "broker", "control", "online", "limits", "logging", "devices",
+    "terminal", "broker", "control", "online", "limits", "logging", "devices", "codes", "offline",
 ];
 
 fn section<T: DeserializeOwned + Default>(
@@ -328,6 +379,8 @@ impl Config {
             limits: section(&table, "limits", &mut problems),
             logging: section(&table, "logging", &mut problems),
             devices: section(&table, "devices", &mut problems),
+            codes: section(&table, "codes", &mut problems),
+            offline: section(&table, "offline", &mut problems),
         };
         problems.extend(cfg.validate());
         if problems.is_empty() {
@@ -426,6 +479,20 @@ impl Config {
                 "limits.max_sale_amount",
                 "must be a positive amount in minor units".into(),
             );
+        }
+        if let Err(e) = crate::codes::Patterns::new(self.codes.clone()) {
+            bad("codes", e.to_string());
+        }
+        if let Err(e) = crate::codes::IssuerKeys::from_config(&self.offline.issuer_keys) {
+            bad("offline.issuer_keys", e.to_string());
+        }
+        for f in &self.offline.denylist.credentials {
+            if f.len() != 32 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bad(
+                    "offline.denylist.credentials",
+                    format!("{f:?}: a credential fingerprint is 32 hex digits"),
+                );
+            }
         }
         if let Some(cam) = &self.devices.camera {
             if let Err(e) = cam.validate() {

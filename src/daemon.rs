@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::control::{self, ControlCtx, StatusProvider};
-use crate::engine::{self, CodeRoute, EngineMsg, EngineParams, Router, UiEvent};
+use crate::engine::{self, EngineMsg, EngineParams, OfflineRuntime, UiEvent};
 use crate::link::{self, now_ms, Inbound, LinkParams, StatusFn};
 use crate::store::{QueueStats, Store, StoreError};
 use serde_json::json;
@@ -23,41 +23,21 @@ pub enum DaemonError {
     Link(#[from] link::LinkError),
     #[error("control socket: {0}")]
     Control(#[from] control::ControlError),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("signal handling: {0}")]
     Signal(std::io::Error),
-}
-
-/// Routes scanned text to a payment method (the classifier lives in `codes`).
-pub fn default_router() -> Router {
-    Arc::new(|text: &str| {
-        let t = text.trim();
-        let digits = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-        let n = t.len();
-        let p2 = t.get(..2).and_then(|p| p.parse::<u8>().ok()).unwrap_or(0);
-        if digits && n == 18 && (10..=15).contains(&p2) {
-            CodeRoute::Online {
-                channel: "wechat".into(),
-            }
-        } else if digits && n == 19 && p2 == 62 {
-            CodeRoute::Online {
-                channel: "unionpay".into(),
-            }
-        } else if digits && (16..=24).contains(&n) && (25..=30).contains(&p2) {
-            CodeRoute::Online {
-                channel: "alipay".into(),
-            }
-        } else {
-            CodeRoute::Refuse("not a payment code".into())
-        }
-    })
 }
 
 /// Runs posd until `stop` resolves (SIGTERM/SIGINT in the binary).
 pub async fn run(
     cfg: Config,
-    router: Router,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    let patterns = crate::codes::Patterns::new(cfg.codes.clone())
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
+    let offline = OfflineRuntime::from_config(&cfg.offline, cfg.terminal.currency)
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
     let store = Store::open(&cfg.db_path())?;
     let session = uuid::Uuid::now_v7().to_string();
     let (shutdown_tx, shutdown) = watch::channel(false);
@@ -114,7 +94,8 @@ pub async fn run(
             policy: cfg.online.policy(),
             currency: cfg.terminal.currency,
             max_amount: cfg.limits.max_sale_amount,
-            router,
+            patterns,
+            offline,
             ui: ui_tx.clone(),
         },
         engine_rx,
@@ -133,9 +114,17 @@ pub async fn run(
                             return;
                         }
                     }
-                    Inbound::Notify(_) => {
-                        log::info!("notify received: no merchant-presented sale waits for it")
-                    }
+                    Inbound::Notify(payload) => match parse_settlement(&payload) {
+                        Some(msg) => {
+                            if engine_tx.send(msg).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => log::warn!(
+                            "notify ignored: not a settlement message ({} bytes)",
+                            payload.len()
+                        ),
+                    },
                     Inbound::CfgDesired(_) => log::warn!(
                         "config push received: remote configuration is not enabled in this build"
                     ),
@@ -353,6 +342,24 @@ pub fn console_line(ev: &UiEvent) -> String {
         UiEvent::Result { txn_id, text, .. } => format!("[till] {txn_id}: {text}"),
         UiEvent::Notice { text } => format!("[till] {text}"),
     }
+}
+
+/// `{type:"settlement", txn_id, status:"settled"|"rejected", reason?}` on `notify`.
+fn parse_settlement(payload: &[u8]) -> Option<EngineMsg> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    if v.get("type")?.as_str()? != "settlement" {
+        return None;
+    }
+    let settled = match v.get("status")?.as_str()? {
+        "settled" => true,
+        "rejected" => false,
+        _ => return None,
+    };
+    Some(EngineMsg::Settlement {
+        txn_id: v.get("txn_id")?.as_str()?.to_string(),
+        settled,
+        reason: v.get("reason").and_then(|r| r.as_str()).map(str::to_string),
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

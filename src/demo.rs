@@ -148,7 +148,6 @@ console = true
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let daemon = tokio::spawn(crate::daemon::run(
             cfg,
-            crate::daemon::default_router(),
             async move {
                 let _ = stop_rx.await;
             },

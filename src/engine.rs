@@ -13,8 +13,12 @@ use crate::core::txn::{
 };
 use crate::link::{now_ms, Link};
 use crate::store::{Store, StoreError};
+use crate::codes::{
+    self, CodeKind, IssuerKeys, OfflineLimits, OfflinePolicy, OfflineState, Patterns,
+};
+use crate::config::ClockTrust;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -34,6 +38,11 @@ pub enum SaleError {
     Code(String),
     #[error("refused: {0}")]
     Refused(String),
+    #[error("offline code refused: {message}")]
+    Offline {
+        code: &'static str,
+        message: String,
+    },
     #[error("the journal refused the sale: {0}")]
     Store(#[from] StoreError),
     #[error("the daemon is stopping")]
@@ -50,6 +59,7 @@ impl SaleError {
             SaleError::Currency(_) => "currency",
             SaleError::Code(_) => "bad_code",
             SaleError::Refused(_) => "refused",
+            SaleError::Offline { code, .. } => code,
             SaleError::Store(_) => "journal",
             SaleError::Stopping => "stopping",
         }
@@ -110,17 +120,107 @@ pub enum EngineMsg {
         reply: oneshot::Sender<Result<String, SaleError>>,
     },
     Resp(Response),
+    /// The host settled (or refused) an offline sale.
+    Settlement {
+        txn_id: String,
+        settled: bool,
+        reason: Option<String>,
+    },
 }
 
 /// How a scanned code is paid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRoute {
     Online { channel: String },
+    Offline,
     Refuse(String),
 }
 
-/// Routes scanned text to a payment method.
-pub type Router = std::sync::Arc<dyn Fn(&str) -> CodeRoute + Send + Sync>;
+/// Routes scanned text with the configured patterns (the classifier in `codes`).
+pub fn route(text: &str, patterns: &Patterns) -> CodeRoute {
+    match codes::classify(text, patterns) {
+        Err(e) => CodeRoute::Refuse(e.to_string()),
+        Ok(c) => {
+            if let Some(channel) = c.kind.online_channel() {
+                return CodeRoute::Online {
+                    channel: channel.to_string(),
+                };
+            }
+            match c.kind {
+                CodeKind::P1Offline => CodeRoute::Offline,
+                CodeKind::CardTrack => CodeRoute::Refuse(
+                    "card payments are not available on this terminal yet".into(),
+                ),
+                k => CodeRoute::Refuse(
+                    k.refusal()
+                        .map(|r| r.1.to_string())
+                        .unwrap_or_else(|| format!("{} cannot pay a sale", k.name())),
+                ),
+            }
+        }
+    }
+}
+
+/// The offline rules as the engine applies them (built from `[offline]`).
+#[derive(Debug, Clone)]
+pub struct OfflineRuntime {
+    pub enabled: bool,
+    pub keys: IssuerKeys,
+    pub policy: OfflinePolicy,
+    pub limits: OfflineLimits,
+    pub deny_users: HashSet<u64>,
+    pub deny_credentials: HashSet<String>,
+    pub clock: ClockTrust,
+}
+
+impl OfflineRuntime {
+    pub fn from_config(
+        cfg: &crate::config::OfflineConfig,
+        currency: Currency,
+    ) -> Result<OfflineRuntime, codes::P1Error> {
+        Ok(OfflineRuntime {
+            enabled: cfg.enabled,
+            keys: IssuerKeys::from_config(&cfg.issuer_keys)?,
+            policy: OfflinePolicy {
+                allowed_skew_s: cfg.allowed_skew_s,
+                currency: currency.code().to_string(),
+                ..OfflinePolicy::default()
+            },
+            limits: cfg.limits.clone(),
+            deny_users: cfg.denylist.user_ids.iter().copied().collect(),
+            deny_credentials: cfg
+                .denylist
+                .credentials
+                .iter()
+                .map(|c| c.to_ascii_lowercase())
+                .collect(),
+            clock: cfg.clock,
+        })
+    }
+}
+
+/// Unix seconds of this build: a clock earlier than that is certainly wrong.
+pub const BUILD_UNIX: &str = env!("POSD_BUILD_UNIX");
+
+/// Whether the clock can be trusted for offline codes at `now_ms`.
+pub fn clock_trusted(mode: ClockTrust, now_ms: u64) -> bool {
+    let floor = BUILD_UNIX.parse::<u64>().unwrap_or(0).saturating_sub(86_400);
+    if now_ms / 1000 < floor {
+        return false;
+    }
+    match mode {
+        ClockTrust::Always => true,
+        ClockTrust::Synchronized => kernel_clock_synchronized(),
+    }
+}
+
+/// The kernel's NTP state: synchronised unless `adjtimex` reports STA_UNSYNC / TIME_ERROR.
+fn kernel_clock_synchronized() -> bool {
+    // SAFETY: adjtimex with modes = 0 only reads the kernel's clock state into `t`.
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::adjtimex(&mut t) };
+    r != -1 && r != libc::TIME_ERROR && (t.status & libc::STA_UNSYNC) == 0
+}
 
 pub struct EngineParams {
     pub store: Store,
@@ -128,7 +228,8 @@ pub struct EngineParams {
     pub policy: OnlinePolicy,
     pub currency: Currency,
     pub max_amount: i64,
-    pub router: Router,
+    pub patterns: Patterns,
+    pub offline: OfflineRuntime,
     pub ui: broadcast::Sender<UiEvent>,
 }
 
@@ -288,6 +389,11 @@ impl Engine {
                     }
                 }
             }
+            EngineMsg::Settlement {
+                txn_id,
+                settled,
+                reason,
+            } => self.settle(txn_id, settled, reason).await,
             EngineMsg::Resp(resp) => {
                 let Ok(id) = Uuid::parse_str(&resp.txn_id) else {
                     log::warn!("resp for a malformed txn id {:?}: ignored", resp.txn_id);
@@ -314,8 +420,12 @@ impl Engine {
         reply: oneshot::Sender<Result<SaleReply, SaleError>>,
     ) {
         let code = code.trim_end_matches(['\r', '\n']);
-        let channel = match (self.p.router)(code) {
+        let channel = match route(code, &self.p.patterns) {
             CodeRoute::Online { channel } => channel,
+            CodeRoute::Offline => {
+                self.start_offline(amount, currency, code, reply).await;
+                return;
+            }
             CodeRoute::Refuse(reason) => {
                 self.ui(UiEvent::Notice {
                     text: reason.clone(),
@@ -356,6 +466,158 @@ impl Engine {
         });
         self.execute(id, actions.into_iter().skip(1).collect())
             .await;
+    }
+
+    /// DESIGN §1.2: verify, check every rule against the journal, approve durably, queue.
+    async fn start_offline(
+        &mut self,
+        amount: i64,
+        currency: Currency,
+        text: &str,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    ) {
+        let refuse = |this: &Self, code: &'static str, short: &str, message: String, reply: oneshot::Sender<Result<SaleReply, SaleError>>| {
+            log::info!("offline code refused: {code}: {message}");
+            this.ui(UiEvent::Notice {
+                text: short.to_string(),
+            });
+            let _ = reply.send(Err(SaleError::Offline { code, message }));
+        };
+        let off = &self.p.offline;
+        if !off.enabled {
+            refuse(self, "offline_disabled", "Offline not accepted", "this terminal does not accept offline codes".into(), reply);
+            return;
+        }
+        let now = now_ms();
+        let now_s = now / 1000;
+        let verified = match codes::verify_p1(text, now_s, &off.keys, &off.policy) {
+            Ok(v) => v,
+            Err(r) => {
+                refuse(self, r.code(), r.short_message(), r.to_string(), reply);
+                return;
+            }
+        };
+        let user = verified.user_id();
+        let counter = verified.counter();
+        let day_start = now - now % 86_400_000;
+        let snap = match self
+            .p
+            .store
+            .call(move |db| db.offline_snapshot(user, day_start))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+        };
+        let fingerprint = verified.credential_fingerprint.clone();
+        let state = OfflineState {
+            last_counter: snap.last_counter,
+            user_total_today: snap.user_total_today,
+            unsynced_count: snap.unsynced_count,
+            unsynced_amount: snap.unsynced_amount,
+            oldest_unsynced_at: snap.oldest_unsynced_at.map(|ms| ms / 1000),
+            denylisted: off.deny_users.contains(&user)
+                || off.deny_credentials.contains(&fingerprint),
+            clock_trusted: clock_trusted(off.clock, now),
+        };
+        let amount_u = amount.max(0) as u64;
+        if let Err(r) =
+            codes::check_offline_acceptance(&verified, amount_u, currency.code(), &state, &off.limits, now_s)
+        {
+            refuse(self, r.code(), r.short_message(), r.to_string(), reply);
+            return;
+        }
+        let mut txn = Transaction::new(
+            TxnKind::Sale,
+            Method::OfflineCode,
+            amount,
+            currency,
+            TxnState::ApprovedOffline,
+            now,
+            rand10(),
+        );
+        txn.channel = Some("p1".into());
+        txn.code_masked = Some(format!("P1 user {user} #{counter}"));
+        txn.detail = Some(serde_json::json!({
+            "p1": verified.text(),
+            "user_id": user,
+            "counter": counter,
+            "credential": fingerprint,
+            "issuer_key_id": verified.code.credential.issuer_key_id,
+        }));
+        let snapshot = txn.clone();
+        match self
+            .p
+            .store
+            .call(move |db| db.record_offline_sale(&snapshot, user, counter))
+            .await
+        {
+            Ok(seq) => {
+                log::info!(txn_id = txn.id.to_string(), seq = seq; "offline sale approved");
+                self.p.link.kick();
+            }
+            Err(StoreError::CounterReplayed { .. }) => {
+                refuse(self, "counter_replayed", "Code already used", "this code was already used".into(), reply);
+                return;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+        }
+        self.ui(UiEvent::Result {
+            txn_id: txn.id.to_string(),
+            text: "APPROVED OFFLINE".into(),
+            approved: true,
+        });
+        let _ = reply.send(Ok(SaleReply {
+            txn_id: txn.id.to_string(),
+            state: txn.state,
+            outcome: SaleOutcome::Approved { host_ref: None },
+            amount: txn.amount,
+            currency: txn.currency.code().to_string(),
+            method: txn.method,
+            channel: txn.channel.clone(),
+            code_masked: txn.code_masked.clone(),
+        }));
+    }
+
+    /// The host's verdict on an offline sale at settlement: journaled, visible in `txn show`.
+    async fn settle(&mut self, txn_id: String, settled: bool, reason: Option<String>) {
+        let key = txn_id.clone();
+        let txn = match self.p.store.call(move |db| db.txn(&key)).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                log::warn!("settlement for unknown transaction {txn_id}: ignored");
+                return;
+            }
+            Err(e) => {
+                log::error!("settlement for {txn_id} not recorded: {e}");
+                return;
+            }
+        };
+        if txn.state != TxnState::ApprovedOffline {
+            log::info!(txn_id = txn_id.as_str(); "settlement ignored: transaction is {}", txn.state.as_str());
+            return;
+        }
+        let mut t = txn;
+        t.state = if settled {
+            TxnState::Settled
+        } else {
+            TxnState::SettlementRejected
+        };
+        t.reason = reason;
+        t.updated_at = now_ms();
+        match self.p.store.call(move |db| db.record(&t)).await {
+            Ok(seq) => {
+                log::info!(txn_id = txn_id.as_str(), seq = seq; "offline sale {}", if settled { "settled" } else { "rejected at settlement" });
+                self.p.link.kick();
+            }
+            Err(e) => log::error!("settlement for {txn_id} not recorded: {e}"),
+        }
     }
 
     async fn tick(&mut self) {

@@ -37,6 +37,8 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("ack for seq {upto} beyond the highest seq {last}: ignored")]
     AckBeyondLast { upto: u64, last: u64 },
+    #[error("P1 counter {counter} for user {user_id} is not above {last}: code already used")]
+    CounterReplayed { user_id: u64, counter: u32, last: u32 },
     #[error("stored row is invalid: {0}")]
     BadRow(String),
     #[error("the journal writer has stopped")]
@@ -92,6 +94,10 @@ CREATE TABLE outbox (
     created_at INTEGER NOT NULL
 ) STRICT;
 INSERT INTO meta(key, value) VALUES ('last_seq', '0'), ('acked_seq', '0');
+"#, r#"
+-- P1 offline codes: the highest counter seen per user (one-time use, DESIGN §1.2).
+CREATE TABLE p1_counters (user_id INTEGER PRIMARY KEY, counter INTEGER NOT NULL) STRICT;
+CREATE INDEX txns_p1_user ON txns(json_extract(detail, '$.user_id')) WHERE method = 'offline_code';
 "#];
 
 /// What an `ack` did.
@@ -192,80 +198,89 @@ impl Db {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut seq = self.last_seq;
-        let mut seqs = Vec::with_capacity(txns.len());
-        for txn in txns {
-            seq += 1;
-            let detail = match &txn.detail {
-                Some(d) => {
-                    Some(serde_json::to_string(d).map_err(|e| StoreError::BadRow(e.to_string()))?)
-                }
-                None => None,
-            };
-            tx.execute(
-                "INSERT INTO txns (id, kind, method, channel, amount, currency, state, reason,
-                     code_masked, host_ref, created_at, updated_at, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
-                     host_ref = excluded.host_ref, code_masked = excluded.code_masked,
-                     channel = excluded.channel, updated_at = excluded.updated_at,
-                     detail = excluded.detail",
-                params![
-                    txn.id.to_string(),
-                    txn.kind.as_str(),
-                    txn.method.as_str(),
-                    txn.channel,
-                    txn.amount,
-                    txn.currency.code(),
-                    txn.state.as_str(),
-                    txn.reason,
-                    txn.code_masked,
-                    txn.host_ref,
-                    txn.created_at as i64,
-                    txn.updated_at as i64,
-                    detail,
-                ],
-            )?;
-            tx.execute(
-                "INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    txn.id.to_string(),
-                    txn.state.as_str(),
-                    txn.updated_at as i64,
-                    seq as i64
-                ],
-            )?;
-            let event = Event {
-                seq,
-                event_id: Uuid::now_v7().to_string(),
-                txn_id: txn.id.to_string(),
-                kind: txn.event_type().to_string(),
-                state: txn.state.as_str().to_string(),
-                method: txn.method.as_str().to_string(),
-                channel: txn.channel.clone(),
-                amount: txn.amount,
-                currency: txn.currency.code().to_string(),
-                at: txn.updated_at,
-                reason: txn.reason.clone(),
-                host_ref: txn.host_ref.clone(),
-                code_masked: txn.code_masked.clone(),
-                detail: txn.detail.clone(),
-            };
-            let payload =
-                serde_json::to_string(&event).map_err(|e| StoreError::BadRow(e.to_string()))?;
-            tx.execute(
-                "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![seq as i64, event.event_id, payload, txn.updated_at as i64],
-            )?;
-            seqs.push(seq);
+        let seqs = write_states(&tx, self.last_seq, txns)?;
+        tx.commit()?;
+        if let Some(&last) = seqs.last() {
+            self.last_seq = last;
+        }
+        Ok(seqs)
+    }
+
+    /// An offline sale: its journal entry and the user's new P1 counter, in one transaction.
+    /// Refused (nothing written) when the counter is not above the highest seen.
+    pub fn record_offline_sale(
+        &mut self,
+        txn: &Transaction,
+        user_id: u64,
+        counter: u32,
+    ) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<i64> = tx
+            .query_row(
+                "SELECT counter FROM p1_counters WHERE user_id = ?1",
+                [user_id as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(last) = last {
+            if i64::from(counter) <= last {
+                return Err(StoreError::CounterReplayed {
+                    user_id,
+                    counter,
+                    last: last.clamp(0, i64::from(u32::MAX)) as u32,
+                });
+            }
         }
         tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
-            [seq.to_string()],
+            "INSERT INTO p1_counters (user_id, counter) VALUES (?1, ?2)
+             ON CONFLICT(user_id) DO UPDATE SET counter = excluded.counter",
+            params![user_id as i64, i64::from(counter)],
         )?;
+        let seqs = write_states(&tx, self.last_seq, std::slice::from_ref(txn))?;
         tx.commit()?;
-        self.last_seq = seq;
-        Ok(seqs)
+        self.last_seq = seqs[0];
+        Ok(seqs[0])
+    }
+
+    /// What the offline rules need to know from the journal for one user, at `now`:
+    /// (highest counter, user's offline total since `day_start`, unsynced offline count,
+    /// amount, oldest unsynced creation time in ms).
+    pub fn offline_snapshot(
+        &self,
+        user_id: u64,
+        day_start: Millis,
+    ) -> Result<OfflineSnapshot, StoreError> {
+        let last_counter: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT counter FROM p1_counters WHERE user_id = ?1",
+                [user_id as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let user_total_today: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(amount), 0) FROM txns
+             WHERE method = 'offline_code' AND json_extract(detail, '$.user_id') = ?1
+               AND created_at >= ?2 AND state IN ('approved_offline', 'settled')",
+            params![user_id as i64, day_start as i64],
+            |r| r.get(0),
+        )?;
+        let (count, amount, oldest): (i64, i64, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(t.amount), 0), MIN(t.created_at)
+             FROM txns t JOIN journal j ON j.txn_id = t.id AND j.state = 'approved_offline'
+             WHERE t.method = 'offline_code' AND j.seq > ?1",
+            [self.acked_seq as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(OfflineSnapshot {
+            last_counter: last_counter.map(|c| c.clamp(0, i64::from(u32::MAX)) as u32),
+            user_total_today: user_total_today.max(0) as u64,
+            unsynced_count: count.clamp(0, i64::from(u32::MAX)) as u32,
+            unsynced_amount: amount.max(0) as u64,
+            oldest_unsynced_at: oldest.map(|o| o.max(0) as u64),
+        })
     }
 
     /// Outbox events with `seq > after`, in order, at most `limit`.
@@ -390,6 +405,97 @@ impl Db {
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
+}
+
+/// Writes state changes (txn row, journal row, outbox event) inside an open transaction,
+/// numbering them from `last_seq + 1`; updates `meta.last_seq`.
+fn write_states(
+    tx: &rusqlite::Transaction<'_>,
+    last_seq: u64,
+    txns: &[Transaction],
+) -> Result<Vec<u64>, StoreError> {
+    let mut seq = last_seq;
+    let mut seqs = Vec::with_capacity(txns.len());
+    for txn in txns {
+        seq += 1;
+        let detail = match &txn.detail {
+            Some(d) => {
+                Some(serde_json::to_string(d).map_err(|e| StoreError::BadRow(e.to_string()))?)
+            }
+            None => None,
+        };
+        tx.execute(
+            "INSERT INTO txns (id, kind, method, channel, amount, currency, state, reason,
+                 code_masked, host_ref, created_at, updated_at, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                 host_ref = excluded.host_ref, code_masked = excluded.code_masked,
+                 channel = excluded.channel, updated_at = excluded.updated_at,
+                 detail = excluded.detail",
+            params![
+                txn.id.to_string(),
+                txn.kind.as_str(),
+                txn.method.as_str(),
+                txn.channel,
+                txn.amount,
+                txn.currency.code(),
+                txn.state.as_str(),
+                txn.reason,
+                txn.code_masked,
+                txn.host_ref,
+                txn.created_at as i64,
+                txn.updated_at as i64,
+                detail,
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                txn.id.to_string(),
+                txn.state.as_str(),
+                txn.updated_at as i64,
+                seq as i64
+            ],
+        )?;
+        let event = Event {
+            seq,
+            event_id: Uuid::now_v7().to_string(),
+            txn_id: txn.id.to_string(),
+            kind: txn.event_type().to_string(),
+            state: txn.state.as_str().to_string(),
+            method: txn.method.as_str().to_string(),
+            channel: txn.channel.clone(),
+            amount: txn.amount,
+            currency: txn.currency.code().to_string(),
+            at: txn.updated_at,
+            reason: txn.reason.clone(),
+            host_ref: txn.host_ref.clone(),
+            code_masked: txn.code_masked.clone(),
+            detail: txn.detail.clone(),
+        };
+        let payload =
+            serde_json::to_string(&event).map_err(|e| StoreError::BadRow(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![seq as i64, event.event_id, payload, txn.updated_at as i64],
+        )?;
+        seqs.push(seq);
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
+        [seq.to_string()],
+    )?;
+    Ok(seqs)
+}
+
+/// The journal's view of one offline user and the terminal's unsynced offline sales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OfflineSnapshot {
+    pub last_counter: Option<u32>,
+    pub user_total_today: u64,
+    pub unsynced_count: u32,
+    pub unsynced_amount: u64,
+    pub oldest_unsynced_at: Option<u64>,
 }
 
 const TXN_COLS: &str = "id, kind, method, channel, amount, currency, state, reason, code_masked, \

@@ -86,7 +86,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let stop = posd::daemon::stop_signal()?;
-        posd::daemon::run(cfg, posd::daemon::default_router(), stop).await?;
+        posd::daemon::run(cfg, stop).await?;
         Ok(())
     })
 }

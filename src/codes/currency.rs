@@ -3,8 +3,8 @@
 //! Why it exists: posd's sales carry an alphabetic currency (`CNY`), while EMVCo payloads (tag `53`)
 //! and `P1` credentials carry the numeric one (`156`), and the EMVCo amount (tag `54`) is written in
 //! major units with as many decimals as the currency's exponent. Amounts inside posd are always
-//! integer minor units; this table is the single place where the two meet. It lists the currencies
-//! of the markets posd targets plus the zero- and three-decimal ones that catch formatting bugs.
+//! integer minor units. The table itself is `core::money`'s (one table for the whole crate); this
+//! view adds the EMVCo-facing helpers (unsigned amounts, three-digit numeric codes).
 
 use serde::Serialize;
 
@@ -19,51 +19,13 @@ pub struct Currency {
     pub exponent: u8,
 }
 
-const TABLE: &[Currency] = &[
-    c("AED", 784, 2),
-    c("AUD", 36, 2),
-    c("BHD", 48, 3),
-    c("BRL", 986, 2),
-    c("CAD", 124, 2),
-    c("CHF", 756, 2),
-    c("CLP", 152, 0),
-    c("CNY", 156, 2),
-    c("EUR", 978, 2),
-    c("GBP", 826, 2),
-    c("HKD", 344, 2),
-    c("IDR", 360, 2),
-    c("INR", 356, 2),
-    c("ISK", 352, 0),
-    c("JOD", 400, 3),
-    c("JPY", 392, 0),
-    c("KHR", 116, 2),
-    c("KRW", 410, 0),
-    c("KWD", 414, 3),
-    c("LAK", 418, 2),
-    c("MMK", 104, 2),
-    c("MOP", 446, 2),
-    c("MYR", 458, 2),
-    c("NZD", 554, 2),
-    c("OMR", 512, 3),
-    c("PHP", 608, 2),
-    c("PKR", 586, 2),
-    c("SAR", 682, 2),
-    c("SGD", 702, 2),
-    c("THB", 764, 2),
-    c("TND", 788, 3),
-    c("TWD", 901, 2),
-    c("USD", 840, 2),
-    c("VND", 704, 0),
-    c("XAF", 950, 0),
-    c("XOF", 952, 0),
-    c("ZAR", 710, 2),
-];
-
-const fn c(alpha: &'static str, numeric: u16, exponent: u8) -> Currency {
-    Currency {
-        alpha,
-        numeric,
-        exponent,
+impl From<crate::core::money::Currency> for Currency {
+    fn from(m: crate::core::money::Currency) -> Self {
+        Currency {
+            alpha: m.code(),
+            numeric: m.numeric(),
+            exponent: m.exponent(),
+        }
     }
 }
 
@@ -71,16 +33,15 @@ impl Currency {
     /// Looks a currency up by its alphabetic code (case-insensitive).
     #[must_use]
     pub fn from_alpha(alpha: &str) -> Option<Currency> {
-        TABLE
-            .iter()
-            .find(|c| c.alpha.eq_ignore_ascii_case(alpha))
-            .copied()
+        crate::core::money::Currency::from_code(alpha)
+            .ok()
+            .map(Currency::from)
     }
 
     /// Looks a currency up by its numeric code.
     #[must_use]
     pub fn from_numeric(numeric: u16) -> Option<Currency> {
-        TABLE.iter().find(|c| c.numeric == numeric).copied()
+        crate::core::money::Currency::from_numeric(numeric).map(Currency::from)
     }
 
     /// The numeric code as EMVCo writes it: three digits, zero-padded (`"036"`).
