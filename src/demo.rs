@@ -146,12 +146,9 @@ console = true
     let keep = args.keep_running;
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let daemon = tokio::spawn(crate::daemon::run(
-            cfg,
-            async move {
-                let _ = stop_rx.await;
-            },
-        ));
+        let daemon = tokio::spawn(crate::daemon::run(cfg, async move {
+            let _ = stop_rx.await;
+        }));
         let mut c = connect(&socket).await?;
         wait_online(&mut c).await?;
         println!("● connected; selling\n");

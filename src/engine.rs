@@ -6,6 +6,10 @@
 //! keypad or the console; codes arrive from any scanner. One sale is undecided at a time, as at
 //! a real till; reversals of earlier sales continue in the background.
 
+use crate::codes::{
+    self, CodeKind, IssuerKeys, OfflineLimits, OfflinePolicy, OfflineState, Patterns,
+};
+use crate::config::ClockTrust;
 use crate::core::money::Currency;
 use crate::core::protocol::Response;
 use crate::core::txn::{
@@ -13,10 +17,6 @@ use crate::core::txn::{
 };
 use crate::link::{now_ms, Link};
 use crate::store::{Store, StoreError};
-use crate::codes::{
-    self, CodeKind, IssuerKeys, OfflineLimits, OfflinePolicy, OfflineState, Patterns,
-};
-use crate::config::ClockTrust;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -39,10 +39,7 @@ pub enum SaleError {
     #[error("refused: {0}")]
     Refused(String),
     #[error("offline code refused: {message}")]
-    Offline {
-        code: &'static str,
-        message: String,
-    },
+    Offline { code: &'static str, message: String },
     #[error("the journal refused the sale: {0}")]
     Store(#[from] StoreError),
     #[error("the daemon is stopping")]
@@ -148,9 +145,9 @@ pub fn route(text: &str, patterns: &Patterns) -> CodeRoute {
             }
             match c.kind {
                 CodeKind::P1Offline => CodeRoute::Offline,
-                CodeKind::CardTrack => CodeRoute::Refuse(
-                    "card payments are not available on this terminal yet".into(),
-                ),
+                CodeKind::CardTrack => {
+                    CodeRoute::Refuse("card payments are not available on this terminal yet".into())
+                }
                 k => CodeRoute::Refuse(
                     k.refusal()
                         .map(|r| r.1.to_string())
@@ -204,7 +201,10 @@ pub const BUILD_UNIX: &str = env!("POSD_BUILD_UNIX");
 
 /// Whether the clock can be trusted for offline codes at `now_ms`.
 pub fn clock_trusted(mode: ClockTrust, now_ms: u64) -> bool {
-    let floor = BUILD_UNIX.parse::<u64>().unwrap_or(0).saturating_sub(86_400);
+    let floor = BUILD_UNIX
+        .parse::<u64>()
+        .unwrap_or(0)
+        .saturating_sub(86_400);
     if now_ms / 1000 < floor {
         return false;
     }
@@ -476,7 +476,11 @@ impl Engine {
         text: &str,
         reply: oneshot::Sender<Result<SaleReply, SaleError>>,
     ) {
-        let refuse = |this: &Self, code: &'static str, short: &str, message: String, reply: oneshot::Sender<Result<SaleReply, SaleError>>| {
+        let refuse = |this: &Self,
+                      code: &'static str,
+                      short: &str,
+                      message: String,
+                      reply: oneshot::Sender<Result<SaleReply, SaleError>>| {
             log::info!("offline code refused: {code}: {message}");
             this.ui(UiEvent::Notice {
                 text: short.to_string(),
@@ -485,7 +489,13 @@ impl Engine {
         };
         let off = &self.p.offline;
         if !off.enabled {
-            refuse(self, "offline_disabled", "Offline not accepted", "this terminal does not accept offline codes".into(), reply);
+            refuse(
+                self,
+                "offline_disabled",
+                "Offline not accepted",
+                "this terminal does not accept offline codes".into(),
+                reply,
+            );
             return;
         }
         let now = now_ms();
@@ -524,9 +534,14 @@ impl Engine {
             clock_trusted: clock_trusted(off.clock, now),
         };
         let amount_u = amount.max(0) as u64;
-        if let Err(r) =
-            codes::check_offline_acceptance(&verified, amount_u, currency.code(), &state, &off.limits, now_s)
-        {
+        if let Err(r) = codes::check_offline_acceptance(
+            &verified,
+            amount_u,
+            currency.code(),
+            &state,
+            &off.limits,
+            now_s,
+        ) {
             refuse(self, r.code(), r.short_message(), r.to_string(), reply);
             return;
         }
@@ -560,7 +575,13 @@ impl Engine {
                 self.p.link.kick();
             }
             Err(StoreError::CounterReplayed { .. }) => {
-                refuse(self, "counter_replayed", "Code already used", "this code was already used".into(), reply);
+                refuse(
+                    self,
+                    "counter_replayed",
+                    "Code already used",
+                    "this code was already used".into(),
+                    reply,
+                );
                 return;
             }
             Err(e) => {

@@ -20,7 +20,8 @@
 //! | `77` | authorize answers `error`; queries say approved (charged) |
 //! | other | approved at once |
 
-use crate::core::protocol::{self, Op, Request, RespStatus, Response};
+use crate::codes::{self, IssuerKeys, OfflinePolicy};
+use crate::core::protocol::{self, Event as PosEvent, Op, Request, RespStatus, Response};
 use crate::link::{mqtt_options, now_ms};
 use rumqttc::{Client, Event, Packet, QoS};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -53,6 +54,10 @@ pub struct HostConfig {
     pub late_ms: u64,
     /// Gather events this long before one durable commit and one ack.
     pub batch_ms: u64,
+    /// The platform's issuer keys, to verify `P1` offline sales at settlement.
+    pub issuer_keys: IssuerKeys,
+    /// Clock difference tolerated between the phone and the terminal, as on the terminals.
+    pub allowed_skew_s: u32,
 }
 
 impl HostConfig {
@@ -65,6 +70,8 @@ impl HostConfig {
             client_id: format!("posd-host-{}", std::process::id()),
             late_ms: 60_000,
             batch_ms: 5,
+            issuer_keys: IssuerKeys::new(),
+            allowed_skew_s: 30,
         }
     }
 }
@@ -99,6 +106,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     host_ref TEXT,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS p1_counters (
+    user_id INTEGER PRIMARY KEY,
+    counter INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS requests (
     req_id TEXT PRIMARY KEY,
@@ -380,18 +391,29 @@ fn status_of(ledger_state: &str) -> RespStatus {
     }
 }
 
-/// Stores one event if new. Returns the terminal when stored or already known.
+/// What storing one event produced.
+enum Stored {
+    /// Not an event (malformed): nothing stored, nothing to ack.
+    Bad,
+    /// Stored now or before.
+    Ok,
+    /// Stored now, and an offline sale was settled: tell the terminal.
+    Settled(serde_json::Value),
+}
+
+/// Stores one event if new; settles offline sales the first time they arrive.
 fn store_event(
     db: &Connection,
     terminal: &str,
     payload: &[u8],
     now: u64,
-) -> Result<bool, HostError> {
+    cfg: &HostConfig,
+) -> Result<Stored, HostError> {
     let ev = match protocol::parse_event(payload) {
         Ok(e) => e,
         Err(e) => {
             log::error!("host: {e}");
-            return Ok(false);
+            return Ok(Stored::Bad);
         }
     };
     let text = String::from_utf8_lossy(payload);
@@ -429,8 +451,94 @@ fn store_event(
                 same
             );
         }
+        return Ok(Stored::Ok);
     }
-    Ok(true)
+    if ev.method == "offline_code" && ev.state == "approved_offline" {
+        return settle_offline(db, terminal, &ev, now, cfg).map(Stored::Settled);
+    }
+    Ok(Stored::Ok)
+}
+
+/// Verifies an offline sale again at the host: signatures and issuer key, validity and
+/// freshness against the terminal's approval time, the per-user counter across all terminals,
+/// the credential's maximum. Records the ledger entry and returns the `notify` to send.
+fn settle_offline(
+    db: &Connection,
+    terminal: &str,
+    ev: &PosEvent,
+    now: u64,
+    cfg: &HostConfig,
+) -> Result<serde_json::Value, HostError> {
+    let text = ev
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("p1"))
+        .and_then(|p| p.as_str())
+        .unwrap_or("");
+    let policy = OfflinePolicy {
+        allowed_skew_s: cfg.allowed_skew_s,
+        currency: ev.currency.clone(),
+        ..OfflinePolicy::default()
+    };
+    let verdict: Result<(), String> =
+        match codes::verify_p1(text, ev.at / 1000, &cfg.issuer_keys, &policy) {
+            Err(r) => Err(r.code().to_string()),
+            Ok(v) => {
+                let user = v.user_id() as i64;
+                let counter = i64::from(v.counter());
+                let last: Option<i64> = db
+                    .query_row(
+                        "SELECT counter FROM p1_counters WHERE user_id = ?1",
+                        [user],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if last.is_some_and(|l| counter <= l) {
+                    Err("counter_replayed".into())
+                } else if ev.amount < 0
+                    || ev.amount as u64 > u64::from(v.code.credential.max_amount)
+                {
+                    Err("over_credential_max".into())
+                } else {
+                    db.execute(
+                        "INSERT INTO p1_counters (user_id, counter) VALUES (?1, ?2)
+                     ON CONFLICT(user_id) DO UPDATE SET counter = MAX(counter, excluded.counter)",
+                        params![user, counter],
+                    )?;
+                    Ok(())
+                }
+            }
+        };
+    let state = if verdict.is_ok() {
+        "charged"
+    } else {
+        "rejected"
+    };
+    db.execute(
+        "INSERT OR IGNORE INTO ledger (txn_id, terminal, amount, currency, behaviour, state,
+            created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'offline', ?5, ?6, ?6)",
+        params![
+            ev.txn_id,
+            terminal,
+            ev.amount,
+            ev.currency,
+            state,
+            now as i64
+        ],
+    )?;
+    Ok(match verdict {
+        Ok(()) => {
+            serde_json::json!({"type": "settlement", "txn_id": ev.txn_id, "status": "settled"})
+        }
+        Err(reason) => {
+            log::warn!(
+                "host: offline sale {} from {terminal} rejected: {reason}",
+                ev.txn_id
+            );
+            serde_json::json!({"type": "settlement", "txn_id": ev.txn_id, "status": "rejected", "reason": reason})
+        }
+    })
 }
 
 /// Advances a terminal's contiguous stored seq and returns it.
@@ -476,6 +584,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     let mut batch_terminals: BTreeSet<String> = BTreeSet::new();
     let mut batch_started: Option<u64> = None;
     let mut tx_open = false;
+    let mut notifies: Vec<(String, serde_json::Value)> = Vec::new();
     log::info!("sandbox host {} on {}", cfg.client_id, cfg.broker_url);
     while !stop.load(Ordering::Relaxed) {
         let now = now_ms();
@@ -492,6 +601,14 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                     acks.push((term.clone(), contiguous(&t, term)?));
                 }
                 t.commit()?;
+                for (term, body) in notifies.drain(..) {
+                    let _ = client.try_publish(
+                        format!("{prefix}/{term}/notify"),
+                        QoS::AtLeastOnce,
+                        false,
+                        body.to_string(),
+                    );
+                }
                 for (term, upto) in acks {
                     let body = serde_json::json!({ "upto_seq": upto }).to_string();
                     if let Err(e) = client.try_publish(
@@ -551,9 +668,17 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                             tx_open = true;
                         }
                         // Inside the batch's open transaction: committed (durable) before the ack.
-                        if store_event(&db, &terminal, &p.payload, now)? {
-                            batch_terminals.insert(terminal);
-                            batch_started.get_or_insert(now);
+                        match store_event(&db, &terminal, &p.payload, now, &cfg)? {
+                            Stored::Bad => {}
+                            Stored::Ok => {
+                                batch_terminals.insert(terminal);
+                                batch_started.get_or_insert(now);
+                            }
+                            Stored::Settled(n) => {
+                                notifies.push((terminal.clone(), n));
+                                batch_terminals.insert(terminal);
+                                batch_started.get_or_insert(now);
+                            }
                         }
                     }
                     "req" => {
@@ -701,13 +826,14 @@ pub fn audit(db: &Connection) -> Result<Audit, HostError> {
     a.charges = charged.len() as u64;
     for id in &charged {
         match last_state.get(id).map(|s| s.0.as_str()) {
-            Some("approved") => {}
+            Some("approved" | "approved_offline" | "settled") => {}
             Some("authorizing" | "pending" | "reversing") => a.unresolved.push(id.clone()),
             _ => a.charged_without_sale.push(id.clone()),
         }
     }
     for (id, (state, kind)) in &last_state {
-        if kind == "sale" && state == "approved" && !charged.contains(id) {
+        let sold = matches!(state.as_str(), "approved" | "settled");
+        if kind == "sale" && sold && !charged.contains(id) {
             a.sale_without_charge.push(id.clone());
         }
         if matches!(state.as_str(), "authorizing" | "pending" | "reversing")

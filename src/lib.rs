@@ -4,6 +4,7 @@
 //! SQLite and MQTT. See `docs/architecture.md` for the map from modules to DESIGN.md.
 
 pub mod camera;
+pub mod codes;
 pub mod config;
 pub mod control;
 pub mod core;
@@ -13,7 +14,6 @@ pub mod engine;
 pub mod host;
 pub mod link;
 pub mod logging;
+pub mod receipt;
 pub mod store;
 pub mod systemd;
-pub mod codes;
-pub mod receipt;

@@ -38,7 +38,11 @@ pub enum StoreError {
     #[error("ack for seq {upto} beyond the highest seq {last}: ignored")]
     AckBeyondLast { upto: u64, last: u64 },
     #[error("P1 counter {counter} for user {user_id} is not above {last}: code already used")]
-    CounterReplayed { user_id: u64, counter: u32, last: u32 },
+    CounterReplayed {
+        user_id: u64,
+        counter: u32,
+        last: u32,
+    },
     #[error("stored row is invalid: {0}")]
     BadRow(String),
     #[error("the journal writer has stopped")]
@@ -60,7 +64,8 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` = number applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE txns (
     id TEXT PRIMARY KEY,
@@ -94,11 +99,13 @@ CREATE TABLE outbox (
     created_at INTEGER NOT NULL
 ) STRICT;
 INSERT INTO meta(key, value) VALUES ('last_seq', '0'), ('acked_seq', '0');
-"#, r#"
+"#,
+    r#"
 -- P1 offline codes: the highest counter seen per user (one-time use, DESIGN §1.2).
 CREATE TABLE p1_counters (user_id INTEGER PRIMARY KEY, counter INTEGER NOT NULL) STRICT;
 CREATE INDEX txns_p1_user ON txns(json_extract(detail, '$.user_id')) WHERE method = 'offline_code';
-"#];
+"#,
+];
 
 /// What an `ack` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

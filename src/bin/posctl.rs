@@ -62,10 +62,65 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CodeCmd,
     },
+    /// A test wallet for P1 offline codes (the reference for platform teams).
+    Wallet {
+        #[command(subcommand)]
+        cmd: WalletCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalletCmd {
+    /// A new P-256 key pair (issuer or user): prints {"private_key", "public_key"} as hex.
+    Keygen,
+    /// Issue a credential: signs it with the issuer key and writes a wallet file (credential +
+    /// the user's private key) that `posctl wallet code` makes codes from.
+    Issue {
+        /// Issuer private key (hex).
+        #[arg(long)]
+        issuer_key: String,
+        #[arg(long)]
+        key_id: u8,
+        #[arg(long)]
+        user_id: u64,
+        /// Unix seconds (default: now).
+        #[arg(long)]
+        valid_from: Option<u32>,
+        /// Unix seconds (default: valid_from + 30 days).
+        #[arg(long)]
+        valid_until: Option<u32>,
+        /// Per-transaction maximum in minor units.
+        #[arg(long, default_value_t = 10_000)]
+        max_amount: u32,
+        #[arg(long, default_value = "CNY")]
+        currency: String,
+        /// The user's private key (hex); a new one when absent.
+        #[arg(long)]
+        user_key: Option<String>,
+        /// Wallet file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a P1 code from a wallet file for a given time and counter.
+    Code {
+        #[arg(long)]
+        wallet: PathBuf,
+        #[arg(long)]
+        counter: u32,
+        /// Unix seconds (default: now).
+        #[arg(long)]
+        timestamp: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
 enum CodeCmd {
+    /// Classify scanned text and print every parsed field; non-zero with the reason if invalid.
+    Inspect {
+        text: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the camera's decode pipeline on image files (PNG, JPEG, WebP): one line per file.
     ScanImage {
         #[arg(required = true)]
@@ -113,6 +168,9 @@ struct HostArgs {
     late_ms: u64,
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// A platform issuer key for verifying P1 offline sales at settlement: ID=HEX (repeatable).
+    #[arg(long = "issuer-key")]
+    issuer_keys: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -141,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cmd = match cli.cmd {
         Cmd::SandboxHost(h) => return sandbox_host(h),
         Cmd::Code { cmd } => return code_cmd(cmd),
+        Cmd::Wallet { cmd } => return wallet_cmd(cmd),
         other => other,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -261,14 +320,111 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let v = c.call(&ControlRequest::Scan { code }).await?;
                 println!("{}", plain(&v["message"]));
             }
-            Cmd::SandboxHost(_) | Cmd::Code { .. } => {}
+            Cmd::SandboxHost(_) | Cmd::Code { .. } | Cmd::Wallet { .. } => {}
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().min(u64::from(u32::MAX)) as u32)
+        .unwrap_or(0)
+}
+
+fn wallet_cmd(cmd: WalletCmd) -> anyhow::Result<ExitCode> {
+    use posd::codes::{issue_credential, make_code, Credential, CredentialRequest, PrivateKey};
+    match cmd {
+        WalletCmd::Keygen => {
+            let k = PrivateKey::generate()?;
+            println!(
+                "{}",
+                serde_json::json!({"private_key": k.to_hex(), "public_key": k.public_key().to_hex()})
+            );
+        }
+        WalletCmd::Issue {
+            issuer_key,
+            key_id,
+            user_id,
+            valid_from,
+            valid_until,
+            max_amount,
+            currency,
+            user_key,
+            out,
+        } => {
+            let issuer = PrivateKey::from_hex(&issuer_key)?;
+            let user = match user_key {
+                Some(h) => PrivateKey::from_hex(&h)?,
+                None => PrivateKey::generate()?,
+            };
+            let cur = posd::core::money::Currency::from_code(&currency)?;
+            let from = valid_from.unwrap_or_else(unix_now);
+            let req = CredentialRequest {
+                user_id,
+                user_key: user.public_key(),
+                valid_from: from,
+                valid_until: valid_until.unwrap_or(from.saturating_add(30 * 86_400)),
+                max_amount,
+                currency: cur.numeric(),
+            };
+            let cred = issue_credential(&issuer, key_id, &req)?;
+            let wallet = serde_json::json!({
+                "credential": hex::encode(cred.to_bytes()),
+                "user_private_key": user.to_hex(),
+                "user_id": user_id,
+                "fingerprint": cred.fingerprint(),
+            });
+            std::fs::write(&out, serde_json::to_vec_pretty(&wallet)?)
+                .with_context(|| format!("write {}", out.display()))?;
+            println!("{wallet}");
+        }
+        WalletCmd::Code {
+            wallet,
+            counter,
+            timestamp,
+        } => {
+            let w: Value = serde_json::from_slice(
+                &std::fs::read(&wallet).with_context(|| format!("read {}", wallet.display()))?,
+            )?;
+            let cred_hex = w["credential"]
+                .as_str()
+                .context("wallet has no credential")?;
+            let key_hex = w["user_private_key"]
+                .as_str()
+                .context("wallet has no user_private_key")?;
+            let cred = Credential::from_bytes(&hex::decode(cred_hex)?)?;
+            let user = PrivateKey::from_hex(key_hex)?;
+            let code = make_code(&user, &cred, timestamp.unwrap_or_else(unix_now), counter)?;
+            println!("{}", code.to_text());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn code_cmd(cmd: CodeCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        CodeCmd::Inspect { text, json } => {
+            let patterns = posd::codes::Patterns::new(posd::codes::PatternsConfig::default())?;
+            match posd::codes::inspect(&text, &patterns, Some(u64::from(unix_now()))) {
+                Ok(i) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&i)?);
+                    } else {
+                        println!("{i}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    if json {
+                        println!("{}", serde_json::json!({"error": e.to_string()}));
+                    }
+                    eprintln!("invalid: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         CodeCmd::ScanImage { files, json } => {
             let reports = posd::camera::scan_image_files(&files);
             let mut failed = false;
@@ -338,6 +494,16 @@ fn sandbox_host(h: HostArgs) -> anyhow::Result<ExitCode> {
         cfg.client_id = id;
     }
     cfg.late_ms = h.late_ms;
+    let mut keys = Vec::new();
+    for k in &h.issuer_keys {
+        let (id, hex_key) = k.split_once('=').context("--issuer-key takes ID=HEX")?;
+        keys.push(posd::codes::IssuerKeyConfig {
+            id: id.parse().context("issuer key id must be 0-255")?,
+            public_key: hex_key.to_string(),
+            retired: false,
+        });
+    }
+    cfg.issuer_keys = posd::codes::IssuerKeys::from_config(&keys)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();

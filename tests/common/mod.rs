@@ -106,6 +106,7 @@ pub struct Host {
     late_ms: u64,
     child: Option<Child>,
     pub instance: String,
+    pub extra_args: Vec<String>,
 }
 
 impl Host {
@@ -120,6 +121,21 @@ impl Host {
             late_ms,
             child: None,
             instance: instance.to_string(),
+            extra_args: Vec::new(),
+        };
+        h.restart();
+        h
+    }
+
+    /// A host that verifies P1 offline sales with the platform's issuer key.
+    pub fn start_with_args(broker: &str, db: &Path, args: &[String]) -> Host {
+        let mut h = Host {
+            db: db.to_path_buf(),
+            broker: broker.to_string(),
+            late_ms: 60_000,
+            child: None,
+            instance: "host-1".into(),
+            extra_args: args.to_vec(),
         };
         h.restart();
         h
@@ -137,6 +153,7 @@ impl Host {
                 &self.late_ms.to_string(),
             ])
             .args(["--log-level", "warn"])
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn sandbox host");
@@ -313,4 +330,87 @@ pub async fn sale(
         code: Some(code.into()),
     })
     .await
+}
+
+/// A payment platform's issuer key and wallets, for P1 offline codes in tests.
+pub struct Platform {
+    pub issuer: posd::codes::PrivateKey,
+    pub key_id: u8,
+}
+
+pub struct Wallet {
+    pub user_id: u64,
+    pub key: posd::codes::PrivateKey,
+    pub credential: posd::codes::Credential,
+    pub counter: u32,
+}
+
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl Platform {
+    pub fn new() -> Platform {
+        Platform {
+            issuer: posd::codes::PrivateKey::generate().expect("key"),
+            key_id: 1,
+        }
+    }
+
+    /// The `[offline]` section a terminal needs to trust this platform, with generous limits
+    /// unless `limits` says otherwise.
+    pub fn offline_toml(&self, limits: &str) -> String {
+        format!(
+            "[offline]\nclock = \"always\"\n[[offline.issuer_keys]]\nid = {}\npublic_key = \"{}\"\n[offline.limits]\n{}\n",
+            self.key_id,
+            self.issuer.public_key().to_hex(),
+            if limits.is_empty() {
+                "per_txn_limit = 1000000\nper_user_daily_limit = 1000000000\nmax_unsynced_count = 1000000\nmax_unsynced_amount = 100000000000\nmax_unsynced_age_s = 864000"
+            } else {
+                limits
+            }
+        )
+    }
+
+    pub fn host_key_arg(&self) -> String {
+        format!("{}={}", self.key_id, self.issuer.public_key().to_hex())
+    }
+
+    pub fn wallet(&self, user_id: u64, max_amount: u32) -> Wallet {
+        let key = posd::codes::PrivateKey::generate().expect("key");
+        let now = unix_now();
+        let req = posd::codes::CredentialRequest {
+            user_id,
+            user_key: key.public_key(),
+            valid_from: now - 3600,
+            valid_until: now + 86_400,
+            max_amount,
+            currency: 156,
+        };
+        let credential =
+            posd::codes::issue_credential(&self.issuer, self.key_id, &req).expect("issue");
+        Wallet {
+            user_id,
+            key,
+            credential,
+            counter: 0,
+        }
+    }
+}
+
+impl Wallet {
+    /// The next fresh code (counter + 1, timestamp now).
+    pub fn next_code(&mut self) -> String {
+        self.counter += 1;
+        self.code_at(unix_now(), self.counter)
+    }
+
+    pub fn code_at(&self, timestamp: u32, counter: u32) -> String {
+        posd::codes::make_code(&self.key, &self.credential, timestamp, counter)
+            .expect("code")
+            .to_text()
+    }
 }
