@@ -278,6 +278,9 @@ pub struct OfflineConfig {
     /// The payment platforms' issuer keys: id → SEC1 public key (hex).
     pub issuer_keys: Vec<crate::codes::IssuerKeyConfig>,
     pub denylist: DenylistConfig,
+    /// Ask the host (`query`) for the settlement of offline sales it has acknowledged but not
+    /// yet settled, this often — in case its `notify` was lost.
+    pub settle_query_interval_s: u64,
 }
 
 impl Default for OfflineConfig {
@@ -289,6 +292,7 @@ impl Default for OfflineConfig {
             limits: crate::codes::OfflineLimits::default(),
             issuer_keys: Vec::new(),
             denylist: DenylistConfig::default(),
+            settle_query_interval_s: 60,
         }
     }
 }
@@ -485,6 +489,12 @@ impl Config {
         }
         if let Err(e) = crate::codes::IssuerKeys::from_config(&self.offline.issuer_keys) {
             bad("offline.issuer_keys", e.to_string());
+        }
+        if self.offline.settle_query_interval_s == 0 {
+            bad(
+                "offline.settle_query_interval_s",
+                "must be at least 1".into(),
+            );
         }
         for f in &self.offline.denylist.credentials {
             if f.len() != 32 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {

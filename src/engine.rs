@@ -11,7 +11,7 @@ use crate::codes::{
 };
 use crate::config::ClockTrust;
 use crate::core::money::Currency;
-use crate::core::protocol::Response;
+use crate::core::protocol::{RespStatus, Response};
 use crate::core::txn::{
     Action, Input, Method, OnlinePolicy, OnlineSale, SaleOutcome, Transaction, TxnKind, TxnState,
 };
@@ -168,6 +168,7 @@ pub struct OfflineRuntime {
     pub deny_users: HashSet<u64>,
     pub deny_credentials: HashSet<String>,
     pub clock: ClockTrust,
+    pub settle_query_ms: u64,
 }
 
 impl OfflineRuntime {
@@ -192,6 +193,7 @@ impl OfflineRuntime {
                 .map(|c| c.to_ascii_lowercase())
                 .collect(),
             clock: cfg.clock,
+            settle_query_ms: cfg.settle_query_interval_s.max(1) * 1000,
         })
     }
 }
@@ -246,7 +248,13 @@ struct Engine {
     awaiting: Option<AwaitingCode>,
     /// The sale whose outcome is not yet decided.
     current: Option<Uuid>,
+    /// Outstanding settlement queries: req_id → txn_id.
+    settle_queries: HashMap<String, String>,
+    next_settle_check: u64,
 }
+
+/// Settlement queries per round.
+const SETTLE_BATCH: u32 = 256;
 
 /// Unix ms of the engine loop's last turn (watchdog).
 pub type Heartbeat = std::sync::Arc<std::sync::atomic::AtomicU64>;
@@ -264,6 +272,8 @@ pub async fn run(
         waiters: HashMap::new(),
         awaiting: None,
         current: None,
+        settle_queries: HashMap::new(),
+        next_settle_check: 0,
     };
     let now = now_ms();
     let in_flight = e.p.store.call(|db| db.in_flight()).await?;
@@ -400,6 +410,14 @@ impl Engine {
                     return;
                 };
                 let now = now_ms();
+                if let Some(txn_id) = self.settle_queries.remove(&resp.req_id) {
+                    match resp.status {
+                        RespStatus::Approved => self.settle(txn_id, true, None).await,
+                        RespStatus::Declined => self.settle(txn_id, false, resp.reason).await,
+                        _ => {}
+                    }
+                    return;
+                }
                 let Some(m) = self.machines.get_mut(&id) else {
                     log::warn!(txn_id = resp.txn_id.as_str(); "resp {} for no transaction in flight: ignored", resp.req_id);
                     return;
@@ -641,8 +659,42 @@ impl Engine {
         }
     }
 
+    /// Asks the host about offline sales it holds but has not settled (its notify may be lost).
+    async fn settlement_round(&mut self, now: u64) {
+        if now < self.next_settle_check || !self.p.link.is_connected() {
+            return;
+        }
+        self.next_settle_check = now + self.p.offline.settle_query_ms;
+        self.settle_queries.clear();
+        let before = now.saturating_sub(self.p.offline.settle_query_ms);
+        let ids = match self
+            .p
+            .store
+            .call(move |db| db.unsettled_offline(before, SETTLE_BATCH))
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                log::error!("cannot list unsettled offline sales: {e}");
+                return;
+            }
+        };
+        for (n, id) in ids.into_iter().enumerate() {
+            let req_id = format!("{}.settle.{now}.{n}", id.replace('-', ""));
+            let req = crate::core::protocol::Request::new(
+                req_id.clone(),
+                crate::core::protocol::Op::Query,
+                id.clone(),
+            );
+            if self.p.link.send_request(&req).is_ok() {
+                self.settle_queries.insert(req_id, id);
+            }
+        }
+    }
+
     async fn tick(&mut self) {
         let now = now_ms();
+        self.settlement_round(now).await;
         let due: Vec<Uuid> = self
             .machines
             .iter()

@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     state TEXT NOT NULL,          -- pending | charged | declined | reversed
     queries INTEGER NOT NULL DEFAULT 0,
     host_ref TEXT,
+    reason TEXT,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
@@ -238,6 +239,25 @@ fn answer(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
+    // Offline sales: a query asks for the settlement verdict.
+    if req.op == Op::Query && row.as_ref().is_some_and(|r| r.0 == "offline") {
+        let reason: Option<String> = db.query_row(
+            "SELECT reason FROM ledger WHERE txn_id = ?1",
+            [&req.txn_id],
+            |r| r.get(0),
+        )?;
+        let charged = row.as_ref().is_some_and(|r| r.1 == "charged");
+        let mut r = resp(
+            req,
+            if charged {
+                RespStatus::Approved
+            } else {
+                RespStatus::Declined
+            },
+        );
+        r.reason = reason;
+        return Ok(Reply::Now(r));
+    }
     let host_ref = format!(
         "H{}",
         &req.txn_id.replace('-', "")[..12.min(req.txn_id.len())]

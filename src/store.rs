@@ -391,6 +391,24 @@ impl Db {
         rows.map(|r| raw_to_txn(r?)).collect()
     }
 
+    /// Offline sales the host has acknowledged but not yet settled, oldest first.
+    pub fn unsettled_offline(
+        &self,
+        created_before: Millis,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT t.id FROM txns t JOIN journal j ON j.txn_id = t.id AND j.state = 'approved_offline'
+             WHERE t.state = 'approved_offline' AND j.seq <= ?1 AND t.created_at <= ?2
+             ORDER BY t.created_at LIMIT ?3",
+        )?;
+        let rows = st.query_map(
+            params![self.acked_seq as i64, created_before as i64, limit],
+            |r| r.get::<_, String>(0),
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// The state history of one transaction: (seq, state, at).
     pub fn history(&self, id: &str) -> Result<Vec<(u64, String, u64)>, StoreError> {
         let mut st = self

@@ -364,7 +364,7 @@ impl Platform {
     /// unless `limits` says otherwise.
     pub fn offline_toml(&self, limits: &str) -> String {
         format!(
-            "[offline]\nclock = \"always\"\n[[offline.issuer_keys]]\nid = {}\npublic_key = \"{}\"\n[offline.limits]\n{}\n",
+            "[offline]\nclock = \"always\"\nsettle_query_interval_s = 2\n[[offline.issuer_keys]]\nid = {}\npublic_key = \"{}\"\n[offline.limits]\n{}\n",
             self.key_id,
             self.issuer.public_key().to_hex(),
             if limits.is_empty() {
