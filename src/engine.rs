@@ -290,8 +290,8 @@ pub async fn run(
         let wake = e.machines.values().filter_map(|m| m.next_wake()).min();
         let sleep_ms = wake
             .map(|w| w.saturating_sub(now_ms()))
-            .unwrap_or(1000)
-            .min(1000);
+            .unwrap_or(500)
+            .min(500);
         tokio::select! {
             _ = shutdown.changed() => break,
             msg = rx.recv() => match msg {

@@ -22,14 +22,16 @@ pub fn watchdog() {
     let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
 }
 
-/// The watchdog period systemd asked for, if any.
+/// The watchdog period systemd asked for, if any. As libsystemd's `sd_watchdog_enabled`:
+/// `WATCHDOG_USEC` set, and `WATCHDOG_PID` either unset or this process.
 pub fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0u64;
-    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-        Some(Duration::from_micros(usec))
-    } else {
-        None
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
     }
+    (usec > 0).then(|| Duration::from_micros(usec))
 }
 
 /// Whether every heartbeat (unix ms) is within `max_age` of `now`.

@@ -196,7 +196,7 @@ impl Daemon {
         let socket = dir.join("control.sock");
         let config = dir.join("posd.toml");
         let text = format!(
-            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n\n[broker]\nurl = \"{broker}\"\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\nack_timeout_s = 2\n\n[control]\nsocket = \"{}\"\n\n{extra}\n",
+            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n\n[broker]\nurl = \"{broker}\"\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\nack_timeout_s = 2\n\n[control]\nsocket = \"{}\"\n\n[logging]\nlevel = \"warn\"\n\n{extra}\n",
             dir.join("state").display(),
             socket.display()
         );
@@ -216,7 +216,7 @@ impl Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_posd"))
             .arg("--config")
             .arg(&self.config)
-            .env("NOTIFY_SOCKET", "")
+            .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn posd");
