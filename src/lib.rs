@@ -10,6 +10,7 @@ pub mod control;
 pub mod core;
 pub mod daemon;
 pub mod demo;
+pub mod devices;
 pub mod engine;
 pub mod host;
 pub mod link;

@@ -2,6 +2,7 @@
 //! backoff. Everything here takes `now` as a value and returns what the shells must do.
 
 pub mod backoff;
+pub mod cashier;
 pub mod money;
 pub mod protocol;
 pub mod txn;

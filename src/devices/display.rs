@@ -1,0 +1,178 @@
+//! Displays: the serial customer display (VFD) writer and the console's rendering.
+//!
+//! The VFD thread follows the UI events and writes [`vfd::encode`] frames, reopening the port
+//! after errors and redrawing what should be shown. The console side is line-oriented text for
+//! a tty (the demo's till) and a merchant-presented QR drawn with half-block characters, two
+//! QR rows per text line, so a phone can scan it off the screen.
+
+use super::vfd::{self, VfdFrame};
+use super::{CustomerDisplayConfig, DeviceError, DeviceStatus, Parity};
+use crate::engine::UiEvent;
+use std::io::Write;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+
+/// One clean console line (or two, for a keypad screen) per UI event.
+pub fn console_text(ev: &UiEvent) -> String {
+    match ev {
+        UiEvent::AwaitingCode { amount } => format!("[till] {amount} — scan the customer's code"),
+        UiEvent::Processing { txn_id, what } => format!("[till] {txn_id}: {what}…"),
+        UiEvent::CustomerConfirming { txn_id } => {
+            format!("[till] {txn_id}: customer is confirming on the phone…")
+        }
+        UiEvent::Result { txn_id, text, .. } => format!("[till] {txn_id}: {text}"),
+        UiEvent::Notice { text } => match text.split_once('\n') {
+            Some((a, b)) if b.trim().is_empty() => format!("[till] {a}"),
+            Some((a, b)) => format!("[till] {a} | {b}"),
+            None => format!("[till] {text}"),
+        },
+    }
+}
+
+/// A QR code for `payload` in half blocks (`▀ ▄ █`), with a 4-module quiet zone. `invert`
+/// draws light modules as blocks — right for light-on-dark terminals, where the blocks are the
+/// bright colour.
+pub fn qr_half_blocks(payload: &str, invert: bool) -> Result<String, DeviceError> {
+    let code =
+        qrcode::QrCode::new(payload.as_bytes()).map_err(|e| DeviceError::Qr(e.to_string()))?;
+    let w = code.width();
+    let colors = code.to_colors();
+    const QUIET: usize = 4;
+    let size = w + 2 * QUIET;
+    let dark = |x: usize, y: usize| -> bool {
+        let d = if x < QUIET || y < QUIET || x >= w + QUIET || y >= w + QUIET {
+            false
+        } else {
+            colors
+                .get((y - QUIET) * w + (x - QUIET))
+                .is_some_and(|c| *c == qrcode::Color::Dark)
+        };
+        d != invert
+    };
+    let mut out = String::new();
+    for y in (0..size).step_by(2) {
+        for x in 0..size {
+            let top = dark(x, y);
+            let bottom = y + 1 < size && dark(x, y + 1);
+            out.push(match (top, bottom) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn open(cfg: &CustomerDisplayConfig) -> Result<serialport::TTYPort, DeviceError> {
+    let data_bits = match cfg.data_bits {
+        5 => serialport::DataBits::Five,
+        6 => serialport::DataBits::Six,
+        7 => serialport::DataBits::Seven,
+        _ => serialport::DataBits::Eight,
+    };
+    let parity = match cfg.parity {
+        Parity::None => serialport::Parity::None,
+        Parity::Odd => serialport::Parity::Odd,
+        Parity::Even => serialport::Parity::Even,
+    };
+    serialport::new(&cfg.port, cfg.baud)
+        .data_bits(data_bits)
+        .parity(parity)
+        .stop_bits(if cfg.stop_bits == 2 {
+            serialport::StopBits::Two
+        } else {
+            serialport::StopBits::One
+        })
+        .timeout(Duration::from_millis(500))
+        .open_native()
+        .map_err(|e| DeviceError::Serial(cfg.port.clone(), e.to_string()))
+}
+
+/// How long a result stays on the customer display before the idle frame returns.
+pub const RESULT_HOLD: Duration = Duration::from_secs(10);
+
+/// The customer display thread: returns on shutdown or when the UI channel closes.
+pub fn run_vfd(
+    cfg: CustomerDisplayConfig,
+    mut ui: broadcast::Receiver<UiEvent>,
+    status: watch::Sender<DeviceStatus>,
+    shutdown: watch::Receiver<bool>,
+) {
+    if cfg.port.is_empty() {
+        status.send_replace(DeviceStatus::Error(
+            "customer_display.port is required".into(),
+        ));
+        return;
+    }
+    let idle = VfdFrame::new(cfg.idle_line1.clone(), cfg.idle_line2.clone());
+    let mut want = idle.clone();
+    let mut shown: Option<VfdFrame> = None;
+    let mut port: Option<serialport::TTYPort> = None;
+    let mut next_open = Instant::now();
+    let mut back_to_idle: Option<Instant> = None;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        loop {
+            match ui.try_recv() {
+                Ok(ev) => {
+                    want = vfd::frame_for(&ev);
+                    back_to_idle =
+                        matches!(ev, UiEvent::Result { .. }).then(|| Instant::now() + RESULT_HOLD);
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                Err(broadcast::error::TryRecvError::Closed) => return,
+            }
+        }
+        if back_to_idle.is_some_and(|t| Instant::now() >= t) {
+            back_to_idle = None;
+            want = idle.clone();
+        }
+        if port.is_none() && Instant::now() >= next_open {
+            next_open = Instant::now() + Duration::from_millis(cfg.reconnect_ms.max(10));
+            match open(&cfg) {
+                Ok(p) => {
+                    let _ = status.send_replace(DeviceStatus::Ok(cfg.port.clone()));
+                    port = Some(p);
+                    shown = None;
+                }
+                Err(e) => {
+                    let st = if std::path::Path::new(&cfg.port).exists() {
+                        DeviceStatus::Error(e.to_string())
+                    } else {
+                        DeviceStatus::Absent(format!("{} not present", cfg.port))
+                    };
+                    if *status.borrow() != st {
+                        log::warn!("customer_display: {st}");
+                        status.send_replace(st);
+                    }
+                }
+            }
+        }
+        if let Some(p) = port.as_mut() {
+            if shown.as_ref() != Some(&want) {
+                let mut bytes = if shown.is_none() {
+                    vfd::INIT.to_vec()
+                } else {
+                    Vec::new()
+                };
+                bytes.extend(vfd::encode(&want));
+                match p.write_all(&bytes).and_then(|()| p.flush()) {
+                    Ok(()) => shown = Some(want.clone()),
+                    Err(e) => {
+                        let st = DeviceStatus::Absent(format!("{}: {e}", cfg.port));
+                        log::warn!("customer_display: {st}");
+                        status.send_replace(st);
+                        port = None;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

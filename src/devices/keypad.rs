@@ -1,0 +1,324 @@
+//! The keypad shell: evdev keys → bound [`Key`]s → the cashier state machine → the engine.
+//!
+//! The state machine is [`crate::core::cashier`]; this task only reads the keypad (through the
+//! same opener and hotplug rules as the scanner), keeps the machine in step with the engine's
+//! UI events (so a sale started on the control socket is the keypad's sale too), and carries
+//! out its actions: `EngineMsg::Sale`/`Cancel`, screens as `UiEvent::Notice`, and "not
+//! available yet" for the flows other issues build (merchant QR, card, refund, reprint,
+//! batch close).
+
+use super::evdev_reader::{HidSource, Opener, EV_KEY};
+use super::{DeviceError, DeviceStatus, KeypadConfig};
+use crate::core::cashier::{Action, Cashier, CashierConfig, Input, Key, PayMethod, Screen};
+use crate::core::money::Currency;
+use crate::core::txn::SaleOutcome;
+use crate::engine::{EngineMsg, UiEvent};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// Which physical keys (evdev names such as `KEY_KP7`) mean what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyBindings {
+    /// Ten lists: the keys for 0, 1, ..., 9.
+    pub digits: Vec<Vec<String>>,
+    pub double_zero: Vec<String>,
+    pub point: Vec<String>,
+    pub backspace: Vec<String>,
+    pub clear: Vec<String>,
+    pub enter: Vec<String>,
+    pub cancel: Vec<String>,
+    pub menu: Vec<String>,
+    pub method_scan: Vec<String>,
+    pub method_qr: Vec<String>,
+    pub method_card: Vec<String>,
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for KeyBindings {
+    fn default() -> Self {
+        KeyBindings {
+            digits: (0..10)
+                .map(|d| vec![format!("KEY_KP{d}"), format!("KEY_{d}")])
+                .collect(),
+            double_zero: vec![],
+            point: names(&["KEY_KPDOT", "KEY_DOT", "KEY_KPCOMMA"]),
+            backspace: names(&["KEY_BACKSPACE", "KEY_KPSLASH"]),
+            clear: names(&["KEY_KPASTERISK", "KEY_DELETE"]),
+            enter: names(&["KEY_KPENTER", "KEY_ENTER"]),
+            cancel: names(&["KEY_ESC", "KEY_KPMINUS"]),
+            menu: names(&["KEY_KPPLUS", "KEY_F1"]),
+            method_scan: names(&["KEY_F2"]),
+            method_qr: names(&["KEY_F3"]),
+            method_card: names(&["KEY_F4"]),
+        }
+    }
+}
+
+impl KeyBindings {
+    /// Key code → meaning; refuses unknown names and a key bound twice.
+    pub fn resolve(&self) -> Result<HashMap<u16, Key>, DeviceError> {
+        if self.digits.len() != 10 {
+            return Err(DeviceError::Config(
+                "keypad.bindings.digits needs ten lists (0-9)".into(),
+            ));
+        }
+        let mut map = HashMap::new();
+        let mut bind = |list: &[String], key: Key| -> Result<(), DeviceError> {
+            for name in list {
+                let code = evdev::KeyCode::from_str(name).map_err(|_| {
+                    DeviceError::Config(format!("keypad.bindings: unknown key {name:?}"))
+                })?;
+                if let Some(prev) = map.insert(code.0, key) {
+                    if prev != key {
+                        return Err(DeviceError::Config(format!(
+                            "keypad.bindings: {name} is bound twice"
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        };
+        for (d, list) in (0u8..).zip(&self.digits) {
+            bind(list, Key::Digit(d))?;
+        }
+        bind(&self.double_zero, Key::DoubleZero)?;
+        bind(&self.point, Key::Point)?;
+        bind(&self.backspace, Key::Backspace)?;
+        bind(&self.clear, Key::Clear)?;
+        bind(&self.enter, Key::Enter)?;
+        bind(&self.cancel, Key::Cancel)?;
+        bind(&self.menu, Key::Menu)?;
+        bind(&self.method_scan, Key::MethodScan)?;
+        bind(&self.method_qr, Key::MethodQr)?;
+        bind(&self.method_card, Key::MethodCard)?;
+        Ok(map)
+    }
+}
+
+/// What a UI event from the engine means for the keypad's machine.
+pub fn ui_input(ev: &UiEvent, currency: Currency) -> Option<Input> {
+    match ev {
+        UiEvent::AwaitingCode { amount } => {
+            let number = amount.split_whitespace().next()?;
+            Some(Input::SaleStarted {
+                amount: currency.parse_amount(number).ok()?,
+            })
+        }
+        UiEvent::Processing { what, .. } => Some(Input::Pending { text: what.clone() }),
+        UiEvent::CustomerConfirming { .. } => Some(Input::Pending {
+            text: "Customer confirming".into(),
+        }),
+        UiEvent::Result { text, approved, .. } => Some(Input::Outcome {
+            approved: *approved,
+            text: text.clone(),
+        }),
+        UiEvent::Notice { .. } => None,
+    }
+}
+
+/// The notice a screen is published as (`line1\nline2`).
+pub fn screen_notice(s: &Screen) -> UiEvent {
+    UiEvent::Notice {
+        text: format!("{}\n{}", s.line1, s.line2),
+    }
+}
+
+fn outcome_input(r: Result<crate::engine::SaleReply, crate::engine::SaleError>) -> Input {
+    match r {
+        Ok(reply) => match reply.outcome {
+            SaleOutcome::Approved { .. } => Input::Outcome {
+                approved: true,
+                text: "Paid".into(),
+            },
+            SaleOutcome::Declined { reason } | SaleOutcome::Cancelled { reason } => {
+                Input::Outcome {
+                    approved: false,
+                    text: reason,
+                }
+            }
+        },
+        Err(e) => Input::Outcome {
+            approved: false,
+            text: e.to_string(),
+        },
+    }
+}
+
+/// Carries out the machine's actions. Replies come back on `done`.
+fn perform(
+    actions: Vec<Action>,
+    currency: Currency,
+    engine: &mpsc::Sender<EngineMsg>,
+    ui: &broadcast::Sender<UiEvent>,
+    done: &mpsc::Sender<Input>,
+) {
+    for a in actions {
+        match a {
+            Action::Show(s) => {
+                let _ = ui.send(screen_notice(&s));
+            }
+            Action::StartSale { amount, method } => {
+                let done = done.clone();
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let input = match method {
+                        PayMethod::Scan => {
+                            let (reply, rx) = oneshot::channel();
+                            let msg = EngineMsg::Sale {
+                                amount,
+                                currency,
+                                code: None,
+                                reply,
+                            };
+                            if engine.send(msg).await.is_err() {
+                                return;
+                            }
+                            match rx.await {
+                                Ok(r) => outcome_input(r),
+                                Err(_) => return,
+                            }
+                        }
+                        PayMethod::MerchantQr => Input::Outcome {
+                            approved: false,
+                            text: "Merchant QR not available yet".into(),
+                        },
+                        PayMethod::Card => Input::Outcome {
+                            approved: false,
+                            text: "Card not available yet".into(),
+                        },
+                    };
+                    let _ = done.send(input).await;
+                });
+            }
+            Action::CancelSale => {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let (reply, rx) = oneshot::channel();
+                    if engine.send(EngineMsg::Cancel { reply }).await.is_ok() {
+                        if let Ok(Err(e)) = rx.await {
+                            log::info!("keypad cancel: {e}");
+                        }
+                    }
+                });
+            }
+            Action::Refund { pin } => {
+                // The PIN hash and the refund flow belong to the refund issue.
+                drop(pin);
+                let _ = done.try_send(Input::OperationDone {
+                    text: "Refund not available yet".into(),
+                });
+            }
+            Action::Reprint | Action::BatchClose | Action::Status => {
+                let text = match a {
+                    Action::Reprint => "Reprint not available yet",
+                    Action::BatchClose => "Batch close not available yet",
+                    _ => "See posctl status",
+                };
+                let _ = done.try_send(Input::OperationDone { text: text.into() });
+            }
+        }
+    }
+}
+
+fn now_ms(start: Instant) -> u64 {
+    start.elapsed().as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+async fn next_event(src: &mut Option<HidSource>) -> std::io::Result<evdev::InputEvent> {
+    match src {
+        Some(s) => s.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The keypad task. Returns on shutdown.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<O: Opener>(
+    mut opener: O,
+    cfg: KeypadConfig,
+    currency: Currency,
+    max_sale_amount: i64,
+    engine: mpsc::Sender<EngineMsg>,
+    ui: broadcast::Sender<UiEvent>,
+    status: watch::Sender<DeviceStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let bindings = match cfg.bindings.resolve() {
+        Ok(b) => b,
+        Err(e) => {
+            status.send_replace(DeviceStatus::Error(e.to_string()));
+            return;
+        }
+    };
+    let mut cashier = Cashier::new(CashierConfig {
+        currency,
+        max_amount: cfg
+            .max_amount
+            .map_or(max_sale_amount, |m| m.min(max_sale_amount)),
+        result_ms: cfg.result_ms,
+        pin_min_len: cfg.pin_min_len,
+        pin_max_len: cfg.pin_max_len,
+    });
+    let start = Instant::now();
+    let rescan = Duration::from_millis(cfg.rescan_ms.max(10));
+    let mut ui_rx = ui.subscribe();
+    let (done_tx, mut done_rx) = mpsc::channel::<Input>(16);
+    let mut src: Option<HidSource> = None;
+    let mut desc = String::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_scan = tokio::time::Instant::now();
+    loop {
+        if src.is_none() && tokio::time::Instant::now() >= next_scan {
+            next_scan = tokio::time::Instant::now() + rescan;
+            let st = match opener.open() {
+                Ok(Some((s, d))) => {
+                    src = Some(s);
+                    desc = d;
+                    log::info!("keypad: using {desc}");
+                    let _ = ui.send(screen_notice(&cashier.screen()));
+                    DeviceStatus::Ok(desc.clone())
+                }
+                Ok(None) => DeviceStatus::Absent("keypad not found".into()),
+                Err(e) => DeviceStatus::Error(e.to_string()),
+            };
+            if *status.borrow() != st {
+                status.send_replace(st);
+            }
+        }
+        let input = tokio::select! {
+            _ = shutdown.changed() => return,
+            ev = next_event(&mut src) => match ev {
+                Ok(ev) if ev.event_type().0 == EV_KEY && ev.value() == 1 => {
+                    bindings.get(&ev.code()).map(|k| Input::Key(*k))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    src = None;
+                    let st = DeviceStatus::Absent(format!("{desc}: {e}"));
+                    log::warn!("keypad: {st}");
+                    status.send_replace(st);
+                    None
+                }
+            },
+            ev = ui_rx.recv() => match ev {
+                Ok(ev) => ui_input(&ev, currency),
+                Err(broadcast::error::RecvError::Lagged(_)) => None,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            Some(i) = done_rx.recv() => Some(i),
+            _ = tick.tick() => Some(Input::Tick),
+        };
+        if let Some(input) = input {
+            let actions = cashier.handle(input, now_ms(start));
+            perform(actions, currency, &engine, &ui, &done_tx);
+        }
+    }
+}
