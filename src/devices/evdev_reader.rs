@@ -459,3 +459,58 @@ pub async fn run_hid_scanner<O: Opener>(
         }
     }
 }
+
+/// The events a keyboard-wedge scanner programmed for `layout` sends for `text` followed by
+/// the `terminator` key: MSC_SCAN + EV_KEY + SYN_REPORT per press and release, Shift/AltGr
+/// around the keys that need them, key `i` pressed at `start_us + sum(interval_us(0..i))`.
+/// `None` if `text` has a character the layout cannot type. For tests and benchmarks.
+pub fn synthesize(
+    layout: super::keymap::Layout,
+    text: &str,
+    start_us: u64,
+    mut interval_us: impl FnMut(usize) -> u64,
+    terminator: u16,
+) -> Option<Vec<InputEvent>> {
+    use super::keymap::code;
+    let mut strokes = Vec::new();
+    for c in text.chars() {
+        strokes.extend(super::keymap::keys_for(layout, c)?);
+    }
+    strokes.push((
+        terminator,
+        super::keymap::Modifiers {
+            num_lock: true,
+            ..Default::default()
+        },
+    ));
+    let mut out = Vec::with_capacity(strokes.len() * 8);
+    let mut t = start_us;
+    let key = |out: &mut Vec<InputEvent>, t: u64, k: u16, v: i32| {
+        out.push(input_event(t, EV_MSC, 4, 0x70000 + i32::from(k)));
+        out.push(input_event(t, EV_KEY, k, v));
+        out.push(input_event(t, EV_SYN, 0, 0));
+    };
+    for (i, (k, mods)) in strokes.into_iter().enumerate() {
+        if i > 0 {
+            t += interval_us(i);
+        }
+        let m = if mods.shift {
+            Some(code::LEFTSHIFT)
+        } else if mods.altgr {
+            Some(code::RIGHTALT)
+        } else {
+            None
+        };
+        // The modifier goes down shortly before the key and up shortly after it.
+        let press = t + 100;
+        if let Some(m) = m {
+            key(&mut out, t, m, 1);
+        }
+        key(&mut out, press, k, 1);
+        key(&mut out, press + 200, k, 0);
+        if let Some(m) = m {
+            key(&mut out, press + 300, m, 0);
+        }
+    }
+    Some(out)
+}
