@@ -128,7 +128,8 @@ fn by_hand(strokes: &[(u16, bool, bool)], start: u64) -> Vec<evdev::InputEvent> 
 #[tokio::test]
 async fn each_layout_reads_its_own_keyboard() {
     let (s, a, p) = (true, true, false);
-    let cases: Vec<(Layout, Vec<(u16, bool, bool)>, &str)> = vec![
+    type Strokes = Vec<(u16, bool, bool)>;
+    let cases: Vec<(Layout, Strokes, &str)> = vec![
         // US: H e l l o ! @ # { " ~
         (
             Layout::Us,

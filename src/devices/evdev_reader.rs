@@ -226,17 +226,19 @@ impl HidSource {
     pub async fn next_event(&mut self) -> io::Result<InputEvent> {
         match self {
             HidSource::Device(s) => s.next_event().await,
-            HidSource::Recorded(r) => match r.events.pop_front() {
-                Some(ev) => {
-                    // Let other tasks run as a real device's reads would.
-                    tokio::task::yield_now().await;
-                    Ok(ev)
+            HidSource::Recorded(r) => {
+                // Let other tasks run as a real device's reads would. The yield comes before
+                // the event is taken, so a `select!` that drops this future loses nothing
+                // (cancellation-safe, like evdev's own stream).
+                tokio::task::yield_now().await;
+                match r.events.pop_front() {
+                    Some(ev) => Ok(ev),
+                    None => match r.end {
+                        RecordedEnd::Unplug => Err(io::Error::from_raw_os_error(libc::ENODEV)),
+                        RecordedEnd::Stay => std::future::pending().await,
+                    },
                 }
-                None => match r.end {
-                    RecordedEnd::Unplug => Err(io::Error::from_raw_os_error(libc::ENODEV)),
-                    RecordedEnd::Stay => std::future::pending().await,
-                },
-            },
+            }
         }
     }
 }
