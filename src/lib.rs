@@ -14,6 +14,7 @@ pub mod engine;
 pub mod host;
 pub mod link;
 pub mod logging;
+pub mod printq;
 pub mod receipt;
 pub mod store;
 pub mod systemd;
