@@ -121,6 +121,9 @@ CREATE INDEX print_jobs_queued ON print_jobs(state, id);
 "#,
 ];
 
+/// (id, txn_id, state, attempts, last_error) of a print job.
+pub type PrintJobRow = (i64, String, String, i64, Option<String>);
+
 /// What an `ack` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AckOutcome {
@@ -281,7 +284,7 @@ impl Db {
     pub fn print_jobs(
         &self,
         limit: u32,
-    ) -> Result<Vec<(i64, String, String, i64, Option<String>)>, StoreError> {
+    ) -> Result<Vec<PrintJobRow>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, txn_id, state, attempts, last_error FROM print_jobs ORDER BY id DESC LIMIT ?1",
         )?;
