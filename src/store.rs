@@ -281,10 +281,7 @@ impl Db {
     }
 
     /// (id, txn_id, state, attempts, last_error) of the newest jobs.
-    pub fn print_jobs(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<PrintJobRow>, StoreError> {
+    pub fn print_jobs(&self, limit: u32) -> Result<Vec<PrintJobRow>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, txn_id, state, attempts, last_error FROM print_jobs ORDER BY id DESC LIMIT ?1",
         )?;
