@@ -121,6 +121,7 @@ async fn raw_qos1(port: u16, n: usize, payload_len: usize) -> f64 {
     o.set_inflight(1000);
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (c, mut el) = AsyncClient::new(o, 2000);
+    posd::link::disable_nagle(&mut el);
     let payload = vec![b'x'; payload_len];
     // Connect first.
     loop {
@@ -151,6 +152,7 @@ async fn raw_qos1(port: u16, n: usize, payload_len: usize) -> f64 {
 async fn mqtt_rtt(port: u16, n: usize) -> Vec<f64> {
     // A responder that echoes bench/ping to bench/pong.
     let (resp, mut rel) = AsyncClient::new(MqttOptions::new("bench-echo", "127.0.0.1", port), 100);
+    posd::link::disable_nagle(&mut rel);
     resp.subscribe("bench/ping", QoS::AtLeastOnce)
         .await
         .expect("sub");
@@ -162,6 +164,7 @@ async fn mqtt_rtt(port: u16, n: usize) -> Vec<f64> {
         }
     });
     let (c, mut el) = AsyncClient::new(MqttOptions::new("bench-ping", "127.0.0.1", port), 100);
+    posd::link::disable_nagle(&mut el);
     c.subscribe("bench/pong", QoS::AtLeastOnce)
         .await
         .expect("sub");

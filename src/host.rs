@@ -599,6 +599,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     let mut opts = mqtt_options(&cfg.client_id, &cfg.broker_url, None, 30)?;
     opts.set_clean_session(true);
     let (client, mut conn) = Client::new(opts, 4096);
+    crate::link::disable_nagle(&mut conn.eventloop);
     let prefix = cfg.prefix.trim_end_matches('/').to_string();
     let mut later: Vec<(u64, String, Response)> = Vec::new();
     let mut batch_terminals: BTreeSet<String> = BTreeSet::new();
