@@ -11,6 +11,7 @@
 pub mod command;
 pub mod envelope;
 pub mod pushable;
+pub mod tool;
 
 use crate::config::Config;
 use crate::engine::{EngineMsg, OfflineRuntime};
