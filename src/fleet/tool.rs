@@ -265,6 +265,28 @@ pub async fn publish(
     .await
 }
 
+/// The retained message on `topic`, if the broker holds one (waits at most `wait`).
+pub async fn retained(
+    broker: &Broker,
+    topic: &str,
+    wait: Duration,
+) -> Result<Option<Vec<u8>>, ToolError> {
+    let mut got = None;
+    session(
+        broker,
+        &[topic.to_string()],
+        None,
+        wait,
+        true,
+        |_, payload| {
+            got = Some(payload.to_vec());
+            true
+        },
+    )
+    .await?;
+    Ok(got)
+}
+
 /// Sends a signed command to one terminal and waits for its `cmd/result`.
 pub async fn command(
     broker: &Broker,
