@@ -225,11 +225,9 @@ async fn session(
                 let _ = client.disconnect().await;
                 return Ok(());
             }
-            Event::Incoming(Packet::Publish(p)) => {
-                if on_msg(&p.topic, &p.payload) {
-                    let _ = client.disconnect().await;
-                    return Ok(());
-                }
+            Event::Incoming(Packet::Publish(p)) if on_msg(&p.topic, &p.payload) => {
+                let _ = client.disconnect().await;
+                return Ok(());
             }
             _ => {}
         }
