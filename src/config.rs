@@ -49,6 +49,8 @@ pub struct TerminalConfig {
     pub currency: Currency,
     /// Where the journal (SQLite) lives.
     pub state_dir: PathBuf,
+    /// The shop's offset from UTC in seconds (28800 for China), for receipts.
+    pub utc_offset_s: i32,
 }
 
 fn default_currency() -> Currency {
@@ -64,6 +66,7 @@ impl Default for TerminalConfig {
             id: String::new(),
             currency: default_currency(),
             state_dir: default_state_dir(),
+            utc_offset_s: 0,
         }
     }
 }
@@ -243,6 +246,8 @@ pub struct DevicesConfig {
     pub console: bool,
     /// A camera used as the scanner (V4L2); absent = no camera.
     pub camera: Option<crate::camera::CameraConfig>,
+    /// The receipt printer (ESC/POS over tcp, file, serial or usb); absent = no printer.
+    pub printer: Option<crate::receipt::PrinterConfig>,
 }
 
 /// Whether the terminal's clock can be trusted for offline codes (DESIGN §1.2).
@@ -320,11 +325,13 @@ pub struct Config {
     pub codes: crate::codes::PatternsConfig,
     pub offline: OfflineConfig,
     pub fleet: FleetConfig,
+    /// Receipt layout: width, character set, shop header and footer, copies.
+    pub receipt: crate::receipt::ReceiptConfig,
 }
 
 const SECTIONS: &[&str] = &[
     "terminal", "broker", "control", "online", "limits", "logging", "devices", "codes", "offline",
-    "fleet",
+    "fleet", "receipt",
 ];
 
 fn section<T: DeserializeOwned + Default>(
@@ -397,6 +404,7 @@ impl Config {
             codes: section(&table, "codes", &mut problems),
             offline: section(&table, "offline", &mut problems),
             fleet: section(&table, "fleet", &mut problems),
+            receipt: section(&table, "receipt", &mut problems),
         };
         problems.extend(cfg.validate());
         if problems.is_empty() {
@@ -524,6 +532,12 @@ impl Config {
         }
         if let Err(e) = crate::fleet::envelope::FleetKeys::from_config(&self.fleet.keys) {
             bad("fleet.keys", e.to_string());
+        }
+        if let Err(e) = self.receipt.validate() {
+            bad("receipt", e.to_string());
+        }
+        if !(-18 * 3600..=18 * 3600).contains(&self.terminal.utc_offset_s) {
+            bad("terminal.utc_offset_s", "must be within ±18 h".into());
         }
         if let Some(cam) = &self.devices.camera {
             if let Err(e) = cam.validate() {

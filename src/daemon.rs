@@ -42,6 +42,25 @@ pub async fn run(
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     let offline = OfflineRuntime::from_config(&cfg.offline, cfg.terminal.currency)
         .map_err(|e| DaemonError::Config(e.to_string()))?;
+    let receipt_ctx = crate::printq::ReceiptCtx {
+        terminal: cfg.terminal.id.clone(),
+        utc_offset_s: cfg.terminal.utc_offset_s,
+    };
+    if cfg.devices.printer.is_some() {
+        let ctx = receipt_ctx.clone();
+        store
+            .call(move |db| {
+                db.set_receipts(Some(ctx));
+                Ok(())
+            })
+            .await?;
+    }
+    let printer_state = cfg
+        .devices
+        .printer
+        .as_ref()
+        .map(|_| watch::channel(crate::printq::PrinterState::Idle));
+    let printer_rx = printer_state.as_ref().map(|(_, rx)| rx.clone());
     let session = uuid::Uuid::now_v7().to_string();
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
@@ -65,6 +84,9 @@ pub async fn run(
             let mut devices = json!({ "console": if console { "ok" } else { "disabled" } });
             if let Some(rx) = &camera_rx {
                 devices["camera"] = json!(rx.borrow().to_string());
+            }
+            if let Some(rx) = &printer_rx {
+                devices["printer"] = json!(rx.borrow().to_string());
             }
             let (config_version, config) = crate::fleet::status_fields(&fleet_view);
             json!({
@@ -187,6 +209,39 @@ pub async fn run(
             })
         })
     };
+    let print_wake = cfg
+        .devices
+        .printer
+        .as_ref()
+        .map(|_| Arc::new(tokio::sync::Notify::new()));
+    if let (Some(pcfg), Some((state_tx, _)), Some(wake)) = (
+        cfg.devices.printer.clone(),
+        printer_state,
+        print_wake.clone(),
+    ) {
+        let mut state_rx = state_tx.subscribe();
+        tokio::spawn(crate::printq::run(
+            store.clone(),
+            pcfg,
+            cfg.receipt.clone(),
+            wake,
+            state_tx,
+            shutdown.clone(),
+        ));
+        let link = link.clone();
+        let mut sd = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = sd.changed() => return,
+                    r = state_rx.changed() => {
+                        if r.is_err() { return; }
+                        link.status_changed();
+                    }
+                }
+            }
+        });
+    }
     let listener = control::bind(&cfg.control.socket)?;
     tokio::spawn(control::serve(
         listener,
@@ -195,6 +250,9 @@ pub async fn run(
             engine: engine_tx.clone(),
             currency: cfg.terminal.currency,
             status: status_provider,
+            receipt_ctx,
+            receipt_cfg: cfg.receipt.clone(),
+            print_wake,
         },
         shutdown.clone(),
     ));

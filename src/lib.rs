@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod host;
 pub mod link;
 pub mod logging;
+pub mod printq;
 pub mod receipt;
 pub mod store;
 pub mod systemd;

@@ -55,6 +55,18 @@ enum Cmd {
     Cancel,
     /// Pass a code to the sale in progress, as if scanned.
     Scan { code: String },
+    /// Print a receipt again (default: the last transaction), marked REPRINT.
+    Reprint { txn: Option<String> },
+    /// Receipts: draw one as posd would print it, without a printer.
+    Receipt {
+        #[command(subcommand)]
+        cmd: ReceiptCmd,
+    },
+    /// The print queue.
+    PrintJobs {
+        #[arg(long)]
+        json: bool,
+    },
     /// Play the payment platform and backend over MQTT (see docs/sandbox-host.md).
     SandboxHost(HostArgs),
     /// Payment codes: decode images, inspect scanned text.
@@ -228,6 +240,21 @@ enum CodeCmd {
         files: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReceiptCmd {
+    /// Interpret the ESC/POS bytes posd would send and draw them: --png FILE and/or --text.
+    Render {
+        /// Transaction id (default: --last).
+        txn: Option<String>,
+        #[arg(long)]
+        last: bool,
+        #[arg(long)]
+        png: Option<PathBuf>,
+        #[arg(long)]
+        text: bool,
     },
 }
 
@@ -421,6 +448,67 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Cmd::Scan { code } => {
                 let v = c.call(&ControlRequest::Scan { code }).await?;
                 println!("{}", plain(&v["message"]));
+            }
+            Cmd::Reprint { txn } => {
+                let v = c.call(&ControlRequest::Reprint { txn_id: txn }).await?;
+                println!(
+                    "reprint of {} queued (job {})",
+                    plain(&v["txn_id"]),
+                    v["job"]
+                );
+            }
+            Cmd::PrintJobs { json } => {
+                let v = c
+                    .call(&ControlRequest::PrintJobs { limit: Some(20) })
+                    .await?;
+                if json {
+                    println!("{v}");
+                } else {
+                    for j in v.as_array().into_iter().flatten() {
+                        println!(
+                            "job {:<5} {:<8} attempts {:<3} {}  {}",
+                            j["id"],
+                            plain(&j["state"]),
+                            j["attempts"],
+                            plain(&j["txn_id"]),
+                            j["last_error"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+            Cmd::Receipt {
+                cmd:
+                    ReceiptCmd::Render {
+                        txn,
+                        last,
+                        png,
+                        text,
+                    },
+            } => {
+                if txn.is_some() && last {
+                    anyhow::bail!("give a transaction id or --last, not both");
+                }
+                let v = c.call(&ControlRequest::Receipt { txn_id: txn }).await?;
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v["escpos_b64"].as_str().unwrap_or(""))
+                    .context("bad receipt bytes from posd")?;
+                let width: posd::receipt::PaperWidth = serde_json::from_value(v["width"].clone())
+                    .context("bad paper width from posd")?;
+                let opts = posd::receipt::RenderOptions::for_width(width);
+                if let Some(path) = &png {
+                    let img = posd::receipt::render_png(&bytes, &opts)?;
+                    std::fs::write(path, img)
+                        .with_context(|| format!("write {}", path.display()))?;
+                    eprintln!(
+                        "receipt of {} drawn to {}",
+                        plain(&v["txn_id"]),
+                        path.display()
+                    );
+                }
+                if text || png.is_none() {
+                    print!("{}", posd::receipt::render_text(&bytes, &opts));
+                }
             }
             Cmd::SandboxHost(_) | Cmd::Code { .. } | Cmd::Wallet { .. } | Cmd::Fleet { .. } => {}
         }

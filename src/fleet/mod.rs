@@ -292,8 +292,15 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
     }
 
     async fn record(&mut self, digest: &str, outcome: Outcome) {
-        let now = now_ms();
         let mut summary = view_get(&self.view);
+        // Report times strictly increase, so every report is told apart from the one before.
+        let prev = summary
+            .report
+            .as_ref()
+            .and_then(|r| r.get("at"))
+            .and_then(|a| a.as_u64())
+            .unwrap_or(0);
+        let now = now_ms().max(prev + 1);
         let (spent, good, report) = match outcome {
             Outcome::Rejected {
                 version,
