@@ -302,6 +302,15 @@ impl Default for OfflineConfig {
     }
 }
 
+/// Remote configuration and commands from the fleet (DESIGN §5, docs/fleet.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Trust anchors: the Ed25519 keys whose signatures on `cfg/desired` and `cmd` this
+    /// terminal accepts. Empty = every push and command is refused. Never pushable.
+    pub keys: Vec<crate::fleet::envelope::FleetKeyConfig>,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Config {
@@ -315,13 +324,14 @@ pub struct Config {
     /// Payment-code patterns (regular expressions) and the longest scan accepted.
     pub codes: crate::codes::PatternsConfig,
     pub offline: OfflineConfig,
+    pub fleet: FleetConfig,
     /// Receipt layout: width, character set, shop header and footer, copies.
     pub receipt: crate::receipt::ReceiptConfig,
 }
 
 const SECTIONS: &[&str] = &[
     "terminal", "broker", "control", "online", "limits", "logging", "devices", "codes", "offline",
-    "receipt",
+    "fleet", "receipt",
 ];
 
 fn section<T: DeserializeOwned + Default>(
@@ -393,6 +403,7 @@ impl Config {
             devices: section(&table, "devices", &mut problems),
             codes: section(&table, "codes", &mut problems),
             offline: section(&table, "offline", &mut problems),
+            fleet: section(&table, "fleet", &mut problems),
             receipt: section(&table, "receipt", &mut problems),
         };
         problems.extend(cfg.validate());
@@ -431,6 +442,12 @@ impl Config {
             bad(
                 "terminal.id",
                 format!("{id:?}: use 1-64 letters, digits, '-' or '_'"),
+            );
+        }
+        if id == crate::fleet::ALL_TERMINALS {
+            bad(
+                "terminal.id",
+                format!("{id:?} is reserved for pushes to every terminal"),
             );
         }
         match self.broker.addr() {
@@ -512,6 +529,9 @@ impl Config {
                     format!("{f:?}: a credential fingerprint is 32 hex digits"),
                 );
             }
+        }
+        if let Err(e) = crate::fleet::envelope::FleetKeys::from_config(&self.fleet.keys) {
+            bad("fleet.keys", e.to_string());
         }
         if let Err(e) = self.receipt.validate() {
             bad("receipt", e.to_string());

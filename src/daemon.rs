@@ -34,11 +34,14 @@ pub async fn run(
     cfg: Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    let store = Store::open(&cfg.db_path())?;
+    // Fleet (issue 8): the local file overlaid with the last applied push.
+    let local = cfg;
+    let (cfg, fleet_view) = crate::fleet::startup(&store, &local).await;
     let patterns = crate::codes::Patterns::new(cfg.codes.clone())
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     let offline = OfflineRuntime::from_config(&cfg.offline, cfg.terminal.currency)
         .map_err(|e| DaemonError::Config(e.to_string()))?;
-    let store = Store::open(&cfg.db_path())?;
     let receipt_ctx = crate::printq::ReceiptCtx {
         terminal: cfg.terminal.id.clone(),
         utc_offset_s: cfg.terminal.utc_offset_s,
@@ -76,6 +79,7 @@ pub async fn run(
         let session = session.clone();
         let console = cfg.devices.console;
         let camera_rx = camera_rx.clone();
+        let fleet_view = fleet_view.clone();
         Arc::new(move |online: bool, q: QueueStats| {
             let mut devices = json!({ "console": if console { "ok" } else { "disabled" } });
             if let Some(rx) = &camera_rx {
@@ -84,12 +88,14 @@ pub async fn run(
             if let Some(rx) = &printer_rx {
                 devices["printer"] = json!(rx.borrow().to_string());
             }
+            let (config_version, config) = crate::fleet::status_fields(&fleet_view);
             json!({
                 "terminal": terminal,
                 "online": online,
                 "session": session,
                 "version": VERSION,
-                "config_version": serde_json::Value::Null,
+                "config_version": config_version,
+                "config": config,
                 "queue": {"pending": q.pending, "oldest_age_s": q.oldest_age_s},
                 "devices": devices,
                 "at": now_ms(),
@@ -125,6 +131,26 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let fleet_tx = crate::fleet::FleetAgent {
+        store: store.clone(),
+        link: link.clone(),
+        terminal: terminal.clone(),
+        keys: crate::fleet::envelope::FleetKeys::from_config(&local.fleet.keys)
+            .map_err(|e| DaemonError::Config(e.to_string()))?,
+        local,
+        current: cfg.clone(),
+        applier: crate::fleet::EngineApplier {
+            engine: engine_tx.clone(),
+        },
+        commands: crate::fleet::DaemonCommands {
+            link: link.clone(),
+            store: store.clone(),
+            view: fleet_view.clone(),
+        },
+        view: fleet_view,
+    }
+    .spawn(shutdown.clone());
+
     // Host → terminal messages.
     {
         let engine_tx = engine_tx.clone();
@@ -147,11 +173,11 @@ pub async fn run(
                             payload.len()
                         ),
                     },
-                    Inbound::CfgDesired(_) => log::warn!(
-                        "config push received: remote configuration is not enabled in this build"
-                    ),
-                    Inbound::Cmd(_) => {
-                        log::warn!("fleet command received: commands are not enabled in this build")
+                    Inbound::CfgDesired(b) => {
+                        let _ = fleet_tx.send(crate::fleet::FleetMsg::Cfg(b)).await;
+                    }
+                    Inbound::Cmd(b) => {
+                        let _ = fleet_tx.send(crate::fleet::FleetMsg::Cmd(b)).await;
                     }
                 }
             }

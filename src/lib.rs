@@ -11,6 +11,7 @@ pub mod core;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod fleet;
 pub mod host;
 pub mod link;
 pub mod logging;

@@ -119,6 +119,13 @@ CREATE TABLE print_jobs (
 ) STRICT;
 CREATE INDEX print_jobs_queued ON print_jobs(state, id);
 "#,
+    r#"
+-- Fleet (issue 8): messages on cfg/desired already handled (retained ones come back on every
+-- subscribe), and commands already run (idempotent by cmd_id). The applied config version,
+-- the last known good overlay and the last report live in meta (fleet.*).
+CREATE TABLE fleet_seen (digest TEXT PRIMARY KEY, at INTEGER NOT NULL) STRICT;
+CREATE TABLE fleet_cmds (cmd_id TEXT PRIMARY KEY, result TEXT NOT NULL, at INTEGER NOT NULL) STRICT;
+"#,
 ];
 
 /// (id, txn_id, state, attempts, last_error) of a print job.
@@ -554,6 +561,120 @@ impl Db {
         Ok(self
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+/// What the journal keeps of fleet configuration (meta `fleet.*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetRecord {
+    /// The highest config version applied or rolled back (0 = none): anti-rollback.
+    pub version: u64,
+    /// The last known good push `{version, config}` (JSON), if any push was applied.
+    pub overlay: Option<String>,
+    /// The last `cfg/reported` message (JSON).
+    pub report: Option<String>,
+}
+
+/// Handled `cfg/desired` digests and command results kept, at most (oldest dropped).
+const FLEET_SEEN_KEEP: i64 = 1000;
+const FLEET_CMDS_KEEP: i64 = 10_000;
+
+impl Db {
+    pub fn fleet_record(&self) -> Result<FleetRecord, StoreError> {
+        let version = meta_u64(&self.conn, "fleet.version")?;
+        Ok(FleetRecord {
+            version,
+            overlay: self.meta("fleet.overlay")?,
+            report: self.meta("fleet.report")?,
+        })
+    }
+
+    /// Whether a `cfg/desired` message with this digest was already handled.
+    pub fn fleet_seen(&self, digest: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM fleet_seen WHERE digest = ?1",
+                [digest],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Records the outcome of one `cfg/desired` message in one transaction: it is handled,
+    /// its report, the version it spent (applied or rolled back) and, when applied, the
+    /// overlay now in force (the last known good).
+    pub fn fleet_outcome(
+        &mut self,
+        digest: &str,
+        at: u64,
+        spent: Option<u64>,
+        overlay: Option<&str>,
+        report: &str,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let set = |k: &str, v: &str| {
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            )
+        };
+        if let Some(version) = spent {
+            set("fleet.version", &version.to_string())?;
+        }
+        if let Some(overlay) = overlay {
+            set("fleet.overlay", overlay)?;
+        }
+        set("fleet.report", report)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO fleet_seen (digest, at) VALUES (?1, ?2)",
+            params![digest, at as i64],
+        )?;
+        tx.execute(
+            "DELETE FROM fleet_seen WHERE digest NOT IN
+             (SELECT digest FROM fleet_seen ORDER BY at DESC LIMIT ?1)",
+            [FLEET_SEEN_KEEP],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The recorded result of a command already run.
+    pub fn fleet_cmd(&self, cmd_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT result FROM fleet_cmds WHERE cmd_id = ?1",
+                [cmd_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn fleet_cmd_done(
+        &mut self,
+        cmd_id: &str,
+        result: &str,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO fleet_cmds (cmd_id, result, at) VALUES (?1, ?2, ?3)",
+            params![cmd_id, result, at as i64],
+        )?;
+        tx.execute(
+            "DELETE FROM fleet_cmds WHERE cmd_id NOT IN
+             (SELECT cmd_id FROM fleet_cmds ORDER BY at DESC LIMIT ?1)",
+            [FLEET_CMDS_KEEP],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
