@@ -49,6 +49,8 @@ pub struct TerminalConfig {
     pub currency: Currency,
     /// Where the journal (SQLite) lives.
     pub state_dir: PathBuf,
+    /// The shop's offset from UTC in seconds (28800 for China), for receipts.
+    pub utc_offset_s: i32,
 }
 
 fn default_currency() -> Currency {
@@ -64,6 +66,7 @@ impl Default for TerminalConfig {
             id: String::new(),
             currency: default_currency(),
             state_dir: default_state_dir(),
+            utc_offset_s: 0,
         }
     }
 }
@@ -243,6 +246,16 @@ pub struct DevicesConfig {
     pub console: bool,
     /// A camera used as the scanner (V4L2); absent = no camera.
     pub camera: Option<crate::camera::CameraConfig>,
+    /// The receipt printer (ESC/POS over tcp, file, serial or usb); absent = no printer.
+    pub printer: Option<crate::receipt::PrinterConfig>,
+    /// A USB HID (keyboard-wedge) scanner read through evdev.
+    pub hid_scanner: Option<crate::devices::HidScannerConfig>,
+    /// A serial scanner.
+    pub serial_scanner: Option<crate::devices::SerialScannerConfig>,
+    /// The cashier's numeric keypad (evdev).
+    pub keypad: Option<crate::devices::KeypadConfig>,
+    /// A 2x20 serial customer display (VFD).
+    pub customer_display: Option<crate::devices::CustomerDisplayConfig>,
 }
 
 /// Whether the terminal's clock can be trusted for offline codes (DESIGN §1.2).
@@ -297,6 +310,15 @@ impl Default for OfflineConfig {
     }
 }
 
+/// Remote configuration and commands from the fleet (DESIGN §5, docs/fleet.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Trust anchors: the Ed25519 keys whose signatures on `cfg/desired` and `cmd` this
+    /// terminal accepts. Empty = every push and command is refused. Never pushable.
+    pub keys: Vec<crate::fleet::envelope::FleetKeyConfig>,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Config {
@@ -310,10 +332,14 @@ pub struct Config {
     /// Payment-code patterns (regular expressions) and the longest scan accepted.
     pub codes: crate::codes::PatternsConfig,
     pub offline: OfflineConfig,
+    pub fleet: FleetConfig,
+    /// Receipt layout: width, character set, shop header and footer, copies.
+    pub receipt: crate::receipt::ReceiptConfig,
 }
 
 const SECTIONS: &[&str] = &[
     "terminal", "broker", "control", "online", "limits", "logging", "devices", "codes", "offline",
+    "fleet", "receipt",
 ];
 
 fn section<T: DeserializeOwned + Default>(
@@ -385,6 +411,8 @@ impl Config {
             devices: section(&table, "devices", &mut problems),
             codes: section(&table, "codes", &mut problems),
             offline: section(&table, "offline", &mut problems),
+            fleet: section(&table, "fleet", &mut problems),
+            receipt: section(&table, "receipt", &mut problems),
         };
         problems.extend(cfg.validate());
         if problems.is_empty() {
@@ -422,6 +450,12 @@ impl Config {
             bad(
                 "terminal.id",
                 format!("{id:?}: use 1-64 letters, digits, '-' or '_'"),
+            );
+        }
+        if id == crate::fleet::ALL_TERMINALS {
+            bad(
+                "terminal.id",
+                format!("{id:?} is reserved for pushes to every terminal"),
             );
         }
         match self.broker.addr() {
@@ -502,6 +536,30 @@ impl Config {
                     "offline.denylist.credentials",
                     format!("{f:?}: a credential fingerprint is 32 hex digits"),
                 );
+            }
+        }
+        if let Err(e) = crate::fleet::envelope::FleetKeys::from_config(&self.fleet.keys) {
+            bad("fleet.keys", e.to_string());
+        }
+        if let Err(e) = self.receipt.validate() {
+            bad("receipt", e.to_string());
+        }
+        if !(-18 * 3600..=18 * 3600).contains(&self.terminal.utc_offset_s) {
+            bad("terminal.utc_offset_s", "must be within ±18 h".into());
+        }
+        if let Some(h) = &self.devices.hid_scanner {
+            if let Err(e) = h.validate() {
+                bad("devices.hid_scanner", e.to_string());
+            }
+        }
+        if let Some(sc) = &self.devices.serial_scanner {
+            if let Err(e) = sc.validate() {
+                bad("devices.serial_scanner", e.to_string());
+            }
+        }
+        if let Some(k) = &self.devices.keypad {
+            if let Err(e) = k.validate() {
+                bad("devices.keypad", e.to_string());
             }
         }
         if let Some(cam) = &self.devices.camera {

@@ -65,6 +65,21 @@ pub enum ControlRequest {
     Scan {
         code: String,
     },
+    /// Print a transaction's receipt again (default: the last one), marked REPRINT.
+    Reprint {
+        #[serde(default)]
+        txn_id: Option<String>,
+    },
+    /// The ESC/POS bytes posd would print for a transaction (default: the last one), base64.
+    Receipt {
+        #[serde(default)]
+        txn_id: Option<String>,
+    },
+    /// The print queue, newest first.
+    PrintJobs {
+        #[serde(default)]
+        limit: Option<u32>,
+    },
 }
 
 /// Produces the status document (shared with the MQTT `status` topic).
@@ -78,6 +93,26 @@ pub struct ControlCtx {
     pub engine: mpsc::Sender<EngineMsg>,
     pub currency: Currency,
     pub status: StatusProvider,
+    pub receipt_ctx: crate::printq::ReceiptCtx,
+    pub receipt_cfg: crate::receipt::ReceiptConfig,
+    /// Wakes the printer task; None when no printer is configured.
+    pub print_wake: Option<Arc<tokio::sync::Notify>>,
+}
+
+/// The transaction a receipt request names, or the newest one with a receipt.
+async fn receipt_txn(
+    ctx: &ControlCtx,
+    txn_id: Option<String>,
+) -> Result<crate::core::txn::Transaction, Value> {
+    let r = match txn_id {
+        Some(id) => ctx.store.call(move |db| db.txn(&id)).await,
+        None => ctx.store.call(|db| db.last_receipt_txn()).await,
+    };
+    match r {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(err_json("not_found", "no such transaction")),
+        Err(e) => Err(store_err(e)),
+    }
 }
 
 /// Binds the socket (replacing a stale one), mode 0660.
@@ -255,6 +290,76 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
                 Ok(Ok(m)) => ok_json(json!({"message": m})),
                 Ok(Err(e)) => sale_err(e),
                 Err(_) => sale_err(SaleError::Stopping),
+            }
+        }
+        ControlRequest::Reprint { txn_id } => {
+            let Some(wake) = &ctx.print_wake else {
+                return err_json("no_printer", "no printer is configured ([devices.printer])");
+            };
+            let txn = match receipt_txn(ctx, txn_id).await {
+                Ok(t) => t,
+                Err(e) => return e,
+            };
+            let Some(data) = crate::printq::receipt_for(&txn, &ctx.receipt_ctx, true) else {
+                return err_json(
+                    "no_receipt",
+                    &format!(
+                        "transaction {} has no receipt ({})",
+                        txn.id,
+                        txn.state.as_str()
+                    ),
+                );
+            };
+            let id = txn.id.to_string();
+            let key = id.clone();
+            match ctx
+                .store
+                .call(move |db| db.enqueue_receipt(&key, &data))
+                .await
+            {
+                Ok(job) => {
+                    wake.notify_one();
+                    ok_json(json!({"job": job, "txn_id": id}))
+                }
+                Err(e) => store_err(e),
+            }
+        }
+        ControlRequest::Receipt { txn_id } => {
+            let txn = match receipt_txn(ctx, txn_id).await {
+                Ok(t) => t,
+                Err(e) => return e,
+            };
+            let Some(data) = crate::printq::receipt_for(&txn, &ctx.receipt_ctx, false) else {
+                return err_json(
+                    "no_receipt",
+                    &format!(
+                        "transaction {} has no receipt ({})",
+                        txn.id,
+                        txn.state.as_str()
+                    ),
+                );
+            };
+            match crate::printq::job_bytes(&data, &ctx.receipt_cfg) {
+                Ok(bytes) => {
+                    use base64::Engine as _;
+                    ok_json(json!({
+                        "txn_id": txn.id.to_string(),
+                        "width": ctx.receipt_cfg.width,
+                        "receipt_ref": data.receipt_ref,
+                        "escpos_b64": base64::engine::general_purpose::STANDARD.encode(bytes),
+                    }))
+                }
+                Err(e) => err_json("encode", &e.to_string()),
+            }
+        }
+        ControlRequest::PrintJobs { limit } => {
+            let limit = limit.unwrap_or(20).min(1000);
+            match ctx.store.call(move |db| db.print_jobs(limit)).await {
+                Ok(rows) => ok_json(json!(rows
+                    .into_iter()
+                    .map(|(id, txn, state, attempts, err)| json!({"id": id, "txn_id": txn, "state": state, "attempts": attempts, "last_error": err}))
+                    .collect::<Vec<_>>())),
+                Err(e) => store_err(e),
             }
         }
         ControlRequest::Scan { code } => {

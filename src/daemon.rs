@@ -34,11 +34,33 @@ pub async fn run(
     cfg: Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    let store = Store::open(&cfg.db_path())?;
+    // Fleet (issue 8): the local file overlaid with the last applied push.
+    let local = cfg;
+    let (cfg, fleet_view) = crate::fleet::startup(&store, &local).await;
     let patterns = crate::codes::Patterns::new(cfg.codes.clone())
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     let offline = OfflineRuntime::from_config(&cfg.offline, cfg.terminal.currency)
         .map_err(|e| DaemonError::Config(e.to_string()))?;
-    let store = Store::open(&cfg.db_path())?;
+    let receipt_ctx = crate::printq::ReceiptCtx {
+        terminal: cfg.terminal.id.clone(),
+        utc_offset_s: cfg.terminal.utc_offset_s,
+    };
+    if cfg.devices.printer.is_some() {
+        let ctx = receipt_ctx.clone();
+        store
+            .call(move |db| {
+                db.set_receipts(Some(ctx));
+                Ok(())
+            })
+            .await?;
+    }
+    let printer_state = cfg
+        .devices
+        .printer
+        .as_ref()
+        .map(|_| watch::channel(crate::printq::PrinterState::Idle));
+    let printer_rx = printer_state.as_ref().map(|(_, rx)| rx.clone());
     let session = uuid::Uuid::now_v7().to_string();
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
@@ -52,22 +74,64 @@ pub async fn run(
         .as_ref()
         .map(|_| watch::channel(crate::camera::CameraStatus::Starting));
     let camera_rx = camera_status.as_ref().map(|(_, rx)| rx.clone());
+    use crate::devices::{self, status_channel, DeviceStatus};
+    let hid = cfg
+        .devices
+        .hid_scanner
+        .clone()
+        .map(|c| (c, status_channel()));
+    let serial = cfg
+        .devices
+        .serial_scanner
+        .clone()
+        .map(|c| (c, status_channel()));
+    let keypad = cfg.devices.keypad.clone().map(|c| (c, status_channel()));
+    let vfd = cfg
+        .devices
+        .customer_display
+        .clone()
+        .map(|c| (c, status_channel()));
+    let dev_rx: Vec<(&'static str, watch::Receiver<DeviceStatus>)> = [
+        ("hid_scanner", hid.as_ref().map(|(_, (_, rx))| rx.clone())),
+        (
+            "serial_scanner",
+            serial.as_ref().map(|(_, (_, rx))| rx.clone()),
+        ),
+        ("keypad", keypad.as_ref().map(|(_, (_, rx))| rx.clone())),
+        (
+            "customer_display",
+            vfd.as_ref().map(|(_, (_, rx))| rx.clone()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(n, rx)| rx.map(|rx| (n, rx)))
+    .collect();
     let status_fn: StatusFn = {
+        let dev_rx = dev_rx.clone();
         let terminal = terminal.clone();
         let session = session.clone();
         let console = cfg.devices.console;
         let camera_rx = camera_rx.clone();
+        let fleet_view = fleet_view.clone();
         Arc::new(move |online: bool, q: QueueStats| {
             let mut devices = json!({ "console": if console { "ok" } else { "disabled" } });
             if let Some(rx) = &camera_rx {
                 devices["camera"] = json!(rx.borrow().to_string());
             }
+            if let Some(rx) = &printer_rx {
+                devices["printer"] = json!(rx.borrow().to_string());
+            }
+            for (name, rx) in &dev_rx {
+                devices[*name] = json!(rx.borrow().to_string());
+            }
+            let (config_version, config) = crate::fleet::status_fields(&fleet_view);
             json!({
                 "terminal": terminal,
                 "online": online,
                 "session": session,
                 "version": VERSION,
-                "config_version": serde_json::Value::Null,
+                "config_version": config_version,
+                "config": config,
                 "queue": {"pending": q.pending, "oldest_age_s": q.oldest_age_s},
                 "devices": devices,
                 "at": now_ms(),
@@ -103,6 +167,26 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let fleet_tx = crate::fleet::FleetAgent {
+        store: store.clone(),
+        link: link.clone(),
+        terminal: terminal.clone(),
+        keys: crate::fleet::envelope::FleetKeys::from_config(&local.fleet.keys)
+            .map_err(|e| DaemonError::Config(e.to_string()))?,
+        local,
+        current: cfg.clone(),
+        applier: crate::fleet::EngineApplier {
+            engine: engine_tx.clone(),
+        },
+        commands: crate::fleet::DaemonCommands {
+            link: link.clone(),
+            store: store.clone(),
+            view: fleet_view.clone(),
+        },
+        view: fleet_view,
+    }
+    .spawn(shutdown.clone());
+
     // Host → terminal messages.
     {
         let engine_tx = engine_tx.clone();
@@ -125,11 +209,11 @@ pub async fn run(
                             payload.len()
                         ),
                     },
-                    Inbound::CfgDesired(_) => log::warn!(
-                        "config push received: remote configuration is not enabled in this build"
-                    ),
-                    Inbound::Cmd(_) => {
-                        log::warn!("fleet command received: commands are not enabled in this build")
+                    Inbound::CfgDesired(b) => {
+                        let _ = fleet_tx.send(crate::fleet::FleetMsg::Cfg(b)).await;
+                    }
+                    Inbound::Cmd(b) => {
+                        let _ = fleet_tx.send(crate::fleet::FleetMsg::Cmd(b)).await;
                     }
                 }
             }
@@ -161,6 +245,39 @@ pub async fn run(
             })
         })
     };
+    let print_wake = cfg
+        .devices
+        .printer
+        .as_ref()
+        .map(|_| Arc::new(tokio::sync::Notify::new()));
+    if let (Some(pcfg), Some((state_tx, _)), Some(wake)) = (
+        cfg.devices.printer.clone(),
+        printer_state,
+        print_wake.clone(),
+    ) {
+        let mut state_rx = state_tx.subscribe();
+        tokio::spawn(crate::printq::run(
+            store.clone(),
+            pcfg,
+            cfg.receipt.clone(),
+            wake,
+            state_tx,
+            shutdown.clone(),
+        ));
+        let link = link.clone();
+        let mut sd = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = sd.changed() => return,
+                    r = state_rx.changed() => {
+                        if r.is_err() { return; }
+                        link.status_changed();
+                    }
+                }
+            }
+        });
+    }
     let listener = control::bind(&cfg.control.socket)?;
     tokio::spawn(control::serve(
         listener,
@@ -169,12 +286,53 @@ pub async fn run(
             engine: engine_tx.clone(),
             currency: cfg.terminal.currency,
             status: status_provider,
+            receipt_ctx,
+            receipt_cfg: cfg.receipt.clone(),
+            print_wake,
         },
         shutdown.clone(),
     ));
 
     if cfg.devices.console {
         spawn_console(ui_tx.subscribe(), engine_tx.clone(), shutdown.clone());
+    }
+    if let Some((c, (tx, _))) = hid {
+        devices::spawn_hid_scanner(c, engine_tx.clone(), tx, shutdown.clone());
+    }
+    if let Some((c, (tx, _))) = serial {
+        devices::spawn_serial_scanner(c, engine_tx.clone(), tx, shutdown.clone());
+    }
+    if let Some((c, (tx, _))) = keypad {
+        devices::spawn_keypad(
+            c,
+            cfg.terminal.currency,
+            cfg.limits.max_sale_amount,
+            engine_tx.clone(),
+            ui_tx.clone(),
+            tx,
+            shutdown.clone(),
+        );
+    }
+    if let Some((c, (tx, _))) = vfd {
+        devices::spawn_customer_display(c, ui_tx.subscribe(), tx, shutdown.clone());
+    }
+    // A device that comes or goes changes the retained status at once.
+    for (_, mut rx) in dev_rx.clone() {
+        let link = link.clone();
+        let mut sd = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = sd.changed() => return,
+                    r = rx.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        link.status_changed();
+                    }
+                }
+            }
+        });
     }
     if let (Some(cam), Some((status_tx, _))) = (cfg.devices.camera.clone(), camera_status) {
         spawn_camera(
@@ -306,7 +464,7 @@ fn spawn_console(
                 ev = ui.recv() => ev,
             };
             match ev {
-                Ok(ev) => println!("{}", console_line(&ev)),
+                Ok(ev) => println!("{}", crate::devices::display::console_text(&ev)),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             }
@@ -329,19 +487,6 @@ fn spawn_console(
             }
         }
     });
-}
-
-/// One console line per UI event.
-pub fn console_line(ev: &UiEvent) -> String {
-    match ev {
-        UiEvent::AwaitingCode { amount } => format!("[till] {amount} — scan the customer's code"),
-        UiEvent::Processing { txn_id, what } => format!("[till] {txn_id}: {what}…"),
-        UiEvent::CustomerConfirming { txn_id } => {
-            format!("[till] {txn_id}: customer is confirming on the phone…")
-        }
-        UiEvent::Result { txn_id, text, .. } => format!("[till] {txn_id}: {text}"),
-        UiEvent::Notice { text } => format!("[till] {text}"),
-    }
 }
 
 /// `{type:"settlement", txn_id, status:"settled"|"rejected", reason?}` on `notify`.

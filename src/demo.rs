@@ -98,9 +98,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
 
+    // A payment platform's issuer key and one customer's wallet, for an offline P1 sale.
+    let issuer = crate::codes::PrivateKey::generate()?;
+    let user = crate::codes::PrivateKey::generate()?;
+    let now_s = (crate::link::now_ms() / 1000) as u32;
+    let credential = crate::codes::issue_credential(
+        &issuer,
+        1,
+        &crate::codes::CredentialRequest {
+            user_id: 20_26,
+            user_key: user.public_key(),
+            valid_from: now_s.saturating_sub(60),
+            valid_until: now_s + 86_400,
+            max_amount: 10_000,
+            currency: 156,
+        },
+    )?;
     let stop_host = Arc::new(AtomicBool::new(false));
     let mut hc = HostConfig::new(&broker, &dir.join("host.sqlite"));
     hc.client_id = "posd-demo-host".into();
+    hc.issuer_keys.insert(1, issuer.public_key(), false);
     if args.broker.is_none() {
         // rumqttd's shared subscriptions lose messages in this setup; one host needs none.
         hc.group = None;
@@ -113,6 +130,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("● sandbox host (the payment platform) on {broker}");
 
     let socket = dir.join("control.sock");
+    let receipts = dir.join("receipts.escpos");
     let text = format!(
         r#"
 [terminal]
@@ -129,9 +147,24 @@ query_interval_s = 1
 query_total_s = 10
 [devices]
 console = true
+[devices.printer.transport]
+type = "file"
+path = "{receipts}"
+[receipt]
+shop_name = "posd demo shop"
+footer = ["Thank you!"]
+copies = ["customer"]
+[offline]
+clock = "always"
+settle_query_interval_s = 2
+[[offline.issuer_keys]]
+id = 1
+public_key = "{issuer_pub}"
 "#,
         state = dir.join("state").display(),
         socket = socket.display(),
+        receipts = receipts.display(),
+        issuer_pub = issuer.public_key().to_hex(),
     );
     let cfg = Config::from_toml(&text).context("demo configuration")?;
     println!(
@@ -152,21 +185,29 @@ console = true
         let mut c = connect(&socket).await?;
         wait_online(&mut c).await?;
         println!("● connected; selling\n");
+        let p1 =
+            crate::codes::make_code(&user, &credential, (crate::link::now_ms() / 1000) as u32, 1)?
+                .to_text();
         let sales = [
             (
                 "12.50",
-                "134567890123456780",
+                "134567890123456780".to_string(),
                 "WeChat Pay code, approved at once",
             ),
             (
                 "8.00",
-                "287654321098765411",
+                "287654321098765411".to_string(),
                 "Alipay code, declined by the platform",
             ),
             (
                 "23.00",
-                "134567890123456722",
+                "134567890123456722".to_string(),
                 "WeChat Pay code, customer confirms on the phone",
+            ),
+            (
+                "6.00",
+                p1,
+                "P1 offline code, verified on the box with no host involved",
             ),
         ];
         for (amount, code, what) in sales {
@@ -175,7 +216,7 @@ console = true
                 .call(&ControlRequest::Sale {
                     amount: amount.into(),
                     currency: None,
-                    code: Some(code.into()),
+                    code: Some(code),
                 })
                 .await;
             match r {
@@ -204,6 +245,17 @@ console = true
             "● events synced: last seq {}, acknowledged by the host up to {}, {} pending",
             q["last_seq"], q["acked_seq"], q["pending"]
         );
+        // The offline sale settles once the host has verified the code again.
+        let settle_deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = c.call(&ControlRequest::TxnList { limit: Some(1) }).await?;
+            let state = list[0]["state"].as_str().unwrap_or("").to_string();
+            if state == "settled" || Instant::now() > settle_deadline {
+                println!("● offline sale at the host: {state}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let status = c.call(&ControlRequest::Status).await?;
         println!("● status: {}", serde_json::to_string_pretty(&status)?);
         if keep {
@@ -220,6 +272,16 @@ console = true
     stop_host.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = host_thread.join();
     result?;
+    if let Ok(bytes) = std::fs::read(&receipts) {
+        let opts = crate::receipt::RenderOptions::for_width(crate::receipt::PaperWidth::Mm58);
+        let text = crate::receipt::render_text(&bytes, &opts);
+        let last = text.rsplit("~~~ cut ~~~").nth(1).unwrap_or(&text);
+        println!(
+            "● the last receipt printed (file printer {}):\n{}",
+            receipts.display(),
+            last.trim_matches(|c| c == '~' || c == '\n')
+        );
+    }
     let db = host::open_db(&host_db)?;
     let audit = host::audit(&db)?;
     println!(

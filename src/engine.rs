@@ -123,6 +123,15 @@ pub enum EngineMsg {
         settled: bool,
         reason: Option<String>,
     },
+    /// A fleet push (issue 8): new timeouts, limits, code patterns and offline rules (issuer
+    /// keys, denylist). They hold from the next sale on; sales in flight keep their policy.
+    Reconfigure {
+        policy: OnlinePolicy,
+        max_amount: i64,
+        patterns: Patterns,
+        offline: Box<OfflineRuntime>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// How a scanned code is paid.
@@ -404,6 +413,19 @@ impl Engine {
                 settled,
                 reason,
             } => self.settle(txn_id, settled, reason).await,
+            EngineMsg::Reconfigure {
+                policy,
+                max_amount,
+                patterns,
+                offline,
+                reply,
+            } => {
+                self.p.policy = policy;
+                self.p.max_amount = max_amount;
+                self.p.patterns = patterns;
+                self.p.offline = *offline;
+                let _ = reply.send(());
+            }
             EngineMsg::Resp(resp) => {
                 let Ok(id) = Uuid::parse_str(&resp.txn_id) else {
                     log::warn!("resp for a malformed txn id {:?}: ignored", resp.txn_id);

@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS events (
     currency TEXT NOT NULL,
     payload TEXT NOT NULL,
     received_at INTEGER NOT NULL,
+    stored_by TEXT,
     UNIQUE (terminal, seq)
 );
 CREATE INDEX IF NOT EXISTS events_txn ON events(txn_id);
@@ -108,9 +109,14 @@ CREATE TABLE IF NOT EXISTS ledger (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS p1_counters (
-    user_id INTEGER PRIMARY KEY,
-    counter INTEGER NOT NULL
+-- Every (user, counter) a P1 code was settled with: the same pair in another transaction is
+-- a replayed code. Events may arrive out of order (several terminals, several host instances),
+-- so the host checks uniqueness, not a running maximum.
+CREATE TABLE IF NOT EXISTS p1_uses (
+    user_id INTEGER NOT NULL,
+    counter INTEGER NOT NULL,
+    txn_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, counter)
 );
 CREATE TABLE IF NOT EXISTS requests (
     req_id TEXT PRIMARY KEY,
@@ -439,8 +445,8 @@ fn store_event(
     let text = String::from_utf8_lossy(payload);
     let n = db.execute(
         "INSERT OR IGNORE INTO events (event_id, terminal, seq, txn_id, type, state, amount,
-            currency, payload, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            currency, payload, received_at, stored_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             ev.event_id,
             terminal,
@@ -451,7 +457,8 @@ fn store_event(
             ev.amount,
             ev.currency,
             text,
-            now as i64
+            now as i64,
+            cfg.client_id
         ],
     )?;
     if n == 0 {
@@ -506,14 +513,14 @@ fn settle_offline(
             Ok(v) => {
                 let user = v.user_id() as i64;
                 let counter = i64::from(v.counter());
-                let last: Option<i64> = db
+                let used_by: Option<String> = db
                     .query_row(
-                        "SELECT counter FROM p1_counters WHERE user_id = ?1",
-                        [user],
+                        "SELECT txn_id FROM p1_uses WHERE user_id = ?1 AND counter = ?2",
+                        params![user, counter],
                         |r| r.get(0),
                     )
                     .optional()?;
-                if last.is_some_and(|l| counter <= l) {
+                if used_by.as_deref().is_some_and(|t| t != ev.txn_id) {
                     Err("counter_replayed".into())
                 } else if ev.amount < 0
                     || ev.amount as u64 > u64::from(v.code.credential.max_amount)
@@ -521,10 +528,9 @@ fn settle_offline(
                     Err("over_credential_max".into())
                 } else {
                     db.execute(
-                        "INSERT INTO p1_counters (user_id, counter) VALUES (?1, ?2)
-                     ON CONFLICT(user_id) DO UPDATE SET counter = MAX(counter, excluded.counter)",
-                        params![user, counter],
-                    )?;
+                    "INSERT OR IGNORE INTO p1_uses (user_id, counter, txn_id) VALUES (?1, ?2, ?3)",
+                    params![user, counter, ev.txn_id],
+                )?;
                     Ok(())
                 }
             }
@@ -599,6 +605,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     let mut opts = mqtt_options(&cfg.client_id, &cfg.broker_url, None, 30)?;
     opts.set_clean_session(true);
     let (client, mut conn) = Client::new(opts, 4096);
+    crate::link::disable_nagle(&mut conn.eventloop);
     let prefix = cfg.prefix.trim_end_matches('/').to_string();
     let mut later: Vec<(u64, String, Response)> = Vec::new();
     let mut batch_terminals: BTreeSet<String> = BTreeSet::new();

@@ -71,6 +71,14 @@ pub fn mqtt_options(
     Ok(o)
 }
 
+/// Sends small MQTT packets at once: with Nagle's algorithm on, a request/response exchange
+/// waits on delayed ACKs (measured: ~88 ms per round trip on loopback instead of < 1 ms).
+pub fn disable_nagle(eventloop: &mut EventLoop) {
+    let mut n = eventloop.network_options();
+    n.set_tcp_nodelay(true);
+    eventloop.set_network_options(n);
+}
+
 /// Messages from the host to this terminal, routed by topic.
 #[derive(Debug, Clone)]
 pub enum Inbound {
@@ -105,6 +113,8 @@ pub struct Link {
     pub shared: Arc<LinkShared>,
     drain: Arc<Notify>,
     status_now: Arc<Notify>,
+    /// Fleet-wide config pushes (`{prefix}/all/cfg/desired`).
+    all_cfg: String,
 }
 
 pub fn now_ms() -> u64 {
@@ -206,7 +216,8 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
     let window = p.broker.inflight_window.max(1);
     opts.set_inflight(window.min(u16::MAX as u32) as u16);
     let cap = window as usize + 64;
-    let (client, eventloop) = AsyncClient::new(opts, cap);
+    let (client, mut eventloop) = AsyncClient::new(opts, cap);
+    disable_nagle(&mut eventloop);
     let shared = Arc::new(LinkShared::default());
     let link = Link {
         client,
@@ -214,6 +225,7 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
         shared,
         drain: Arc::new(Notify::new()),
         status_now: Arc::new(Notify::new()),
+        all_cfg: protocol::all_cfg_desired(&p.broker.prefix),
     };
     let (gen_tx, gen_rx) = watch::channel(0u64);
     let backoff = Backoff {
@@ -261,7 +273,14 @@ async fn event_loop(
     let mut beat = tokio::time::interval(Duration::from_millis(500));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let t = &link.topics;
-    let subs = [t.ack(), t.resp(), t.notify(), t.cfg_desired(), t.cmd()];
+    let subs = [
+        t.ack(),
+        t.resp(),
+        t.notify(),
+        t.cfg_desired(),
+        t.cmd(),
+        link.all_cfg.clone(),
+    ];
     loop {
         link.shared.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
         let ev = tokio::select! {
@@ -355,7 +374,7 @@ async fn route(
         }
     } else if topic == t.notify() {
         Inbound::Notify(payload.to_vec())
-    } else if topic == t.cfg_desired() {
+    } else if topic == t.cfg_desired() || topic == link.all_cfg {
         Inbound::CfgDesired(payload.to_vec())
     } else if topic == t.cmd() {
         Inbound::Cmd(payload.to_vec())

@@ -105,7 +105,31 @@ INSERT INTO meta(key, value) VALUES ('last_seq', '0'), ('acked_seq', '0');
 CREATE TABLE p1_counters (user_id INTEGER PRIMARY KEY, counter INTEGER NOT NULL) STRICT;
 CREATE INDEX txns_p1_user ON txns(json_extract(detail, '$.user_id')) WHERE method = 'offline_code';
 "#,
+    r#"
+-- The durable print queue: a receipt is owed in the same transaction as the state that earns it.
+CREATE TABLE print_jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    txn_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    state TEXT NOT NULL,          -- queued | printed | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    printed_at INTEGER
+) STRICT;
+CREATE INDEX print_jobs_queued ON print_jobs(state, id);
+"#,
+    r#"
+-- Fleet (issue 8): messages on cfg/desired already handled (retained ones come back on every
+-- subscribe), and commands already run (idempotent by cmd_id). The applied config version,
+-- the last known good overlay and the last report live in meta (fleet.*).
+CREATE TABLE fleet_seen (digest TEXT PRIMARY KEY, at INTEGER NOT NULL) STRICT;
+CREATE TABLE fleet_cmds (cmd_id TEXT PRIMARY KEY, result TEXT NOT NULL, at INTEGER NOT NULL) STRICT;
+"#,
 ];
+
+/// (id, txn_id, state, attempts, last_error) of a print job.
+pub type PrintJobRow = (i64, String, String, i64, Option<String>);
 
 /// What an `ack` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +152,8 @@ pub struct Db {
     conn: Connection,
     last_seq: u64,
     acked_seq: u64,
+    /// When set, final states owe a receipt (queued in the same transaction).
+    receipts: Option<crate::printq::ReceiptCtx>,
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -178,7 +204,108 @@ impl Db {
             conn,
             last_seq,
             acked_seq,
+            receipts: None,
         })
+    }
+
+    /// Final transaction states owe a receipt from now on (a printer is configured).
+    pub fn set_receipts(&mut self, ctx: Option<crate::printq::ReceiptCtx>) {
+        self.receipts = ctx;
+    }
+
+    /// The oldest receipt job still owed.
+    pub fn next_print_job(&self) -> Result<Option<(i64, crate::receipt::ReceiptData)>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT id, data FROM print_jobs WHERE state = 'queued' ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((id, data)) => match serde_json::from_str(&data) {
+                Ok(d) => Ok(Some((id, d))),
+                Err(e) => {
+                    self.conn.execute(
+                        "UPDATE print_jobs SET state = 'failed', last_error = ?2 WHERE id = ?1",
+                        params![id, format!("unreadable job: {e}")],
+                    )?;
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// Printed (error None) or given up for good (error Some).
+    pub fn finish_print_job(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE print_jobs SET state = ?2, last_error = ?3, printed_at = ?4 WHERE id = ?1",
+            params![
+                id,
+                if error.is_some() { "failed" } else { "printed" },
+                error,
+                crate::link::now_ms() as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn note_print_attempt(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE print_jobs SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            params![id, error],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_print_reprint(
+        &mut self,
+        id: i64,
+        data: &crate::receipt::ReceiptData,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(data).map_err(|e| StoreError::BadRow(e.to_string()))?;
+        self.conn.execute(
+            "UPDATE print_jobs SET data = ?2 WHERE id = ?1",
+            params![id, text],
+        )?;
+        Ok(())
+    }
+
+    /// Queues a receipt on request (reprint). Returns the job id.
+    pub fn enqueue_receipt(
+        &mut self,
+        txn_id: &str,
+        data: &crate::receipt::ReceiptData,
+    ) -> Result<i64, StoreError> {
+        let text = serde_json::to_string(data).map_err(|e| StoreError::BadRow(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+            params![txn_id, text, crate::link::now_ms() as i64],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// (id, txn_id, state, attempts, last_error) of the newest jobs.
+    pub fn print_jobs(&self, limit: u32) -> Result<Vec<PrintJobRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, txn_id, state, attempts, last_error FROM print_jobs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The newest transaction that has a receipt.
+    pub fn last_receipt_txn(&self) -> Result<Option<Transaction>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TXN_COLS} FROM txns WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided')
+             ORDER BY updated_at DESC, id DESC LIMIT 1"
+        ))?;
+        let row = st.query_row([], row_raw).optional()?;
+        row.map(raw_to_txn).transpose()
     }
 
     /// Direct access, for tests and diagnostics.
@@ -205,7 +332,7 @@ impl Db {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seqs = write_states(&tx, self.last_seq, txns)?;
+        let seqs = write_states(&tx, self.last_seq, txns, self.receipts.as_ref())?;
         tx.commit()?;
         if let Some(&last) = seqs.last() {
             self.last_seq = last;
@@ -245,7 +372,12 @@ impl Db {
              ON CONFLICT(user_id) DO UPDATE SET counter = excluded.counter",
             params![user_id as i64, i64::from(counter)],
         )?;
-        let seqs = write_states(&tx, self.last_seq, std::slice::from_ref(txn))?;
+        let seqs = write_states(
+            &tx,
+            self.last_seq,
+            std::slice::from_ref(txn),
+            self.receipts.as_ref(),
+        )?;
         tx.commit()?;
         self.last_seq = seqs[0];
         Ok(seqs[0])
@@ -432,12 +564,127 @@ impl Db {
     }
 }
 
+/// What the journal keeps of fleet configuration (meta `fleet.*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetRecord {
+    /// The highest config version applied or rolled back (0 = none): anti-rollback.
+    pub version: u64,
+    /// The last known good push `{version, config}` (JSON), if any push was applied.
+    pub overlay: Option<String>,
+    /// The last `cfg/reported` message (JSON).
+    pub report: Option<String>,
+}
+
+/// Handled `cfg/desired` digests and command results kept, at most (oldest dropped).
+const FLEET_SEEN_KEEP: i64 = 1000;
+const FLEET_CMDS_KEEP: i64 = 10_000;
+
+impl Db {
+    pub fn fleet_record(&self) -> Result<FleetRecord, StoreError> {
+        let version = meta_u64(&self.conn, "fleet.version")?;
+        Ok(FleetRecord {
+            version,
+            overlay: self.meta("fleet.overlay")?,
+            report: self.meta("fleet.report")?,
+        })
+    }
+
+    /// Whether a `cfg/desired` message with this digest was already handled.
+    pub fn fleet_seen(&self, digest: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM fleet_seen WHERE digest = ?1",
+                [digest],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Records the outcome of one `cfg/desired` message in one transaction: it is handled,
+    /// its report, the version it spent (applied or rolled back) and, when applied, the
+    /// overlay now in force (the last known good).
+    pub fn fleet_outcome(
+        &mut self,
+        digest: &str,
+        at: u64,
+        spent: Option<u64>,
+        overlay: Option<&str>,
+        report: &str,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let set = |k: &str, v: &str| {
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            )
+        };
+        if let Some(version) = spent {
+            set("fleet.version", &version.to_string())?;
+        }
+        if let Some(overlay) = overlay {
+            set("fleet.overlay", overlay)?;
+        }
+        set("fleet.report", report)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO fleet_seen (digest, at) VALUES (?1, ?2)",
+            params![digest, at as i64],
+        )?;
+        tx.execute(
+            "DELETE FROM fleet_seen WHERE digest NOT IN
+             (SELECT digest FROM fleet_seen ORDER BY at DESC LIMIT ?1)",
+            [FLEET_SEEN_KEEP],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The recorded result of a command already run.
+    pub fn fleet_cmd(&self, cmd_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT result FROM fleet_cmds WHERE cmd_id = ?1",
+                [cmd_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn fleet_cmd_done(
+        &mut self,
+        cmd_id: &str,
+        result: &str,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO fleet_cmds (cmd_id, result, at) VALUES (?1, ?2, ?3)",
+            params![cmd_id, result, at as i64],
+        )?;
+        tx.execute(
+            "DELETE FROM fleet_cmds WHERE cmd_id NOT IN
+             (SELECT cmd_id FROM fleet_cmds ORDER BY at DESC LIMIT ?1)",
+            [FLEET_CMDS_KEEP],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// Writes state changes (txn row, journal row, outbox event) inside an open transaction,
 /// numbering them from `last_seq + 1`; updates `meta.last_seq`.
 fn write_states(
     tx: &rusqlite::Transaction<'_>,
     last_seq: u64,
     txns: &[Transaction],
+    receipts: Option<&crate::printq::ReceiptCtx>,
 ) -> Result<Vec<u64>, StoreError> {
     let mut seq = last_seq;
     let mut seqs = Vec::with_capacity(txns.len());
@@ -504,6 +751,14 @@ fn write_states(
             "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![seq as i64, event.event_id, payload, txn.updated_at as i64],
         )?;
+        if let Some(data) = receipts.and_then(|ctx| crate::printq::receipt_for(txn, ctx, false)) {
+            let text =
+                serde_json::to_string(&data).map_err(|e| StoreError::BadRow(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+                params![txn.id.to_string(), text, txn.updated_at as i64],
+            )?;
+        }
         seqs.push(seq);
     }
     tx.execute(

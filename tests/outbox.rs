@@ -130,3 +130,69 @@ async fn ten_thousand_events_through_broker_and_daemon_restarts() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sandbox_hosts_share_the_load_through_a_shared_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::new();
+    let broker = Mosquitto::start();
+    let db = dir.path().join("host.sqlite");
+    let key = ["--issuer-key".to_string(), platform.host_key_arg()];
+    let mut h1 = Host::start_with_args(&broker.url(), &db, &key);
+    h1.instance = "host-a".into();
+    h1.restart();
+    let mut h2 = Host::start_with_args(&broker.url(), &db, &key);
+    h2.instance = "host-b".into();
+    h2.restart();
+    let d = Daemon::start(
+        &dir.path().join("t"),
+        "T-SHARED",
+        &broker.url(),
+        &platform.offline_toml(""),
+    );
+    wait_online(&d).await;
+    let mut w = platform.wallet(77, 100_000);
+    let mut c = d.client().await;
+    for _ in 0..300 {
+        c.call(&ControlRequest::Sale {
+            amount: "1.00".into(),
+            currency: None,
+            code: Some(w.next_code()),
+        })
+        .await
+        .expect("sale");
+    }
+    // Both instances store into one database; the terminal sees one host.
+    eventually(Duration::from_secs(60), "all settled", || async {
+        let conn = posd::host::open_db(&db).ok()?;
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE state = 'settled'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        (n == 300).then_some(())
+    })
+    .await;
+    let q = wait_drained(&d, Duration::from_secs(60)).await;
+    let a = h1.audit();
+    assert!(a.ok(), "{a:?}");
+    let t = &a.terminals["T-SHARED"];
+    assert_eq!(
+        (t.events, t.gaps, t.contiguous_seq),
+        (q["last_seq"].as_u64().unwrap(), 0, t.max_seq)
+    );
+    // Both instances took part.
+    let conn = posd::host::open_db(&db).unwrap();
+    let mut st = conn
+        .prepare("SELECT DISTINCT stored_by FROM events ORDER BY 1")
+        .unwrap();
+    let by: Vec<String> = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(by, ["host-a", "host-b"], "both hosts stored events");
+    drop(h2);
+}

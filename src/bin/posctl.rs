@@ -1,5 +1,5 @@
-//! posctl: cashier diagnostics over the control socket, the sandbox host, and (later) fleet and
-//! wallet tools.
+//! posctl: cashier diagnostics over the control socket, the sandbox host, fleet tools
+//! (`posctl fleet`, docs/fleet.md) and wallet tools.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -55,6 +55,18 @@ enum Cmd {
     Cancel,
     /// Pass a code to the sale in progress, as if scanned.
     Scan { code: String },
+    /// Print a receipt again (default: the last transaction), marked REPRINT.
+    Reprint { txn: Option<String> },
+    /// Receipts: draw one as posd would print it, without a printer.
+    Receipt {
+        #[command(subcommand)]
+        cmd: ReceiptCmd,
+    },
+    /// The print queue.
+    PrintJobs {
+        #[arg(long)]
+        json: bool,
+    },
     /// Play the payment platform and backend over MQTT (see docs/sandbox-host.md).
     SandboxHost(HostArgs),
     /// Payment codes: decode images, inspect scanned text.
@@ -66,6 +78,107 @@ enum Cmd {
     Wallet {
         #[command(subcommand)]
         cmd: WalletCmd,
+    },
+    /// Fleet management: signing keys, signed config pushes and commands, fleet status.
+    Fleet {
+        #[command(subcommand)]
+        cmd: FleetCmd,
+    },
+}
+
+#[derive(Args, Clone)]
+struct FleetBroker {
+    /// Broker URL: mqtt://host:port, or mqtts://host:port with --tls-*.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    broker: String,
+    #[arg(long, default_value = "pos/v1")]
+    prefix: String,
+    /// MQTT client id (default: posctl-fleet-<pid>).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// CA certificate (PEM) for mqtts://.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM, X.509 v3).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+}
+
+impl FleetBroker {
+    fn broker(&self) -> posd::fleet::tool::Broker {
+        posd::fleet::tool::Broker {
+            url: self.broker.clone(),
+            prefix: self.prefix.clone(),
+            client_id: self
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("posctl-fleet-{}", std::process::id())),
+            tls: match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+                (Some(ca), Some(cert), Some(key)) => Some(posd::config::TlsConfig {
+                    ca: ca.clone(),
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum FleetCmd {
+    /// A new Ed25519 fleet signing key: writes the key file (0600), prints the `[fleet]` line.
+    Keygen {
+        /// The key's name (the envelope's key_id).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a config overlay (TOML or .json, shaped like posd.toml) and publish it retained.
+    Push {
+        #[arg(long)]
+        key: PathBuf,
+        /// A terminal id, or * for every terminal.
+        #[arg(long)]
+        terminal: String,
+        /// Higher than any version pushed to these terminals before.
+        #[arg(long)]
+        version: u64,
+        file: PathBuf,
+        #[command(flatten)]
+        mqtt: FleetBroker,
+    },
+    /// Send a signed command to one terminal and print its result.
+    Cmd {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        terminal: String,
+        /// sync_now, reprint, batch_close or ping.
+        op: String,
+        /// Arguments as a JSON object, e.g. '{"txn_id":"..."}'.
+        #[arg(long)]
+        args: Option<String>,
+        /// Default: a new UUID. Repeating one returns the recorded result.
+        #[arg(long)]
+        cmd_id: Option<String>,
+        #[arg(long, default_value_t = 15)]
+        wait_s: u64,
+        #[command(flatten)]
+        mqtt: FleetBroker,
+    },
+    /// Every terminal's retained status and config report, as a table.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// How long to collect retained messages.
+        #[arg(long, default_value_t = 1000)]
+        wait_ms: u64,
+        #[command(flatten)]
+        mqtt: FleetBroker,
     },
 }
 
@@ -127,6 +240,21 @@ enum CodeCmd {
         files: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReceiptCmd {
+    /// Interpret the ESC/POS bytes posd would send and draw them: --png FILE and/or --text.
+    Render {
+        /// Transaction id (default: --last).
+        txn: Option<String>,
+        #[arg(long)]
+        last: bool,
+        #[arg(long)]
+        png: Option<PathBuf>,
+        #[arg(long)]
+        text: bool,
     },
 }
 
@@ -200,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::SandboxHost(h) => return sandbox_host(h),
         Cmd::Code { cmd } => return code_cmd(cmd),
         Cmd::Wallet { cmd } => return wallet_cmd(cmd),
+        Cmd::Fleet { cmd } => return fleet_cmd(cmd),
         other => other,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -320,10 +449,155 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let v = c.call(&ControlRequest::Scan { code }).await?;
                 println!("{}", plain(&v["message"]));
             }
-            Cmd::SandboxHost(_) | Cmd::Code { .. } | Cmd::Wallet { .. } => {}
+            Cmd::Reprint { txn } => {
+                let v = c.call(&ControlRequest::Reprint { txn_id: txn }).await?;
+                println!(
+                    "reprint of {} queued (job {})",
+                    plain(&v["txn_id"]),
+                    v["job"]
+                );
+            }
+            Cmd::PrintJobs { json } => {
+                let v = c
+                    .call(&ControlRequest::PrintJobs { limit: Some(20) })
+                    .await?;
+                if json {
+                    println!("{v}");
+                } else {
+                    for j in v.as_array().into_iter().flatten() {
+                        println!(
+                            "job {:<5} {:<8} attempts {:<3} {}  {}",
+                            j["id"],
+                            plain(&j["state"]),
+                            j["attempts"],
+                            plain(&j["txn_id"]),
+                            j["last_error"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+            Cmd::Receipt {
+                cmd:
+                    ReceiptCmd::Render {
+                        txn,
+                        last,
+                        png,
+                        text,
+                    },
+            } => {
+                if txn.is_some() && last {
+                    anyhow::bail!("give a transaction id or --last, not both");
+                }
+                let v = c.call(&ControlRequest::Receipt { txn_id: txn }).await?;
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v["escpos_b64"].as_str().unwrap_or(""))
+                    .context("bad receipt bytes from posd")?;
+                let width: posd::receipt::PaperWidth = serde_json::from_value(v["width"].clone())
+                    .context("bad paper width from posd")?;
+                let opts = posd::receipt::RenderOptions::for_width(width);
+                if let Some(path) = &png {
+                    let img = posd::receipt::render_png(&bytes, &opts)?;
+                    std::fs::write(path, img)
+                        .with_context(|| format!("write {}", path.display()))?;
+                    eprintln!(
+                        "receipt of {} drawn to {}",
+                        plain(&v["txn_id"]),
+                        path.display()
+                    );
+                }
+                if text || png.is_none() {
+                    print!("{}", posd::receipt::render_text(&bytes, &opts));
+                }
+            }
+            Cmd::SandboxHost(_) | Cmd::Code { .. } | Cmd::Wallet { .. } | Cmd::Fleet { .. } => {}
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn fleet_cmd(cmd: FleetCmd) -> anyhow::Result<ExitCode> {
+    use posd::fleet::tool::{self, KeyFile};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cmd {
+        FleetCmd::Keygen { id, out } => {
+            let k = KeyFile::generate(&id);
+            k.write(&out)?;
+            println!(
+                "# wrote {}; add to every terminal's posd.toml:",
+                out.display()
+            );
+            println!("[fleet]\n{}", k.toml_entry());
+        }
+        FleetCmd::Push {
+            key,
+            terminal,
+            version,
+            file,
+            mqtt,
+        } => {
+            let k = KeyFile::read(&key)?;
+            let overlay = tool::read_overlay(&file)?;
+            let body = tool::sign_config(&k, &terminal, version, overlay)?;
+            let b = mqtt.broker();
+            let topic = b.cfg_topic(&terminal);
+            rt.block_on(tool::publish(&b, &topic, body, true))?;
+            println!(
+                "pushed version {version} to {topic} (retained), signed by {}",
+                k.id
+            );
+        }
+        FleetCmd::Cmd {
+            key,
+            terminal,
+            op,
+            args,
+            cmd_id,
+            wait_s,
+            mqtt,
+        } => {
+            let k = KeyFile::read(&key)?;
+            let op: posd::fleet::command::Op = serde_json::from_value(Value::String(op.clone()))
+                .map_err(|_| {
+                    anyhow::anyhow!("unknown op {op:?}: sync_now, reprint, batch_close or ping")
+                })?;
+            let args: Value = match args {
+                Some(a) => serde_json::from_str(&a).context("--args is not JSON")?,
+                None => Value::Null,
+            };
+            let cmd_id = cmd_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            let body = tool::sign_command(&k, &terminal, &cmd_id, op, args)?;
+            let v = rt.block_on(tool::command(
+                &mqtt.broker(),
+                &terminal,
+                &cmd_id,
+                body,
+                std::time::Duration::from_secs(wait_s),
+            ))?;
+            println!("{v}");
+            if v["ok"] != Value::Bool(true) {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        FleetCmd::Status {
+            json,
+            wait_ms,
+            mqtt,
+        } => {
+            let rows = rt.block_on(tool::fleet_status(
+                &mqtt.broker(),
+                std::time::Duration::from_millis(wait_ms),
+            ))?;
+            if json {
+                println!("{}", tool::table_json(&rows));
+            } else {
+                print!("{}", tool::format_table(&rows));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn unix_now() -> u32 {
@@ -564,6 +838,27 @@ fn print_status(v: &Value) {
         v["queue"]["oldest_age_s"],
         v["queue"]["last_seq"],
         v["queue"]["acked_seq"]
+    );
+    let cfg = &v["config"];
+    println!(
+        "config     {}{}",
+        match v["config_version"].as_u64() {
+            Some(n) => format!("version {n} (pushed)"),
+            None => "local file".to_string(),
+        },
+        if cfg.is_object() {
+            format!(
+                "; last push: version {} {}{}",
+                plain(&cfg["version"]),
+                plain(&cfg["state"]),
+                cfg["error"]
+                    .as_str()
+                    .map(|e| format!(" ({e}: {})", plain(&cfg["message"])))
+                    .unwrap_or_default()
+            )
+        } else {
+            String::new()
+        }
     );
     for (k, d) in v["devices"].as_object().into_iter().flatten() {
         println!("device     {k}: {}", plain(d));

@@ -53,6 +53,12 @@ impl Topics {
     }
 }
 
+/// `{prefix}/all/cfg/desired`: config pushed to every terminal (document `terminal: "*"`).
+/// "all" is therefore not a valid terminal id.
+pub fn all_cfg_desired(prefix: &str) -> String {
+    format!("{}/all/cfg/desired", prefix.trim_end_matches('/'))
+}
+
 /// Splits `{prefix}/{terminal}/{leaf...}` into (terminal, leaf); None when the topic is not under prefix.
 pub fn split_topic<'a>(prefix: &str, topic: &'a str) -> Option<(&'a str, &'a str)> {
     let rest = topic.strip_prefix(prefix.trim_end_matches('/'))?;

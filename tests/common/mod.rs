@@ -414,3 +414,24 @@ impl Wallet {
             .to_text()
     }
 }
+
+impl Mosquitto {
+    /// A broker with a configuration of the test's own: `conf(port, dir)` returns its text;
+    /// `dir` is the broker's private directory (0755), for certificates and the ACL.
+    pub fn start_with_conf(conf: impl FnOnce(u16, &Path) -> String) -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).ok();
+        let port = free_port();
+        let path = dir.path().join("mosquitto.conf");
+        std::fs::write(&path, conf(port, dir.path())).expect("write conf");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).ok();
+        let mut m = Mosquitto {
+            port,
+            conf: path,
+            child: None,
+            _dir: dir,
+        };
+        m.restart();
+        m
+    }
+}

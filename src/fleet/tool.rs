@@ -1,0 +1,406 @@
+//! The fleet manager's side, behind `posctl fleet`: key files, signing and publishing pushes
+//! and commands, and the fleet status table from the retained `status` and `cfg/reported`.
+
+use super::envelope::{self, ConfigDocument};
+use crate::config::TlsConfig;
+use crate::link::{install_crypto_provider, mqtt_options};
+use ed25519_dalek::SigningKey;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{0}")]
+    Bad(String),
+    #[error("MQTT: {0}")]
+    Mqtt(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A fleet signing key file (JSON, mode 0600).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    pub id: String,
+    /// The 32-byte Ed25519 seed, hex.
+    pub private_key: String,
+    /// The public key, hex: what goes into the terminals' `[fleet] keys`.
+    pub public_key: String,
+}
+
+impl KeyFile {
+    pub fn generate(id: &str) -> KeyFile {
+        KeyFile::from_key(id, &envelope::generate_key())
+    }
+
+    pub fn from_key(id: &str, key: &SigningKey) -> KeyFile {
+        KeyFile {
+            id: id.to_string(),
+            private_key: hex::encode(key.to_bytes()),
+            public_key: hex::encode(key.verifying_key().to_bytes()),
+        }
+    }
+
+    pub fn signing_key(&self) -> Result<SigningKey, ToolError> {
+        let bytes: [u8; 32] = hex::decode(self.private_key.trim())
+            .ok()
+            .and_then(|b| b.as_slice().try_into().ok())
+            .ok_or_else(|| ToolError::Bad("private_key is not 64 hex digits".into()))?;
+        Ok(SigningKey::from_bytes(&bytes))
+    }
+
+    /// The `[fleet] keys` entry for terminals.
+    pub fn toml_entry(&self) -> String {
+        format!(
+            "keys = [{{ id = \"{}\", public_key = \"{}\" }}]",
+            self.id, self.public_key
+        )
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), ToolError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file_err = |e: std::io::Error| ToolError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(file_err)?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| ToolError::Bad(e.to_string()))?;
+        f.write_all(text.as_bytes()).map_err(file_err)?;
+        f.write_all(b"\n").map_err(file_err)
+    }
+
+    pub fn read(path: &Path) -> Result<KeyFile, ToolError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ToolError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| ToolError::File {
+            path: path.display().to_string(),
+            message: format!("not a fleet key file: {e}"),
+        })
+    }
+}
+
+/// Reads an overlay: JSON (`.json`) or TOML (anything else), shaped like posd.toml.
+pub fn read_overlay(path: &Path) -> Result<Map<String, Value>, ToolError> {
+    let bad = |message: String| ToolError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let v: Value = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
+    } else {
+        let t: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        serde_json::to_value(t).map_err(|e| bad(e.to_string()))?
+    };
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(bad("the overlay must be an object".into())),
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A signed `cfg/desired` envelope.
+pub fn sign_config(
+    key: &KeyFile,
+    terminal: &str,
+    version: u64,
+    config: Map<String, Value>,
+) -> Result<Vec<u8>, ToolError> {
+    let doc = ConfigDocument {
+        version,
+        issued_at: unix_now(),
+        terminal: terminal.to_string(),
+        config,
+    };
+    let payload = serde_json::to_vec(&doc).map_err(|e| ToolError::Bad(e.to_string()))?;
+    let env = envelope::seal(&payload, &key.id, &key.signing_key()?);
+    serde_json::to_vec(&env).map_err(|e| ToolError::Bad(e.to_string()))
+}
+
+/// A signed `cmd` envelope.
+pub fn sign_command(
+    key: &KeyFile,
+    terminal: &str,
+    cmd_id: &str,
+    op: super::command::Op,
+    args: Value,
+) -> Result<Vec<u8>, ToolError> {
+    let cmd = super::command::Command {
+        cmd_id: cmd_id.to_string(),
+        op,
+        args,
+        terminal: terminal.to_string(),
+        issued_at: unix_now(),
+    };
+    let payload = serde_json::to_vec(&cmd).map_err(|e| ToolError::Bad(e.to_string()))?;
+    let env = envelope::seal(&payload, &key.id, &key.signing_key()?);
+    serde_json::to_vec(&env).map_err(|e| ToolError::Bad(e.to_string()))
+}
+
+/// Where the fleet tool connects.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub url: String,
+    pub prefix: String,
+    pub client_id: String,
+    pub tls: Option<TlsConfig>,
+}
+
+impl Broker {
+    /// The topic of a push to `terminal` (`*` = every terminal: `{prefix}/all/cfg/desired`).
+    pub fn cfg_topic(&self, terminal: &str) -> String {
+        let prefix = self.prefix.trim_end_matches('/');
+        if terminal == "*" {
+            crate::core::protocol::all_cfg_desired(prefix)
+        } else {
+            format!("{prefix}/{terminal}/cfg/desired")
+        }
+    }
+
+    fn client(&self) -> Result<(AsyncClient, rumqttc::EventLoop), ToolError> {
+        install_crypto_provider();
+        let o = mqtt_options(&self.client_id, &self.url, self.tls.as_ref(), 30)
+            .map_err(|e| ToolError::Mqtt(e.to_string()))?;
+        Ok(AsyncClient::new(o, 64))
+    }
+}
+
+/// Subscribes to `subs` (if any), publishes `publish` (if any) once subscribed, and hands every
+/// incoming message to `on_msg` until it returns true (or `wait` passes: `Timeout`, unless
+/// `until_timeout`, in which case the end of `wait` is the normal end).
+async fn session(
+    broker: &Broker,
+    subs: &[String],
+    publish: Option<(String, Vec<u8>, bool)>,
+    wait: Duration,
+    until_timeout: bool,
+    mut on_msg: impl FnMut(&str, &[u8]) -> bool,
+) -> Result<(), ToolError> {
+    let (client, mut ev) = broker.client()?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pending_subs = subs.len();
+    let mut publish = publish;
+    let mut published = false;
+    loop {
+        let e = tokio::select! {
+            e = ev.poll() => e,
+            _ = tokio::time::sleep_until(deadline) => {
+                return if until_timeout { Ok(()) } else { Err(ToolError::Timeout(wait)) };
+            }
+        };
+        match e.map_err(|e| ToolError::Mqtt(e.to_string()))? {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                for s in subs {
+                    client
+                        .subscribe(s.clone(), QoS::AtLeastOnce)
+                        .await
+                        .map_err(|e| ToolError::Mqtt(e.to_string()))?;
+                }
+            }
+            Event::Incoming(Packet::SubAck(_)) => pending_subs = pending_subs.saturating_sub(1),
+            Event::Incoming(Packet::PubAck(_)) if published && subs.is_empty() => {
+                let _ = client.disconnect().await;
+                return Ok(());
+            }
+            Event::Incoming(Packet::Publish(p)) if on_msg(&p.topic, &p.payload) => {
+                let _ = client.disconnect().await;
+                return Ok(());
+            }
+            _ => {}
+        }
+        if pending_subs == 0 && !published {
+            if let Some((topic, payload, retain)) = publish.take() {
+                client
+                    .publish(topic, QoS::AtLeastOnce, retain, payload)
+                    .await
+                    .map_err(|e| ToolError::Mqtt(e.to_string()))?;
+                published = true;
+            } else if subs.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Publishes one message (QoS 1) and waits for the broker's PUBACK.
+pub async fn publish(
+    broker: &Broker,
+    topic: &str,
+    payload: Vec<u8>,
+    retain: bool,
+) -> Result<(), ToolError> {
+    session(
+        broker,
+        &[],
+        Some((topic.to_string(), payload, retain)),
+        Duration::from_secs(15),
+        false,
+        |_, _| false,
+    )
+    .await
+}
+
+/// The retained message on `topic`, if the broker holds one (waits at most `wait`).
+pub async fn retained(
+    broker: &Broker,
+    topic: &str,
+    wait: Duration,
+) -> Result<Option<Vec<u8>>, ToolError> {
+    let mut got = None;
+    session(
+        broker,
+        &[topic.to_string()],
+        None,
+        wait,
+        true,
+        |_, payload| {
+            got = Some(payload.to_vec());
+            true
+        },
+    )
+    .await?;
+    Ok(got)
+}
+
+/// Sends a signed command to one terminal and waits for its `cmd/result`.
+pub async fn command(
+    broker: &Broker,
+    terminal: &str,
+    cmd_id: &str,
+    envelope: Vec<u8>,
+    wait: Duration,
+) -> Result<Value, ToolError> {
+    let root = format!("{}/{terminal}", broker.prefix.trim_end_matches('/'));
+    let mut answer = None;
+    session(
+        broker,
+        &[format!("{root}/cmd/result")],
+        Some((format!("{root}/cmd"), envelope, false)),
+        wait,
+        false,
+        |_, payload| {
+            let v: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+            if v["cmd_id"] == cmd_id {
+                answer = Some(v);
+                true
+            } else {
+                false
+            }
+        },
+    )
+    .await?;
+    answer.ok_or(ToolError::Timeout(wait))
+}
+
+/// One terminal in `posctl fleet status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TerminalRow {
+    pub terminal: String,
+    pub online: Option<bool>,
+    pub version: Option<String>,
+    pub config_version: Option<u64>,
+    pub config_state: Option<String>,
+    pub config_error: Option<String>,
+    pub pending: Option<u64>,
+    pub oldest_age_s: Option<u64>,
+}
+
+/// Collects the retained `+/status` and `+/cfg/reported` for `wait` and builds the table.
+pub async fn fleet_status(broker: &Broker, wait: Duration) -> Result<Vec<TerminalRow>, ToolError> {
+    let prefix = broker.prefix.trim_end_matches('/').to_string();
+    let mut rows: BTreeMap<String, TerminalRow> = BTreeMap::new();
+    session(
+        broker,
+        &[
+            format!("{prefix}/+/status"),
+            format!("{prefix}/+/cfg/reported"),
+        ],
+        None,
+        wait,
+        true,
+        |topic, payload| {
+            let Some((terminal, leaf)) = crate::core::protocol::split_topic(&prefix, topic) else {
+                return false;
+            };
+            let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+                return false;
+            };
+            let row = rows.entry(terminal.to_string()).or_default();
+            row.terminal = terminal.to_string();
+            if leaf == "status" {
+                row.online = v["online"].as_bool();
+                row.version = v["version"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or(row.version.take());
+                row.config_version = v["config_version"].as_u64().or(row.config_version);
+                row.pending = v["queue"]["pending"].as_u64();
+                row.oldest_age_s = v["queue"]["oldest_age_s"].as_u64();
+            } else if leaf == "cfg/reported" {
+                row.config_state = v["state"].as_str().map(str::to_string);
+                row.config_error = v["error"].as_str().map(str::to_string);
+                if let Some(a) = v["applied_version"].as_u64() {
+                    row.config_version = Some(a);
+                }
+            }
+            false
+        },
+    )
+    .await?;
+    Ok(rows.into_values().collect())
+}
+
+/// The table as text.
+pub fn format_table(rows: &[TerminalRow]) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let mut out = format!(
+        "{:<20} {:<7} {:<10} {:<7} {:<24} {:>7} {:>10}\n",
+        "TERMINAL", "ONLINE", "SOFTWARE", "CONFIG", "CONFIG STATE", "QUEUE", "OLDEST S"
+    );
+    for r in rows {
+        let state = match (&r.config_state, &r.config_error) {
+            (Some(s), Some(e)) => format!("{s} ({e})"),
+            (Some(s), None) => s.clone(),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:<20} {:<7} {:<10} {:<7} {:<24} {:>7} {:>10}\n",
+            r.terminal,
+            opt(r.online.map(|o| if o { "yes" } else { "no" }.to_string())),
+            opt(r.version.clone()),
+            opt(r.config_version.map(|v| v.to_string())),
+            state,
+            opt(r.pending.map(|v| v.to_string())),
+            opt(r.oldest_age_s.map(|v| v.to_string())),
+        ));
+    }
+    out
+}
+
+/// The JSON form of the table.
+pub fn table_json(rows: &[TerminalRow]) -> Value {
+    json!(rows)
+}

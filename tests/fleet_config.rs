@@ -1,0 +1,484 @@
+//! Fleet configuration pushes and commands through a real mosquitto and the real posd binary
+//! (issue 8): applied and reported; every kind of bad push refused with its reason and nothing
+//! else changed; a push that fails its health check rolled back; anti-rollback across a
+//! restart; a terminal offline during a push gets it on reconnect; the denylist takes effect
+//! at once; signed, idempotent commands.
+
+mod common;
+
+use common::*;
+use ed25519_dalek::SigningKey;
+use posd::control::ControlError;
+use posd::fleet::command::Op;
+use posd::fleet::tool::{self, Broker, KeyFile};
+use serde_json::{json, Map, Value};
+use std::process::Command;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn key(seed: u8, id: &str) -> KeyFile {
+    KeyFile::from_key(id, &SigningKey::from_bytes(&[seed; 32]))
+}
+
+fn fleet_toml(k: &KeyFile) -> String {
+    format!("[fleet]\n{}\n", k.toml_entry())
+}
+
+fn broker(m: &Mosquitto) -> Broker {
+    Broker {
+        url: m.url(),
+        prefix: "pos/v1".into(),
+        client_id: format!("fleet-test-{}", fastrand::u64(..)),
+        tls: None,
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("object"),
+    }
+}
+
+async fn push(
+    m: &Mosquitto,
+    k: &KeyFile,
+    topic_terminal: &str,
+    doc_terminal: &str,
+    version: u64,
+    cfg: Value,
+) {
+    let body = tool::sign_config(k, doc_terminal, version, obj(cfg)).expect("sign");
+    let b = broker(m);
+    tool::publish(&b, &b.cfg_topic(topic_terminal), body, true)
+        .await
+        .expect("publish");
+}
+
+async fn status_of(d: &Daemon) -> Value {
+    let mut c = d.client().await;
+    status(&mut c).await
+}
+
+/// Waits for a config report newer than `after_at` and returns the status.
+async fn next_report(d: &Daemon, after_at: u64) -> Value {
+    eventually(WAIT, "a new cfg report", || async {
+        let s = status_of(d).await;
+        let at = s["config"]["at"].as_u64()?;
+        (at > after_at || (after_at == 0 && at > 0)).then_some(s)
+    })
+    .await
+}
+
+fn at(s: &Value) -> u64 {
+    s["config"]["at"].as_u64().unwrap_or(0)
+}
+
+/// A sale of `amount` must be refused as over the limit (the limit in force is below it).
+async fn assert_over_limit(d: &Daemon, amount: &str) {
+    match sale(d, amount, "134567890123456789").await {
+        Err(ControlError::Refused { code, .. }) => assert_eq!(code, "over_limit"),
+        other => panic!("sale of {amount} should be over the limit: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_applies_and_is_reported() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
+    wait_online(&d).await;
+    let s = status_of(&d).await;
+    assert_eq!(s["config_version"], Value::Null);
+
+    // Through posctl, as a fleet manager would.
+    let key_path = dir.path().join("ops.key");
+    k.write(&key_path).unwrap();
+    let overlay = dir.path().join("limits.toml");
+    std::fs::write(&overlay, "[limits]\nmax_sale_amount = 500\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
+        .args([
+            "fleet",
+            "push",
+            "--broker",
+            &m.url(),
+            "--terminal",
+            "T1",
+            "--version",
+            "1",
+        ])
+        .arg("--key")
+        .arg(&key_path)
+        .arg(&overlay)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let s = next_report(&d, 0).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    assert_eq!(s["config"]["version"], 1);
+    assert_eq!(s["config_version"], 1);
+    assert_over_limit(&d, "10.00").await;
+
+    // The retained report and status, as `posctl fleet status` sees them.
+    let rows = eventually(WAIT, "fleet status shows T1 at version 1", || async {
+        let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
+            .args([
+                "fleet",
+                "status",
+                "--json",
+                "--wait-ms",
+                "500",
+                "--broker",
+                &m.url(),
+            ])
+            .output()
+            .ok()?;
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let row = v
+            .as_array()?
+            .iter()
+            .find(|r| r["terminal"] == "T1")?
+            .clone();
+        (row["config_version"] == 1 && row["online"] == true && row["config_state"] == "applied")
+            .then_some(row)
+    })
+    .await;
+    assert_eq!(rows["pending"], 0);
+    let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
+        .args(["fleet", "status", "--wait-ms", "500", "--broker", &m.url()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("T1") && table.contains("applied"), "{table}");
+    let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("version 1 (pushed)"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pushes_are_refused_with_their_reason_and_change_nothing() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let mut d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
+    wait_online(&d).await;
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        5,
+        json!({"limits": {"max_sale_amount": 500}}),
+    )
+    .await;
+    let s = next_report(&d, 0).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    let mut last = at(&s);
+
+    let stranger = key(2, "ops-1"); // right key id, wrong key
+    let unknown = key(3, "ops-9");
+    let ok = json!({"limits": {"max_sale_amount": 100000}});
+    let cases: Vec<(KeyFile, &str, u64, Value, &str)> = vec![
+        (stranger, "T1", 6, ok.clone(), "bad_signature"),
+        (unknown, "T1", 6, ok.clone(), "unknown_key"),
+        (key(1, "ops-1"), "T2", 6, ok.clone(), "wrong_terminal"),
+        (key(1, "ops-1"), "T1", 5, ok.clone(), "stale_version"),
+        (key(1, "ops-1"), "T1", 4, ok.clone(), "stale_version"),
+        (
+            key(1, "ops-1"),
+            "T1",
+            6,
+            json!({"limits": {"max_sale_amount": -5}}),
+            "invalid_config",
+        ),
+        (
+            key(1, "ops-1"),
+            "T1",
+            6,
+            json!({"logging": {"level": "loud"}}),
+            "invalid_config",
+        ),
+        (
+            key(1, "ops-1"),
+            "T1",
+            6,
+            json!({"limits": {"max_sale_amount": 100000}, "broker": {"url": "mqtt://evil:1883"}}),
+            "not_pushable",
+        ),
+        (
+            key(1, "ops-1"),
+            "T1",
+            6,
+            json!({"fleet": {"keys": []}}),
+            "not_pushable",
+        ),
+    ];
+    for (signer, doc_terminal, version, cfg, code) in cases {
+        push(&m, &signer, "T1", doc_terminal, version, cfg.clone()).await;
+        let s = next_report(&d, last).await;
+        last = at(&s);
+        let r = &s["config"];
+        assert_eq!(r["state"], "rejected", "{cfg}: {r}");
+        assert_eq!(r["error"], code, "{cfg}: {r}");
+        assert!(r["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(r["applied_version"], 5, "{r}");
+        assert_eq!(s["config_version"], 5);
+    }
+    let r = status_of(&d).await["config"].clone();
+    assert!(r["message"].as_str().unwrap().contains("fleet.keys"), "{r}");
+    // Nothing else changed: the v5 limit is still in force.
+    assert_over_limit(&d, "10.00").await;
+
+    // Garbage on the topic is refused too.
+    let b = broker(&m);
+    tool::publish(&b, &b.cfg_topic("T1"), b"not an envelope".to_vec(), true)
+        .await
+        .unwrap();
+    let s = next_report(&d, last).await;
+    assert_eq!(s["config"]["error"], "malformed_envelope");
+
+    // Anti-rollback survives a restart (also a power cut).
+    d.kill9();
+    d.restart();
+    wait_online(&d).await;
+    assert_eq!(status_of(&d).await["config_version"], 5);
+    assert_over_limit(&d, "10.00").await; // the pushed limit came back with the restart
+    let before = at(&status_of(&d).await);
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        5,
+        json!({"limits": {"max_sale_amount": 100000}}),
+    )
+    .await;
+    let s = next_report(&d, before).await;
+    assert_eq!(s["config"]["error"], "stale_version", "{s}");
+    assert_over_limit(&d, "10.00").await;
+
+    // A higher version still applies: refusals spent no version.
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        6,
+        json!({"limits": {"max_sale_amount": 800}}),
+    )
+    .await;
+    let s = next_report(&d, at(&s)).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    assert_eq!(s["config_version"], 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_failing_its_health_check_rolls_back() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
+    wait_online(&d).await;
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        1,
+        json!({"limits": {"max_sale_amount": 500}}),
+    )
+    .await;
+    let s = next_report(&d, 0).await;
+    assert_eq!(s["config"]["state"], "applied");
+
+    // A higher limit together with a camera that does not open.
+    let missing = dir.path().join("no-such-video-device");
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        2,
+        json!({
+            "limits": {"max_sale_amount": 200000},
+            "devices": {"camera": {"device": missing.display().to_string()}}
+        }),
+    )
+    .await;
+    let s = next_report(&d, at(&s)).await;
+    let r = &s["config"];
+    assert_eq!(r["state"], "rolled_back", "{r}");
+    assert_eq!(r["version"], 2);
+    assert_eq!(r["error"], "health_check_failed");
+    assert!(r["message"].as_str().unwrap().contains("camera"), "{r}");
+    assert_eq!(s["config_version"], 1);
+    // The engine went back to the last known good limit (500), not 200000.
+    assert_over_limit(&d, "10.00").await;
+    // The rolled-back version is spent.
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        2,
+        json!({"limits": {"max_sale_amount": 300}}),
+    )
+    .await;
+    let s = next_report(&d, at(&s)).await;
+    assert_eq!(s["config"]["error"], "stale_version");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_offline_during_a_fleet_wide_push_gets_it_on_reconnect() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let d1 = Daemon::start(&dir.path().join("t1"), "T1", &m.url(), &fleet_toml(&k));
+    let mut d2 = Daemon::start(&dir.path().join("t2"), "T2", &m.url(), &fleet_toml(&k));
+    wait_online(&d1).await;
+    wait_online(&d2).await;
+    d2.stop();
+
+    push(
+        &m,
+        &k,
+        "*",
+        "*",
+        3,
+        json!({"limits": {"max_sale_amount": 500}}),
+    )
+    .await;
+    let s = next_report(&d1, 0).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    assert_eq!(s["config_version"], 3);
+
+    d2.restart();
+    let s = next_report(&d2, 0).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    assert_eq!(s["config_version"], 3);
+    assert_over_limit(&d2, "10.00").await;
+
+    // The retained push comes again on every reconnect: handled once, not re-reported.
+    let before = at(&s);
+    d2.kill9();
+    d2.restart();
+    wait_online(&d2).await;
+    let s = status_of(&d2).await;
+    assert_eq!(at(&s), before, "{s}");
+    assert_eq!(s["config"]["state"], "applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denylist_push_is_effective_immediately() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let platform = Platform::new();
+    let extra = format!("{}\n{}", platform.offline_toml(""), fleet_toml(&k));
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &extra);
+    wait_online(&d).await;
+    let mut alice = platform.wallet(42, 100_000);
+    let mut bob = platform.wallet(43, 100_000);
+    let r = sale(&d, "1.00", &alice.next_code())
+        .await
+        .expect("offline sale");
+    assert_eq!(r["state"], "approved_offline", "{r}");
+
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        1,
+        json!({"offline": {"denylist": {"user_ids": [42]}}}),
+    )
+    .await;
+    let s = next_report(&d, 0).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    match sale(&d, "1.00", &alice.next_code()).await {
+        Err(ControlError::Refused { code, .. }) => assert_eq!(code, "denylisted"),
+        other => panic!("denylisted user paid: {other:?}"),
+    }
+    let r = sale(&d, "1.00", &bob.next_code())
+        .await
+        .expect("bob is not denied");
+    assert_eq!(r["state"], "approved_offline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_commands_are_idempotent_by_cmd_id() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
+    wait_online(&d).await;
+    let b = broker(&m);
+    let run = |signer: KeyFile, id: &'static str, op: Op, terminal: &'static str| {
+        let b = b.clone();
+        async move {
+            let body = tool::sign_command(&signer, terminal, id, op, Value::Null).unwrap();
+            tool::command(&b, "T1", id, body, WAIT)
+                .await
+                .expect("cmd/result")
+        }
+    };
+    let r = run(key(1, "ops-1"), "c-1", Op::Ping, "T1").await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["result"]["pong"], true);
+    let again = run(key(1, "ops-1"), "c-1", Op::Ping, "T1").await;
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(
+        again["at"], r["at"],
+        "answered from the record, not run again"
+    );
+
+    let r = run(key(1, "ops-1"), "c-2", Op::SyncNow, "*").await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["result"]["pending"], 0);
+    let r = run(key(1, "ops-1"), "c-3", Op::BatchClose, "T1").await;
+    assert_eq!(
+        (r["ok"].clone(), r["error"].clone()),
+        (json!(false), json!("unsupported"))
+    );
+    let r = run(key(2, "ops-1"), "c-4", Op::Ping, "T1").await;
+    assert_eq!(r["error"], "bad_signature", "{r}");
+    let r = run(key(1, "ops-1"), "c-5", Op::Ping, "T2").await;
+    assert_eq!(r["error"], "wrong_terminal", "{r}");
+
+    // Through posctl.
+    let key_path = dir.path().join("ops.key");
+    k.write(&key_path).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
+        .args([
+            "fleet",
+            "cmd",
+            "--broker",
+            &m.url(),
+            "--terminal",
+            "T1",
+            "ping",
+        ])
+        .arg("--key")
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["result"]["pong"], true);
+}
