@@ -41,7 +41,7 @@ fn mosquitto(dir: &Path) -> (Kill, u16) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).ok();
     let conf = dir.join("m.conf");
     let mut f = std::fs::File::create(&conf).expect("conf");
-    writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 0").expect("w");
+    writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 0\nset_tcp_nodelay true").expect("w");
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).ok();
     let child = Command::new("mosquitto")
         .arg("-c")

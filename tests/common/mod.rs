@@ -50,7 +50,7 @@ impl Mosquitto {
         let mut f = std::fs::File::create(&conf).expect("conf");
         writeln!(
             f,
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
         )
         .expect("write conf");
         std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).ok();
