@@ -167,6 +167,11 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let print_wake = cfg
+        .devices
+        .printer
+        .as_ref()
+        .map(|_| Arc::new(tokio::sync::Notify::new()));
     let fleet_tx = crate::fleet::FleetAgent {
         store: store.clone(),
         link: link.clone(),
@@ -182,6 +187,7 @@ pub async fn run(
             link: link.clone(),
             store: store.clone(),
             view: fleet_view.clone(),
+            receipts: print_wake.clone().map(|w| (receipt_ctx.clone(), w)),
         },
         view: fleet_view,
     }
@@ -245,11 +251,6 @@ pub async fn run(
             })
         })
     };
-    let print_wake = cfg
-        .devices
-        .printer
-        .as_ref()
-        .map(|_| Arc::new(tokio::sync::Notify::new()));
     if let (Some(pcfg), Some((state_tx, _)), Some(wake)) = (
         cfg.devices.printer.clone(),
         printer_state,

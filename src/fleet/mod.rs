@@ -489,6 +489,11 @@ pub struct DaemonCommands {
     pub link: Link,
     pub store: Store,
     pub view: FleetView,
+    /// The receipt context and the printer task's wake-up, when a printer is configured.
+    pub receipts: Option<(
+        crate::printq::ReceiptCtx,
+        std::sync::Arc<tokio::sync::Notify>,
+    )>,
 }
 
 impl RunCommand for DaemonCommands {
@@ -533,13 +538,38 @@ impl RunCommand for DaemonCommands {
                             code: "journal",
                             message: e.to_string(),
                         })?;
-                if found.is_none() {
+                let Some(txn) = found else {
                     return Err(CmdFailure {
                         code: "unknown_txn",
                         message: format!("no transaction {txn_id}"),
                     });
-                }
-                Err(unsupported("receipt printing from the daemon"))
+                };
+                let Some((ctx, wake)) = &self.receipts else {
+                    return Err(CmdFailure {
+                        code: "no_printer",
+                        message: "no printer is configured ([devices.printer])".into(),
+                    });
+                };
+                let Some(data) = crate::printq::receipt_for(&txn, ctx, true) else {
+                    return Err(CmdFailure {
+                        code: "no_receipt",
+                        message: format!(
+                            "transaction {txn_id} has no receipt ({})",
+                            txn.state.as_str()
+                        ),
+                    });
+                };
+                let key = txn_id.to_string();
+                let job = self
+                    .store
+                    .call(move |db| db.enqueue_receipt(&key, &data))
+                    .await
+                    .map_err(|e| CmdFailure {
+                        code: "journal",
+                        message: e.to_string(),
+                    })?;
+                wake.notify_one();
+                Ok(json!({"job": job, "txn_id": txn_id}))
             }
             Op::BatchClose => Err(unsupported("batch close")),
         }
