@@ -99,6 +99,24 @@ pub struct ControlCtx {
     pub print_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
+/// The receipt a transaction earns, or the refusal to send back.
+fn receipt_data(
+    ctx: &ControlCtx,
+    txn: &crate::core::txn::Transaction,
+    reprint: bool,
+) -> Result<crate::receipt::ReceiptData, Value> {
+    crate::printq::receipt_for(txn, &ctx.receipt_ctx, reprint).ok_or_else(|| {
+        err_json(
+            "no_receipt",
+            &format!(
+                "transaction {} has no receipt ({})",
+                txn.id,
+                txn.state.as_str()
+            ),
+        )
+    })
+}
+
 /// The transaction a receipt request names, or the newest one with a receipt.
 async fn receipt_txn(
     ctx: &ControlCtx,
@@ -300,15 +318,9 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
                 Ok(t) => t,
                 Err(e) => return e,
             };
-            let Some(data) = crate::printq::receipt_for(&txn, &ctx.receipt_ctx, true) else {
-                return err_json(
-                    "no_receipt",
-                    &format!(
-                        "transaction {} has no receipt ({})",
-                        txn.id,
-                        txn.state.as_str()
-                    ),
-                );
+            let data = match receipt_data(ctx, &txn, true) {
+                Ok(d) => d,
+                Err(e) => return e,
             };
             let id = txn.id.to_string();
             let key = id.clone();
@@ -329,15 +341,9 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
                 Ok(t) => t,
                 Err(e) => return e,
             };
-            let Some(data) = crate::printq::receipt_for(&txn, &ctx.receipt_ctx, false) else {
-                return err_json(
-                    "no_receipt",
-                    &format!(
-                        "transaction {} has no receipt ({})",
-                        txn.id,
-                        txn.state.as_str()
-                    ),
-                );
+            let data = match receipt_data(ctx, &txn, false) {
+                Ok(d) => d,
+                Err(e) => return e,
             };
             match crate::printq::job_bytes(&data, &ctx.receipt_cfg) {
                 Ok(bytes) => {

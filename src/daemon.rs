@@ -256,7 +256,7 @@ pub async fn run(
         printer_state,
         print_wake.clone(),
     ) {
-        let mut state_rx = state_tx.subscribe();
+        let state_rx = state_tx.subscribe();
         tokio::spawn(crate::printq::run(
             store.clone(),
             pcfg,
@@ -265,19 +265,7 @@ pub async fn run(
             state_tx,
             shutdown.clone(),
         ));
-        let link = link.clone();
-        let mut sd = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = sd.changed() => return,
-                    r = state_rx.changed() => {
-                        if r.is_err() { return; }
-                        link.status_changed();
-                    }
-                }
-            }
-        });
+        forward_status_changes(state_rx, link.clone(), shutdown.clone());
     }
     let listener = control::bind(&cfg.control.socket)?;
     tokio::spawn(control::serve(
@@ -318,22 +306,8 @@ pub async fn run(
         devices::spawn_customer_display(c, ui_tx.subscribe(), tx, shutdown.clone());
     }
     // A device that comes or goes changes the retained status at once.
-    for (_, mut rx) in dev_rx.clone() {
-        let link = link.clone();
-        let mut sd = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = sd.changed() => return,
-                    r = rx.changed() => {
-                        if r.is_err() {
-                            return;
-                        }
-                        link.status_changed();
-                    }
-                }
-            }
-        });
+    for (_, rx) in dev_rx.clone() {
+        forward_status_changes(rx, link.clone(), shutdown.clone());
     }
     if let (Some(cam), Some((status_tx, _))) = (cfg.devices.camera.clone(), camera_status) {
         spawn_camera(
@@ -410,6 +384,27 @@ async fn watchdog_loop(
             Err(e) => log::error!("watchdog withheld: {e}"),
         }
     }
+}
+
+/// Publishes the retained status again whenever a device's status changes.
+fn forward_status_changes<T: Send + Sync + 'static>(
+    mut rx: watch::Receiver<T>,
+    link: link::Link,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                r = rx.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    link.status_changed();
+                }
+            }
+        }
+    });
 }
 
 /// The camera as a scanner: every de-duplicated code goes to the sale in progress.
