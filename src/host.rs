@@ -264,10 +264,10 @@ fn answer(
         r.reason = reason;
         return Ok(Reply::Now(r));
     }
-    let host_ref = format!(
-        "H{}",
-        &req.txn_id.replace('-', "")[..12.min(req.txn_id.len())]
-    );
+    // Any text may arrive as a txn_id: take characters, never slice bytes.
+    let host_ref: String = std::iter::once('H')
+        .chain(req.txn_id.chars().filter(|c| *c != '-').take(12))
+        .collect();
     let set_state = |state: &str| -> Result<(), rusqlite::Error> {
         db.execute(
             "UPDATE ledger SET state = ?2, updated_at = ?3 WHERE txn_id = ?1",
