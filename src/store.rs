@@ -447,15 +447,25 @@ impl Db {
                 dropped: 0,
             });
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let dropped = tx.execute("DELETE FROM outbox WHERE seq <= ?1", [upto as i64])? as u64;
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'acked_seq'",
-            [upto.to_string()],
-        )?;
-        tx.commit()?;
+        // An ack need not be durable at once: losing it to a power cut only means the host gets
+        // those events again, and it keys them by event_id. So this commit skips the WAL fsync
+        // (synchronous=NORMAL); the next money commit (FULL) makes it durable too.
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = (|| -> Result<u64, StoreError> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let dropped = tx.execute("DELETE FROM outbox WHERE seq <= ?1", [upto as i64])? as u64;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'acked_seq'",
+                [upto.to_string()],
+            )?;
+            tx.commit()?;
+            Ok(dropped)
+        })();
+        // Money commits are FULL again whatever happened above.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let dropped = result?;
         self.acked_seq = upto;
         Ok(AckOutcome {
             acked_seq: upto,
