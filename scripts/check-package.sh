@@ -212,4 +212,85 @@ done
 	fail "dpkg still knows posd after purge"
 ok "purge: journal, configuration and unit enablement gone"
 
+# --- 4. --boot: systemd as PID 1 (stretch; ~1 min, not in CI) ---------------------------------
+if [ "$boot" = yes ]; then
+	command -v mosquitto >/dev/null 2>&1 || {
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -qq mosquitto >/dev/null
+	}
+	broot=$work/boot
+	cp -a "$cache" "$broot"
+	mount -t proc proc "$broot/proc"
+	dpkg --root="$broot" -i "$deb" >/dev/null 2>&1 || fail "boot root: dpkg -i"
+	umount "$broot/proc"
+	# A broker of our own on a free loopback port (the container shares the host's network).
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >"$work/mosquitto.conf"
+	chmod 0755 "$work"
+	chmod 0644 "$work/mosquitto.conf"
+	mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+	mosq_pid=$!
+	sed -i "s/^id = \"\".*/id = \"BOOT-1\"/; s|^url = .*|url = \"mqtt://127.0.0.1:$port\"|" "$broot/etc/posd/posd.toml"
+	# A short watchdog so the hang test takes seconds, not half a minute.
+	mkdir -p "$broot/etc/systemd/system/posd.service.d"
+	printf '[Service]\nWatchdogSec=6\n' >"$broot/etc/systemd/system/posd.service.d/zz-check.conf"
+	# --register=no --keep-unit: the host need not run systemd or machined.
+	systemd-nspawn -q --register=no --keep-unit -D "$broot" -b </dev/null >"$work/boot.log" 2>&1 &
+	nspawn_pid=$!
+	stop_boot() {
+		if kill -0 "$nspawn_pid" 2>/dev/null; then
+			[ -z "${leader:-}" ] || nsenter -t "$leader" -m -u -i -n -p -r -w systemctl poweroff || true
+			for _ in $(seq 1 30); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 1; done
+			kill "$nspawn_pid" 2>/dev/null || true
+		fi
+		kill "$mosq_pid" 2>/dev/null || true
+		cleanup
+	}
+	trap stop_boot EXIT
+	leader=
+	for _ in $(seq 1 30); do
+		leader=$(ps --ppid "$nspawn_pid" -o pid= | tr -d ' ' | head -n 1)
+		[ -z "$leader" ] || break
+		sleep 1
+	done
+	[ -n "$leader" ] || fail "the container did not boot: $(tail -n 5 "$work/boot.log")"
+	ins() { nsenter -t "$leader" -m -u -i -n -p -r -w "$@"; }
+	prop() { ins systemctl show posd.service -p "$1" --value 2>/dev/null; }
+	# Type=notify: "active" means posd sent READY=1.
+	for _ in $(seq 1 60); do
+		[ "$(prop ActiveState)" = active ] && break
+		sleep 1
+	done
+	[ "$(prop ActiveState)" = active ] || {
+		ins journalctl -u posd --no-pager | tail -n 20
+		fail "posd did not reach READY under systemd"
+	}
+	ok "booted Debian with systemd as PID 1: posd.service active (READY=1), $(ins journalctl -u posd --no-pager -o cat | grep -m1 ' ready: ')"
+	status=$(ins posctl status) || fail "posctl status"
+	echo "$status" | grep -Eq '^online +true' || fail "posctl status: not online: $status"
+	ok "posctl status: $(echo "$status" | tr -s ' ' | tr '\n' ';')"
+	# A hung main loop (here: the whole process stopped) stops the WATCHDOG=1 pings.
+	main=$(prop MainPID)
+	ins sh -c "kill -STOP $main"
+	for _ in $(seq 1 40); do
+		sleep 1
+		[ "$(prop NRestarts)" = 1 ] && [ "$(prop ActiveState)" = active ] && [ "$(prop MainPID)" != "$main" ] && break
+	done
+	[ "$(prop NRestarts)" = 1 ] && [ "$(prop ActiveState)" = active ] || {
+		ins journalctl -u posd --no-pager | tail -n 20
+		fail "the watchdog did not restart a hung posd"
+	}
+	ins journalctl -u posd --no-pager -o cat | grep -q 'Watchdog timeout' || fail "restarted, but not by the watchdog"
+	ok "watchdog: hung pid $main killed (SIGABRT) and restarted as pid $(prop MainPID)"
+	# An invalid configuration: skipped by ExecCondition, not failed, no restart loop.
+	sed -i 's/^id = "BOOT-1"/id = ""/' "$broot/etc/posd/posd.toml"
+	ins systemctl restart posd.service || fail "systemctl restart with an invalid config should not fail"
+	sleep 5
+	[ "$(prop Result)" = exec-condition ] && [ "$(prop ActiveState)" = inactive ] && [ "$(prop NRestarts)" = 0 ] ||
+		fail "invalid config: $(prop ActiveState) $(prop Result) restarts=$(prop NRestarts)"
+	ok "invalid config: posd.service skipped (exec-condition), no restart loop"
+	stop_boot
+	trap - EXIT
+fi
+
 echo "all package checks passed"
