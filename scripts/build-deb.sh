@@ -9,7 +9,7 @@
 # Environment: POSD_SKIP_QEMU_TESTS=1 skips the unit tests under qemu (they need a second,
 # test-profile build of the library); --version under qemu always runs.
 # Installs what it needs (rustup target, apt packages, cargo-deb) when missing. Run as root, or
-# have those installed already. Prints the .deb's path last.
+# have those installed already. Progress goes to stderr; stdout is the .deb's path alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,10 +45,10 @@ if [ "$cross" = yes ]; then
 	dpkg -s "libudev-dev:$arch" >/dev/null 2>&1 || need+=("libudev-dev:$arch") # serialport
 	command -v "$qemu" >/dev/null 2>&1 || need+=(qemu-user-static)
 else
-	dpkg -s libudev-dev >/dev/null 2>&1 || need+=(libudev-dev)
+	dpkg -s "libudev-dev:$host_arch" >/dev/null 2>&1 || need+=(libudev-dev) # serialport
 fi
 if [ ${#need[@]} -gt 0 ] || [ "${apt_update:-}" = yes ]; then
-	echo "installing: ${need[*]}"
+	echo "installing: ${need[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	[ ${#need[@]} -eq 0 ] || apt-get install -y -qq "${need[@]}" >/dev/null
@@ -94,7 +94,7 @@ else
 	bindir=target/release
 	target_args=()
 fi
-echo "build: $(($(date +%s) - start)) s"
+echo "build: $(($(date +%s) - start)) s" >&2
 
 # --- package ------------------------------------------------------------------------------
 # --no-build: the binaries above (the release profile strips them). --no-strip: cargo-deb would
@@ -113,7 +113,7 @@ want_arch=$(dpkg-deb --field "$deb" Architecture)
 # --- smoke: the binaries run on their architecture ----------------------------------------
 run() { if [ -n "$qemu" ] && [ "$cross" = yes ]; then "$qemu" "$@"; else "$@"; fi; }
 v=$(run "$bindir/posd" --version)
-echo "$arch: $v"
+echo "$arch: $v" >&2
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 case "$v" in
 "posd $(dpkg-deb --field "$deb" Version | sed 's/-[^-]*$//') ($commit)") ;;
@@ -128,9 +128,9 @@ if [ "$cross" = yes ] && [ "${POSD_SKIP_QEMU_TESTS:-}" != 1 ]; then
 	# --release reuses the dependencies just built; integration tests need mosquitto and
 	# spawn processes, which the native CI run covers.
 	start=$(date +%s)
-	nice -n 10 cargo test --release --locked --lib --target "$triple"
-	echo "unit tests under $qemu: $(($(date +%s) - start)) s"
+	nice -n 10 cargo test --release --locked --lib --target "$triple" >&2
+	echo "unit tests under $qemu: $(($(date +%s) - start)) s" >&2
 fi
 
-echo "$deb ($(du -h "$deb" | cut -f1))"
+echo "$deb: $(stat -c %s "$deb") bytes" >&2
 echo "$deb"
