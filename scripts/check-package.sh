@@ -13,7 +13,9 @@
 #   4. --boot (stretch, not in CI): boots that root with systemd as PID 1 in systemd-nspawn and
 #      shows posd READY, `posctl status`, and a watchdog restart when its main loop hangs.
 # Needs root (debootstrap, dpkg --root, chroot). Installs missing tools with apt-get.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that fails outside the explicit checks still says where.
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 
 boot=no
@@ -249,20 +251,26 @@ if [ "$boot" = yes ]; then
 	trap stop_boot EXIT
 	leader=
 	for _ in $(seq 1 30); do
-		leader=$(ps --ppid "$nspawn_pid" -o pid= | tr -d ' ' | head -n 1)
+		# The container's init is the child of nspawn that runs systemd (nspawn forks a short-lived
+		# helper first; ps exits 1 while there is no child at all).
+		leader=
+		for c in $(ps --ppid "$nspawn_pid" -o pid= || true); do
+			[ "$(cat "/proc/$c/comm" 2>/dev/null)" = systemd ] && leader=$c
+		done
 		[ -z "$leader" ] || break
 		sleep 1
 	done
 	[ -n "$leader" ] || fail "the container did not boot: $(tail -n 5 "$work/boot.log")"
 	ins() { nsenter -t "$leader" -m -u -i -n -p -r -w "$@"; }
-	prop() { ins systemctl show posd.service -p "$1" --value 2>/dev/null; }
+	# Empty while systemd inside is still starting up.
+	prop() { ins systemctl show posd.service -p "$1" --value 2>/dev/null || true; }
 	# Type=notify: "active" means posd sent READY=1.
 	for _ in $(seq 1 60); do
 		[ "$(prop ActiveState)" = active ] && break
 		sleep 1
 	done
 	[ "$(prop ActiveState)" = active ] || {
-		ins journalctl -u posd --no-pager | tail -n 20
+		ins journalctl -u posd --no-pager | tail -n 20 || true
 		fail "posd did not reach READY under systemd"
 	}
 	ok "booted Debian with systemd as PID 1: posd.service active (READY=1), $(ins journalctl -u posd --no-pager -o cat | grep -m1 ' ready: ')"
@@ -277,7 +285,7 @@ if [ "$boot" = yes ]; then
 		[ "$(prop NRestarts)" = 1 ] && [ "$(prop ActiveState)" = active ] && [ "$(prop MainPID)" != "$main" ] && break
 	done
 	[ "$(prop NRestarts)" = 1 ] && [ "$(prop ActiveState)" = active ] || {
-		ins journalctl -u posd --no-pager | tail -n 20
+		ins journalctl -u posd --no-pager | tail -n 20 || true
 		fail "the watchdog did not restart a hung posd"
 	}
 	ins journalctl -u posd --no-pager -o cat | grep -q 'Watchdog timeout' || fail "restarted, but not by the watchdog"
