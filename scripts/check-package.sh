@@ -243,7 +243,11 @@ if [ "$boot" = yes ]; then
 		if kill -0 "$nspawn_pid" 2>/dev/null; then
 			[ -z "${leader:-}" ] || nsenter -t "$leader" -m -u -i -n -p -r -w systemctl poweroff || true
 			for _ in $(seq 1 30); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 1; done
-			kill "$nspawn_pid" 2>/dev/null || true
+			# Still up (it never finished booting, say): SIGKILL the container's init, which ends
+			# its whole PID namespace, then nspawn. Its root is deleted only after that.
+			for c in $(ps --ppid "$nspawn_pid" -o pid= || true); do kill -KILL "$c" 2>/dev/null || true; done
+			for _ in $(seq 1 10); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 1; done
+			kill -KILL "$nspawn_pid" 2>/dev/null || true
 		fi
 		kill "$mosq_pid" 2>/dev/null || true
 		cleanup
