@@ -98,14 +98,21 @@ async fn daemon_killed_while_the_customer_confirms_resolves_on_restart() {
             })
             .await
         });
+        // This sale, pending: not the one from the round before (also pending).
+        let known: Vec<String> = pending_ids
+            .iter()
+            .map(|(_, id): &(&str, String)| id.clone())
+            .collect();
         let id = eventually(Duration::from_secs(10), "a pending sale", || async {
             let mut c = d.client().await;
             let list = c
-                .call(&ControlRequest::TxnList { limit: Some(1) })
+                .call(&ControlRequest::TxnList { limit: Some(10) })
                 .await
                 .ok()?;
-            let t = list.get(0)?;
-            (t["state"] == "pending").then(|| t["id"].as_str().unwrap_or("").to_string())
+            list.as_array()?.iter().find_map(|t| {
+                let id = t["id"].as_str()?.to_string();
+                (t["state"] == "pending" && !known.contains(&id)).then_some(id)
+            })
         })
         .await;
         // Power cut while the customer is confirming.
