@@ -256,13 +256,15 @@ async fn bad_pushes_are_refused_with_their_reason_and_change_nothing() {
     assert_eq!(status_of(&d).await["config_version"], 5);
     assert_over_limit(&d, "10.00").await; // the pushed limit came back with the restart
     let before = at(&status_of(&d).await);
+    // Not byte-identical to the stale push above (same second, same content would be the same
+    // signed envelope, which the terminal skips as already handled).
     push(
         &m,
         &k,
         "T1",
         "T1",
         5,
-        json!({"limits": {"max_sale_amount": 100000}}),
+        json!({"limits": {"max_sale_amount": 100001}}),
     )
     .await;
     let s = next_report(&d, before).await;
