@@ -95,8 +95,8 @@ pub struct ControlCtx {
     pub status: StatusProvider,
     pub receipt_ctx: crate::printq::ReceiptCtx,
     pub receipt_cfg: crate::receipt::ReceiptConfig,
-    /// Wakes the printer task; None when no printer is configured.
-    pub print_wake: Option<Arc<tokio::sync::Notify>>,
+    /// Reprints; None when no printer is configured.
+    pub printer: Option<crate::printq::PrintHandle>,
 }
 
 /// The receipt a transaction earns, or the refusal to send back.
@@ -311,29 +311,13 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
             }
         }
         ControlRequest::Reprint { txn_id } => {
-            let Some(wake) = &ctx.print_wake else {
-                return err_json("no_printer", "no printer is configured ([devices.printer])");
+            let r = match &ctx.printer {
+                Some(p) => p.reprint(txn_id).await,
+                None => Err(crate::printq::ReprintError::NoPrinter),
             };
-            let txn = match receipt_txn(ctx, txn_id).await {
-                Ok(t) => t,
-                Err(e) => return e,
-            };
-            let data = match receipt_data(ctx, &txn, true) {
-                Ok(d) => d,
-                Err(e) => return e,
-            };
-            let id = txn.id.to_string();
-            let key = id.clone();
-            match ctx
-                .store
-                .call(move |db| db.enqueue_receipt(&key, &data))
-                .await
-            {
-                Ok(job) => {
-                    wake.notify_one();
-                    ok_json(json!({"job": job, "txn_id": id}))
-                }
-                Err(e) => store_err(e),
+            match r {
+                Ok((job, id)) => ok_json(json!({"job": job, "txn_id": id})),
+                Err(e) => err_json(e.code(), &e.to_string()),
             }
         }
         ControlRequest::Receipt { txn_id } => {

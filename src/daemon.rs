@@ -172,6 +172,11 @@ pub async fn run(
         .printer
         .as_ref()
         .map(|_| Arc::new(tokio::sync::Notify::new()));
+    let print_handle = print_wake.clone().map(|wake| crate::printq::PrintHandle {
+        store: store.clone(),
+        ctx: receipt_ctx.clone(),
+        wake,
+    });
     let fleet_tx = crate::fleet::FleetAgent {
         store: store.clone(),
         link: link.clone(),
@@ -187,7 +192,7 @@ pub async fn run(
             link: link.clone(),
             store: store.clone(),
             view: fleet_view.clone(),
-            receipts: print_wake.clone().map(|w| (receipt_ctx.clone(), w)),
+            printer: print_handle.clone(),
         },
         view: fleet_view,
     }
@@ -277,7 +282,7 @@ pub async fn run(
             status: status_provider,
             receipt_ctx,
             receipt_cfg: cfg.receipt.clone(),
-            print_wake,
+            printer: print_handle.clone(),
         },
         shutdown.clone(),
     ));
@@ -298,6 +303,7 @@ pub async fn run(
             cfg.limits.max_sale_amount,
             engine_tx.clone(),
             ui_tx.clone(),
+            print_handle.clone(),
             tx,
             shutdown.clone(),
         );

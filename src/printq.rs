@@ -97,6 +97,18 @@ pub enum PrinterState {
     Fault(String),
 }
 
+impl ReprintError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReprintError::NoPrinter => "no_printer",
+            ReprintError::NotFound => "not_found",
+            ReprintError::NoReceipt(..) => "no_receipt",
+            ReprintError::Store(_) => "journal",
+        }
+    }
+}
+
 impl std::fmt::Display for PrinterState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -178,9 +190,42 @@ pub async fn run(
     }
 }
 
+/// What reprinting needs: the journal, the receipt context and the printer task's wake-up.
+/// Shared by the control socket, fleet commands and the keypad menu.
+#[derive(Clone)]
+pub struct PrintHandle {
+    pub store: Store,
+    pub ctx: ReceiptCtx,
+    pub wake: std::sync::Arc<Notify>,
+}
+
+impl PrintHandle {
+    /// Queues a reprint (marked REPRINT) of `txn_id`, or of the newest transaction with a
+    /// receipt. Returns (job id, transaction id).
+    pub async fn reprint(&self, txn_id: Option<String>) -> Result<(i64, String), ReprintError> {
+        let found = match txn_id {
+            Some(id) => self.store.call(move |db| db.txn(&id)).await?,
+            None => self.store.call(|db| db.last_receipt_txn()).await?,
+        };
+        let txn = found.ok_or(ReprintError::NotFound)?;
+        let data = receipt_for(&txn, &self.ctx, true)
+            .ok_or_else(|| ReprintError::NoReceipt(txn.id.to_string(), txn.state.as_str()))?;
+        let id = txn.id.to_string();
+        let key = id.clone();
+        let job = self
+            .store
+            .call(move |db| db.enqueue_receipt(&key, &data))
+            .await?;
+        self.wake.notify_one();
+        Ok((job, id))
+    }
+}
+
 /// Why a reprint or render was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReprintError {
+    #[error("no printer is configured ([devices.printer])")]
+    NoPrinter,
     #[error("no such transaction")]
     NotFound,
     #[error("transaction {0} has no receipt (state {1})")]

@@ -46,6 +46,7 @@ async fn keyed_amount_becomes_the_engines_sale_and_cancel_reaches_it() {
         1_000_000,
         engine_tx,
         ui_tx.clone(),
+        None,
         st_tx,
         stop_rx,
     ));
@@ -98,6 +99,7 @@ async fn a_keypad_that_is_not_there_is_absent() {
         1000,
         engine_tx,
         ui_tx,
+        None,
         st_tx,
         stop_rx,
     ));

@@ -157,6 +157,7 @@ fn perform(
     currency: Currency,
     engine: &mpsc::Sender<EngineMsg>,
     ui: &broadcast::Sender<UiEvent>,
+    printer: Option<&crate::printq::PrintHandle>,
     done: &mpsc::Sender<Input>,
 ) {
     for a in actions {
@@ -215,9 +216,30 @@ fn perform(
                     text: "Refund not available yet".into(),
                 });
             }
-            Action::Reprint | Action::BatchClose | Action::Status => {
+            Action::Reprint => {
+                let done = done.clone();
+                let printer = printer.cloned();
+                tokio::spawn(async move {
+                    let text = match printer {
+                        None => "No printer".to_string(),
+                        Some(p) => match p.reprint(None).await {
+                            Ok(_) => "Reprint queued".to_string(),
+                            Err(e) => {
+                                log::info!("keypad reprint: {e}");
+                                match e {
+                                    crate::printq::ReprintError::NotFound => {
+                                        "No receipt yet".into()
+                                    }
+                                    other => other.to_string(),
+                                }
+                            }
+                        },
+                    };
+                    let _ = done.send(Input::OperationDone { text }).await;
+                });
+            }
+            Action::BatchClose | Action::Status => {
                 let text = match a {
-                    Action::Reprint => "Reprint not available yet",
                     Action::BatchClose => "Batch close not available yet",
                     _ => "See posctl status",
                 };
@@ -247,6 +269,7 @@ pub async fn run<O: Opener>(
     max_sale_amount: i64,
     engine: mpsc::Sender<EngineMsg>,
     ui: broadcast::Sender<UiEvent>,
+    printer: Option<crate::printq::PrintHandle>,
     status: watch::Sender<DeviceStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -318,7 +341,7 @@ pub async fn run<O: Opener>(
         };
         if let Some(input) = input {
             let actions = cashier.handle(input, now_ms(start));
-            perform(actions, currency, &engine, &ui, &done_tx);
+            perform(actions, currency, &engine, &ui, printer.as_ref(), &done_tx);
         }
     }
 }

@@ -370,12 +370,15 @@ pub fn spawn_serial_scanner(
 
 /// The keypad and the cashier state machine. Prompts and results are published on `ui` as
 /// `UiEvent::Notice { text: "line1\nline2" }` for the console and the customer display.
+// Wiring: each argument is one thing the daemon hands the keypad task.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_keypad(
     cfg: KeypadConfig,
     currency: Currency,
     max_sale_amount: i64,
     engine: mpsc::Sender<EngineMsg>,
     ui: broadcast::Sender<UiEvent>,
+    printer: Option<crate::printq::PrintHandle>,
     status: watch::Sender<DeviceStatus>,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -400,6 +403,7 @@ pub fn spawn_keypad(
             max_sale_amount,
             engine,
             ui,
+            printer,
             status,
             shutdown,
         )

@@ -489,11 +489,8 @@ pub struct DaemonCommands {
     pub link: Link,
     pub store: Store,
     pub view: FleetView,
-    /// The receipt context and the printer task's wake-up, when a printer is configured.
-    pub receipts: Option<(
-        crate::printq::ReceiptCtx,
-        std::sync::Arc<tokio::sync::Notify>,
-    )>,
+    /// Reprints, when a printer is configured.
+    pub printer: Option<crate::printq::PrintHandle>,
 }
 
 impl RunCommand for DaemonCommands {
@@ -529,47 +526,22 @@ impl RunCommand for DaemonCommands {
                         message: "reprint needs args.txn_id".into(),
                     });
                 };
-                let key = txn_id.to_string();
-                let found =
-                    self.store
-                        .call(move |db| db.txn(&key))
-                        .await
-                        .map_err(|e| CmdFailure {
-                            code: "journal",
-                            message: e.to_string(),
-                        })?;
-                let Some(txn) = found else {
-                    return Err(CmdFailure {
-                        code: "unknown_txn",
-                        message: format!("no transaction {txn_id}"),
-                    });
-                };
-                let Some((ctx, wake)) = &self.receipts else {
+                let Some(printer) = &self.printer else {
                     return Err(CmdFailure {
                         code: "no_printer",
                         message: "no printer is configured ([devices.printer])".into(),
                     });
                 };
-                let Some(data) = crate::printq::receipt_for(&txn, ctx, true) else {
-                    return Err(CmdFailure {
-                        code: "no_receipt",
-                        message: format!(
-                            "transaction {txn_id} has no receipt ({})",
-                            txn.state.as_str()
-                        ),
-                    });
-                };
-                let key = txn_id.to_string();
-                let job = self
-                    .store
-                    .call(move |db| db.enqueue_receipt(&key, &data))
-                    .await
-                    .map_err(|e| CmdFailure {
-                        code: "journal",
+                match printer.reprint(Some(txn_id.to_string())).await {
+                    Ok((job, id)) => Ok(json!({"job": job, "txn_id": id})),
+                    Err(e) => Err(CmdFailure {
+                        code: match e {
+                            crate::printq::ReprintError::NotFound => "unknown_txn",
+                            ref other => other.code(),
+                        },
                         message: e.to_string(),
-                    })?;
-                wake.notify_one();
-                Ok(json!({"job": job, "txn_id": txn_id}))
+                    }),
+                }
             }
             Op::BatchClose => Err(unsupported("batch close")),
         }
