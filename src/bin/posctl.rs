@@ -313,11 +313,6 @@ enum HostCmd {
 }
 
 fn main() -> ExitCode {
-    // `posctl status | head` must end quietly, as other CLI tools do, not panic on EPIPE.
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
