@@ -6,7 +6,7 @@
 //! QR rows per text line, so a phone can scan it off the screen.
 
 use super::vfd::{self, VfdFrame};
-use super::{CustomerDisplayConfig, DeviceError, DeviceStatus, Parity};
+use super::{CustomerDisplayConfig, DeviceError, DeviceStatus};
 use crate::engine::UiEvent;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -67,28 +67,14 @@ pub fn qr_half_blocks(payload: &str, invert: bool) -> Result<String, DeviceError
 }
 
 fn open(cfg: &CustomerDisplayConfig) -> Result<serialport::TTYPort, DeviceError> {
-    let data_bits = match cfg.data_bits {
-        5 => serialport::DataBits::Five,
-        6 => serialport::DataBits::Six,
-        7 => serialport::DataBits::Seven,
-        _ => serialport::DataBits::Eight,
-    };
-    let parity = match cfg.parity {
-        Parity::None => serialport::Parity::None,
-        Parity::Odd => serialport::Parity::Odd,
-        Parity::Even => serialport::Parity::Even,
-    };
-    serialport::new(&cfg.port, cfg.baud)
-        .data_bits(data_bits)
-        .parity(parity)
-        .stop_bits(if cfg.stop_bits == 2 {
-            serialport::StopBits::Two
-        } else {
-            serialport::StopBits::One
-        })
-        .timeout(Duration::from_millis(500))
-        .open_native()
-        .map_err(|e| DeviceError::Serial(cfg.port.clone(), e.to_string()))
+    super::serial_scanner::open_port(
+        &cfg.port,
+        cfg.baud,
+        cfg.data_bits,
+        cfg.parity,
+        cfg.stop_bits,
+        Duration::from_millis(500),
+    )
 }
 
 /// How long a result stays on the customer display before the idle frame returns.

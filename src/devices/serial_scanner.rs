@@ -220,30 +220,49 @@ impl Framer {
 }
 
 fn open(cfg: &SerialScannerConfig, timeout: Duration) -> Result<serialport::TTYPort, DeviceError> {
-    let data_bits = match cfg.data_bits {
+    open_port(
+        &cfg.port,
+        cfg.baud,
+        cfg.data_bits,
+        cfg.parity,
+        cfg.stop_bits,
+        timeout,
+    )
+}
+
+/// Opens a serial port with the framing from config (shared with the customer display).
+pub(crate) fn open_port(
+    port: &str,
+    baud: u32,
+    data_bits: u8,
+    parity: Parity,
+    stop_bits: u8,
+    timeout: Duration,
+) -> Result<serialport::TTYPort, DeviceError> {
+    let data_bits = match data_bits {
         5 => serialport::DataBits::Five,
         6 => serialport::DataBits::Six,
         7 => serialport::DataBits::Seven,
         _ => serialport::DataBits::Eight,
     };
-    let parity = match cfg.parity {
+    let parity = match parity {
         Parity::None => serialport::Parity::None,
         Parity::Odd => serialport::Parity::Odd,
         Parity::Even => serialport::Parity::Even,
     };
-    let stop_bits = if cfg.stop_bits == 2 {
+    let stop_bits = if stop_bits == 2 {
         serialport::StopBits::Two
     } else {
         serialport::StopBits::One
     };
-    serialport::new(&cfg.port, cfg.baud)
+    serialport::new(port, baud)
         .data_bits(data_bits)
         .parity(parity)
         .stop_bits(stop_bits)
         .flow_control(serialport::FlowControl::None)
         .timeout(timeout)
         .open_native()
-        .map_err(|e| DeviceError::Serial(cfg.port.clone(), e.to_string()))
+        .map_err(|e| DeviceError::Serial(port.to_string(), e.to_string()))
 }
 
 fn absent(e: &DeviceError, port: &str) -> DeviceStatus {
