@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 /// Store-and-forward limits (config). The default is disabled with every limit at zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SafLimits {
     /// Store-and-forward allowed at all.

@@ -2,7 +2,10 @@
 //! backoff. Everything here takes `now` as a value and returns what the shells must do.
 
 pub mod backoff;
+pub mod batch;
 pub mod cashier;
 pub mod money;
+pub mod order;
 pub mod protocol;
+pub mod refund;
 pub mod txn;

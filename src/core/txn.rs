@@ -27,6 +27,8 @@ pub enum Method {
     MerchantQr,
     /// Magnetic-stripe card.
     Card,
+    /// Not a payment (a batch close).
+    None,
 }
 
 impl Method {
@@ -36,6 +38,7 @@ impl Method {
             Method::OfflineCode => "offline_code",
             Method::MerchantQr => "merchant_qr",
             Method::Card => "card",
+            Method::None => "none",
         }
     }
     pub fn parse(s: &str) -> Option<Method> {
@@ -44,6 +47,7 @@ impl Method {
             "offline_code" => Method::OfflineCode,
             "merchant_qr" => Method::MerchantQr,
             "card" => Method::Card,
+            "none" => Method::None,
             _ => return None,
         })
     }
@@ -105,6 +109,14 @@ pub enum TxnState {
     Voided,
     /// Refused on the box before anything left (e.g. an offline rule).
     Refused,
+    /// A merchant-presented order is being closed: `close` is durable and retried until answered.
+    Closing,
+    /// The host confirmed the order closed unpaid: nobody is charged.
+    Closed,
+    /// A batch close the host reconciled with its own ledger.
+    Reconciled,
+    /// A batch close whose totals the host does not agree with (see the reason).
+    Mismatch,
 }
 
 impl TxnState {
@@ -121,6 +133,10 @@ impl TxnState {
             TxnState::SettlementRejected => "settlement_rejected",
             TxnState::Voided => "voided",
             TxnState::Refused => "refused",
+            TxnState::Closing => "closing",
+            TxnState::Closed => "closed",
+            TxnState::Reconciled => "reconciled",
+            TxnState::Mismatch => "mismatch",
         }
     }
     pub fn parse(s: &str) -> Option<TxnState> {
@@ -136,6 +152,10 @@ impl TxnState {
             "settlement_rejected" => TxnState::SettlementRejected,
             "voided" => TxnState::Voided,
             "refused" => TxnState::Refused,
+            "closing" => TxnState::Closing,
+            "closed" => TxnState::Closed,
+            "reconciled" => TxnState::Reconciled,
+            "mismatch" => TxnState::Mismatch,
             _ => return None,
         })
     }
@@ -143,7 +163,7 @@ impl TxnState {
     pub fn in_flight(&self) -> bool {
         matches!(
             self,
-            TxnState::Authorizing | TxnState::Pending | TxnState::Reversing
+            TxnState::Authorizing | TxnState::Pending | TxnState::Reversing | TxnState::Closing
         )
     }
 }
@@ -266,6 +286,10 @@ pub enum SaleOutcome {
     Cancelled {
         reason: String,
     },
+    /// No final answer yet (a refund the host has not answered): it is retried until it is.
+    Pending {
+        reason: String,
+    },
 }
 
 /// What the shell must do, in order.
@@ -277,6 +301,14 @@ pub enum Action {
     Send(Request),
     /// The sale's fate is decided: tell whoever waits for it.
     Outcome(SaleOutcome),
+    /// Show this merchant-presented code to the customer (display and/or printer).
+    ShowQr(String),
+    /// Journal the sale as paid together with the durable intent of its automatic refund, in
+    /// one SQLite transaction; then run the refund (a payment that raced a close).
+    PersistWithRefund {
+        sale: Transaction,
+        refund: Transaction,
+    },
     /// The machine has nothing left to do and may be dropped.
     Finished,
 }
@@ -286,7 +318,13 @@ pub enum Action {
 pub enum Input {
     Resp(Response),
     Tick,
-    Cancel { reason: String },
+    Cancel {
+        reason: String,
+    },
+    /// The host's asynchronous word (`notify`) that a merchant-presented order was paid.
+    Paid {
+        host_ref: Option<String>,
+    },
 }
 
 /// Why an input was ignored (logged by the shell; nothing changes).
@@ -303,6 +341,14 @@ pub enum Ignored {
     },
     #[error("transaction already final")]
     AlreadyFinal,
+    #[error("a {0} message does not apply to this transaction")]
+    NotExpected(&'static str),
+}
+
+/// What an `authorize` carries.
+enum Credential<'a> {
+    Code(&'a str),
+    Card(serde_json::Value),
 }
 
 /// The online payment-code flow of one sale.
@@ -330,8 +376,28 @@ impl OnlineSale {
         policy: OnlinePolicy,
         now: Millis,
     ) -> (OnlineSale, Vec<Action>) {
-        txn.state = TxnState::Authorizing;
         txn.code_masked = Some(mask_code(code));
+        Self::start_with(txn, Credential::Code(code), policy, now)
+    }
+
+    /// Starts a card sale: the `authorize` carries the sealed card (`{masked_pan, brand,
+    /// sealed}`), never the clear track data; `txn.code_masked` holds the masked PAN.
+    pub fn start_card(
+        txn: Transaction,
+        card: serde_json::Value,
+        policy: OnlinePolicy,
+        now: Millis,
+    ) -> (OnlineSale, Vec<Action>) {
+        Self::start_with(txn, Credential::Card(card), policy, now)
+    }
+
+    fn start_with(
+        mut txn: Transaction,
+        credential: Credential<'_>,
+        policy: OnlinePolicy,
+        now: Millis,
+    ) -> (OnlineSale, Vec<Action>) {
+        txn.state = TxnState::Authorizing;
         txn.updated_at = now;
         let mut m = OnlineSale {
             txn,
@@ -346,7 +412,10 @@ impl OnlineSale {
         let mut req = m.request(Op::Authorize, now);
         req.method = Some(m.txn.method.as_str().to_string());
         req.channel = m.txn.channel.clone();
-        req.code = Some(code.to_string());
+        match credential {
+            Credential::Code(code) => req.code = Some(code.to_string()),
+            Credential::Card(card) => req.card = Some(card),
+        }
         req.amount = Some(m.txn.amount);
         req.currency = Some(m.txn.currency.code().to_string());
         let actions = vec![Action::Persist(m.txn.clone()), Action::Send(req)];
@@ -436,6 +505,7 @@ impl OnlineSale {
             return Err(Ignored::AlreadyFinal);
         }
         match input {
+            Input::Paid { .. } => return Err(Ignored::NotExpected("paid")),
             Input::Cancel { reason } => {
                 if state == TxnState::Reversing {
                     return Ok(out);
