@@ -45,6 +45,8 @@ pub enum StoreError {
     },
     #[error("stored row is invalid: {0}")]
     BadRow(String),
+    #[error("{0}")]
+    Refused(String),
     #[error("the journal writer has stopped")]
     Closed,
 }
@@ -125,6 +127,12 @@ CREATE INDEX print_jobs_queued ON print_jobs(state, id);
 -- the last known good overlay and the last report live in meta (fleet.*).
 CREATE TABLE fleet_seen (digest TEXT PRIMARY KEY, at INTEGER NOT NULL) STRICT;
 CREATE TABLE fleet_cmds (cmd_id TEXT PRIMARY KEY, result TEXT NOT NULL, at INTEGER NOT NULL) STRICT;
+"#,
+    r#"
+-- Issue 4: refunds and voids name their original sale; refunds carry an idempotent refund_id.
+CREATE INDEX txns_original ON txns(json_extract(detail, '$.original')) WHERE kind IN ('refund', 'void');
+CREATE INDEX txns_refund_id ON txns(json_extract(detail, '$.refund_id')) WHERE kind = 'refund';
+INSERT INTO meta(key, value) VALUES ('batch.no', '0'), ('batch.from_seq', '0'), ('batch.opened_at', '0');
 "#,
 ];
 
@@ -571,6 +579,240 @@ impl Db {
         Ok(self
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+/// What the journal knows about refunding one sale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundContext {
+    pub original: Option<Transaction>,
+    /// Refunds of it approved or still in flight (their amounts are spoken for).
+    pub committed: i64,
+}
+
+impl Db {
+    /// The original sale and what is already refunded (or being refunded) from it.
+    pub fn refund_context(&self, original: &str) -> Result<RefundContext, StoreError> {
+        let committed: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(amount), 0) FROM txns
+             WHERE kind = 'refund' AND json_extract(detail, '$.original') = ?1
+               AND state IN ('authorizing', 'pending', 'approved')",
+            [original],
+            |r| r.get(0),
+        )?;
+        Ok(RefundContext {
+            original: self.txn(original)?,
+            committed,
+        })
+    }
+
+    /// The refund journaled with this idempotency key, if any.
+    pub fn refund_by_id(&self, refund_id: &str) -> Result<Option<Transaction>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TXN_COLS} FROM txns WHERE kind = 'refund'
+               AND json_extract(detail, '$.refund_id') = ?1"
+        ))?;
+        let row = st.query_row([refund_id], row_raw).optional()?;
+        row.map(raw_to_txn).transpose()
+    }
+
+    /// A refund's intent, checked against its original in the same SQLite transaction: the
+    /// original must be a sold sale and the refunds approved or in flight plus this one must
+    /// not exceed it. Nothing is written when refused.
+    pub fn record_refund(
+        &mut self,
+        refund: &Transaction,
+        original: &str,
+    ) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let orig = {
+            let mut st =
+                tx.prepare_cached(&format!("SELECT {TXN_COLS} FROM txns WHERE id = ?1"))?;
+            let row = st.query_row([original], row_raw).optional()?;
+            row.map(raw_to_txn).transpose()?
+        };
+        let Some(orig) = orig else {
+            return Err(StoreError::Refused(format!(
+                "no sale {original} on this terminal"
+            )));
+        };
+        if orig.kind != TxnKind::Sale
+            || !matches!(orig.state, TxnState::Approved | TxnState::Settled)
+        {
+            return Err(StoreError::Refused(format!(
+                "sale {original} is {}: only an approved sale can be refunded{}",
+                orig.state.as_str(),
+                if orig.state == TxnState::ApprovedOffline {
+                    " (an offline sale not yet settled is voided instead)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let committed: i64 = tx.query_row(
+            "SELECT COALESCE(SUM(amount), 0) FROM txns
+             WHERE kind = 'refund' AND json_extract(detail, '$.original') = ?1
+               AND state IN ('authorizing', 'pending', 'approved')",
+            [original],
+            |r| r.get(0),
+        )?;
+        if refund.amount <= 0 || committed + refund.amount > orig.amount {
+            return Err(StoreError::Refused(format!(
+                "refund of {} exceeds what is left of sale {original}: {} of {} already refunded",
+                refund.amount, committed, orig.amount
+            )));
+        }
+        let seqs = write_states(
+            &tx,
+            self.last_seq,
+            std::slice::from_ref(refund),
+            self.receipts.as_ref(),
+        )?;
+        tx.commit()?;
+        self.last_seq = seqs[0];
+        Ok(seqs[0])
+    }
+
+    /// Voids an offline sale not yet settled: the sale becomes `voided` and the void is
+    /// journaled, in one SQLite transaction. Refused (nothing written) otherwise.
+    pub fn record_void(
+        &mut self,
+        void: &Transaction,
+        original: &str,
+        now: Millis,
+    ) -> Result<Transaction, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let orig = {
+            let mut st =
+                tx.prepare_cached(&format!("SELECT {TXN_COLS} FROM txns WHERE id = ?1"))?;
+            let row = st.query_row([original], row_raw).optional()?;
+            row.map(raw_to_txn).transpose()?
+        };
+        let Some(mut orig) = orig else {
+            return Err(StoreError::Refused(format!(
+                "no sale {original} on this terminal"
+            )));
+        };
+        if orig.kind != TxnKind::Sale || orig.state != TxnState::ApprovedOffline {
+            return Err(StoreError::Refused(format!(
+                "sale {original} is {}: only an offline sale not yet settled can be voided; \
+                 refund a settled or online sale instead",
+                orig.state.as_str()
+            )));
+        }
+        orig.state = TxnState::Voided;
+        orig.reason = Some("voided by the manager".into());
+        orig.updated_at = now;
+        let mut v = void.clone();
+        v.method = orig.method;
+        v.channel = orig.channel.clone();
+        v.amount = orig.amount;
+        v.currency = orig.currency;
+        v.code_masked = orig.code_masked.clone();
+        let seqs = write_states(
+            &tx,
+            self.last_seq,
+            &[orig, v.clone()],
+            self.receipts.as_ref(),
+        )?;
+        tx.commit()?;
+        if let Some(&last) = seqs.last() {
+            self.last_seq = last;
+        }
+        Ok(v)
+    }
+
+    /// Card sales approved offline (store and forward) and not yet settled: (count, oldest
+    /// creation time in ms).
+    pub fn card_saf_queue(&self) -> Result<(u32, Option<Millis>), StoreError> {
+        let (n, oldest): (i64, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*), MIN(created_at) FROM txns
+             WHERE method = 'card' AND kind = 'sale' AND state = 'approved_offline'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((
+            n.clamp(0, i64::from(u32::MAX)) as u32,
+            oldest.map(|o| o.max(0) as u64),
+        ))
+    }
+
+    /// Closes the batch: sums every transaction whose first event came after the previous
+    /// close and journals the `batch_close` transaction carrying the Z report, in one SQLite
+    /// transaction (so no event can slip between the sum and the close).
+    pub fn batch_close(
+        &mut self,
+        mut close: Transaction,
+    ) -> Result<(Transaction, u64), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let get = |k: &str| -> Result<u64, StoreError> {
+            let v: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                .optional()?;
+            Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+        };
+        let no = get("batch.no")? + 1;
+        let from_seq = get("batch.from_seq")?;
+        let opened_at = get("batch.opened_at")?;
+        let upto_seq = self.last_seq;
+        let txns = {
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT {TXN_COLS} FROM txns WHERE id IN (
+                     SELECT txn_id FROM journal GROUP BY txn_id HAVING MIN(seq) > ?1 AND MIN(seq) <= ?2)
+                 ORDER BY created_at"
+            ))?;
+            let rows = st.query_map(params![from_seq as i64, upto_seq as i64], row_raw)?;
+            rows.map(|r| raw_to_txn(r?))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let z = crate::core::batch::totals(
+            &txns,
+            no,
+            from_seq,
+            upto_seq,
+            opened_at,
+            close.created_at,
+            close.currency.code(),
+        );
+        close.amount = z.net_total;
+        close.detail =
+            Some(serde_json::to_value(&z).map_err(|e| StoreError::BadRow(e.to_string()))?);
+        let seqs = write_states(
+            &tx,
+            self.last_seq,
+            std::slice::from_ref(&close),
+            self.receipts.as_ref(),
+        )?;
+        let seq = seqs[0];
+        for (k, v) in [
+            ("batch.no", no.to_string()),
+            ("batch.from_seq", seq.to_string()),
+            ("batch.opened_at", close.created_at.to_string()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            )?;
+        }
+        tx.commit()?;
+        self.last_seq = seq;
+        Ok((close, seq))
+    }
+
+    /// Batch closes, newest first.
+    pub fn batches(&self, limit: u32) -> Result<Vec<Transaction>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TXN_COLS} FROM txns WHERE kind = 'batch_close' ORDER BY created_at DESC LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit], row_raw)?;
+        rows.map(|r| raw_to_txn(r?)).collect()
     }
 }
 
