@@ -365,6 +365,7 @@ async fn main() {
         let t0 = Instant::now();
         let v = c
             .call(&ControlRequest::Sale {
+                method: None,
                 amount: "1.00".into(),
                 currency: None,
                 code: Some(code),
@@ -402,6 +403,7 @@ async fn main() {
         let t0 = Instant::now();
         let v = c
             .call(&ControlRequest::Sale {
+                method: None,
                 amount: "1.00".into(),
                 currency: None,
                 code: Some("134567890123456780".into()),

@@ -319,6 +319,91 @@ pub struct FleetConfig {
     pub keys: Vec<crate::fleet::envelope::FleetKeyConfig>,
 }
 
+/// Who may refund and void (DESIGN §1.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagerConfig {
+    /// The manager PIN as an argon2 PHC string (`posctl manager hash-pin`). Empty: refunds and
+    /// voids are refused.
+    pub pin_hash: String,
+}
+
+/// How merchant-presented codes are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MerchantQrMode {
+    /// posd generates a dynamic EMVCo payload from `[merchant_qr.merchant]`.
+    #[default]
+    Local,
+    /// posd asks the host (`order`) for the platform's code.
+    Platform,
+}
+
+/// Merchant-presented QR (DESIGN §1.3, docs/payments.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MerchantQrConfig {
+    pub mode: MerchantQrMode,
+    /// How long the code is offered before the order is closed.
+    pub timeout_s: u64,
+    /// Poll the host this often in case its `notify` is lost.
+    pub query_interval_s: u64,
+    /// How long the cashier waits for the answer to `close` before hearing "not paid".
+    pub close_wait_s: u64,
+    /// The merchant data every generated payload carries (required in `local` mode).
+    pub merchant: Option<crate::codes::MpmMerchant>,
+}
+
+impl Default for MerchantQrConfig {
+    fn default() -> Self {
+        MerchantQrConfig {
+            mode: MerchantQrMode::Local,
+            timeout_s: 120,
+            query_interval_s: 3,
+            close_wait_s: 10,
+            merchant: None,
+        }
+    }
+}
+
+impl MerchantQrConfig {
+    pub fn policy(&self, online: &OnlineConfig) -> crate::core::order::OrderPolicy {
+        crate::core::order::OrderPolicy {
+            query_interval_ms: self.query_interval_s * 1000,
+            timeout_ms: self.timeout_s * 1000,
+            close_wait_ms: self.close_wait_s * 1000,
+            close_backoff: crate::core::backoff::Backoff {
+                initial_ms: online.reverse_backoff_initial_s * 1000,
+                max_ms: online.reverse_backoff_max_s * 1000,
+            },
+        }
+    }
+}
+
+/// Magnetic-stripe cards (DESIGN §1.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CardConfig {
+    /// The host's X25519 public key (base64) card data is sealed to. Empty: cards are refused.
+    pub host_public_key: String,
+    /// A chip reader is attached: chip cards (service code 2xx/6xx) are told to use it.
+    pub chip_reader: bool,
+    /// Approve card sales offline under a floor limit while the host is unreachable (off by
+    /// default).
+    pub store_and_forward: crate::card::saf::SafLimits,
+}
+
+impl CardConfig {
+    pub fn host_key(&self) -> Result<Option<[u8; 32]>, String> {
+        if self.host_public_key.is_empty() {
+            return Ok(None);
+        }
+        crate::card::seal::parse_key_b64(&self.host_public_key)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Config {
@@ -335,11 +420,26 @@ pub struct Config {
     pub fleet: FleetConfig,
     /// Receipt layout: width, character set, shop header and footer, copies.
     pub receipt: crate::receipt::ReceiptConfig,
+    pub manager: ManagerConfig,
+    pub merchant_qr: MerchantQrConfig,
+    pub card: CardConfig,
 }
 
 const SECTIONS: &[&str] = &[
-    "terminal", "broker", "control", "online", "limits", "logging", "devices", "codes", "offline",
-    "fleet", "receipt",
+    "terminal",
+    "broker",
+    "control",
+    "online",
+    "limits",
+    "logging",
+    "devices",
+    "codes",
+    "offline",
+    "fleet",
+    "receipt",
+    "manager",
+    "merchant_qr",
+    "card",
 ];
 
 fn section<T: DeserializeOwned + Default>(
@@ -413,6 +513,9 @@ impl Config {
             offline: section(&table, "offline", &mut problems),
             fleet: section(&table, "fleet", &mut problems),
             receipt: section(&table, "receipt", &mut problems),
+            manager: section(&table, "manager", &mut problems),
+            merchant_qr: section(&table, "merchant_qr", &mut problems),
+            card: section(&table, "card", &mut problems),
         };
         problems.extend(cfg.validate());
         if problems.is_empty() {
@@ -543,6 +646,31 @@ impl Config {
         }
         if let Err(e) = self.receipt.validate() {
             bad("receipt", e.to_string());
+        }
+        let h = &self.manager.pin_hash;
+        if !h.is_empty() && argon2::password_hash::PasswordHash::new(h).is_err() {
+            bad(
+                "manager.pin_hash",
+                "not an argon2 hash: make one with `posctl manager hash-pin`".into(),
+            );
+        }
+        let m = &self.merchant_qr;
+        if m.timeout_s == 0 || m.query_interval_s == 0 || m.close_wait_s == 0 {
+            bad(
+                "merchant_qr",
+                "timeout_s, query_interval_s and close_wait_s must be at least 1".into(),
+            );
+        }
+        match (&m.mode, &m.merchant) {
+            (MerchantQrMode::Local, Some(mer)) => {
+                if let Err(e) = mer.validate() {
+                    bad("merchant_qr.merchant", e.to_string());
+                }
+            }
+            (MerchantQrMode::Local, None) | (MerchantQrMode::Platform, _) => {}
+        }
+        if let Err(e) = self.card.host_key() {
+            bad("card.host_public_key", e);
         }
         if !(-18 * 3600..=18 * 3600).contains(&self.terminal.utc_offset_s) {
             bad("terminal.utc_offset_s", "must be within ±18 h".into());

@@ -57,9 +57,42 @@ pub enum ControlRequest {
         amount: String,
         #[serde(default)]
         currency: Option<String>,
+        /// A code or card swipe as if scanned; absent: the next scan pays.
         #[serde(default)]
         code: Option<String>,
+        /// "merchant_qr": the terminal shows a code; anything else: the customer presents one.
+        #[serde(default)]
+        method: Option<String>,
     },
+    /// Refund (all or part of) a sale: named by `original` (txn id) or by `receipt` (the text
+    /// of its receipt's QR); neither: the next receipt scanned names it.
+    Refund {
+        #[serde(default)]
+        original: Option<String>,
+        #[serde(default)]
+        receipt: Option<String>,
+        /// Decimal amount ("4.50"); absent: what is left to refund.
+        #[serde(default)]
+        amount: Option<String>,
+        /// Idempotency key: repeating it never refunds twice.
+        #[serde(default)]
+        refund_id: Option<String>,
+        pin: String,
+    },
+    /// Void an offline sale not yet settled.
+    Void {
+        original: String,
+        pin: String,
+    },
+    /// Close the batch: Z report printed and sent to the host for reconciliation.
+    BatchClose,
+    /// Batch closes, newest first, with the host's reconciliation.
+    Batches {
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// The sale in progress (and the merchant QR it shows).
+    Current,
     Cancel,
     /// A code as if scanned (the way card networks' simulated readers work).
     Scan {
@@ -266,7 +299,20 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
             amount,
             currency,
             code,
+            method,
         } => {
+            let method = match method.as_deref() {
+                None | Some("code" | "card" | "payment_code" | "presented") => {
+                    crate::engine::SaleMethod::Presented
+                }
+                Some("merchant_qr") => crate::engine::SaleMethod::MerchantQr,
+                Some(other) => {
+                    return err_json(
+                        "bad_request",
+                        &format!("unknown method {other:?}: merchant_qr, code or card"),
+                    )
+                }
+            };
             let cur = match currency {
                 Some(c) => match Currency::from_code(&c) {
                     Ok(c) => c,
@@ -283,6 +329,7 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
                 amount: minor,
                 currency: cur,
                 code,
+                method,
                 reply: tx,
             };
             if ctx.engine.send(msg).await.is_err() {
@@ -291,6 +338,93 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
             match rx.await {
                 Ok(Ok(r)) => ok_json(json!(r)),
                 Ok(Err(e)) => sale_err(e),
+                Err(_) => sale_err(SaleError::Stopping),
+            }
+        }
+        ControlRequest::Refund {
+            original,
+            receipt,
+            amount,
+            refund_id,
+            pin,
+        } => {
+            let original = match (original, receipt) {
+                (Some(o), _) => Some(o),
+                (None, Some(r)) => {
+                    let patterns = match crate::codes::Patterns::new(Default::default()) {
+                        Ok(p) => p,
+                        Err(e) => return err_json("internal", &e.to_string()),
+                    };
+                    match patterns.receipt_ref(r.trim()) {
+                        Some(rr) => Some(rr.txn_id),
+                        None => return err_json("bad_code", "not a posd receipt reference"),
+                    }
+                }
+                (None, None) => None,
+            };
+            let amount = match amount {
+                Some(a) => match ctx.currency.parse_amount(&a) {
+                    Ok(m) => Some(m),
+                    Err(e) => return err_json("amount", &e.to_string()),
+                },
+                None => None,
+            };
+            let (tx, rx) = oneshot::channel();
+            let msg = EngineMsg::Refund {
+                req: crate::engine::RefundRequest {
+                    original,
+                    amount,
+                    refund_id,
+                    pin,
+                },
+                reply: tx,
+            };
+            engine_call(ctx, msg, rx).await
+        }
+        ControlRequest::Void { original, pin } => {
+            let (tx, rx) = oneshot::channel();
+            let msg = EngineMsg::Void {
+                original,
+                pin,
+                reply: tx,
+            };
+            engine_call(ctx, msg, rx).await
+        }
+        ControlRequest::BatchClose => {
+            let (tx, rx) = oneshot::channel();
+            if ctx
+                .engine
+                .send(EngineMsg::BatchClose { reply: tx })
+                .await
+                .is_err()
+            {
+                return sale_err(SaleError::Stopping);
+            }
+            match rx.await {
+                Ok(Ok(r)) => ok_json(json!(r)),
+                Ok(Err(e)) => sale_err(e),
+                Err(_) => sale_err(SaleError::Stopping),
+            }
+        }
+        ControlRequest::Batches { limit } => {
+            let limit = limit.unwrap_or(10).min(1000);
+            match ctx.store.call(move |db| db.batches(limit)).await {
+                Ok(t) => ok_json(json!(t)),
+                Err(e) => store_err(e),
+            }
+        }
+        ControlRequest::Current => {
+            let (tx, rx) = oneshot::channel();
+            if ctx
+                .engine
+                .send(EngineMsg::Current { reply: tx })
+                .await
+                .is_err()
+            {
+                return sale_err(SaleError::Stopping);
+            }
+            match rx.await {
+                Ok(v) => ok_json(v),
                 Err(_) => sale_err(SaleError::Stopping),
             }
         }
@@ -362,6 +496,22 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
             }
             ok_json(json!({"message": "code passed to the sale in progress"}))
         }
+    }
+}
+
+/// Sends a message whose answer is a [`crate::engine::SaleReply`].
+async fn engine_call(
+    ctx: &ControlCtx,
+    msg: EngineMsg,
+    rx: oneshot::Receiver<Result<crate::engine::SaleReply, SaleError>>,
+) -> Value {
+    if ctx.engine.send(msg).await.is_err() {
+        return sale_err(SaleError::Stopping);
+    }
+    match rx.await {
+        Ok(Ok(r)) => ok_json(json!(r)),
+        Ok(Err(e)) => sale_err(e),
+        Err(_) => sale_err(SaleError::Stopping),
     }
 }
 

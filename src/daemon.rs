@@ -161,6 +161,20 @@ pub async fn run(
             patterns,
             offline,
             ui: ui_tx.clone(),
+            terminal: terminal.clone(),
+            merchant_qr: engine::MerchantQrRuntime {
+                platform: cfg.merchant_qr.mode == crate::config::MerchantQrMode::Platform,
+                merchant: cfg.merchant_qr.merchant.clone(),
+                policy: cfg.merchant_qr.policy(&cfg.online),
+            },
+            card: engine::CardRuntime {
+                host_key: cfg.card.host_key().map_err(DaemonError::Config)?,
+                chip_reader: cfg.card.chip_reader,
+                saf: cfg.card.store_and_forward,
+                utc_offset_s: cfg.terminal.utc_offset_s,
+            },
+            refund_policy: crate::core::refund::RefundPolicy::default(),
+            pin_hash: (!cfg.manager.pin_hash.is_empty()).then(|| cfg.manager.pin_hash.clone()),
         },
         engine_rx,
         engine_beat.clone(),
@@ -209,14 +223,14 @@ pub async fn run(
                             return;
                         }
                     }
-                    Inbound::Notify(payload) => match parse_settlement(&payload) {
+                    Inbound::Notify(payload) => match parse_notify(&payload) {
                         Some(msg) => {
                             if engine_tx.send(msg).await.is_err() {
                                 return;
                             }
                         }
                         None => log::warn!(
-                            "notify ignored: not a settlement message ({} bytes)",
+                            "notify ignored: not a settlement, payment or batch_close message ({} bytes)",
                             payload.len()
                         ),
                     },
@@ -491,11 +505,40 @@ fn spawn_console(
     });
 }
 
-/// `{type:"settlement", txn_id, status:"settled"|"rejected", reason?}` on `notify`.
-fn parse_settlement(payload: &[u8]) -> Option<EngineMsg> {
+/// The host's asynchronous messages on `notify` (docs/payments.md):
+/// `{type:"settlement", txn_id, status:"settled"|"rejected", reason?}`,
+/// `{type:"payment", txn_id, status:"paid", host_ref?}`,
+/// `{type:"batch_close", txn_id, status:"reconciled"|"mismatch", ...}`.
+fn parse_notify(payload: &[u8]) -> Option<EngineMsg> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    if v.get("type")?.as_str()? != "settlement" {
-        return None;
+    let txn_id = v.get("txn_id")?.as_str()?.to_string();
+    match v.get("type")?.as_str()? {
+        "settlement" => {}
+        "payment" => {
+            if v.get("status")?.as_str()? != "paid" {
+                return None;
+            }
+            return Some(EngineMsg::Paid {
+                txn_id,
+                host_ref: v
+                    .get("host_ref")
+                    .and_then(|r| r.as_str())
+                    .map(str::to_string),
+            });
+        }
+        "batch_close" => {
+            let reconciled = match v.get("status")?.as_str()? {
+                "reconciled" => true,
+                "mismatch" => false,
+                _ => return None,
+            };
+            return Some(EngineMsg::BatchResult {
+                txn_id,
+                reconciled,
+                detail: v,
+            });
+        }
+        _ => return None,
     }
     let settled = match v.get("status")?.as_str()? {
         "settled" => true,

@@ -217,6 +217,7 @@ public_key = "{issuer_pub}"
                     amount: amount.into(),
                     currency: None,
                     code: Some(code),
+                    method: None,
                 })
                 .await;
             match r {

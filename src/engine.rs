@@ -11,9 +11,12 @@ use crate::codes::{
 };
 use crate::config::ClockTrust;
 use crate::core::money::Currency;
+use crate::core::order::{self, MerchantOrder, OrderPolicy};
 use crate::core::protocol::{RespStatus, Response};
+use crate::core::refund::{RefundFlow, RefundPolicy};
 use crate::core::txn::{
-    Action, Input, Method, OnlinePolicy, OnlineSale, SaleOutcome, Transaction, TxnKind, TxnState,
+    Action, Ignored, Input, Method, OnlinePolicy, OnlineSale, SaleOutcome, Transaction, TxnKind,
+    TxnState,
 };
 use crate::link::{now_ms, Link};
 use crate::store::{Store, StoreError};
@@ -44,6 +47,14 @@ pub enum SaleError {
     Store(#[from] StoreError),
     #[error("the daemon is stopping")]
     Stopping,
+    #[error("wrong manager PIN")]
+    Pin,
+    #[error("too many wrong manager PINs: locked for {0} s")]
+    PinLocked(u64),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the host is unreachable: {0}")]
+    HostUnreachable(String),
 }
 
 impl SaleError {
@@ -57,8 +68,13 @@ impl SaleError {
             SaleError::Code(_) => "bad_code",
             SaleError::Refused(_) => "refused",
             SaleError::Offline { code, .. } => code,
+            SaleError::Store(StoreError::Refused(_)) => "refused",
             SaleError::Store(_) => "journal",
             SaleError::Stopping => "stopping",
+            SaleError::Pin => "wrong_pin",
+            SaleError::PinLocked(_) => "pin_locked",
+            SaleError::NotFound(_) => "not_found",
+            SaleError::HostUnreachable(_) => "host_unreachable",
         }
     }
 }
@@ -99,6 +115,42 @@ pub enum UiEvent {
     Notice {
         text: String,
     },
+    /// A merchant-presented code for the customer to scan.
+    ShowQr {
+        txn_id: String,
+        qr: String,
+        amount: String,
+    },
+}
+
+/// How a sale started from the till is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SaleMethod {
+    /// The customer presents something: a code from any scanner or a card swipe.
+    #[default]
+    Presented,
+    /// The terminal presents a merchant QR code.
+    MerchantQr,
+}
+
+/// A refund request (control socket, keypad).
+#[derive(Debug)]
+pub struct RefundRequest {
+    /// The sale to refund; None: the next receipt scanned names it.
+    pub original: Option<String>,
+    /// Minor units; None: what is left to refund.
+    pub amount: Option<i64>,
+    /// Idempotency key chosen by the caller; None: the refund's own id.
+    pub refund_id: Option<String>,
+    pub pin: String,
+}
+
+/// What `batch_close` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReply {
+    pub txn_id: String,
+    pub seq: u64,
+    pub report: serde_json::Value,
 }
 
 pub enum EngineMsg {
@@ -106,7 +158,36 @@ pub enum EngineMsg {
         amount: i64,
         currency: Currency,
         code: Option<String>,
+        method: SaleMethod,
         reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    },
+    Refund {
+        req: RefundRequest,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    },
+    /// Void an offline sale not yet settled.
+    Void {
+        original: String,
+        pin: String,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    },
+    BatchClose {
+        reply: oneshot::Sender<Result<BatchReply, SaleError>>,
+    },
+    /// The sale in progress and the code it shows, if any.
+    Current {
+        reply: oneshot::Sender<serde_json::Value>,
+    },
+    /// The host says a merchant-presented order was paid (`notify {type:"payment"}`).
+    Paid {
+        txn_id: String,
+        host_ref: Option<String>,
+    },
+    /// The host's reconciliation of a batch close (`notify {type:"batch_close"}`).
+    BatchResult {
+        txn_id: String,
+        reconciled: bool,
+        detail: serde_json::Value,
     },
     /// A code from a scanner, the camera, the keypad or the console.
     Code {
@@ -137,8 +218,15 @@ pub enum EngineMsg {
 /// How a scanned code is paid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRoute {
-    Online { channel: String },
+    Online {
+        channel: String,
+    },
     Offline,
+    Card,
+    /// A receipt's QR: the transaction it names (refunds).
+    Receipt {
+        txn_id: String,
+    },
     Refuse(String),
 }
 
@@ -154,9 +242,11 @@ pub fn route(text: &str, patterns: &Patterns) -> CodeRoute {
             }
             match c.kind {
                 CodeKind::P1Offline => CodeRoute::Offline,
-                CodeKind::CardTrack => {
-                    CodeRoute::Refuse("card payments are not available on this terminal yet".into())
-                }
+                CodeKind::CardTrack => CodeRoute::Card,
+                CodeKind::ReceiptRef => match patterns.receipt_ref(c.text) {
+                    Some(r) => CodeRoute::Receipt { txn_id: r.txn_id },
+                    None => CodeRoute::Refuse("unreadable receipt reference".into()),
+                },
                 k => CodeRoute::Refuse(
                     k.refusal()
                         .map(|r| r.1.to_string())
@@ -233,6 +323,27 @@ fn kernel_clock_synchronized() -> bool {
     r != -1 && r != libc::TIME_ERROR && (t.status & libc::STA_UNSYNC) == 0
 }
 
+/// Merchant-presented codes as the engine makes them (`[merchant_qr]`).
+#[derive(Debug, Clone)]
+pub struct MerchantQrRuntime {
+    /// Ask the host for the platform's code instead of generating the EMVCo payload here.
+    pub platform: bool,
+    /// What a generated payload carries (`local` mode).
+    pub merchant: Option<codes::MpmMerchant>,
+    pub policy: OrderPolicy,
+}
+
+/// Cards as the engine takes them (`[card]`).
+#[derive(Clone)]
+pub struct CardRuntime {
+    /// The host's X25519 public key; None: cards are refused.
+    pub host_key: Option<[u8; 32]>,
+    /// A chip reader exists: chip cards are told to use it.
+    pub chip_reader: bool,
+    pub saf: crate::card::saf::SafLimits,
+    pub utc_offset_s: i32,
+}
+
 pub struct EngineParams {
     pub store: Store,
     pub link: Link,
@@ -242,6 +353,12 @@ pub struct EngineParams {
     pub patterns: Patterns,
     pub offline: OfflineRuntime,
     pub ui: broadcast::Sender<UiEvent>,
+    pub terminal: String,
+    pub merchant_qr: MerchantQrRuntime,
+    pub card: CardRuntime,
+    pub refund_policy: RefundPolicy,
+    /// The manager PIN's argon2 hash (PHC string); None: refunds and voids are refused.
+    pub pin_hash: Option<String>,
 }
 
 struct AwaitingCode {
@@ -250,16 +367,80 @@ struct AwaitingCode {
     reply: oneshot::Sender<Result<SaleReply, SaleError>>,
 }
 
+/// A refund whose original will be named by the next receipt scanned (PIN already checked).
+struct AwaitingReceipt {
+    amount: Option<i64>,
+    refund_id: Option<String>,
+    reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+}
+
+/// One transaction with a host conversation open.
+enum Flow {
+    Online(OnlineSale),
+    Order(MerchantOrder),
+    Refund(RefundFlow),
+}
+
+impl Flow {
+    fn txn(&self) -> &Transaction {
+        match self {
+            Flow::Online(m) => m.txn(),
+            Flow::Order(m) => m.txn(),
+            Flow::Refund(m) => m.txn(),
+        }
+    }
+    fn next_wake(&self) -> Option<u64> {
+        match self {
+            Flow::Online(m) => m.next_wake(),
+            Flow::Order(m) => m.next_wake(),
+            Flow::Refund(m) => m.next_wake(),
+        }
+    }
+    fn handle(&mut self, input: Input, now: u64) -> Result<Vec<Action>, Ignored> {
+        match self {
+            Flow::Online(m) => m.handle(input, now),
+            Flow::Order(m) => m.handle(input, now),
+            Flow::Refund(m) => m.handle(input, now),
+        }
+    }
+    /// Rebuilds the flow of a transaction found in flight in the journal.
+    fn recover(txn: Transaction, p: &EngineParams, now: u64) -> Option<Flow> {
+        match (txn.kind, txn.method) {
+            (TxnKind::Refund, _) => {
+                RefundFlow::resume(txn, p.refund_policy, now, false).map(Flow::Refund)
+            }
+            (TxnKind::Sale, Method::MerchantQr) => Some(Flow::Order(MerchantOrder::recover(
+                txn,
+                p.merchant_qr.policy,
+                now,
+            ))),
+            (TxnKind::Sale, Method::PaymentCode | Method::Card) => {
+                Some(Flow::Online(OnlineSale::recover(txn, p.policy, now)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Wrong PINs before refunds and voids lock, and for how long.
+const PIN_TRIES: u32 = 5;
+const PIN_LOCK_MS: u64 = 60_000;
+
 struct Engine {
     p: EngineParams,
-    machines: HashMap<Uuid, OnlineSale>,
+    machines: HashMap<Uuid, Flow>,
+    /// Refund requests name the original sale: their responses are routed by req_id.
+    req_routes: HashMap<String, Uuid>,
     waiters: HashMap<Uuid, oneshot::Sender<Result<SaleReply, SaleError>>>,
     awaiting: Option<AwaitingCode>,
+    awaiting_receipt: Option<AwaitingReceipt>,
     /// The sale whose outcome is not yet decided.
     current: Option<Uuid>,
     /// Outstanding settlement queries: req_id → txn_id.
     settle_queries: HashMap<String, String>,
     next_settle_check: u64,
+    pin_failures: u32,
+    pin_locked_until: u64,
 }
 
 /// Settlement queries per round.
@@ -278,21 +459,30 @@ pub async fn run(
     let mut e = Engine {
         p,
         machines: HashMap::new(),
+        req_routes: HashMap::new(),
         waiters: HashMap::new(),
         awaiting: None,
+        awaiting_receipt: None,
         current: None,
         settle_queries: HashMap::new(),
         next_settle_check: 0,
+        pin_failures: 0,
+        pin_locked_until: 0,
     };
     let now = now_ms();
     let in_flight = e.p.store.call(|db| db.in_flight()).await?;
     for txn in in_flight {
-        if txn.method != Method::PaymentCode {
-            continue;
+        let id = txn.id;
+        let state = txn.state;
+        match Flow::recover(txn, &e.p, now) {
+            Some(f) => {
+                log::warn!(txn_id = id.to_string(); "resolving a transaction left {} by the last run", state.as_str());
+                e.machines.insert(id, f);
+            }
+            None => {
+                log::error!(txn_id = id.to_string(); "transaction left {} cannot be resumed", state.as_str())
+            }
         }
-        log::warn!(txn_id = txn.id.to_string(); "resolving a transaction left {} by the last run", txn.state.as_str());
-        let m = OnlineSale::recover(txn, e.p.policy, now);
-        e.machines.insert(m.txn().id, m);
     }
     loop {
         heartbeat.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
@@ -314,15 +504,90 @@ pub async fn run(
     if let Some(a) = e.awaiting.take() {
         let _ = a.reply.send(Err(SaleError::Stopping));
     }
+    if let Some(a) = e.awaiting_receipt.take() {
+        let _ = a.reply.send(Err(SaleError::Stopping));
+    }
     for (_, w) in e.waiters.drain() {
         let _ = w.send(Err(SaleError::Stopping));
     }
     Ok(())
 }
 
+fn reply_of(t: &Transaction, outcome: SaleOutcome) -> SaleReply {
+    SaleReply {
+        txn_id: t.id.to_string(),
+        state: t.state,
+        outcome,
+        amount: t.amount,
+        currency: t.currency.code().to_string(),
+        method: t.method,
+        channel: t.channel.clone(),
+        code_masked: t.code_masked.clone(),
+    }
+}
+
+/// Checks a PIN against an argon2 PHC hash (slow on purpose: run off the async threads).
+pub fn verify_pin(pin: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    match PasswordHash::new(hash) {
+        Ok(h) => argon2::Argon2::default()
+            .verify_password(pin.as_bytes(), &h)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Makes the argon2id PHC hash of a PIN (`posctl manager hash-pin`).
+pub fn hash_pin(pin: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut salt)
+        .map_err(|e| e.to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
 impl Engine {
     fn ui(&self, ev: UiEvent) {
         let _ = self.p.ui.send(ev);
+    }
+
+    fn busy(&self) -> bool {
+        self.current.is_some() || self.awaiting.is_some() || self.awaiting_receipt.is_some()
+    }
+
+    /// The manager PIN, with a lockout after repeated failures.
+    async fn check_pin(&mut self, pin: String) -> Result<(), SaleError> {
+        let now = now_ms();
+        if now < self.pin_locked_until {
+            return Err(SaleError::PinLocked(
+                (self.pin_locked_until - now).div_ceil(1000),
+            ));
+        }
+        let Some(hash) = self.p.pin_hash.clone() else {
+            return Err(SaleError::Refused(
+                "no manager PIN is configured ([manager] pin_hash): refunds and voids are disabled"
+                    .into(),
+            ));
+        };
+        let ok = tokio::task::spawn_blocking(move || verify_pin(&pin, &hash))
+            .await
+            .unwrap_or(false);
+        if ok {
+            self.pin_failures = 0;
+            Ok(())
+        } else {
+            self.pin_failures += 1;
+            log::warn!("wrong manager PIN ({} in a row)", self.pin_failures);
+            if self.pin_failures >= PIN_TRIES {
+                self.pin_failures = 0;
+                self.pin_locked_until = now + PIN_LOCK_MS;
+            }
+            Err(SaleError::Pin)
+        }
     }
 
     async fn on_msg(&mut self, msg: EngineMsg) {
@@ -331,14 +596,21 @@ impl Engine {
                 amount,
                 currency,
                 code,
+                method,
                 reply,
             } => {
-                if self.current.is_some() || self.awaiting.is_some() {
+                if self.busy() {
                     let _ = reply.send(Err(SaleError::Busy));
                     return;
                 }
                 if currency != self.p.currency {
                     let _ = reply.send(Err(SaleError::Currency(currency.code().into())));
+                    return;
+                }
+                if amount <= 0 {
+                    let _ = reply.send(Err(SaleError::Refused(
+                        "the amount must be above zero".into(),
+                    )));
                     return;
                 }
                 if amount > self.p.max_amount {
@@ -348,9 +620,12 @@ impl Engine {
                     }));
                     return;
                 }
-                match code {
-                    Some(code) => self.start_with_code(amount, currency, &code, reply).await,
-                    None => {
+                match (method, code) {
+                    (SaleMethod::MerchantQr, _) => self.start_order(amount, currency, reply).await,
+                    (SaleMethod::Presented, Some(code)) => {
+                        self.start_with_code(amount, currency, code, reply).await
+                    }
+                    (SaleMethod::Presented, None) => {
                         self.ui(UiEvent::AwaitingCode {
                             amount: format!("{} {}", currency.format(amount), currency),
                         });
@@ -363,15 +638,37 @@ impl Engine {
                 }
             }
             EngineMsg::Code { text, source } => {
-                let Some(a) = self.awaiting.take() else {
-                    log::info!("code from {source} ignored: no sale waits for one");
-                    self.ui(UiEvent::Notice {
-                        text: "No sale in progress".into(),
-                    });
+                if let Some(a) = self.awaiting.take() {
+                    self.start_with_code(a.amount, a.currency, text, a.reply)
+                        .await;
                     return;
-                };
-                self.start_with_code(a.amount, a.currency, &text, a.reply)
-                    .await;
+                }
+                if let Some(a) = self.awaiting_receipt.take() {
+                    match route(&text, &self.p.patterns) {
+                        CodeRoute::Receipt { txn_id } => {
+                            let req = RefundRequest {
+                                original: Some(txn_id),
+                                amount: a.amount,
+                                refund_id: a.refund_id,
+                                pin: String::new(),
+                            };
+                            self.start_refund(req, a.reply).await;
+                        }
+                        _ => {
+                            self.ui(UiEvent::Notice {
+                                text: "Scan the receipt's QR code".into(),
+                            });
+                            self.awaiting_receipt = Some(a);
+                        }
+                    }
+                    return;
+                }
+                log::info!("code from {source} ignored: no sale waits for one");
+                let mut text = text;
+                zeroize::Zeroize::zeroize(&mut text);
+                self.ui(UiEvent::Notice {
+                    text: "No sale in progress".into(),
+                });
             }
             EngineMsg::Cancel { reply } => {
                 if let Some(a) = self.awaiting.take() {
@@ -379,6 +676,13 @@ impl Engine {
                         .reply
                         .send(Err(SaleError::Refused("cancelled by the cashier".into())));
                     let _ = reply.send(Ok("cancelled before a code was scanned".into()));
+                    return;
+                }
+                if let Some(a) = self.awaiting_receipt.take() {
+                    let _ = a
+                        .reply
+                        .send(Err(SaleError::Refused("cancelled by the cashier".into())));
+                    let _ = reply.send(Ok("refund cancelled before a receipt was scanned".into()));
                     return;
                 }
                 let Some(id) = self.current else {
@@ -398,16 +702,104 @@ impl Engine {
                         return;
                     }
                 };
+                let what = match self.machines.get(&id) {
+                    Some(Flow::Order(_)) => "closing the order",
+                    Some(Flow::Refund(_)) => {
+                        "a refund cannot be called back; it is retried until the host answers"
+                    }
+                    _ => "reversal under way",
+                };
                 match actions {
                     Ok(a) => {
                         self.execute(id, a).await;
-                        let _ = reply.send(Ok(format!("sale {id} cancelled; reversal under way")));
+                        let _ = reply.send(Ok(format!("sale {id} cancelled; {what}")));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(SaleError::Refused(e.to_string())));
                     }
                 }
             }
+            EngineMsg::Refund { req, reply } => {
+                if self.busy() {
+                    let _ = reply.send(Err(SaleError::Busy));
+                    return;
+                }
+                if let Err(e) = self.check_pin(req.pin.clone()).await {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                if req.original.is_none() {
+                    self.ui(UiEvent::Notice {
+                        text: "Refund\nScan the receipt".into(),
+                    });
+                    self.awaiting_receipt = Some(AwaitingReceipt {
+                        amount: req.amount,
+                        refund_id: req.refund_id,
+                        reply,
+                    });
+                    return;
+                }
+                self.start_refund(req, reply).await;
+            }
+            EngineMsg::Void {
+                original,
+                pin,
+                reply,
+            } => {
+                if let Err(e) = self.check_pin(pin).await {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                self.void(original, reply).await;
+            }
+            EngineMsg::BatchClose { reply } => {
+                let r = self.batch_close().await;
+                let _ = reply.send(r);
+            }
+            EngineMsg::Current { reply } => {
+                let v = match self.current.and_then(|id| self.machines.get(&id)) {
+                    Some(f) => {
+                        let t = f.txn();
+                        serde_json::json!({
+                            "txn_id": t.id.to_string(),
+                            "kind": t.kind,
+                            "method": t.method,
+                            "state": t.state,
+                            "amount": t.amount,
+                            "currency": t.currency.code(),
+                            "qr": match f { Flow::Order(o) => o.qr().map(str::to_string), _ => None },
+                        })
+                    }
+                    None => match (&self.awaiting, &self.awaiting_receipt) {
+                        (Some(a), _) => serde_json::json!({
+                            "awaiting": "code", "amount": a.amount, "currency": a.currency.code()
+                        }),
+                        (_, Some(_)) => serde_json::json!({ "awaiting": "receipt" }),
+                        _ => serde_json::Value::Null,
+                    },
+                };
+                let _ = reply.send(v);
+            }
+            EngineMsg::Paid { txn_id, host_ref } => {
+                let Ok(id) = Uuid::parse_str(&txn_id) else {
+                    log::warn!("payment notify for a malformed txn id: ignored");
+                    return;
+                };
+                let now = now_ms();
+                let Some(m) = self.machines.get_mut(&id) else {
+                    log::info!(txn_id = txn_id.as_str(); "payment notify for no order in flight: ignored (a query or close decides)");
+                    return;
+                };
+                match m.handle(Input::Paid { host_ref }, now) {
+                    Ok(a) => self.execute(id, a).await,
+                    Err(e) => log::warn!(txn_id = txn_id.as_str(); "payment notify ignored: {e}"),
+                }
+            }
+            EngineMsg::BatchResult {
+                txn_id,
+                reconciled,
+                detail,
+            } => self.batch_result(txn_id, reconciled, detail).await,
             EngineMsg::Settlement {
                 txn_id,
                 settled,
@@ -427,10 +819,6 @@ impl Engine {
                 let _ = reply.send(());
             }
             EngineMsg::Resp(resp) => {
-                let Ok(id) = Uuid::parse_str(&resp.txn_id) else {
-                    log::warn!("resp for a malformed txn id {:?}: ignored", resp.txn_id);
-                    return;
-                };
                 let now = now_ms();
                 if let Some(txn_id) = self.settle_queries.remove(&resp.req_id) {
                     match resp.status {
@@ -440,6 +828,16 @@ impl Engine {
                     }
                     return;
                 }
+                let id = match self.req_routes.get(&resp.req_id) {
+                    Some(id) => *id,
+                    None => match Uuid::parse_str(&resp.txn_id) {
+                        Ok(id) => id,
+                        Err(_) => {
+                            log::warn!("resp for a malformed txn id {:?}: ignored", resp.txn_id);
+                            return;
+                        }
+                    },
+                };
                 let Some(m) = self.machines.get_mut(&id) else {
                     log::warn!(txn_id = resp.txn_id.as_str(); "resp {} for no transaction in flight: ignored", resp.req_id);
                     return;
@@ -452,18 +850,62 @@ impl Engine {
         }
     }
 
+    /// Journals a new transaction's first state (its intent), then runs the rest of its actions.
+    async fn launch(
+        &mut self,
+        flow: Flow,
+        actions: Vec<Action>,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+        what: &str,
+    ) {
+        let id = flow.txn().id;
+        let mut actions = actions.into_iter();
+        if let Some(Action::Persist(t)) = actions.next() {
+            if let Err(e) = self.p.store.call(move |db| db.record(&t)).await {
+                log::error!("transaction refused, journal error: {e}");
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+            self.p.link.kick();
+        }
+        self.machines.insert(id, flow);
+        self.waiters.insert(id, reply);
+        self.current = Some(id);
+        self.ui(UiEvent::Processing {
+            txn_id: id.to_string(),
+            what: what.into(),
+        });
+        self.execute(id, actions.collect()).await;
+    }
+
     async fn start_with_code(
         &mut self,
         amount: i64,
         currency: Currency,
-        code: &str,
+        mut text: String,
         reply: oneshot::Sender<Result<SaleReply, SaleError>>,
     ) {
-        let code = code.trim_end_matches(['\r', '\n']);
-        let channel = match route(code, &self.p.patterns) {
+        let code = text.trim_end_matches(['\r', '\n']).to_string();
+        let routed = route(&code, &self.p.patterns);
+        let channel = match routed {
             CodeRoute::Online { channel } => channel,
             CodeRoute::Offline => {
-                self.start_offline(amount, currency, code, reply).await;
+                self.start_offline(amount, currency, &code, reply).await;
+                return;
+            }
+            CodeRoute::Card => {
+                zeroize::Zeroize::zeroize(&mut text);
+                self.start_card(amount, currency, code, reply).await;
+                return;
+            }
+            CodeRoute::Receipt { .. } => {
+                let reason =
+                    "this is a receipt: scan the customer's payment code, or use the refund menu"
+                        .to_string();
+                self.ui(UiEvent::Notice {
+                    text: reason.clone(),
+                });
+                let _ = reply.send(Err(SaleError::Code(reason)));
                 return;
             }
             CodeRoute::Refuse(reason) => {
@@ -485,27 +927,403 @@ impl Engine {
             rand10(),
         );
         txn.channel = Some(channel);
-        let (m, actions) = OnlineSale::start(txn, code, self.p.policy, now);
-        let id = m.txn().id;
-        // The intent must be durable before anything else happens.
-        let first = actions.first().cloned();
-        if let Some(Action::Persist(t)) = first {
-            if let Err(e) = self.p.store.call(move |db| db.record(&t)).await {
-                log::error!("sale refused, journal error: {e}");
+        let (m, actions) = OnlineSale::start(txn, &code, self.p.policy, now);
+        self.launch(
+            Flow::Online(m),
+            actions,
+            reply,
+            "asking the payment platform",
+        )
+        .await;
+    }
+
+    /// DESIGN §1.4: check the swipe, seal it to the host's key, wipe it; then online, or
+    /// store-and-forward under the floor limit when the host is unreachable and config allows.
+    async fn start_card(
+        &mut self,
+        amount: i64,
+        currency: Currency,
+        mut swipe: String,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    ) {
+        let refuse =
+            |this: &Self, text: String, reply: oneshot::Sender<Result<SaleReply, SaleError>>| {
+                log::info!("card refused: {text}");
+                this.ui(UiEvent::Notice { text: text.clone() });
+                let _ = reply.send(Err(SaleError::Refused(text)));
+            };
+        let parsed = crate::card::track::parse_swipe(&swipe);
+        zeroize::Zeroize::zeroize(&mut swipe);
+        let card = match parsed {
+            Ok(c) => c,
+            Err(e) => return refuse(self, format!("card not read: {e}"), reply),
+        };
+        let now = now_ms();
+        let (year, month) = local_year_month(now, self.p.card.utc_offset_s);
+        if let Err(e) = card.check(year, month, self.p.card.chip_reader) {
+            return refuse(self, e.to_string(), reply);
+        }
+        let Some(host_key) = self.p.card.host_key else {
+            return refuse(
+                self,
+                "card payments are not configured on this terminal ([card] host_public_key)".into(),
+                reply,
+            );
+        };
+        let mut txn = Transaction::new(
+            TxnKind::Sale,
+            Method::Card,
+            amount,
+            currency,
+            TxnState::Authorizing,
+            now,
+            rand10(),
+        );
+        txn.channel = Some(card.brand().as_str().to_string());
+        txn.code_masked = Some(card.masked_pan());
+        let aad = card_aad(&txn);
+        let sealed = crate::card::seal::seal_random(&card, &host_key, aad.as_bytes());
+        drop(card);
+        let sealed = match sealed {
+            Ok(s) => s,
+            Err(e) => return refuse(self, format!("card could not be sealed: {e}"), reply),
+        };
+        let card_json = serde_json::json!({
+            "masked_pan": txn.code_masked,
+            "brand": txn.channel,
+            "sealed": sealed,
+        });
+        if self.p.link.is_connected() {
+            let (m, actions) = OnlineSale::start_card(txn, card_json, self.p.policy, now);
+            self.launch(Flow::Online(m), actions, reply, "authorizing the card")
+                .await;
+            return;
+        }
+        // The host is unreachable: store and forward, only where the config allows it.
+        let (queued, oldest) = match self.p.store.call(|db| db.card_saf_queue()).await {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+        };
+        if let Err(r) = crate::card::saf::saf_allowed(
+            &self.p.card.saf,
+            amount,
+            queued,
+            oldest.map(|ms| ms / 1000),
+            now / 1000,
+        ) {
+            log::info!("card store-and-forward refused: {}", r.code());
+            self.ui(UiEvent::Notice {
+                text: r.to_string(),
+            });
+            let _ = reply.send(Err(SaleError::HostUnreachable(r.to_string())));
+            return;
+        }
+        txn.state = TxnState::ApprovedOffline;
+        txn.detail = Some(serde_json::json!({ "card": card_json, "store_and_forward": true }));
+        let snapshot = txn.clone();
+        match self.p.store.call(move |db| db.record(&snapshot)).await {
+            Ok(seq) => {
+                log::info!(txn_id = txn.id.to_string(), seq = seq; "card sale stored for forwarding");
+                self.p.link.kick();
+            }
+            Err(e) => {
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+        }
+        self.ui(UiEvent::Result {
+            txn_id: txn.id.to_string(),
+            text: "APPROVED (STORED)".into(),
+            approved: true,
+        });
+        let _ = reply.send(Ok(reply_of(&txn, SaleOutcome::Approved { host_ref: None })));
+    }
+
+    /// DESIGN §1.3: make (or ask for) the code, show it, wait for the payment.
+    async fn start_order(
+        &mut self,
+        amount: i64,
+        currency: Currency,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    ) {
+        let now = now_ms();
+        let mut txn = Transaction::new(
+            TxnKind::Sale,
+            Method::MerchantQr,
+            amount,
+            currency,
+            TxnState::Authorizing,
+            now,
+            rand10(),
+        );
+        let local = if self.p.merchant_qr.platform {
+            None
+        } else {
+            match &self.p.merchant_qr.merchant {
+                Some(m) => Some(m),
+                None => {
+                    let text =
+                        "merchant QR is not configured on this terminal ([merchant_qr.merchant])"
+                            .to_string();
+                    self.ui(UiEvent::Notice { text: text.clone() });
+                    let _ = reply.send(Err(SaleError::Refused(text)));
+                    return;
+                }
+            }
+        };
+        let payload = match local {
+            Some(merchant) => {
+                txn.channel = Some("emv_mpm".into());
+                let reference = order::reference_of(&txn.id);
+                match codes::generate_dynamic(
+                    merchant,
+                    amount.max(0) as u64,
+                    currency.code(),
+                    &reference,
+                    &self.p.terminal,
+                ) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        let text = format!("merchant QR cannot be made: {e}");
+                        self.ui(UiEvent::Notice { text: text.clone() });
+                        let _ = reply.send(Err(SaleError::Refused(text)));
+                        return;
+                    }
+                }
+            }
+            None => {
+                if !self.p.link.is_connected() {
+                    let _ = reply.send(Err(SaleError::HostUnreachable(
+                        "the platform's merchant QR needs the host".into(),
+                    )));
+                    return;
+                }
+                txn.channel = Some("platform".into());
+                None
+            }
+        };
+        let (m, actions) = MerchantOrder::start(txn, payload, self.p.merchant_qr.policy, now);
+        self.launch(
+            Flow::Order(m),
+            actions,
+            reply,
+            "waiting for the customer to pay",
+        )
+        .await;
+    }
+
+    /// Refund: the PIN is checked; the original and the amount are checked against the
+    /// journal in the same SQLite transaction that records the refund's intent.
+    async fn start_refund(
+        &mut self,
+        req: RefundRequest,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    ) {
+        let Some(original) = req.original else {
+            let _ = reply.send(Err(SaleError::NotFound("no original sale named".into())));
+            return;
+        };
+        let original = original.trim().to_ascii_lowercase();
+        // Idempotent: a refund_id already journaled answers with that refund, refunds nothing new.
+        if let Some(rid) = req.refund_id.clone() {
+            match self.p.store.call(move |db| db.refund_by_id(&rid)).await {
+                Ok(Some(t)) => {
+                    let outcome = match t.state {
+                        TxnState::Approved => SaleOutcome::Approved {
+                            host_ref: t.host_ref.clone(),
+                        },
+                        TxnState::Declined => SaleOutcome::Declined {
+                            reason: t.reason.clone().unwrap_or_default(),
+                        },
+                        _ => SaleOutcome::Pending {
+                            reason: "this refund is already under way".into(),
+                        },
+                    };
+                    let _ = reply.send(Ok(reply_of(&t, outcome)));
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = reply.send(Err(SaleError::Store(e)));
+                    return;
+                }
+            }
+        }
+        if !self.p.link.is_connected() {
+            let text = "refunds need the host: try again when the terminal is online".to_string();
+            self.ui(UiEvent::Notice { text: text.clone() });
+            let _ = reply.send(Err(SaleError::HostUnreachable(text)));
+            return;
+        }
+        let key = original.clone();
+        let ctx = match self.p.store.call(move |db| db.refund_context(&key)).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+        };
+        let Some(orig) = ctx.original else {
+            let _ = reply.send(Err(SaleError::NotFound(format!(
+                "no sale {original} on this terminal"
+            ))));
+            return;
+        };
+        let amount = req.amount.unwrap_or(orig.amount - ctx.committed).max(0);
+        let now = now_ms();
+        let mut txn = Transaction::new(
+            TxnKind::Refund,
+            orig.method,
+            amount,
+            orig.currency,
+            TxnState::Authorizing,
+            now,
+            rand10(),
+        );
+        txn.channel = orig.channel.clone();
+        txn.code_masked = orig.code_masked.clone();
+        let refund_id = req.refund_id.unwrap_or_else(|| txn.id.to_string());
+        txn.detail = Some(serde_json::json!({
+            "original": orig.id.to_string(),
+            "refund_id": refund_id,
+        }));
+        let Some((m, actions)) = RefundFlow::start(txn, self.p.refund_policy, now) else {
+            let _ = reply.send(Err(SaleError::Refused("refund without keys".into())));
+            return;
+        };
+        // The intent, checked against the original inside the same SQLite transaction.
+        let mut actions = actions.into_iter();
+        if let Some(Action::Persist(t)) = actions.next() {
+            let orig_id = orig.id.to_string();
+            if let Err(e) = self
+                .p
+                .store
+                .call(move |db| db.record_refund(&t, &orig_id))
+                .await
+            {
+                log::info!("refund refused: {e}");
                 let _ = reply.send(Err(SaleError::Store(e)));
                 return;
             }
             self.p.link.kick();
         }
-        self.machines.insert(id, m);
+        let id = m.txn().id;
+        self.machines.insert(id, Flow::Refund(m));
         self.waiters.insert(id, reply);
         self.current = Some(id);
         self.ui(UiEvent::Processing {
             txn_id: id.to_string(),
-            what: "asking the payment platform".into(),
+            what: "refunding".into(),
         });
-        self.execute(id, actions.into_iter().skip(1).collect())
-            .await;
+        self.execute(id, actions.collect()).await;
+    }
+
+    async fn void(
+        &mut self,
+        original: String,
+        reply: oneshot::Sender<Result<SaleReply, SaleError>>,
+    ) {
+        let original = original.trim().to_ascii_lowercase();
+        let now = now_ms();
+        let mut v = Transaction::new(
+            TxnKind::Void,
+            Method::OfflineCode,
+            0,
+            self.p.currency,
+            TxnState::Voided,
+            now,
+            rand10(),
+        );
+        v.detail = Some(serde_json::json!({ "original": original }));
+        let key = original.clone();
+        match self
+            .p
+            .store
+            .call(move |db| db.record_void(&v, &key, now))
+            .await
+        {
+            Ok(t) => {
+                log::info!(txn_id = original.as_str(); "offline sale voided by {}", t.id);
+                self.p.link.kick();
+                self.ui(UiEvent::Result {
+                    txn_id: t.id.to_string(),
+                    text: "VOIDED".into(),
+                    approved: true,
+                });
+                let _ = reply.send(Ok(reply_of(&t, SaleOutcome::Approved { host_ref: None })));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(SaleError::Store(e)));
+            }
+        }
+    }
+
+    async fn batch_close(&mut self) -> Result<BatchReply, SaleError> {
+        if self.busy() {
+            return Err(SaleError::Busy);
+        }
+        let now = now_ms();
+        let mut t = Transaction::new(
+            TxnKind::BatchClose,
+            Method::None,
+            0,
+            self.p.currency,
+            TxnState::Closed,
+            now,
+            rand10(),
+        );
+        t.channel = None;
+        let (t, seq) = self.p.store.call(move |db| db.batch_close(t)).await?;
+        self.p.link.kick();
+        log::info!(txn_id = t.id.to_string(), seq = seq; "batch closed");
+        self.ui(UiEvent::Notice {
+            text: "Batch closed\nZ report printed".into(),
+        });
+        Ok(BatchReply {
+            txn_id: t.id.to_string(),
+            seq,
+            report: t.detail.clone().unwrap_or_default(),
+        })
+    }
+
+    async fn batch_result(&mut self, txn_id: String, reconciled: bool, detail: serde_json::Value) {
+        let key = txn_id.clone();
+        let t = match self.p.store.call(move |db| db.txn(&key)).await {
+            Ok(Some(t)) if t.kind == TxnKind::BatchClose => t,
+            Ok(_) => {
+                log::warn!("batch result for unknown batch {txn_id}: ignored");
+                return;
+            }
+            Err(e) => {
+                log::error!("batch result for {txn_id} not recorded: {e}");
+                return;
+            }
+        };
+        if t.state != TxnState::Closed {
+            log::info!(txn_id = txn_id.as_str(); "batch result ignored: batch already {}", t.state.as_str());
+            return;
+        }
+        let mut t = t;
+        t.state = if reconciled {
+            TxnState::Reconciled
+        } else {
+            TxnState::Mismatch
+        };
+        if !reconciled {
+            t.reason = Some(format!("host reports a mismatch: {detail}"));
+            log::warn!(txn_id = txn_id.as_str(); "batch close does not match the host: {detail}");
+        }
+        if let Some(d) = t.detail.as_mut() {
+            d["host"] = detail;
+        }
+        t.updated_at = now_ms();
+        match self.p.store.call(move |db| db.record(&t)).await {
+            Ok(_) => self.p.link.kick(),
+            Err(e) => log::error!("batch result for {txn_id} not recorded: {e}"),
+        }
     }
 
     /// DESIGN §1.2: verify, check every rule against the journal, approve durably, queue.
@@ -734,39 +1552,83 @@ impl Engine {
         }
     }
 
+    /// Stops after a journal failure: nothing external may follow an intent that is not
+    /// durable. Resumes from the last durable state, which queries and decides again.
+    async fn resume_from_journal(&mut self, id: Uuid) {
+        let key = id.to_string();
+        let durable = self.p.store.call(move |db| db.txn(&key)).await;
+        if let Ok(Some(d)) = durable {
+            if let Some(f) = Flow::recover(d, &self.p, now_ms() + 1000) {
+                self.machines.insert(id, f);
+            }
+        }
+    }
+
     async fn execute(&mut self, id: Uuid, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Persist(t) => {
                     let state = t.state;
+                    let kind = t.kind;
                     let snapshot = t.clone();
                     match self.p.store.call(move |db| db.record(&snapshot)).await {
                         Ok(seq) => {
-                            log::info!(txn_id = id.to_string(), seq = seq; "sale {}", state.as_str());
+                            log::info!(txn_id = id.to_string(), seq = seq; "{} {}", kind.as_str(), state.as_str());
                             self.p.link.kick();
-                            if state == TxnState::Pending {
+                            if state == TxnState::Pending
+                                && kind == TxnKind::Sale
+                                && t.method != Method::MerchantQr
+                            {
                                 self.ui(UiEvent::CustomerConfirming {
                                     txn_id: id.to_string(),
                                 });
                             }
                         }
                         Err(e) => {
-                            // Stop here: nothing external may follow an intent that is not durable.
-                            // Resume from the last durable state, which queries and decides again.
                             log::error!(txn_id = id.to_string(); "journal refused state {}: {e}", state.as_str());
-                            let durable = {
-                                let key = id.to_string();
-                                self.p.store.call(move |db| db.txn(&key)).await
-                            };
-                            if let Ok(Some(d)) = durable {
-                                let m = OnlineSale::recover(d, self.p.policy, now_ms() + 1000);
-                                self.machines.insert(id, m);
-                            }
+                            self.resume_from_journal(id).await;
                             return;
                         }
                     }
                 }
+                Action::PersistWithRefund { sale, refund } => {
+                    let pair = [sale.clone(), refund.clone()];
+                    match self.p.store.call(move |db| db.record_batch(&pair)).await {
+                        Ok(_) => {
+                            log::warn!(txn_id = id.to_string(); "order paid after the cashier was told it was not: refunding it automatically ({})", refund.id);
+                            self.p.link.kick();
+                            if let Some(f) =
+                                RefundFlow::resume(refund, self.p.refund_policy, now_ms(), false)
+                            {
+                                self.machines.insert(f.txn().id, Flow::Refund(f));
+                            }
+                        }
+                        Err(e) => {
+                            log::error!(txn_id = id.to_string(); "journal refused the paid order and its refund: {e}");
+                            self.resume_from_journal(id).await;
+                            return;
+                        }
+                    }
+                }
+                Action::ShowQr(qr) => {
+                    let amount = self
+                        .machines
+                        .get(&id)
+                        .map(|m| {
+                            let t = m.txn();
+                            format!("{} {}", t.currency.format(t.amount), t.currency)
+                        })
+                        .unwrap_or_default();
+                    self.ui(UiEvent::ShowQr {
+                        txn_id: id.to_string(),
+                        qr,
+                        amount,
+                    });
+                }
                 Action::Send(req) => {
+                    if matches!(self.machines.get(&id), Some(Flow::Refund(_))) {
+                        self.req_routes.insert(req.req_id.clone(), id);
+                    }
                     if let Err(e) = self.p.link.send_request(&req) {
                         log::warn!(txn_id = id.to_string(); "{} not sent: {e}", req.op.as_str());
                     }
@@ -779,26 +1641,20 @@ impl Engine {
                         continue;
                     };
                     let t = m.txn();
+                    let refund = t.kind == TxnKind::Refund;
                     let (text, approved) = match &outcome {
+                        SaleOutcome::Approved { .. } if refund => ("REFUNDED".to_string(), true),
                         SaleOutcome::Approved { .. } => ("APPROVED".to_string(), true),
                         SaleOutcome::Declined { reason } => (format!("DECLINED: {reason}"), false),
                         SaleOutcome::Cancelled { reason } => (format!("NOT PAID: {reason}"), false),
+                        SaleOutcome::Pending { reason } => (format!("PENDING: {reason}"), false),
                     };
                     self.ui(UiEvent::Result {
                         txn_id: id.to_string(),
                         text,
                         approved,
                     });
-                    let reply = SaleReply {
-                        txn_id: id.to_string(),
-                        state: t.state,
-                        outcome,
-                        amount: t.amount,
-                        currency: t.currency.code().to_string(),
-                        method: t.method,
-                        channel: t.channel.clone(),
-                        code_masked: t.code_masked.clone(),
-                    };
+                    let reply = reply_of(t, outcome);
                     if let Some(w) = self.waiters.remove(&id) {
                         let _ = w.send(Ok(reply));
                     }
@@ -806,10 +1662,35 @@ impl Engine {
                 Action::Finished => {
                     self.machines.remove(&id);
                     self.waiters.remove(&id);
+                    self.req_routes.retain(|_, v| *v != id);
+                    if self.current == Some(id) {
+                        self.current = None;
+                    }
                 }
             }
         }
     }
+}
+
+/// The additional data sealed card data is bound to: this transaction, amount and currency.
+pub fn card_aad(t: &Transaction) -> String {
+    format!("{}|{}|{}", t.id, t.amount, t.currency.code())
+}
+
+/// (year, month) of a unix-ms instant at a UTC offset (card expiry is checked in shop time).
+pub fn local_year_month(now_ms: u64, utc_offset_s: i32) -> (u16, u8) {
+    let secs = (now_ms / 1000) as i64 + i64::from(utc_offset_s);
+    let days = secs.div_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year.clamp(0, 9999) as u16, month as u8)
 }
 
 fn rand10() -> [u8; 10] {
@@ -818,4 +1699,28 @@ fn rand10() -> [u8; 10] {
         *x = fastrand::u8(..);
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn year_month_in_shop_time() {
+        // 2026-11-30T20:00:00Z is already December in China (UTC+8).
+        let ms = 1_796_068_800_000;
+        assert_eq!(local_year_month(ms, 0), (2026, 11));
+        assert_eq!(local_year_month(ms, 28_800), (2026, 12));
+        assert_eq!(local_year_month(0, 0), (1970, 1));
+        assert_eq!(local_year_month(951_782_400_000, 0), (2000, 2)); // 2000-02-29
+    }
+
+    #[test]
+    fn pin_hash_round_trip() {
+        let h = hash_pin("4711").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_pin("4711", &h));
+        assert!(!verify_pin("4712", &h));
+        assert!(!verify_pin("4711", "not a hash"));
+    }
 }

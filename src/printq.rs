@@ -7,7 +7,7 @@
 //! nothing is printed twice unless asked (`posctl reprint`), nothing is skipped. A job that may
 //! have been cut off half-way is printed again in full, marked REPRINT.
 
-use crate::core::txn::{Method, Transaction, TxnState};
+use crate::core::txn::{Method, Transaction, TxnKind, TxnState};
 use crate::receipt::{
     self, CopyKind, Fault, LocalTime, PayMethod, PrintOutcome, Printer, PrinterConfig,
     ReceiptConfig, ReceiptData, ReceiptKind, ReceiptStatus,
@@ -25,12 +25,16 @@ pub struct ReceiptCtx {
 
 /// The receipt a transaction state deserves, if any (pure).
 pub fn receipt_for(txn: &Transaction, ctx: &ReceiptCtx, reprint: bool) -> Option<ReceiptData> {
-    let (kind, status) = match txn.state {
-        TxnState::Approved => (ReceiptKind::Sale, ReceiptStatus::Approved),
-        TxnState::ApprovedOffline => (ReceiptKind::Sale, ReceiptStatus::ApprovedOffline),
-        TxnState::Declined => (ReceiptKind::Sale, ReceiptStatus::Declined),
-        TxnState::Reversed => (ReceiptKind::Reversal, ReceiptStatus::Reversed),
-        TxnState::Voided => (ReceiptKind::Void, ReceiptStatus::Void),
+    let (kind, status) = match (txn.kind, txn.state) {
+        (TxnKind::Sale, TxnState::Approved) => (ReceiptKind::Sale, ReceiptStatus::Approved),
+        (TxnKind::Sale, TxnState::ApprovedOffline) => {
+            (ReceiptKind::Sale, ReceiptStatus::ApprovedOffline)
+        }
+        (TxnKind::Sale, TxnState::Declined) => (ReceiptKind::Sale, ReceiptStatus::Declined),
+        (TxnKind::Sale, TxnState::Reversed) => (ReceiptKind::Reversal, ReceiptStatus::Reversed),
+        (TxnKind::Refund, TxnState::Approved) => (ReceiptKind::Refund, ReceiptStatus::Refund),
+        (TxnKind::Refund, TxnState::Declined) => (ReceiptKind::Refund, ReceiptStatus::Declined),
+        (TxnKind::Void, TxnState::Voided) => (ReceiptKind::Void, ReceiptStatus::Void),
         _ => return None,
     };
     let method = match txn.method {
@@ -38,7 +42,21 @@ pub fn receipt_for(txn: &Transaction, ctx: &ReceiptCtx, reprint: bool) -> Option
         Method::OfflineCode => PayMethod::OfflineCode,
         Method::MerchantQr => PayMethod::MerchantCode,
         Method::Card => PayMethod::Card,
+        Method::None => return None,
     };
+    let original_ref = txn
+        .detail
+        .as_ref()
+        .filter(|_| matches!(txn.kind, TxnKind::Refund | TxnKind::Void))
+        .and_then(|d| d.get("original"))
+        .and_then(|o| o.as_str())
+        .map(|o| {
+            let simple: String = o.chars().filter(|c| *c != '-').collect();
+            simple
+                .chars()
+                .skip(simple.chars().count().saturating_sub(12))
+                .collect::<String>()
+        });
     let channel = match txn.channel.as_deref() {
         Some("wechat") => "WeChat Pay",
         Some("alipay") => "Alipay",
@@ -50,7 +68,9 @@ pub fn receipt_for(txn: &Transaction, ctx: &ReceiptCtx, reprint: bool) -> Option
     }
     .to_string();
     let mut notes = Vec::new();
-    if let (TxnState::Declined | TxnState::Reversed, Some(r)) = (txn.state, &txn.reason) {
+    if let (TxnState::Declined | TxnState::Reversed | TxnState::Voided, Some(r)) =
+        (txn.state, &txn.reason)
+    {
         notes.push(r.clone());
     }
     if let Some(h) = &txn.host_ref {
@@ -66,7 +86,7 @@ pub fn receipt_for(txn: &Transaction, ctx: &ReceiptCtx, reprint: bool) -> Option
             id[id.len().saturating_sub(12)..].to_string()
         },
         receipt_ref: crate::codes::format_receipt_ref(&ctx.terminal, &txn.id.to_string()),
-        original_ref: None,
+        original_ref,
         method,
         channel,
         masked: txn.code_masked.clone().unwrap_or_default(),

@@ -59,6 +59,7 @@ async fn keyed_amount_becomes_the_engines_sale_and_cancel_reaches_it() {
         currency,
         code,
         reply,
+        ..
     }) = msg
     else {
         panic!("expected a sale");

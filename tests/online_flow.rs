@@ -92,6 +92,7 @@ async fn daemon_killed_while_the_customer_confirms_resolves_on_restart() {
                 .await
                 .unwrap();
             cl.call(&ControlRequest::Sale {
+                method: None,
                 amount: "5.00".into(),
                 currency: None,
                 code: Some(c),
@@ -159,6 +160,7 @@ async fn host_killed_during_authorization_leaves_no_one_sided_account() {
             .await
             .unwrap();
         c.call(&ControlRequest::Sale {
+            method: None,
             amount: "9.99".into(),
             currency: None,
             code: Some(code("80")),

@@ -68,6 +68,7 @@ async fn ten_thousand_events_through_broker_and_daemon_restarts() {
         let code = w.next_code();
         match c
             .call(&ControlRequest::Sale {
+                method: None,
                 amount: "1.00".into(),
                 currency: None,
                 code: Some(code),
@@ -155,6 +156,7 @@ async fn two_sandbox_hosts_share_the_load_through_a_shared_subscription() {
     let mut c = d.client().await;
     for _ in 0..300 {
         c.call(&ControlRequest::Sale {
+            method: None,
             amount: "1.00".into(),
             currency: None,
             code: Some(w.next_code()),

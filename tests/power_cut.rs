@@ -34,6 +34,7 @@ async fn sigkill_during_writes_loses_nothing_confirmed() {
             for code in codes {
                 match c
                     .call(&ControlRequest::Sale {
+                        method: None,
                         amount: "0.50".into(),
                         currency: None,
                         code: Some(code),

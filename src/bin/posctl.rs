@@ -48,8 +48,57 @@ enum Cmd {
         currency: Option<String>,
         #[arg(long)]
         code: Option<String>,
+        /// merchant_qr: the terminal shows a code for the customer to scan; code (default) or
+        /// card: the customer presents a code or swipes a card.
+        #[arg(long)]
+        method: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Refund all or part of a sale (online only; needs the manager PIN).
+    Refund {
+        /// The sale's transaction id.
+        #[arg(long, conflicts_with = "receipt")]
+        original: Option<String>,
+        /// The text of the sale receipt's QR (R1.<terminal>.<txn>).
+        #[arg(long)]
+        receipt: Option<String>,
+        /// Amount in the currency's units; default: what is left to refund.
+        #[arg(long)]
+        amount: Option<String>,
+        /// Idempotency key: repeating a refund with it never refunds twice.
+        #[arg(long)]
+        refund_id: Option<String>,
+        /// The manager PIN (default: $POSD_MANAGER_PIN).
+        #[arg(long, env = "POSD_MANAGER_PIN", hide_env_values = true)]
+        pin: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Void an offline sale not yet settled (needs the manager PIN).
+    Void {
+        original: String,
+        #[arg(long, env = "POSD_MANAGER_PIN", hide_env_values = true)]
+        pin: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close the batch: Z report printed and sent to the host for reconciliation.
+    BatchClose {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Batch closes and the host's reconciliation, newest first.
+    Batches {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The sale in progress and the merchant QR it shows.
+    Current,
+    /// Manager PIN: make the hash for `[manager] pin_hash`.
+    Manager {
+        #[command(subcommand)]
+        cmd: ManagerCmd,
     },
     /// Cancel the sale in progress (an online payment in progress is reversed).
     Cancel,
@@ -84,6 +133,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: FleetCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum ManagerCmd {
+    /// Prints the argon2id hash of a PIN read from stdin (one line), for `[manager] pin_hash`.
+    HashPin,
 }
 
 #[derive(Args, Clone)]
@@ -328,6 +383,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::SandboxHost(h) => return sandbox_host(h),
         Cmd::Code { cmd } => return code_cmd(cmd),
         Cmd::Wallet { cmd } => return wallet_cmd(cmd),
+        Cmd::Manager { cmd } => return manager_cmd(cmd),
         Cmd::Fleet { cmd } => return fleet_cmd(cmd),
         other => other,
     };
@@ -394,10 +450,90 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            Cmd::Refund {
+                original,
+                receipt,
+                amount,
+                refund_id,
+                pin,
+                json,
+            } => {
+                let r = c
+                    .call(&ControlRequest::Refund {
+                        original,
+                        receipt,
+                        amount,
+                        refund_id,
+                        pin,
+                    })
+                    .await;
+                return Ok(print_reply(r, json));
+            }
+            Cmd::Void {
+                original,
+                pin,
+                json,
+            } => {
+                let r = c.call(&ControlRequest::Void { original, pin }).await;
+                return Ok(print_reply(r, json));
+            }
+            Cmd::BatchClose { json } => {
+                let v = c.call(&ControlRequest::BatchClose).await?;
+                if json {
+                    println!("{v}");
+                } else {
+                    let z = &v["report"];
+                    println!(
+                        "batch {} closed (txn {}, seq {}): {} sales {}, {} refunds {}, net {} {}",
+                        z["batch_no"],
+                        plain(&v["txn_id"]),
+                        v["seq"],
+                        z["sales_count"],
+                        z["sales_amount"],
+                        z["refunds_count"],
+                        z["refunds_amount"],
+                        z["net_total"],
+                        plain(&z["currency"])
+                    );
+                    for row in z["rows"].as_array().into_iter().flatten() {
+                        println!(
+                            "  {:<7} {:<13} {:<10} {:<20} {:>5} {:>12}",
+                            plain(&row["kind"]),
+                            plain(&row["method"]),
+                            plain(&row["channel"]),
+                            plain(&row["state"]),
+                            row["count"],
+                            row["amount"]
+                        );
+                    }
+                }
+            }
+            Cmd::Batches { json } => {
+                let v = c.call(&ControlRequest::Batches { limit: Some(20) }).await?;
+                if json {
+                    println!("{v}");
+                } else {
+                    for b in v.as_array().into_iter().flatten() {
+                        println!(
+                            "batch {:<4} {:<11} net {:>12} {}  {}",
+                            b["detail"]["batch_no"],
+                            plain(&b["state"]),
+                            b["amount"],
+                            plain(&b["id"]),
+                            b["reason"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+            Cmd::Current => {
+                let v = c.call(&ControlRequest::Current).await?;
+                println!("{v}");
+            }
             Cmd::Sale {
                 amount,
                 currency,
                 code,
+                method,
                 json,
             } => {
                 let r = c
@@ -405,6 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         amount,
                         currency,
                         code,
+                        method: method.map(|m| m.replace('-', "_")),
                     })
                     .await;
                 match r {
@@ -510,10 +647,69 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print!("{}", posd::receipt::render_text(&bytes, &opts));
                 }
             }
-            Cmd::SandboxHost(_) | Cmd::Code { .. } | Cmd::Wallet { .. } | Cmd::Fleet { .. } => {}
+            Cmd::SandboxHost(_)
+            | Cmd::Code { .. }
+            | Cmd::Wallet { .. }
+            | Cmd::Fleet { .. }
+            | Cmd::Manager { .. } => {}
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Prints a sale-like reply (refund, void): exit 0 when approved, 2 otherwise.
+fn print_reply(r: Result<serde_json::Value, posd::control::ControlError>, json: bool) -> ExitCode {
+    match r {
+        Ok(v) => {
+            if json {
+                println!("{v}");
+            } else {
+                println!(
+                    "{} {} {} {} — txn {}",
+                    plain(&v["result"]).to_uppercase(),
+                    v["amount"],
+                    plain(&v["currency"]),
+                    v["reason"]
+                        .as_str()
+                        .or(v["host_ref"].as_str())
+                        .unwrap_or(""),
+                    plain(&v["txn_id"])
+                );
+            }
+            if v["result"] == "approved" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"result": "refused", "error": e.to_string()})
+                );
+            } else {
+                eprintln!("refused: {e}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn manager_cmd(cmd: ManagerCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ManagerCmd::HashPin => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let pin = line.trim_end_matches(['\r', '\n']);
+            if pin.len() < 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                anyhow::bail!("a manager PIN is 4 or more digits");
+            }
+            let h = posd::engine::hash_pin(pin).map_err(|e| anyhow::anyhow!(e))?;
+            println!("{h}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn fleet_cmd(cmd: FleetCmd) -> anyhow::Result<ExitCode> {

@@ -21,6 +21,12 @@ pub fn console_text(ev: &UiEvent) -> String {
             format!("[till] {txn_id}: customer is confirming on the phone…")
         }
         UiEvent::Result { txn_id, text, .. } => format!("[till] {txn_id}: {text}"),
+        UiEvent::ShowQr { txn_id, qr, amount } => {
+            let blocks = qr_half_blocks(qr, true).unwrap_or_default();
+            format!(
+                "[till] {txn_id}: {amount} — the customer scans this code:\n{blocks}[till] {qr}"
+            )
+        }
         UiEvent::Notice { text } => match text.split_once('\n') {
             Some((a, b)) if b.trim().is_empty() => format!("[till] {a}"),
             Some((a, b)) => format!("[till] {a} | {b}"),

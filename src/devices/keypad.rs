@@ -119,6 +119,9 @@ pub fn ui_input(ev: &UiEvent, currency: Currency) -> Option<Input> {
             approved: *approved,
             text: text.clone(),
         }),
+        UiEvent::ShowQr { .. } => Some(Input::Pending {
+            text: "Customer scans QR".into(),
+        }),
         UiEvent::Notice { .. } => None,
     }
 }
@@ -137,12 +140,12 @@ fn outcome_input(r: Result<crate::engine::SaleReply, crate::engine::SaleError>) 
                 approved: true,
                 text: "Paid".into(),
             },
-            SaleOutcome::Declined { reason } | SaleOutcome::Cancelled { reason } => {
-                Input::Outcome {
-                    approved: false,
-                    text: reason,
-                }
-            }
+            SaleOutcome::Declined { reason }
+            | SaleOutcome::Cancelled { reason }
+            | SaleOutcome::Pending { reason } => Input::Outcome {
+                approved: false,
+                text: reason,
+            },
         },
         Err(e) => Input::Outcome {
             approved: false,
@@ -169,31 +172,25 @@ fn perform(
                 let done = done.clone();
                 let engine = engine.clone();
                 tokio::spawn(async move {
-                    let input = match method {
-                        PayMethod::Scan => {
-                            let (reply, rx) = oneshot::channel();
-                            let msg = EngineMsg::Sale {
-                                amount,
-                                currency,
-                                code: None,
-                                reply,
-                            };
-                            if engine.send(msg).await.is_err() {
-                                return;
-                            }
-                            match rx.await {
-                                Ok(r) => outcome_input(r),
-                                Err(_) => return,
-                            }
-                        }
-                        PayMethod::MerchantQr => Input::Outcome {
-                            approved: false,
-                            text: "Merchant QR not available yet".into(),
-                        },
-                        PayMethod::Card => Input::Outcome {
-                            approved: false,
-                            text: "Card not available yet".into(),
-                        },
+                    let method = match method {
+                        // A card is swiped on the reader like any other presented code.
+                        PayMethod::Scan | PayMethod::Card => crate::engine::SaleMethod::Presented,
+                        PayMethod::MerchantQr => crate::engine::SaleMethod::MerchantQr,
+                    };
+                    let (reply, rx) = oneshot::channel();
+                    let msg = EngineMsg::Sale {
+                        amount,
+                        currency,
+                        code: None,
+                        method,
+                        reply,
+                    };
+                    if engine.send(msg).await.is_err() {
+                        return;
+                    }
+                    let input = match rx.await {
+                        Ok(r) => outcome_input(r),
+                        Err(_) => return,
                     };
                     let _ = done.send(input).await;
                 });
@@ -210,10 +207,35 @@ fn perform(
                 });
             }
             Action::Refund { pin } => {
-                // The PIN hash and the refund flow belong to the refund issue.
-                drop(pin);
-                let _ = done.try_send(Input::OperationDone {
-                    text: "Refund not available yet".into(),
+                // The full amount left of the sale whose receipt is scanned next.
+                let done = done.clone();
+                let engine = engine.clone();
+                let pin = String::from_utf8_lossy(pin.expose()).into_owned();
+                tokio::spawn(async move {
+                    let (reply, rx) = oneshot::channel();
+                    let msg = EngineMsg::Refund {
+                        req: crate::engine::RefundRequest {
+                            original: None,
+                            amount: None,
+                            refund_id: None,
+                            pin,
+                        },
+                        reply,
+                    };
+                    if engine.send(msg).await.is_err() {
+                        return;
+                    }
+                    let text = match rx.await {
+                        Ok(Ok(r)) => match r.outcome {
+                            SaleOutcome::Approved { .. } => "Refunded".to_string(),
+                            SaleOutcome::Declined { reason }
+                            | SaleOutcome::Cancelled { reason }
+                            | SaleOutcome::Pending { reason } => reason,
+                        },
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => return,
+                    };
+                    let _ = done.send(Input::OperationDone { text }).await;
                 });
             }
             Action::Reprint => {
@@ -238,12 +260,32 @@ fn perform(
                     let _ = done.send(Input::OperationDone { text }).await;
                 });
             }
-            Action::BatchClose | Action::Status => {
-                let text = match a {
-                    Action::BatchClose => "Batch close not available yet",
-                    _ => "See posctl status",
-                };
-                let _ = done.try_send(Input::OperationDone { text: text.into() });
+            Action::BatchClose => {
+                let done = done.clone();
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let (reply, rx) = oneshot::channel();
+                    if engine.send(EngineMsg::BatchClose { reply }).await.is_err() {
+                        return;
+                    }
+                    let text = match rx.await {
+                        Ok(Ok(r)) => format!(
+                            "Batch {} closed",
+                            r.report
+                                .get("batch_no")
+                                .and_then(|n| n.as_u64())
+                                .unwrap_or(0)
+                        ),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => return,
+                    };
+                    let _ = done.send(Input::OperationDone { text }).await;
+                });
+            }
+            Action::Status => {
+                let _ = done.try_send(Input::OperationDone {
+                    text: "See posctl status".into(),
+                });
             }
         }
     }

@@ -109,6 +109,10 @@ pub fn frame_for(ev: &UiEvent) -> VfdFrame {
         ),
         UiEvent::Processing { .. } => VfdFrame::new("Processing...", "Please wait"),
         UiEvent::CustomerConfirming { .. } => VfdFrame::new("Please confirm", "on your phone"),
+        UiEvent::ShowQr { amount, .. } => VfdFrame::new(
+            format!("TOTAL{}", right(amount).get(5..).unwrap_or(amount)),
+            "Scan the QR to pay",
+        ),
         UiEvent::Result { text, approved, .. } => {
             if *approved {
                 VfdFrame::new("THANK YOU", text.clone())

@@ -192,11 +192,16 @@ pub struct Daemon {
 impl Daemon {
     /// Writes a config (terminal `id`, broker, state in `dir`) plus `extra` TOML sections.
     pub fn start(dir: &Path, id: &str, broker: &str, extra: &str) -> Daemon {
+        Daemon::start_at_level(dir, id, broker, extra, "warn")
+    }
+
+    /// As [`Daemon::start`] with another log level (the card test reads the logs at `debug`).
+    pub fn start_at_level(dir: &Path, id: &str, broker: &str, extra: &str, level: &str) -> Daemon {
         std::fs::create_dir_all(dir).expect("dir");
         let socket = dir.join("control.sock");
         let config = dir.join("posd.toml");
         let text = format!(
-            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n\n[broker]\nurl = \"{broker}\"\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\nack_timeout_s = 2\n\n[control]\nsocket = \"{}\"\n\n[logging]\nlevel = \"warn\"\n\n{extra}\n",
+            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n\n[broker]\nurl = \"{broker}\"\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\nack_timeout_s = 2\n\n[control]\nsocket = \"{}\"\n\n[logging]\nlevel = \"{level}\"\n\n{extra}\n",
             dir.join("state").display(),
             socket.display()
         );
@@ -211,13 +216,24 @@ impl Daemon {
         d
     }
 
+    /// The daemon's log (stderr), appended across restarts.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("posd.log")
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("daemon log");
         let child = Command::new(env!("CARGO_BIN_EXE_posd"))
             .arg("--config")
             .arg(&self.config)
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn posd");
         self.child = Some(child);
@@ -328,8 +344,26 @@ pub async fn sale(
         amount: amount.into(),
         currency: None,
         code: Some(code.into()),
+        method: None,
     })
     .await
+}
+
+/// The manager PIN of the tests and its `[manager]` section.
+pub const PIN: &str = "4711";
+
+pub fn manager_toml() -> String {
+    let h = posd::engine::hash_pin(PIN).expect("hash pin");
+    format!("[manager]\npin_hash = \"{h}\"\n")
+}
+
+/// The host's card key pair: the secret in a file for `--card-key`, the public key for
+/// `[card] host_public_key`.
+pub fn card_keys(dir: &Path) -> (PathBuf, String) {
+    let (secret, public) = posd::card::seal::keygen_random().expect("keygen");
+    let path = dir.join("host-card.key");
+    std::fs::write(&path, posd::card::seal::key_to_b64(&secret)).expect("write key");
+    (path, posd::card::seal::key_to_b64(&public))
 }
 
 /// A payment platform's issuer key and wallets, for P1 offline codes in tests.
