@@ -103,6 +103,76 @@ pub fn receipt_for(txn: &Transaction, ctx: &ReceiptCtx, reprint: bool) -> Option
     })
 }
 
+/// What a print job holds: a transaction receipt (stored as before) or a Z report.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum PrintDoc {
+    Receipt(ReceiptData),
+    Z { z_report: receipt::ZReport },
+}
+
+/// The Z report a batch close prints (pure): the money rows of the totals.
+pub fn z_report_for(
+    z: &crate::core::batch::ZTotals,
+    ctx: &ReceiptCtx,
+    currency: crate::core::money::Currency,
+) -> receipt::ZReport {
+    let at = |ms: u64| LocalTime {
+        unix_secs: (ms / 1000) as i64,
+        utc_offset_secs: ctx.utc_offset_s,
+    };
+    let rows = z
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let state = match (r.kind.as_str(), r.state.as_str()) {
+                ("sale", "approved") => ReceiptStatus::Approved,
+                ("sale", "approved_offline" | "settled") => ReceiptStatus::ApprovedOffline,
+                ("sale", "declined") => ReceiptStatus::Declined,
+                ("sale", "reversed") => ReceiptStatus::Reversed,
+                ("refund", "approved") => ReceiptStatus::Refund,
+                ("void", "voided") => ReceiptStatus::Void,
+                _ => return None,
+            };
+            let method = match Method::parse(&r.method)? {
+                Method::PaymentCode => PayMethod::PaymentCode,
+                Method::OfflineCode => PayMethod::OfflineCode,
+                Method::MerchantQr => PayMethod::MerchantCode,
+                Method::Card => PayMethod::Card,
+                Method::None => return None,
+            };
+            Some(receipt::ZRow {
+                method,
+                channel: r.channel.clone(),
+                state,
+                count: r.count,
+                amount_minor: r.amount,
+                currency: currency.code().to_string(),
+                exponent: currency.exponent(),
+            })
+        })
+        .collect();
+    receipt::ZReport {
+        terminal_id: ctx.terminal.clone(),
+        batch: z.batch_no.to_string(),
+        from: at(z.opened_at),
+        to: at(z.closed_at),
+        printed_at: at(z.closed_at),
+        rows,
+    }
+}
+
+/// The ESC/POS bytes of any job.
+pub fn doc_bytes(doc: &PrintDoc, cfg: &ReceiptConfig) -> Result<Vec<u8>, receipt::EncodeError> {
+    match doc {
+        PrintDoc::Receipt(d) => job_bytes(d, cfg),
+        PrintDoc::Z { z_report } => receipt::encode_all(
+            &[receipt::layout_z(z_report, cfg)],
+            &receipt::PrinterProfile::from_config(cfg),
+        ),
+    }
+}
+
 /// The ESC/POS bytes of a job: every configured copy of the receipt.
 pub fn job_bytes(data: &ReceiptData, cfg: &ReceiptConfig) -> Result<Vec<u8>, receipt::EncodeError> {
     let copies = receipt::layout_copies(data, cfg);
@@ -158,7 +228,7 @@ pub async fn run(
                 None
             }
         };
-        let Some((id, mut data)) = job else {
+        let Some((id, mut doc)) = job else {
             let _ = state.send(PrinterState::Idle);
             tokio::select! {
                 _ = shutdown.changed() => return,
@@ -168,7 +238,7 @@ pub async fn run(
             }
             continue;
         };
-        let bytes = match job_bytes(&data, &receipt_cfg) {
+        let bytes = match doc_bytes(&doc, &receipt_cfg) {
             Ok(b) => b,
             Err(e) => {
                 // A job that cannot be encoded never will be: record why and move on.
@@ -192,10 +262,12 @@ pub async fn run(
                 log::warn!("printer: {fault}; receipt {id} waits");
                 // Cut off in the middle? Then the whole receipt again, marked REPRINT.
                 let partial = matches!(fault, Fault::Disconnected(_) | Fault::Stalled);
-                if partial && !data.reprint {
-                    data.reprint = true;
-                    let d = data.clone();
-                    let _ = store.call(move |db| db.mark_print_reprint(id, &d)).await;
+                if let (true, PrintDoc::Receipt(data)) = (partial, &mut doc) {
+                    if !data.reprint {
+                        data.reprint = true;
+                        let d = data.clone();
+                        let _ = store.call(move |db| db.mark_print_reprint(id, &d)).await;
+                    }
                 }
                 let msg = fault.to_string();
                 let _ = store.call(move |db| db.note_print_attempt(id, &msg)).await;

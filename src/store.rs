@@ -222,7 +222,7 @@ impl Db {
     }
 
     /// The oldest receipt job still owed.
-    pub fn next_print_job(&self) -> Result<Option<(i64, crate::receipt::ReceiptData)>, StoreError> {
+    pub fn next_print_job(&self) -> Result<Option<(i64, crate::printq::PrintDoc)>, StoreError> {
         let row: Option<(i64, String)> = self
             .conn
             .query_row(
