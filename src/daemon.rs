@@ -207,6 +207,7 @@ pub async fn run(
             store: store.clone(),
             view: fleet_view.clone(),
             printer: print_handle.clone(),
+            engine: engine_tx.clone(),
         },
         view: fleet_view,
     }

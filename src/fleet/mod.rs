@@ -491,14 +491,12 @@ pub struct DaemonCommands {
     pub view: FleetView,
     /// Reprints, when a printer is configured.
     pub printer: Option<crate::printq::PrintHandle>,
+    /// Batch close runs in the engine, like one from the till.
+    pub engine: tokio::sync::mpsc::Sender<crate::engine::EngineMsg>,
 }
 
 impl RunCommand for DaemonCommands {
     async fn run(&self, cmd: &Command) -> Result<Value, CmdFailure> {
-        let unsupported = |what: &str| CmdFailure {
-            code: "unsupported",
-            message: format!("{what} is not available in this build of posd"),
-        };
         match cmd.op {
             Op::Ping => Ok(json!({
                 "pong": true,
@@ -543,7 +541,30 @@ impl RunCommand for DaemonCommands {
                     }),
                 }
             }
-            Op::BatchClose => Err(unsupported("batch close")),
+            Op::BatchClose => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                let stopping = || CmdFailure {
+                    code: "stopping",
+                    message: "the daemon is stopping".into(),
+                };
+                self.engine
+                    .send(crate::engine::EngineMsg::BatchClose { reply })
+                    .await
+                    .map_err(|_| stopping())?;
+                match rx.await.map_err(|_| stopping())? {
+                    Ok(b) => Ok(json!({
+                        "txn_id": b.txn_id,
+                        "seq": b.seq,
+                        "batch_no": b.report.get("batch_no"),
+                        "net_total": b.report.get("net_total"),
+                        "currency": b.report.get("currency"),
+                    })),
+                    Err(e) => Err(CmdFailure {
+                        code: e.code(),
+                        message: e.to_string(),
+                    }),
+                }
+            }
         }
     }
 }
