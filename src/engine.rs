@@ -207,12 +207,19 @@ pub enum EngineMsg {
     /// A fleet push (issue 8): new timeouts, limits, code patterns and offline rules (issuer
     /// keys, denylist). They hold from the next sale on; sales in flight keep their policy.
     Reconfigure {
-        policy: OnlinePolicy,
-        max_amount: i64,
-        patterns: Patterns,
-        offline: Box<OfflineRuntime>,
+        rules: Box<EngineRules>,
         reply: oneshot::Sender<()>,
     },
+}
+
+/// The engine's rules a fleet push may change without a restart.
+pub struct EngineRules {
+    pub policy: OnlinePolicy,
+    pub max_amount: i64,
+    pub patterns: Patterns,
+    pub offline: OfflineRuntime,
+    pub merchant_qr: MerchantQrRuntime,
+    pub saf: crate::card::saf::SafLimits,
 }
 
 /// How a scanned code is paid.
@@ -805,17 +812,14 @@ impl Engine {
                 settled,
                 reason,
             } => self.settle(txn_id, settled, reason).await,
-            EngineMsg::Reconfigure {
-                policy,
-                max_amount,
-                patterns,
-                offline,
-                reply,
-            } => {
-                self.p.policy = policy;
-                self.p.max_amount = max_amount;
-                self.p.patterns = patterns;
-                self.p.offline = *offline;
+            EngineMsg::Reconfigure { rules, reply } => {
+                let r = *rules;
+                self.p.policy = r.policy;
+                self.p.max_amount = r.max_amount;
+                self.p.patterns = r.patterns;
+                self.p.offline = r.offline;
+                self.p.merchant_qr = r.merchant_qr;
+                self.p.card.saf = r.saf;
                 let _ = reply.send(());
             }
             EngineMsg::Resp(resp) => {

@@ -450,10 +450,18 @@ impl ApplyConfig for EngineApplier {
         let (reply, done) = oneshot::channel();
         self.engine
             .send(EngineMsg::Reconfigure {
-                policy: new.online.policy(),
-                max_amount: new.limits.max_sale_amount,
-                patterns,
-                offline: Box::new(offline),
+                rules: Box::new(crate::engine::EngineRules {
+                    policy: new.online.policy(),
+                    max_amount: new.limits.max_sale_amount,
+                    patterns,
+                    offline,
+                    merchant_qr: crate::engine::MerchantQrRuntime {
+                        platform: new.merchant_qr.mode == crate::config::MerchantQrMode::Platform,
+                        merchant: new.merchant_qr.merchant.clone(),
+                        policy: new.merchant_qr.policy(&new.online),
+                    },
+                    saf: new.card.store_and_forward,
+                }),
                 reply,
             })
             .await

@@ -93,6 +93,21 @@ pub const PUSHABLE: &[Pushable] = &[
         what: "settlement query interval",
     },
     Pushable {
+        path: "merchant_qr",
+        takes: Takes::Now,
+        what: "merchant-presented QR: mode, timeouts and the merchant templates",
+    },
+    Pushable {
+        path: "card.store_and_forward",
+        takes: Takes::Now,
+        what: "card store-and-forward: enabled, floor limit, count, age",
+    },
+    Pushable {
+        path: "receipt",
+        takes: Takes::Restart,
+        what: "receipt text and layout (shop name, header, footer, width, copies)",
+    },
+    Pushable {
         path: "logging.level",
         takes: Takes::Now,
         what: "log level",
