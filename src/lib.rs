@@ -4,6 +4,7 @@
 //! SQLite and MQTT. See `docs/architecture.md` for the map from modules to DESIGN.md.
 
 pub mod camera;
+pub mod card;
 pub mod codes;
 pub mod config;
 pub mod control;
