@@ -50,13 +50,17 @@ pub enum HostError {
 
 /// Reads the host's card secret (X25519, base64) for `HostConfig::card_secret`.
 pub fn parse_card_secret(text: &str) -> Result<[u8; 32], HostError> {
-    let _ = text;
-    Err(HostError::CardKey("card module not available".into()))
+    crate::card::seal::parse_key_b64(text).map_err(|e| HostError::CardKey(e.to_string()))
 }
 
 /// A new card key pair for the host: (secret, public), both base64.
 pub fn card_keygen() -> Result<(String, String), HostError> {
-    Err(HostError::CardKey("card module not available".into()))
+    let (secret, public) =
+        crate::card::seal::keygen_random().map_err(|e| HostError::CardKey(e.to_string()))?;
+    Ok((
+        crate::card::seal::key_to_b64(&secret),
+        crate::card::seal::key_to_b64(&public),
+    ))
 }
 
 /// How to run a host instance.
@@ -766,7 +770,7 @@ impl CardBehaviour {
             "4000000000009995" => CardBehaviour::Decline("insufficient funds"),
             "4000000000000259" => CardBehaviour::PendingThenApprove,
             "4000000000000119" => CardBehaviour::Silent,
-            p if !luhn_ok(p) => CardBehaviour::Decline("invalid card number"),
+            p if !crate::card::luhn_ok(p) => CardBehaviour::Decline("invalid card number"),
             _ => CardBehaviour::Approve,
         }
     }
@@ -786,11 +790,12 @@ fn read_card(
         .and_then(|s| s.as_str())
         .ok_or(CARD_UNREADABLE)?;
     let secret = cfg.card_secret.as_ref().ok_or(CARD_UNREADABLE)?;
-    let data = open_card(sealed, secret, aad).map_err(|e| {
+    // CardData wipes itself when dropped at the end of this function.
+    let data = crate::card::seal::open(sealed, secret, aad).map_err(|e| {
         log::warn!("host: sealed card data does not open: {e}");
         CARD_UNREADABLE
     })?;
-    Ok((data.masked, CardBehaviour::of_pan(&data.pan)))
+    Ok((data.masked_pan(), CardBehaviour::of_pan(&data.pan)))
 }
 
 /// The masked PAN the terminal sent, when it really is masked (at most 10 digits shown).
@@ -848,23 +853,6 @@ fn card_authorize(
         ],
     )?;
     Ok(reply)
-}
-
-/// Opened card data: what the host may use of it.
-struct OpenedCard {
-    pan: String,
-    masked: String,
-}
-
-fn open_card(sealed: &str, secret: &[u8; 32], aad: &[u8]) -> Result<OpenedCard, String> {
-    // Wired to crate::card::seal once the card branch lands.
-    let _ = (sealed, secret, aad);
-    Err("card module not available".into())
-}
-
-fn luhn_ok(digits: &str) -> bool {
-    let _ = digits;
-    true
 }
 
 /// The host's answer to one request: a response now, later, or never.
@@ -2407,6 +2395,122 @@ mod tests {
         let a = audit(&db).unwrap();
         assert_eq!(a.charges, 0);
         assert!(a.sale_without_charge.is_empty());
+    }
+
+    const SECRET: [u8; 32] = [0x42; 32];
+
+    fn card_cfg() -> HostConfig {
+        let mut c = cfg();
+        c.card_secret = Some(SECRET);
+        c
+    }
+
+    fn sealed(pan: &str, aad: &str) -> serde_json::Value {
+        let card = crate::card::parse_swipe(&format!(";{pan}=3012101?")).unwrap();
+        let public = crate::card::seal::public_from_secret(&SECRET);
+        let sealed =
+            crate::card::seal::seal(&card, &public, aad.as_bytes(), [7; 32], [9; 12]).unwrap();
+        json!({"masked_pan": card.masked_pan(), "brand": "visa", "sealed": sealed})
+    }
+
+    fn card_auth(
+        db: &mut Connection,
+        c: &HostConfig,
+        txn: &str,
+        pan: &str,
+        aad_amount: i64,
+    ) -> Option<Response> {
+        let mut r = req(&format!("a-{txn}"), Op::Authorize, txn);
+        r.method = Some("card".into());
+        r.channel = Some("visa".into());
+        r.amount = Some(1000);
+        r.currency = Some("EUR".into());
+        r.card = Some(sealed(pan, &format!("{txn}|{aad_amount}|EUR")));
+        let mut fx = Effects::default();
+        let t = db.transaction().unwrap();
+        let reply = answer(&t, "T1", &r, 1_000, c, &mut fx).unwrap();
+        t.commit().unwrap();
+        match reply {
+            Reply::Now(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn cards_by_number_and_never_the_pan() {
+        let mut db = mem_db();
+        let c = card_cfg();
+        let r = card_auth(&mut db, &c, "k1", "4111111111111111", 1000).unwrap();
+        assert_eq!(r.status, RespStatus::Approved);
+        let r = card_auth(&mut db, &c, "k2", "4000000000000002", 1000).unwrap();
+        assert_eq!(r.reason.as_deref(), Some("do not honor"));
+        let r = card_auth(&mut db, &c, "k3", "4000000000009995", 1000).unwrap();
+        assert_eq!(r.reason.as_deref(), Some("insufficient funds"));
+        let r = card_auth(&mut db, &c, "k4", "4000000000000259", 1000).unwrap();
+        assert_eq!(r.status, RespStatus::Pending);
+        let (q, _) = ask(&mut db, "T1", &req("q4", Op::Query, "k4"));
+        assert_eq!(q.unwrap().status, RespStatus::Approved);
+        assert!(card_auth(&mut db, &c, "k5", "4000000000000119", 1000).is_none());
+        assert_eq!(ledger_state(&db, "k5").as_deref(), Some("charged"));
+        let (q, _) = ask(&mut db, "T1", &req("q5", Op::Query, "k5"));
+        assert!(q.is_none());
+        // The amount in the AAD differs: unreadable, nothing charged.
+        let r = card_auth(&mut db, &c, "k6", "4111111111111111", 999).unwrap();
+        assert_eq!(r.reason.as_deref(), Some("card data unreadable"));
+        assert_eq!(ledger_state(&db, "k6").as_deref(), Some("declined"));
+        // No key: unreadable.
+        let r = card_auth(&mut db, &cfg(), "k7", "4111111111111111", 1000).unwrap();
+        assert_eq!(r.reason.as_deref(), Some("card data unreadable"));
+        // The ledger keeps the masked PAN only.
+        let pans: Vec<Option<String>> = db
+            .prepare("SELECT masked_pan FROM ledger ORDER BY txn_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(pans[0].as_deref(), Some("411111******1111"));
+        let dump: String = db
+            .query_row("SELECT group_concat(COALESCE(masked_pan, '') || COALESCE(reason, ''), ',') FROM ledger", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            !dump.contains("4111111111111111") && !dump.contains("4000000000000002"),
+            "{dump}"
+        );
+    }
+
+    #[test]
+    fn store_and_forward_cards_settle_when_they_arrive() {
+        let db = mem_db();
+        let c = card_cfg();
+        let ev = |seq: u64, txn: &str, pan: &str| {
+            let mut e: PosEvent =
+                serde_json::from_slice(&event(seq, txn, "sale", "approved_offline", 800, None))
+                    .unwrap();
+            e.method = "card".into();
+            e.detail = Some(json!({"card": sealed(pan, &format!("{txn}|800|CNY"))}));
+            serde_json::to_vec(&e).unwrap()
+        };
+        let n = |p: &[u8]| match store_event(&db, "T1", p, 1_000, &c).unwrap() {
+            Stored::Notify(n) => n,
+            _ => panic!("no notify"),
+        };
+        assert_eq!(n(&ev(1, "f1", "4111111111111111"))["status"], "settled");
+        assert_eq!(n(&ev(2, "f2", "4000000000000119"))["status"], "settled");
+        let r = n(&ev(3, "f3", "4000000000009995"));
+        assert_eq!(r["status"], "rejected");
+        assert_eq!(r["reason"], "insufficient funds");
+        assert_eq!(ledger_state(&db, "f3").as_deref(), Some("rejected"));
+        // Sealed for another transaction: unreadable, rejected.
+        let mut e: PosEvent = serde_json::from_slice(&ev(4, "f4", "4111111111111111")).unwrap();
+        e.detail = Some(json!({"card": sealed("4111111111111111", "f1|800|CNY")}));
+        let r = n(&serde_json::to_vec(&e).unwrap());
+        assert_eq!(r["reason"], "card data unreadable");
+        // Redelivery: stored once, no second verdict.
+        assert!(matches!(
+            store_event(&db, "T1", &ev(1, "f1", "4111111111111111"), 1_000, &c).unwrap(),
+            Stored::Ok
+        ));
     }
 
     /// A batch: sale charged (1000), sale declined, refund approved (-300) of the first, a
