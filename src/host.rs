@@ -23,7 +23,9 @@
 //! Merchant-presented orders (`order`/`query`/`close`, paid by the sandbox customer or by a
 //! wallet on `{prefix}/sandbox/pay`) choose their behaviour by the amount's last two digits
 //! ([`OrderBehaviour`]); refunds are idempotent by `refund_id`; voids and batch-close
-//! reconciliation ([`reconcile_batch`]) follow docs/payments.md. Automatic order payments are
+//! reconciliation ([`reconcile_batch`]) follow docs/payments.md. Cards are opened with the
+//! host's X25519 secret (`crate::card::seal`) and decided by card number ([`CardBehaviour`]);
+//! the PAN stays in memory, only the masked PAN is stored. Automatic order payments are
 //! scheduled in memory: a host restarted in between never makes them (the order stays open).
 
 use crate::codes::{self, IssuerKeys, OfflinePolicy};

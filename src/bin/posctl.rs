@@ -729,6 +729,7 @@ fn wallet_pay_qr(broker: &str, prefix: &str, qr: &str) -> anyhow::Result<ExitCod
     let body = serde_json::json!({ "qr": qr }).to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut sent = false;
+    let mut last_err = String::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         let ev = match conn.recv_timeout(left) {
             Ok(ev) => ev,
@@ -765,7 +766,11 @@ fn wallet_pay_qr(broker: &str, prefix: &str, qr: &str) -> anyhow::Result<ExitCod
             }
             Ok(_) => {}
             Err(e) => {
-                eprintln!("posctl: broker: {e}");
+                let e = e.to_string();
+                if e != last_err {
+                    eprintln!("posctl: broker: {e}");
+                    last_err = e;
+                }
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
