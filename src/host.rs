@@ -1538,13 +1538,15 @@ pub fn reconcile_batch(
                     .and_then(|d| d.get("refund_id"))
                     .and_then(|r| r.as_str())
                     .unwrap_or(&id);
-                -db.query_row(
-                    "SELECT amount FROM refunds WHERE refund_id = ?1 AND state = 'approved'",
-                    [refund_id],
-                    |r| r.get::<_, i64>(0),
+                0i64.saturating_sub(
+                    db.query_row(
+                        "SELECT amount FROM refunds WHERE refund_id = ?1 AND state = 'approved'",
+                        [refund_id],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0),
                 )
-                .optional()?
-                .unwrap_or(0)
             }
             _ => 0,
         };
