@@ -453,7 +453,10 @@ async fn signed_commands_are_idempotent_by_cmd_id() {
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["result"]["batch_no"], 1, "{r}");
     let again = run(key(1, "ops-1"), "c-3", Op::BatchClose, "T1").await;
-    assert_eq!(again["duplicate"], true, "a repeated cmd_id closes nothing more: {again}");
+    assert_eq!(
+        again["duplicate"], true,
+        "a repeated cmd_id closes nothing more: {again}"
+    );
     let r = run(key(1, "ops-1"), "c-3b", Op::BatchClose, "T1").await;
     assert_eq!(r["result"]["batch_no"], 2, "{r}");
     let r = run(key(2, "ops-1"), "c-4", Op::Ping, "T1").await;

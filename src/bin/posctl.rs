@@ -128,6 +128,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: WalletCmd,
     },
+    /// Card tools for the sandbox host: the key pair card data is sealed to.
+    Card {
+        #[command(subcommand)]
+        cmd: CardCmd,
+    },
     /// Fleet management: signing keys, signed config pushes and commands, fleet status.
     Fleet {
         #[command(subcommand)]
@@ -279,6 +284,25 @@ enum WalletCmd {
         #[arg(long)]
         timestamp: Option<u32>,
     },
+    /// Pay a merchant-presented code at the sandbox host, as a customer's wallet would: the
+    /// scanned text (EMVCo payload or platform URL). Exit 0 paid, 3 refused or no answer in 5 s.
+    PayQr {
+        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+        broker: String,
+        #[arg(long, default_value = "pos/v1")]
+        prefix: String,
+        qr: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CardCmd {
+    /// A new X25519 key pair: writes the secret (base64) to --out-secret for
+    /// `posctl sandbox-host --card-key`, prints the public key (base64) for `[card] host_public_key`.
+    Keygen {
+        #[arg(long)]
+        out_secret: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -354,6 +378,13 @@ struct HostArgs {
     /// A platform issuer key for verifying P1 offline sales at settlement: ID=HEX (repeatable).
     #[arg(long = "issuer-key")]
     issuer_keys: Vec<String>,
+    /// Delay before the sandbox customer pays an order (amounts ending in 11 or 33), in ms.
+    #[arg(long, default_value_t = 1000)]
+    pay_after_ms: u64,
+    /// File holding the host's X25519 secret (base64) that card data is sealed to
+    /// (`posctl card keygen`). Without it every card is "card data unreadable".
+    #[arg(long)]
+    card_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -384,6 +415,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Code { cmd } => return code_cmd(cmd),
         Cmd::Wallet { cmd } => return wallet_cmd(cmd),
         Cmd::Manager { cmd } => return manager_cmd(cmd),
+        Cmd::Card { cmd } => return card_cmd(cmd),
         Cmd::Fleet { cmd } => return fleet_cmd(cmd),
         other => other,
     };
@@ -650,6 +682,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Cmd::SandboxHost(_)
             | Cmd::Code { .. }
             | Cmd::Wallet { .. }
+            | Cmd::Card { .. }
             | Cmd::Fleet { .. }
             | Cmd::Manager { .. } => {}
         }
@@ -869,8 +902,100 @@ fn wallet_cmd(cmd: WalletCmd) -> anyhow::Result<ExitCode> {
             let code = make_code(&user, &cred, timestamp.unwrap_or_else(unix_now), counter)?;
             println!("{}", code.to_text());
         }
+        WalletCmd::PayQr { broker, prefix, qr } => return wallet_pay_qr(&broker, &prefix, &qr),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes `{"qr": ...}` on `{prefix}/sandbox/pay` and waits up to 5 s for the host's result.
+fn wallet_pay_qr(broker: &str, prefix: &str, qr: &str) -> anyhow::Result<ExitCode> {
+    use rumqttc::{Client, Event, Packet, QoS};
+    use std::time::{Duration, Instant};
+    let opts = posd::link::mqtt_options(
+        &format!("posctl-wallet-{}", std::process::id()),
+        broker,
+        None,
+        30,
+    )?;
+    let (client, mut conn) = Client::new(opts, 16);
+    let result_topic = posd::host::wallet_result_topic(prefix);
+    let body = serde_json::json!({ "qr": qr }).to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sent = false;
+    let mut last_err = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let ev = match conn.recv_timeout(left) {
+            Ok(ev) => ev,
+            Err(_) => break,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                client.try_subscribe(result_topic.clone(), QoS::AtLeastOnce)?;
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) if !sent => {
+                client.try_publish(
+                    posd::host::wallet_pay_topic(prefix),
+                    QoS::AtLeastOnce,
+                    false,
+                    body.clone(),
+                )?;
+                sent = true;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == result_topic => {
+                let v: Value = match serde_json::from_slice(&p.payload) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                };
+                if v["qr"].as_str() != Some(qr) {
+                    continue; // another wallet's result
+                }
+                println!("{v}");
+                let _ = client.disconnect();
+                return Ok(if v["status"] == "paid" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(3)
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let e = e.to_string();
+                if e != last_err {
+                    eprintln!("posctl: broker: {e}");
+                    last_err = e;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    eprintln!("posctl: no answer from the sandbox host within 5 s");
+    Ok(ExitCode::from(3))
+}
+
+fn card_cmd(cmd: CardCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CardCmd::Keygen { out_secret } => {
+            let (secret, public) = posd::host::card_keygen()?;
+            write_secret(&out_secret, &secret)?;
+            println!("{public}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    writeln!(f, "{text}").with_context(|| format!("write {}", path.display()))?;
+    Ok(())
 }
 
 fn code_cmd(cmd: CodeCmd) -> anyhow::Result<ExitCode> {
@@ -948,6 +1073,30 @@ fn sandbox_host(h: HostArgs) -> anyhow::Result<ExitCode> {
             println!("charged without a sale: {:?}", a.charged_without_sale);
             println!("sale without a charge:  {:?}", a.sale_without_charge);
             println!("still in flight:        {:?}", a.unresolved);
+            println!("refunds approved: {}", a.refunds);
+            for b in &a.batches {
+                println!(
+                    "  batch {} of {} (seq {}..={}, no. {}): {}{}{}",
+                    b.txn_id,
+                    b.terminal,
+                    b.from_seq.saturating_add(1),
+                    b.upto_seq,
+                    b.batch_no
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    b.status,
+                    if b.status == "reconciled" {
+                        String::new()
+                    } else {
+                        format!(" {} txns {}", b.mismatches, b.txns)
+                    },
+                    if b.missing_events > 0 {
+                        format!(", {} events missing", b.missing_events)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
             println!("{}", if a.ok() { "OK" } else { "MISMATCH" });
         }
         return Ok(if a.ok() {
@@ -964,6 +1113,15 @@ fn sandbox_host(h: HostArgs) -> anyhow::Result<ExitCode> {
         cfg.client_id = id;
     }
     cfg.late_ms = h.late_ms;
+    cfg.pay_after_ms = h.pay_after_ms;
+    if let Some(path) = &h.card_key {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        cfg.card_secret = Some(
+            posd::host::parse_card_secret(text.trim())
+                .with_context(|| format!("{}: not a base64 X25519 key", path.display()))?,
+        );
+    }
     let mut keys = Vec::new();
     for k in &h.issuer_keys {
         let (id, hex_key) = k.split_once('=').context("--issuer-key takes ID=HEX")?;
