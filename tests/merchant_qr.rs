@@ -1,0 +1,256 @@
+//! Merchant-presented QR end to end (DESIGN §1.3, docs/payments.md): the real daemon, a real
+//! mosquitto, the sandbox host as its own process and its wallet (`posctl wallet pay-qr`).
+//! Paid before the timeout; never paid → closed; paid while closing; the notify lost but a
+//! query finds it; the daemon SIGKILLed while waiting; a payment after the cashier was told
+//! "not paid" refunded automatically — and the ledger audit agrees every time.
+
+mod common;
+use common::*;
+use posd::control::ControlRequest;
+use serde_json::Value;
+use std::time::Duration;
+
+const ORDER: &str = r#"
+[online]
+reverse_backoff_initial_s = 1
+reverse_backoff_max_s = 2
+
+[merchant_qr]
+timeout_s = 4
+query_interval_s = 1
+close_wait_s = 2
+
+[merchant_qr.merchant]
+merchant_category_code = "5812"
+country_code = "CN"
+merchant_name = "BEST CANTEEN"
+merchant_city = "BEIJING"
+
+[[merchant_qr.merchant.accounts]]
+tag = 26
+guid = "com.sandbox.posd"
+fields = { "01" = "M0001" }
+"#;
+
+/// Starts a merchant-QR sale in the background; returns the code shown and the pending answer.
+async fn start_order(d: &Daemon, amount: &str) -> (String, String, tokio::task::JoinHandle<Value>) {
+    let mut c = d.client().await;
+    let amount = amount.to_string();
+    let task = tokio::spawn(async move {
+        match c
+            .call(&ControlRequest::Sale {
+                amount,
+                currency: None,
+                code: None,
+                method: Some("merchant_qr".into()),
+            })
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => serde_json::json!({"result": "refused", "error": e.to_string()}),
+        }
+    });
+    let (id, qr) = eventually(Duration::from_secs(10), "the code on show", || async {
+        let mut c = d.client().await;
+        let v = c.call(&ControlRequest::Current).await.ok()?;
+        Some((
+            v["txn_id"].as_str()?.to_string(),
+            v["qr"].as_str()?.to_string(),
+        ))
+    })
+    .await;
+    (id, qr, task)
+}
+
+async fn txn(d: &Daemon, id: &str) -> Value {
+    let mut c = d.client().await;
+    c.call(&ControlRequest::TxnShow { id: id.into() })
+        .await
+        .expect("txn show")["txn"]
+        .clone()
+}
+
+async fn wait_state(d: &Daemon, id: &str, want: &str) -> Value {
+    eventually(Duration::from_secs(20), &format!("{id} {want}"), || async {
+        let t = txn(d, id).await;
+        (t["state"] == want).then_some(t)
+    })
+    .await
+}
+
+fn wallet_pay(broker: &str, qr: &str) -> bool {
+    std::process::Command::new(env!("CARGO_BIN_EXE_posctl"))
+        .args(["wallet", "pay-qr", "--broker", broker, qr])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("posctl wallet pay-qr")
+        .success()
+}
+
+fn host_args() -> Vec<String> {
+    vec!["--pay-after-ms".into(), "500".into()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_order_ends_right_and_the_ledger_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let host = Host::start_with_args(&broker.url(), &dir.path().join("host.sqlite"), &host_args());
+    let d = Daemon::start(&dir.path().join("t"), "T-MPM", &broker.url(), ORDER);
+    wait_online(&d).await;
+
+    // Paid by the sandbox customer before the timeout; the payload is a valid dynamic EMVCo
+    // code carrying the amount, the reference and the terminal.
+    let (id, qr, task) = start_order(&d, "12.11").await;
+    let p = posd::codes::emv_mpm::parse(&qr).expect("the shown code re-parses");
+    assert!(p.is_dynamic());
+    assert_eq!(p.amount_minor().unwrap().0, 1211);
+    assert_eq!(p.sub(62, 7), Some("T-MPM"));
+    let reference = p.sub(62, 5).unwrap().to_string();
+    assert_eq!(reference.len(), 25);
+    assert!(id.replace('-', "").starts_with(&reference));
+    let v = task.await.unwrap();
+    assert_eq!(v["result"], "approved", "{v}");
+    wait_state(&d, &id, "approved").await;
+
+    // Never paid: closed at the timeout, nobody charged.
+    let (id, _, task) = start_order(&d, "12.22").await;
+    let v = task.await.unwrap();
+    assert_eq!(v["result"], "cancelled", "{v}");
+    wait_state(&d, &id, "closed").await;
+    // A closed order can no longer be paid.
+    let t = txn(&d, &id).await;
+    assert!(!wallet_pay(
+        &broker.url(),
+        t["detail"]["qr"].as_str().unwrap()
+    ));
+
+    // The cashier cancels and the customer pays at that instant: the close reports the payment
+    // while the cashier still waits, so it is the sale.
+    let (id, _, task) = start_order(&d, "12.44").await;
+    let mut c = d.client().await;
+    c.call(&ControlRequest::Cancel).await.expect("cancel");
+    let v = task.await.unwrap();
+    assert_eq!(v["result"], "approved", "{v}");
+    wait_state(&d, &id, "approved").await;
+
+    // Paid, the notify lost: the polling query finds it.
+    let (id, _, task) = start_order(&d, "12.33").await;
+    let v = task.await.unwrap();
+    assert_eq!(v["result"], "approved", "{v}");
+    wait_state(&d, &id, "approved").await;
+
+    // A customer's wallet scans the code and pays.
+    let (id, qr, task) = start_order(&d, "12.50").await;
+    assert!(wallet_pay(&broker.url(), &qr));
+    let v = task.await.unwrap();
+    assert_eq!(v["result"], "approved", "{v}");
+    wait_state(&d, &id, "approved").await;
+
+    wait_drained(&d, Duration::from_secs(20)).await;
+    let a = host.audit();
+    assert!(a.ok(), "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_waiting_the_order_is_resolved_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let host = Host::start_with_args(&broker.url(), &dir.path().join("host.sqlite"), &host_args());
+    let mut d = Daemon::start(&dir.path().join("t"), "T-MPMK", &broker.url(), ORDER);
+    wait_online(&d).await;
+
+    // Paid while posd is dead: the restart's query finds the payment — a sale.
+    let (paid, qr, task) = start_order(&d, "20.50").await;
+    d.kill9();
+    let _ = task.await;
+    assert!(wallet_pay(&broker.url(), &qr));
+    d.restart();
+    wait_state(&d, &paid, "approved").await;
+
+    // Not paid while posd is dead: closed after the restart, nobody charged.
+    let (open, _, task) = start_order(&d, "20.22").await;
+    d.kill9();
+    let _ = task.await;
+    d.restart();
+    wait_state(&d, &open, "closed").await;
+
+    wait_drained(&d, Duration::from_secs(20)).await;
+    let a = host.audit();
+    assert!(a.ok(), "{a:?}");
+    assert!(a.unresolved.is_empty(), "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_after_the_cashier_heard_not_paid_is_refunded() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let mut host =
+        Host::start_with_args(&broker.url(), &dir.path().join("host.sqlite"), &host_args());
+    let d = Daemon::start(
+        &dir.path().join("t"),
+        "T-MPMR",
+        &broker.url(),
+        &format!("{ORDER}\n{}", manager_toml()),
+    );
+    wait_online(&d).await;
+
+    // Amount ..44: the customer pays at the instant the close arrives. The host is down when
+    // the cashier cancels, so the close goes unanswered and the cashier hears "not paid".
+    let (id, _, task) = start_order(&d, "30.44").await;
+    host.kill();
+    let mut c = d.client().await;
+    c.call(&ControlRequest::Cancel).await.expect("cancel");
+    let v = task.await.unwrap();
+    assert_eq!(v["result"], "cancelled", "{v}");
+    host.restart();
+    // The retried close reports the payment: a paid sale plus its automatic refund.
+    let t = wait_state(&d, &id, "approved").await;
+    assert!(
+        t["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refunded automatically"),
+        "{t}"
+    );
+    let refund = eventually(Duration::from_secs(20), "the automatic refund", || async {
+        let mut c = d.client().await;
+        let list = c
+            .call(&ControlRequest::TxnList { limit: Some(20) })
+            .await
+            .ok()?;
+        list.as_array()?
+            .iter()
+            .find(|x| x["kind"] == "refund" && x["state"] == "approved")
+            .cloned()
+    })
+    .await;
+    assert_eq!(refund["amount"], 3044);
+    assert_eq!(refund["detail"]["original"], id.as_str());
+    assert_eq!(refund["detail"]["refund_id"], format!("auto-{id}"));
+
+    wait_drained(&d, Duration::from_secs(20)).await;
+    let a = host.audit();
+    assert!(a.ok(), "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_mode_shows_the_platforms_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let host = Host::start_with_args(&broker.url(), &dir.path().join("host.sqlite"), &host_args());
+    let d = Daemon::start(
+        &dir.path().join("t"),
+        "T-MPMP",
+        &broker.url(),
+        "[merchant_qr]\nmode = \"platform\"\ntimeout_s = 4\nquery_interval_s = 1\n",
+    );
+    wait_online(&d).await;
+    let (id, qr, task) = start_order(&d, "7.11").await;
+    assert!(qr.starts_with("https://"), "{qr}");
+    let v = task.await.unwrap();
+    assert_eq!(v["result"], "approved", "{v}");
+    wait_state(&d, &id, "approved").await;
+    wait_drained(&d, Duration::from_secs(20)).await;
+    assert!(host.audit().ok());
+}
