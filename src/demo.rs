@@ -3,9 +3,10 @@
 //!
 //! It starts an in-process MQTT broker (rumqttd) on a free loopback port — or uses `--broker` —
 //! the sandbox host in a thread, and the daemon itself with a state directory of its own; then
-//! it makes three sales through the control socket (approved, declined, approved after the
-//! customer confirmed), waits until the host has acknowledged every event, and prints the
-//! status and the host's ledger audit.
+//! it makes sales through the control socket (approved, declined, approved after the customer
+//! confirmed, an offline P1 code, a merchant-presented QR, a card), a refund and a batch close,
+//! waits until the host has acknowledged every event, and prints the status, the host's
+//! reconciliation of the batch and its ledger audit.
 
 use crate::config::Config;
 use crate::control::{ControlClient, ControlRequest};
@@ -114,10 +115,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             currency: 156,
         },
     )?;
+    // The host's card-sealing key pair and the manager PIN of the demo shop.
+    let (card_secret, card_public) =
+        crate::card::seal::keygen_random().map_err(|e| anyhow::anyhow!("card key: {e}"))?;
+    let pin_hash = crate::engine::hash_pin(DEMO_PIN).map_err(|e| anyhow::anyhow!(e))?;
     let stop_host = Arc::new(AtomicBool::new(false));
     let mut hc = HostConfig::new(&broker, &dir.join("host.sqlite"));
     hc.client_id = "posd-demo-host".into();
     hc.issuer_keys.insert(1, issuer.public_key(), false);
+    hc.card_secret = Some(card_secret);
+    hc.pay_after_ms = 1500;
     if args.broker.is_none() {
         // rumqttd's shared subscriptions lose messages in this setup; one host needs none.
         hc.group = None;
@@ -160,11 +167,28 @@ settle_query_interval_s = 2
 [[offline.issuer_keys]]
 id = 1
 public_key = "{issuer_pub}"
+[manager]
+pin_hash = "{pin_hash}"
+[card]
+host_public_key = "{card_public}"
+[merchant_qr]
+timeout_s = 30
+query_interval_s = 1
+[merchant_qr.merchant]
+merchant_category_code = "5812"
+country_code = "CN"
+merchant_name = "POSD DEMO SHOP"
+merchant_city = "BEIJING"
+[[merchant_qr.merchant.accounts]]
+tag = 26
+guid = "com.sandbox.posd"
+fields = {{ "01" = "M0001" }}
 "#,
         state = dir.join("state").display(),
         socket = socket.display(),
         receipts = receipts.display(),
         issuer_pub = issuer.public_key().to_hex(),
+        card_public = crate::card::seal::key_to_b64(&card_public),
     );
     let cfg = Config::from_toml(&text).context("demo configuration")?;
     println!(
@@ -210,6 +234,7 @@ public_key = "{issuer_pub}"
                 "P1 offline code, verified on the box with no host involved",
             ),
         ];
+        let mut first_sale: Option<String> = None;
         for (amount, code, what) in sales {
             println!("→ sale {amount} CNY — {what}");
             let r = c
@@ -220,18 +245,10 @@ public_key = "{issuer_pub}"
                     method: None,
                 })
                 .await;
-            match r {
-                Ok(v) => println!(
-                    "← {} ({}), txn {}\n",
-                    v["result"].as_str().unwrap_or("?").to_uppercase(),
-                    v["reason"]
-                        .as_str()
-                        .or(v["host_ref"].as_str())
-                        .unwrap_or(""),
-                    v["txn_id"].as_str().unwrap_or("?")
-                ),
-                Err(e) => println!("← refused: {e}\n"),
+            if let Ok(v) = &r {
+                first_sale.get_or_insert(v["txn_id"].as_str().unwrap_or("").to_string());
             }
+            show(r);
         }
         // Wait until the host has acknowledged every event.
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -257,6 +274,78 @@ public_key = "{issuer_pub}"
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Issue 4: the merchant shows a code, a card, a refund, the end of the day.
+        println!("\n→ sale 8.11 CNY — merchant-presented QR; the sandbox customer pays it");
+        show(
+            c.call(&ControlRequest::Sale {
+                amount: "8.11".into(),
+                currency: None,
+                code: None,
+                method: Some("merchant_qr".into()),
+            })
+            .await,
+        );
+        println!("→ sale 25.00 CNY — card swipe 4111 1111 1111 1111 (sealed to the host's key)");
+        show(
+            c.call(&ControlRequest::Sale {
+                amount: "25.00".into(),
+                currency: None,
+                code: Some(
+                    "%B4111111111111111^DEMO/CARD^3512101000?;4111111111111111=3512101000?"
+                        .into(),
+                ),
+                method: Some("card".into()),
+            })
+            .await,
+        );
+        if let Some(original) = first_sale {
+            println!("→ refund 4.00 CNY of the first sale, manager PIN {DEMO_PIN}");
+            show(
+                c.call(&ControlRequest::Refund {
+                    original: Some(original),
+                    receipt: None,
+                    amount: Some("4.00".into()),
+                    refund_id: None,
+                    pin: DEMO_PIN.into(),
+                })
+                .await,
+            );
+        }
+        let b = c.call(&ControlRequest::BatchClose).await?;
+        let z = &b["report"];
+        println!(
+            "● batch {} closed: {} sales {} CNY, {} refunds {} CNY, net {} (minor units); Z report printed",
+            z["batch_no"], z["sales_count"], z["sales_amount"], z["refunds_count"], z["refunds_amount"], z["net_total"]
+        );
+        let batch_id = b["txn_id"].as_str().unwrap_or("").to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = c
+                .call(&ControlRequest::TxnShow {
+                    id: batch_id.clone(),
+                })
+                .await?;
+            let state = t["txn"]["state"].as_str().unwrap_or("").to_string();
+            if state != "closed" || Instant::now() > deadline {
+                println!("● the host's reconciliation of the batch: {state}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Let the printer finish the Z report.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let jobs = c.call(&ControlRequest::PrintJobs { limit: Some(5) }).await?;
+            if !jobs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|j| j["state"] == "queued")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let status = c.call(&ControlRequest::Status).await?;
         println!("● status: {}", serde_json::to_string_pretty(&status)?);
         if keep {
@@ -278,7 +367,7 @@ public_key = "{issuer_pub}"
         let text = crate::receipt::render_text(&bytes, &opts);
         let last = text.rsplit("~~~ cut ~~~").nth(1).unwrap_or(&text);
         println!(
-            "● the last receipt printed (file printer {}):\n{}",
+            "● the last slip printed — the Z report (file printer {}):\n{}",
             receipts.display(),
             last.trim_matches(|c| c == '~' || c == '\n')
         );
@@ -297,6 +386,25 @@ public_key = "{issuer_pub}"
         bail!("the ledger audit found a mismatch");
     }
     Ok(())
+}
+
+/// The demo shop's manager PIN.
+const DEMO_PIN: &str = "4711";
+
+fn show(r: Result<serde_json::Value, crate::control::ControlError>) {
+    match r {
+        Ok(v) => println!(
+            "← {} ({}), txn {}\n",
+            v["result"].as_str().unwrap_or("?").to_uppercase(),
+            v["reason"]
+                .as_str()
+                .or(v["host_ref"].as_str())
+                .or(v["code_masked"].as_str())
+                .unwrap_or(""),
+            v["txn_id"].as_str().unwrap_or("?")
+        ),
+        Err(e) => println!("← refused: {e}\n"),
+    }
 }
 
 async fn connect(socket: &std::path::Path) -> anyhow::Result<ControlClient> {

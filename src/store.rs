@@ -771,6 +771,15 @@ impl Db {
             rows.map(|r| raw_to_txn(r?))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        // The first batch opens with its first transaction.
+        let opened_at = if opened_at == 0 {
+            txns.iter()
+                .map(|t| t.created_at)
+                .min()
+                .unwrap_or(close.created_at)
+        } else {
+            opened_at
+        };
         let z = crate::core::batch::totals(
             &txns,
             no,
@@ -790,6 +799,18 @@ impl Db {
             self.receipts.as_ref(),
         )?;
         let seq = seqs[0];
+        // The Z report is owed to the printer in the same transaction as the close.
+        if let Some(ctx) = self.receipts.as_ref() {
+            let doc = crate::printq::PrintDoc::Z {
+                z_report: crate::printq::z_report_for(&z, ctx, close.currency),
+            };
+            let text =
+                serde_json::to_string(&doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+                params![close.id.to_string(), text, close.created_at as i64],
+            )?;
+        }
         for (k, v) in [
             ("batch.no", no.to_string()),
             ("batch.from_seq", seq.to_string()),
@@ -1246,6 +1267,101 @@ mod tests {
             .pragma_update(None, "max_page_count", 1_000_000)
             .unwrap();
         assert_eq!(db.record(&big).unwrap(), 2);
+    }
+
+    #[test]
+    fn refunds_voids_and_batch_close_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        db.set_receipts(Some(crate::printq::ReceiptCtx {
+            terminal: "T1".into(),
+            utc_offset_s: 0,
+        }));
+        let sale = txn(10, TxnState::Approved);
+        db.record(&sale).unwrap();
+        let refund = |amount: i64, n: u8| {
+            let mut r = Transaction::new(
+                TxnKind::Refund,
+                Method::PaymentCode,
+                amount,
+                Currency::from_code("CNY").unwrap(),
+                TxnState::Authorizing,
+                20 + u64::from(n),
+                [n; 10],
+            );
+            r.channel = Some("wechat".into());
+            r.detail = Some(
+                serde_json::json!({"original": sale.id.to_string(), "refund_id": format!("r{n}")}),
+            );
+            r
+        };
+        let orig = sale.id.to_string();
+        let mut r1 = refund(1000, 1);
+        db.record_refund(&r1, &orig).unwrap();
+        // 1000 in flight + 251 > 1250: refused, nothing written.
+        assert!(matches!(
+            db.record_refund(&refund(251, 2), &orig),
+            Err(StoreError::Refused(_))
+        ));
+        assert_eq!(db.refund_context(&orig).unwrap().committed, 1000);
+        r1.state = TxnState::Approved;
+        db.record(&r1).unwrap();
+        assert_eq!(db.refund_by_id("r1").unwrap().unwrap().id, r1.id);
+        db.record_refund(&refund(250, 3), &orig).unwrap();
+        // An online sale cannot be voided; an unsettled offline one can.
+        let void = |n: u8| {
+            Transaction::new(
+                TxnKind::Void,
+                Method::OfflineCode,
+                0,
+                Currency::from_code("CNY").unwrap(),
+                TxnState::Voided,
+                40,
+                [n; 10],
+            )
+        };
+        assert!(matches!(
+            db.record_void(&void(4), &orig, 40),
+            Err(StoreError::Refused(_))
+        ));
+        let mut off = txn(30, TxnState::ApprovedOffline);
+        off.method = Method::OfflineCode;
+        off.channel = Some("p1".into());
+        db.record(&off).unwrap();
+        let v = db.record_void(&void(5), &off.id.to_string(), 41).unwrap();
+        assert_eq!(v.amount, off.amount);
+        assert_eq!(
+            db.txn(&off.id.to_string()).unwrap().unwrap().state,
+            TxnState::Voided
+        );
+
+        let close = Transaction::new(
+            TxnKind::BatchClose,
+            Method::None,
+            0,
+            Currency::from_code("CNY").unwrap(),
+            TxnState::Closed,
+            50,
+            [9; 10],
+        );
+        let (b, seq) = db.batch_close(close.clone()).unwrap();
+        let z: crate::core::batch::ZTotals =
+            serde_json::from_value(b.detail.clone().unwrap()).unwrap();
+        // 1250 sold, 1000 refunded, 250 still in flight (0), the voided sale 0.
+        assert_eq!(z.net_total, 250);
+        assert_eq!(z.net["payment_code/wechat"], 250);
+        assert_eq!(z.net["offline_code/p1"], 0);
+        assert_eq!((z.batch_no, z.from_seq, z.upto_seq), (1, 0, seq - 1));
+        assert_eq!(z.opened_at, 10);
+        // The Z report is owed to the printer.
+        let jobs = db.print_jobs(20).unwrap();
+        assert!(jobs.iter().any(|j| j.1 == b.id.to_string()));
+        // The next batch holds only what came after the close.
+        let mut c2 = close.clone();
+        c2.id = crate::core::txn::uuid_v7(60, [8; 10]);
+        let (b2, _) = db.batch_close(c2).unwrap();
+        let z2: crate::core::batch::ZTotals = serde_json::from_value(b2.detail.unwrap()).unwrap();
+        assert_eq!((z2.batch_no, z2.from_seq, z2.rows.len()), (2, seq, 0));
     }
 
     #[test]

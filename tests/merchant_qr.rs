@@ -78,6 +78,20 @@ async fn wait_state(d: &Daemon, id: &str, want: &str) -> Value {
     .await
 }
 
+/// Waits until the host has registered the order (the `order` request left before a kill).
+async fn order_at_host(host: &Host, id: &str) {
+    let db = host.db.clone();
+    eventually(Duration::from_secs(10), "the order at the host", || {
+        let (db, key) = (db.clone(), id.to_string());
+        async move {
+            let conn = posd::host::open_db(&db).ok()?;
+            conn.query_row("SELECT 1 FROM orders WHERE txn_id = ?1", [&key], |_| Ok(()))
+                .ok()
+        }
+    })
+    .await;
+}
+
 fn wallet_pay(broker: &str, qr: &str) -> bool {
     std::process::Command::new(env!("CARGO_BIN_EXE_posctl"))
         .args(["wallet", "pay-qr", "--broker", broker, qr])
@@ -162,6 +176,7 @@ async fn killed_while_waiting_the_order_is_resolved_on_restart() {
 
     // Paid while posd is dead: the restart's query finds the payment — a sale.
     let (paid, qr, task) = start_order(&d, "20.50").await;
+    order_at_host(&host, &paid).await;
     d.kill9();
     let _ = task.await;
     assert!(wallet_pay(&broker.url(), &qr));
@@ -198,6 +213,8 @@ async fn a_payment_after_the_cashier_heard_not_paid_is_refunded() {
     // Amount ..44: the customer pays at the instant the close arrives. The host is down when
     // the cashier cancels, so the close goes unanswered and the cashier hears "not paid".
     let (id, _, task) = start_order(&d, "30.44").await;
+    // The platform must know the order before it goes away (local mode shows the code at once).
+    order_at_host(&host, &id).await;
     host.kill();
     let mut c = d.client().await;
     c.call(&ControlRequest::Cancel).await.expect("cancel");
