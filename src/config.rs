@@ -350,6 +350,8 @@ pub struct MerchantQrConfig {
     pub query_interval_s: u64,
     /// How long the cashier waits for the answer to `close` before hearing "not paid".
     pub close_wait_s: u64,
+    /// Print the code on a pay slip too (boxes without a screen the customer can see).
+    pub print: bool,
     /// The merchant data every generated payload carries (required in `local` mode).
     pub merchant: Option<crate::codes::MpmMerchant>,
 }
@@ -361,6 +363,7 @@ impl Default for MerchantQrConfig {
             timeout_s: 120,
             query_interval_s: 3,
             close_wait_s: 10,
+            print: false,
             merchant: None,
         }
     }

@@ -150,6 +150,11 @@ pub async fn run(
         shutdown.clone(),
     )?;
 
+    let print_wake = cfg
+        .devices
+        .printer
+        .as_ref()
+        .map(|_| Arc::new(tokio::sync::Notify::new()));
     let engine_beat: engine::Heartbeat = Arc::new(AtomicU64::new(now_ms()));
     let engine_task = tokio::spawn(engine::run(
         EngineParams {
@@ -165,6 +170,7 @@ pub async fn run(
             merchant_qr: engine::MerchantQrRuntime {
                 platform: cfg.merchant_qr.mode == crate::config::MerchantQrMode::Platform,
                 merchant: cfg.merchant_qr.merchant.clone(),
+                print: cfg.merchant_qr.print,
                 policy: cfg.merchant_qr.policy(&cfg.online),
             },
             card: engine::CardRuntime {
@@ -175,17 +181,14 @@ pub async fn run(
             },
             refund_policy: crate::core::refund::RefundPolicy::default(),
             pin_hash: (!cfg.manager.pin_hash.is_empty()).then(|| cfg.manager.pin_hash.clone()),
+            printer: print_wake.clone(),
+            utc_offset_s: cfg.terminal.utc_offset_s,
         },
         engine_rx,
         engine_beat.clone(),
         shutdown.clone(),
     ));
 
-    let print_wake = cfg
-        .devices
-        .printer
-        .as_ref()
-        .map(|_| Arc::new(tokio::sync::Notify::new()));
     let print_handle = print_wake.clone().map(|wake| crate::printq::PrintHandle {
         store: store.clone(),
         ctx: receipt_ctx.clone(),

@@ -337,6 +337,8 @@ pub struct MerchantQrRuntime {
     pub platform: bool,
     /// What a generated payload carries (`local` mode).
     pub merchant: Option<codes::MpmMerchant>,
+    /// Print the code on a pay slip (when a printer is configured).
+    pub print: bool,
     pub policy: OrderPolicy,
 }
 
@@ -366,6 +368,9 @@ pub struct EngineParams {
     pub refund_policy: RefundPolicy,
     /// The manager PIN's argon2 hash (PHC string); None: refunds and voids are refused.
     pub pin_hash: Option<String>,
+    /// The printer task's wake-up, when a printer is configured (pay slips).
+    pub printer: Option<std::sync::Arc<tokio::sync::Notify>>,
+    pub utc_offset_s: i32,
 }
 
 struct AwaitingCode {
@@ -1293,6 +1298,40 @@ impl Engine {
         })
     }
 
+    /// Prints the merchant-presented code when the config asks for it and a printer exists.
+    async fn print_pay_slip(&mut self, id: Uuid, qr: &str) {
+        let (Some(wake), true) = (self.p.printer.clone(), self.p.merchant_qr.print) else {
+            return;
+        };
+        let Some(t) = self.machines.get(&id).map(|m| m.txn().clone()) else {
+            return;
+        };
+        let simple = t.id.simple().to_string();
+        let slip = crate::receipt::PaySlip {
+            terminal_id: self.p.terminal.clone(),
+            txn_ref: simple.chars().skip(20).collect(),
+            amount_minor: t.amount,
+            currency: t.currency.code().to_string(),
+            exponent: t.currency.exponent(),
+            qr: qr.to_string(),
+            at: crate::receipt::LocalTime {
+                unix_secs: (t.created_at / 1000) as i64,
+                utc_offset_secs: self.p.utc_offset_s,
+            },
+        };
+        let doc = crate::printq::PrintDoc::PaySlip { pay_slip: slip };
+        let key = t.id.to_string();
+        match self
+            .p
+            .store
+            .call(move |db| db.enqueue_doc(&key, &doc))
+            .await
+        {
+            Ok(_) => wake.notify_one(),
+            Err(e) => log::warn!(txn_id = id.to_string(); "pay slip not queued: {e}"),
+        }
+    }
+
     async fn batch_result(&mut self, txn_id: String, reconciled: bool, detail: serde_json::Value) {
         let key = txn_id.clone();
         let t = match self.p.store.call(move |db| db.txn(&key)).await {
@@ -1623,6 +1662,7 @@ impl Engine {
                             format!("{} {}", t.currency.format(t.amount), t.currency)
                         })
                         .unwrap_or_default();
+                    self.print_pay_slip(id, &qr).await;
                     self.ui(UiEvent::ShowQr {
                         txn_id: id.to_string(),
                         qr,

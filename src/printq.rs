@@ -109,6 +109,7 @@ pub fn receipt_for(txn: &Transaction, ctx: &ReceiptCtx, reprint: bool) -> Option
 pub enum PrintDoc {
     Receipt(ReceiptData),
     Z { z_report: receipt::ZReport },
+    PaySlip { pay_slip: receipt::PaySlip },
 }
 
 /// The Z report a batch close prints (pure): the money rows of the totals.
@@ -168,6 +169,10 @@ pub fn doc_bytes(doc: &PrintDoc, cfg: &ReceiptConfig) -> Result<Vec<u8>, receipt
         PrintDoc::Receipt(d) => job_bytes(d, cfg),
         PrintDoc::Z { z_report } => receipt::encode_all(
             &[receipt::layout_z(z_report, cfg)],
+            &receipt::PrinterProfile::from_config(cfg),
+        ),
+        PrintDoc::PaySlip { pay_slip } => receipt::encode_all(
+            &[receipt::layout_pay_slip(pay_slip, cfg)],
             &receipt::PrinterProfile::from_config(cfg),
         ),
     }

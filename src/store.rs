@@ -281,6 +281,20 @@ impl Db {
         Ok(())
     }
 
+    /// Queues any document (a merchant QR pay slip). Returns the job id.
+    pub fn enqueue_doc(
+        &mut self,
+        txn_id: &str,
+        doc: &crate::printq::PrintDoc,
+    ) -> Result<i64, StoreError> {
+        let text = serde_json::to_string(doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+            params![txn_id, text, crate::link::now_ms() as i64],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
     /// Queues a receipt on request (reprint). Returns the job id.
     pub fn enqueue_receipt(
         &mut self,

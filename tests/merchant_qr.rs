@@ -271,3 +271,33 @@ async fn platform_mode_shows_the_platforms_code() {
     wait_drained(&d, Duration::from_secs(20)).await;
     assert!(host.audit().ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_code_is_printed_on_a_pay_slip_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let _host = Host::start_with_args(&broker.url(), &dir.path().join("host.sqlite"), &host_args());
+    let paper = dir.path().join("paper.escpos");
+    let extra = format!(
+        "{}\n[devices.printer.transport]\ntype = \"file\"\npath = \"{}\"\n",
+        ORDER.replace("close_wait_s = 2", "close_wait_s = 2\nprint = true"),
+        paper.display()
+    );
+    let d = Daemon::start(&dir.path().join("t"), "T-MPMS", &broker.url(), &extra);
+    wait_online(&d).await;
+    let (_id, qr, task) = start_order(&d, "9.11").await;
+    let slip = eventually(Duration::from_secs(10), "the pay slip", || async {
+        let bytes = std::fs::read(&paper).ok()?;
+        let opts = posd::receipt::RenderOptions::for_width(posd::receipt::PaperWidth::Mm58);
+        let text = posd::receipt::render_text(&bytes, &opts);
+        text.contains("SCAN TO PAY").then_some(text)
+    })
+    .await;
+    assert!(
+        slip.contains(&qr),
+        "the slip's QR carries the payload: {slip}"
+    );
+    assert!(slip.contains("CNY 9.11"), "{slip}");
+    let v = task.await.unwrap();
+    assert_eq!(v["result"], "approved", "{v}");
+}

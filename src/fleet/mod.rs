@@ -458,6 +458,7 @@ impl ApplyConfig for EngineApplier {
                     merchant_qr: crate::engine::MerchantQrRuntime {
                         platform: new.merchant_qr.mode == crate::config::MerchantQrMode::Platform,
                         merchant: new.merchant_qr.merchant.clone(),
+                        print: new.merchant_qr.print,
                         policy: new.merchant_qr.policy(&new.online),
                     },
                     saf: new.card.store_and_forward,

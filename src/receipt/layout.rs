@@ -740,6 +740,46 @@ impl Doc {
     }
 }
 
+/// A merchant-presented code printed for the customer to scan (DESIGN §1.3), where the box has
+/// no screen the customer can see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaySlip {
+    pub terminal_id: String,
+    pub txn_ref: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub exponent: u8,
+    /// The code's text: an EMVCo payload or the platform's URL.
+    pub qr: String,
+    pub at: LocalTime,
+}
+
+/// Lays out a pay slip: the amount and the code, nothing that looks like a receipt.
+pub fn layout_pay_slip(s: &PaySlip, cfg: &ReceiptConfig) -> Receipt {
+    let mut d = Doc::new(cfg);
+    d.shop_header(cfg);
+    d.rule('-');
+    d.text("SCAN TO PAY", Align::Center, TextSize::Big, true, 1);
+    d.feed(1);
+    d.text(
+        &format_money(i128::from(s.amount_minor), &s.currency, s.exponent),
+        Align::Center,
+        TextSize::Big,
+        true,
+        1,
+    );
+    d.feed(1);
+    d.lines.push(Line::Qr(s.qr.clone()));
+    d.feed(1);
+    d.pair("Date", &format_time(s.at), TextSize::Normal, false);
+    d.pair("Terminal", &s.terminal_id, TextSize::Normal, false);
+    d.pair("Txn ref", &s.txn_ref, TextSize::Normal, false);
+    d.center("This is not a receipt", 1);
+    d.feed(1);
+    d.finish(false)
+}
+
 /// Lays out one copy (the one named in `data.copy`) of a transaction receipt.
 pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
     let mut d = Doc::new(cfg);

@@ -26,8 +26,8 @@ pub mod render;
 pub use charset::TextEncoding;
 pub use escpos_enc::{encode, encode_all, DrawerPin, EncodeError, PrinterProfile};
 pub use layout::{
-    layout, layout_copies, layout_z, CopyKind, LocalTime, PaperWidth, PayMethod, Receipt,
-    ReceiptConfig, ReceiptData, ReceiptKind, ReceiptStatus, ZReport, ZRow,
+    layout, layout_copies, layout_pay_slip, layout_z, CopyKind, LocalTime, PaperWidth, PayMethod,
+    PaySlip, Receipt, ReceiptConfig, ReceiptData, ReceiptKind, ReceiptStatus, ZReport, ZRow,
 };
 pub use printer::{
     Fault, PrintOutcome, Printer, PrinterConfig, PrinterStatus, StatusMode, Transport,
