@@ -419,6 +419,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Fleet { cmd } => return fleet_cmd(cmd),
         other => other,
     };
+    // Control-socket commands print to a terminal or a pipe: `posctl txn list | head` must end
+    // quietly, not panic on EPIPE. Only here — the sandbox host and the fleet tools keep SIGPIPE
+    // ignored, so a broker going away is an error they report, not a silent death.
+    // SAFETY: setting a signal disposition to the default before any thread is spawned.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
