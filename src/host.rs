@@ -1523,14 +1523,32 @@ pub fn reconcile_batch(
             }
         };
         let net = match ev.kind.as_str() {
+            // A voided sale counts as sold; its void takes it back (docs/payments.md).
             "sale" => db
                 .query_row(
-                    "SELECT amount FROM ledger WHERE txn_id = ?1 AND state = 'charged'",
+                    "SELECT amount FROM ledger WHERE txn_id = ?1 AND state IN ('charged', 'voided')",
                     [&id],
                     |r| r.get::<_, i64>(0),
                 )
                 .optional()?
                 .unwrap_or(0),
+            "void" => {
+                let original = ev
+                    .detail
+                    .as_ref()
+                    .and_then(|d| d.get("original"))
+                    .and_then(|o| o.as_str())
+                    .unwrap_or("");
+                0i64.saturating_sub(
+                    db.query_row(
+                        "SELECT amount FROM ledger WHERE txn_id = ?1 AND state = 'voided'",
+                        [original],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0),
+                )
+            }
             "refund" => {
                 let refund_id = ev
                     .detail

@@ -128,7 +128,9 @@ pub fn z_report_for(
         .filter_map(|r| {
             let state = match (r.kind.as_str(), r.state.as_str()) {
                 ("sale", "approved") => ReceiptStatus::Approved,
-                ("sale", "approved_offline" | "settled") => ReceiptStatus::ApprovedOffline,
+                ("sale", "approved_offline" | "settled" | "voided") => {
+                    ReceiptStatus::ApprovedOffline
+                }
                 ("sale", "declined") => ReceiptStatus::Declined,
                 ("sale", "reversed") => ReceiptStatus::Reversed,
                 ("refund", "approved") => ReceiptStatus::Refund,

@@ -216,9 +216,11 @@ fn z_report_totals_per_currency() {
     assert_eq!(cny.sales_count, 57 + 31 + 120 + 4);
     assert_eq!(cny.sales_minor, 1_234_550 + 655_000 + 42_000 + 1_999_900);
     assert_eq!(cny.refund_count, 2);
+    // The voided offline sale is among the approved ones; its void takes it back.
+    assert_eq!((cny.void_count, cny.void_minor), (1, 350));
     assert_eq!(
         cny.net_minor(),
-        1_234_550 + 655_000 + 42_000 + 1_999_900 - 8_800
+        1_234_550 + 655_000 + 42_000 + 1_999_900 - 8_800 - 350
     );
     let text = render_text(
         &encode(
@@ -228,6 +230,7 @@ fn z_report_totals_per_currency() {
         .unwrap(),
         &RenderOptions::for_width(PaperWidth::Mm80),
     );
-    assert!(text.contains("CNY 39,226.50"), "{text}");
+    assert!(text.contains("CNY 39,223.00"), "{text}");
+    assert!(text.contains("Voids"), "{text}");
     assert!(text.contains("JPY 15,800"), "{text}");
 }

@@ -181,6 +181,37 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
     assert_eq!(b2["report"]["net_total"], 0);
     assert_eq!(b2["report"]["rows"].as_array().unwrap().len(), 0);
 
+    // A void in a later batch than its sale: the sale's batch counts it, the void's batch takes
+    // it back — and the host agrees with both.
+    host.kill();
+    let off2 = sale(&d, "3.00", &wallet.next_code()).await.unwrap();
+    assert_eq!(off2["state"], "approved_offline", "{off2}");
+    let b3 = c.call(&ControlRequest::BatchClose).await.unwrap();
+    assert_eq!(b3["report"]["net_total"], 300, "{b3}");
+    c.call(&ControlRequest::Void {
+        original: off2["txn_id"].as_str().unwrap().into(),
+        pin: PIN.into(),
+    })
+    .await
+    .unwrap();
+    let b4 = c.call(&ControlRequest::BatchClose).await.unwrap();
+    assert_eq!(b4["report"]["net_total"], -300, "{b4}");
+    assert_eq!(b4["report"]["voids_amount"], 300, "{b4}");
+    host.restart();
+    for b in [&b3, &b4] {
+        let id = b["txn_id"].as_str().unwrap().to_string();
+        let t = eventually(Duration::from_secs(20), "reconciliation", || async {
+            let mut c = d.client().await;
+            let v = c
+                .call(&ControlRequest::TxnShow { id: id.clone() })
+                .await
+                .ok()?;
+            (v["txn"]["state"] != "closed").then(|| v["txn"].clone())
+        })
+        .await;
+        assert_eq!(t["state"], "reconciled", "{t}");
+    }
+
     wait_drained(&d, Duration::from_secs(20)).await;
     let a = host.audit();
     assert!(a.ok(), "{a:?}");

@@ -40,6 +40,10 @@ pub struct ZTotals {
     pub sales_amount: i64,
     pub refunds_count: u64,
     pub refunds_amount: i64,
+    #[serde(default)]
+    pub voids_count: u64,
+    #[serde(default)]
+    pub voids_amount: i64,
     pub net_total: i64,
 }
 
@@ -48,15 +52,18 @@ pub fn net_key(method: &str, channel: Option<&str>) -> String {
     format!("{method}/{}", channel.unwrap_or(""))
 }
 
-/// The money one transaction moved, as the terminal sees it now.
+/// The money one transaction moved, as the terminal sees it now. A voided (offline) sale
+/// counts as sold and its void takes it back, so a void in a later batch than its sale shows
+/// there as money going out, and one in the same batch nets to zero.
 pub fn signed_net(t: &Transaction) -> i64 {
     let sold = matches!(
         t.state,
-        TxnState::Approved | TxnState::ApprovedOffline | TxnState::Settled
+        TxnState::Approved | TxnState::ApprovedOffline | TxnState::Settled | TxnState::Voided
     );
     match t.kind {
         TxnKind::Sale if sold => t.amount,
         TxnKind::Refund if t.state == TxnState::Approved => -t.amount,
+        TxnKind::Void if t.state == TxnState::Voided => -t.amount,
         _ => 0,
     }
 }
@@ -86,6 +93,8 @@ pub fn totals(
         sales_amount: 0,
         refunds_count: 0,
         refunds_amount: 0,
+        voids_count: 0,
+        voids_amount: 0,
         net_total: 0,
     };
     for t in txns {
@@ -104,7 +113,7 @@ pub fn totals(
         r.1 += t.amount;
         let n = signed_net(t);
         z.txns.insert(t.id.to_string(), n);
-        if n != 0 || matches!(t.kind, TxnKind::Sale | TxnKind::Refund) {
+        if n != 0 || matches!(t.kind, TxnKind::Sale | TxnKind::Refund | TxnKind::Void) {
             *z.net
                 .entry(net_key(t.method.as_str(), t.channel.as_deref()))
                 .or_default() += n;
@@ -112,6 +121,9 @@ pub fn totals(
         if n > 0 {
             z.sales_count += 1;
             z.sales_amount += n;
+        } else if t.kind == TxnKind::Void && n < 0 {
+            z.voids_count += 1;
+            z.voids_amount -= n;
         } else if n < 0 {
             z.refunds_count += 1;
             z.refunds_amount -= n;
@@ -240,8 +252,10 @@ mod tests {
         assert_eq!(z.net["offline_code/p1"], 250);
         assert_eq!(z.net["merchant_qr/emv_mpm"], 0);
         assert_eq!(z.net_total, 850);
-        assert_eq!((z.sales_count, z.sales_amount), (2, 1250));
+        // The voided sale counts as sold and its void takes it back.
+        assert_eq!((z.sales_count, z.sales_amount), (3, 1340));
         assert_eq!((z.refunds_count, z.refunds_amount), (1, 400));
+        assert_eq!((z.voids_count, z.voids_amount), (1, 90));
         assert_eq!(z.txns.len(), 9);
         let declined = z
             .rows

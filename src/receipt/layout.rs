@@ -859,16 +859,22 @@ pub struct ZTotals {
     pub sales_minor: i128,
     pub refund_count: u128,
     pub refund_minor: i128,
+    /// Voids of offline sales: the sale counts where it was approved, its void takes it back
+    /// (in the same batch or a later one).
+    pub void_count: u128,
+    pub void_minor: i128,
 }
 
 impl ZTotals {
     pub fn net_minor(&self) -> i128 {
-        self.sales_minor.saturating_sub(self.refund_minor)
+        self.sales_minor
+            .saturating_sub(self.refund_minor)
+            .saturating_sub(self.void_minor)
     }
 }
 
-/// Sums rows per currency (sorted by currency code). Declined, reversed and voided rows are
-/// listed on the report but count in neither sales nor refunds.
+/// Sums rows per currency (sorted by currency code). Declined and reversed rows are listed on
+/// the report but count in neither sales nor refunds; voids take their sale back.
 pub fn z_totals(report: &ZReport) -> Vec<(String, u8, ZTotals)> {
     let mut out: Vec<(String, u8, ZTotals)> = Vec::new();
     for r in &report.rows {
@@ -890,7 +896,11 @@ pub fn z_totals(report: &ZReport) -> Vec<(String, u8, ZTotals)> {
                 t.refund_count = t.refund_count.saturating_add(u128::from(r.count));
                 t.refund_minor = t.refund_minor.saturating_add(i128::from(r.amount_minor));
             }
-            ReceiptStatus::Declined | ReceiptStatus::Reversed | ReceiptStatus::Void => {}
+            ReceiptStatus::Void => {
+                t.void_count = t.void_count.saturating_add(u128::from(r.count));
+                t.void_minor = t.void_minor.saturating_add(i128::from(r.amount_minor));
+            }
+            ReceiptStatus::Declined | ReceiptStatus::Reversed => {}
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -961,6 +971,10 @@ pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
         let refunds = format_amount(t.refund_minor, *exp);
         z_line(&mut d, "Sales", t.sales_count, &sales, cols);
         z_line(&mut d, "Refunds", t.refund_count, &refunds, cols);
+        if t.void_count > 0 {
+            let voids = format_amount(t.void_minor, *exp);
+            z_line(&mut d, "Voids", t.void_count, &voids, cols);
+        }
         d.pair(
             "NET",
             &format_money(t.net_minor(), cur, *exp),
