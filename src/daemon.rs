@@ -528,6 +528,7 @@ fn parse_notify(payload: &[u8]) -> Option<EngineMsg> {
                     .get("host_ref")
                     .and_then(|r| r.as_str())
                     .map(str::to_string),
+                amount: v.get("amount").and_then(|a| a.as_i64()),
             });
         }
         "batch_close" => {

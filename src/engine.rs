@@ -55,6 +55,8 @@ pub enum SaleError {
     NotFound(String),
     #[error("the host is unreachable: {0}")]
     HostUnreachable(String),
+    #[error("{0}")]
+    InFlight(String),
 }
 
 impl SaleError {
@@ -75,6 +77,7 @@ impl SaleError {
             SaleError::PinLocked(_) => "pin_locked",
             SaleError::NotFound(_) => "not_found",
             SaleError::HostUnreachable(_) => "host_unreachable",
+            SaleError::InFlight(_) => "in_flight",
         }
     }
 }
@@ -182,6 +185,8 @@ pub enum EngineMsg {
     Paid {
         txn_id: String,
         host_ref: Option<String>,
+        /// What the platform says was paid (minor units), when it says.
+        amount: Option<i64>,
     },
     /// The host's reconciliation of a batch close (`notify {type:"batch_close"}`).
     BatchResult {
@@ -667,6 +672,8 @@ impl Engine {
                             self.start_refund(req, a.reply).await;
                         }
                         _ => {
+                            let mut text = text;
+                            zeroize::Zeroize::zeroize(&mut text);
                             self.ui(UiEvent::Notice {
                                 text: "Scan the receipt's QR code".into(),
                             });
@@ -792,7 +799,11 @@ impl Engine {
                 };
                 let _ = reply.send(v);
             }
-            EngineMsg::Paid { txn_id, host_ref } => {
+            EngineMsg::Paid {
+                txn_id,
+                host_ref,
+                amount,
+            } => {
                 let Ok(id) = Uuid::parse_str(&txn_id) else {
                     log::warn!("payment notify for a malformed txn id: ignored");
                     return;
@@ -802,6 +813,10 @@ impl Engine {
                     log::info!(txn_id = txn_id.as_str(); "payment notify for no order in flight: ignored (a query or close decides)");
                     return;
                 };
+                if let Some(paid) = amount.filter(|a| *a != m.txn().amount) {
+                    log::error!(txn_id = txn_id.as_str(); "payment notify for {paid} but the order is for {}: not taken as paid (the query and the close decide)", m.txn().amount);
+                    return;
+                }
                 match m.handle(Input::Paid { host_ref }, now) {
                     Ok(a) => self.execute(id, a).await,
                     Err(e) => log::warn!(txn_id = txn_id.as_str(); "payment notify ignored: {e}"),
@@ -1139,6 +1154,21 @@ impl Engine {
         // Idempotent: a refund_id already journaled answers with that refund, refunds nothing new.
         if let Some(rid) = req.refund_id.clone() {
             match self.p.store.call(move |db| db.refund_by_id(&rid)).await {
+                Ok(Some(t))
+                    if crate::core::refund::refund_keys(&t).map(|k| k.0)
+                        != Some(original.clone())
+                        || req.amount.is_some_and(|a| a != t.amount) =>
+                {
+                    let _ = reply.send(Err(SaleError::Refused(format!(
+                        "refund_id {} was used for another refund ({} of sale {})",
+                        req.refund_id.as_deref().unwrap_or(""),
+                        t.amount,
+                        crate::core::refund::refund_keys(&t)
+                            .map(|k| k.0)
+                            .unwrap_or_default()
+                    ))));
+                    return;
+                }
                 Ok(Some(t)) => {
                     let outcome = match t.state {
                         TxnState::Approved => SaleOutcome::Approved {
@@ -1273,6 +1303,21 @@ impl Engine {
     async fn batch_close(&mut self) -> Result<BatchReply, SaleError> {
         if self.busy() {
             return Err(SaleError::Busy);
+        }
+        // A transaction still talking to the host would be counted at its state now and never
+        // again (it belongs to the batch of its first event): close when they have ended.
+        if !self.machines.is_empty() {
+            let ids: Vec<String> = self
+                .machines
+                .keys()
+                .take(5)
+                .map(|id| id.to_string())
+                .collect();
+            return Err(SaleError::InFlight(format!(
+                "{} transaction(s) still waiting for the host ({}); close the batch when they end",
+                self.machines.len(),
+                ids.join(", ")
+            )));
         }
         let now = now_ms();
         let mut t = Transaction::new(
@@ -1597,12 +1642,29 @@ impl Engine {
 
     /// Stops after a journal failure: nothing external may follow an intent that is not
     /// durable. Resumes from the last durable state, which queries and decides again.
-    async fn resume_from_journal(&mut self, id: Uuid) {
+    async fn resume_from_journal(&mut self, id: Uuid, error: StoreError) {
+        // Whoever waits hears of the failure now; the till is free again.
+        if let Some(w) = self.waiters.remove(&id) {
+            let _ = w.send(Err(SaleError::Store(error)));
+        }
+        if self.current == Some(id) {
+            self.current = None;
+        }
+        self.req_routes.retain(|_, v| *v != id);
         let key = id.to_string();
         let durable = self.p.store.call(move |db| db.txn(&key)).await;
-        if let Ok(Some(d)) = durable {
-            if let Some(f) = Flow::recover(d, &self.p, now_ms() + 1000) {
+        match durable
+            .ok()
+            .flatten()
+            .and_then(|d| Flow::recover(d, &self.p, now_ms() + 1000))
+        {
+            Some(f) => {
                 self.machines.insert(id, f);
+            }
+            None => {
+                // Not even the last durable state can be read: drop it from memory; the next
+                // start resumes it from the journal.
+                self.machines.remove(&id);
             }
         }
     }
@@ -1629,7 +1691,7 @@ impl Engine {
                         }
                         Err(e) => {
                             log::error!(txn_id = id.to_string(); "journal refused state {}: {e}", state.as_str());
-                            self.resume_from_journal(id).await;
+                            self.resume_from_journal(id, e).await;
                             return;
                         }
                     }
@@ -1648,7 +1710,7 @@ impl Engine {
                         }
                         Err(e) => {
                             log::error!(txn_id = id.to_string(); "journal refused the paid order and its refund: {e}");
-                            self.resume_from_journal(id).await;
+                            self.resume_from_journal(id, e).await;
                             return;
                         }
                     }
@@ -1670,7 +1732,11 @@ impl Engine {
                     });
                 }
                 Action::Send(req) => {
-                    if matches!(self.machines.get(&id), Some(Flow::Refund(_))) {
+                    if let Some(Flow::Refund(f)) = self.machines.get(&id) {
+                        // Only requests the refund still accepts answers to are routed.
+                        let live = f.outstanding();
+                        self.req_routes
+                            .retain(|rid, v| *v != id || live.iter().any(|o| o == rid));
                         self.req_routes.insert(req.req_id.clone(), id);
                     }
                     if let Err(e) = self.p.link.send_request(&req) {

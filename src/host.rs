@@ -175,7 +175,7 @@ CREATE TABLE IF NOT EXISTS orders (
 CREATE INDEX IF NOT EXISTS orders_ref ON orders(terminal, reference);
 -- Refunds by their idempotency key; declined ones are kept too (same answer when repeated).
 CREATE TABLE IF NOT EXISTS refunds (
-    refund_id TEXT PRIMARY KEY,
+    refund_id TEXT NOT NULL,
     txn_id TEXT NOT NULL,
     terminal TEXT NOT NULL,
     amount INTEGER NOT NULL,
@@ -183,7 +183,9 @@ CREATE TABLE IF NOT EXISTS refunds (
     state TEXT NOT NULL,          -- approved | declined
     reason TEXT,
     host_ref TEXT,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    -- Idempotency is per terminal: tills may choose their own refund ids.
+    PRIMARY KEY (terminal, refund_id)
 );
 CREATE INDEX IF NOT EXISTS refunds_txn ON refunds(txn_id);
 -- Batch closes (Z reports) and the host's reconciliation of them.
@@ -662,18 +664,28 @@ fn wallet_pay(
 }
 
 /// `refund`: idempotent by `refund_id`; declined ones are stored too.
+/// (state, reason, host_ref, original txn_id, amount) of a refund already answered.
+type StoredRefund = (String, Option<String>, Option<String>, String, i64);
+
 fn refund(db: &Connection, terminal: &str, req: &Request, now: u64) -> Result<Reply, HostError> {
     let Some(refund_id) = req.refund_id.clone().filter(|s| !s.is_empty()) else {
         return Ok(declined(req, "refund_id missing"));
     };
-    let prev: Option<(String, Option<String>, Option<String>)> = db
+    let prev: Option<StoredRefund> = db
         .query_row(
-            "SELECT state, reason, host_ref FROM refunds WHERE refund_id = ?1",
-            [&refund_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            "SELECT state, reason, host_ref, txn_id, amount FROM refunds
+             WHERE terminal = ?1 AND refund_id = ?2",
+            params![terminal, refund_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    if let Some((state, reason, href)) = prev {
+    if let Some((_, _, _, txn, amount)) = &prev {
+        if *txn != req.txn_id || Some(*amount) != req.amount {
+            // Same key, another refund: never answer it with the first one's verdict.
+            return Ok(declined(req, "refund_id reused for another refund"));
+        }
+    }
+    if let Some((state, reason, href, ..)) = prev {
         let mut r = resp(
             req,
             if state == "approved" {
@@ -1558,8 +1570,9 @@ pub fn reconcile_batch(
                     .unwrap_or(&id);
                 0i64.saturating_sub(
                     db.query_row(
-                        "SELECT amount FROM refunds WHERE refund_id = ?1 AND state = 'approved'",
-                        [refund_id],
+                        "SELECT amount FROM refunds
+                         WHERE terminal = ?1 AND refund_id = ?2 AND state = 'approved'",
+                        params![terminal, refund_id],
                         |r| r.get::<_, i64>(0),
                     )
                     .optional()?
@@ -2357,15 +2370,25 @@ mod tests {
         let (r, _) = ask(&mut db, "T1", &refund_req("r6", "s1", "rf6", 0));
         assert_eq!(r.unwrap().status, RespStatus::Declined);
         // Declined answers are kept too.
-        let (r, _) = ask(&mut db, "T1", &refund_req("r2b", "s1", "rf2", 1));
+        let (r, _) = ask(&mut db, "T1", &refund_req("r2b", "s1", "rf2", 401));
         assert_eq!(
             r.unwrap().reason.as_deref(),
             Some("amount exceeds what is left to refund")
         );
+        // The same refund_id for another amount or sale is not answered with the first verdict.
+        let (r, _) = ask(&mut db, "T1", &refund_req("r2c", "s1", "rf1", 1));
+        assert_eq!(
+            r.unwrap().reason.as_deref(),
+            Some("refund_id reused for another refund")
+        );
         // Another terminal cannot refund T1's payment.
         let (r, _) = ask(&mut db, "T2", &refund_req("r7", "s1", "rf7", 1));
         assert_eq!(r.unwrap().reason.as_deref(), Some("no such payment"));
-        assert_eq!(audit(&db).unwrap().refunds, 2);
+        // Refund ids are per terminal: T2's "rf1" is its own refund, not T1's.
+        ask(&mut db, "T2", &authorize("s9", "134567890123456700", 500));
+        let (r, _) = ask(&mut db, "T2", &refund_req("r8", "s9", "rf1", 500));
+        assert_eq!(r.unwrap().status, RespStatus::Approved);
+        assert_eq!(audit(&db).unwrap().refunds, 3);
     }
 
     #[test]

@@ -548,7 +548,7 @@ impl Db {
     /// Transactions with a host conversation still open (resolved on start-up).
     pub fn in_flight(&self) -> Result<Vec<Transaction>, StoreError> {
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {TXN_COLS} FROM txns WHERE state IN ('authorizing', 'pending', 'reversing')
+            "SELECT {TXN_COLS} FROM txns WHERE state IN ('authorizing', 'pending', 'reversing', 'closing')
              ORDER BY created_at"
         ))?;
         let rows = st.query_map([], row_raw)?;
@@ -1376,6 +1376,46 @@ mod tests {
         let (b2, _) = db.batch_close(c2).unwrap();
         let z2: crate::core::batch::ZTotals = serde_json::from_value(b2.detail.unwrap()).unwrap();
         assert_eq!((z2.batch_no, z2.from_seq, z2.rows.len()), (2, seq, 0));
+    }
+
+    #[test]
+    fn in_flight_holds_every_state_the_core_calls_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let all = [
+            TxnState::Authorizing,
+            TxnState::Pending,
+            TxnState::Approved,
+            TxnState::Declined,
+            TxnState::Reversing,
+            TxnState::Reversed,
+            TxnState::ApprovedOffline,
+            TxnState::Settled,
+            TxnState::SettlementRejected,
+            TxnState::Voided,
+            TxnState::Refused,
+            TxnState::Closing,
+            TxnState::Closed,
+            TxnState::Reconciled,
+            TxnState::Mismatch,
+        ];
+        for (n, st) in all.iter().enumerate() {
+            db.record(&txn(100 + n as u64, *st)).unwrap();
+        }
+        let mut got: Vec<&str> = db
+            .in_flight()
+            .unwrap()
+            .iter()
+            .map(|t| t.state.as_str())
+            .collect();
+        got.sort_unstable();
+        let mut want: Vec<&str> = all
+            .iter()
+            .filter(|s| s.in_flight())
+            .map(|s| s.as_str())
+            .collect();
+        want.sort_unstable();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -171,7 +171,12 @@ async fn killed_while_waiting_the_order_is_resolved_on_restart() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start();
     let host = Host::start_with_args(&broker.url(), &dir.path().join("host.sqlite"), &host_args());
-    let mut d = Daemon::start(&dir.path().join("t"), "T-MPMK", &broker.url(), ORDER);
+    let mut d = Daemon::start(
+        &dir.path().join("t"),
+        "T-MPMK",
+        &broker.url(),
+        &format!("{ORDER}\n{}", manager_toml()),
+    );
     wait_online(&d).await;
 
     // Paid while posd is dead: the restart's query finds the payment — a sale.
@@ -189,6 +194,48 @@ async fn killed_while_waiting_the_order_is_resolved_on_restart() {
     let _ = task.await;
     d.restart();
     wait_state(&d, &open, "closed").await;
+
+    // Killed while closing (the host away, so the close is journaled but unanswered), and the
+    // customer pays at the instant the close finally arrives (..44): after the restart the
+    // retried close reports the payment — nobody waits any more, so it is refunded.
+    let (closing, _, task) = start_order(&d, "21.44").await;
+    order_at_host(&host, &closing).await;
+    let mut host = host;
+    host.kill();
+    d.client()
+        .await
+        .call(&ControlRequest::Cancel)
+        .await
+        .expect("cancel");
+    wait_state(&d, &closing, "closing").await;
+    d.kill9();
+    let _ = task.await;
+    host.restart();
+    d.restart();
+    let t = wait_state(&d, &closing, "approved").await;
+    assert!(
+        t["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("refunded automatically"),
+        "{t}"
+    );
+    eventually(Duration::from_secs(20), "the automatic refund", || async {
+        let mut c = d.client().await;
+        let list = c
+            .call(&ControlRequest::TxnList { limit: Some(20) })
+            .await
+            .ok()?;
+        list.as_array()?
+            .iter()
+            .find(|x| {
+                x["kind"] == "refund"
+                    && x["state"] == "approved"
+                    && x["detail"]["original"] == closing.as_str()
+            })
+            .cloned()
+    })
+    .await;
 
     wait_drained(&d, Duration::from_secs(20)).await;
     let a = host.audit();

@@ -75,6 +75,12 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
         .unwrap();
     assert_eq!(again["txn_id"], r1["txn_id"]);
     assert_eq!(host_refunds(&host), 1);
+    // The same refund_id for another amount is another refund: refused, not answered with the
+    // first one's verdict.
+    assert_eq!(
+        refused_code(refund(&d, &sale_id, Some("1.00"), Some("r-1"), PIN).await),
+        "refused"
+    );
     let r2 = refund(&d, &sale_id, Some("6.00"), None, PIN).await.unwrap();
     assert_eq!(r2["result"], "approved", "{r2}");
     assert_eq!(

@@ -119,6 +119,11 @@ impl RefundFlow {
         self.next_wake
     }
 
+    /// The request ids whose answers are still accepted.
+    pub fn outstanding(&self) -> &[String] {
+        &self.outstanding
+    }
+
     fn send(&mut self, now: Millis, out: &mut Vec<Action>) {
         self.req_counter += 1;
         let req_id = format!("{}.{}.{}", self.txn.id.simple(), now, self.req_counter);
