@@ -332,14 +332,7 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
                 method,
                 reply: tx,
             };
-            if ctx.engine.send(msg).await.is_err() {
-                return sale_err(SaleError::Stopping);
-            }
-            match rx.await {
-                Ok(Ok(r)) => ok_json(json!(r)),
-                Ok(Err(e)) => sale_err(e),
-                Err(_) => sale_err(SaleError::Stopping),
-            }
+            engine_call(ctx, msg, rx).await
         }
         ControlRequest::Refund {
             original,
@@ -392,19 +385,7 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
         }
         ControlRequest::BatchClose => {
             let (tx, rx) = oneshot::channel();
-            if ctx
-                .engine
-                .send(EngineMsg::BatchClose { reply: tx })
-                .await
-                .is_err()
-            {
-                return sale_err(SaleError::Stopping);
-            }
-            match rx.await {
-                Ok(Ok(r)) => ok_json(json!(r)),
-                Ok(Err(e)) => sale_err(e),
-                Err(_) => sale_err(SaleError::Stopping),
-            }
+            engine_call(ctx, EngineMsg::BatchClose { reply: tx }, rx).await
         }
         ControlRequest::Batches { limit } => {
             let limit = limit.unwrap_or(10).min(1000);
@@ -499,11 +480,11 @@ async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
     }
 }
 
-/// Sends a message whose answer is a [`crate::engine::SaleReply`].
-async fn engine_call(
+/// Sends a message to the engine and answers with its reply (or its refusal).
+async fn engine_call<T: Serialize>(
     ctx: &ControlCtx,
     msg: EngineMsg,
-    rx: oneshot::Receiver<Result<crate::engine::SaleReply, SaleError>>,
+    rx: oneshot::Receiver<Result<T, SaleError>>,
 ) -> Value {
     if ctx.engine.send(msg).await.is_err() {
         return sale_err(SaleError::Stopping);

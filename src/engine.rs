@@ -446,8 +446,6 @@ const PIN_LOCK_MS: u64 = 60_000;
 struct Engine {
     p: EngineParams,
     machines: HashMap<Uuid, Flow>,
-    /// Refund requests name the original sale: their responses are routed by req_id.
-    req_routes: HashMap<String, Uuid>,
     waiters: HashMap<Uuid, oneshot::Sender<Result<SaleReply, SaleError>>>,
     awaiting: Option<AwaitingCode>,
     awaiting_receipt: Option<AwaitingReceipt>,
@@ -476,7 +474,6 @@ pub async fn run(
     let mut e = Engine {
         p,
         machines: HashMap::new(),
-        req_routes: HashMap::new(),
         waiters: HashMap::new(),
         awaiting: None,
         awaiting_receipt: None,
@@ -852,15 +849,13 @@ impl Engine {
                     }
                     return;
                 }
-                let id = match self.req_routes.get(&resp.req_id) {
-                    Some(id) => *id,
-                    None => match Uuid::parse_str(&resp.txn_id) {
-                        Ok(id) => id,
-                        Err(_) => {
-                            log::warn!("resp for a malformed txn id {:?}: ignored", resp.txn_id);
-                            return;
-                        }
-                    },
+                // Every req_id names the transaction that issued it (a refund's answer carries
+                // the original sale in txn_id).
+                let Some(id) = crate::core::txn::txn_of_req(&resp.req_id)
+                    .or_else(|| Uuid::parse_str(&resp.txn_id).ok())
+                else {
+                    log::warn!("resp {:?} names no transaction: ignored", resp.req_id);
+                    return;
                 };
                 let Some(m) = self.machines.get_mut(&id) else {
                     log::warn!(txn_id = resp.txn_id.as_str(); "resp {} for no transaction in flight: ignored", resp.req_id);
@@ -883,10 +878,23 @@ impl Engine {
         what: &str,
     ) {
         let id = flow.txn().id;
+        // A refund's intent is checked against its original inside the same SQLite transaction.
+        let original = match &flow {
+            Flow::Refund(f) => Some(f.original().to_string()),
+            _ => None,
+        };
         let mut actions = actions.into_iter();
         if let Some(Action::Persist(t)) = actions.next() {
-            if let Err(e) = self.p.store.call(move |db| db.record(&t)).await {
-                log::error!("transaction refused, journal error: {e}");
+            let r = self
+                .p
+                .store
+                .call(move |db| match &original {
+                    Some(o) => db.record_refund(&t, o),
+                    None => db.record(&t),
+                })
+                .await;
+            if let Err(e) = r {
+                log::info!("transaction refused by the journal: {e}");
                 let _ = reply.send(Err(SaleError::Store(e)));
                 return;
             }
@@ -1233,31 +1241,8 @@ impl Engine {
             let _ = reply.send(Err(SaleError::Refused("refund without keys".into())));
             return;
         };
-        // The intent, checked against the original inside the same SQLite transaction.
-        let mut actions = actions.into_iter();
-        if let Some(Action::Persist(t)) = actions.next() {
-            let orig_id = orig.id.to_string();
-            if let Err(e) = self
-                .p
-                .store
-                .call(move |db| db.record_refund(&t, &orig_id))
-                .await
-            {
-                log::info!("refund refused: {e}");
-                let _ = reply.send(Err(SaleError::Store(e)));
-                return;
-            }
-            self.p.link.kick();
-        }
-        let id = m.txn().id;
-        self.machines.insert(id, Flow::Refund(m));
-        self.waiters.insert(id, reply);
-        self.current = Some(id);
-        self.ui(UiEvent::Processing {
-            txn_id: id.to_string(),
-            what: "refunding".into(),
-        });
-        self.execute(id, actions.collect()).await;
+        self.launch(Flow::Refund(m), actions, reply, "refunding")
+            .await;
     }
 
     async fn void(
@@ -1540,16 +1525,7 @@ impl Engine {
             text: "APPROVED OFFLINE".into(),
             approved: true,
         });
-        let _ = reply.send(Ok(SaleReply {
-            txn_id: txn.id.to_string(),
-            state: txn.state,
-            outcome: SaleOutcome::Approved { host_ref: None },
-            amount: txn.amount,
-            currency: txn.currency.code().to_string(),
-            method: txn.method,
-            channel: txn.channel.clone(),
-            code_masked: txn.code_masked.clone(),
-        }));
+        let _ = reply.send(Ok(reply_of(&txn, SaleOutcome::Approved { host_ref: None })));
     }
 
     /// The host's verdict on an offline sale at settlement: journaled, visible in `txn show`.
@@ -1650,7 +1626,6 @@ impl Engine {
         if self.current == Some(id) {
             self.current = None;
         }
-        self.req_routes.retain(|_, v| *v != id);
         let key = id.to_string();
         let durable = self.p.store.call(move |db| db.txn(&key)).await;
         match durable
@@ -1732,13 +1707,6 @@ impl Engine {
                     });
                 }
                 Action::Send(req) => {
-                    if let Some(Flow::Refund(f)) = self.machines.get(&id) {
-                        // Only requests the refund still accepts answers to are routed.
-                        let live = f.outstanding();
-                        self.req_routes
-                            .retain(|rid, v| *v != id || live.iter().any(|o| o == rid));
-                        self.req_routes.insert(req.req_id.clone(), id);
-                    }
                     if let Err(e) = self.p.link.send_request(&req) {
                         log::warn!(txn_id = id.to_string(); "{} not sent: {e}", req.op.as_str());
                     }
@@ -1772,7 +1740,6 @@ impl Engine {
                 Action::Finished => {
                     self.machines.remove(&id);
                     self.waiters.remove(&id);
-                    self.req_routes.retain(|_, v| *v != id);
                     if self.current == Some(id) {
                         self.current = None;
                     }

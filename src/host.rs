@@ -1303,6 +1303,28 @@ fn settle_card(
         ),
         Err(reason) => (card_masked(card), Err(reason.to_string())),
     };
+    record_settlement(
+        db,
+        terminal,
+        ev,
+        verdict,
+        masked.as_deref(),
+        now,
+        "offline card sale",
+    )
+}
+
+/// Records an offline sale's verdict in the ledger (`charged` or `rejected`, once) and returns
+/// the `notify {type:"settlement"}` for the terminal. Shared by P1 codes and stored card sales.
+fn record_settlement(
+    db: &Connection,
+    terminal: &str,
+    ev: &PosEvent,
+    verdict: Result<(), String>,
+    masked: Option<&str>,
+    now: u64,
+    what: &str,
+) -> Result<serde_json::Value, HostError> {
     let state = if verdict.is_ok() {
         "charged"
     } else {
@@ -1329,7 +1351,7 @@ fn settle_card(
         }
         Err(reason) => {
             log::warn!(
-                "host: offline card sale {} from {terminal} rejected: {reason}",
+                "host: {what} {} from {terminal} rejected: {reason}",
                 ev.txn_id
             );
             serde_json::json!({"type": "settlement", "txn_id": ev.txn_id, "status": "rejected", "reason": reason})
@@ -1386,37 +1408,7 @@ fn settle_offline(
                 }
             }
         };
-    let state = if verdict.is_ok() {
-        "charged"
-    } else {
-        "rejected"
-    };
-    db.execute(
-        "INSERT OR IGNORE INTO ledger (txn_id, terminal, amount, currency, behaviour, state,
-            reason, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'offline', ?5, ?6, ?7, ?7)",
-        params![
-            ev.txn_id,
-            terminal,
-            ev.amount,
-            ev.currency,
-            state,
-            verdict.as_ref().err(),
-            now as i64
-        ],
-    )?;
-    Ok(match verdict {
-        Ok(()) => {
-            serde_json::json!({"type": "settlement", "txn_id": ev.txn_id, "status": "settled"})
-        }
-        Err(reason) => {
-            log::warn!(
-                "host: offline sale {} from {terminal} rejected: {reason}",
-                ev.txn_id
-            );
-            serde_json::json!({"type": "settlement", "txn_id": ev.txn_id, "status": "rejected", "reason": reason})
-        }
-    })
+    record_settlement(db, terminal, ev, verdict, None, now, "offline sale")
 }
 
 /// The host's reconciliation of one Z report (docs/payments.md, batch close).
@@ -1534,51 +1526,31 @@ pub fn reconcile_batch(
                 continue;
             }
         };
+        let detail = |key: &str| {
+            ev.detail
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
         let net = match ev.kind.as_str() {
             // A voided sale counts as sold; its void takes it back (docs/payments.md).
-            "sale" => db
-                .query_row(
-                    "SELECT amount FROM ledger WHERE txn_id = ?1 AND state IN ('charged', 'voided')",
-                    [&id],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                .unwrap_or(0),
-            "void" => {
-                let original = ev
-                    .detail
-                    .as_ref()
-                    .and_then(|d| d.get("original"))
-                    .and_then(|o| o.as_str())
-                    .unwrap_or("");
-                0i64.saturating_sub(
-                    db.query_row(
-                        "SELECT amount FROM ledger WHERE txn_id = ?1 AND state = 'voided'",
-                        [original],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .optional()?
-                    .unwrap_or(0),
-                )
-            }
-            "refund" => {
-                let refund_id = ev
-                    .detail
-                    .as_ref()
-                    .and_then(|d| d.get("refund_id"))
-                    .and_then(|r| r.as_str())
-                    .unwrap_or(&id);
-                0i64.saturating_sub(
-                    db.query_row(
-                        "SELECT amount FROM refunds
-                         WHERE terminal = ?1 AND refund_id = ?2 AND state = 'approved'",
-                        params![terminal, refund_id],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .optional()?
-                    .unwrap_or(0),
-                )
-            }
+            "sale" => amount_of(
+                db,
+                "SELECT amount FROM ledger WHERE txn_id = ?1 AND state IN ('charged', 'voided')",
+                params![id],
+            )?,
+            "void" => 0i64.saturating_sub(amount_of(
+                db,
+                "SELECT amount FROM ledger WHERE txn_id = ?1 AND state = 'voided'",
+                params![detail("original").unwrap_or_default()],
+            )?),
+            "refund" => 0i64.saturating_sub(amount_of(
+                db,
+                "SELECT amount FROM refunds
+                 WHERE terminal = ?1 AND refund_id = ?2 AND state = 'approved'",
+                params![terminal, detail("refund_id").unwrap_or_else(|| id.clone())],
+            )?),
             _ => 0,
         };
         let key = format!("{}/{}", ev.method, ev.channel.as_deref().unwrap_or(""));
@@ -1678,6 +1650,14 @@ fn batch_close(
         n["missing_events"] = res.missing_events.into();
     }
     Ok(Some(n))
+}
+
+/// The amount one row of a query holds, 0 when there is no such row (reconciliation).
+fn amount_of(db: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<i64, HostError> {
+    Ok(db
+        .query_row(sql, p, |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// Advances a terminal's contiguous stored seq and returns it.

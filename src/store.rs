@@ -130,7 +130,7 @@ CREATE TABLE fleet_cmds (cmd_id TEXT PRIMARY KEY, result TEXT NOT NULL, at INTEG
 "#,
     r#"
 -- Issue 4: refunds and voids name their original sale; refunds carry an idempotent refund_id.
-CREATE INDEX txns_original ON txns(json_extract(detail, '$.original')) WHERE kind IN ('refund', 'void');
+CREATE INDEX txns_original ON txns(json_extract(detail, '$.original')) WHERE kind = 'refund';
 CREATE INDEX txns_refund_id ON txns(json_extract(detail, '$.refund_id')) WHERE kind = 'refund';
 INSERT INTO meta(key, value) VALUES ('batch.no', '0'), ('batch.from_seq', '0'), ('batch.opened_at', '0');
 "#,
@@ -345,8 +345,10 @@ impl Db {
     /// Journals a transaction's new state and its outbox event in one SQLite transaction.
     /// Returns the event's `seq`. On any error nothing is written.
     pub fn record(&mut self, txn: &Transaction) -> Result<u64, StoreError> {
-        let seqs = self.record_batch(std::slice::from_ref(txn))?;
-        Ok(seqs[0])
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        commit_one(tx, &mut self.last_seq, txn, self.receipts.as_ref())
     }
 
     /// Several state changes in one SQLite transaction (one fsync), each with its own seq.
@@ -354,12 +356,7 @@ impl Db {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seqs = write_states(&tx, self.last_seq, txns, self.receipts.as_ref())?;
-        tx.commit()?;
-        if let Some(&last) = seqs.last() {
-            self.last_seq = last;
-        }
-        Ok(seqs)
+        commit_states(tx, &mut self.last_seq, txns, self.receipts.as_ref())
     }
 
     /// An offline sale: its journal entry and the user's new P1 counter, in one transaction.
@@ -394,15 +391,7 @@ impl Db {
              ON CONFLICT(user_id) DO UPDATE SET counter = excluded.counter",
             params![user_id as i64, i64::from(counter)],
         )?;
-        let seqs = write_states(
-            &tx,
-            self.last_seq,
-            std::slice::from_ref(txn),
-            self.receipts.as_ref(),
-        )?;
-        tx.commit()?;
-        self.last_seq = seqs[0];
-        Ok(seqs[0])
+        commit_one(tx, &mut self.last_seq, txn, self.receipts.as_ref())
     }
 
     /// What the offline rules need to know from the journal for one user, at `now`:
@@ -529,11 +518,7 @@ impl Db {
     }
 
     pub fn txn(&self, id: &str) -> Result<Option<Transaction>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("SELECT {TXN_COLS} FROM txns WHERE id = ?1"))?;
-        let row = st.query_row([id], row_raw).optional()?;
-        row.map(raw_to_txn).transpose()
+        txn_by_id(&self.conn, id)
     }
 
     /// Newest first.
@@ -547,9 +532,16 @@ impl Db {
 
     /// Transactions with a host conversation still open (resolved on start-up).
     pub fn in_flight(&self) -> Result<Vec<Transaction>, StoreError> {
+        // The list comes from the core's own definition, so a new in-flight state is never
+        // forgotten here.
+        let states: Vec<String> = TxnState::ALL
+            .iter()
+            .filter(|s| s.in_flight())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {TXN_COLS} FROM txns WHERE state IN ('authorizing', 'pending', 'reversing', 'closing')
-             ORDER BY created_at"
+            "SELECT {TXN_COLS} FROM txns WHERE state IN ({}) ORDER BY created_at",
+            states.join(", ")
         ))?;
         let rows = st.query_map([], row_raw)?;
         rows.map(|r| raw_to_txn(r?)).collect()
@@ -596,6 +588,30 @@ impl Db {
     }
 }
 
+/// One transaction by id, on the connection or inside an open SQLite transaction.
+fn txn_by_id(conn: &Connection, id: &str) -> Result<Option<Transaction>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {TXN_COLS} FROM txns WHERE id = ?1"))?;
+    let row = st.query_row([id], row_raw).optional()?;
+    row.map(raw_to_txn).transpose()
+}
+
+/// What is already refunded, or being refunded, from a sale (approved and in-flight refunds).
+fn committed_refunds(conn: &Connection, original: &str) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(amount), 0) FROM txns
+         WHERE kind = 'refund' AND json_extract(detail, '$.original') = ?1
+           AND state IN ('authorizing', 'pending', 'approved')",
+        [original],
+        |r| r.get(0),
+    )?)
+}
+
+/// The sale a refund or void names, or the refusal when there is none.
+fn original_sale(conn: &Connection, original: &str) -> Result<Transaction, StoreError> {
+    txn_by_id(conn, original)?
+        .ok_or_else(|| StoreError::Refused(format!("no sale {original} on this terminal")))
+}
+
 /// What the journal knows about refunding one sale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefundContext {
@@ -607,16 +623,9 @@ pub struct RefundContext {
 impl Db {
     /// The original sale and what is already refunded (or being refunded) from it.
     pub fn refund_context(&self, original: &str) -> Result<RefundContext, StoreError> {
-        let committed: i64 = self.conn.query_row(
-            "SELECT COALESCE(SUM(amount), 0) FROM txns
-             WHERE kind = 'refund' AND json_extract(detail, '$.original') = ?1
-               AND state IN ('authorizing', 'pending', 'approved')",
-            [original],
-            |r| r.get(0),
-        )?;
         Ok(RefundContext {
             original: self.txn(original)?,
-            committed,
+            committed: committed_refunds(&self.conn, original)?,
         })
     }
 
@@ -641,17 +650,7 @@ impl Db {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let orig = {
-            let mut st =
-                tx.prepare_cached(&format!("SELECT {TXN_COLS} FROM txns WHERE id = ?1"))?;
-            let row = st.query_row([original], row_raw).optional()?;
-            row.map(raw_to_txn).transpose()?
-        };
-        let Some(orig) = orig else {
-            return Err(StoreError::Refused(format!(
-                "no sale {original} on this terminal"
-            )));
-        };
+        let orig = original_sale(&tx, original)?;
         if orig.kind != TxnKind::Sale
             || !matches!(orig.state, TxnState::Approved | TxnState::Settled)
         {
@@ -665,28 +664,14 @@ impl Db {
                 }
             )));
         }
-        let committed: i64 = tx.query_row(
-            "SELECT COALESCE(SUM(amount), 0) FROM txns
-             WHERE kind = 'refund' AND json_extract(detail, '$.original') = ?1
-               AND state IN ('authorizing', 'pending', 'approved')",
-            [original],
-            |r| r.get(0),
-        )?;
+        let committed = committed_refunds(&tx, original)?;
         if refund.amount <= 0 || committed + refund.amount > orig.amount {
             return Err(StoreError::Refused(format!(
                 "refund of {} exceeds what is left of sale {original}: {} of {} already refunded",
                 refund.amount, committed, orig.amount
             )));
         }
-        let seqs = write_states(
-            &tx,
-            self.last_seq,
-            std::slice::from_ref(refund),
-            self.receipts.as_ref(),
-        )?;
-        tx.commit()?;
-        self.last_seq = seqs[0];
-        Ok(seqs[0])
+        commit_one(tx, &mut self.last_seq, refund, self.receipts.as_ref())
     }
 
     /// Voids an offline sale not yet settled: the sale becomes `voided` and the void is
@@ -700,17 +685,7 @@ impl Db {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let orig = {
-            let mut st =
-                tx.prepare_cached(&format!("SELECT {TXN_COLS} FROM txns WHERE id = ?1"))?;
-            let row = st.query_row([original], row_raw).optional()?;
-            row.map(raw_to_txn).transpose()?
-        };
-        let Some(mut orig) = orig else {
-            return Err(StoreError::Refused(format!(
-                "no sale {original} on this terminal"
-            )));
-        };
+        let mut orig = original_sale(&tx, original)?;
         if orig.kind != TxnKind::Sale || orig.state != TxnState::ApprovedOffline {
             return Err(StoreError::Refused(format!(
                 "sale {original} is {}: only an offline sale not yet settled can be voided; \
@@ -727,16 +702,12 @@ impl Db {
         v.amount = orig.amount;
         v.currency = orig.currency;
         v.code_masked = orig.code_masked.clone();
-        let seqs = write_states(
-            &tx,
-            self.last_seq,
+        commit_states(
+            tx,
+            &mut self.last_seq,
             &[orig, v.clone()],
             self.receipts.as_ref(),
         )?;
-        tx.commit()?;
-        if let Some(&last) = seqs.last() {
-            self.last_seq = last;
-        }
         Ok(v)
     }
 
@@ -778,7 +749,8 @@ impl Db {
         let txns = {
             let mut st = tx.prepare_cached(&format!(
                 "SELECT {TXN_COLS} FROM txns WHERE id IN (
-                     SELECT txn_id FROM journal GROUP BY txn_id HAVING MIN(seq) > ?1 AND MIN(seq) <= ?2)
+                     SELECT DISTINCT j.txn_id FROM journal j WHERE j.seq > ?1 AND j.seq <= ?2
+                       AND NOT EXISTS (SELECT 1 FROM journal k WHERE k.txn_id = j.txn_id AND k.seq <= ?1))
                  ORDER BY created_at"
             ))?;
             let rows = st.query_map(params![from_seq as i64, upto_seq as i64], row_raw)?;
@@ -812,7 +784,10 @@ impl Db {
             std::slice::from_ref(&close),
             self.receipts.as_ref(),
         )?;
-        let seq = seqs[0];
+        let seq = seqs
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::BadRow("no seq written".into()))?;
         // The Z report is owed to the printer in the same transaction as the close.
         if let Some(ctx) = self.receipts.as_ref() {
             let doc = crate::printq::PrintDoc::Z {
@@ -963,6 +938,34 @@ impl Db {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Writes state changes (see [`write_states`]), commits, and advances `last_seq`.
+fn commit_states(
+    tx: rusqlite::Transaction<'_>,
+    last_seq: &mut u64,
+    txns: &[Transaction],
+    receipts: Option<&crate::printq::ReceiptCtx>,
+) -> Result<Vec<u64>, StoreError> {
+    let seqs = write_states(&tx, *last_seq, txns, receipts)?;
+    tx.commit()?;
+    if let Some(&last) = seqs.last() {
+        *last_seq = last;
+    }
+    Ok(seqs)
+}
+
+/// One state change, committed; its `seq`.
+fn commit_one(
+    tx: rusqlite::Transaction<'_>,
+    last_seq: &mut u64,
+    txn: &Transaction,
+    receipts: Option<&crate::printq::ReceiptCtx>,
+) -> Result<u64, StoreError> {
+    let seqs = commit_states(tx, last_seq, std::slice::from_ref(txn), receipts)?;
+    seqs.first()
+        .copied()
+        .ok_or_else(|| StoreError::BadRow("no seq written".into()))
 }
 
 /// Writes state changes (txn row, journal row, outbox event) inside an open transaction,
@@ -1382,23 +1385,7 @@ mod tests {
     fn in_flight_holds_every_state_the_core_calls_in_flight() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
-        let all = [
-            TxnState::Authorizing,
-            TxnState::Pending,
-            TxnState::Approved,
-            TxnState::Declined,
-            TxnState::Reversing,
-            TxnState::Reversed,
-            TxnState::ApprovedOffline,
-            TxnState::Settled,
-            TxnState::SettlementRejected,
-            TxnState::Voided,
-            TxnState::Refused,
-            TxnState::Closing,
-            TxnState::Closed,
-            TxnState::Reconciled,
-            TxnState::Mismatch,
-        ];
+        let all = TxnState::ALL;
         for (n, st) in all.iter().enumerate() {
             db.record(&txn(100 + n as u64, *st)).unwrap();
         }

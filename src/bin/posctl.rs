@@ -583,39 +583,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         method: method.map(|m| m.replace('-', "_")),
                     })
                     .await;
-                match r {
-                    Ok(v) => {
-                        if json {
-                            println!("{v}");
-                        } else {
-                            println!(
-                                "{} {} {} {} — txn {}",
-                                plain(&v["result"]).to_uppercase(),
-                                v["amount"],
-                                plain(&v["currency"]),
-                                v["reason"]
-                                    .as_str()
-                                    .or(v["host_ref"].as_str())
-                                    .unwrap_or(""),
-                                plain(&v["txn_id"])
-                            );
-                        }
-                        if v["result"] != "approved" {
-                            return Ok(ExitCode::from(2));
-                        }
-                    }
-                    Err(e) => {
-                        if json {
-                            println!(
-                                "{}",
-                                serde_json::json!({"result": "refused", "error": e.to_string()})
-                            );
-                        } else {
-                            eprintln!("refused: {e}");
-                        }
-                        return Ok(ExitCode::from(2));
-                    }
-                }
+                return Ok(print_reply(r, json));
             }
             Cmd::Cancel => {
                 let v = c.call(&ControlRequest::Cancel).await?;
@@ -697,7 +665,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints a sale-like reply (refund, void): exit 0 when approved, 2 otherwise.
+/// Prints a sale-like reply (sale, refund, void): exit 0 when approved, 2 otherwise.
 fn print_reply(r: Result<serde_json::Value, posd::control::ControlError>, json: bool) -> ExitCode {
     match r {
         Ok(v) => {

@@ -12,7 +12,8 @@
 use crate::core::backoff::Backoff;
 use crate::core::protocol::{Op, Request, RespStatus};
 use crate::core::txn::{
-    uuid_v7, Action, Ignored, Input, Method, Millis, SaleOutcome, Transaction, TxnKind, TxnState,
+    uuid_v7, Action, Ignored, Input, Method, Millis, Requests, SaleOutcome, Transaction, TxnKind,
+    TxnState,
 };
 use serde_json::json;
 
@@ -59,7 +60,7 @@ pub fn auto_refund_id(txn_id: &uuid::Uuid) -> String {
 pub struct MerchantOrder {
     txn: Transaction,
     policy: OrderPolicy,
-    outstanding: Vec<(String, Op)>,
+    requests: Requests,
     next_wake: Option<Millis>,
     close_attempts: u32,
     /// When the close began (the cashier is told "not paid" `close_wait_ms` later at most).
@@ -67,10 +68,7 @@ pub struct MerchantOrder {
     /// After a restart: one query before deciding to close.
     query_first: bool,
     outcome_sent: bool,
-    req_counter: u32,
 }
-
-const MAX_OUTSTANDING: usize = 16;
 
 impl MerchantOrder {
     /// Starts an order. `payload` is the locally generated EMVCo code (`local` mode, shown at
@@ -98,13 +96,12 @@ impl MerchantOrder {
         let mut m = MerchantOrder {
             txn,
             policy,
-            outstanding: Vec::new(),
+            requests: Requests::default(),
             next_wake: Some(now + policy.query_interval_ms),
             close_attempts: 0,
             closing_since: None,
             query_first: false,
             outcome_sent: false,
-            req_counter: 0,
         };
         let mut req = m.request(Op::Order, now);
         req.method = Some(Method::MerchantQr.as_str().into());
@@ -125,13 +122,12 @@ impl MerchantOrder {
         MerchantOrder {
             txn,
             policy,
-            outstanding: Vec::new(),
+            requests: Requests::default(),
             next_wake: Some(now),
             close_attempts: 0,
             closing_since: closing.then_some(now),
             query_first: !closing,
             outcome_sent: true,
-            req_counter: 0,
         }
     }
 
@@ -153,13 +149,8 @@ impl MerchantOrder {
     }
 
     fn request(&mut self, op: Op, now: Millis) -> Request {
-        self.req_counter += 1;
-        let req_id = format!("{}.{}.{}", self.txn.id.simple(), now, self.req_counter);
-        if self.outstanding.len() >= MAX_OUTSTANDING {
-            self.outstanding.remove(0);
-        }
-        self.outstanding.push((req_id.clone(), op));
-        Request::new(req_id, op, self.txn.id.to_string())
+        self.requests
+            .issue(&self.txn.id, op, self.txn.id.to_string(), now)
     }
 
     fn persist(&mut self, state: TxnState, now: Millis, out: &mut Vec<Action>) {
@@ -177,7 +168,7 @@ impl MerchantOrder {
 
     fn finish(&mut self, out: &mut Vec<Action>) {
         self.next_wake = None;
-        self.outstanding.clear();
+        self.requests.clear();
         out.push(Action::Finished);
     }
 
@@ -207,7 +198,7 @@ impl MerchantOrder {
     fn begin_close(&mut self, reason: String, now: Millis, out: &mut Vec<Action>) {
         self.txn.reason = Some(reason);
         self.closing_since = Some(now);
-        self.outstanding.clear();
+        self.requests.clear();
         self.persist(TxnState::Closing, now, out);
         self.send_close(now, out);
     }
@@ -280,14 +271,7 @@ impl MerchantOrder {
                 if resp.txn_id != self.txn.id.to_string() {
                     return Err(Ignored::OtherTransaction);
                 }
-                let Some(pos) = self
-                    .outstanding
-                    .iter()
-                    .position(|(id, _)| *id == resp.req_id)
-                else {
-                    return Err(Ignored::UnknownRequest(resp.req_id));
-                };
-                let op = self.outstanding[pos].1;
+                let op = self.requests.op_of(&resp.req_id)?;
                 match (op, resp.status) {
                     // Paid, whatever we asked: a payment is never dropped.
                     (Op::Query | Op::Close | Op::Order, RespStatus::Approved) => {

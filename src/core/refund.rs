@@ -9,8 +9,10 @@
 //! checked by the shell against the journal before this machine starts.
 
 use crate::core::backoff::Backoff;
-use crate::core::protocol::{Op, Request, RespStatus};
-use crate::core::txn::{Action, Ignored, Input, Millis, SaleOutcome, Transaction, TxnState};
+use crate::core::protocol::{Op, RespStatus};
+use crate::core::txn::{
+    Action, Ignored, Input, Millis, Requests, SaleOutcome, Transaction, TxnState,
+};
 
 /// Timing rules of refunds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,14 +51,11 @@ pub struct RefundFlow {
     original: String,
     refund_id: String,
     policy: RefundPolicy,
-    outstanding: Vec<String>,
+    requests: Requests,
     next_wake: Option<Millis>,
     attempts: u32,
     outcome_sent: bool,
-    req_counter: u32,
 }
-
-const MAX_OUTSTANDING: usize = 32;
 
 impl RefundFlow {
     /// Starts a refund: the durable intent, then the request. `txn.detail` must hold
@@ -74,11 +73,10 @@ impl RefundFlow {
             original,
             refund_id,
             policy,
-            outstanding: Vec::new(),
+            requests: Requests::default(),
             next_wake: None,
             attempts: 0,
             outcome_sent: false,
-            req_counter: 0,
         };
         let mut out = vec![Action::Persist(f.txn.clone())];
         f.send(now, &mut out);
@@ -99,16 +97,20 @@ impl RefundFlow {
             original,
             refund_id,
             policy,
-            outstanding: Vec::new(),
+            requests: Requests::default(),
             next_wake: Some(now),
             attempts: 0,
             outcome_sent: !waiting,
-            req_counter: 0,
         })
     }
 
     pub fn txn(&self) -> &Transaction {
         &self.txn
+    }
+
+    /// The sale being refunded.
+    pub fn original(&self) -> &str {
+        &self.original
     }
 
     pub fn refund_id(&self) -> &str {
@@ -119,19 +121,10 @@ impl RefundFlow {
         self.next_wake
     }
 
-    /// The request ids whose answers are still accepted.
-    pub fn outstanding(&self) -> &[String] {
-        &self.outstanding
-    }
-
     fn send(&mut self, now: Millis, out: &mut Vec<Action>) {
-        self.req_counter += 1;
-        let req_id = format!("{}.{}.{}", self.txn.id.simple(), now, self.req_counter);
-        if self.outstanding.len() >= MAX_OUTSTANDING {
-            self.outstanding.remove(0);
-        }
-        self.outstanding.push(req_id.clone());
-        let mut req = Request::new(req_id, Op::Refund, self.original.clone());
+        let mut req = self
+            .requests
+            .issue(&self.txn.id, Op::Refund, self.original.clone(), now);
         req.refund_id = Some(self.refund_id.clone());
         req.amount = Some(self.txn.amount);
         req.currency = Some(self.txn.currency.code().to_string());
@@ -154,7 +147,7 @@ impl RefundFlow {
             out.push(Action::Outcome(outcome));
         }
         self.next_wake = None;
-        self.outstanding.clear();
+        self.requests.clear();
         out.push(Action::Finished);
         out
     }
@@ -189,9 +182,7 @@ impl RefundFlow {
                 if resp.txn_id != self.original {
                     return Err(Ignored::OtherTransaction);
                 }
-                if !self.outstanding.contains(&resp.req_id) {
-                    return Err(Ignored::UnknownRequest(resp.req_id));
-                }
+                self.requests.op_of(&resp.req_id)?;
                 match resp.status {
                     RespStatus::Approved => {
                         self.txn.host_ref = resp.host_ref.clone();
@@ -227,7 +218,7 @@ impl RefundFlow {
 mod tests {
     use super::*;
     use crate::core::money::Currency;
-    use crate::core::protocol::Response;
+    use crate::core::protocol::{Request, Response};
     use crate::core::txn::{Method, TxnKind};
     use serde_json::json;
 

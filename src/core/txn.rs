@@ -120,6 +120,25 @@ pub enum TxnState {
 }
 
 impl TxnState {
+    /// Every state (what the journal may hold).
+    pub const ALL: [TxnState; 15] = [
+        TxnState::Authorizing,
+        TxnState::Pending,
+        TxnState::Approved,
+        TxnState::Declined,
+        TxnState::Reversing,
+        TxnState::Reversed,
+        TxnState::ApprovedOffline,
+        TxnState::Settled,
+        TxnState::SettlementRejected,
+        TxnState::Voided,
+        TxnState::Refused,
+        TxnState::Closing,
+        TxnState::Closed,
+        TxnState::Reconciled,
+        TxnState::Mismatch,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             TxnState::Authorizing => "authorizing",
@@ -140,24 +159,7 @@ impl TxnState {
         }
     }
     pub fn parse(s: &str) -> Option<TxnState> {
-        Some(match s {
-            "authorizing" => TxnState::Authorizing,
-            "pending" => TxnState::Pending,
-            "approved" => TxnState::Approved,
-            "declined" => TxnState::Declined,
-            "reversing" => TxnState::Reversing,
-            "reversed" => TxnState::Reversed,
-            "approved_offline" => TxnState::ApprovedOffline,
-            "settled" => TxnState::Settled,
-            "settlement_rejected" => TxnState::SettlementRejected,
-            "voided" => TxnState::Voided,
-            "refused" => TxnState::Refused,
-            "closing" => TxnState::Closing,
-            "closed" => TxnState::Closed,
-            "reconciled" => TxnState::Reconciled,
-            "mismatch" => TxnState::Mismatch,
-            _ => return None,
-        })
+        TxnState::ALL.into_iter().find(|t| t.as_str() == s)
     }
     /// States with a host conversation still open: resolved on start-up.
     pub fn in_flight(&self) -> bool {
@@ -345,6 +347,50 @@ pub enum Ignored {
     NotExpected(&'static str),
 }
 
+/// The requests a state machine issued whose answers it still accepts (the newest
+/// [`Requests::KEEP`]). Every `req_id` begins with the issuing transaction's id, so the shell
+/// can route any answer by `req_id` alone ([`txn_of_req`]) — a refund's answer names the
+/// original sale in `txn_id`.
+#[derive(Debug, Clone, Default)]
+pub struct Requests {
+    outstanding: Vec<(String, Op)>,
+    counter: u32,
+}
+
+impl Requests {
+    pub const KEEP: usize = 32;
+
+    /// A new request from transaction `own` about `txn_id` (usually `own` itself).
+    pub fn issue(&mut self, own: &Uuid, op: Op, txn_id: String, now: Millis) -> Request {
+        self.counter += 1;
+        let req_id = format!("{}.{}.{}", own.simple(), now, self.counter);
+        if self.outstanding.len() >= Self::KEEP {
+            self.outstanding.remove(0);
+        }
+        self.outstanding.push((req_id.clone(), op));
+        Request::new(req_id, op, txn_id)
+    }
+
+    /// The operation of an outstanding request, or why its answer is ignored.
+    pub fn op_of(&self, req_id: &str) -> Result<Op, Ignored> {
+        self.outstanding
+            .iter()
+            .find(|(id, _)| id == req_id)
+            .map(|(_, op)| *op)
+            .ok_or_else(|| Ignored::UnknownRequest(req_id.to_string()))
+    }
+
+    /// Answers to earlier requests are no longer accepted.
+    pub fn clear(&mut self) {
+        self.outstanding.clear();
+    }
+}
+
+/// The transaction that issued a request, from its `req_id` (see [`Requests`]).
+pub fn txn_of_req(req_id: &str) -> Option<Uuid> {
+    Uuid::try_parse(req_id.split('.').next()?).ok()
+}
+
 /// What an `authorize` carries.
 enum Credential<'a> {
     Code(&'a str),
@@ -357,16 +403,13 @@ pub struct OnlineSale {
     txn: Transaction,
     policy: OnlinePolicy,
     /// Requests whose responses we still accept: (req_id, op).
-    outstanding: Vec<(String, Op)>,
+    requests: Requests,
     next_wake: Option<Millis>,
     reverse_attempts: u32,
     /// After a restart: one query must go out before a reversal is decided.
     query_before_reverse: bool,
     outcome_sent: bool,
-    req_counter: u32,
 }
-
-const MAX_OUTSTANDING: usize = 16;
 
 impl OnlineSale {
     /// Starts a sale: the durable intent, then the `authorize` request carrying the code.
@@ -402,12 +445,11 @@ impl OnlineSale {
         let mut m = OnlineSale {
             txn,
             policy,
-            outstanding: Vec::new(),
+            requests: Requests::default(),
             next_wake: Some(now + policy.query_interval_ms),
             reverse_attempts: 0,
             query_before_reverse: false,
             outcome_sent: false,
-            req_counter: 0,
         };
         let mut req = m.request(Op::Authorize, now);
         req.method = Some(m.txn.method.as_str().to_string());
@@ -428,12 +470,11 @@ impl OnlineSale {
         OnlineSale {
             txn,
             policy,
-            outstanding: Vec::new(),
+            requests: Requests::default(),
             next_wake: Some(now),
             reverse_attempts: 0,
             query_before_reverse: !reversing,
             outcome_sent: reversing,
-            req_counter: 0,
         }
     }
 
@@ -451,13 +492,8 @@ impl OnlineSale {
     }
 
     fn request(&mut self, op: Op, now: Millis) -> Request {
-        self.req_counter += 1;
-        let req_id = format!("{}.{}.{}", self.txn.id.simple(), now, self.req_counter);
-        if self.outstanding.len() >= MAX_OUTSTANDING {
-            self.outstanding.remove(0);
-        }
-        self.outstanding.push((req_id.clone(), op));
-        Request::new(req_id, op, self.txn.id.to_string())
+        self.requests
+            .issue(&self.txn.id, op, self.txn.id.to_string(), now)
     }
 
     fn set_state(&mut self, state: TxnState, now: Millis, out: &mut Vec<Action>) {
@@ -474,14 +510,14 @@ impl OnlineSale {
             }
         }
         self.next_wake = None;
-        self.outstanding.clear();
+        self.requests.clear();
         out.push(Action::Finished);
     }
 
     fn begin_reversal(&mut self, reason: String, now: Millis, out: &mut Vec<Action>) {
         self.txn.reason = Some(reason.clone());
         self.set_state(TxnState::Reversing, now, out);
-        self.outstanding.clear();
+        self.requests.clear();
         if !self.outcome_sent {
             self.outcome_sent = true;
             out.push(Action::Outcome(SaleOutcome::Cancelled { reason }));
@@ -545,14 +581,7 @@ impl OnlineSale {
                 if resp.txn_id != self.txn.id.to_string() {
                     return Err(Ignored::OtherTransaction);
                 }
-                let Some(pos) = self
-                    .outstanding
-                    .iter()
-                    .position(|(id, _)| *id == resp.req_id)
-                else {
-                    return Err(Ignored::UnknownRequest(resp.req_id));
-                };
-                let op = self.outstanding[pos].1;
+                let op = self.requests.op_of(&resp.req_id)?;
                 match (state, op) {
                     (TxnState::Reversing, Op::Reverse) => {
                         if resp.status == RespStatus::Approved {
@@ -853,6 +882,29 @@ mod tests {
         let b = uuid_v7(1_700_000_000_001, [0; 10]);
         assert_eq!(a.get_version_num(), 7);
         assert!(a < b);
+    }
+
+    #[test]
+    fn every_state_round_trips_through_its_name() {
+        for st in TxnState::ALL {
+            assert_eq!(TxnState::parse(st.as_str()), Some(st));
+        }
+        assert_eq!(TxnState::parse("nope"), None);
+    }
+
+    #[test]
+    fn answers_route_by_req_id() {
+        let id = uuid_v7(5, [1; 10]);
+        let mut r = Requests::default();
+        let q = r.issue(&id, Op::Refund, "the-original".into(), 9);
+        assert_eq!(q.txn_id, "the-original");
+        assert_eq!(txn_of_req(&q.req_id), Some(id));
+        assert_eq!(r.op_of(&q.req_id), Ok(Op::Refund));
+        assert_eq!(txn_of_req("garbage"), None);
+        for n in 0..Requests::KEEP {
+            r.issue(&id, Op::Query, String::new(), n as u64);
+        }
+        assert!(r.op_of(&q.req_id).is_err(), "only the newest are kept");
     }
 
     #[test]
