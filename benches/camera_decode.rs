@@ -109,7 +109,8 @@ fn main() {
     let Some(root) = common::qr_root() else {
         return;
     };
-    let budget = Duration::from_millis(posd::camera::CameraConfig::default().frame_budget_ms);
+    let budget =
+        Duration::from_millis(posd::config::devices::CameraConfig::default().frame_budget_ms);
     let pipelines: [(&str, Pipeline, Mode); 4] = [
         ("rqrr alone", Pipeline::rqrr_only(), Mode::Still),
         ("rxing alone", Pipeline::rxing_only(), Mode::Still),

@@ -12,9 +12,10 @@
 //! Run: `cargo bench --bench daemon` (needs `mosquitto` on PATH). POSD_BENCH_EVENTS sets the
 //! number of outbox events (default 20000).
 
-use posd::control::{ControlClient, ControlRequest};
-use posd::core::money::Currency;
-use posd::core::txn::{Method, Transaction, TxnKind, TxnState};
+use posd::control::ControlClient;
+use posd_core::control as ctl;
+use posd_core::money::Currency;
+use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -87,10 +88,26 @@ fn spawn_posd(cfg: &Path, notify: Option<&Path>) -> Kill {
     Kill(c.spawn().expect("posd"))
 }
 
+/// `posd-sandbox`, built beside this bench (`cargo build --release -p posd-sandbox` first).
+fn sandbox_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("bench path");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps")
+        .join("posd-sandbox");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --release -p posd-sandbox",
+        bin.display()
+    );
+    bin
+}
+
 fn spawn_host(port: u16, db: &Path, extra: &[String]) -> Kill {
-    let child = Command::new(env!("CARGO_BIN_EXE_posctl"))
+    let child = Command::new(sandbox_bin())
         .args([
-            "sandbox-host",
+            "host",
             "--broker",
             &format!("mqtt://127.0.0.1:{port}"),
             "--db",
@@ -265,7 +282,7 @@ async fn main() {
     let _posd = spawn_posd(&cfg, None);
     let mut c = client(&dir.join("c.sock")).await;
     loop {
-        let q = c.call(&ControlRequest::Queue).await.expect("queue");
+        let q = c.call_json(ctl::Queue {}).await.expect("queue");
         if q["pending"].as_u64() == Some(0) {
             break;
         }
@@ -327,7 +344,7 @@ async fn main() {
     // 3. P1 scan → durable approval vs a bare durable commit.
     let dir3 = tmp.path().join("p1");
     std::fs::create_dir_all(&dir3).expect("dir");
-    let issuer = posd::codes::PrivateKey::generate().expect("key");
+    let issuer = posd_core::codes::PrivateKey::generate().expect("key");
     let extra = format!(
         "[offline]\nclock = \"always\"\n[[offline.issuer_keys]]\nid = 1\npublic_key = \"{}\"\n[offline.limits]\nper_txn_limit = 100000\nper_user_daily_limit = 1000000000\nmax_unsynced_count = 1000000\nmax_unsynced_amount = 100000000000\n",
         issuer.public_key().to_hex()
@@ -335,12 +352,12 @@ async fn main() {
     let cfg3 = write_config(&dir3, "BENCH-P1", free_port(), &extra);
     let _p1 = spawn_posd(&cfg3, None);
     let mut c = client(&dir3.join("c.sock")).await;
-    let user = posd::codes::PrivateKey::generate().expect("user");
-    let now = posd::link::now_ms() / 1000;
-    let cred = posd::codes::issue_credential(
+    let user = posd_core::codes::PrivateKey::generate().expect("user");
+    let now = posd::clock::now_ms() / 1000;
+    let cred = posd_core::codes::issue_credential(
         &issuer,
         1,
-        &posd::codes::CredentialRequest {
+        &posd_core::codes::CredentialRequest {
             user_id: 9,
             user_key: user.public_key(),
             valid_from: now as u32 - 60,
@@ -354,17 +371,17 @@ async fn main() {
     let mut p1 = Vec::with_capacity(n_p1);
     let mut bare = Vec::with_capacity(n_p1);
     for i in 0..n_p1 {
-        let code = posd::codes::make_code(
+        let code = posd_core::codes::make_code(
             &user,
             &cred,
-            (posd::link::now_ms() / 1000) as u32,
+            (posd::clock::now_ms() / 1000) as u32,
             i as u32 + 1,
         )
         .expect("code")
         .to_text();
         let t0 = Instant::now();
         let v = c
-            .call(&ControlRequest::Sale {
+            .call_json(ctl::Sale {
                 method: None,
                 amount: "1.00".into(),
                 currency: None,
@@ -391,7 +408,7 @@ async fn main() {
     let _on = spawn_posd(&cfg4, None);
     let mut c = client(&dir4.join("c.sock")).await;
     loop {
-        let s = c.call(&ControlRequest::Status).await.expect("status");
+        let s = c.call_json(ctl::Status {}).await.expect("status");
         if s["online"] == true {
             break;
         }
@@ -402,7 +419,7 @@ async fn main() {
     for _ in 0..n_on {
         let t0 = Instant::now();
         let v = c
-            .call(&ControlRequest::Sale {
+            .call_json(ctl::Sale {
                 method: None,
                 amount: "1.00".into(),
                 currency: None,

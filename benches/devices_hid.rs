@@ -6,9 +6,9 @@
 //! Run: `nice -n 10 cargo bench --bench devices_hid`
 
 use posd::devices::evdev_reader::{self, synthesize, HidPipeline, RecordedEnd, RecordedOpener};
-use posd::devices::hid_assembler::{Assembled, AssemblerConfig};
-use posd::devices::keymap::{code, Layout};
 use posd::engine::EngineMsg;
+use posd_core::hid::assembler::{Assembled, AssemblerConfig};
+use posd_core::hid::keymap::{code, Layout};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 

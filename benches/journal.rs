@@ -4,9 +4,9 @@
 //!
 //! Run: `cargo bench --bench journal` (POSD_BENCH_N to change the sample count).
 
-use posd::core::money::Currency;
-use posd::core::txn::{Method, Transaction, TxnKind, TxnState};
 use posd::store::Db;
+use posd_core::money::Currency;
+use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 use std::time::{Duration, Instant};
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {

@@ -7,11 +7,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use posd::codes::classify::{classify, Patterns};
-use posd::codes::offline::{
+use posd_core::codes::classify::{classify, Patterns};
+use posd_core::codes::offline::{
     check_offline_acceptance, verify_p1, IssuerKeys, OfflineLimits, OfflinePolicy, OfflineState,
 };
-use posd::codes::p1::{issue_credential, make_code, CredentialRequest, PrivateKey};
+use posd_core::codes::p1::{issue_credential, make_code, CredentialRequest, PrivateKey};
 
 const RUNS: usize = 2000;
 const NOW: u64 = 1_770_000_000;

@@ -9,9 +9,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use posd::card::{seal, track};
-use posd::core::money::Currency;
-use posd::core::txn::{Method, Transaction, TxnKind, TxnState};
+use posd_core::card::{seal, track};
+use posd_core::money::Currency;
+use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 
 fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort_unstable();
@@ -68,7 +68,7 @@ fn main() {
             black_box(seal::open(&sealed, &secret, aad).expect("open"));
         }),
     );
-    let merchant: posd::codes::MpmMerchant = toml::from_str(
+    let merchant: posd_core::codes::MpmMerchant = toml::from_str(
         r#"
 merchant_category_code = "5812"
 country_code = "CN"
@@ -85,7 +85,7 @@ fields = { "01" = "M0001" }
         "merchant QR: generate+reparse",
         time(5000, || {
             black_box(
-                posd::codes::generate_dynamic(
+                posd_core::codes::generate_dynamic(
                     &merchant,
                     1234,
                     "CNY",
@@ -119,14 +119,14 @@ fields = { "01" = "M0001" }
     report(
         "Z totals of 1000 txns",
         time(200, || {
-            black_box(posd::core::batch::totals(&txns, 1, 0, 2000, 0, 9, "CNY"));
+            black_box(posd_core::batch::totals(&txns, 1, 0, 2000, 0, 9, "CNY"));
         }),
     );
-    let hash = posd::engine::hash_pin("4711").expect("hash");
+    let hash = posd_core::pin::hash_pin("4711").expect("hash");
     report(
         "manager PIN verify (argon2id)",
         time(20, || {
-            black_box(posd::engine::verify_pin("4711", &hash));
+            black_box(posd_core::pin::verify_pin("4711", &hash));
         }),
     );
 }

@@ -1,15 +1,18 @@
-//! The local control API (DESIGN §4): a Unix socket speaking one JSON object per line.
+//! The local control API (DESIGN §4): the Unix socket server and client for the typed contract
+//! in `posd_core::control`.
 //!
 //! Till software ("ECR") and `posctl` use it to ask for status, the queue and transactions, and
-//! to run sales. Every request gets exactly one response line `{"ok":true,"data":...}` or
-//! `{"ok":false,"error":"...","code":"..."}`; a malformed line gets an error and changes nothing.
+//! to run sales. Every request line gets exactly one answer line; a malformed line gets a
+//! refusal and changes nothing.
 
-use crate::core::money::Currency;
-use crate::engine::{EngineMsg, SaleError};
-use crate::link::now_ms;
+use crate::clock::now_ms;
+use crate::engine::{EngineMsg, RefundRequest, SaleError};
 use crate::store::{Store, StoreError};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use posd_core::control::{self as ctl, answer_line, codes, AnswerError, Command, Refusal, Request};
+use posd_core::money::Currency;
+use posd_core::receipt::{receipt_for, ReceiptConfig, ReceiptCtx};
+use posd_core::txn::Transaction;
+use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,85 +42,23 @@ pub enum ControlError {
     Refused { code: String, message: String },
 }
 
-/// A request line.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ControlRequest {
-    Status,
-    Queue,
-    TxnList {
-        #[serde(default)]
-        limit: Option<u32>,
-    },
-    TxnShow {
-        id: String,
-    },
-    /// `amount` is a decimal string in the currency's units ("12.50").
-    Sale {
-        amount: String,
-        #[serde(default)]
-        currency: Option<String>,
-        /// A code or card swipe as if scanned; absent: the next scan pays.
-        #[serde(default)]
-        code: Option<String>,
-        /// "merchant_qr": the terminal shows a code; anything else: the customer presents one.
-        #[serde(default)]
-        method: Option<String>,
-    },
-    /// Refund (all or part of) a sale: named by `original` (txn id) or by `receipt` (the text
-    /// of its receipt's QR); neither: the next receipt scanned names it.
-    Refund {
-        #[serde(default)]
-        original: Option<String>,
-        #[serde(default)]
-        receipt: Option<String>,
-        /// Decimal amount ("4.50"); absent: what is left to refund.
-        #[serde(default)]
-        amount: Option<String>,
-        /// Idempotency key: repeating it never refunds twice.
-        #[serde(default)]
-        refund_id: Option<String>,
-        pin: String,
-    },
-    /// Void an offline sale not yet settled.
-    Void {
-        original: String,
-        pin: String,
-    },
-    /// Close the batch: Z report printed and sent to the host for reconciliation.
-    BatchClose,
-    /// Batch closes, newest first, with the host's reconciliation.
-    Batches {
-        #[serde(default)]
-        limit: Option<u32>,
-    },
-    /// The sale in progress (and the merchant QR it shows).
-    Current,
-    Cancel,
-    /// A code as if scanned (the way card networks' simulated readers work).
-    Scan {
-        code: String,
-    },
-    /// Print a transaction's receipt again (default: the last one), marked REPRINT.
-    Reprint {
-        #[serde(default)]
-        txn_id: Option<String>,
-    },
-    /// The ESC/POS bytes posd would print for a transaction (default: the last one), base64.
-    Receipt {
-        #[serde(default)]
-        txn_id: Option<String>,
-    },
-    /// The print queue, newest first.
-    PrintJobs {
-        #[serde(default)]
-        limit: Option<u32>,
-    },
+impl From<AnswerError> for ControlError {
+    fn from(e: AnswerError) -> ControlError {
+        match e {
+            AnswerError::Refused(r) => ControlError::Refused {
+                code: r.code,
+                message: r.error,
+            },
+            AnswerError::Malformed(m) => ControlError::BadAnswer(m),
+        }
+    }
 }
 
 /// Produces the status document (shared with the MQTT `status` topic).
 pub type StatusProvider = Arc<
-    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> + Send + Sync,
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ctl::StatusDoc> + Send>>
+        + Send
+        + Sync,
 >;
 
 #[derive(Clone)]
@@ -126,44 +67,10 @@ pub struct ControlCtx {
     pub engine: mpsc::Sender<EngineMsg>,
     pub currency: Currency,
     pub status: StatusProvider,
-    pub receipt_ctx: crate::printq::ReceiptCtx,
-    pub receipt_cfg: crate::receipt::ReceiptConfig,
+    pub receipt_ctx: ReceiptCtx,
+    pub receipt_cfg: ReceiptConfig,
     /// Reprints; None when no printer is configured.
     pub printer: Option<crate::printq::PrintHandle>,
-}
-
-/// The receipt a transaction earns, or the refusal to send back.
-fn receipt_data(
-    ctx: &ControlCtx,
-    txn: &crate::core::txn::Transaction,
-    reprint: bool,
-) -> Result<crate::receipt::ReceiptData, Value> {
-    crate::printq::receipt_for(txn, &ctx.receipt_ctx, reprint).ok_or_else(|| {
-        err_json(
-            "no_receipt",
-            &format!(
-                "transaction {} has no receipt ({})",
-                txn.id,
-                txn.state.as_str()
-            ),
-        )
-    })
-}
-
-/// The transaction a receipt request names, or the newest one with a receipt.
-async fn receipt_txn(
-    ctx: &ControlCtx,
-    txn_id: Option<String>,
-) -> Result<crate::core::txn::Transaction, Value> {
-    let r = match txn_id {
-        Some(id) => ctx.store.call(move |db| db.txn(&id)).await,
-        None => ctx.store.call(|db| db.last_receipt_txn()).await,
-    };
-    match r {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => Err(err_json("not_found", "no such transaction")),
-        Err(e) => Err(store_err(e)),
-    }
 }
 
 /// Binds the socket (replacing a stale one), mode 0660.
@@ -212,8 +119,6 @@ pub async fn serve(listener: UnixListener, ctx: ControlCtx, mut shutdown: watch:
     }
 }
 
-const MAX_LINE: usize = 64 * 1024;
-
 async fn connection(stream: UnixStream, ctx: ControlCtx) -> Result<(), std::io::Error> {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r);
@@ -221,282 +126,257 @@ async fn connection(stream: UnixStream, ctx: ControlCtx) -> Result<(), std::io::
     loop {
         buf.clear();
         let n = (&mut lines)
-            .take(MAX_LINE as u64 + 1)
+            .take(ctl::MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buf)
             .await?;
         if n == 0 {
             return Ok(());
         }
-        let answer = if buf.len() > MAX_LINE {
+        let answer = if buf.len() > ctl::MAX_LINE {
             // Skip the rest of the oversized line.
             let mut sink = Vec::new();
             lines.read_until(b'\n', &mut sink).await?;
-            err_json("too_long", "request line too long")
+            answer_line::<()>(&Err(Refusal::new(codes::TOO_LONG, "request line too long")))
         } else {
-            match serde_json::from_slice::<ControlRequest>(&buf) {
+            match ctl::parse_request(&buf) {
                 Ok(req) => handle(req, &ctx).await,
-                Err(e) => err_json("bad_request", &format!("bad request: {e}")),
+                Err(e) => answer_line::<()>(&Err(e)),
             }
         };
-        let mut out = serde_json::to_vec(&answer).unwrap_or_default();
-        out.push(b'\n');
-        w.write_all(&out).await?;
+        w.write_all(&answer).await?;
     }
 }
 
-fn err_json(code: &str, message: &str) -> Value {
-    json!({"ok": false, "code": code, "error": message})
+fn store_err(e: StoreError) -> Refusal {
+    Refusal::new(codes::JOURNAL, e.to_string())
 }
 
-fn ok_json(data: Value) -> Value {
-    json!({"ok": true, "data": data})
+fn sale_err(e: SaleError) -> Refusal {
+    Refusal::new(e.code(), e.to_string())
 }
 
-fn store_err(e: StoreError) -> Value {
-    err_json("journal", &e.to_string())
-}
-
-fn sale_err(e: SaleError) -> Value {
-    err_json(e.code(), &e.to_string())
-}
-
-async fn handle(req: ControlRequest, ctx: &ControlCtx) -> Value {
+/// One answer line for any request.
+async fn handle(req: Request, ctx: &ControlCtx) -> Vec<u8> {
+    fn line<T: Serialize>(r: Result<T, Refusal>) -> Vec<u8> {
+        answer_line(&r)
+    }
     match req {
-        ControlRequest::Status => ok_json((ctx.status)().await),
-        ControlRequest::Queue => {
+        Request::Status(_) => line::<ctl::StatusDoc>(Ok((ctx.status)().await)),
+        Request::Queue(_) => {
             let now = now_ms();
-            match ctx.store.call(move |db| db.queue_stats(now)).await {
-                Ok(q) => ok_json(json!(q)),
-                Err(e) => store_err(e),
-            }
+            line(
+                ctx.store
+                    .call(move |db| db.queue_stats(now))
+                    .await
+                    .map_err(store_err),
+            )
         }
-        ControlRequest::TxnList { limit } => {
-            let limit = limit.unwrap_or(50).min(10_000);
-            match ctx.store.call(move |db| db.txns(limit)).await {
-                Ok(t) => ok_json(json!(t)),
-                Err(e) => store_err(e),
-            }
+        Request::TxnList(r) => {
+            let limit = r.limit.unwrap_or(50).min(10_000);
+            line(
+                ctx.store
+                    .call(move |db| db.txns(limit))
+                    .await
+                    .map_err(store_err),
+            )
         }
-        ControlRequest::TxnShow { id } => {
-            let key = id.clone();
-            let r = ctx
-                .store
-                .call(move |db| Ok((db.txn(&key)?, db.history(&key)?)))
-                .await;
-            match r {
-                Ok((Some(t), h)) => {
-                    let history: Vec<Value> = h
-                        .into_iter()
-                        .map(|(seq, state, at)| json!({"seq": seq, "state": state, "at": at}))
-                        .collect();
-                    ok_json(json!({"txn": t, "history": history}))
-                }
-                Ok((None, _)) => err_json("not_found", &format!("no transaction {id}")),
-                Err(e) => store_err(e),
-            }
+        Request::TxnShow(r) => line(txn_show(ctx, r.id).await),
+        Request::Sale(r) => line(sale(ctx, r).await),
+        Request::Refund(r) => line(refund(ctx, r).await),
+        Request::Void(r) => line(
+            engine_call(ctx, |reply| EngineMsg::Void {
+                original: r.original,
+                pin: r.pin,
+                reply,
+            })
+            .await,
+        ),
+        Request::BatchClose(_) => {
+            line(engine_call(ctx, |reply| EngineMsg::BatchClose { reply }).await)
         }
-        ControlRequest::Sale {
-            amount,
-            currency,
-            code,
-            method,
-        } => {
-            let method = match method.as_deref() {
-                None | Some("code" | "card" | "payment_code" | "presented") => {
-                    crate::engine::SaleMethod::Presented
-                }
-                Some("merchant_qr") => crate::engine::SaleMethod::MerchantQr,
-                Some(other) => {
-                    return err_json(
-                        "bad_request",
-                        &format!("unknown method {other:?}: merchant_qr, code or card"),
-                    )
-                }
-            };
-            let cur = match currency {
-                Some(c) => match Currency::from_code(&c) {
-                    Ok(c) => c,
-                    Err(e) => return err_json("currency", &e.to_string()),
-                },
-                None => ctx.currency,
-            };
-            let minor = match cur.parse_amount(&amount) {
-                Ok(m) => m,
-                Err(e) => return err_json("amount", &e.to_string()),
-            };
-            let (tx, rx) = oneshot::channel();
-            let msg = EngineMsg::Sale {
-                amount: minor,
-                currency: cur,
-                code,
-                method,
-                reply: tx,
-            };
-            engine_call(ctx, msg, rx).await
+        Request::Batches(r) => {
+            let limit = r.limit.unwrap_or(10).min(1000);
+            line(
+                ctx.store
+                    .call(move |db| db.batches(limit))
+                    .await
+                    .map_err(store_err),
+            )
         }
-        ControlRequest::Refund {
-            original,
-            receipt,
-            amount,
-            refund_id,
-            pin,
-        } => {
-            let original = match (original, receipt) {
-                (Some(o), _) => Some(o),
-                (None, Some(r)) => {
-                    let patterns = match crate::codes::Patterns::new(Default::default()) {
-                        Ok(p) => p,
-                        Err(e) => return err_json("internal", &e.to_string()),
-                    };
-                    match patterns.receipt_ref(r.trim()) {
-                        Some(rr) => Some(rr.txn_id),
-                        None => return err_json("bad_code", "not a posd receipt reference"),
-                    }
-                }
-                (None, None) => None,
-            };
-            let amount = match amount {
-                Some(a) => match ctx.currency.parse_amount(&a) {
-                    Ok(m) => Some(m),
-                    Err(e) => return err_json("amount", &e.to_string()),
-                },
-                None => None,
-            };
-            let (tx, rx) = oneshot::channel();
-            let msg = EngineMsg::Refund {
-                req: crate::engine::RefundRequest {
-                    original,
-                    amount,
-                    refund_id,
-                    pin,
-                },
-                reply: tx,
-            };
-            engine_call(ctx, msg, rx).await
-        }
-        ControlRequest::Void { original, pin } => {
-            let (tx, rx) = oneshot::channel();
-            let msg = EngineMsg::Void {
-                original,
-                pin,
-                reply: tx,
-            };
-            engine_call(ctx, msg, rx).await
-        }
-        ControlRequest::BatchClose => {
-            let (tx, rx) = oneshot::channel();
-            engine_call(ctx, EngineMsg::BatchClose { reply: tx }, rx).await
-        }
-        ControlRequest::Batches { limit } => {
-            let limit = limit.unwrap_or(10).min(1000);
-            match ctx.store.call(move |db| db.batches(limit)).await {
-                Ok(t) => ok_json(json!(t)),
-                Err(e) => store_err(e),
-            }
-        }
-        ControlRequest::Current => {
-            let (tx, rx) = oneshot::channel();
-            if ctx
-                .engine
-                .send(EngineMsg::Current { reply: tx })
+        Request::Current(_) => line(ask_engine(ctx, |reply| EngineMsg::Current { reply }).await),
+        Request::Cancel(_) => line(
+            engine_call(ctx, |reply| EngineMsg::Cancel { reply })
                 .await
-                .is_err()
-            {
-                return sale_err(SaleError::Stopping);
-            }
-            match rx.await {
-                Ok(v) => ok_json(v),
-                Err(_) => sale_err(SaleError::Stopping),
-            }
-        }
-        ControlRequest::Cancel => {
-            let (tx, rx) = oneshot::channel();
-            if ctx
-                .engine
-                .send(EngineMsg::Cancel { reply: tx })
-                .await
-                .is_err()
-            {
-                return sale_err(SaleError::Stopping);
-            }
-            match rx.await {
-                Ok(Ok(m)) => ok_json(json!({"message": m})),
-                Ok(Err(e)) => sale_err(e),
-                Err(_) => sale_err(SaleError::Stopping),
-            }
-        }
-        ControlRequest::Reprint { txn_id } => {
-            let r = match &ctx.printer {
-                Some(p) => p.reprint(txn_id).await,
-                None => Err(crate::printq::ReprintError::NoPrinter),
-            };
-            match r {
-                Ok((job, id)) => ok_json(json!({"job": job, "txn_id": id})),
-                Err(e) => err_json(e.code(), &e.to_string()),
-            }
-        }
-        ControlRequest::Receipt { txn_id } => {
-            let txn = match receipt_txn(ctx, txn_id).await {
-                Ok(t) => t,
-                Err(e) => return e,
-            };
-            let data = match receipt_data(ctx, &txn, false) {
-                Ok(d) => d,
-                Err(e) => return e,
-            };
-            match crate::printq::job_bytes(&data, &ctx.receipt_cfg) {
-                Ok(bytes) => {
-                    use base64::Engine as _;
-                    ok_json(json!({
-                        "txn_id": txn.id.to_string(),
-                        "width": ctx.receipt_cfg.width,
-                        "receipt_ref": data.receipt_ref,
-                        "escpos_b64": base64::engine::general_purpose::STANDARD.encode(bytes),
-                    }))
-                }
-                Err(e) => err_json("encode", &e.to_string()),
-            }
-        }
-        ControlRequest::PrintJobs { limit } => {
-            let limit = limit.unwrap_or(20).min(1000);
-            match ctx.store.call(move |db| db.print_jobs(limit)).await {
-                Ok(rows) => ok_json(json!(rows
-                    .into_iter()
-                    .map(|(id, txn, state, attempts, err)| json!({"id": id, "txn_id": txn, "state": state, "attempts": attempts, "last_error": err}))
-                    .collect::<Vec<_>>())),
-                Err(e) => store_err(e),
-            }
-        }
-        ControlRequest::Scan { code } => {
+                .map(|message| ctl::Message { message }),
+        ),
+        Request::Scan(r) => {
             let msg = EngineMsg::Code {
-                text: code,
+                text: r.code,
                 source: "control".into(),
             };
-            if ctx.engine.send(msg).await.is_err() {
-                return sale_err(SaleError::Stopping);
-            }
-            ok_json(json!({"message": "code passed to the sale in progress"}))
+            line(match ctx.engine.send(msg).await {
+                Ok(()) => Ok(ctl::Message {
+                    message: "code passed to the sale in progress".into(),
+                }),
+                Err(_) => Err(sale_err(SaleError::Stopping)),
+            })
+        }
+        Request::Reprint(r) => {
+            let res = match &ctx.printer {
+                Some(p) => p.reprint(r.txn_id).await,
+                None => Err(crate::printq::ReprintError::NoPrinter),
+            };
+            line(
+                res.map(|(job, txn_id)| ctl::ReprintReply { job, txn_id })
+                    .map_err(|e| Refusal::new(e.code(), e.to_string())),
+            )
+        }
+        Request::Receipt(r) => line(receipt(ctx, r.txn_id).await),
+        Request::PrintJobs(r) => {
+            let limit = r.limit.unwrap_or(20).min(1000);
+            line(
+                ctx.store
+                    .call(move |db| db.print_jobs(limit))
+                    .await
+                    .map(|rows| {
+                        rows.into_iter()
+                            .map(|(id, txn_id, state, attempts, last_error)| ctl::PrintJob {
+                                id,
+                                txn_id,
+                                state,
+                                attempts,
+                                last_error,
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .map_err(store_err),
+            )
         }
     }
+}
+
+async fn txn_show(ctx: &ControlCtx, id: String) -> Result<ctl::TxnDetail, Refusal> {
+    let key = id.clone();
+    let (txn, history) = ctx
+        .store
+        .call(move |db| Ok((db.txn(&key)?, db.history(&key)?)))
+        .await
+        .map_err(store_err)?;
+    let txn = txn.ok_or_else(|| Refusal::new(codes::NOT_FOUND, format!("no transaction {id}")))?;
+    Ok(ctl::TxnDetail {
+        txn,
+        history: history
+            .into_iter()
+            .map(|(seq, state, at)| ctl::HistoryEntry { seq, state, at })
+            .collect(),
+    })
+}
+
+async fn sale(ctx: &ControlCtx, r: ctl::Sale) -> Result<ctl::SaleReply, Refusal> {
+    let currency = match r.currency {
+        Some(c) => {
+            Currency::from_code(&c).map_err(|e| Refusal::new(codes::CURRENCY, e.to_string()))?
+        }
+        None => ctx.currency,
+    };
+    let amount = currency
+        .parse_amount(&r.amount)
+        .map_err(|e| Refusal::new(codes::AMOUNT, e.to_string()))?;
+    engine_call(ctx, |reply| EngineMsg::Sale {
+        amount,
+        currency,
+        code: r.code,
+        method: r.method.unwrap_or_default(),
+        reply,
+    })
+    .await
+}
+
+async fn refund(ctx: &ControlCtx, r: ctl::Refund) -> Result<ctl::SaleReply, Refusal> {
+    let original = match (r.original, r.receipt) {
+        (Some(o), _) => Some(o),
+        (None, Some(receipt)) => {
+            let patterns = posd_core::codes::Patterns::new(Default::default())
+                .map_err(|e| Refusal::new("internal", e.to_string()))?;
+            match patterns.receipt_ref(receipt.trim()) {
+                Some(rr) => Some(rr.txn_id),
+                None => {
+                    return Err(Refusal::new(
+                        codes::BAD_CODE,
+                        "not a posd receipt reference",
+                    ))
+                }
+            }
+        }
+        (None, None) => None,
+    };
+    let amount = match r.amount {
+        Some(a) => Some(
+            ctx.currency
+                .parse_amount(&a)
+                .map_err(|e| Refusal::new(codes::AMOUNT, e.to_string()))?,
+        ),
+        None => None,
+    };
+    let req = RefundRequest {
+        original,
+        amount,
+        refund_id: r.refund_id,
+        pin: r.pin,
+    };
+    engine_call(ctx, |reply| EngineMsg::Refund { req, reply }).await
+}
+
+async fn receipt(ctx: &ControlCtx, txn_id: Option<String>) -> Result<ctl::ReceiptReply, Refusal> {
+    let found = match txn_id {
+        Some(id) => ctx.store.call(move |db| db.txn(&id)).await,
+        None => ctx.store.call(|db| db.last_receipt_txn()).await,
+    }
+    .map_err(store_err)?;
+    let txn: Transaction =
+        found.ok_or_else(|| Refusal::new(codes::NOT_FOUND, "no such transaction"))?;
+    let data = receipt_for(&txn, &ctx.receipt_ctx, false).ok_or_else(|| {
+        Refusal::new(
+            codes::NO_RECEIPT,
+            format!(
+                "transaction {} has no receipt ({})",
+                txn.id,
+                txn.state.as_str()
+            ),
+        )
+    })?;
+    let bytes = posd_core::receipt::job_bytes(&data, &ctx.receipt_cfg)
+        .map_err(|e| Refusal::new(codes::ENCODE, e.to_string()))?;
+    use base64::Engine as _;
+    Ok(ctl::ReceiptReply {
+        txn_id: txn.id.to_string(),
+        width: ctx.receipt_cfg.width,
+        receipt_ref: data.receipt_ref,
+        escpos_b64: base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
+/// Asks the engine something it always answers.
+async fn ask_engine<T>(
+    ctx: &ControlCtx,
+    msg: impl FnOnce(oneshot::Sender<T>) -> EngineMsg,
+) -> Result<T, Refusal> {
+    let (tx, rx) = oneshot::channel();
+    if ctx.engine.send(msg(tx)).await.is_err() {
+        return Err(sale_err(SaleError::Stopping));
+    }
+    rx.await.map_err(|_| sale_err(SaleError::Stopping))
 }
 
 /// Sends a message to the engine and answers with its reply (or its refusal).
-async fn engine_call<T: Serialize>(
+async fn engine_call<T>(
     ctx: &ControlCtx,
-    msg: EngineMsg,
-    rx: oneshot::Receiver<Result<T, SaleError>>,
-) -> Value {
-    if ctx.engine.send(msg).await.is_err() {
-        return sale_err(SaleError::Stopping);
-    }
-    match rx.await {
-        Ok(Ok(r)) => ok_json(json!(r)),
-        Ok(Err(e)) => sale_err(e),
-        Err(_) => sale_err(SaleError::Stopping),
-    }
+    msg: impl FnOnce(oneshot::Sender<Result<T, SaleError>>) -> EngineMsg,
+) -> Result<T, Refusal> {
+    ask_engine(ctx, msg).await?.map_err(sale_err)
 }
 
-/// A client connection, for posctl, the demo and tests.
+/// A client connection, for posctl and tests.
 pub struct ControlClient {
     reader: BufReader<tokio::net::unix::OwnedReadHalf>,
     writer: tokio::net::unix::OwnedWriteHalf,
@@ -517,39 +397,41 @@ impl ControlClient {
         })
     }
 
-    /// Sends one request and returns `data` of an ok answer, or the refusal.
-    pub async fn call(&mut self, req: &ControlRequest) -> Result<Value, ControlError> {
+    /// Sends one request and reads its typed reply, or the refusal.
+    pub async fn call<C: Command>(&mut self, req: C) -> Result<C::Reply, ControlError> {
+        let answer = self.exchange(&req.into()).await?;
+        Ok(ctl::parse_answer(&answer)?)
+    }
+
+    /// Sends one request and returns the reply's JSON (tools and tests that read the wire).
+    pub async fn call_json(
+        &mut self,
+        req: impl Into<Request>,
+    ) -> Result<serde_json::Value, ControlError> {
+        let answer = self.exchange(&req.into()).await?;
+        Ok(ctl::parse_answer(&answer)?)
+    }
+
+    async fn exchange(&mut self, req: &Request) -> Result<Vec<u8>, ControlError> {
         let mut line =
             serde_json::to_vec(req).map_err(|e| ControlError::BadAnswer(e.to_string()))?;
         line.push(b'\n');
-        self.call_raw(&line).await
+        self.send_line(&line).await
     }
 
-    /// Sends raw bytes (one line) and parses the answer.
-    pub async fn call_raw(&mut self, line: &[u8]) -> Result<Value, ControlError> {
+    /// Sends raw bytes (one line) and parses the answer's JSON `data`.
+    pub async fn call_raw(&mut self, line: &[u8]) -> Result<serde_json::Value, ControlError> {
+        let answer = self.send_line(line).await?;
+        Ok(ctl::parse_answer(&answer)?)
+    }
+
+    async fn send_line(&mut self, line: &[u8]) -> Result<Vec<u8>, ControlError> {
         self.writer.write_all(line).await?;
-        let mut answer = String::new();
-        let n = self.reader.read_line(&mut answer).await?;
+        let mut answer = Vec::new();
+        let n = self.reader.read_until(b'\n', &mut answer).await?;
         if n == 0 {
             return Err(ControlError::BadAnswer("connection closed".into()));
         }
-        let v: Value =
-            serde_json::from_str(&answer).map_err(|e| ControlError::BadAnswer(e.to_string()))?;
-        if v.get("ok") == Some(&Value::Bool(true)) {
-            Ok(v.get("data").cloned().unwrap_or(Value::Null))
-        } else {
-            Err(ControlError::Refused {
-                code: v
-                    .get("code")
-                    .and_then(Value::as_str)
-                    .unwrap_or("error")
-                    .to_string(),
-                message: v
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("refused")
-                    .to_string(),
-            })
-        }
+        Ok(answer)
     }
 }

@@ -1,19 +1,20 @@
 //! The daemon: wires the journal, the MQTT link, the sale engine, the control socket, the
 //! console and systemd together, and shuts them down gracefully on SIGTERM.
 
+use crate::clock::{now_ms, GIT_COMMIT, VERSION};
 use crate::config::Config;
 use crate::control::{self, ControlCtx, StatusProvider};
-use crate::engine::{self, EngineMsg, EngineParams, OfflineRuntime, UiEvent};
-use crate::link::{self, now_ms, Inbound, LinkParams, StatusFn};
+use crate::engine::{self, EngineMsg, EngineParams, OfflineRuntime};
+use crate::link::{self, Inbound, LinkParams, StatusFn};
 use crate::store::{QueueStats, Store, StoreError};
-use serde_json::json;
+use posd_core::control::StatusDoc;
+use posd_core::display::UiEvent;
+use posd_core::protocol::{BatchStatus, Notify, PaymentStatus, SettlementStatus};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const GIT_COMMIT: &str = env!("POSD_GIT_COMMIT");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -38,11 +39,11 @@ pub async fn run(
     // Fleet (issue 8): the local file overlaid with the last applied push.
     let local = cfg;
     let (cfg, fleet_view) = crate::fleet::startup(&store, &local).await;
-    let patterns = crate::codes::Patterns::new(cfg.codes.clone())
+    let patterns = posd_core::codes::Patterns::new(cfg.codes.clone())
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     let offline = OfflineRuntime::from_config(&cfg.offline, cfg.terminal.currency)
         .map_err(|e| DaemonError::Config(e.to_string()))?;
-    let receipt_ctx = crate::printq::ReceiptCtx {
+    let receipt_ctx = posd_core::receipt::ReceiptCtx {
         terminal: cfg.terminal.id.clone(),
         utc_offset_s: cfg.terminal.utc_offset_s,
     };
@@ -114,28 +115,38 @@ pub async fn run(
         let camera_rx = camera_rx.clone();
         let fleet_view = fleet_view.clone();
         Arc::new(move |online: bool, q: QueueStats| {
-            let mut devices = json!({ "console": if console { "ok" } else { "disabled" } });
+            let mut devices = BTreeMap::new();
+            devices.insert(
+                "console".to_string(),
+                if console { "ok" } else { "disabled" }.to_string(),
+            );
             if let Some(rx) = &camera_rx {
-                devices["camera"] = json!(rx.borrow().to_string());
+                devices.insert("camera".into(), rx.borrow().to_string());
             }
             if let Some(rx) = &printer_rx {
-                devices["printer"] = json!(rx.borrow().to_string());
+                devices.insert("printer".into(), rx.borrow().to_string());
             }
             for (name, rx) in &dev_rx {
-                devices[*name] = json!(rx.borrow().to_string());
+                devices.insert(name.to_string(), rx.borrow().to_string());
             }
-            let (config_version, config) = crate::fleet::status_fields(&fleet_view);
-            json!({
-                "terminal": terminal,
-                "online": online,
-                "session": session,
-                "version": VERSION,
-                "config_version": config_version,
-                "config": config,
-                "queue": {"pending": q.pending, "oldest_age_s": q.oldest_age_s},
-                "devices": devices,
-                "at": now_ms(),
-            })
+            let summary = crate::fleet::summary(&fleet_view);
+            StatusDoc {
+                terminal: terminal.clone(),
+                online,
+                session: session.clone(),
+                version: VERSION.to_string(),
+                config_version: summary.config_version,
+                config: summary.report,
+                // The retained MQTT status carries the depth and age only.
+                queue: QueueStats {
+                    last_seq: 0,
+                    acked_seq: 0,
+                    ..q
+                },
+                devices,
+                at: now_ms(),
+                commit: None,
+            }
         })
     };
     let link = link::start(
@@ -179,7 +190,7 @@ pub async fn run(
                 saf: cfg.card.store_and_forward,
                 utc_offset_s: cfg.terminal.utc_offset_s,
             },
-            refund_policy: crate::core::refund::RefundPolicy::default(),
+            refund_policy: posd_core::refund::RefundPolicy::default(),
             pin_hash: (!cfg.manager.pin_hash.is_empty()).then(|| cfg.manager.pin_hash.clone()),
             printer: print_wake.clone(),
             utc_offset_s: cfg.terminal.utc_offset_s,
@@ -198,7 +209,7 @@ pub async fn run(
         store: store.clone(),
         link: link.clone(),
         terminal: terminal.clone(),
-        keys: crate::fleet::envelope::FleetKeys::from_config(&local.fleet.keys)
+        keys: posd_core::fleet::envelope::FleetKeys::from_config(&local.fleet.keys)
             .map_err(|e| DaemonError::Config(e.to_string()))?,
         local,
         current: cfg.clone(),
@@ -227,17 +238,11 @@ pub async fn run(
                             return;
                         }
                     }
-                    Inbound::Notify(payload) => match parse_notify(&payload) {
-                        Some(msg) => {
-                            if engine_tx.send(msg).await.is_err() {
-                                return;
-                            }
+                    Inbound::Notify(n) => {
+                        if engine_tx.send(notify_msg(n)).await.is_err() {
+                            return;
                         }
-                        None => log::warn!(
-                            "notify ignored: not a settlement, payment or batch_close message ({} bytes)",
-                            payload.len()
-                        ),
-                    },
+                    }
                     Inbound::CfgDesired(b) => {
                         let _ = fleet_tx.send(crate::fleet::FleetMsg::Cfg(b)).await;
                     }
@@ -260,16 +265,10 @@ pub async fn run(
             Box::pin(async move {
                 let now = now_ms();
                 let q = store.call(move |db| db.queue_stats(now)).await;
-                let q = q.unwrap_or(QueueStats {
-                    pending: 0,
-                    oldest_age_s: 0,
-                    last_seq: 0,
-                    acked_seq: 0,
-                });
+                let q = q.unwrap_or_default();
                 let mut v = status_fn(link.is_connected(), q);
-                v["queue"]["last_seq"] = json!(q.last_seq);
-                v["queue"]["acked_seq"] = json!(q.acked_seq);
-                v["commit"] = json!(GIT_COMMIT);
+                v.queue = q;
+                v.commit = Some(GIT_COMMIT.to_string());
                 v
             })
         })
@@ -365,9 +364,11 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), engine_task).await;
     watchdog.abort();
     let q = store.call(|db| db.queue_stats(now_ms())).await.ok();
-    let mut goodbye = json!({"terminal": terminal, "online": false, "session": session});
+    let mut goodbye =
+        serde_json::json!({"terminal": terminal, "online": false, "session": session});
     if let Some(q) = q {
-        goodbye["queue"] = json!({"pending": q.pending, "oldest_age_s": q.oldest_age_s});
+        goodbye["queue"] =
+            serde_json::json!({"pending": q.pending, "oldest_age_s": q.oldest_age_s});
     }
     link.goodbye(goodbye).await;
     // A final round trip proves every queued journal write has been made.
@@ -433,7 +434,7 @@ fn forward_status_changes<T: Send + Sync + 'static>(
 
 /// The camera as a scanner: every de-duplicated code goes to the sale in progress.
 fn spawn_camera(
-    cam: crate::camera::CameraConfig,
+    cam: crate::config::devices::CameraConfig,
     status: watch::Sender<crate::camera::CameraStatus>,
     engine: mpsc::Sender<EngineMsg>,
     link: link::Link,
@@ -484,7 +485,7 @@ fn spawn_console(
                 ev = ui.recv() => ev,
             };
             match ev {
-                Ok(ev) => println!("{}", crate::devices::display::console_text(&ev)),
+                Ok(ev) => println!("{}", posd_core::display::console_text(&ev)),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             }
@@ -509,52 +510,27 @@ fn spawn_console(
     });
 }
 
-/// The host's asynchronous messages on `notify` (docs/payments.md):
-/// `{type:"settlement", txn_id, status:"settled"|"rejected", reason?}`,
-/// `{type:"payment", txn_id, status:"paid", host_ref?}`,
-/// `{type:"batch_close", txn_id, status:"reconciled"|"mismatch", ...}`.
-fn parse_notify(payload: &[u8]) -> Option<EngineMsg> {
-    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    let txn_id = v.get("txn_id")?.as_str()?.to_string();
-    match v.get("type")?.as_str()? {
-        "settlement" => {}
-        "payment" => {
-            if v.get("status")?.as_str()? != "paid" {
-                return None;
-            }
-            return Some(EngineMsg::Paid {
-                txn_id,
-                host_ref: v
-                    .get("host_ref")
-                    .and_then(|r| r.as_str())
-                    .map(str::to_string),
-                amount: v.get("amount").and_then(|a| a.as_i64()),
-            });
-        }
-        "batch_close" => {
-            let reconciled = match v.get("status")?.as_str()? {
-                "reconciled" => true,
-                "mismatch" => false,
-                _ => return None,
-            };
-            return Some(EngineMsg::BatchResult {
-                txn_id,
-                reconciled,
-                detail: v,
-            });
-        }
-        _ => return None,
+/// What a host `notify` asks of the engine.
+fn notify_msg(n: Notify) -> EngineMsg {
+    match n {
+        Notify::Payment(p) => match p.status {
+            PaymentStatus::Paid => EngineMsg::Paid {
+                txn_id: p.txn_id,
+                host_ref: p.host_ref,
+                amount: p.amount,
+            },
+        },
+        Notify::Settlement(s) => EngineMsg::Settlement {
+            txn_id: s.txn_id,
+            settled: s.status == SettlementStatus::Settled,
+            reason: s.reason,
+        },
+        Notify::BatchClose(b) => EngineMsg::BatchResult {
+            reconciled: b.status == BatchStatus::Reconciled,
+            detail: serde_json::to_value(&b).unwrap_or_default(),
+            txn_id: b.txn_id,
+        },
     }
-    let settled = match v.get("status")?.as_str()? {
-        "settled" => true,
-        "rejected" => false,
-        _ => return None,
-    };
-    Some(EngineMsg::Settlement {
-        txn_id: v.get("txn_id")?.as_str()?.to_string(),
-        settled,
-        reason: v.get("reason").and_then(|r| r.as_str()).map(str::to_string),
-    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -6,21 +6,25 @@
 //! keypad or the console; codes arrive from any scanner. One sale is undecided at a time, as at
 //! a real till; reversals of earlier sales continue in the background.
 
-use crate::codes::{
-    self, CodeKind, IssuerKeys, OfflineLimits, OfflinePolicy, OfflineState, Patterns,
-};
+use crate::clock::now_ms;
 use crate::config::ClockTrust;
-use crate::core::money::Currency;
-use crate::core::order::{self, MerchantOrder, OrderPolicy};
-use crate::core::protocol::{RespStatus, Response};
-use crate::core::refund::{RefundFlow, RefundPolicy};
-use crate::core::txn::{
+use crate::link::Link;
+use crate::store::{Store, StoreError};
+use posd_core::codes::{self, IssuerKeys, OfflineLimits, OfflinePolicy, OfflineState, Patterns};
+use posd_core::control::{
+    AwaitingInput, BatchReply, CurrentReply, CurrentTxn, SaleMethod, SaleReply,
+};
+use posd_core::display::UiEvent;
+use posd_core::money::Currency;
+use posd_core::order::{self, MerchantOrder, OrderPolicy};
+use posd_core::pin::verify_pin;
+use posd_core::protocol::{RespStatus, Response};
+use posd_core::refund::{RefundFlow, RefundPolicy};
+use posd_core::till::{card_aad, local_year_month, route, CodeRoute};
+use posd_core::txn::{
     Action, Ignored, Input, Method, OnlinePolicy, OnlineSale, SaleOutcome, Transaction, TxnKind,
     TxnState,
 };
-use crate::link::{now_ms, Link};
-use crate::store::{Store, StoreError};
-use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -82,60 +86,6 @@ impl SaleError {
     }
 }
 
-/// The final answer to a sale request.
-#[derive(Debug, Clone, Serialize)]
-pub struct SaleReply {
-    pub txn_id: String,
-    pub state: TxnState,
-    #[serde(flatten)]
-    pub outcome: SaleOutcome,
-    pub amount: i64,
-    pub currency: String,
-    pub method: Method,
-    pub channel: Option<String>,
-    pub code_masked: Option<String>,
-}
-
-/// What the cashier and customer should see (console, customer display).
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "ui", rename_all = "snake_case")]
-pub enum UiEvent {
-    AwaitingCode {
-        amount: String,
-    },
-    Processing {
-        txn_id: String,
-        what: String,
-    },
-    CustomerConfirming {
-        txn_id: String,
-    },
-    Result {
-        txn_id: String,
-        text: String,
-        approved: bool,
-    },
-    Notice {
-        text: String,
-    },
-    /// A merchant-presented code for the customer to scan.
-    ShowQr {
-        txn_id: String,
-        qr: String,
-        amount: String,
-    },
-}
-
-/// How a sale started from the till is paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SaleMethod {
-    /// The customer presents something: a code from any scanner or a card swipe.
-    #[default]
-    Presented,
-    /// The terminal presents a merchant QR code.
-    MerchantQr,
-}
-
 /// A refund request (control socket, keypad).
 #[derive(Debug)]
 pub struct RefundRequest {
@@ -146,14 +96,6 @@ pub struct RefundRequest {
     /// Idempotency key chosen by the caller; None: the refund's own id.
     pub refund_id: Option<String>,
     pub pin: String,
-}
-
-/// What `batch_close` answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct BatchReply {
-    pub txn_id: String,
-    pub seq: u64,
-    pub report: serde_json::Value,
 }
 
 pub enum EngineMsg {
@@ -179,7 +121,7 @@ pub enum EngineMsg {
     },
     /// The sale in progress and the code it shows, if any.
     Current {
-        reply: oneshot::Sender<serde_json::Value>,
+        reply: oneshot::Sender<Option<CurrentReply>>,
     },
     /// The host says a merchant-presented order was paid (`notify {type:"payment"}`).
     Paid {
@@ -224,49 +166,7 @@ pub struct EngineRules {
     pub patterns: Patterns,
     pub offline: OfflineRuntime,
     pub merchant_qr: MerchantQrRuntime,
-    pub saf: crate::card::saf::SafLimits,
-}
-
-/// How a scanned code is paid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodeRoute {
-    Online {
-        channel: String,
-    },
-    Offline,
-    Card,
-    /// A receipt's QR: the transaction it names (refunds).
-    Receipt {
-        txn_id: String,
-    },
-    Refuse(String),
-}
-
-/// Routes scanned text with the configured patterns (the classifier in `codes`).
-pub fn route(text: &str, patterns: &Patterns) -> CodeRoute {
-    match codes::classify(text, patterns) {
-        Err(e) => CodeRoute::Refuse(e.to_string()),
-        Ok(c) => {
-            if let Some(channel) = c.kind.online_channel() {
-                return CodeRoute::Online {
-                    channel: channel.to_string(),
-                };
-            }
-            match c.kind {
-                CodeKind::P1Offline => CodeRoute::Offline,
-                CodeKind::CardTrack => CodeRoute::Card,
-                CodeKind::ReceiptRef => match patterns.receipt_ref(c.text) {
-                    Some(r) => CodeRoute::Receipt { txn_id: r.txn_id },
-                    None => CodeRoute::Refuse("unreadable receipt reference".into()),
-                },
-                k => CodeRoute::Refuse(
-                    k.refusal()
-                        .map(|r| r.1.to_string())
-                        .unwrap_or_else(|| format!("{} cannot pay a sale", k.name())),
-                ),
-            }
-        }
-    }
+    pub saf: posd_core::card::saf::SafLimits,
 }
 
 /// The offline rules as the engine applies them (built from `[offline]`).
@@ -309,12 +209,9 @@ impl OfflineRuntime {
     }
 }
 
-/// Unix seconds of this build: a clock earlier than that is certainly wrong.
-pub const BUILD_UNIX: &str = env!("POSD_BUILD_UNIX");
-
 /// Whether the clock can be trusted for offline codes at `now_ms`.
 pub fn clock_trusted(mode: ClockTrust, now_ms: u64) -> bool {
-    let floor = BUILD_UNIX
+    let floor = crate::clock::BUILD_UNIX
         .parse::<u64>()
         .unwrap_or(0)
         .saturating_sub(86_400);
@@ -354,7 +251,7 @@ pub struct CardRuntime {
     pub host_key: Option<[u8; 32]>,
     /// A chip reader exists: chip cards are told to use it.
     pub chip_reader: bool,
-    pub saf: crate::card::saf::SafLimits,
+    pub saf: posd_core::card::saf::SafLimits,
     pub utc_offset_s: i32,
 }
 
@@ -525,43 +422,6 @@ pub async fn run(
         let _ = w.send(Err(SaleError::Stopping));
     }
     Ok(())
-}
-
-fn reply_of(t: &Transaction, outcome: SaleOutcome) -> SaleReply {
-    SaleReply {
-        txn_id: t.id.to_string(),
-        state: t.state,
-        outcome,
-        amount: t.amount,
-        currency: t.currency.code().to_string(),
-        method: t.method,
-        channel: t.channel.clone(),
-        code_masked: t.code_masked.clone(),
-    }
-}
-
-/// Checks a PIN against an argon2 PHC hash (slow on purpose: run off the async threads).
-pub fn verify_pin(pin: &str, hash: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    match PasswordHash::new(hash) {
-        Ok(h) => argon2::Argon2::default()
-            .verify_password(pin.as_bytes(), &h)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// Makes the argon2id PHC hash of a PIN (`posctl manager hash-pin`).
-pub fn hash_pin(pin: &str) -> Result<String, String> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let mut salt = [0u8; 16];
-    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut salt)
-        .map_err(|e| e.to_string())?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    argon2::Argon2::default()
-        .hash_password(pin.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
 }
 
 impl Engine {
@@ -776,22 +636,31 @@ impl Engine {
                 let v = match self.current.and_then(|id| self.machines.get(&id)) {
                     Some(f) => {
                         let t = f.txn();
-                        serde_json::json!({
-                            "txn_id": t.id.to_string(),
-                            "kind": t.kind,
-                            "method": t.method,
-                            "state": t.state,
-                            "amount": t.amount,
-                            "currency": t.currency.code(),
-                            "qr": match f { Flow::Order(o) => o.qr().map(str::to_string), _ => None },
-                        })
+                        Some(CurrentReply::Txn(CurrentTxn {
+                            txn_id: t.id.to_string(),
+                            kind: t.kind,
+                            method: t.method,
+                            state: t.state,
+                            amount: t.amount,
+                            currency: t.currency.code().to_string(),
+                            qr: match f {
+                                Flow::Order(o) => o.qr().map(str::to_string),
+                                _ => None,
+                            },
+                        }))
                     }
                     None => match (&self.awaiting, &self.awaiting_receipt) {
-                        (Some(a), _) => serde_json::json!({
-                            "awaiting": "code", "amount": a.amount, "currency": a.currency.code()
-                        }),
-                        (_, Some(_)) => serde_json::json!({ "awaiting": "receipt" }),
-                        _ => serde_json::Value::Null,
+                        (Some(a), _) => Some(CurrentReply::Awaiting(AwaitingInput {
+                            awaiting: "code".into(),
+                            amount: Some(a.amount),
+                            currency: Some(a.currency.code().to_string()),
+                        })),
+                        (_, Some(_)) => Some(CurrentReply::Awaiting(AwaitingInput {
+                            awaiting: "receipt".into(),
+                            amount: None,
+                            currency: None,
+                        })),
+                        _ => None,
                     },
                 };
                 let _ = reply.send(v);
@@ -851,7 +720,7 @@ impl Engine {
                 }
                 // Every req_id names the transaction that issued it (a refund's answer carries
                 // the original sale in txn_id).
-                let Some(id) = crate::core::txn::txn_of_req(&resp.req_id)
+                let Some(id) = posd_core::txn::txn_of_req(&resp.req_id)
                     .or_else(|| Uuid::parse_str(&resp.txn_id).ok())
                 else {
                     log::warn!("resp {:?} names no transaction: ignored", resp.req_id);
@@ -984,7 +853,7 @@ impl Engine {
                 this.ui(UiEvent::Notice { text: text.clone() });
                 let _ = reply.send(Err(SaleError::Refused(text)));
             };
-        let parsed = crate::card::track::parse_swipe(&swipe);
+        let parsed = posd_core::card::track::parse_swipe(&swipe);
         zeroize::Zeroize::zeroize(&mut swipe);
         let card = match parsed {
             Ok(c) => c,
@@ -1014,7 +883,7 @@ impl Engine {
         txn.channel = Some(card.brand().as_str().to_string());
         txn.code_masked = Some(card.masked_pan());
         let aad = card_aad(&txn);
-        let sealed = crate::card::seal::seal_random(&card, &host_key, aad.as_bytes());
+        let sealed = posd_core::card::seal::seal_random(&card, &host_key, aad.as_bytes());
         drop(card);
         let sealed = match sealed {
             Ok(s) => s,
@@ -1039,7 +908,7 @@ impl Engine {
                 return;
             }
         };
-        if let Err(r) = crate::card::saf::saf_allowed(
+        if let Err(r) = posd_core::card::saf::saf_allowed(
             &self.p.card.saf,
             amount,
             queued,
@@ -1071,7 +940,10 @@ impl Engine {
             text: "APPROVED (STORED)".into(),
             approved: true,
         });
-        let _ = reply.send(Ok(reply_of(&txn, SaleOutcome::Approved { host_ref: None })));
+        let _ = reply.send(Ok(SaleReply::of(
+            &txn,
+            SaleOutcome::Approved { host_ref: None },
+        )));
     }
 
     /// DESIGN §1.3: make (or ask for) the code, show it, wait for the payment.
@@ -1163,7 +1035,7 @@ impl Engine {
         if let Some(rid) = req.refund_id.clone() {
             match self.p.store.call(move |db| db.refund_by_id(&rid)).await {
                 Ok(Some(t))
-                    if crate::core::refund::refund_keys(&t).map(|k| k.0)
+                    if posd_core::refund::refund_keys(&t).map(|k| k.0)
                         != Some(original.clone())
                         || req.amount.is_some_and(|a| a != t.amount) =>
                 {
@@ -1171,7 +1043,7 @@ impl Engine {
                         "refund_id {} was used for another refund ({} of sale {})",
                         req.refund_id.as_deref().unwrap_or(""),
                         t.amount,
-                        crate::core::refund::refund_keys(&t)
+                        posd_core::refund::refund_keys(&t)
                             .map(|k| k.0)
                             .unwrap_or_default()
                     ))));
@@ -1189,7 +1061,7 @@ impl Engine {
                             reason: "this refund is already under way".into(),
                         },
                     };
-                    let _ = reply.send(Ok(reply_of(&t, outcome)));
+                    let _ = reply.send(Ok(SaleReply::of(&t, outcome)));
                     return;
                 }
                 Ok(None) => {}
@@ -1277,7 +1149,10 @@ impl Engine {
                     text: "VOIDED".into(),
                     approved: true,
                 });
-                let _ = reply.send(Ok(reply_of(&t, SaleOutcome::Approved { host_ref: None })));
+                let _ = reply.send(Ok(SaleReply::of(
+                    &t,
+                    SaleOutcome::Approved { host_ref: None },
+                )));
             }
             Err(e) => {
                 let _ = reply.send(Err(SaleError::Store(e)));
@@ -1324,7 +1199,9 @@ impl Engine {
         Ok(BatchReply {
             txn_id: t.id.to_string(),
             seq,
-            report: t.detail.clone().unwrap_or_default(),
+            report: serde_json::from_value(t.detail.clone().unwrap_or_default()).map_err(|e| {
+                SaleError::Refused(format!("the Z report cannot be read back: {e}"))
+            })?,
         })
     }
 
@@ -1337,24 +1214,24 @@ impl Engine {
             return;
         };
         let simple = t.id.simple().to_string();
-        let slip = crate::receipt::PaySlip {
+        let slip = posd_core::receipt::PaySlip {
             terminal_id: self.p.terminal.clone(),
             txn_ref: simple.chars().skip(20).collect(),
             amount_minor: t.amount,
             currency: t.currency.code().to_string(),
             exponent: t.currency.exponent(),
             qr: qr.to_string(),
-            at: crate::receipt::LocalTime {
+            at: posd_core::receipt::LocalTime {
                 unix_secs: (t.created_at / 1000) as i64,
                 utc_offset_secs: self.p.utc_offset_s,
             },
         };
-        let doc = crate::printq::PrintDoc::PaySlip { pay_slip: slip };
+        let doc = posd_core::receipt::PrintDoc::PaySlip { pay_slip: slip };
         let key = t.id.to_string();
         match self
             .p
             .store
-            .call(move |db| db.enqueue_doc(&key, &doc))
+            .call(move |db| db.enqueue_doc(&key, &doc, now_ms()))
             .await
         {
             Ok(_) => wake.notify_one(),
@@ -1525,7 +1402,10 @@ impl Engine {
             text: "APPROVED OFFLINE".into(),
             approved: true,
         });
-        let _ = reply.send(Ok(reply_of(&txn, SaleOutcome::Approved { host_ref: None })));
+        let _ = reply.send(Ok(SaleReply::of(
+            &txn,
+            SaleOutcome::Approved { host_ref: None },
+        )));
     }
 
     /// The host's verdict on an offline sale at settlement: journaled, visible in `txn show`.
@@ -1585,9 +1465,9 @@ impl Engine {
         };
         for (n, id) in ids.into_iter().enumerate() {
             let req_id = format!("{}.settle.{now}.{n}", id.replace('-', ""));
-            let req = crate::core::protocol::Request::new(
+            let req = posd_core::protocol::Request::new(
                 req_id.clone(),
-                crate::core::protocol::Op::Query,
+                posd_core::protocol::Op::Query,
                 id.clone(),
             );
             if self.p.link.send_request(&req).is_ok() {
@@ -1732,7 +1612,7 @@ impl Engine {
                         text,
                         approved,
                     });
-                    let reply = reply_of(t, outcome);
+                    let reply = SaleReply::of(t, outcome);
                     if let Some(w) = self.waiters.remove(&id) {
                         let _ = w.send(Ok(reply));
                     }
@@ -1749,55 +1629,10 @@ impl Engine {
     }
 }
 
-/// The additional data sealed card data is bound to: this transaction, amount and currency.
-pub fn card_aad(t: &Transaction) -> String {
-    format!("{}|{}|{}", t.id, t.amount, t.currency.code())
-}
-
-/// (year, month) of a unix-ms instant at a UTC offset (card expiry is checked in shop time).
-pub fn local_year_month(now_ms: u64, utc_offset_s: i32) -> (u16, u8) {
-    let secs = (now_ms / 1000) as i64 + i64::from(utc_offset_s);
-    let days = secs.div_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year.clamp(0, 9999) as u16, month as u8)
-}
-
 fn rand10() -> [u8; 10] {
     let mut b = [0u8; 10];
     for x in &mut b {
         *x = fastrand::u8(..);
     }
     b
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn year_month_in_shop_time() {
-        // 2026-11-30T20:00:00Z is already December in China (UTC+8).
-        let ms = 1_796_068_800_000;
-        assert_eq!(local_year_month(ms, 0), (2026, 11));
-        assert_eq!(local_year_month(ms, 28_800), (2026, 12));
-        assert_eq!(local_year_month(0, 0), (1970, 1));
-        assert_eq!(local_year_month(951_782_400_000, 0), (2000, 2)); // 2000-02-29
-    }
-
-    #[test]
-    fn pin_hash_round_trip() {
-        let h = hash_pin("4711").unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_pin("4711", &h));
-        assert!(!verify_pin("4712", &h));
-        assert!(!verify_pin("4711", "not a hash"));
-    }
 }

@@ -1,23 +1,27 @@
-//! posd: the payment daemon for Linux micro-POS boxes.
+//! posd: the payment daemon for Linux micro-POS boxes — the shells around `posd-core`.
 //!
-//! A core with no I/O (`core`, `codes`, ...) driven by thin tokio shells that own devices,
-//! SQLite and MQTT. See `docs/architecture.md` for the map from modules to DESIGN.md.
+//! Everything that decides is in the pure `posd-core` crate; this crate owns the I/O: the
+//! SQLite journal, the MQTT link, the devices, the printer, the control socket, the fleet agent
+//! and the daemon that wires them. See `docs/architecture.md` for the layers and what each may
+//! import (a module imports only modules below it).
+
+pub mod clock;
+pub mod config;
+pub mod logging;
+pub mod systemd;
+
+pub mod store;
+
+pub mod link;
+pub mod printer;
+pub mod printq;
+
+pub mod engine;
 
 pub mod camera;
-pub mod card;
-pub mod codes;
-pub mod config;
 pub mod control;
-pub mod core;
-pub mod daemon;
-pub mod demo;
 pub mod devices;
-pub mod engine;
+
 pub mod fleet;
-pub mod host;
-pub mod link;
-pub mod logging;
-pub mod printq;
-pub mod receipt;
-pub mod store;
-pub mod systemd;
+
+pub mod daemon;

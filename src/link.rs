@@ -7,10 +7,11 @@
 //! unsent messages in memory only) and the status publisher (retained `status`, with a Will).
 //! Events leave the SQLite outbox only on the host's application-level `ack {upto_seq}`.
 
+use crate::clock::now_ms;
 use crate::config::{parse_broker_url, BrokerConfig, TlsConfig};
-use crate::core::backoff::Backoff;
-use crate::core::protocol::{self, Request, Response, Topics};
 use crate::store::{QueueStats, Store, StoreError};
+use posd_core::backoff::Backoff;
+use posd_core::protocol::{self, Request, Response, Topics};
 use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
@@ -83,7 +84,7 @@ pub fn disable_nagle(eventloop: &mut EventLoop) {
 #[derive(Debug, Clone)]
 pub enum Inbound {
     Resp(Response),
-    Notify(Vec<u8>),
+    Notify(protocol::Notify),
     CfgDesired(Vec<u8>),
     Cmd(Vec<u8>),
 }
@@ -103,7 +104,7 @@ pub struct LinkShared {
 }
 
 /// Builds the status message from (online, outbox depth).
-pub type StatusFn = Arc<dyn Fn(bool, QueueStats) -> serde_json::Value + Send + Sync>;
+pub type StatusFn = Arc<dyn Fn(bool, QueueStats) -> posd_core::control::StatusDoc + Send + Sync>;
 
 /// A handle to the running link.
 #[derive(Clone)]
@@ -115,13 +116,6 @@ pub struct Link {
     status_now: Arc<Notify>,
     /// Fleet-wide config pushes (`{prefix}/all/cfg/desired`).
     all_cfg: String,
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Link {
@@ -149,11 +143,11 @@ impl Link {
     }
 
     /// Publishes a JSON message on a topic under this terminal's root.
-    pub fn publish_json(
+    pub fn publish_json<T: serde::Serialize>(
         &self,
         leaf: &str,
         retain: bool,
-        value: &serde_json::Value,
+        value: &T,
     ) -> Result<(), LinkError> {
         let payload = serde_json::to_vec(value)?;
         self.client
@@ -373,7 +367,14 @@ async fn route(
             }
         }
     } else if topic == t.notify() {
-        Inbound::Notify(payload.to_vec())
+        match protocol::parse_notify(payload) {
+            Ok(n) => Inbound::Notify(n),
+            Err(e) => {
+                link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
+                log::warn!("{e}: ignored");
+                return;
+            }
+        }
     } else if topic == t.cfg_desired() || topic == link.all_cfg {
         Inbound::CfgDesired(payload.to_vec())
     } else if topic == t.cmd() {
@@ -483,12 +484,7 @@ async fn status_loop(
             let q = store
                 .call(move |db| db.queue_stats(now))
                 .await
-                .unwrap_or(QueueStats {
-                    pending: 0,
-                    oldest_age_s: 0,
-                    last_seq: 0,
-                    acked_seq: 0,
-                });
+                .unwrap_or_default();
             let v = status(true, q);
             if let Err(e) = link.publish_json("status", true, &v) {
                 log::debug!("status not published: {e}");

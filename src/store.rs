@@ -9,9 +9,9 @@
 //! All access goes through [`Store::call`], which runs a closure on the writer thread; the
 //! async shells never block on SQLite.
 
-use crate::core::money::Currency;
-use crate::core::protocol::Event;
-use crate::core::txn::{Method, Millis, Transaction, TxnKind, TxnState};
+use posd_core::money::Currency;
+use posd_core::protocol::Event;
+use posd_core::txn::{Method, Millis, Transaction, TxnKind, TxnState};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -146,14 +146,8 @@ pub struct AckOutcome {
     pub dropped: u64,
 }
 
-/// Outbox depth for `status` and `posctl queue`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct QueueStats {
-    pub pending: u64,
-    pub oldest_age_s: u64,
-    pub last_seq: u64,
-    pub acked_seq: u64,
-}
+/// Outbox depth for `status` and `posctl queue` (the control contract's type).
+pub use posd_core::control::QueueStats;
 
 /// The database, owned by the writer thread.
 pub struct Db {
@@ -161,7 +155,7 @@ pub struct Db {
     last_seq: u64,
     acked_seq: u64,
     /// When set, final states owe a receipt (queued in the same transaction).
-    receipts: Option<crate::printq::ReceiptCtx>,
+    receipts: Option<posd_core::receipt::ReceiptCtx>,
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -217,12 +211,14 @@ impl Db {
     }
 
     /// Final transaction states owe a receipt from now on (a printer is configured).
-    pub fn set_receipts(&mut self, ctx: Option<crate::printq::ReceiptCtx>) {
+    pub fn set_receipts(&mut self, ctx: Option<posd_core::receipt::ReceiptCtx>) {
         self.receipts = ctx;
     }
 
     /// The oldest receipt job still owed.
-    pub fn next_print_job(&self) -> Result<Option<(i64, crate::printq::PrintDoc)>, StoreError> {
+    pub fn next_print_job(
+        &self,
+    ) -> Result<Option<(i64, posd_core::receipt::PrintDoc)>, StoreError> {
         let row: Option<(i64, String)> = self
             .conn
             .query_row(
@@ -247,14 +243,19 @@ impl Db {
     }
 
     /// Printed (error None) or given up for good (error Some).
-    pub fn finish_print_job(&mut self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+    pub fn finish_print_job(
+        &mut self,
+        id: i64,
+        error: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE print_jobs SET state = ?2, last_error = ?3, printed_at = ?4 WHERE id = ?1",
             params![
                 id,
                 if error.is_some() { "failed" } else { "printed" },
                 error,
-                crate::link::now_ms() as i64
+                now as i64
             ],
         )?;
         Ok(())
@@ -271,7 +272,7 @@ impl Db {
     pub fn mark_print_reprint(
         &mut self,
         id: i64,
-        data: &crate::receipt::ReceiptData,
+        data: &posd_core::receipt::ReceiptData,
     ) -> Result<(), StoreError> {
         let text = serde_json::to_string(data).map_err(|e| StoreError::BadRow(e.to_string()))?;
         self.conn.execute(
@@ -285,12 +286,13 @@ impl Db {
     pub fn enqueue_doc(
         &mut self,
         txn_id: &str,
-        doc: &crate::printq::PrintDoc,
+        doc: &posd_core::receipt::PrintDoc,
+        now: Millis,
     ) -> Result<i64, StoreError> {
         let text = serde_json::to_string(doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
         self.conn.execute(
             "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
-            params![txn_id, text, crate::link::now_ms() as i64],
+            params![txn_id, text, now as i64],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -299,12 +301,13 @@ impl Db {
     pub fn enqueue_receipt(
         &mut self,
         txn_id: &str,
-        data: &crate::receipt::ReceiptData,
+        data: &posd_core::receipt::ReceiptData,
+        now: Millis,
     ) -> Result<i64, StoreError> {
         let text = serde_json::to_string(data).map_err(|e| StoreError::BadRow(e.to_string()))?;
         self.conn.execute(
             "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
-            params![txn_id, text, crate::link::now_ms() as i64],
+            params![txn_id, text, now as i64],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -766,7 +769,7 @@ impl Db {
         } else {
             opened_at
         };
-        let z = crate::core::batch::totals(
+        let z = posd_core::batch::totals(
             &txns,
             no,
             from_seq,
@@ -790,8 +793,8 @@ impl Db {
             .ok_or_else(|| StoreError::BadRow("no seq written".into()))?;
         // The Z report is owed to the printer in the same transaction as the close.
         if let Some(ctx) = self.receipts.as_ref() {
-            let doc = crate::printq::PrintDoc::Z {
-                z_report: crate::printq::z_report_for(&z, ctx, close.currency),
+            let doc = posd_core::receipt::PrintDoc::Z {
+                z_report: posd_core::receipt::z_report_for(&z, ctx, close.currency),
             };
             let text =
                 serde_json::to_string(&doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
@@ -945,7 +948,7 @@ fn commit_states(
     tx: rusqlite::Transaction<'_>,
     last_seq: &mut u64,
     txns: &[Transaction],
-    receipts: Option<&crate::printq::ReceiptCtx>,
+    receipts: Option<&posd_core::receipt::ReceiptCtx>,
 ) -> Result<Vec<u64>, StoreError> {
     let seqs = write_states(&tx, *last_seq, txns, receipts)?;
     tx.commit()?;
@@ -960,7 +963,7 @@ fn commit_one(
     tx: rusqlite::Transaction<'_>,
     last_seq: &mut u64,
     txn: &Transaction,
-    receipts: Option<&crate::printq::ReceiptCtx>,
+    receipts: Option<&posd_core::receipt::ReceiptCtx>,
 ) -> Result<u64, StoreError> {
     let seqs = commit_states(tx, last_seq, std::slice::from_ref(txn), receipts)?;
     seqs.first()
@@ -974,7 +977,7 @@ fn write_states(
     tx: &rusqlite::Transaction<'_>,
     last_seq: u64,
     txns: &[Transaction],
-    receipts: Option<&crate::printq::ReceiptCtx>,
+    receipts: Option<&posd_core::receipt::ReceiptCtx>,
 ) -> Result<Vec<u64>, StoreError> {
     let mut seq = last_seq;
     let mut seqs = Vec::with_capacity(txns.len());
@@ -1041,7 +1044,9 @@ fn write_states(
             "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![seq as i64, event.event_id, payload, txn.updated_at as i64],
         )?;
-        if let Some(data) = receipts.and_then(|ctx| crate::printq::receipt_for(txn, ctx, false)) {
+        if let Some(data) =
+            receipts.and_then(|ctx| posd_core::receipt::receipt_for(txn, ctx, false))
+        {
             let text =
                 serde_json::to_string(&data).map_err(|e| StoreError::BadRow(e.to_string()))?;
             tx.execute(
@@ -1197,7 +1202,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::txn::{Transaction, TxnKind};
+    use posd_core::txn::{Transaction, TxnKind};
 
     fn txn(now: Millis, state: TxnState) -> Transaction {
         let mut t = Transaction::new(
@@ -1290,7 +1295,7 @@ mod tests {
     fn refunds_voids_and_batch_close_in_the_journal() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
-        db.set_receipts(Some(crate::printq::ReceiptCtx {
+        db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
             terminal: "T1".into(),
             utc_offset_s: 0,
         }));
@@ -1362,7 +1367,7 @@ mod tests {
             [9; 10],
         );
         let (b, seq) = db.batch_close(close.clone()).unwrap();
-        let z: crate::core::batch::ZTotals =
+        let z: posd_core::batch::ZTotals =
             serde_json::from_value(b.detail.clone().unwrap()).unwrap();
         // 1250 sold, 1000 refunded, 250 still in flight (0), the voided sale 0.
         assert_eq!(z.net_total, 250);
@@ -1375,9 +1380,9 @@ mod tests {
         assert!(jobs.iter().any(|j| j.1 == b.id.to_string()));
         // The next batch holds only what came after the close.
         let mut c2 = close.clone();
-        c2.id = crate::core::txn::uuid_v7(60, [8; 10]);
+        c2.id = posd_core::txn::uuid_v7(60, [8; 10]);
         let (b2, _) = db.batch_close(c2).unwrap();
-        let z2: crate::core::batch::ZTotals = serde_json::from_value(b2.detail.unwrap()).unwrap();
+        let z2: posd_core::batch::ZTotals = serde_json::from_value(b2.detail.unwrap()).unwrap();
         assert_eq!((z2.batch_no, z2.from_seq, z2.rows.len()), (2, seq, 0));
     }
 

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use posd::control::ControlRequest;
+use posd_core::control as ctl;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::process::Command;
 use std::time::Duration;
@@ -33,9 +33,9 @@ async fn malformed_broker_messages_change_nothing() {
     sale(&d, "1.00", &w.next_code()).await.unwrap();
     sale(&d, "2.00", &w.next_code()).await.unwrap();
     let mut c = d.client().await;
-    let before_q = c.call(&ControlRequest::Queue).await.unwrap();
+    let before_q = c.call_json(ctl::Queue {}).await.unwrap();
     let before_t = c
-        .call(&ControlRequest::TxnList { limit: Some(100) })
+        .call_json(ctl::TxnList { limit: Some(100) })
         .await
         .unwrap();
     assert_eq!(before_q["pending"], 2);
@@ -95,9 +95,9 @@ async fn malformed_broker_messages_change_nothing() {
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     let mut c = d.client().await;
-    let after_q = c.call(&ControlRequest::Queue).await.unwrap();
+    let after_q = c.call_json(ctl::Queue {}).await.unwrap();
     let after_t = c
-        .call(&ControlRequest::TxnList { limit: Some(100) })
+        .call_json(ctl::TxnList { limit: Some(100) })
         .await
         .unwrap();
     assert_eq!(after_q["pending"], 2, "nothing was dropped from the outbox");
@@ -147,10 +147,7 @@ async fn control_socket_garbage_gets_an_error_and_the_connection_survives() {
     // The same connection still answers.
     let s = status(&mut c).await;
     assert_eq!(s["terminal"], "T-CTL");
-    let t = c
-        .call(&ControlRequest::TxnList { limit: None })
-        .await
-        .unwrap();
+    let t = c.call_json(ctl::TxnList { limit: None }).await.unwrap();
     assert_eq!(t.as_array().map(Vec::len), Some(0), "nothing was recorded");
 }
 

@@ -10,9 +10,10 @@ use std::time::Duration;
 use camera_common::{p1_code, render_qr};
 use posd::camera::source::SourceInfo;
 use posd::camera::{
-    run_capture, CameraConfig, CameraStatus, FrameSource, ImageSequenceSource, LumaFrame,
-    ScannedCode, SourceError, V4lSource,
+    run_capture, CameraStatus, FrameSource, ImageSequenceSource, LumaFrame, ScannedCode,
+    SourceError, V4lSource,
 };
+use posd::config::devices::CameraConfig;
 use tokio::sync::{mpsc, watch};
 
 const A: &str = "134567890123456789";

@@ -5,7 +5,8 @@
 
 mod common;
 use common::*;
-use posd::control::{ControlError, ControlRequest};
+use posd::control::ControlError;
+use posd_core::control as ctl;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -18,11 +19,11 @@ fn swipe(pan: &str, svc: &str) -> String {
 
 async fn card_sale(d: &Daemon, amount: &str, swipe: &str) -> Result<Value, ControlError> {
     let mut c = d.client().await;
-    c.call(&ControlRequest::Sale {
+    c.call_json(ctl::Sale {
         amount: amount.into(),
         currency: None,
         code: Some(swipe.into()),
-        method: Some("card".into()),
+        method: Some(ctl::SaleMethod::Presented),
     })
     .await
 }
@@ -125,11 +126,7 @@ async fn card_numbers_refusals_and_no_pan_at_rest() {
     assert!(a.ok(), "{a:?}");
 
     // No full PAN and no track data at rest: journal, WAL, log (daemon at debug level).
-    d.client()
-        .await
-        .call(&ControlRequest::Status)
-        .await
-        .unwrap();
+    d.client().await.call_json(ctl::Status {}).await.unwrap();
     for pan in [
         "4111111111111111",
         "6200000000000005",
@@ -200,10 +197,7 @@ async fn store_and_forward_at_the_edges_of_its_limits() {
         let id = v["txn_id"].as_str().unwrap().to_string();
         eventually(Duration::from_secs(20), "settled", || async {
             let mut c = d.client().await;
-            let t = c
-                .call(&ControlRequest::TxnShow { id: id.clone() })
-                .await
-                .ok()?;
+            let t = c.call_json(ctl::TxnShow { id: id.clone() }).await.ok()?;
             (t["txn"]["state"] == "settled").then_some(())
         })
         .await;

@@ -2,11 +2,11 @@
 //! text per kind, the JSON and text renderings, and card data never shown in clear.
 
 use base64::Engine;
-use posd::codes::classify::{classify, format_receipt_ref, CodeKind, Patterns};
-use posd::codes::emv_mpm::{generate_dynamic, MerchantAccount, MpmMerchant};
-use posd::codes::inspect::{inspect, CodeError};
-use posd::codes::p1::{issue_credential, make_code, CredentialRequest, PrivateKey};
-use posd::codes::tlv::{self, Tag, Tlv};
+use posd_core::codes::classify::{classify, format_receipt_ref, CodeKind, Patterns};
+use posd_core::codes::emv_mpm::{generate_dynamic, MerchantAccount, MpmMerchant};
+use posd_core::codes::inspect::{inspect, CodeError};
+use posd_core::codes::p1::{issue_credential, make_code, CredentialRequest, PrivateKey};
+use posd_core::codes::tlv::{self, Tag, Tlv};
 use serde_json::Value;
 
 const PAN: &str = "4761739001010010";

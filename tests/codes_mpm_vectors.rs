@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use posd::codes::classify::{classify, CodeKind, Patterns};
-use posd::codes::emv_mpm::{self, MpmError, MpmPayload};
+use posd_core::codes::classify::{classify, CodeKind, Patterns};
+use posd_core::codes::emv_mpm::{self, MpmError, MpmPayload};
 use serde_json::Value;
 
 const VECTORS: &str = concat!(

@@ -3,11 +3,11 @@
 //! checked by its stable reason code.
 
 use base64::Engine;
-use posd::codes::offline::{
+use posd_core::codes::offline::{
     check_offline_acceptance, verify_p1, IssuerKeys, OfflineLimits, OfflinePolicy, OfflineReject,
     OfflineState, VerifiedP1,
 };
-use posd::codes::p1::{
+use posd_core::codes::p1::{
     issue_credential, make_code, sign_credential, Credential, CredentialRequest, P1Code,
     PrivateKey, PublicKey, P1_LEN,
 };

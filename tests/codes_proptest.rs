@@ -2,13 +2,13 @@
 //! of any shape makes a parser, the classifier or `inspect` panic.
 
 use base64::Engine;
-use posd::codes::classify::{classify, Patterns};
-use posd::codes::emv_mpm::{self, generate_dynamic, MerchantAccount, MpmMerchant};
-use posd::codes::inspect::inspect;
-use posd::codes::offline::{verify_p1, IssuerKeys, OfflinePolicy};
-use posd::codes::p1::{P1Code, PrivateKey, P1_LEN};
-use posd::codes::tlv::{self, Tag, Tlv, TlvValue};
-use posd::codes::{cpm, Currency};
+use posd_core::codes::classify::{classify, Patterns};
+use posd_core::codes::emv_mpm::{self, generate_dynamic, MerchantAccount, MpmMerchant};
+use posd_core::codes::inspect::inspect;
+use posd_core::codes::offline::{verify_p1, IssuerKeys, OfflinePolicy};
+use posd_core::codes::p1::{P1Code, PrivateKey, P1_LEN};
+use posd_core::codes::tlv::{self, Tag, Tlv, TlvValue};
+use posd_core::codes::{cpm, Currency};
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------ BER-TLV
@@ -144,7 +144,7 @@ proptest! {
         // A generated code is always recognised as a merchant code.
         prop_assert_eq!(
             classify(&text, &Patterns::default()).unwrap().kind,
-            posd::codes::CodeKind::EmvMpm
+            posd_core::codes::CodeKind::EmvMpm
         );
     }
 

@@ -2,10 +2,10 @@
 //! every step, overflow and decimals per currency exponent, the menu, masked PIN entry, and
 //! sales started elsewhere (the control socket) becoming the keypad's sale.
 
-use posd::core::cashier::{
+use posd_core::cashier::{
     Action, Awaiting, Cashier, CashierConfig, Input, Key, PayMethod, Screen, State,
 };
-use posd::core::money::Currency;
+use posd_core::money::Currency;
 
 fn cashier(cur: &str, max: i64) -> Cashier {
     Cashier::new(CashierConfig {

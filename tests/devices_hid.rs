@@ -6,10 +6,10 @@
 use posd::devices::evdev_reader::{
     self, input_event, parse_recording, synthesize, RecordedEnd, RecordedOpener, EV_KEY, EV_SYN,
 };
-use posd::devices::hid_assembler::{Assembled, AssemblerConfig, DropReason, Terminator};
-use posd::devices::keymap::{code, Layout};
 use posd::devices::{status_channel, DeviceStatus};
 use posd::engine::EngineMsg;
+use posd_core::hid::assembler::{Assembled, AssemblerConfig, DropReason, Terminator};
+use posd_core::hid::keymap::{code, Layout};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -453,7 +453,7 @@ async fn uinput_keyboard_through_the_device_path() {
     let (_stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(evdev_reader::run_hid_scanner(
         evdev_reader::DeviceOpener {
-            selector: evdev_reader::Selector {
+            selector: posd_core::hid::Selector {
                 path: Some(path),
                 ..Default::default()
             },

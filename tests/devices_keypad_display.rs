@@ -1,12 +1,14 @@
 //! The keypad shell with a recorded keypad (same opener/hotplug path as a real one) driving a
 //! sale into the engine's channel, and the displays: VFD bytes, UI frames, half-block QR.
 
-use posd::core::money::Currency;
+use posd::config::devices::KeypadConfig;
 use posd::devices::evdev_reader::{input_event, RecordedEnd, RecordedOpener, EV_KEY};
-use posd::devices::keymap::code;
-use posd::devices::vfd::{self, VfdFrame};
-use posd::devices::{display, keypad, status_channel, KeypadConfig};
-use posd::engine::{EngineMsg, UiEvent};
+use posd::devices::{keypad, status_channel};
+use posd::engine::EngineMsg;
+use posd_core::display::vfd::{self, VfdFrame};
+use posd_core::display::UiEvent;
+use posd_core::hid::keymap::code;
+use posd_core::money::Currency;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -114,15 +116,15 @@ async fn a_keypad_that_is_not_there_is_absent() {
 
 #[test]
 fn bindings_resolve_and_refuse_mistakes() {
-    let b = posd::devices::KeyBindings::default();
+    let b = posd::config::devices::KeyBindings::default();
     let map = b.resolve().unwrap();
     assert_eq!(
         map.get(&code::KP7),
-        Some(&posd::core::cashier::Key::Digit(7))
+        Some(&posd_core::cashier::Key::Digit(7))
     );
     assert_eq!(
         map.get(&code::KPENTER),
-        Some(&posd::core::cashier::Key::Enter)
+        Some(&posd_core::cashier::Key::Enter)
     );
     let mut bad = b.clone();
     bad.enter.push("KEY_NOPE".into());
@@ -175,12 +177,12 @@ fn the_customer_sees_amount_prompt_result_and_refusal_reason() {
 #[test]
 fn console_lines_and_half_block_qr() {
     assert_eq!(
-        display::console_text(&UiEvent::Notice {
+        posd_core::display::console_text(&UiEvent::Notice {
             text: "Amount CNY\n12.5".into()
         }),
         "[till] Amount CNY | 12.5"
     );
-    let qr = display::qr_half_blocks("00020101021226", false).unwrap();
+    let qr = posd_core::display::qr_half_blocks("00020101021226", false).unwrap();
     let lines: Vec<&str> = qr.lines().collect();
     // Version 1 (21 modules) + 2×4 quiet zone = 29 columns, 15 lines of two rows each.
     assert_eq!(lines.len(), 15);
@@ -188,6 +190,6 @@ fn console_lines_and_half_block_qr() {
     assert!(lines[0].chars().all(|c| c == ' '), "quiet zone");
     // The finder pattern's top edge: rows 4 (dark) and 5 (mixed) share line 2.
     assert!(lines[2].contains("█▀▀▀▀▀█"), "{}", lines[2]);
-    let inverted = display::qr_half_blocks("00020101021226", true).unwrap();
+    let inverted = posd_core::display::qr_half_blocks("00020101021226", true).unwrap();
     assert!(inverted.lines().next().unwrap().chars().all(|c| c == '█'));
 }

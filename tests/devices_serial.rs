@@ -2,7 +2,8 @@
 //! prefix stripping, and a port that disappears and comes back (a `by-id`-style symlink
 //! re-pointed at a new pty, as udev does for a replugged scanner).
 
-use posd::devices::serial_scanner::{self, Frame, Framer, SerialScannerConfig, Suffix};
+use posd::config::devices::{SerialScannerConfig, Suffix};
+use posd::devices::serial_scanner::{self, Frame, Framer};
 use posd::devices::{status_channel, DeviceStatus};
 use posd::engine::EngineMsg;
 use serialport::{SerialPort, TTYPort};

@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use posd::control::ControlRequest;
+use posd_core::control as ctl;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -38,11 +38,11 @@ async fn start_order(d: &Daemon, amount: &str) -> (String, String, tokio::task::
     let amount = amount.to_string();
     let task = tokio::spawn(async move {
         match c
-            .call(&ControlRequest::Sale {
+            .call_json(ctl::Sale {
                 amount,
                 currency: None,
                 code: None,
-                method: Some("merchant_qr".into()),
+                method: Some(ctl::SaleMethod::MerchantQr),
             })
             .await
         {
@@ -52,7 +52,7 @@ async fn start_order(d: &Daemon, amount: &str) -> (String, String, tokio::task::
     });
     let (id, qr) = eventually(Duration::from_secs(10), "the code on show", || async {
         let mut c = d.client().await;
-        let v = c.call(&ControlRequest::Current).await.ok()?;
+        let v = c.call_json(ctl::Current {}).await.ok()?;
         Some((
             v["txn_id"].as_str()?.to_string(),
             v["qr"].as_str()?.to_string(),
@@ -64,7 +64,7 @@ async fn start_order(d: &Daemon, amount: &str) -> (String, String, tokio::task::
 
 async fn txn(d: &Daemon, id: &str) -> Value {
     let mut c = d.client().await;
-    c.call(&ControlRequest::TxnShow { id: id.into() })
+    c.call_json(ctl::TxnShow { id: id.into() })
         .await
         .expect("txn show")["txn"]
         .clone()
@@ -84,7 +84,7 @@ async fn order_at_host(host: &Host, id: &str) {
     eventually(Duration::from_secs(10), "the order at the host", || {
         let (db, key) = (db.clone(), id.to_string());
         async move {
-            let conn = posd::host::open_db(&db).ok()?;
+            let conn = posd_sandbox::host::open_db(&db).ok()?;
             conn.query_row("SELECT 1 FROM orders WHERE txn_id = ?1", [&key], |_| Ok(()))
                 .ok()
         }
@@ -93,7 +93,7 @@ async fn order_at_host(host: &Host, id: &str) {
 }
 
 fn wallet_pay(broker: &str, qr: &str) -> bool {
-    std::process::Command::new(env!("CARGO_BIN_EXE_posctl"))
+    std::process::Command::new(common::sandbox_bin())
         .args(["wallet", "pay-qr", "--broker", broker, qr])
         .stdout(std::process::Stdio::null())
         .status()
@@ -116,7 +116,7 @@ async fn every_order_ends_right_and_the_ledger_agrees() {
     // Paid by the sandbox customer before the timeout; the payload is a valid dynamic EMVCo
     // code carrying the amount, the reference and the terminal.
     let (id, qr, task) = start_order(&d, "12.11").await;
-    let p = posd::codes::emv_mpm::parse(&qr).expect("the shown code re-parses");
+    let p = posd_core::codes::emv_mpm::parse(&qr).expect("the shown code re-parses");
     assert!(p.is_dynamic());
     assert_eq!(p.amount_minor().unwrap().0, 1211);
     assert_eq!(p.sub(62, 7), Some("T-MPM"));
@@ -143,7 +143,7 @@ async fn every_order_ends_right_and_the_ledger_agrees() {
     // while the cashier still waits, so it is the sale.
     let (id, _, task) = start_order(&d, "12.44").await;
     let mut c = d.client().await;
-    c.call(&ControlRequest::Cancel).await.expect("cancel");
+    c.call_json(ctl::Cancel {}).await.expect("cancel");
     let v = task.await.unwrap();
     assert_eq!(v["result"], "approved", "{v}");
     wait_state(&d, &id, "approved").await;
@@ -204,7 +204,7 @@ async fn killed_while_waiting_the_order_is_resolved_on_restart() {
     host.kill();
     d.client()
         .await
-        .call(&ControlRequest::Cancel)
+        .call_json(ctl::Cancel {})
         .await
         .expect("cancel");
     wait_state(&d, &closing, "closing").await;
@@ -222,10 +222,7 @@ async fn killed_while_waiting_the_order_is_resolved_on_restart() {
     );
     eventually(Duration::from_secs(20), "the automatic refund", || async {
         let mut c = d.client().await;
-        let list = c
-            .call(&ControlRequest::TxnList { limit: Some(20) })
-            .await
-            .ok()?;
+        let list = c.call_json(ctl::TxnList { limit: Some(20) }).await.ok()?;
         list.as_array()?
             .iter()
             .find(|x| {
@@ -264,7 +261,7 @@ async fn a_payment_after_the_cashier_heard_not_paid_is_refunded() {
     order_at_host(&host, &id).await;
     host.kill();
     let mut c = d.client().await;
-    c.call(&ControlRequest::Cancel).await.expect("cancel");
+    c.call_json(ctl::Cancel {}).await.expect("cancel");
     let v = task.await.unwrap();
     assert_eq!(v["result"], "cancelled", "{v}");
     host.restart();
@@ -279,10 +276,7 @@ async fn a_payment_after_the_cashier_heard_not_paid_is_refunded() {
     );
     let refund = eventually(Duration::from_secs(20), "the automatic refund", || async {
         let mut c = d.client().await;
-        let list = c
-            .call(&ControlRequest::TxnList { limit: Some(20) })
-            .await
-            .ok()?;
+        let list = c.call_json(ctl::TxnList { limit: Some(20) }).await.ok()?;
         list.as_array()?
             .iter()
             .find(|x| x["kind"] == "refund" && x["state"] == "approved")
@@ -335,8 +329,9 @@ async fn the_code_is_printed_on_a_pay_slip_when_asked() {
     let (_id, qr, task) = start_order(&d, "9.11").await;
     let slip = eventually(Duration::from_secs(10), "the pay slip", || async {
         let bytes = std::fs::read(&paper).ok()?;
-        let opts = posd::receipt::RenderOptions::for_width(posd::receipt::PaperWidth::Mm58);
-        let text = posd::receipt::render_text(&bytes, &opts);
+        let opts =
+            posd_core::receipt::RenderOptions::for_width(posd_core::receipt::PaperWidth::Mm58);
+        let text = posd_core::receipt::render_text(&bytes, &opts);
         text.contains("SCAN TO PAY").then_some(text)
     })
     .await;

@@ -4,7 +4,8 @@
 
 mod common;
 use common::*;
-use posd::control::{ControlError, ControlRequest};
+use posd::control::ControlError;
+use posd_core::control as ctl;
 use std::time::Duration;
 
 fn refusal(r: Result<serde_json::Value, ControlError>) -> String {
@@ -17,7 +18,7 @@ fn refusal(r: Result<serde_json::Value, ControlError>) -> String {
 async fn state_of(d: &Daemon, id: &str) -> String {
     let mut c = d.client().await;
     let v = c
-        .call(&ControlRequest::TxnShow { id: id.into() })
+        .call_json(ctl::TxnShow { id: id.into() })
         .await
         .expect("show");
     v["txn"]["state"].as_str().unwrap_or("").to_string()
@@ -137,7 +138,7 @@ async fn denylist_and_untrusted_issuer_refused_and_host_rejects_a_forged_settlem
 
     // A code from a platform the terminal does not know.
     let other = Platform {
-        issuer: posd::codes::PrivateKey::generate().unwrap(),
+        issuer: posd_core::codes::PrivateKey::generate().unwrap(),
         key_id: 9,
     };
     let mut stranger = other.wallet(1, 10_000);
@@ -164,9 +165,6 @@ async fn denylist_and_untrusted_issuer_refused_and_host_rejects_a_forged_settlem
     )
     .await;
     let mut c = d.client().await;
-    let v = c
-        .call(&ControlRequest::TxnShow { id: id.clone() })
-        .await
-        .unwrap();
+    let v = c.call_json(ctl::TxnShow { id: id.clone() }).await.unwrap();
     assert_eq!(v["txn"]["reason"], "bad_issuer_signature");
 }

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use posd::control::ControlRequest;
+use posd_core::control as ctl;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ fn code(tail: &str) -> String {
 async fn txn_state(d: &Daemon, id: &str) -> String {
     let mut c = d.client().await;
     let v = c
-        .call(&ControlRequest::TxnShow { id: id.into() })
+        .call_json(ctl::TxnShow { id: id.into() })
         .await
         .expect("txn show");
     v["txn"]["state"].as_str().unwrap_or("").to_string()
@@ -91,7 +91,7 @@ async fn daemon_killed_while_the_customer_confirms_resolves_on_restart() {
             let mut cl = posd::control::ControlClient::connect(&socket)
                 .await
                 .unwrap();
-            cl.call(&ControlRequest::Sale {
+            cl.call_json(ctl::Sale {
                 method: None,
                 amount: "5.00".into(),
                 currency: None,
@@ -106,10 +106,7 @@ async fn daemon_killed_while_the_customer_confirms_resolves_on_restart() {
             .collect();
         let id = eventually(Duration::from_secs(10), "a pending sale", || async {
             let mut c = d.client().await;
-            let list = c
-                .call(&ControlRequest::TxnList { limit: Some(10) })
-                .await
-                .ok()?;
+            let list = c.call_json(ctl::TxnList { limit: Some(10) }).await.ok()?;
             list.as_array()?.iter().find_map(|t| {
                 let id = t["id"].as_str()?.to_string();
                 (t["state"] == "pending" && !known.contains(&id)).then_some(id)
@@ -159,7 +156,7 @@ async fn host_killed_during_authorization_leaves_no_one_sided_account() {
         let mut c = posd::control::ControlClient::connect(&socket)
             .await
             .unwrap();
-        c.call(&ControlRequest::Sale {
+        c.call_json(ctl::Sale {
             method: None,
             amount: "9.99".into(),
             currency: None,

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use posd::control::ControlRequest;
+use posd_core::control as ctl;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ async fn ten_thousand_events_through_broker_and_daemon_restarts() {
         let w = &mut wallets[confirmed.len() % 50];
         let code = w.next_code();
         match c
-            .call(&ControlRequest::Sale {
+            .call_json(ctl::Sale {
                 method: None,
                 amount: "1.00".into(),
                 currency: None,
@@ -85,7 +85,7 @@ async fn ten_thousand_events_through_broker_and_daemon_restarts() {
     wait_drained(&d, Duration::from_secs(180)).await;
     // Settlement events come back through the journal too: wait for all of them.
     eventually(Duration::from_secs(180), "every sale settled", || async {
-        let conn = posd::host::open_db(&host.db).ok()?;
+        let conn = posd_sandbox::host::open_db(&host.db).ok()?;
         let n: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM events WHERE terminal = 'T-OUTBOX' AND state = 'settled'",
@@ -100,7 +100,7 @@ async fn ten_thousand_events_through_broker_and_daemon_restarts() {
     let last_seq = q["last_seq"].as_u64().unwrap();
     assert!(last_seq >= 10_000, "only {last_seq} events");
 
-    let conn = posd::host::open_db(&host.db).unwrap();
+    let conn = posd_sandbox::host::open_db(&host.db).unwrap();
     let (n, distinct, min, max): (i64, i64, i64, i64) = conn
         .query_row(
             "SELECT COUNT(*), COUNT(DISTINCT event_id), MIN(seq), MAX(seq) FROM events WHERE terminal = 'T-OUTBOX'",
@@ -155,7 +155,7 @@ async fn two_sandbox_hosts_share_the_load_through_a_shared_subscription() {
     let mut w = platform.wallet(77, 100_000);
     let mut c = d.client().await;
     for _ in 0..300 {
-        c.call(&ControlRequest::Sale {
+        c.call_json(ctl::Sale {
             method: None,
             amount: "1.00".into(),
             currency: None,
@@ -166,7 +166,7 @@ async fn two_sandbox_hosts_share_the_load_through_a_shared_subscription() {
     }
     // Both instances store into one database; the terminal sees one host.
     eventually(Duration::from_secs(60), "all settled", || async {
-        let conn = posd::host::open_db(&db).ok()?;
+        let conn = posd_sandbox::host::open_db(&db).ok()?;
         let n: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM events WHERE state = 'settled'",
@@ -186,7 +186,7 @@ async fn two_sandbox_hosts_share_the_load_through_a_shared_subscription() {
         (q["last_seq"].as_u64().unwrap(), 0, t.max_seq)
     );
     // Both instances took part.
-    let conn = posd::host::open_db(&db).unwrap();
+    let conn = posd_sandbox::host::open_db(&db).unwrap();
     let mut st = conn
         .prepare("SELECT DISTINCT stored_by FROM events ORDER BY 1")
         .unwrap();

@@ -4,7 +4,8 @@
 
 mod common;
 use common::*;
-use posd::control::{ControlClient, ControlRequest};
+use posd::control::ControlClient;
+use posd_core::control as ctl;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,7 +34,7 @@ async fn sigkill_during_writes_loses_nothing_confirmed() {
             };
             for code in codes {
                 match c
-                    .call(&ControlRequest::Sale {
+                    .call_json(ctl::Sale {
                         method: None,
                         amount: "0.50".into(),
                         currency: None,
@@ -80,6 +81,6 @@ async fn sigkill_during_writes_loses_nothing_confirmed() {
         confirmed.len()
     );
     let mut c = d.client().await;
-    let q = c.call(&ControlRequest::Queue).await.unwrap();
+    let q = c.call_json(ctl::Queue {}).await.unwrap();
     assert!(q["last_seq"].as_u64().unwrap() >= confirmed.len() as u64);
 }

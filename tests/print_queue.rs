@@ -5,9 +5,9 @@
 
 mod common;
 use common::*;
-use posd::control::ControlRequest;
-use posd::receipt::emulator::{EmulatorScript, PrinterEmulator};
-use posd::receipt::RenderOptions;
+use posd_core::control as ctl;
+use posd_core::receipt::RenderOptions;
+use posd_sandbox::printer_emulator::{EmulatorScript, PrinterEmulator};
 use std::time::Duration;
 
 fn count(hay: &str, needle: &str) -> usize {
@@ -55,10 +55,7 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
     .await;
     assert!(emu.printed().is_empty());
     let mut c = d.client().await;
-    let jobs = c
-        .call(&ControlRequest::PrintJobs { limit: None })
-        .await
-        .unwrap();
+    let jobs = c.call_json(ctl::PrintJobs { limit: None }).await.unwrap();
     assert_eq!(jobs.as_array().unwrap().len(), 2);
     assert!(jobs
         .as_array()
@@ -68,9 +65,9 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
 
     // Paper in: both print by themselves, in order, each once (merchant + customer copy).
     emu.set_paper_out(false);
-    let opts = RenderOptions::for_width(posd::receipt::PaperWidth::Mm58);
+    let opts = RenderOptions::for_width(posd_core::receipt::PaperWidth::Mm58);
     let text = eventually(Duration::from_secs(30), "both receipts printed", || async {
-        let t = posd::receipt::render_text(&emu.printed(), &opts);
+        let t = posd_core::receipt::render_text(&emu.printed(), &opts);
         (t.contains(&format!("[QR R1.T-PRINT.{idb}]")) && count(&t, "CUSTOMER COPY") == 2)
             .then_some(t)
     })
@@ -86,7 +83,7 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
     d.kill9();
     d.restart();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let again = posd::receipt::render_text(&emu.printed(), &opts);
+    let again = posd_core::receipt::render_text(&emu.printed(), &opts);
     assert_eq!(
         count(&again, "MERCHANT COPY"),
         2,
@@ -95,22 +92,22 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
 
     // Unless asked.
     let mut c = d.client().await;
-    c.call(&ControlRequest::Reprint {
+    c.call_json(ctl::Reprint {
         txn_id: Some(ida.clone()),
     })
     .await
     .unwrap();
     eventually(Duration::from_secs(15), "the reprint", || async {
-        let t = posd::receipt::render_text(&emu.printed(), &opts);
+        let t = posd_core::receipt::render_text(&emu.printed(), &opts);
         (count(&t, "MERCHANT COPY") == 3).then_some(())
     })
     .await;
-    let t = posd::receipt::render_text(&emu.printed(), &opts);
+    let t = posd_core::receipt::render_text(&emu.printed(), &opts);
     assert!(t.contains("REPRINT"));
 
     // Rendered without a printer: the QR reads back to the receipt reference.
     let v = c
-        .call(&ControlRequest::Receipt {
+        .call_json(ctl::Receipt {
             txn_id: Some(idb.clone()),
         })
         .await
@@ -119,7 +116,7 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(v["escpos_b64"].as_str().unwrap())
         .unwrap();
-    let png = posd::receipt::render_png(&bytes, &opts).unwrap();
+    let png = posd_core::receipt::render_png(&bytes, &opts).unwrap();
     let file = dir.path().join("r.png");
     std::fs::write(&file, png).unwrap();
     let reports = posd::camera::scan_image_files(&[file]);

@@ -7,10 +7,10 @@
 #[path = "common/receipt_fixtures.rs"]
 mod fixtures;
 
-use posd::receipt::charset::TextEncoding;
-use posd::receipt::escpos_enc::{encode, PrinterProfile};
-use posd::receipt::layout::*;
-use posd::receipt::render::{render_text, RenderOptions};
+use posd_core::receipt::charset::TextEncoding;
+use posd_core::receipt::escpos_enc::{encode, PrinterProfile};
+use posd_core::receipt::layout::*;
+use posd_core::receipt::render::{render_text, RenderOptions};
 use proptest::prelude::*;
 
 fn print_text(data: &ReceiptData, cfg: &ReceiptConfig) -> String {

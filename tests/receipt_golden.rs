@@ -9,10 +9,10 @@ mod fixtures;
 
 use std::path::PathBuf;
 
-use posd::receipt::charset::TextEncoding;
-use posd::receipt::escpos_enc::{encode, PrinterProfile};
-use posd::receipt::layout::*;
-use posd::receipt::render::{render_image, render_png, render_text, RenderOptions};
+use posd_core::receipt::charset::TextEncoding;
+use posd_core::receipt::escpos_enc::{encode, PrinterProfile};
+use posd_core::receipt::layout::*;
+use posd_core::receipt::render::{render_image, render_png, render_text, RenderOptions};
 
 struct Case {
     name: String,

@@ -6,11 +6,12 @@
 #[path = "common/receipt_fixtures.rs"]
 mod fixtures;
 
-use posd::receipt::charset::TextEncoding;
-use posd::receipt::emulator::{EmulatorScript, PrinterEmulator};
-use posd::receipt::escpos_enc::{encode, PrinterProfile};
-use posd::receipt::layout::{layout, PaperWidth};
-use posd::receipt::printer::{Fault, PrintOutcome, Printer, PrinterConfig, StatusMode, Transport};
+use posd::config::devices::{PrinterConfig, StatusMode, Transport};
+use posd::printer::{Fault, PrintOutcome, Printer};
+use posd_core::receipt::charset::TextEncoding;
+use posd_core::receipt::escpos_enc::{encode, PrinterProfile};
+use posd_core::receipt::layout::{layout, PaperWidth};
+use posd_sandbox::printer_emulator::{EmulatorScript, PrinterEmulator};
 
 fn job() -> Vec<u8> {
     let cfg = fixtures::config(PaperWidth::Mm80, TextEncoding::Gb18030, false);

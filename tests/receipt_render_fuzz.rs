@@ -5,10 +5,10 @@
 #[path = "common/receipt_fixtures.rs"]
 mod fixtures;
 
-use posd::receipt::charset::TextEncoding;
-use posd::receipt::escpos_enc::{encode, PrinterProfile};
-use posd::receipt::layout::{layout, PaperWidth, ReceiptConfig};
-use posd::receipt::render::{render_image, render_text, RenderOptions};
+use posd_core::receipt::charset::TextEncoding;
+use posd_core::receipt::escpos_enc::{encode, PrinterProfile};
+use posd_core::receipt::layout::{layout, PaperWidth, ReceiptConfig};
+use posd_core::receipt::render::{render_image, render_text, RenderOptions};
 use proptest::prelude::*;
 
 const OPTS: RenderOptions = RenderOptions {

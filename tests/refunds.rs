@@ -5,7 +5,8 @@
 
 mod common;
 use common::*;
-use posd::control::{ControlError, ControlRequest};
+use posd::control::ControlError;
+use posd_core::control as ctl;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ async fn refund(
     pin: &str,
 ) -> Result<Value, ControlError> {
     let mut c = d.client().await;
-    c.call(&ControlRequest::Refund {
+    c.call_json(ctl::Refund {
         original: Some(original.into()),
         receipt: None,
         amount: amount.map(str::to_string),
@@ -37,7 +38,7 @@ fn refused_code(r: Result<Value, ControlError>) -> String {
 }
 
 fn host_refunds(host: &Host) -> i64 {
-    let conn = posd::host::open_db(&host.db).expect("host db");
+    let conn = posd_sandbox::host::open_db(&host.db).expect("host db");
     conn.query_row(
         "SELECT COUNT(*) FROM refunds WHERE state = 'approved'",
         [],
@@ -99,7 +100,7 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
     // Found by scanning its receipt's QR, the full amount left.
     let mut c = d.client().await;
     let by_receipt = c
-        .call(&ControlRequest::Refund {
+        .call_json(ctl::Refund {
             original: None,
             receipt: Some(format!("R1.T-REF.{s2_id}")),
             amount: None,
@@ -118,7 +119,7 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
     assert_eq!(off["state"], "approved_offline", "{off}");
     let off_id = off["txn_id"].as_str().unwrap().to_string();
     let v = c
-        .call(&ControlRequest::Void {
+        .call_json(ctl::Void {
             original: off_id.clone(),
             pin: PIN.into(),
         })
@@ -127,7 +128,7 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
     assert_eq!(v["state"], "voided", "{v}");
     assert_eq!(
         refused_code(
-            c.call(&ControlRequest::Void {
+            c.call_json(ctl::Void {
                 original: sale_id.clone(),
                 pin: PIN.into(),
             })
@@ -157,7 +158,7 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
 
     // The batch close: sales 10.00 + 5.00 + 2.00, refunds 4.00 + 6.00 + 5.00, the void 0.
     let mut c = d.client().await;
-    let b = c.call(&ControlRequest::BatchClose).await.unwrap();
+    let b = c.call_json(ctl::BatchClose {}).await.unwrap();
     let z = &b["report"];
     assert_eq!(z["net_total"], 200, "{z}");
     assert_eq!(z["net"]["payment_code/wechat"], 200, "{z}");
@@ -170,7 +171,7 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
         || async {
             let mut c = d.client().await;
             let v = c
-                .call(&ControlRequest::TxnShow {
+                .call_json(ctl::TxnShow {
                     id: batch_id.clone(),
                 })
                 .await
@@ -182,7 +183,7 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
     assert_eq!(t["state"], "reconciled", "{t}");
 
     // The next batch starts empty.
-    let b2 = c.call(&ControlRequest::BatchClose).await.unwrap();
+    let b2 = c.call_json(ctl::BatchClose {}).await.unwrap();
     assert_eq!(b2["report"]["batch_no"], 2);
     assert_eq!(b2["report"]["net_total"], 0);
     assert_eq!(b2["report"]["rows"].as_array().unwrap().len(), 0);
@@ -192,15 +193,15 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
     host.kill();
     let off2 = sale(&d, "3.00", &wallet.next_code()).await.unwrap();
     assert_eq!(off2["state"], "approved_offline", "{off2}");
-    let b3 = c.call(&ControlRequest::BatchClose).await.unwrap();
+    let b3 = c.call_json(ctl::BatchClose {}).await.unwrap();
     assert_eq!(b3["report"]["net_total"], 300, "{b3}");
-    c.call(&ControlRequest::Void {
+    c.call_json(ctl::Void {
         original: off2["txn_id"].as_str().unwrap().into(),
         pin: PIN.into(),
     })
     .await
     .unwrap();
-    let b4 = c.call(&ControlRequest::BatchClose).await.unwrap();
+    let b4 = c.call_json(ctl::BatchClose {}).await.unwrap();
     assert_eq!(b4["report"]["net_total"], -300, "{b4}");
     assert_eq!(b4["report"]["voids_amount"], 300, "{b4}");
     host.restart();
@@ -208,10 +209,7 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
         let id = b["txn_id"].as_str().unwrap().to_string();
         let t = eventually(Duration::from_secs(20), "reconciliation", || async {
             let mut c = d.client().await;
-            let v = c
-                .call(&ControlRequest::TxnShow { id: id.clone() })
-                .await
-                .ok()?;
+            let v = c.call_json(ctl::TxnShow { id: id.clone() }).await.ok()?;
             (v["txn"]["state"] != "closed").then(|| v["txn"].clone())
         })
         .await;

@@ -1,4 +1,4 @@
-//! The posd daemon binary: `posd [--config FILE]`, `posd check-config FILE`, `posd demo`.
+//! The posd daemon binary: `posd [--config FILE]`, `posd check-config FILE`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -21,9 +21,6 @@ enum Cmd {
     Run,
     /// Check a configuration file: print every problem with its key path.
     CheckConfig { file: PathBuf },
-    /// Run the daemon on embedded defaults with an in-process broker and sandbox host,
-    /// make a few sales and show them synced.
-    Demo(posd::demo::DemoArgs),
 }
 
 fn version() -> &'static str {
@@ -59,13 +56,6 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("posd: {e:#}");
-                std::process::ExitCode::FAILURE
-            }
-        },
-        Cmd::Demo(args) => match posd::demo::run(args) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("posd demo: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },

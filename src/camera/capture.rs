@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::decode::{Payload, Pipeline, Stage};
 use super::dedupe::Deduper;
 use super::source::{FrameSource, SourceError};
-use super::{CameraConfig, CameraError, LumaFrame};
+use super::{CameraError, LumaFrame};
+use crate::config::devices::CameraConfig;
 
 /// A new scan: a code that was not in view a moment ago.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -191,7 +192,9 @@ where
     F: FnOnce() -> S + Send + 'static,
     S: FrameSource,
 {
-    config.validate()?;
+    config
+        .validate()
+        .map_err(|e| CameraError::Config(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let _stop_guard = StopOnDrop(stop.clone());
     let mailbox = Arc::new(Mailbox::default());

@@ -22,7 +22,7 @@ pub mod source;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use capture::{run_capture, CameraStatus, ScannedCode};
 pub use decode::{DecodeOutcome, Decoded, Payload, Pipeline, Stage};
@@ -38,78 +38,6 @@ pub enum CameraError {
     Image(String),
     #[error("invalid camera config: {0}")]
     Config(String),
-}
-
-/// `[camera]` in `posd.toml`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CameraConfig {
-    /// V4L2 device: an index (`"0"`), `/dev/videoN`, or a stable symlink such as
-    /// `/dev/v4l/by-id/usb-...-video-index0`.
-    pub device: String,
-    /// Requested capture size; the camera's closest mode is used.
-    pub width: u32,
-    pub height: u32,
-    /// Requested frame rate.
-    pub fps: u32,
-    /// A code not seen for this long has left the view; showing it again is a new scan.
-    pub hold_off_ms: u64,
-    /// Decode time budget per frame: no further pipeline stage starts once it is spent.
-    pub frame_budget_ms: u64,
-    /// Wait between attempts to (re)open a missing, busy or failed camera.
-    pub retry_ms: u64,
-}
-
-impl Default for CameraConfig {
-    fn default() -> Self {
-        Self {
-            device: "0".into(),
-            width: 640,
-            height: 480,
-            fps: 30,
-            hold_off_ms: 1500,
-            frame_budget_ms: 25,
-            retry_ms: 2000,
-        }
-    }
-}
-
-impl CameraConfig {
-    pub fn validate(&self) -> Result<(), CameraError> {
-        if self.device.trim().is_empty() {
-            return Err(CameraError::Config("device is empty".into()));
-        }
-        if !(16..=8192).contains(&self.width) || !(16..=8192).contains(&self.height) {
-            return Err(CameraError::Config(format!(
-                "resolution {}x{} out of range 16..=8192",
-                self.width, self.height
-            )));
-        }
-        if !(1..=240).contains(&self.fps) {
-            return Err(CameraError::Config(format!(
-                "fps {} out of range 1..=240",
-                self.fps
-            )));
-        }
-        if self.frame_budget_ms == 0 || self.retry_ms == 0 {
-            return Err(CameraError::Config(
-                "frame_budget_ms and retry_ms must be positive".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn hold_off(&self) -> Duration {
-        Duration::from_millis(self.hold_off_ms)
-    }
-
-    pub fn frame_budget(&self) -> Duration {
-        Duration::from_millis(self.frame_budget_ms)
-    }
-
-    pub fn retry(&self) -> Duration {
-        Duration::from_millis(self.retry_ms)
-    }
 }
 
 /// One line of `posctl code scan-image --json`.
@@ -170,20 +98,6 @@ fn ms(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn config_defaults_and_unknown_fields() {
-        let c: CameraConfig = serde_json::from_str(r#"{"device": "/dev/video2"}"#).unwrap();
-        assert_eq!(c.device, "/dev/video2");
-        assert_eq!(c.width, 640);
-        c.validate().unwrap();
-        assert!(serde_json::from_str::<CameraConfig>(r#"{"devcie": "0"}"#).is_err());
-        let bad = CameraConfig {
-            fps: 0,
-            ..CameraConfig::default()
-        };
-        assert!(bad.validate().is_err());
-    }
 
     #[test]
     fn missing_file_is_a_report_not_a_panic() {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use nokhwa::utils::{CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType};
 
-use super::{CameraConfig, CameraError, LumaFrame};
+use super::{CameraError, LumaFrame};
+use crate::config::devices::CameraConfig;
 
 /// Why a source has no frame for us. Every variant is a status and a retry, never a crash.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

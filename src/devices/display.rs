@@ -5,72 +5,13 @@
 //! a tty (the demo's till) and a merchant-presented QR drawn with half-block characters, two
 //! QR rows per text line, so a phone can scan it off the screen.
 
-use super::vfd::{self, VfdFrame};
-use super::{CustomerDisplayConfig, DeviceError, DeviceStatus};
-use crate::engine::UiEvent;
+use super::{DeviceError, DeviceStatus};
+use crate::config::devices::CustomerDisplayConfig;
+use posd_core::display::vfd::{self, VfdFrame};
+use posd_core::display::UiEvent;
 use std::io::Write;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
-
-/// One clean console line (or two, for a keypad screen) per UI event.
-pub fn console_text(ev: &UiEvent) -> String {
-    match ev {
-        UiEvent::AwaitingCode { amount } => format!("[till] {amount} — scan the customer's code"),
-        UiEvent::Processing { txn_id, what } => format!("[till] {txn_id}: {what}…"),
-        UiEvent::CustomerConfirming { txn_id } => {
-            format!("[till] {txn_id}: customer is confirming on the phone…")
-        }
-        UiEvent::Result { txn_id, text, .. } => format!("[till] {txn_id}: {text}"),
-        UiEvent::ShowQr { txn_id, qr, amount } => {
-            let blocks = qr_half_blocks(qr, true).unwrap_or_default();
-            format!(
-                "[till] {txn_id}: {amount} — the customer scans this code:\n{blocks}[till] {qr}"
-            )
-        }
-        UiEvent::Notice { text } => match text.split_once('\n') {
-            Some((a, b)) if b.trim().is_empty() => format!("[till] {a}"),
-            Some((a, b)) => format!("[till] {a} | {b}"),
-            None => format!("[till] {text}"),
-        },
-    }
-}
-
-/// A QR code for `payload` in half blocks (`▀ ▄ █`), with a 4-module quiet zone. `invert`
-/// draws light modules as blocks — right for light-on-dark terminals, where the blocks are the
-/// bright colour.
-pub fn qr_half_blocks(payload: &str, invert: bool) -> Result<String, DeviceError> {
-    let code =
-        qrcode::QrCode::new(payload.as_bytes()).map_err(|e| DeviceError::Qr(e.to_string()))?;
-    let w = code.width();
-    let colors = code.to_colors();
-    const QUIET: usize = 4;
-    let size = w + 2 * QUIET;
-    let dark = |x: usize, y: usize| -> bool {
-        let d = if x < QUIET || y < QUIET || x >= w + QUIET || y >= w + QUIET {
-            false
-        } else {
-            colors
-                .get((y - QUIET) * w + (x - QUIET))
-                .is_some_and(|c| *c == qrcode::Color::Dark)
-        };
-        d != invert
-    };
-    let mut out = String::new();
-    for y in (0..size).step_by(2) {
-        for x in 0..size {
-            let top = dark(x, y);
-            let bottom = y + 1 < size && dark(x, y + 1);
-            out.push(match (top, bottom) {
-                (true, true) => '█',
-                (true, false) => '▀',
-                (false, true) => '▄',
-                (false, false) => ' ',
-            });
-        }
-        out.push('\n');
-    }
-    Ok(out)
-}
 
 fn open(cfg: &CustomerDisplayConfig) -> Result<serialport::TTYPort, DeviceError> {
     super::serial_scanner::open_port(

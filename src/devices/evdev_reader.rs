@@ -7,9 +7,11 @@
 //! read error means the device is gone (status `absent`, the partial code is dropped), and the
 //! next scan that finds it again resumes without a restart.
 
-use super::hid_assembler::{Assembled, Assembler, AssemblerConfig, DropReason, KeyEvent};
 use super::{DeviceError, DeviceStatus};
+use crate::config::devices::DeviceConfigError;
 use evdev::{EventType, InputEvent};
+use posd_core::hid::assembler::{Assembled, Assembler, AssemblerConfig, DropReason, KeyEvent};
+use posd_core::hid::Selector;
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,57 +22,6 @@ use tokio::sync::watch;
 pub const EV_SYN: u16 = 0;
 pub const EV_KEY: u16 = 1;
 pub const EV_MSC: u16 = 4;
-
-/// Which input device to use. Every criterion given must match; at least one is required.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Selector {
-    /// `/dev/input/by-id/usb-...-event-kbd` (or any path to an event node).
-    pub path: Option<PathBuf>,
-    /// USB vendor and product id.
-    pub vid_pid: Option<(u16, u16)>,
-    /// A case-insensitive substring of the device name.
-    pub name: Option<String>,
-    /// A case-insensitive substring of the physical path (`usb-0000:00:14.0-2/input0`).
-    pub phys: Option<String>,
-}
-
-impl Selector {
-    pub fn is_empty(&self) -> bool {
-        self.path.is_none() && self.vid_pid.is_none() && self.name.is_none() && self.phys.is_none()
-    }
-
-    /// Whether a device with these identifiers matches (the path is checked by the caller).
-    pub fn matches(&self, vid: u16, pid: u16, name: Option<&str>, phys: Option<&str>) -> bool {
-        let contains = |hay: Option<&str>, needle: &Option<String>| match needle {
-            None => true,
-            Some(n) => hay
-                .map(|h| h.to_lowercase().contains(&n.to_lowercase()))
-                .unwrap_or(false),
-        };
-        self.vid_pid.is_none_or(|(v, p)| v == vid && p == pid)
-            && contains(name, &self.name)
-            && contains(phys, &self.phys)
-    }
-}
-
-impl std::fmt::Display for Selector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut parts = Vec::new();
-        if let Some(p) = &self.path {
-            parts.push(p.display().to_string());
-        }
-        if let Some((v, p)) = self.vid_pid {
-            parts.push(format!("{v:04x}:{p:04x}"));
-        }
-        if let Some(n) = &self.name {
-            parts.push(format!("name~{n:?}"));
-        }
-        if let Some(p) = &self.phys {
-            parts.push(format!("phys~{p:?}"));
-        }
-        write!(f, "{}", parts.join(" "))
-    }
-}
 
 /// Microseconds since the Unix epoch (0 for a clock before it).
 pub fn timestamp_us(t: SystemTime) -> u64 {
@@ -339,9 +290,9 @@ fn is_absent(e: &io::Error) -> bool {
 impl Opener for DeviceOpener {
     fn open(&mut self) -> Result<Option<(HidSource, String)>, DeviceError> {
         if self.selector.is_empty() {
-            return Err(DeviceError::Config(
+            return Err(DeviceError::Config(DeviceConfigError(
                 "no device selector (path, vid_pid, name or phys)".into(),
-            ));
+            )));
         }
         let Some((path, mut dev)) = self.find()? else {
             return Ok(None);
@@ -467,20 +418,20 @@ pub async fn run_hid_scanner<O: Opener>(
 /// around the keys that need them, key `i` pressed at `start_us + sum(interval_us(0..i))`.
 /// `None` if `text` has a character the layout cannot type. For tests and benchmarks.
 pub fn synthesize(
-    layout: super::keymap::Layout,
+    layout: posd_core::hid::keymap::Layout,
     text: &str,
     start_us: u64,
     mut interval_us: impl FnMut(usize) -> u64,
     terminator: u16,
 ) -> Option<Vec<InputEvent>> {
-    use super::keymap::code;
+    use posd_core::hid::keymap::code;
     let mut strokes = Vec::new();
     for c in text.chars() {
-        strokes.extend(super::keymap::keys_for(layout, c)?);
+        strokes.extend(posd_core::hid::keymap::keys_for(layout, c)?);
     }
     strokes.push((
         terminator,
-        super::keymap::Modifiers {
+        posd_core::hid::keymap::Modifiers {
             num_lock: true,
             ..Default::default()
         },

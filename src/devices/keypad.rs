@@ -1,6 +1,6 @@
 //! The keypad shell: evdev keys → bound [`Key`]s → the cashier state machine → the engine.
 //!
-//! The state machine is [`crate::core::cashier`]; this task only reads the keypad (through the
+//! The state machine is [`posd_core::cashier`]; this task only reads the keypad (through the
 //! same opener and hotplug rules as the scanner), keeps the machine in step with the engine's
 //! UI events (so a sale started on the control socket is the keypad's sale too), and carries
 //! out its actions: `EngineMsg::Sale`/`Cancel`, screens as `UiEvent::Notice`, and "not
@@ -8,99 +8,16 @@
 //! batch close).
 
 use super::evdev_reader::{HidSource, Opener, EV_KEY};
-use super::{DeviceError, DeviceStatus, KeypadConfig};
-use crate::core::cashier::{Action, Cashier, CashierConfig, Input, Key, PayMethod, Screen};
-use crate::core::money::Currency;
-use crate::core::txn::SaleOutcome;
-use crate::engine::{EngineMsg, UiEvent};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::str::FromStr;
+use super::DeviceStatus;
+use crate::config::devices::KeypadConfig;
+use crate::engine::EngineMsg;
+use posd_core::cashier::{Action, Cashier, CashierConfig, Input, PayMethod, Screen};
+use posd_core::display::UiEvent;
+use posd_core::money::Currency;
+use posd_core::txn::SaleOutcome;
+
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-
-/// Which physical keys (evdev names such as `KEY_KP7`) mean what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KeyBindings {
-    /// Ten lists: the keys for 0, 1, ..., 9.
-    pub digits: Vec<Vec<String>>,
-    pub double_zero: Vec<String>,
-    pub point: Vec<String>,
-    pub backspace: Vec<String>,
-    pub clear: Vec<String>,
-    pub enter: Vec<String>,
-    pub cancel: Vec<String>,
-    pub menu: Vec<String>,
-    pub method_scan: Vec<String>,
-    pub method_qr: Vec<String>,
-    pub method_card: Vec<String>,
-}
-
-fn names(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-impl Default for KeyBindings {
-    fn default() -> Self {
-        KeyBindings {
-            digits: (0..10)
-                .map(|d| vec![format!("KEY_KP{d}"), format!("KEY_{d}")])
-                .collect(),
-            double_zero: vec![],
-            point: names(&["KEY_KPDOT", "KEY_DOT", "KEY_KPCOMMA"]),
-            backspace: names(&["KEY_BACKSPACE", "KEY_KPSLASH"]),
-            clear: names(&["KEY_KPASTERISK", "KEY_DELETE"]),
-            enter: names(&["KEY_KPENTER", "KEY_ENTER"]),
-            cancel: names(&["KEY_ESC", "KEY_KPMINUS"]),
-            menu: names(&["KEY_KPPLUS", "KEY_F1"]),
-            method_scan: names(&["KEY_F2"]),
-            method_qr: names(&["KEY_F3"]),
-            method_card: names(&["KEY_F4"]),
-        }
-    }
-}
-
-impl KeyBindings {
-    /// Key code → meaning; refuses unknown names and a key bound twice.
-    pub fn resolve(&self) -> Result<HashMap<u16, Key>, DeviceError> {
-        if self.digits.len() != 10 {
-            return Err(DeviceError::Config(
-                "keypad.bindings.digits needs ten lists (0-9)".into(),
-            ));
-        }
-        let mut map = HashMap::new();
-        let mut bind = |list: &[String], key: Key| -> Result<(), DeviceError> {
-            for name in list {
-                let code = evdev::KeyCode::from_str(name).map_err(|_| {
-                    DeviceError::Config(format!("keypad.bindings: unknown key {name:?}"))
-                })?;
-                if let Some(prev) = map.insert(code.0, key) {
-                    if prev != key {
-                        return Err(DeviceError::Config(format!(
-                            "keypad.bindings: {name} is bound twice"
-                        )));
-                    }
-                }
-            }
-            Ok(())
-        };
-        for (d, list) in (0u8..).zip(&self.digits) {
-            bind(list, Key::Digit(d))?;
-        }
-        bind(&self.double_zero, Key::DoubleZero)?;
-        bind(&self.point, Key::Point)?;
-        bind(&self.backspace, Key::Backspace)?;
-        bind(&self.clear, Key::Clear)?;
-        bind(&self.enter, Key::Enter)?;
-        bind(&self.cancel, Key::Cancel)?;
-        bind(&self.menu, Key::Menu)?;
-        bind(&self.method_scan, Key::MethodScan)?;
-        bind(&self.method_qr, Key::MethodQr)?;
-        bind(&self.method_card, Key::MethodCard)?;
-        Ok(map)
-    }
-}
 
 /// What a UI event from the engine means for the keypad's machine.
 pub fn ui_input(ev: &UiEvent, currency: Currency) -> Option<Input> {
@@ -133,7 +50,7 @@ pub fn screen_notice(s: &Screen) -> UiEvent {
     }
 }
 
-fn outcome_input(r: Result<crate::engine::SaleReply, crate::engine::SaleError>) -> Input {
+fn outcome_input(r: Result<posd_core::control::SaleReply, crate::engine::SaleError>) -> Input {
     match r {
         Ok(reply) => match reply.outcome {
             SaleOutcome::Approved { .. } => Input::Outcome {
@@ -174,8 +91,10 @@ fn perform(
                 tokio::spawn(async move {
                     let method = match method {
                         // A card is swiped on the reader like any other presented code.
-                        PayMethod::Scan | PayMethod::Card => crate::engine::SaleMethod::Presented,
-                        PayMethod::MerchantQr => crate::engine::SaleMethod::MerchantQr,
+                        PayMethod::Scan | PayMethod::Card => {
+                            posd_core::control::SaleMethod::Presented
+                        }
+                        PayMethod::MerchantQr => posd_core::control::SaleMethod::MerchantQr,
                     };
                     let (reply, rx) = oneshot::channel();
                     let msg = EngineMsg::Sale {
@@ -269,13 +188,7 @@ fn perform(
                         return;
                     }
                     let text = match rx.await {
-                        Ok(Ok(r)) => format!(
-                            "Batch {} closed",
-                            r.report
-                                .get("batch_no")
-                                .and_then(|n| n.as_u64())
-                                .unwrap_or(0)
-                        ),
+                        Ok(Ok(r)) => format!("Batch {} closed", r.report.batch_no),
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => return,
                     };

@@ -8,88 +8,11 @@
 //! timeout, and on any error (unplug, EIO) report `absent` and reopen every `reconnect_ms`.
 
 use super::{DeviceError, DeviceStatus};
+use crate::config::devices::{Parity, SerialScannerConfig, Suffix};
 use crate::engine::EngineMsg;
-use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// How a code ends on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Suffix {
-    Cr,
-    Lf,
-    Crlf,
-    /// No suffix: a code ends after `idle_timeout_ms` without bytes.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Parity {
-    #[default]
-    None,
-    Odd,
-    Even,
-}
-
-/// `[devices.serial_scanner]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SerialScannerConfig {
-    /// `/dev/ttyACM0`, or better a stable `/dev/serial/by-id/...` link.
-    pub port: String,
-    pub baud: u32,
-    /// 5, 6, 7 or 8.
-    pub data_bits: u8,
-    pub parity: Parity,
-    /// 1 or 2.
-    pub stop_bits: u8,
-    pub suffix: Suffix,
-    /// Quiet time that ends a code (suffix `none`) or discards a partial one (other suffixes).
-    pub idle_timeout_ms: u64,
-    /// Removed from the start of every code when present (an AIM identifier such as `]Q1`).
-    pub strip_prefix: Option<String>,
-    pub max_len: usize,
-    pub reconnect_ms: u64,
-}
-
-impl Default for SerialScannerConfig {
-    fn default() -> Self {
-        SerialScannerConfig {
-            port: String::new(),
-            baud: 9600,
-            data_bits: 8,
-            parity: Parity::None,
-            stop_bits: 1,
-            suffix: Suffix::Cr,
-            idle_timeout_ms: 100,
-            strip_prefix: None,
-            max_len: 4096,
-            reconnect_ms: 1000,
-        }
-    }
-}
-
-impl SerialScannerConfig {
-    pub fn validate(&self) -> Result<(), DeviceError> {
-        let bad = |m: &str| Err(DeviceError::Config(format!("serial_scanner: {m}")));
-        if self.port.is_empty() {
-            return bad("port is required");
-        }
-        if !(5..=8).contains(&self.data_bits) {
-            return bad("data_bits must be 5-8");
-        }
-        if !(1..=2).contains(&self.stop_bits) {
-            return bad("stop_bits must be 1 or 2");
-        }
-        if self.baud == 0 || self.max_len == 0 || self.idle_timeout_ms == 0 {
-            return bad("baud, max_len and idle_timeout_ms must be positive");
-        }
-        Ok(())
-    }
-}
 
 /// What the framer produced.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,27 +8,22 @@
 //! [`ApplyConfig`] the daemon provides (rolling back when the health check fails), and
 //! publishes `cfg/reported` (retained) and `cmd/result`.
 
-pub mod command;
-pub mod envelope;
 pub mod pushable;
 pub mod tool;
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::engine::{EngineMsg, OfflineRuntime};
-use crate::link::{now_ms, Link};
+use crate::link::Link;
 use crate::store::Store;
-use command::{Command, Op};
-use envelope::{EnvelopeError, FleetKeys};
+use posd_core::fleet::command::{self, Command, Op};
+use posd_core::fleet::envelope::{self, EnvelopeError, FleetKeys};
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// The topic segment of pushes to every terminal (`{prefix}/all/cfg/desired`); not a valid
-/// terminal id.
-pub const ALL_TERMINALS: &str = "all";
 
 /// Hot-applies a new effective configuration; provided by the daemon.
 pub trait ApplyConfig: Send + Sync + 'static {
@@ -78,12 +73,8 @@ fn view_set(view: &FleetView, s: FleetSummary) {
 }
 
 /// The summary for the status document: `(config_version, config)`.
-pub fn status_fields(view: &FleetView) -> (Value, Value) {
-    let s = view_get(view);
-    (
-        s.config_version.map_or(Value::Null, Value::from),
-        s.report.unwrap_or(Value::Null),
-    )
+pub fn summary(view: &FleetView) -> FleetSummary {
+    view_get(view)
 }
 
 /// The last known good push as stored: `{version, config}`.
@@ -444,7 +435,8 @@ pub struct EngineApplier {
 
 impl ApplyConfig for EngineApplier {
     async fn apply(&self, new: &Config) -> Result<(), String> {
-        let patterns = crate::codes::Patterns::new(new.codes.clone()).map_err(|e| e.to_string())?;
+        let patterns =
+            posd_core::codes::Patterns::new(new.codes.clone()).map_err(|e| e.to_string())?;
         let offline = OfflineRuntime::from_config(&new.offline, new.terminal.currency)
             .map_err(|e| e.to_string())?;
         let (reply, done) = oneshot::channel();
@@ -509,7 +501,7 @@ impl RunCommand for DaemonCommands {
         match cmd.op {
             Op::Ping => Ok(json!({
                 "pong": true,
-                "version": crate::daemon::VERSION,
+                "version": crate::clock::VERSION,
                 "config_version": view_get(&self.view).config_version,
                 "online": self.link.is_connected(),
             })),
@@ -564,9 +556,9 @@ impl RunCommand for DaemonCommands {
                     Ok(b) => Ok(json!({
                         "txn_id": b.txn_id,
                         "seq": b.seq,
-                        "batch_no": b.report.get("batch_no"),
-                        "net_total": b.report.get("net_total"),
-                        "currency": b.report.get("currency"),
+                        "batch_no": b.report.batch_no,
+                        "net_total": b.report.net_total,
+                        "currency": b.report.currency,
                     })),
                     Err(e) => Err(CmdFailure {
                         code: e.code(),

@@ -174,7 +174,7 @@ impl Broker {
     pub fn cfg_topic(&self, terminal: &str) -> String {
         let prefix = self.prefix.trim_end_matches('/');
         if terminal == "*" {
-            crate::core::protocol::all_cfg_desired(prefix)
+            posd_core::protocol::all_cfg_desired(prefix)
         } else {
             format!("{prefix}/{terminal}/cfg/desired")
         }
@@ -342,7 +342,7 @@ pub async fn fleet_status(broker: &Broker, wait: Duration) -> Result<Vec<Termina
         wait,
         true,
         |topic, payload| {
-            let Some((terminal, leaf)) = crate::core::protocol::split_topic(&prefix, topic) else {
+            let Some((terminal, leaf)) = posd_core::protocol::split_topic(&prefix, topic) else {
                 return false;
             };
             let Ok(v) = serde_json::from_slice::<Value>(payload) else {

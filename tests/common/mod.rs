@@ -1,8 +1,9 @@
 //! Real components for integration tests: a mosquitto per test on a free loopback port, the
-//! posd daemon binary, the sandbox host binary, and a control-socket client.
+//! posd daemon binary, the sandbox host binary (`posd-sandbox`), and a control-socket client.
 #![allow(dead_code)]
 
-use posd::control::{ControlClient, ControlRequest};
+use posd::control::ControlClient;
+use posd_core::control as ctl;
 use serde_json::Value;
 use std::io::Write;
 use std::net::TcpStream;
@@ -10,6 +11,24 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The sandbox's binary, `posd-sandbox`, which `cargo test --workspace` builds beside the
+/// product's (`target/<profile>/`): the host and the wallet run as processes of their own.
+pub fn sandbox_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let bin = dir.join("posd-sandbox");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (which builds it) or build it \
+         first with `cargo build -p posd-sandbox`",
+        bin.display()
+    );
+    bin
+}
 
 pub fn free_port() -> u16 {
     // Never 1883: the machine's own broker may be there.
@@ -99,7 +118,7 @@ impl Drop for Mosquitto {
     }
 }
 
-/// The sandbox host as its own process (`posctl sandbox-host`).
+/// The sandbox host as its own process (`posd-sandbox host`).
 pub struct Host {
     pub db: PathBuf,
     broker: String,
@@ -143,8 +162,8 @@ impl Host {
 
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new(env!("CARGO_BIN_EXE_posctl"))
-            .args(["sandbox-host", "--broker", &self.broker, "--db"])
+        let child = Command::new(sandbox_bin())
+            .args(["host", "--broker", &self.broker, "--db"])
             .arg(&self.db)
             .args([
                 "--client-id",
@@ -169,9 +188,9 @@ impl Host {
         }
     }
 
-    pub fn audit(&self) -> posd::host::Audit {
-        let conn = posd::host::open_db(&self.db).expect("host db");
-        posd::host::audit(&conn).expect("audit")
+    pub fn audit(&self) -> posd_sandbox::host::Audit {
+        let conn = posd_sandbox::host::open_db(&self.db).expect("host db");
+        posd_sandbox::host::audit(&conn).expect("audit")
     }
 }
 
@@ -312,7 +331,7 @@ where
 }
 
 pub async fn status(c: &mut ControlClient) -> Value {
-    c.call(&ControlRequest::Status).await.expect("status")
+    c.call_json(ctl::Status {}).await.expect("status")
 }
 
 pub async fn wait_online(d: &Daemon) {
@@ -328,7 +347,7 @@ pub async fn wait_online(d: &Daemon) {
 pub async fn wait_drained(d: &Daemon, timeout: Duration) -> Value {
     eventually(timeout, "outbox drained", || async {
         let mut c = d.client().await;
-        let q = c.call(&ControlRequest::Queue).await.ok()?;
+        let q = c.call_json(ctl::Queue {}).await.ok()?;
         (q["pending"].as_u64() == Some(0)).then_some(q)
     })
     .await
@@ -340,7 +359,7 @@ pub async fn sale(
     code: &str,
 ) -> Result<Value, posd::control::ControlError> {
     let mut c = d.client().await;
-    c.call(&ControlRequest::Sale {
+    c.call_json(ctl::Sale {
         amount: amount.into(),
         currency: None,
         code: Some(code.into()),
@@ -353,29 +372,29 @@ pub async fn sale(
 pub const PIN: &str = "4711";
 
 pub fn manager_toml() -> String {
-    let h = posd::engine::hash_pin(PIN).expect("hash pin");
+    let h = posd_core::pin::hash_pin(PIN).expect("hash pin");
     format!("[manager]\npin_hash = \"{h}\"\n")
 }
 
 /// The host's card key pair: the secret in a file for `--card-key`, the public key for
 /// `[card] host_public_key`.
 pub fn card_keys(dir: &Path) -> (PathBuf, String) {
-    let (secret, public) = posd::card::seal::keygen_random().expect("keygen");
+    let (secret, public) = posd_core::card::seal::keygen_random().expect("keygen");
     let path = dir.join("host-card.key");
-    std::fs::write(&path, posd::card::seal::key_to_b64(&secret)).expect("write key");
-    (path, posd::card::seal::key_to_b64(&public))
+    std::fs::write(&path, posd_core::card::seal::key_to_b64(&secret)).expect("write key");
+    (path, posd_core::card::seal::key_to_b64(&public))
 }
 
 /// A payment platform's issuer key and wallets, for P1 offline codes in tests.
 pub struct Platform {
-    pub issuer: posd::codes::PrivateKey,
+    pub issuer: posd_core::codes::PrivateKey,
     pub key_id: u8,
 }
 
 pub struct Wallet {
     pub user_id: u64,
-    pub key: posd::codes::PrivateKey,
-    pub credential: posd::codes::Credential,
+    pub key: posd_core::codes::PrivateKey,
+    pub credential: posd_core::codes::Credential,
     pub counter: u32,
 }
 
@@ -389,7 +408,7 @@ pub fn unix_now() -> u32 {
 impl Platform {
     pub fn new() -> Platform {
         Platform {
-            issuer: posd::codes::PrivateKey::generate().expect("key"),
+            issuer: posd_core::codes::PrivateKey::generate().expect("key"),
             key_id: 1,
         }
     }
@@ -414,9 +433,9 @@ impl Platform {
     }
 
     pub fn wallet(&self, user_id: u64, max_amount: u32) -> Wallet {
-        let key = posd::codes::PrivateKey::generate().expect("key");
+        let key = posd_core::codes::PrivateKey::generate().expect("key");
         let now = unix_now();
-        let req = posd::codes::CredentialRequest {
+        let req = posd_core::codes::CredentialRequest {
             user_id,
             user_key: key.public_key(),
             valid_from: now - 3600,
@@ -425,7 +444,7 @@ impl Platform {
             currency: 156,
         };
         let credential =
-            posd::codes::issue_credential(&self.issuer, self.key_id, &req).expect("issue");
+            posd_core::codes::issue_credential(&self.issuer, self.key_id, &req).expect("issue");
         Wallet {
             user_id,
             key,
@@ -443,7 +462,7 @@ impl Wallet {
     }
 
     pub fn code_at(&self, timestamp: u32, counter: u32) -> String {
-        posd::codes::make_code(&self.key, &self.credential, timestamp, counter)
+        posd_core::codes::make_code(&self.key, &self.credential, timestamp, counter)
             .expect("code")
             .to_text()
     }

@@ -2,8 +2,8 @@
 //! character sets, native and raster QR.
 #![allow(dead_code)]
 
-use posd::receipt::charset::TextEncoding;
-use posd::receipt::layout::*;
+use posd_core::receipt::charset::TextEncoding;
+use posd_core::receipt::layout::*;
 
 pub const UUID: &str = "5f0c2a9e-3b7d-4c1a-9e2f-8d6b4a1c7e30";
 

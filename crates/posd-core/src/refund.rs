@@ -8,11 +8,9 @@
 //! The limits (the original exists, the sum of refunds stays within it, the manager PIN) are
 //! checked by the shell against the journal before this machine starts.
 
-use crate::core::backoff::Backoff;
-use crate::core::protocol::{Op, RespStatus};
-use crate::core::txn::{
-    Action, Ignored, Input, Millis, Requests, SaleOutcome, Transaction, TxnState,
-};
+use crate::backoff::Backoff;
+use crate::protocol::{Op, RespStatus};
+use crate::txn::{Action, Ignored, Input, Millis, Requests, SaleOutcome, Transaction, TxnState};
 
 /// Timing rules of refunds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,9 +215,9 @@ impl RefundFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::money::Currency;
-    use crate::core::protocol::{Request, Response};
-    use crate::core::txn::{Method, TxnKind};
+    use crate::money::Currency;
+    use crate::protocol::{Request, Response};
+    use crate::txn::{Method, TxnKind};
     use serde_json::json;
 
     fn refund(now: Millis) -> (RefundFlow, Vec<Action>) {

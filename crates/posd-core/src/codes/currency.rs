@@ -19,8 +19,8 @@ pub struct Currency {
     pub exponent: u8,
 }
 
-impl From<crate::core::money::Currency> for Currency {
-    fn from(m: crate::core::money::Currency) -> Self {
+impl From<crate::money::Currency> for Currency {
+    fn from(m: crate::money::Currency) -> Self {
         Currency {
             alpha: m.code(),
             numeric: m.numeric(),
@@ -33,7 +33,7 @@ impl Currency {
     /// Looks a currency up by its alphabetic code (case-insensitive).
     #[must_use]
     pub fn from_alpha(alpha: &str) -> Option<Currency> {
-        crate::core::money::Currency::from_code(alpha)
+        crate::money::Currency::from_code(alpha)
             .ok()
             .map(Currency::from)
     }
@@ -41,7 +41,7 @@ impl Currency {
     /// Looks a currency up by its numeric code.
     #[must_use]
     pub fn from_numeric(numeric: u16) -> Option<Currency> {
-        crate::core::money::Currency::from_numeric(numeric).map(Currency::from)
+        crate::money::Currency::from_numeric(numeric).map(Currency::from)
     }
 
     /// The numeric code as EMVCo writes it: three digits, zero-padded (`"036"`).

@@ -24,13 +24,13 @@
 //! wallet on `{prefix}/sandbox/pay`) choose their behaviour by the amount's last two digits
 //! ([`OrderBehaviour`]); refunds are idempotent by `refund_id`; voids and batch-close
 //! reconciliation ([`reconcile_batch`]) follow docs/payments.md. Cards are opened with the
-//! host's X25519 secret (`crate::card::seal`) and decided by card number ([`CardBehaviour`]);
+//! host's X25519 secret (`posd_core::card::seal`) and decided by card number ([`CardBehaviour`]);
 //! the PAN stays in memory, only the masked PAN is stored. Automatic order payments are
 //! scheduled in memory: a host restarted in between never makes them (the order stays open).
 
-use crate::codes::{self, IssuerKeys, OfflinePolicy};
-use crate::core::protocol::{self, Event as PosEvent, Op, Request, RespStatus, Response};
-use crate::link::{mqtt_options, now_ms};
+use crate::mqtt::now_ms;
+use posd_core::codes::{self, IssuerKeys, OfflinePolicy};
+use posd_core::protocol::{self, Event as PosEvent, Op, Request, RespStatus, Response};
 use rumqttc::{Client, Event, Packet, QoS};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
@@ -45,23 +45,23 @@ pub enum HostError {
     #[error("host database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("broker: {0}")]
-    Link(#[from] crate::link::LinkError),
+    Broker(String),
     #[error("card key: {0}")]
     CardKey(String),
 }
 
 /// Reads the host's card secret (X25519, base64) for `HostConfig::card_secret`.
 pub fn parse_card_secret(text: &str) -> Result<[u8; 32], HostError> {
-    crate::card::seal::parse_key_b64(text).map_err(|e| HostError::CardKey(e.to_string()))
+    posd_core::card::seal::parse_key_b64(text).map_err(|e| HostError::CardKey(e.to_string()))
 }
 
 /// A new card key pair for the host: (secret, public), both base64.
 pub fn card_keygen() -> Result<(String, String), HostError> {
     let (secret, public) =
-        crate::card::seal::keygen_random().map_err(|e| HostError::CardKey(e.to_string()))?;
+        posd_core::card::seal::keygen_random().map_err(|e| HostError::CardKey(e.to_string()))?;
     Ok((
-        crate::card::seal::key_to_b64(&secret),
-        crate::card::seal::key_to_b64(&public),
+        posd_core::card::seal::key_to_b64(&secret),
+        posd_core::card::seal::key_to_b64(&public),
     ))
 }
 
@@ -784,7 +784,7 @@ impl CardBehaviour {
             "4000000000009995" => CardBehaviour::Decline("insufficient funds"),
             "4000000000000259" => CardBehaviour::PendingThenApprove,
             "4000000000000119" => CardBehaviour::Silent,
-            p if !crate::card::luhn_ok(p) => CardBehaviour::Decline("invalid card number"),
+            p if !posd_core::card::luhn_ok(p) => CardBehaviour::Decline("invalid card number"),
             _ => CardBehaviour::Approve,
         }
     }
@@ -805,7 +805,7 @@ fn read_card(
         .ok_or(CARD_UNREADABLE)?;
     let secret = cfg.card_secret.as_ref().ok_or(CARD_UNREADABLE)?;
     // CardData wipes itself when dropped at the end of this function.
-    let data = crate::card::seal::open(sealed, secret, aad).map_err(|e| {
+    let data = posd_core::card::seal::open(sealed, secret, aad).map_err(|e| {
         log::warn!("host: sealed card data does not open: {e}");
         CARD_UNREADABLE
     })?;
@@ -1695,10 +1695,11 @@ fn contiguous(db: &rusqlite::Transaction<'_>, terminal: &str) -> Result<u64, Hos
 /// Runs a host instance until `stop` is set.
 pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     let mut db = open_db(&cfg.db)?;
-    let mut opts = mqtt_options(&cfg.client_id, &cfg.broker_url, None, 30)?;
+    let mut opts =
+        crate::mqtt::options(&cfg.client_id, &cfg.broker_url, 30).map_err(HostError::Broker)?;
     opts.set_clean_session(true);
     let (client, mut conn) = Client::new(opts, 4096);
-    crate::link::disable_nagle(&mut conn.eventloop);
+    crate::mqtt::disable_nagle(&mut conn.eventloop);
     let prefix = cfg.prefix.trim_end_matches('/').to_string();
     let mut later: Vec<(u64, String, Response)> = Vec::new();
     let mut batch_terminals: BTreeSet<String> = BTreeSet::new();
@@ -2085,7 +2086,7 @@ pub fn audit(db: &Connection) -> Result<Audit, HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codes::emv_mpm::{generate_dynamic, MerchantAccount, MpmMerchant};
+    use posd_core::codes::emv_mpm::{generate_dynamic, MerchantAccount, MpmMerchant};
     use serde_json::json;
 
     fn mem_db() -> Connection {
@@ -2431,10 +2432,10 @@ mod tests {
     }
 
     fn sealed(pan: &str, aad: &str) -> serde_json::Value {
-        let card = crate::card::parse_swipe(&format!(";{pan}=3012101?")).unwrap();
-        let public = crate::card::seal::public_from_secret(&SECRET);
+        let card = posd_core::card::parse_swipe(&format!(";{pan}=3012101?")).unwrap();
+        let public = posd_core::card::seal::public_from_secret(&SECRET);
         let sealed =
-            crate::card::seal::seal(&card, &public, aad.as_bytes(), [7; 32], [9; 12]).unwrap();
+            posd_core::card::seal::seal(&card, &public, aad.as_bytes(), [7; 32], [9; 12]).unwrap();
         json!({"masked_pan": card.masked_pan(), "brand": "visa", "sealed": sealed})
     }
 

@@ -56,7 +56,10 @@ impl Topics {
 /// `{prefix}/all/cfg/desired`: config pushed to every terminal (document `terminal: "*"`).
 /// "all" is therefore not a valid terminal id.
 pub fn all_cfg_desired(prefix: &str) -> String {
-    format!("{}/all/cfg/desired", prefix.trim_end_matches('/'))
+    format!(
+        "{}/{ALL_TERMINALS}/cfg/desired",
+        prefix.trim_end_matches('/')
+    )
 }
 
 /// Splits `{prefix}/{terminal}/{leaf...}` into (terminal, leaf); None when the topic is not under prefix.
@@ -68,6 +71,48 @@ pub fn split_topic<'a>(prefix: &str, topic: &'a str) -> Option<(&'a str, &'a str
         return None;
     }
     Some((terminal, leaf))
+}
+
+/// The topic segment of pushes to every terminal (`{prefix}/all/cfg/desired`); not a valid
+/// terminal id.
+pub const ALL_TERMINALS: &str = "all";
+
+/// A parsed broker address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// Parses `mqtt://host:port` / `mqtts://host:port` / `tcp://host:port`.
+pub fn parse_broker_url(url: &str) -> Result<BrokerAddr, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not a URL (mqtt://host:port)"))?;
+    let tls = match scheme {
+        "mqtt" | "tcp" => false,
+        "mqtts" | "ssl" => true,
+        other => return Err(format!("unsupported scheme {other:?} (mqtt or mqtts)")),
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("bad port {p:?} in {url:?}"))?,
+        ),
+        None => (rest, if tls { 8883 } else { 1883 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("no host in {url:?}"));
+    }
+    Ok(BrokerAddr {
+        host: host.to_string(),
+        port,
+        tls,
+    })
 }
 
 /// Operations a terminal asks of the host on `req`.
@@ -164,6 +209,91 @@ pub struct Response {
 #[serde(deny_unknown_fields)]
 pub struct Ack {
     pub upto_seq: u64,
+}
+
+/// The host's asynchronous messages on `notify` (docs/payments.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Notify {
+    /// A merchant-presented order was paid.
+    Payment(PaymentNotify),
+    /// The host's verdict on an offline (P1 or store-and-forward card) sale.
+    Settlement(SettlementNotify),
+    /// The host's reconciliation of a batch close.
+    BatchClose(BatchCloseNotify),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentNotify {
+    pub txn_id: String,
+    pub status: PaymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ref: Option<String>,
+    /// What the platform says was paid (minor units), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Paid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementNotify {
+    pub txn_id: String,
+    pub status: SettlementStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettlementStatus {
+    Settled,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchCloseNotify {
+    pub txn_id: String,
+    pub status: BatchStatus,
+    /// Totals that differ: `{key, terminal, host}` per `"{method}/{channel}"`.
+    #[serde(default)]
+    pub mismatches: Vec<BatchMismatch>,
+    /// Transactions whose money differs.
+    #[serde(default)]
+    pub txns: Vec<String>,
+    /// Events of the batch the host does not hold.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing_events: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    Reconciled,
+    Mismatch,
+}
+
+/// One total the terminal and the host disagree on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMismatch {
+    pub key: String,
+    pub terminal: i64,
+    pub host: i64,
+}
+
+pub fn parse_notify(payload: &[u8]) -> Result<Notify, ProtocolError> {
+    serde_json::from_slice(payload).map_err(|source| ProtocolError {
+        what: "notify",
+        source,
+    })
 }
 
 /// A malformed message from the broker.

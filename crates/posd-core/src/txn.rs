@@ -6,9 +6,9 @@
 //! defence against the "one-sided account": every request is preceded by its durable intent,
 //! and every unknown outcome ends in a query and, failing that, a durable, retried reversal.
 
-use crate::core::backoff::Backoff;
-use crate::core::money::Currency;
-use crate::core::protocol::{Op, Request, RespStatus, Response};
+use crate::backoff::Backoff;
+use crate::money::Currency;
+use crate::protocol::{Op, Request, RespStatus, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -275,7 +275,7 @@ impl Default for OnlinePolicy {
 }
 
 /// How a sale ended, as told to the cashier and the caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "result")]
 pub enum SaleOutcome {
     Approved {

@@ -7,7 +7,7 @@
 //! the customer sees for each UI event: the amount, the prompt, the result and the reason of a
 //! refusal. Pure.
 
-use crate::engine::UiEvent;
+use super::UiEvent;
 
 pub const COLS: usize = 20;
 /// Clear the display (FF).

@@ -7,7 +7,6 @@
 //! as `/dev/usb/lp0` are written with escpos' `FileDriver` and give no status. Each job opens its
 //! own connection, so a printer that was unplugged or rebooted is simply found again.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use escpos::driver::Driver;
@@ -17,89 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::escpos_enc::status_query_bytes;
-
-/// Where the printer is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Transport {
-    /// Raw TCP, usually port 9100.
-    Tcp {
-        host: String,
-        #[serde(default = "default_port")]
-        port: u16,
-    },
-    /// A file or device node (`/dev/usb/lp0`): write only, no status.
-    File { path: PathBuf },
-    /// A serial port (`/dev/ttyS0`, `/dev/ttyUSB0`).
-    Serial {
-        path: String,
-        #[serde(default = "default_baud")]
-        baud: u32,
-    },
-    /// A USB printer class device, claimed through usbfs.
-    Usb { vendor_id: u16, product_id: u16 },
-}
-
-fn default_port() -> u16 {
-    9100
-}
-
-fn default_baud() -> u32 {
-    115_200
-}
-
-/// Whether to ask the printer for its status around each job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusMode {
-    /// Ask; a printer that never answers is printed to without checks.
-    #[default]
-    Auto,
-    /// Ask; a printer that does not answer is [`Fault::Offline`].
-    Required,
-    /// Never ask (printers that print status queries as garbage).
-    Off,
-}
-
-/// `[printer]` in posd.toml.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrinterConfig {
-    pub transport: Transport,
-    #[serde(default)]
-    pub status: StatusMode,
-    #[serde(default = "default_connect_ms")]
-    pub connect_timeout_ms: u64,
-    /// How long to wait for the three status bytes.
-    #[serde(default = "default_status_ms")]
-    pub status_timeout_ms: u64,
-    /// How long one 4 KiB write may stall before the job is abandoned.
-    #[serde(default = "default_write_ms")]
-    pub write_timeout_ms: u64,
-}
-
-fn default_connect_ms() -> u64 {
-    3_000
-}
-fn default_status_ms() -> u64 {
-    2_000
-}
-fn default_write_ms() -> u64 {
-    10_000
-}
-
-impl PrinterConfig {
-    pub fn new(transport: Transport) -> Self {
-        PrinterConfig {
-            transport,
-            status: StatusMode::Auto,
-            connect_timeout_ms: default_connect_ms(),
-            status_timeout_ms: default_status_ms(),
-            write_timeout_ms: default_write_ms(),
-        }
-    }
-}
+use crate::config::devices::{PrinterConfig, StatusMode, Transport};
+use posd_core::receipt::escpos_enc::status_query_bytes;
 
 /// What the printer said about itself (real-time status 1, 2 and 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,12 +6,12 @@
 //! race end right: the order is closed with a durable, retried `close`, and a payment that the
 //! close reports is either the sale (the cashier is still waiting) or, if the cashier was
 //! already told "not paid", a paid sale journaled together with its automatic refund. Like
-//! [`crate::core::txn::OnlineSale`] it takes inputs with `now` and returns ordered actions;
+//! [`crate::txn::OnlineSale`] it takes inputs with `now` and returns ordered actions;
 //! `Persist` is durable before the `Send` that follows it.
 
-use crate::core::backoff::Backoff;
-use crate::core::protocol::{Op, Request, RespStatus};
-use crate::core::txn::{
+use crate::backoff::Backoff;
+use crate::protocol::{Op, Request, RespStatus};
+use crate::txn::{
     uuid_v7, Action, Ignored, Input, Method, Millis, Requests, SaleOutcome, Transaction, TxnKind,
     TxnState,
 };
@@ -356,8 +356,8 @@ pub fn auto_refund(sale: &Transaction, now: Millis) -> Transaction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::money::Currency;
-    use crate::core::protocol::Response;
+    use crate::money::Currency;
+    use crate::protocol::Response;
 
     fn order(now: Millis, local: bool) -> (MerchantOrder, Vec<Action>) {
         let t = Transaction::new(

@@ -3,9 +3,14 @@
 //! Unknown keys are errors and `posd check-config` must print *every* problem with its key path,
 //! so each section is deserialized on its own (one type error per section at most), unknown keys
 //! are collected with `serde_ignored`, and the semantic checks run on what did parse.
+//! It owns the whole file's schema (the device sections are in [`devices`]) and imports
+//! nothing of the product but the core.
 
-use crate::core::money::Currency;
-use crate::core::txn::OnlinePolicy;
+pub mod devices;
+
+use posd_core::money::Currency;
+pub use posd_core::protocol::{parse_broker_url, BrokerAddr};
+use posd_core::txn::OnlinePolicy;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -115,48 +120,10 @@ impl Default for BrokerConfig {
     }
 }
 
-/// A parsed broker address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerAddr {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-
 impl BrokerConfig {
     pub fn addr(&self) -> Result<BrokerAddr, String> {
         parse_broker_url(&self.url)
     }
-}
-
-/// Parses `mqtt://host:port` / `mqtts://host:port` / `tcp://host:port`.
-pub fn parse_broker_url(url: &str) -> Result<BrokerAddr, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("{url:?} is not a URL (mqtt://host:port)"))?;
-    let tls = match scheme {
-        "mqtt" | "tcp" => false,
-        "mqtts" | "ssl" => true,
-        other => return Err(format!("unsupported scheme {other:?} (mqtt or mqtts)")),
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| format!("bad port {p:?} in {url:?}"))?,
-        ),
-        None => (rest, if tls { 8883 } else { 1883 }),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("no host in {url:?}"));
-    }
-    Ok(BrokerAddr {
-        host: host.to_string(),
-        port,
-        tls,
-    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,7 +168,7 @@ impl OnlineConfig {
         OnlinePolicy {
             query_interval_ms: self.query_interval_s * 1000,
             query_total_ms: self.query_total_s * 1000,
-            reverse_backoff: crate::core::backoff::Backoff {
+            reverse_backoff: posd_core::backoff::Backoff {
                 initial_ms: self.reverse_backoff_initial_s * 1000,
                 max_ms: self.reverse_backoff_max_s * 1000,
             },
@@ -245,17 +212,17 @@ pub struct DevicesConfig {
     /// Show prompts and results on the console (stdout) and read codes typed on stdin.
     pub console: bool,
     /// A camera used as the scanner (V4L2); absent = no camera.
-    pub camera: Option<crate::camera::CameraConfig>,
+    pub camera: Option<devices::CameraConfig>,
     /// The receipt printer (ESC/POS over tcp, file, serial or usb); absent = no printer.
-    pub printer: Option<crate::receipt::PrinterConfig>,
+    pub printer: Option<devices::PrinterConfig>,
     /// A USB HID (keyboard-wedge) scanner read through evdev.
-    pub hid_scanner: Option<crate::devices::HidScannerConfig>,
+    pub hid_scanner: Option<devices::HidScannerConfig>,
     /// A serial scanner.
-    pub serial_scanner: Option<crate::devices::SerialScannerConfig>,
+    pub serial_scanner: Option<devices::SerialScannerConfig>,
     /// The cashier's numeric keypad (evdev).
-    pub keypad: Option<crate::devices::KeypadConfig>,
+    pub keypad: Option<devices::KeypadConfig>,
     /// A 2x20 serial customer display (VFD).
-    pub customer_display: Option<crate::devices::CustomerDisplayConfig>,
+    pub customer_display: Option<devices::CustomerDisplayConfig>,
 }
 
 /// Whether the terminal's clock can be trusted for offline codes (DESIGN §1.2).
@@ -287,9 +254,9 @@ pub struct OfflineConfig {
     pub clock: ClockTrust,
     /// Clock difference tolerated between phone and terminal, on top of the 60 s code lifetime.
     pub allowed_skew_s: u32,
-    pub limits: crate::codes::OfflineLimits,
+    pub limits: posd_core::codes::OfflineLimits,
     /// The payment platforms' issuer keys: id → SEC1 public key (hex).
-    pub issuer_keys: Vec<crate::codes::IssuerKeyConfig>,
+    pub issuer_keys: Vec<posd_core::codes::IssuerKeyConfig>,
     pub denylist: DenylistConfig,
     /// Ask the host (`query`) for the settlement of offline sales it has acknowledged but not
     /// yet settled, this often — in case its `notify` was lost.
@@ -302,7 +269,7 @@ impl Default for OfflineConfig {
             enabled: true,
             clock: ClockTrust::default(),
             allowed_skew_s: 30,
-            limits: crate::codes::OfflineLimits::default(),
+            limits: posd_core::codes::OfflineLimits::default(),
             issuer_keys: Vec::new(),
             denylist: DenylistConfig::default(),
             settle_query_interval_s: 60,
@@ -316,7 +283,7 @@ impl Default for OfflineConfig {
 pub struct FleetConfig {
     /// Trust anchors: the Ed25519 keys whose signatures on `cfg/desired` and `cmd` this
     /// terminal accepts. Empty = every push and command is refused. Never pushable.
-    pub keys: Vec<crate::fleet::envelope::FleetKeyConfig>,
+    pub keys: Vec<posd_core::fleet::envelope::FleetKeyConfig>,
 }
 
 /// Who may refund and void (DESIGN §1.5).
@@ -353,7 +320,7 @@ pub struct MerchantQrConfig {
     /// Print the code on a pay slip too (boxes without a screen the customer can see).
     pub print: bool,
     /// The merchant data every generated payload carries (required in `local` mode).
-    pub merchant: Option<crate::codes::MpmMerchant>,
+    pub merchant: Option<posd_core::codes::MpmMerchant>,
 }
 
 impl Default for MerchantQrConfig {
@@ -370,12 +337,12 @@ impl Default for MerchantQrConfig {
 }
 
 impl MerchantQrConfig {
-    pub fn policy(&self, online: &OnlineConfig) -> crate::core::order::OrderPolicy {
-        crate::core::order::OrderPolicy {
+    pub fn policy(&self, online: &OnlineConfig) -> posd_core::order::OrderPolicy {
+        posd_core::order::OrderPolicy {
             query_interval_ms: self.query_interval_s * 1000,
             timeout_ms: self.timeout_s * 1000,
             close_wait_ms: self.close_wait_s * 1000,
-            close_backoff: crate::core::backoff::Backoff {
+            close_backoff: posd_core::backoff::Backoff {
                 initial_ms: online.reverse_backoff_initial_s * 1000,
                 max_ms: online.reverse_backoff_max_s * 1000,
             },
@@ -393,7 +360,7 @@ pub struct CardConfig {
     pub chip_reader: bool,
     /// Approve card sales offline under a floor limit while the host is unreachable (off by
     /// default).
-    pub store_and_forward: crate::card::saf::SafLimits,
+    pub store_and_forward: posd_core::card::saf::SafLimits,
 }
 
 impl CardConfig {
@@ -401,7 +368,7 @@ impl CardConfig {
         if self.host_public_key.is_empty() {
             return Ok(None);
         }
-        crate::card::seal::parse_key_b64(&self.host_public_key)
+        posd_core::card::seal::parse_key_b64(&self.host_public_key)
             .map(Some)
             .map_err(|e| e.to_string())
     }
@@ -418,11 +385,11 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub devices: DevicesConfig,
     /// Payment-code patterns (regular expressions) and the longest scan accepted.
-    pub codes: crate::codes::PatternsConfig,
+    pub codes: posd_core::codes::PatternsConfig,
     pub offline: OfflineConfig,
     pub fleet: FleetConfig,
     /// Receipt layout: width, character set, shop header and footer, copies.
-    pub receipt: crate::receipt::ReceiptConfig,
+    pub receipt: posd_core::receipt::ReceiptConfig,
     pub manager: ManagerConfig,
     pub merchant_qr: MerchantQrConfig,
     pub card: CardConfig,
@@ -558,7 +525,7 @@ impl Config {
                 format!("{id:?}: use 1-64 letters, digits, '-' or '_'"),
             );
         }
-        if id == crate::fleet::ALL_TERMINALS {
+        if id == posd_core::protocol::ALL_TERMINALS {
             bad(
                 "terminal.id",
                 format!("{id:?} is reserved for pushes to every terminal"),
@@ -617,17 +584,17 @@ impl Config {
             );
         }
         if self.limits.max_sale_amount <= 0
-            || self.limits.max_sale_amount > crate::core::money::MAX_MINOR
+            || self.limits.max_sale_amount > posd_core::money::MAX_MINOR
         {
             bad(
                 "limits.max_sale_amount",
                 "must be a positive amount in minor units".into(),
             );
         }
-        if let Err(e) = crate::codes::Patterns::new(self.codes.clone()) {
+        if let Err(e) = posd_core::codes::Patterns::new(self.codes.clone()) {
             bad("codes", e.to_string());
         }
-        if let Err(e) = crate::codes::IssuerKeys::from_config(&self.offline.issuer_keys) {
+        if let Err(e) = posd_core::codes::IssuerKeys::from_config(&self.offline.issuer_keys) {
             bad("offline.issuer_keys", e.to_string());
         }
         if self.offline.settle_query_interval_s == 0 {
@@ -644,7 +611,7 @@ impl Config {
                 );
             }
         }
-        if let Err(e) = crate::fleet::envelope::FleetKeys::from_config(&self.fleet.keys) {
+        if let Err(e) = posd_core::fleet::envelope::FleetKeys::from_config(&self.fleet.keys) {
             bad("fleet.keys", e.to_string());
         }
         if let Err(e) = self.receipt.validate() {
@@ -793,7 +760,7 @@ mod tests {
 
     #[test]
     fn shipped_example_is_valid() {
-        let text = include_str!("../config/posd.toml");
+        let text = include_str!("../../config/posd.toml");
         if let Err(e) = Config::from_toml(text) {
             panic!("config/posd.toml: {e}");
         }

@@ -6,7 +6,7 @@
 //! computes the same `net` from its own ledger and reports any difference. This module is the
 //! terminal's half of that rule, shared by the store (which selects the batch) and the tests.
 
-use crate::core::txn::{Transaction, TxnKind, TxnState};
+use crate::txn::{Transaction, TxnKind, TxnState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -147,8 +147,8 @@ pub fn totals(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::money::Currency;
-    use crate::core::txn::Method;
+    use crate::money::Currency;
+    use crate::txn::Method;
 
     fn t(
         kind: TxnKind,

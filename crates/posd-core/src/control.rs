@@ -1,0 +1,544 @@
+//! The local control API's contract (DESIGN §4 "Local control API"): one request type and one
+//! reply type per command, shared by the daemon's socket server, `posctl` and any till software.
+//!
+//! On the wire: one JSON object per line each way. A request is `{"cmd": "<name>", ...fields}`
+//! (unknown fields are refused); every request gets exactly one answer line,
+//! `{"ok":true,"data":<reply>}` or `{"ok":false,"code":"<machine code>","error":"<message>"}`.
+//! [`Command`] ties each request to its reply type so a client reads a typed answer; the codes
+//! of refusals are listed in [`codes`]. Pure: the transports are the product's (`posd::control`)
+//! or the caller's own.
+
+use crate::batch::ZTotals;
+use crate::receipt::PaperWidth;
+use crate::txn::{Method, SaleOutcome, Transaction, TxnState};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The longest request line the daemon reads; a longer one is refused (`too_long`).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A request type and the reply it earns.
+pub trait Command: Serialize + Into<Request> {
+    /// What `data` holds in an `ok` answer.
+    type Reply: Serialize + DeserializeOwned;
+}
+
+macro_rules! commands {
+    ($( $(#[$doc:meta])* $variant:ident($req:ident) -> $reply:ty; )*) => {
+        /// Any request line, as the server parses it.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "cmd", rename_all = "snake_case")]
+        pub enum Request {
+            $( $(#[$doc])* $variant($req), )*
+        }
+        $(
+            impl From<$req> for Request {
+                fn from(r: $req) -> Request {
+                    Request::$variant(r)
+                }
+            }
+            impl Command for $req {
+                type Reply = $reply;
+            }
+        )*
+    };
+}
+
+commands! {
+    /// The terminal's status document (the same as the retained MQTT `status`, plus the
+    /// journal's seqs and the build's commit).
+    Status(Status) -> StatusDoc;
+    /// Events waiting for the host's ack.
+    Queue(Queue) -> QueueStats;
+    /// Transactions, newest first.
+    TxnList(TxnList) -> Vec<Transaction>;
+    /// One transaction and its state history.
+    TxnShow(TxnShow) -> TxnDetail;
+    /// A sale; answers when it is decided.
+    Sale(Sale) -> SaleReply;
+    /// A refund of (part of) a sale, behind the manager PIN.
+    Refund(Refund) -> SaleReply;
+    /// A void of an offline sale not yet settled, behind the manager PIN.
+    Void(Void) -> SaleReply;
+    /// Close the batch: the Z report printed and sent to the host for reconciliation.
+    BatchClose(BatchClose) -> BatchReply;
+    /// Batch closes, newest first, with the host's reconciliation.
+    Batches(Batches) -> Vec<Transaction>;
+    /// The sale in progress, or what the till waits for; `null` when idle.
+    Current(Current) -> Option<CurrentReply>;
+    /// Cancel the sale in progress.
+    Cancel(Cancel) -> Message;
+    /// A code as if scanned.
+    Scan(Scan) -> Message;
+    /// Print a receipt again, marked REPRINT.
+    Reprint(Reprint) -> ReprintReply;
+    /// The ESC/POS bytes of a receipt.
+    Receipt(Receipt) -> ReceiptReply;
+    /// The print queue, newest first.
+    PrintJobs(PrintJobs) -> Vec<PrintJob>;
+}
+
+// ---- requests ----
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnList {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnShow {
+    pub id: String,
+}
+
+/// How a sale started from the till is paid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleMethod {
+    /// The customer presents something: a code from any scanner or a card swipe.
+    #[default]
+    #[serde(alias = "code", alias = "card", alias = "payment_code")]
+    Presented,
+    /// The terminal presents a merchant QR code.
+    MerchantQr,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sale {
+    /// A decimal in the currency's major unit ("12.50").
+    pub amount: String,
+    /// ISO 4217 code; absent: the terminal's currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// A code or card swipe as if scanned; absent: the next scan pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<SaleMethod>,
+}
+
+/// Refund (all or part of) a sale named by `original` (txn id) or `receipt` (the text of its
+/// receipt's QR); neither: the next receipt scanned names it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refund {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// Decimal amount ("4.50"); absent: what is left to refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
+    /// Idempotency key: repeating it never refunds twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    pub pin: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Void {
+    pub original: String,
+    pub pin: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchClose {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batches {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Current {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cancel {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scan {
+    pub code: String,
+}
+
+/// Default: the newest transaction with a receipt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reprint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_id: Option<String>,
+}
+
+/// Default: the newest transaction with a receipt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintJobs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+// ---- replies ----
+
+/// The outbox as `status`, `queue` and the retained MQTT status show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    pub pending: u64,
+    pub oldest_age_s: u64,
+    pub last_seq: u64,
+    pub acked_seq: u64,
+}
+
+/// The terminal's status: the retained MQTT `status` (DESIGN §4) and the `status` command.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    pub terminal: String,
+    pub online: bool,
+    /// This run of the daemon (a new id at every start).
+    pub session: String,
+    pub version: String,
+    /// The fleet push in force (None: the local file alone).
+    pub config_version: Option<u64>,
+    /// The last `cfg/reported` message.
+    pub config: Option<serde_json::Value>,
+    pub queue: QueueStats,
+    /// Device name → its state (`ok: ...`, `absent: ...`, `error: ...`, `disabled`).
+    pub devices: BTreeMap<String, String>,
+    /// Unix ms the document was made.
+    pub at: u64,
+    /// The build's git commit (control socket only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// One state a transaction passed through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub state: String,
+    pub at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnDetail {
+    pub txn: Transaction,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The final answer to a sale, refund or void.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SaleReply {
+    pub txn_id: String,
+    pub state: TxnState,
+    #[serde(flatten)]
+    pub outcome: SaleOutcome,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub method: Method,
+    pub channel: Option<String>,
+    pub code_masked: Option<String>,
+}
+
+impl SaleReply {
+    /// The reply for a transaction that ended with `outcome`.
+    pub fn of(t: &Transaction, outcome: SaleOutcome) -> SaleReply {
+        SaleReply {
+            txn_id: t.id.to_string(),
+            state: t.state,
+            outcome,
+            amount: t.amount,
+            currency: t.currency.code().to_string(),
+            method: t.method,
+            channel: t.channel.clone(),
+            code_masked: t.code_masked.clone(),
+        }
+    }
+}
+
+/// A batch close: its transaction, the seq of its event and the Z report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchReply {
+    pub txn_id: String,
+    pub seq: u64,
+    pub report: ZTotals,
+}
+
+/// What the till is busy with (`current`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CurrentReply {
+    /// A transaction in progress.
+    Txn(CurrentTxn),
+    /// Waiting for the customer's code or the receipt of a refund.
+    Awaiting(AwaitingInput),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrentTxn {
+    pub txn_id: String,
+    pub kind: crate::txn::TxnKind,
+    pub method: Method,
+    pub state: TxnState,
+    pub amount: i64,
+    pub currency: String,
+    /// The merchant-presented code it shows.
+    pub qr: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwaitingInput {
+    /// `code` or `receipt`.
+    pub awaiting: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+/// A short answer in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReprintReply {
+    pub job: i64,
+    pub txn_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptReply {
+    pub txn_id: String,
+    pub width: PaperWidth,
+    pub receipt_ref: String,
+    /// The ESC/POS bytes, base64 (standard alphabet, padded).
+    pub escpos_b64: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrintJob {
+    pub id: i64,
+    pub txn_id: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+// ---- answers ----
+
+/// Machine codes of refusals (`{"ok":false,"code":...}`). Offline-code refusals add their own
+/// (`offline_disabled`, `counter_replayed`, `expired`, ... as `codes::OfflineReject::code`).
+pub mod codes {
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const TOO_LONG: &str = "too_long";
+    pub const AMOUNT: &str = "amount";
+    pub const CURRENCY: &str = "currency";
+    pub const BAD_CODE: &str = "bad_code";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const JOURNAL: &str = "journal";
+    pub const STOPPING: &str = "stopping";
+    pub const NO_RECEIPT: &str = "no_receipt";
+    pub const NO_PRINTER: &str = "no_printer";
+    pub const ENCODE: &str = "encode";
+}
+
+/// A refusal: its machine code and the message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{error}")]
+pub struct Refusal {
+    pub code: String,
+    pub error: String,
+}
+
+impl Refusal {
+    pub fn new(code: &str, error: impl Into<String>) -> Refusal {
+        Refusal {
+            code: code.to_string(),
+            error: error.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OkLine<'a, T: Serialize> {
+    ok: bool,
+    data: &'a T,
+}
+
+#[derive(Serialize)]
+struct ErrLine<'a> {
+    ok: bool,
+    code: &'a str,
+    error: &'a str,
+}
+
+/// The answer line (with its newline) for a reply or a refusal.
+pub fn answer_line<T: Serialize>(r: &Result<T, Refusal>) -> Vec<u8> {
+    let mut out = match r {
+        Ok(data) => serde_json::to_vec(&OkLine { ok: true, data }),
+        Err(e) => serde_json::to_vec(&ErrLine {
+            ok: false,
+            code: &e.code,
+            error: &e.error,
+        }),
+    }
+    .unwrap_or_else(|e| {
+        format!(r#"{{"ok":false,"code":"internal","error":"unencodable answer: {e}"}}"#)
+            .into_bytes()
+    });
+    out.push(b'\n');
+    out
+}
+
+/// Parses one request line (without or with its newline); a refusal says why.
+pub fn parse_request(line: &[u8]) -> Result<Request, Refusal> {
+    if line.len() > MAX_LINE {
+        return Err(Refusal::new(codes::TOO_LONG, "request line too long"));
+    }
+    serde_json::from_slice(line)
+        .map_err(|e| Refusal::new(codes::BAD_REQUEST, format!("bad request: {e}")))
+}
+
+/// What a client makes of an answer line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// posd refused the request.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The line is not an answer of this contract.
+    #[error("bad answer from posd: {0}")]
+    Malformed(String),
+}
+
+#[derive(Deserialize)]
+struct AnyAnswer {
+    ok: bool,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Parses an answer line into the reply type `T`, or the refusal.
+pub fn parse_answer<T: DeserializeOwned>(line: &[u8]) -> Result<T, AnswerError> {
+    let a: AnyAnswer =
+        serde_json::from_slice(line).map_err(|e| AnswerError::Malformed(e.to_string()))?;
+    if a.ok {
+        serde_json::from_value(a.data.unwrap_or(serde_json::Value::Null))
+            .map_err(|e| AnswerError::Malformed(e.to_string()))
+    } else {
+        Err(AnswerError::Refused(Refusal {
+            code: a.code.unwrap_or_else(|| "error".into()),
+            error: a.error.unwrap_or_else(|| "refused".into()),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_with_their_tag() {
+        let r: Request = Sale {
+            amount: "12.50".into(),
+            method: Some(SaleMethod::MerchantQr),
+            ..Sale::default()
+        }
+        .into();
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            line,
+            r#"{"cmd":"sale","amount":"12.50","method":"merchant_qr"}"#
+        );
+        assert_eq!(parse_request(line.as_bytes()).unwrap(), r);
+        assert_eq!(
+            parse_request(br#"{"cmd":"status"}"#).unwrap(),
+            Request::Status(Status {})
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::from(BatchClose {})).unwrap(),
+            r#"{"cmd":"batch_close"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_commands_are_refused() {
+        for bad in [
+            &br#"{"cmd":"status","extra":1}"#[..],
+            br#"{"cmd":"sale","amount":"1","colour":"red"}"#,
+            br#"{"cmd":"launch"}"#,
+            br#"{"amount":"1"}"#,
+            b"not json",
+        ] {
+            let e = parse_request(bad).unwrap_err();
+            assert_eq!(
+                e.code,
+                codes::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long = vec![b' '; MAX_LINE + 1];
+        assert_eq!(parse_request(&long).unwrap_err().code, codes::TOO_LONG);
+    }
+
+    #[test]
+    fn old_method_names_still_mean_presented() {
+        for m in ["code", "card", "payment_code", "presented"] {
+            let line = format!(r#"{{"cmd":"sale","amount":"1","method":"{m}"}}"#);
+            match parse_request(line.as_bytes()).unwrap() {
+                Request::Sale(s) => assert_eq!(s.method, Some(SaleMethod::Presented)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn answers_round_trip() {
+        let ok: Result<Message, Refusal> = Ok(Message {
+            message: "done".into(),
+        });
+        let line = answer_line(&ok);
+        assert_eq!(line, b"{\"ok\":true,\"data\":{\"message\":\"done\"}}\n");
+        assert_eq!(parse_answer::<Message>(&line).unwrap().message, "done");
+        let refused: Result<Message, Refusal> = Err(Refusal::new("busy", "a sale is running"));
+        let line = answer_line(&refused);
+        assert_eq!(
+            parse_answer::<Message>(&line).unwrap_err(),
+            AnswerError::Refused(Refusal::new("busy", "a sale is running"))
+        );
+        assert!(matches!(
+            parse_answer::<Message>(b"{\"ok\":true,\"data\":3}"),
+            Err(AnswerError::Malformed(_))
+        ));
+    }
+}

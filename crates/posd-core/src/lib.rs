@@ -1,0 +1,27 @@
+//! posd-core: everything posd decides, without I/O.
+//!
+//! Money, transactions and their state machines (online sale, merchant order, refund), the
+//! till's rules, batch totals, backoff, the cashier/keypad machine, the wire protocol of
+//! DESIGN §4 and the control-socket contract, payment codes, cards, receipts, keyboard-wedge
+//! input and the fleet's signed documents. Nothing here opens a file, a socket or a device, or
+//! reads the clock: time comes in as a value and answers go out as actions the shells carry
+//! out (the model is quinn-proto under quinn). Its `Cargo.toml` has no tokio, SQLite, MQTT or
+//! device crate, so the compiler keeps it that way; `fuzz/` builds on it alone.
+
+pub mod backoff;
+pub mod batch;
+pub mod card;
+pub mod cashier;
+pub mod codes;
+pub mod control;
+pub mod display;
+pub mod fleet;
+pub mod hid;
+pub mod money;
+pub mod order;
+pub mod pin;
+pub mod protocol;
+pub mod receipt;
+pub mod refund;
+pub mod till;
+pub mod txn;

@@ -1,0 +1,48 @@
+//! An MQTT broker inside the demo's process (rumqttd), so the demo needs nothing installed but
+//! Rust. Tests use a real mosquitto instead.
+
+use anyhow::{bail, Context};
+use std::time::{Duration, Instant};
+
+/// Starts rumqttd on 127.0.0.1:port in a background thread (it has no shutdown API; it ends
+/// with the process).
+pub fn start_embedded_broker(port: u16) -> anyhow::Result<()> {
+    let text = format!(
+        r#"
+id = 0
+[router]
+id = 0
+max_connections = 100
+max_outgoing_packet_count = 1000
+max_segment_size = 10485760
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 1
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 262144
+max_inflight_count = 1000
+dynamic_filters = true
+"#
+    );
+    let config: rumqttd::Config = toml::from_str(&text).context("embedded broker config")?;
+    std::thread::Builder::new()
+        .name("demo-broker".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            if let Err(e) = broker.start() {
+                eprintln!("embedded broker stopped: {e}");
+            }
+        })?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("the embedded broker did not start on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}

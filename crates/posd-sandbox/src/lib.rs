@@ -1,0 +1,15 @@
+//! posd-sandbox: the world around a terminal, for tests and the demo — never in the `.deb`.
+//!
+//! A payment platform ([`host`]: idempotent event store, code-selected behaviours, a ledger
+//! and its audit), a customer's wallet ([`wallet`]: P1 credentials and codes, paying a
+//! merchant-presented QR), an embedded MQTT broker for the demo ([`broker`]), an ESC/POS
+//! printer emulator ([`printer_emulator`]) and the [`demo`] itself. It talks to posd only
+//! through the contracts in `posd-core`, as another party's implementation would.
+
+pub mod broker;
+pub mod demo;
+pub mod host;
+pub mod logging;
+pub mod mqtt;
+pub mod printer_emulator;
+pub mod wallet;

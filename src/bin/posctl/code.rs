@@ -1,0 +1,90 @@
+//! `posctl code`: what a scanned text is (every parsed field and the checks a sale would
+//! apply), and the camera's decode pipeline run on image files.
+
+use clap::Subcommand;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum CodeCmd {
+    /// Classify scanned text and print every parsed field; non-zero with the reason if invalid.
+    Inspect {
+        text: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the camera's decode pipeline on image files (PNG, JPEG, WebP): one line per file.
+    ScanImage {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: CodeCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CodeCmd::Inspect { text, json } => {
+            let patterns =
+                posd_core::codes::Patterns::new(posd_core::codes::PatternsConfig::default())?;
+            match posd_core::codes::inspect(&text, &patterns, Some(posd::clock::now_ms() / 1000)) {
+                Ok(i) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&i)?);
+                    } else {
+                        println!("{i}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    if json {
+                        println!("{}", serde_json::json!({"error": e.to_string()}));
+                    }
+                    eprintln!("invalid: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        CodeCmd::ScanImage { files, json } => {
+            let reports = posd::camera::scan_image_files(&files);
+            let mut failed = false;
+            for r in &reports {
+                failed |= r.error.is_some();
+                if json {
+                    println!("{}", serde_json::to_string(r)?);
+                } else {
+                    let v = serde_json::to_value(r)?;
+                    let payloads: Vec<String> = v["payloads"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| match p["text"].as_str() {
+                            Some(t) => format!("{t:?}"),
+                            None => format!("hex:{}", plain(&p["hex"])),
+                        })
+                        .collect();
+                    match &r.error {
+                        Some(e) => println!("{}: error: {e}", r.file),
+                        None if payloads.is_empty() => {
+                            println!("{}: no code ({:.2} ms)", r.file, r.ms)
+                        }
+                        None => println!("{}: {} ({:.2} ms)", r.file, payloads.join(", "), r.ms),
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,188 @@
+//! `posctl fleet`: the fleet manager's tools (docs/fleet.md) — signing keys, signed config
+//! pushes and commands, and the fleet's status from the retained topics.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Clone)]
+pub struct FleetBroker {
+    /// Broker URL: mqtt://host:port, or mqtts://host:port with --tls-*.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    broker: String,
+    #[arg(long, default_value = "pos/v1")]
+    prefix: String,
+    /// MQTT client id (default: posctl-fleet-<pid>).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// CA certificate (PEM) for mqtts://.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM, X.509 v3).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+}
+
+impl FleetBroker {
+    fn broker(&self) -> posd::fleet::tool::Broker {
+        posd::fleet::tool::Broker {
+            url: self.broker.clone(),
+            prefix: self.prefix.clone(),
+            client_id: self
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("posctl-fleet-{}", std::process::id())),
+            tls: match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+                (Some(ca), Some(cert), Some(key)) => Some(posd::config::TlsConfig {
+                    ca: ca.clone(),
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum FleetCmd {
+    /// A new Ed25519 fleet signing key: writes the key file (0600), prints the `[fleet]` line.
+    Keygen {
+        /// The key's name (the envelope's key_id).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a config overlay (TOML or .json, shaped like posd.toml) and publish it retained.
+    Push {
+        #[arg(long)]
+        key: PathBuf,
+        /// A terminal id, or * for every terminal.
+        #[arg(long)]
+        terminal: String,
+        /// Higher than any version pushed to these terminals before.
+        #[arg(long)]
+        version: u64,
+        file: PathBuf,
+        #[command(flatten)]
+        mqtt: FleetBroker,
+    },
+    /// Send a signed command to one terminal and print its result.
+    Cmd {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        terminal: String,
+        /// sync_now, reprint, batch_close or ping.
+        op: String,
+        /// Arguments as a JSON object, e.g. '{"txn_id":"..."}'.
+        #[arg(long)]
+        args: Option<String>,
+        /// Default: a new UUID. Repeating one returns the recorded result.
+        #[arg(long)]
+        cmd_id: Option<String>,
+        #[arg(long, default_value_t = 15)]
+        wait_s: u64,
+        #[command(flatten)]
+        mqtt: FleetBroker,
+    },
+    /// Every terminal's retained status and config report, as a table.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// How long to collect retained messages.
+        #[arg(long, default_value_t = 1000)]
+        wait_ms: u64,
+        #[command(flatten)]
+        mqtt: FleetBroker,
+    },
+}
+
+pub fn run(cmd: FleetCmd) -> anyhow::Result<ExitCode> {
+    use posd::fleet::tool::{self, KeyFile};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cmd {
+        FleetCmd::Keygen { id, out } => {
+            let k = KeyFile::generate(&id);
+            k.write(&out)?;
+            println!(
+                "# wrote {}; add to every terminal's posd.toml:",
+                out.display()
+            );
+            println!("[fleet]\n{}", k.toml_entry());
+        }
+        FleetCmd::Push {
+            key,
+            terminal,
+            version,
+            file,
+            mqtt,
+        } => {
+            let k = KeyFile::read(&key)?;
+            let overlay = tool::read_overlay(&file)?;
+            let body = tool::sign_config(&k, &terminal, version, overlay)?;
+            let b = mqtt.broker();
+            let topic = b.cfg_topic(&terminal);
+            rt.block_on(tool::publish(&b, &topic, body, true))?;
+            println!(
+                "pushed version {version} to {topic} (retained), signed by {}",
+                k.id
+            );
+        }
+        FleetCmd::Cmd {
+            key,
+            terminal,
+            op,
+            args,
+            cmd_id,
+            wait_s,
+            mqtt,
+        } => {
+            let k = KeyFile::read(&key)?;
+            let op: posd_core::fleet::command::Op =
+                serde_json::from_value(Value::String(op.clone())).map_err(|_| {
+                    anyhow::anyhow!("unknown op {op:?}: sync_now, reprint, batch_close or ping")
+                })?;
+            let args: Value = match args {
+                Some(a) => serde_json::from_str(&a).context("--args is not JSON")?,
+                None => Value::Null,
+            };
+            let cmd_id = cmd_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            let body = tool::sign_command(&k, &terminal, &cmd_id, op, args)?;
+            let v = rt.block_on(tool::command(
+                &mqtt.broker(),
+                &terminal,
+                &cmd_id,
+                body,
+                std::time::Duration::from_secs(wait_s),
+            ))?;
+            println!("{v}");
+            if v["ok"] != Value::Bool(true) {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        FleetCmd::Status {
+            json,
+            wait_ms,
+            mqtt,
+        } => {
+            let rows = rt.block_on(tool::fleet_status(
+                &mqtt.broker(),
+                std::time::Duration::from_millis(wait_ms),
+            ))?;
+            if json {
+                println!("{}", tool::table_json(&rows));
+            } else {
+                print!("{}", tool::format_table(&rows));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
