@@ -1,6 +1,8 @@
 //! The daemon: wires the journal, the MQTT link, the sale engine, the control socket, the
 //! console and systemd together, and shuts them down gracefully on SIGTERM.
 
+mod fleet_impl;
+
 use crate::clock::{now_ms, GIT_COMMIT, VERSION};
 use crate::config::Config;
 use crate::control::{self, ControlCtx, StatusProvider};
@@ -213,10 +215,10 @@ pub async fn run(
             .map_err(|e| DaemonError::Config(e.to_string()))?,
         local,
         current: cfg.clone(),
-        applier: crate::fleet::EngineApplier {
+        applier: fleet_impl::EngineApplier {
             engine: engine_tx.clone(),
         },
-        commands: crate::fleet::DaemonCommands {
+        commands: fleet_impl::DaemonCommands {
             link: link.clone(),
             store: store.clone(),
             view: fleet_view.clone(),
