@@ -1,0 +1,564 @@
+//! The sale engine: the tokio shell around the core's transaction state machines and the till.
+//!
+//! It owns every transaction with a host conversation open, feeds them host responses, cashier
+//! cancels and clock ticks, and carries out their actions in order — `Persist` through the
+//! journal (durable before the next action), `Send` through the MQTT link. Sales arrive from
+//! the control socket, the keypad or the console; codes arrive from any scanner. What may
+//! happen next is the pure `posd_core::till::Till`'s decision; this module only does it.
+//! Each way to pay is its own file: [`sale`] (customer-presented codes and what the till
+//! waits for), [`card`], [`order`] (merchant-presented), [`offline`] (P1 and settlement),
+//! [`refund`] (refunds, voids, the PIN), [`batch`].
+
+mod batch;
+mod card;
+mod offline;
+mod order;
+mod refund;
+mod rules;
+mod sale;
+
+pub use rules::{
+    clock_trusted, CardRuntime, EngineParams, EngineRules, MerchantQrRuntime, OfflineRuntime,
+};
+
+use crate::clock::now_ms;
+use crate::store::StoreError;
+use posd_core::control::{BatchReply, CurrentReply, SaleMethod, SaleReply};
+use posd_core::display::UiEvent;
+use posd_core::money::Currency;
+use posd_core::order::MerchantOrder;
+use posd_core::protocol::{RespStatus, Response};
+use posd_core::refund::RefundFlow;
+use posd_core::till::{Till, TillRefusal};
+use posd_core::txn::{
+    Action, Ignored, Input, Method, OnlineSale, SaleOutcome, Transaction, TxnKind, TxnState,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+/// Why a sale could not be started or completed.
+#[derive(Debug, thiserror::Error)]
+pub enum SaleError {
+    /// The till's rules said no (busy, limits, PIN, host needed, batch preconditions).
+    #[error(transparent)]
+    Till(#[from] TillRefusal),
+    #[error("{0}")]
+    Code(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("offline code refused: {message}")]
+    Offline { code: &'static str, message: String },
+    #[error("the journal refused the sale: {0}")]
+    Store(#[from] StoreError),
+    #[error("the daemon is stopping")]
+    Stopping,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the host is unreachable: {0}")]
+    HostUnreachable(String),
+}
+
+impl SaleError {
+    /// A stable machine-readable code for callers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SaleError::Till(r) => r.code(),
+            SaleError::Code(_) => "bad_code",
+            SaleError::Refused(_) => "refused",
+            SaleError::Offline { code, .. } => code,
+            SaleError::Store(StoreError::Refused(_)) => "refused",
+            SaleError::Store(_) => "journal",
+            SaleError::Stopping => "stopping",
+            SaleError::NotFound(_) => "not_found",
+            SaleError::HostUnreachable(_) => "host_unreachable",
+        }
+    }
+}
+
+/// A refund request (control socket, keypad).
+#[derive(Debug)]
+pub struct RefundRequest {
+    /// The sale to refund; None: the next receipt scanned names it.
+    pub original: Option<String>,
+    /// Minor units; None: what is left to refund.
+    pub amount: Option<i64>,
+    /// Idempotency key chosen by the caller; None: the refund's own id.
+    pub refund_id: Option<String>,
+    pub pin: String,
+}
+
+pub enum EngineMsg {
+    Sale {
+        amount: i64,
+        currency: Currency,
+        code: Option<String>,
+        method: SaleMethod,
+        reply: Reply,
+    },
+    Refund {
+        req: RefundRequest,
+        reply: Reply,
+    },
+    /// Void an offline sale not yet settled.
+    Void {
+        original: String,
+        pin: String,
+        reply: Reply,
+    },
+    BatchClose {
+        reply: oneshot::Sender<Result<BatchReply, SaleError>>,
+    },
+    /// The sale in progress and the code it shows, if any.
+    Current {
+        reply: oneshot::Sender<Option<CurrentReply>>,
+    },
+    /// The host says a merchant-presented order was paid (`notify {type:"payment"}`).
+    Paid {
+        txn_id: String,
+        host_ref: Option<String>,
+        /// What the platform says was paid (minor units), when it says.
+        amount: Option<i64>,
+    },
+    /// The host's reconciliation of a batch close (`notify {type:"batch_close"}`).
+    BatchResult {
+        txn_id: String,
+        reconciled: bool,
+        detail: serde_json::Value,
+    },
+    /// A code from a scanner, the camera, the keypad or the console.
+    Code {
+        text: String,
+        source: String,
+    },
+    Cancel {
+        reply: oneshot::Sender<Result<String, SaleError>>,
+    },
+    Resp(Response),
+    /// The host settled (or refused) an offline sale.
+    Settlement {
+        txn_id: String,
+        settled: bool,
+        reason: Option<String>,
+    },
+    /// A fleet push (issue 8): new timeouts, limits, code patterns and offline rules (issuer
+    /// keys, denylist). They hold from the next sale on; sales in flight keep their policy.
+    Reconfigure {
+        rules: Box<EngineRules>,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// How a waiting caller is answered.
+pub(crate) type Reply = oneshot::Sender<Result<SaleReply, SaleError>>;
+
+/// One transaction with a host conversation open.
+pub(crate) enum Flow {
+    Online(OnlineSale),
+    Order(MerchantOrder),
+    Refund(RefundFlow),
+}
+
+impl Flow {
+    pub(crate) fn txn(&self) -> &Transaction {
+        match self {
+            Flow::Online(m) => m.txn(),
+            Flow::Order(m) => m.txn(),
+            Flow::Refund(m) => m.txn(),
+        }
+    }
+    pub(crate) fn next_wake(&self) -> Option<u64> {
+        match self {
+            Flow::Online(m) => m.next_wake(),
+            Flow::Order(m) => m.next_wake(),
+            Flow::Refund(m) => m.next_wake(),
+        }
+    }
+    pub(crate) fn handle(&mut self, input: Input, now: u64) -> Result<Vec<Action>, Ignored> {
+        match self {
+            Flow::Online(m) => m.handle(input, now),
+            Flow::Order(m) => m.handle(input, now),
+            Flow::Refund(m) => m.handle(input, now),
+        }
+    }
+    /// Rebuilds the flow of a transaction found in flight in the journal.
+    pub(crate) fn recover(txn: Transaction, p: &EngineParams, now: u64) -> Option<Flow> {
+        match (txn.kind, txn.method) {
+            (TxnKind::Refund, _) => {
+                RefundFlow::resume(txn, p.refund_policy, now, false).map(Flow::Refund)
+            }
+            (TxnKind::Sale, Method::MerchantQr) => Some(Flow::Order(MerchantOrder::recover(
+                txn,
+                p.merchant_qr.policy,
+                now,
+            ))),
+            (TxnKind::Sale, Method::PaymentCode | Method::Card) => {
+                Some(Flow::Online(OnlineSale::recover(txn, p.policy, now)))
+            }
+            _ => None,
+        }
+    }
+}
+
+pub(crate) struct Engine {
+    pub(crate) p: EngineParams,
+    /// One sale at a time, what the till waits for, the PIN lockout (pure).
+    pub(crate) till: Till<Reply>,
+    pub(crate) machines: HashMap<Uuid, Flow>,
+    pub(crate) waiters: HashMap<Uuid, Reply>,
+    /// Outstanding settlement queries: req_id → txn_id.
+    pub(crate) settle_queries: HashMap<String, String>,
+    pub(crate) next_settle_check: u64,
+}
+
+/// Unix ms of the engine loop's last turn (watchdog).
+pub type Heartbeat = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+/// Resumes every transaction left in flight, then serves messages until shutdown.
+pub async fn run(
+    p: EngineParams,
+    mut rx: mpsc::Receiver<EngineMsg>,
+    heartbeat: Heartbeat,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let mut e = Engine {
+        till: Till::new(p.currency, p.max_amount),
+        p,
+        machines: HashMap::new(),
+        waiters: HashMap::new(),
+        settle_queries: HashMap::new(),
+        next_settle_check: 0,
+    };
+    let now = now_ms();
+    let in_flight = e.p.store.call(|db| db.in_flight()).await?;
+    for txn in in_flight {
+        let id = txn.id;
+        let state = txn.state;
+        match Flow::recover(txn, &e.p, now) {
+            Some(f) => {
+                log::warn!(txn_id = id.to_string(); "resolving a transaction left {} by the last run", state.as_str());
+                e.machines.insert(id, f);
+            }
+            None => {
+                log::error!(txn_id = id.to_string(); "transaction left {} cannot be resumed", state.as_str())
+            }
+        }
+    }
+    loop {
+        heartbeat.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        let wake = e.machines.values().filter_map(|m| m.next_wake()).min();
+        let sleep_ms = wake
+            .map(|w| w.saturating_sub(now_ms()))
+            .unwrap_or(500)
+            .min(500);
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            msg = rx.recv() => match msg {
+                Some(m) => e.on_msg(m).await,
+                None => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
+        }
+        e.tick().await;
+    }
+    if let Some(a) = e.till.take_awaiting() {
+        let _ = a.reply().send(Err(SaleError::Stopping));
+    }
+    for (_, w) in e.waiters.drain() {
+        let _ = w.send(Err(SaleError::Stopping));
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub(crate) fn ui(&self, ev: UiEvent) {
+        let _ = self.p.ui.send(ev);
+    }
+
+    async fn on_msg(&mut self, msg: EngineMsg) {
+        match msg {
+            EngineMsg::Sale {
+                amount,
+                currency,
+                code,
+                method,
+                reply,
+            } => self.sale(amount, currency, code, method, reply).await,
+            EngineMsg::Code { text, source } => self.code(text, &source).await,
+            EngineMsg::Cancel { reply } => {
+                let r = self.cancel().await;
+                let _ = reply.send(r);
+            }
+            EngineMsg::Refund { req, reply } => self.refund(req, reply).await,
+            EngineMsg::Void {
+                original,
+                pin,
+                reply,
+            } => match self.check_pin(pin).await {
+                Ok(()) => self.void(original, reply).await,
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            EngineMsg::BatchClose { reply } => {
+                let r = self.batch_close().await;
+                let _ = reply.send(r);
+            }
+            EngineMsg::Current { reply } => {
+                let _ = reply.send(self.current());
+            }
+            EngineMsg::Paid {
+                txn_id,
+                host_ref,
+                amount,
+            } => self.paid(txn_id, host_ref, amount).await,
+            EngineMsg::BatchResult {
+                txn_id,
+                reconciled,
+                detail,
+            } => self.batch_result(txn_id, reconciled, detail).await,
+            EngineMsg::Settlement {
+                txn_id,
+                settled,
+                reason,
+            } => self.settle(txn_id, settled, reason).await,
+            EngineMsg::Reconfigure { rules, reply } => {
+                let r = *rules;
+                self.p.policy = r.policy;
+                self.p.max_amount = r.max_amount;
+                self.till.set_max_amount(r.max_amount);
+                self.p.patterns = r.patterns;
+                self.p.offline = r.offline;
+                self.p.merchant_qr = r.merchant_qr;
+                self.p.card.saf = r.saf;
+                let _ = reply.send(());
+            }
+            EngineMsg::Resp(resp) => self.resp(resp).await,
+        }
+    }
+
+    /// A host response: a settlement query's answer, or an input for the flow that asked.
+    async fn resp(&mut self, resp: Response) {
+        let now = now_ms();
+        if let Some(txn_id) = self.settle_queries.remove(&resp.req_id) {
+            match resp.status {
+                RespStatus::Approved => self.settle(txn_id, true, None).await,
+                RespStatus::Declined => self.settle(txn_id, false, resp.reason).await,
+                _ => {}
+            }
+            return;
+        }
+        // Every req_id names the transaction that issued it (a refund's answer carries the
+        // original sale in txn_id).
+        let Some(id) =
+            posd_core::txn::txn_of_req(&resp.req_id).or_else(|| Uuid::parse_str(&resp.txn_id).ok())
+        else {
+            log::warn!("resp {:?} names no transaction: ignored", resp.req_id);
+            return;
+        };
+        let Some(m) = self.machines.get_mut(&id) else {
+            log::warn!(txn_id = resp.txn_id.as_str(); "resp {} for no transaction in flight: ignored", resp.req_id);
+            return;
+        };
+        match m.handle(Input::Resp(resp), now) {
+            Ok(a) => self.execute(id, a).await,
+            Err(e) => log::warn!(txn_id = id.to_string(); "resp ignored: {e}"),
+        }
+    }
+
+    /// Journals a new transaction's first state (its intent), then runs the rest of its actions.
+    pub(crate) async fn launch(
+        &mut self,
+        flow: Flow,
+        actions: Vec<Action>,
+        reply: Reply,
+        what: &str,
+    ) {
+        let id = flow.txn().id;
+        // A refund's intent is checked against its original inside the same SQLite transaction.
+        let original = match &flow {
+            Flow::Refund(f) => Some(f.original().to_string()),
+            _ => None,
+        };
+        let mut actions = actions.into_iter();
+        if let Some(Action::Persist(t)) = actions.next() {
+            let r = self
+                .p
+                .store
+                .call(move |db| match &original {
+                    Some(o) => db.record_refund(&t, o),
+                    None => db.record(&t),
+                })
+                .await;
+            if let Err(e) = r {
+                log::info!("transaction refused by the journal: {e}");
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+            self.p.link.kick();
+        }
+        self.machines.insert(id, flow);
+        self.waiters.insert(id, reply);
+        self.till.started(id);
+        self.ui(UiEvent::Processing {
+            txn_id: id.to_string(),
+            what: what.into(),
+        });
+        self.execute(id, actions.collect()).await;
+    }
+
+    async fn tick(&mut self) {
+        let now = now_ms();
+        self.settlement_round(now).await;
+        let due: Vec<Uuid> = self
+            .machines
+            .iter()
+            .filter(|(_, m)| m.next_wake().is_some_and(|w| w <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let r = match self.machines.get_mut(&id) {
+                Some(m) => m.handle(Input::Tick, now),
+                None => continue,
+            };
+            if let Ok(a) = r {
+                self.execute(id, a).await;
+            }
+        }
+    }
+
+    /// Stops after a journal failure: nothing external may follow an intent that is not
+    /// durable. Resumes from the last durable state, which queries and decides again.
+    async fn resume_from_journal(&mut self, id: Uuid, error: StoreError) {
+        // Whoever waits hears of the failure now; the till is free again.
+        if let Some(w) = self.waiters.remove(&id) {
+            let _ = w.send(Err(SaleError::Store(error)));
+        }
+        self.till.decided(id);
+        let key = id.to_string();
+        let durable = self.p.store.call(move |db| db.txn(&key)).await;
+        match durable
+            .ok()
+            .flatten()
+            .and_then(|d| Flow::recover(d, &self.p, now_ms() + 1000))
+        {
+            Some(f) => {
+                self.machines.insert(id, f);
+            }
+            None => {
+                // Not even the last durable state can be read: drop it from memory; the next
+                // start resumes it from the journal.
+                self.machines.remove(&id);
+            }
+        }
+    }
+
+    pub(crate) async fn execute(&mut self, id: Uuid, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Persist(t) => {
+                    let state = t.state;
+                    let kind = t.kind;
+                    let snapshot = t.clone();
+                    match self.p.store.call(move |db| db.record(&snapshot)).await {
+                        Ok(seq) => {
+                            log::info!(txn_id = id.to_string(), seq = seq; "{} {}", kind.as_str(), state.as_str());
+                            self.p.link.kick();
+                            if state == TxnState::Pending
+                                && kind == TxnKind::Sale
+                                && t.method != Method::MerchantQr
+                            {
+                                self.ui(UiEvent::CustomerConfirming {
+                                    txn_id: id.to_string(),
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            log::error!(txn_id = id.to_string(); "journal refused state {}: {e}", state.as_str());
+                            self.resume_from_journal(id, e).await;
+                            return;
+                        }
+                    }
+                }
+                Action::PersistWithRefund { sale, refund } => {
+                    let pair = [sale.clone(), refund.clone()];
+                    match self.p.store.call(move |db| db.record_batch(&pair)).await {
+                        Ok(_) => {
+                            log::warn!(txn_id = id.to_string(); "order paid after the cashier was told it was not: refunding it automatically ({})", refund.id);
+                            self.p.link.kick();
+                            if let Some(f) =
+                                RefundFlow::resume(refund, self.p.refund_policy, now_ms(), false)
+                            {
+                                self.machines.insert(f.txn().id, Flow::Refund(f));
+                            }
+                        }
+                        Err(e) => {
+                            log::error!(txn_id = id.to_string(); "journal refused the paid order and its refund: {e}");
+                            self.resume_from_journal(id, e).await;
+                            return;
+                        }
+                    }
+                }
+                Action::ShowQr(qr) => {
+                    let amount = self
+                        .machines
+                        .get(&id)
+                        .map(|m| {
+                            let t = m.txn();
+                            format!("{} {}", t.currency.format(t.amount), t.currency)
+                        })
+                        .unwrap_or_default();
+                    self.print_pay_slip(id, &qr).await;
+                    self.ui(UiEvent::ShowQr {
+                        txn_id: id.to_string(),
+                        qr,
+                        amount,
+                    });
+                }
+                Action::Send(req) => {
+                    if let Err(e) = self.p.link.send_request(&req) {
+                        log::warn!(txn_id = id.to_string(); "{} not sent: {e}", req.op.as_str());
+                    }
+                }
+                Action::Outcome(outcome) => {
+                    self.till.decided(id);
+                    let Some(m) = self.machines.get(&id) else {
+                        continue;
+                    };
+                    let t = m.txn();
+                    let refund = t.kind == TxnKind::Refund;
+                    let (text, approved) = match &outcome {
+                        SaleOutcome::Approved { .. } if refund => ("REFUNDED".to_string(), true),
+                        SaleOutcome::Approved { .. } => ("APPROVED".to_string(), true),
+                        SaleOutcome::Declined { reason } => (format!("DECLINED: {reason}"), false),
+                        SaleOutcome::Cancelled { reason } => (format!("NOT PAID: {reason}"), false),
+                        SaleOutcome::Pending { reason } => (format!("PENDING: {reason}"), false),
+                    };
+                    self.ui(UiEvent::Result {
+                        txn_id: id.to_string(),
+                        text,
+                        approved,
+                    });
+                    let reply = SaleReply::of(t, outcome);
+                    if let Some(w) = self.waiters.remove(&id) {
+                        let _ = w.send(Ok(reply));
+                    }
+                }
+                Action::Finished => {
+                    self.machines.remove(&id);
+                    self.waiters.remove(&id);
+                    self.till.decided(id);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn rand10() -> [u8; 10] {
+    let mut b = [0u8; 10];
+    for x in &mut b {
+        *x = fastrand::u8(..);
+    }
+    b
+}

@@ -1,0 +1,214 @@
+//! Offline `P1` codes (DESIGN §1.2): verified on the box, every rule checked against the
+//! journal, approved durably with the user's counter in the same SQLite transaction; then the
+//! host's settlement (its `notify`, or a `query` when that notify was lost).
+
+use super::{clock_trusted, rand10, Engine, Reply, SaleError};
+use crate::clock::now_ms;
+use crate::store::StoreError;
+use posd_core::codes::{self, OfflineState};
+use posd_core::control::SaleReply;
+use posd_core::display::UiEvent;
+use posd_core::money::Currency;
+use posd_core::txn::{Method, SaleOutcome, Transaction, TxnKind, TxnState};
+
+/// Settlement queries per round.
+const SETTLE_BATCH: u32 = 256;
+
+impl Engine {
+    /// DESIGN §1.2: verify, check every rule against the journal, approve durably, queue.
+    pub(super) async fn start_offline(
+        &mut self,
+        amount: i64,
+        currency: Currency,
+        text: &str,
+        reply: Reply,
+    ) {
+        let refuse =
+            |this: &Self, code: &'static str, short: &str, message: String, reply: Reply| {
+                log::info!("offline code refused: {code}: {message}");
+                this.ui(UiEvent::Notice {
+                    text: short.to_string(),
+                });
+                let _ = reply.send(Err(SaleError::Offline { code, message }));
+            };
+        let off = &self.p.offline;
+        if !off.enabled {
+            refuse(
+                self,
+                "offline_disabled",
+                "Offline not accepted",
+                "this terminal does not accept offline codes".into(),
+                reply,
+            );
+            return;
+        }
+        let now = now_ms();
+        let now_s = now / 1000;
+        let verified = match codes::verify_p1(text, now_s, &off.keys, &off.policy) {
+            Ok(v) => v,
+            Err(r) => {
+                refuse(self, r.code(), r.short_message(), r.to_string(), reply);
+                return;
+            }
+        };
+        let user = verified.user_id();
+        let counter = verified.counter();
+        let day_start = now - now % 86_400_000;
+        let snap = match self
+            .p
+            .store
+            .call(move |db| db.offline_snapshot(user, day_start))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+        };
+        let fingerprint = verified.credential_fingerprint.clone();
+        let state = OfflineState {
+            last_counter: snap.last_counter,
+            user_total_today: snap.user_total_today,
+            unsynced_count: snap.unsynced_count,
+            unsynced_amount: snap.unsynced_amount,
+            oldest_unsynced_at: snap.oldest_unsynced_at.map(|ms| ms / 1000),
+            denylisted: off.deny_users.contains(&user)
+                || off.deny_credentials.contains(&fingerprint),
+            clock_trusted: clock_trusted(off.clock, now),
+        };
+        let amount_u = amount.max(0) as u64;
+        if let Err(r) = codes::check_offline_acceptance(
+            &verified,
+            amount_u,
+            currency.code(),
+            &state,
+            &off.limits,
+            now_s,
+        ) {
+            refuse(self, r.code(), r.short_message(), r.to_string(), reply);
+            return;
+        }
+        let mut txn = Transaction::new(
+            TxnKind::Sale,
+            Method::OfflineCode,
+            amount,
+            currency,
+            TxnState::ApprovedOffline,
+            now,
+            rand10(),
+        );
+        txn.channel = Some("p1".into());
+        txn.code_masked = Some(format!("P1 user {user} #{counter}"));
+        txn.detail = Some(serde_json::json!({
+            "p1": verified.text(),
+            "user_id": user,
+            "counter": counter,
+            "credential": fingerprint,
+            "issuer_key_id": verified.code.credential.issuer_key_id,
+        }));
+        let snapshot = txn.clone();
+        match self
+            .p
+            .store
+            .call(move |db| db.record_offline_sale(&snapshot, user, counter))
+            .await
+        {
+            Ok(seq) => {
+                log::info!(txn_id = txn.id.to_string(), seq = seq; "offline sale approved");
+                self.p.link.kick();
+            }
+            Err(StoreError::CounterReplayed { .. }) => {
+                refuse(
+                    self,
+                    "counter_replayed",
+                    "Code already used",
+                    "this code was already used".into(),
+                    reply,
+                );
+                return;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(SaleError::Store(e)));
+                return;
+            }
+        }
+        self.ui(UiEvent::Result {
+            txn_id: txn.id.to_string(),
+            text: "APPROVED OFFLINE".into(),
+            approved: true,
+        });
+        let _ = reply.send(Ok(SaleReply::of(
+            &txn,
+            SaleOutcome::Approved { host_ref: None },
+        )));
+    }
+
+    /// The host's verdict on an offline sale at settlement: journaled, visible in `txn show`.
+    pub(super) async fn settle(&mut self, txn_id: String, settled: bool, reason: Option<String>) {
+        let key = txn_id.clone();
+        let txn = match self.p.store.call(move |db| db.txn(&key)).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                log::warn!("settlement for unknown transaction {txn_id}: ignored");
+                return;
+            }
+            Err(e) => {
+                log::error!("settlement for {txn_id} not recorded: {e}");
+                return;
+            }
+        };
+        if txn.state != TxnState::ApprovedOffline {
+            log::info!(txn_id = txn_id.as_str(); "settlement ignored: transaction is {}", txn.state.as_str());
+            return;
+        }
+        let mut t = txn;
+        t.state = if settled {
+            TxnState::Settled
+        } else {
+            TxnState::SettlementRejected
+        };
+        t.reason = reason;
+        t.updated_at = now_ms();
+        match self.p.store.call(move |db| db.record(&t)).await {
+            Ok(seq) => {
+                log::info!(txn_id = txn_id.as_str(), seq = seq; "offline sale {}", if settled { "settled" } else { "rejected at settlement" });
+                self.p.link.kick();
+            }
+            Err(e) => log::error!("settlement for {txn_id} not recorded: {e}"),
+        }
+    }
+
+    /// Asks the host about offline sales it holds but has not settled (its notify may be lost).
+    pub(super) async fn settlement_round(&mut self, now: u64) {
+        if now < self.next_settle_check || !self.p.link.is_connected() {
+            return;
+        }
+        self.next_settle_check = now + self.p.offline.settle_query_ms;
+        self.settle_queries.clear();
+        let before = now.saturating_sub(self.p.offline.settle_query_ms);
+        let ids = match self
+            .p
+            .store
+            .call(move |db| db.unsettled_offline(before, SETTLE_BATCH))
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                log::error!("cannot list unsettled offline sales: {e}");
+                return;
+            }
+        };
+        for (n, id) in ids.into_iter().enumerate() {
+            let req_id = format!("{}.settle.{now}.{n}", id.replace('-', ""));
+            let req = posd_core::protocol::Request::new(
+                req_id.clone(),
+                posd_core::protocol::Op::Query,
+                id.clone(),
+            );
+            if self.p.link.send_request(&req).is_ok() {
+                self.settle_queries.insert(req_id, id);
+            }
+        }
+    }
+}

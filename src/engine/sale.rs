@@ -1,0 +1,220 @@
+//! Customer-presented codes (DESIGN §1.1): a sale asked for by the till, the code that pays it
+//! (from any scanner, or in the request), routing it to the online, offline or card path, and
+//! the cashier's cancel.
+
+use super::{rand10, Engine, Flow, RefundRequest, Reply, SaleError};
+use crate::clock::now_ms;
+use posd_core::control::{AwaitingInput, CurrentReply, CurrentTxn, SaleMethod};
+use posd_core::display::UiEvent;
+use posd_core::money::Currency;
+use posd_core::till::{route, Awaiting, CodeRoute, TillRefusal};
+use posd_core::txn::{Input, Method, OnlineSale, Transaction, TxnKind, TxnState};
+
+impl Engine {
+    /// A sale from the till: checked by the till's rules, then started or left waiting for a code.
+    pub(super) async fn sale(
+        &mut self,
+        amount: i64,
+        currency: Currency,
+        code: Option<String>,
+        method: SaleMethod,
+        reply: Reply,
+    ) {
+        if let Err(r) = self.till.check_sale(amount, currency) {
+            let _ = reply.send(Err(r.into()));
+            return;
+        }
+        match (method, code) {
+            (SaleMethod::MerchantQr, _) => self.start_order(amount, currency, reply).await,
+            (SaleMethod::Presented, Some(code)) => {
+                self.start_with_code(amount, currency, code, reply).await
+            }
+            (SaleMethod::Presented, None) => {
+                self.ui(UiEvent::AwaitingCode {
+                    amount: format!("{} {}", currency.format(amount), currency),
+                });
+                self.till.wait_for(Awaiting::Code {
+                    amount,
+                    currency,
+                    reply,
+                });
+            }
+        }
+    }
+
+    /// A code from a scanner, the camera, the keypad or the console: it pays the awaited sale
+    /// or names the awaited refund's receipt; otherwise it is wiped and ignored.
+    pub(super) async fn code(&mut self, text: String, source: &str) {
+        match self.till.take_awaiting() {
+            Some(Awaiting::Code {
+                amount,
+                currency,
+                reply,
+            }) => self.start_with_code(amount, currency, text, reply).await,
+            Some(Awaiting::Receipt {
+                amount,
+                refund_id,
+                reply,
+            }) => match route(&text, &self.p.patterns) {
+                CodeRoute::Receipt { txn_id } => {
+                    let req = RefundRequest {
+                        original: Some(txn_id),
+                        amount,
+                        refund_id,
+                        pin: String::new(),
+                    };
+                    self.start_refund(req, reply).await;
+                }
+                _ => {
+                    let mut text = text;
+                    zeroize::Zeroize::zeroize(&mut text);
+                    self.ui(UiEvent::Notice {
+                        text: "Scan the receipt's QR code".into(),
+                    });
+                    self.till.wait_for(Awaiting::Receipt {
+                        amount,
+                        refund_id,
+                        reply,
+                    });
+                }
+            },
+            None => {
+                log::info!("code from {source} ignored: no sale waits for one");
+                let mut text = text;
+                zeroize::Zeroize::zeroize(&mut text);
+                self.ui(UiEvent::Notice {
+                    text: "No sale in progress".into(),
+                });
+            }
+        }
+    }
+
+    /// The cashier cancels: what was awaited ends; a transaction in flight is reversed or closed.
+    pub(super) async fn cancel(&mut self) -> Result<String, SaleError> {
+        if let Some(a) = self.till.take_awaiting() {
+            let what = match &a {
+                Awaiting::Code { .. } => "cancelled before a code was scanned",
+                Awaiting::Receipt { .. } => "refund cancelled before a receipt was scanned",
+            };
+            let _ = a
+                .reply()
+                .send(Err(SaleError::Refused("cancelled by the cashier".into())));
+            return Ok(what.into());
+        }
+        let id = self.till.current().ok_or(TillRefusal::NoSale)?;
+        let now = now_ms();
+        let flow = self.machines.get_mut(&id).ok_or(TillRefusal::NoSale)?;
+        let what = match flow {
+            Flow::Order(_) => "closing the order",
+            Flow::Refund(_) => {
+                "a refund cannot be called back; it is retried until the host answers"
+            }
+            Flow::Online(_) => "reversal under way",
+        };
+        let actions = flow
+            .handle(
+                Input::Cancel {
+                    reason: "cancelled by the cashier".into(),
+                },
+                now,
+            )
+            .map_err(|e| SaleError::Refused(e.to_string()))?;
+        self.execute(id, actions).await;
+        Ok(format!("sale {id} cancelled; {what}"))
+    }
+
+    /// The sale in progress (and the code it shows), or what the till waits for.
+    pub(super) fn current(&self) -> Option<CurrentReply> {
+        if let Some(f) = self.till.current().and_then(|id| self.machines.get(&id)) {
+            let t = f.txn();
+            return Some(CurrentReply::Txn(CurrentTxn {
+                txn_id: t.id.to_string(),
+                kind: t.kind,
+                method: t.method,
+                state: t.state,
+                amount: t.amount,
+                currency: t.currency.code().to_string(),
+                qr: match f {
+                    Flow::Order(o) => o.qr().map(str::to_string),
+                    _ => None,
+                },
+            }));
+        }
+        self.till.awaiting().map(|a| {
+            CurrentReply::Awaiting(match a {
+                Awaiting::Code {
+                    amount, currency, ..
+                } => AwaitingInput {
+                    awaiting: "code".into(),
+                    amount: Some(*amount),
+                    currency: Some(currency.code().to_string()),
+                },
+                Awaiting::Receipt { .. } => AwaitingInput {
+                    awaiting: "receipt".into(),
+                    amount: None,
+                    currency: None,
+                },
+            })
+        })
+    }
+
+    /// Routes a code: online, offline (P1), card, or a clear refusal.
+    pub(super) async fn start_with_code(
+        &mut self,
+        amount: i64,
+        currency: Currency,
+        mut text: String,
+        reply: Reply,
+    ) {
+        let code = text.trim_end_matches(['\r', '\n']).to_string();
+        let routed = route(&code, &self.p.patterns);
+        let channel = match routed {
+            CodeRoute::Online { channel } => channel,
+            CodeRoute::Offline => {
+                self.start_offline(amount, currency, &code, reply).await;
+                return;
+            }
+            CodeRoute::Card => {
+                zeroize::Zeroize::zeroize(&mut text);
+                self.start_card(amount, currency, code, reply).await;
+                return;
+            }
+            CodeRoute::Receipt { .. } => {
+                let reason =
+                    "this is a receipt: scan the customer's payment code, or use the refund menu"
+                        .to_string();
+                self.ui(UiEvent::Notice {
+                    text: reason.clone(),
+                });
+                let _ = reply.send(Err(SaleError::Code(reason)));
+                return;
+            }
+            CodeRoute::Refuse(reason) => {
+                self.ui(UiEvent::Notice {
+                    text: reason.clone(),
+                });
+                let _ = reply.send(Err(SaleError::Code(reason)));
+                return;
+            }
+        };
+        let now = now_ms();
+        let mut txn = Transaction::new(
+            TxnKind::Sale,
+            Method::PaymentCode,
+            amount,
+            currency,
+            TxnState::Authorizing,
+            now,
+            rand10(),
+        );
+        txn.channel = Some(channel);
+        let (m, actions) = OnlineSale::start(txn, &code, self.p.policy, now);
+        self.launch(
+            Flow::Online(m),
+            actions,
+            reply,
+            "asking the payment platform",
+        )
+        .await;
+    }
+}
