@@ -11,6 +11,7 @@ use crate::clock::now_ms;
 use crate::config::{parse_broker_url, BrokerConfig, TlsConfig};
 use crate::store::{QueueStats, Store, StoreError};
 use posd_core::backoff::Backoff;
+use posd_core::outbox::SendWindow;
 use posd_core::protocol::{self, Request, Response, Topics};
 use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
@@ -399,43 +400,31 @@ async fn drain_loop(
     // Start from what the journal says the host already has.
     let acked = store.call(|db| Ok(db.acked_seq())).await.unwrap_or(0);
     link.shared.acked_seq.fetch_max(acked, Ordering::AcqRel);
+    let mut w = SendWindow::new(window, ack_timeout.as_millis() as u64, acked, now_ms());
     let mut seen_gen = *gen.borrow();
-    let mut sent = acked;
-    let mut last_acked = acked;
-    let mut progress_at = tokio::time::Instant::now();
     let topic = link.topics.events();
     loop {
         if *shutdown.borrow() {
             return;
         }
+        let now = now_ms();
         let g = *gen.borrow();
         if g != seen_gen {
             // New connection (or lost one): resend everything the host has not acknowledged.
             seen_gen = g;
-            sent = link.shared.acked_seq.load(Ordering::Acquire);
+            w.reconnected(now);
         }
-        let acked = link.shared.acked_seq.load(Ordering::Acquire);
-        if acked != last_acked {
-            last_acked = acked;
-            progress_at = tokio::time::Instant::now();
-        } else if sent > acked && progress_at.elapsed() >= ack_timeout {
+        w.ack(link.shared.acked_seq.load(Ordering::Acquire), now);
+        if let Some(again) = w.check_timeout(now) {
             // Published but never acknowledged (no host was subscribed, or an ack was lost):
             // publish again from the last ack. The host keys events by event_id.
-            log::info!(
-                "no ack for {} event(s) in {:?}: resending",
-                sent - acked,
-                ack_timeout
-            );
-            sent = acked;
-            progress_at = tokio::time::Instant::now();
+            log::info!("no ack for {again} event(s) in {ack_timeout:?}: resending");
         }
-        sent = sent.max(acked);
-        link.shared.sent_seq.store(sent, Ordering::Relaxed);
-        let room = window.saturating_sub(sent - acked);
+        link.shared.sent_seq.store(w.sent(), Ordering::Relaxed);
         let mut batch = Vec::new();
-        if link.is_connected() && room > 0 {
-            let limit = room.min(256) as u32;
-            match store.call(move |db| db.outbox_after(sent, limit)).await {
+        if link.is_connected() && w.room() > 0 {
+            let (after, limit) = (w.sent(), w.room().min(256) as u32);
+            match store.call(move |db| db.outbox_after(after, limit)).await {
                 Ok(b) => batch = b,
                 Err(e) => log::error!("cannot read the outbox: {e}"),
             }
@@ -462,10 +451,7 @@ async fn drain_loop(
                 log::warn!("cannot queue event {seq}: {e}");
                 break;
             }
-            if sent == acked {
-                progress_at = tokio::time::Instant::now();
-            }
-            sent = seq;
+            w.published_one(seq, now_ms());
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod hid;
 pub mod money;
 pub mod order;
+pub mod outbox;
 pub mod pin;
 pub mod protocol;
 pub mod receipt;
