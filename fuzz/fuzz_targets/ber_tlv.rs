@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use posd::codes::{cpm, tlv};
+use posd_core::codes::{cpm, tlv};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(tree) = tlv::parse(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use posd::card::{open, parse_swipe, public_from_secret, seal};
+use posd_core::card::{open, parse_swipe, public_from_secret, seal};
 
 const HOST_SECRET: [u8; 32] = [0x42; 32];
 const AAD: &[u8] = b"fuzz";

@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use posd::codes::classify::{classify, Patterns};
-use posd::codes::inspect::inspect;
+use posd_core::codes::classify::{classify, Patterns};
+use posd_core::codes::inspect::inspect;
 
 fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();

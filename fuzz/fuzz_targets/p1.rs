@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use posd::codes::offline::{verify_p1, IssuerKeys, OfflinePolicy};
-use posd::codes::p1::{P1Code, PrivateKey};
+use posd_core::codes::offline::{verify_p1, IssuerKeys, OfflinePolicy};
+use posd_core::codes::p1::{P1Code, PrivateKey};
 
 fn keys() -> &'static IssuerKeys {
     static K: OnceLock<IssuerKeys> = OnceLock::new();
