@@ -5,6 +5,7 @@ use super::envelope::{self, ConfigDocument};
 use crate::config::TlsConfig;
 use crate::link::{install_crypto_provider, mqtt_options};
 use ed25519_dalek::SigningKey;
+use posd_core::protocol::{all_cfg_desired, split_topic, Topics};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -172,11 +173,10 @@ pub struct Broker {
 impl Broker {
     /// The topic of a push to `terminal` (`*` = every terminal: `{prefix}/all/cfg/desired`).
     pub fn cfg_topic(&self, terminal: &str) -> String {
-        let prefix = self.prefix.trim_end_matches('/');
         if terminal == "*" {
-            posd_core::protocol::all_cfg_desired(prefix)
+            all_cfg_desired(&self.prefix)
         } else {
-            format!("{prefix}/{terminal}/cfg/desired")
+            Topics::new(&self.prefix, terminal).cfg_desired()
         }
     }
 
@@ -293,12 +293,12 @@ pub async fn command(
     envelope: Vec<u8>,
     wait: Duration,
 ) -> Result<Value, ToolError> {
-    let root = format!("{}/{terminal}", broker.prefix.trim_end_matches('/'));
+    let topics = Topics::new(&broker.prefix, terminal);
     let mut answer = None;
     session(
         broker,
-        &[format!("{root}/cmd/result")],
-        Some((format!("{root}/cmd"), envelope, false)),
+        &[topics.cmd_result()],
+        Some((topics.cmd(), envelope, false)),
         wait,
         false,
         |_, payload| {
@@ -331,18 +331,17 @@ pub struct TerminalRow {
 /// Collects the retained `+/status` and `+/cfg/reported` for `wait` and builds the table.
 pub async fn fleet_status(broker: &Broker, wait: Duration) -> Result<Vec<TerminalRow>, ToolError> {
     let prefix = broker.prefix.trim_end_matches('/').to_string();
+    // `+`: every terminal, an MQTT wildcard in the terminal's place.
+    let every = Topics::new(&prefix, "+");
     let mut rows: BTreeMap<String, TerminalRow> = BTreeMap::new();
     session(
         broker,
-        &[
-            format!("{prefix}/+/status"),
-            format!("{prefix}/+/cfg/reported"),
-        ],
+        &[every.status(), every.cfg_reported()],
         None,
         wait,
         true,
         |topic, payload| {
-            let Some((terminal, leaf)) = posd_core::protocol::split_topic(&prefix, topic) else {
+            let Some((terminal, leaf)) = split_topic(&prefix, topic) else {
                 return false;
             };
             let Ok(v) = serde_json::from_slice::<Value>(payload) else {

@@ -1,0 +1,257 @@
+//! The terminals' journals on `events`: stored idempotently by `event_id` before they are
+//! acknowledged (`ack {upto_seq}` = the contiguous stored seq), voids applied to the ledger,
+//! offline sales and batch closes handed on the first time they arrive.
+
+use super::batch::batch_close;
+use super::settlement::{settle_card, settle_offline};
+use super::{HostConfig, HostError};
+use posd_core::protocol::{self, Event as PosEvent, Notify};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// What storing one event produced.
+pub(super) enum Stored {
+    /// Not an event (malformed): nothing stored, nothing to ack.
+    Bad,
+    /// Stored now or before.
+    Ok,
+    /// Stored now, and it settled an offline sale or reconciled a batch: tell the terminal.
+    Notify(Notify),
+}
+
+/// Stores one event if new; settles offline sales the first time they arrive.
+pub(super) fn store_event(
+    db: &Connection,
+    terminal: &str,
+    payload: &[u8],
+    now: u64,
+    cfg: &HostConfig,
+) -> Result<Stored, HostError> {
+    let ev = match protocol::parse_event(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("host: {e}");
+            return Ok(Stored::Bad);
+        }
+    };
+    let text = String::from_utf8_lossy(payload);
+    let n = db.execute(
+        "INSERT OR IGNORE INTO events (event_id, terminal, seq, txn_id, type, state, amount,
+            currency, payload, received_at, stored_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            ev.event_id,
+            terminal,
+            ev.seq as i64,
+            ev.txn_id,
+            ev.kind,
+            ev.state,
+            ev.amount,
+            ev.currency,
+            text,
+            now as i64,
+            cfg.client_id
+        ],
+    )?;
+    if n == 0 {
+        // Either a redelivery (same event_id) or a seq clash with another event id.
+        let same: Option<String> = db
+            .query_row(
+                "SELECT event_id FROM events WHERE terminal = ?1 AND seq = ?2",
+                params![terminal, ev.seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if same.as_deref() != Some(ev.event_id.as_str()) {
+            log::error!(
+                "host: terminal {terminal} sent seq {} with event id {} but {:?} is stored",
+                ev.seq,
+                ev.event_id,
+                same
+            );
+        }
+        return Ok(Stored::Ok);
+    }
+    if ev.kind == "void" {
+        match ev
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("original"))
+            .and_then(|o| o.as_str())
+        {
+            Some(original) => void_sale(db, terminal, original, &ev, now)?,
+            None => log::warn!(
+                "host: void {} from {terminal} names no original (detail.original)",
+                ev.txn_id
+            ),
+        }
+        return Ok(Stored::Ok);
+    }
+    if ev.kind == "sale" && ev.state == "voided" {
+        void_sale(db, terminal, &ev.txn_id, &ev, now)?;
+        return Ok(Stored::Ok);
+    }
+    if ev.kind == "batch_close" {
+        return Ok(match batch_close(db, terminal, &ev, now)? {
+            Some(n) => Stored::Notify(n),
+            None => Stored::Ok,
+        });
+    }
+    if ev.state == "approved_offline" && matches!(ev.method.as_str(), "offline_code" | "card") {
+        // A sale voided before its approval arrived (out of order): never charge it.
+        let voided: Option<String> = db
+            .query_row(
+                "SELECT state FROM ledger WHERE txn_id = ?1 AND state = 'voided'",
+                [&ev.txn_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if voided.is_some() {
+            log::warn!(
+                "host: offline sale {} from {terminal} arrived after its void: not charged",
+                ev.txn_id
+            );
+            return Ok(Stored::Ok);
+        }
+        let n = if ev.method == "card" {
+            settle_card(db, terminal, &ev, now, cfg)?
+        } else {
+            settle_offline(db, terminal, &ev, now, cfg)?
+        };
+        return Ok(Stored::Notify(n));
+    }
+    Ok(Stored::Ok)
+}
+
+/// A void (or the original sale's `voided` event): the original's ledger row becomes `voided`
+/// (a refund when it was charged); when the original is not known yet, a `voided` row is
+/// recorded so it is never charged later.
+fn void_sale(
+    db: &Connection,
+    terminal: &str,
+    original: &str,
+    ev: &PosEvent,
+    now: u64,
+) -> Result<(), HostError> {
+    let row: Option<(String, String)> = db
+        .query_row(
+            "SELECT terminal, state FROM ledger WHERE txn_id = ?1",
+            [original],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        Some((t, _)) if t != terminal => {
+            log::warn!("host: {terminal} voids {original}, a payment of {t}: ignored");
+        }
+        Some((_, state)) => {
+            if state == "charged" {
+                log::info!("host: {original} voided after it was charged: refunded");
+            }
+            db.execute(
+                "UPDATE ledger SET state = 'voided', updated_at = ?2 WHERE txn_id = ?1",
+                params![original, now as i64],
+            )?;
+        }
+        None => {
+            let amount = if ev.txn_id == original { ev.amount } else { 0 };
+            db.execute(
+                "INSERT INTO ledger (txn_id, terminal, amount, currency, behaviour, state,
+                    created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'void', 'voided', ?5, ?5)",
+                params![original, terminal, amount, ev.currency, now as i64],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Advances a terminal's contiguous stored seq and returns it.
+pub(super) fn contiguous(db: &rusqlite::Transaction<'_>, terminal: &str) -> Result<u64, HostError> {
+    let mut upto: i64 = db
+        .query_row(
+            "SELECT contiguous_seq FROM terminals WHERE terminal = ?1",
+            [terminal],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    {
+        let mut st = db.prepare_cached(
+            "SELECT seq FROM events WHERE terminal = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let mut rows = st.query(params![terminal, upto])?;
+        while let Some(r) = rows.next()? {
+            let s: i64 = r.get(0)?;
+            if s == upto + 1 {
+                upto = s;
+            } else {
+                break;
+            }
+        }
+    }
+    db.execute(
+        "INSERT INTO terminals (terminal, contiguous_seq) VALUES (?1, ?2)
+         ON CONFLICT(terminal) DO UPDATE SET contiguous_seq = MAX(contiguous_seq, excluded.contiguous_seq)",
+        params![terminal, upto],
+    )?;
+    Ok(upto as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::host::audit;
+    use crate::host::test_support::{event, ledger_state, mem_db, store};
+    use posd_core::protocol::Event as PosEvent;
+    use serde_json::json;
+
+    #[test]
+    fn voids_undo_or_prevent_charges() {
+        let db = mem_db();
+        // Charged first, voided later: the ledger row becomes voided.
+        db.execute(
+            "INSERT INTO ledger (txn_id, terminal, amount, currency, behaviour, state, created_at, updated_at)
+             VALUES ('s1', 'T1', 500, 'CNY', 'offline', 'charged', 0, 0)",
+            [],
+        )
+        .unwrap();
+        store(&db, &event(1, "s1", "sale", "approved_offline", 500, None));
+        store(&db, &event(2, "s1", "sale", "voided", 500, None));
+        store(
+            &db,
+            &event(
+                3,
+                "v1",
+                "void",
+                "approved",
+                500,
+                Some(json!({"original": "s1"})),
+            ),
+        );
+        assert_eq!(ledger_state(&db, "s1").as_deref(), Some("voided"));
+        // Void before the sale's approval: never charged.
+        store(
+            &db,
+            &event(
+                4,
+                "v2",
+                "void",
+                "approved",
+                300,
+                Some(json!({"original": "s2"})),
+            ),
+        );
+        let mut late: PosEvent =
+            serde_json::from_slice(&event(5, "s2", "sale", "approved_offline", 300, None)).unwrap();
+        late.method = "offline_code".into();
+        assert_eq!(store(&db, &serde_json::to_vec(&late).unwrap()), None);
+        assert_eq!(ledger_state(&db, "s2").as_deref(), Some("voided"));
+        // A void without an original is skipped, not fatal.
+        store(
+            &db,
+            &event(6, "v3", "void", "approved", 0, Some(json!({"x": 1}))),
+        );
+        let a = audit(&db).unwrap();
+        assert_eq!(a.charges, 0);
+        assert!(a.sale_without_charge.is_empty());
+    }
+}
