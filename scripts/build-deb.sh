@@ -3,8 +3,10 @@
 #
 #   amd64        native release build (target/release, shared with `cargo build --release`)
 #   arm64/armhf  cross build: rustup target + Debian cross gcc + the target's libudev-dev
-#                (serialport), then the ARM binaries' --version and the library's unit tests
-#                run under qemu-user (binfmt_misc is not assumed: cargo's runner is set).
+#                (serialport), then the ARM binaries' --version and the unit tests of the core
+#                and the product's library run under qemu-user (binfmt_misc is not assumed:
+#                cargo's runner is set).
+# CARGO_TARGET_DIR is honoured (the binaries and the .deb are looked for there).
 #
 # Environment: POSD_SKIP_QEMU_TESTS=1 skips the unit tests under qemu (they need a second,
 # test-profile build of the library); --version under qemu always runs.
@@ -76,6 +78,7 @@ awk '
 }
 
 # --- build --------------------------------------------------------------------------------
+tdir=${CARGO_TARGET_DIR:-target}
 start=$(date +%s)
 if [ "$cross" = yes ]; then
 	T=$(echo "$triple" | tr 'a-z-' 'A-Z_')
@@ -87,11 +90,11 @@ if [ "$cross" = yes ]; then
 	# Not -L /usr/$gnu: with libc6:$arch installed, mixing two glibcs hangs every new thread.
 	export "CARGO_TARGET_${T}_RUNNER=$qemu"
 	nice -n 10 cargo build --release --locked --bins --target "$triple"
-	bindir=target/$triple/release
+	bindir=$tdir/$triple/release
 	target_args=(--target "$triple")
 else
 	nice -n 10 cargo build --release --locked --bins
-	bindir=target/release
+	bindir=$tdir/release
 	target_args=()
 fi
 echo "build: $(($(date +%s) - start)) s" >&2
@@ -124,11 +127,11 @@ case "$v" in
 esac
 run "$bindir/posctl" --version >/dev/null
 if [ "$cross" = yes ] && [ "${POSD_SKIP_QEMU_TESTS:-}" != 1 ]; then
-	# The library's unit tests (the pure core: codes, state machines, config, ...) under qemu.
-	# --release reuses the dependencies just built; integration tests need mosquitto and
-	# spawn processes, which the native CI run covers.
+	# The unit tests of the pure core (codes, state machines, the till, receipts, ...) and of
+	# the product's library under qemu. --release reuses the dependencies just built;
+	# integration tests need mosquitto and spawn processes, which the native CI run covers.
 	start=$(date +%s)
-	nice -n 10 cargo test --release --locked --lib --target "$triple" >&2
+	nice -n 10 cargo test --release --locked -p posd-core -p posd --lib --target "$triple" >&2
 	echo "unit tests under $qemu: $(($(date +%s) - start)) s" >&2
 fi
 
