@@ -94,6 +94,7 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
     let mut c = d.client().await;
     c.call_json(ctl::Reprint {
         txn_id: Some(ida.clone()),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -109,6 +110,7 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
     let v = c
         .call_json(ctl::Receipt {
             txn_id: Some(idb.clone()),
+            ..Default::default()
         })
         .await
         .unwrap();
