@@ -882,6 +882,42 @@ mod tests {
     }
 
     #[test]
+    fn replies_are_sorted_as_they_arrive() {
+        let mut inbox = Inbox::default();
+        // A status byte, a process ID answer split across reads, a name, noise.
+        inbox
+            .bytes
+            .extend_from_slice(&[0x12, 0x37, 0x22, b'0', b'0']);
+        let mut st = Vec::new();
+        inbox.sort(&mut st);
+        assert_eq!(st, vec![0x12]);
+        assert!(inbox.ids.is_empty(), "incomplete answer kept");
+        inbox
+            .bytes
+            .extend_from_slice(&[b'1', b'A', 0, 0xFF, b'_', b'T', b'M', 0, 0x1A]);
+        inbox.sort(&mut st);
+        assert_eq!(inbox.ids, vec![*b"001A"]);
+        assert_eq!(inbox.name.as_deref(), Some("TM"));
+        assert_eq!(st, vec![0x12, 0x1A]);
+        assert!(inbox.bytes.is_empty());
+    }
+
+    #[test]
+    fn process_ids_are_printable_and_distinct_per_part() {
+        let a = process_id(41, 0);
+        let b = process_id(41, 1);
+        let c = process_id(42, 0);
+        assert!(a
+            .iter()
+            .chain(&b)
+            .chain(&c)
+            .all(|x| (0x20..=0x7E).contains(x)));
+        assert!(a != b && a != c && b != c);
+        // Never a status byte's pattern, so an answer is never mistaken for one.
+        assert!(!is_status_byte(0x37) && !is_status_byte(b'_'));
+    }
+
+    #[test]
     fn printer_config_from_toml() {
         let c: PrinterConfig = toml::from_str(
             "status = \"required\"\n[transport]\ntype = \"tcp\"\nhost = \"127.0.0.1\"\n",

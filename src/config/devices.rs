@@ -541,7 +541,7 @@ fn default_fault_poll_ms() -> u64 {
     1_000
 }
 fn default_health_ms() -> u64 {
-    2_000
+    1_000
 }
 fn default_confirm_ms() -> u64 {
     15_000

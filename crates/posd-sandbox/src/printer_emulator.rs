@@ -48,6 +48,9 @@ pub struct EmulatorScript {
     pub cover_open_after: Option<usize>,
     /// The printer closes the connection once this many job bytes have arrived on it (once).
     pub drop_after: Option<usize>,
+    /// `(n, k)`: the printer closes the connection once `k` job bytes have arrived after the
+    /// `n`-th process ID request on it (once) — a drop in the middle of the part after it.
+    pub drop_after_process_id: Option<(usize, usize)>,
     /// The printer hangs once this many job bytes have arrived on a connection (once): it stops
     /// reading, printing and answering until [`PrinterEmulator::recover`].
     pub hang_after: Option<usize>,
@@ -342,7 +345,7 @@ async fn serve(
     hung_tx: watch::Sender<bool>,
 ) {
     let mut pending: Vec<u8> = Vec::new();
-    let mut conn_bytes = 0usize;
+    let mut conn = Conn::default();
     let mut buf = [0u8; 4096];
     loop {
         if *hung.borrow_and_update() {
@@ -354,7 +357,7 @@ async fn serve(
         }
         // Bytes read before the hang are taken in now.
         if !pending.is_empty() {
-            let out = process(&mut pending, id, &state, &mut conn_bytes);
+            let out = process(&mut pending, id, &state, &mut conn);
             if !out.replies.is_empty() && sock.write_all(&out.replies).await.is_err() {
                 return;
             }
@@ -374,7 +377,7 @@ async fn serve(
                     Ok(n) => n,
                 };
                 pending.extend_from_slice(&buf[..n]);
-                let out = process(&mut pending, id, &state, &mut conn_bytes);
+                let out = process(&mut pending, id, &state, &mut conn);
                 if !out.replies.is_empty() && sock.write_all(&out.replies).await.is_err() {
                     return;
                 }
@@ -468,6 +471,15 @@ fn command_len(b: &[u8]) -> Option<usize> {
     })
 }
 
+/// What one connection has brought so far.
+#[derive(Debug, Default)]
+struct Conn {
+    bytes: usize,
+    process_ids: usize,
+    /// Hang up once `bytes` reaches this.
+    drop_at: Option<usize>,
+}
+
 struct Processed {
     replies: Vec<u8>,
     hang_up: bool,
@@ -476,12 +488,7 @@ struct Processed {
 
 /// Takes complete commands from `pending`: real-time requests are answered at once, the rest
 /// goes into the receive buffer and prints while the printer is ready.
-fn process(
-    pending: &mut Vec<u8>,
-    conn: usize,
-    state: &Mutex<State>,
-    conn_bytes: &mut usize,
-) -> Processed {
+fn process(pending: &mut Vec<u8>, conn: usize, state: &Mutex<State>, c: &mut Conn) -> Processed {
     let mut s = lock(state);
     let mut out = Processed {
         replies: Vec::new(),
@@ -523,23 +530,39 @@ fn process(
         };
         let mut bytes = cmd.to_vec();
         if let Some(k) = s.script.drop_after {
-            if *conn_bytes + bytes.len() >= k {
-                bytes.truncate(k - *conn_bytes);
+            if c.bytes + bytes.len() >= k {
+                bytes.truncate(k.saturating_sub(c.bytes));
                 s.script.drop_after = None;
                 out.hang_up = true;
             }
         }
-        *conn_bytes += bytes.len();
+        if let (Some(k), false) = (c.drop_at, out.hang_up) {
+            if c.bytes + bytes.len() >= k {
+                bytes.truncate(k.saturating_sub(c.bytes));
+                c.drop_at = None;
+                out.hang_up = true;
+            }
+        }
+        c.bytes += bytes.len();
         s.received.extend_from_slice(&bytes);
         let kind = if bytes.len() < need { Kind::Data } else { kind };
         s.buffer.push_back(Cmd { conn, kind, bytes });
         // A fast printer: what it can print is printed before the next byte is read.
         s.pump();
         i += need;
+        if kind == Kind::ProcessId {
+            c.process_ids += 1;
+            if let Some((n, k)) = s.script.drop_after_process_id {
+                if c.process_ids == n {
+                    s.script.drop_after_process_id = None;
+                    c.drop_at = Some(c.bytes + k);
+                }
+            }
+        }
         if out.hang_up {
             break;
         }
-        if s.script.hang_after.is_some_and(|k| *conn_bytes >= k) {
+        if s.script.hang_after.is_some_and(|k| c.bytes >= k) {
             s.script.hang_after = None;
             s.hung = true;
             out.hang = true;

@@ -219,6 +219,15 @@ pub fn config_warnings(cfg: &ReceiptConfig) -> Vec<String> {
             spec.name
         ));
     }
+    if cfg.drawer_kick
+        && cfg.drawer_on == super::layout::DrawerOn::CashLike
+        && cfg.cash_like.is_empty()
+    {
+        out.push(
+            "[receipt] drawer_on = \"cash_like\" with an empty cash_like list: the drawer never opens (list the methods, or set drawer_on = \"all\")"
+                .to_string(),
+        );
+    }
     if cfg.cut && !spec.cutter {
         out.push(format!(
             "the {} has no cutter: paper is fed to the tear bar instead (set cut = false to say so)",
