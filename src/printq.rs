@@ -67,6 +67,7 @@ impl Health {
             Some(Fault::PaperOut) => PrinterState::PaperOut,
             Some(Fault::PrinterError) => PrinterState::Error,
             Some(_) => PrinterState::Offline,
+            None if st.paper_near_end => PrinterState::PaperNearEnd,
             None => PrinterState::Ok,
         };
         self.h.paper_near_end = st.paper_near_end && !st.paper_out;
@@ -166,7 +167,7 @@ pub async fn run(
             };
             hs.saw_check(c);
             hs.h.waiting = waiting(&store).await;
-            if !named && want_name && hs.h.state == PrinterState::Ok {
+            if !named && want_name && hs.h.state.is_ok() {
                 named = true;
                 if let Some(name) = printer.identify().await {
                     for w in reported_name_warnings(&receipt_cfg, &name) {
@@ -217,7 +218,7 @@ pub async fn run(
             .await;
             continue;
         }
-        let Some(end) = print_one(
+        let end = match print_one(
             &store,
             &printer,
             &receipt_cfg,
@@ -227,8 +228,10 @@ pub async fn run(
             &mut shutdown,
         )
         .await
-        else {
-            return;
+        {
+            Attempt::Ended(end) => end,
+            Attempt::Unprintable => continue,
+            Attempt::Shutdown => return,
         };
         match end {
             JobEnd::Printed { status } => {
@@ -282,8 +285,17 @@ async fn waiting(store: &Store) -> u64 {
         .unwrap_or_default()
 }
 
-/// One attempt at one job; `None` on shutdown (the job stays `sending`: uncertain at the
-/// next start).
+/// How one attempt went.
+enum Attempt {
+    Ended(JobEnd),
+    /// The document cannot be encoded (recorded as failed).
+    Unprintable,
+    /// posd is stopping: the job stays as it is (`sending` if bytes may have left: uncertain at
+    /// the next start).
+    Shutdown,
+}
+
+/// One attempt at one job.
 async fn print_one(
     store: &Store,
     printer: &Printer,
@@ -292,7 +304,7 @@ async fn print_one(
     confirm: bool,
     hs: &mut Health,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<JobEnd> {
+) -> Attempt {
     let parts = match job.doc.parts(receipt_cfg) {
         Ok(p) => p,
         Err(e) => {
@@ -302,7 +314,7 @@ async fn print_one(
             let _ = store
                 .call(move |db| db.finish_print_job(id, Some(&msg), now_ms()))
                 .await;
-            return Some(JobEnd::Printed { status: None });
+            return Attempt::Unprintable;
         }
     };
     hs.h.state = PrinterState::Printing;
@@ -320,13 +332,13 @@ async fn print_one(
         tokio::select! {
             end = &mut run => break end,
             Some(ev) = rx.recv() => on_event(store, job.id, ev, hs).await,
-            _ = shutdown.changed() => return None,
+            _ = shutdown.changed() => return Attempt::Shutdown,
         }
     };
     while let Ok(ev) = rx.try_recv() {
         on_event(store, job.id, ev, hs).await;
     }
-    Some(end)
+    Attempt::Ended(end)
 }
 
 async fn on_event(store: &Store, id: i64, ev: JobEvent, hs: &mut Health) {

@@ -187,3 +187,113 @@ impl Db {
         row.map(super::raw_to_txn).transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posd_core::money::Currency;
+    use posd_core::receipt::{DrawerOn, DrawerPin, DrawerPolicy};
+    use posd_core::txn::{Method, TxnKind};
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        db.set_receipts(Some(ReceiptCtx {
+            terminal: "T1".into(),
+            utc_offset_s: 0,
+            drawer: DrawerPolicy {
+                enabled: true,
+                on: DrawerOn::All,
+                cash_like: vec![],
+                pin: DrawerPin::Pin2,
+            },
+        }));
+        (dir, db)
+    }
+
+    fn sale(state: TxnState) -> Transaction {
+        Transaction::new(
+            TxnKind::Sale,
+            Method::OfflineCode,
+            300,
+            Currency::from_code("CNY").unwrap(),
+            state,
+            1_000,
+            [5; 10],
+        )
+    }
+
+    fn jobs(db: &Db) -> Vec<(String, String, i64)> {
+        let mut st = db
+            .conn()
+            .prepare("SELECT kind, state, parts_done FROM print_jobs ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_approval_owes_one_drawer_pulse_and_one_receipt_in_its_own_transaction() {
+        let (_d, mut db) = db();
+        let t = sale(TxnState::ApprovedOffline);
+        db.record(&t).unwrap();
+        // Written again, then settled: nothing more is owed.
+        db.record(&t).unwrap();
+        db.record(&Transaction {
+            state: TxnState::Settled,
+            ..t.clone()
+        })
+        .unwrap();
+        let kinds: Vec<String> = jobs(&db).into_iter().map(|j| j.0).collect();
+        assert_eq!(kinds, ["drawer", "receipt"]);
+        // Even asked for directly, a second pulse for the same sale is not queued.
+        insert(
+            db.conn(),
+            &t.id.to_string(),
+            &PrintDoc::Drawer {
+                drawer: DrawerPin::Pin2,
+            },
+            2_000,
+        )
+        .unwrap();
+        assert_eq!(jobs(&db).len(), 2);
+        // The drawer comes first.
+        let next = db.next_print_job().unwrap().unwrap();
+        assert!(next.doc.is_drawer());
+    }
+
+    #[test]
+    fn an_attempt_is_recorded_before_it_starts_and_ends_one_of_four_ways() {
+        let (_d, mut db) = db();
+        db.record(&sale(TxnState::ApprovedOffline)).unwrap();
+        let drawer = db.next_print_job().unwrap().unwrap();
+        db.start_print_job(drawer.id).unwrap();
+        // A stop here: the next start finds it `sending` (uncertain).
+        assert!(db.next_print_job().unwrap().unwrap().sending);
+        db.unconfirmed_print_job(drawer.id, "connection lost", 3)
+            .unwrap();
+        let receipt = db.next_print_job().unwrap().unwrap();
+        assert!(!receipt.doc.is_drawer() && !receipt.sending);
+        db.start_print_job(receipt.id).unwrap();
+        db.unsend_print_job(receipt.id, "paper out").unwrap();
+        db.start_print_job(receipt.id).unwrap();
+        db.print_job_progress(receipt.id, 1).unwrap();
+        let mut doc = receipt.doc.clone();
+        doc.mark_printer_fault();
+        db.requeue_uncertain_print_job(receipt.id, &doc, 1, "not answering")
+            .unwrap();
+        let again = db.next_print_job().unwrap().unwrap();
+        assert_eq!(
+            (again.id, again.parts_done, again.sending),
+            (receipt.id, 1, false)
+        );
+        assert_eq!(again.doc, doc);
+        assert_eq!(db.print_jobs_waiting().unwrap(), 1);
+        db.finish_print_job(again.id, None, 9).unwrap();
+        assert_eq!(db.print_jobs_waiting().unwrap(), 0);
+        let states: Vec<String> = jobs(&db).into_iter().map(|j| j.1).collect();
+        assert_eq!(states, ["unconfirmed", "printed"]);
+    }
+}

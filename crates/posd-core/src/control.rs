@@ -284,6 +284,8 @@ pub enum PrinterState {
     Unknown,
     /// Answers and can print.
     Ok,
+    /// Can print, but the roll is nearly used up: have a new one ready.
+    PaperNearEnd,
     /// A job is going out.
     Printing,
     PaperOut,
@@ -303,7 +305,10 @@ pub enum PrinterState {
 impl PrinterState {
     /// Whether the printer is known to be able to print now.
     pub fn is_ok(self) -> bool {
-        matches!(self, PrinterState::Ok | PrinterState::Printing)
+        matches!(
+            self,
+            PrinterState::Ok | PrinterState::PaperNearEnd | PrinterState::Printing
+        )
     }
 
     /// Whether printing waits for someone to fix the printer.

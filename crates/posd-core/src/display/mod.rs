@@ -66,6 +66,9 @@ pub fn printer_text(h: &PrinterHealth) -> String {
     let mut text = match h.state {
         PrinterState::Unknown => "not checked yet".to_string(),
         PrinterState::Ok => format!("ok{near_end}"),
+        PrinterState::PaperNearEnd => {
+            "paper near its end — have a new roll ready (printing goes on)".to_string()
+        }
         PrinterState::Printing => format!("printing{near_end}"),
         PrinterState::PaperOut => "paper out — load a new roll".to_string(),
         PrinterState::CoverOpen => "cover open — close the cover".to_string(),
@@ -178,7 +181,7 @@ mod tests {
         assert!(!ev.for_customer());
         assert!(console_text(&ev).starts_with("[till] printer: paper out"));
         let near = PrinterHealth {
-            state: PrinterState::Ok,
+            state: PrinterState::PaperNearEnd,
             paper_near_end: true,
             ..PrinterHealth::default()
         };
