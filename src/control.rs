@@ -7,11 +7,11 @@
 
 use crate::clock::now_ms;
 use crate::engine::{EngineMsg, RefundRequest, SaleError};
+use crate::printq::Target;
 use crate::store::{Store, StoreError};
 use posd_core::control::{self as ctl, answer_line, codes, AnswerError, Command, Refusal, Request};
 use posd_core::money::Currency;
-use posd_core::receipt::{receipt_for, ReceiptConfig, ReceiptCtx};
-use posd_core::txn::Transaction;
+use posd_core::receipt::{PrintDoc, ReceiptConfig, ReceiptCtx};
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -222,16 +222,21 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Vec<u8> {
             })
         }
         Request::Reprint(r) => {
-            let res = match &ctx.printer {
-                Some(p) => p.reprint(r.txn_id).await,
-                None => Err(crate::printq::ReprintError::NoPrinter),
+            let res = match (&ctx.printer, Target::of(r.txn_id, r.batch, r.pay_slip)) {
+                (_, Err(e)) => Err(e),
+                (None, _) => Err(crate::printq::ReprintError::NoPrinter),
+                (Some(p), Ok(t)) => p.reprint_target(t).await,
             };
             line(
-                res.map(|(job, txn_id)| ctl::ReprintReply { job, txn_id })
-                    .map_err(|e| Refusal::new(e.code(), e.to_string())),
+                res.map(|q| ctl::ReprintReply {
+                    job: q.job,
+                    txn_id: q.txn_id,
+                    kind: q.kind.to_string(),
+                })
+                .map_err(|e| Refusal::new(e.code(), e.to_string())),
             )
         }
-        Request::Receipt(r) => line(receipt(ctx, r.txn_id).await),
+        Request::Receipt(r) => line(receipt(ctx, r).await),
         Request::PrintJobs(r) => {
             let limit = r.limit.unwrap_or(20).min(1000);
             line(
@@ -327,31 +332,23 @@ async fn refund(ctx: &ControlCtx, r: ctl::Refund) -> Result<ctl::SaleReply, Refu
     engine_call(ctx, |reply| EngineMsg::Refund { req, reply }).await
 }
 
-async fn receipt(ctx: &ControlCtx, txn_id: Option<String>) -> Result<ctl::ReceiptReply, Refusal> {
-    let found = match txn_id {
-        Some(id) => ctx.store.call(move |db| db.txn(&id)).await,
-        None => ctx.store.call(|db| db.last_receipt_txn()).await,
-    }
-    .map_err(store_err)?;
-    let txn: Transaction =
-        found.ok_or_else(|| Refusal::new(codes::NOT_FOUND, "no such transaction"))?;
-    let data = receipt_for(&txn, &ctx.receipt_ctx, false).ok_or_else(|| {
-        Refusal::new(
-            codes::NO_RECEIPT,
-            format!(
-                "transaction {} has no receipt ({})",
-                txn.id,
-                txn.state.as_str()
-            ),
-        )
-    })?;
-    let bytes = posd_core::receipt::job_bytes(&data, &ctx.receipt_cfg)
+async fn receipt(ctx: &ControlCtx, r: ctl::Receipt) -> Result<ctl::ReceiptReply, Refusal> {
+    let refuse = |e: crate::printq::ReprintError| Refusal::new(e.code(), e.to_string());
+    let target = Target::of(r.txn_id, r.batch, r.pay_slip).map_err(refuse)?;
+    let found = crate::printq::find_doc(&ctx.store, &ctx.receipt_ctx, target)
+        .await
+        .map_err(refuse)?;
+    let bytes = posd_core::receipt::doc_bytes(&found.doc, &ctx.receipt_cfg)
         .map_err(|e| Refusal::new(codes::ENCODE, e.to_string()))?;
     use base64::Engine as _;
     Ok(ctl::ReceiptReply {
-        txn_id: txn.id.to_string(),
+        txn_id: found.txn_id,
+        kind: found.doc.kind().to_string(),
         width: ctx.receipt_cfg.width,
-        receipt_ref: data.receipt_ref,
+        receipt_ref: match &found.doc {
+            PrintDoc::Receipt(d) => d.receipt_ref.clone(),
+            _ => String::new(),
+        },
         escpos_b64: base64::engine::general_purpose::STANDARD.encode(bytes),
     })
 }

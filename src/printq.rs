@@ -1,62 +1,197 @@
-//! The durable print queue: receipts survive paper-outs, printer faults and power cuts.
+//! The durable print queue: receipts survive paper-outs, printer faults and power cuts, are
+//! never printed twice unmarked, and the cash drawer opens once per sale.
 //!
-//! A receipt job is inserted in the same SQLite transaction as the transaction state that
-//! deserves it (see `store::write_states`), so a sale is never final without its receipt being
-//! owed, and a job is marked printed only after the printer said so. The printer task prints
-//! the oldest job, waits on a fault (paper out, cover open, offline) and tries again by itself;
-//! nothing is printed twice unless asked (`posctl reprint`), nothing is skipped. A job that may
-//! have been cut off half-way is printed again in full, marked REPRINT.
+//! Jobs — receipts, drawer pulses, Z reports, pay slips — are inserted in the same SQLite
+//! transaction as the state that earns them (`store::write_states`), so a sale is never final
+//! without its receipt and drawer pulse being owed. The printer task:
+//!
+//! - asks the printer's status without printing, every `health_interval_ms` while all is well
+//!   and every `fault_poll_ms` (1–2 s) while it is faulted, so "ok" is never assumed and
+//!   printing resumes within 2 s of the fix;
+//! - takes an owed drawer pulse before anything else (it opens at approval, as its own short
+//!   job, once the printer can take it), then the oldest job;
+//! - records each attempt before its first byte leaves (`sending`);
+//! - on a fault or silence after bytes left, prints the job again marked
+//!   `REPRINT — printer fault`, from the first part the printer did not confirm; a printer that
+//!   confirms parts (`GS ( H`) is held through paper out or an open cover and resumes from its
+//!   own buffer, so nothing is sent twice; a drawer pulse that may have gone out is never sent
+//!   again.
+//!
+//! The rule for people is in `docs/receipts.md` ("Never twice, never silently").
 
 use crate::clock::now_ms;
-use crate::config::devices::PrinterConfig;
-use crate::printer::{Fault, PrintOutcome, Printer};
-use crate::store::{Store, StoreError};
-use posd_core::receipt::{doc_bytes, receipt_for, PrintDoc, ReceiptConfig, ReceiptCtx};
+use crate::config::devices::{PrinterConfig, StatusMode};
+use crate::printer::{Check, Fault, Job, JobEnd, JobEvent, Printer, PrinterStatus};
+use crate::store::{NextPrintJob, Store, StoreError};
+use posd_core::control::{PrinterHealth, PrinterState};
+use posd_core::receipt::{
+    config_warnings, pay_slip_of, receipt_of, reported_name_warnings, z_report_of, PrintDoc,
+    PrinterModel, ReceiptConfig, ReceiptCtx,
+};
+use posd_core::txn::TxnKind;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
 
-/// The printer's state for `posctl status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrinterState {
-    Idle,
-    Printing,
-    Fault(String),
+/// How long the idle queue waits before looking for new jobs (the journal writer inserts them).
+const IDLE_LOOK: Duration = Duration::from_millis(500);
+
+/// The printer's health as the queue knows it, published on a watch channel.
+struct Health {
+    h: PrinterHealth,
+    tx: watch::Sender<PrinterHealth>,
+    /// The printer answered its status at least once since start: falling silent is a fault.
+    answered: bool,
+    mode: StatusMode,
 }
 
-impl ReprintError {
-    /// A stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ReprintError::NoPrinter => "no_printer",
-            ReprintError::NotFound => "not_found",
-            ReprintError::NoReceipt(..) => "no_receipt",
-            ReprintError::Store(_) => "journal",
+impl Health {
+    fn publish(&mut self) {
+        let h = self.h.clone();
+        self.tx.send_if_modified(|cur| {
+            let changed = cur.state != h.state
+                || cur.paper_near_end != h.paper_near_end
+                || cur.detail != h.detail
+                || cur.waiting != h.waiting
+                || cur.warnings != h.warnings
+                || cur.reported_name != h.reported_name;
+            *cur = h;
+            changed
+        });
+    }
+
+    fn saw_status(&mut self, st: &PrinterStatus) {
+        self.answered = true;
+        self.h.state = match st.fault() {
+            Some(Fault::CoverOpen) => PrinterState::CoverOpen,
+            Some(Fault::PaperOut) => PrinterState::PaperOut,
+            Some(Fault::PrinterError) => PrinterState::Error,
+            Some(_) => PrinterState::Offline,
+            None if st.paper_near_end => PrinterState::PaperNearEnd,
+            None => PrinterState::Ok,
+        };
+        self.h.paper_near_end = st.paper_near_end && !st.paper_out;
+        self.h.detail = None;
+        self.h.checked_at = now_ms();
+    }
+
+    fn saw_check(&mut self, c: Check) {
+        match c {
+            Check::Status(st) => self.saw_status(&st),
+            Check::NoStatus => {
+                self.h.state = PrinterState::Unchecked;
+                self.h.detail = None;
+            }
+            Check::NotAnswering(d) => {
+                self.h.state = PrinterState::NotAnswering;
+                self.h.detail = Some(d);
+            }
+            Check::Unreachable(d) => {
+                self.h.state = PrinterState::Unreachable;
+                self.h.detail = Some(d);
+            }
+        }
+        self.h.checked_at = now_ms();
+    }
+
+    fn saw_fault(&mut self, f: &Fault) {
+        match f {
+            Fault::PaperOut => self.h.state = PrinterState::PaperOut,
+            Fault::CoverOpen => self.h.state = PrinterState::CoverOpen,
+            Fault::PrinterError => self.h.state = PrinterState::Error,
+            Fault::Offline => {
+                self.h.state = PrinterState::NotAnswering;
+                self.h.detail = Some(f.to_string());
+            }
+            Fault::Unreachable(d) => {
+                self.h.state = PrinterState::Unreachable;
+                self.h.detail = Some(d.clone());
+            }
+            other => {
+                self.h.state = PrinterState::NotAnswering;
+                self.h.detail = Some(other.to_string());
+            }
+        }
+        self.h.checked_at = now_ms();
+    }
+
+    /// Whether jobs must wait: the printer says it cannot print, cannot be reached, or fell
+    /// silent (a printer that never answered is printed to blind unless status is required).
+    fn blocks(&self) -> bool {
+        match self.h.state {
+            PrinterState::NotAnswering => self.answered || self.mode == StatusMode::Required,
+            s => s.is_fault(),
         }
     }
 }
 
-impl std::fmt::Display for PrinterState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PrinterState::Idle => f.write_str("ok"),
-            PrinterState::Printing => f.write_str("printing"),
-            PrinterState::Fault(e) => write!(f, "fault: {e}"),
-        }
-    }
-}
-
-/// Prints queued jobs until shutdown. `wake` is notified when a job is queued.
+/// Prints queued jobs until shutdown. `wake` is notified when a job is queued; `health`
+/// carries what the printer last said.
 pub async fn run(
     store: Store,
     printer_cfg: PrinterConfig,
     receipt_cfg: ReceiptConfig,
     wake: std::sync::Arc<Notify>,
-    state: watch::Sender<PrinterState>,
+    health: watch::Sender<PrinterHealth>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let printer = Printer::new(printer_cfg);
-    let mut fault_wait = Duration::from_secs(2);
+    let printer = Printer::new(printer_cfg.clone());
+    let spec = receipt_cfg.printer_model.spec();
+    let confirm = spec.process_id && printer.can_confirm();
+    let mut hs = Health {
+        h: PrinterHealth {
+            warnings: config_warnings(&receipt_cfg),
+            ..PrinterHealth::default()
+        },
+        tx: health,
+        answered: false,
+        mode: printer_cfg.status,
+    };
+    for w in &hs.h.warnings {
+        log::warn!("printer: {w}");
+    }
+    let want_name = printer_cfg.status != StatusMode::Off
+        && (spec.reports_name || receipt_cfg.printer_model == PrinterModel::Generic);
+    let mut named = false;
+    let fault_poll = Duration::from_millis(printer_cfg.fault_poll_ms);
+    let health_every = Duration::from_millis(printer_cfg.health_interval_ms);
+    let mut next_check = Instant::now();
     loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if Instant::now() >= next_check {
+            let c = tokio::select! {
+                _ = shutdown.changed() => return,
+                c = printer.check() => c,
+            };
+            hs.saw_check(c);
+            hs.h.waiting = waiting(&store).await;
+            if !named && want_name && hs.h.state.is_ok() {
+                named = true;
+                if let Some(name) = printer.identify().await {
+                    for w in reported_name_warnings(&receipt_cfg, &name) {
+                        log::warn!("printer: {w}");
+                        hs.h.warnings.push(w);
+                    }
+                    hs.h.reported_name = Some(name);
+                }
+            }
+            hs.publish();
+            next_check = Instant::now()
+                + if hs.blocks() {
+                    fault_poll
+                } else {
+                    health_every
+                };
+        }
+        if hs.blocks() {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep_until(next_check) => {}
+            }
+            continue;
+        }
         let job = match store.call(|db| db.next_print_job()).await {
             Ok(j) => j,
             Err(e) => {
@@ -64,59 +199,287 @@ pub async fn run(
                 None
             }
         };
-        let Some((id, mut doc)) = job else {
-            let _ = state.send(PrinterState::Idle);
+        let Some(job) = job else {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = wake.notified() => {}
-                // New receipts are queued by the journal writer: look again shortly.
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep_until(next_check.min(Instant::now() + IDLE_LOOK)) => {}
             }
             continue;
         };
-        let bytes = match doc_bytes(&doc, &receipt_cfg) {
-            Ok(b) => b,
-            Err(e) => {
-                // A job that cannot be encoded never will be: record why and move on.
-                log::error!("receipt job {id} cannot be encoded: {e}");
-                let msg = e.to_string();
-                let _ = store
-                    .call(move |db| db.finish_print_job(id, Some(&msg), now_ms()))
-                    .await;
-                continue;
-            }
+        if job.sending {
+            // posd stopped (or lost power) while this job was going out.
+            settle_uncertain(
+                &store,
+                job.clone(),
+                job.parts_done,
+                "posd stopped while printing",
+            )
+            .await;
+            continue;
+        }
+        let end = match print_one(
+            &store,
+            &printer,
+            &receipt_cfg,
+            &job,
+            confirm,
+            &mut hs,
+            &mut shutdown,
+        )
+        .await
+        {
+            Attempt::Ended(end) => end,
+            Attempt::Unprintable => continue,
+            Attempt::Shutdown => return,
         };
-        let _ = state.send(PrinterState::Printing);
-        match printer.print(&bytes).await {
-            PrintOutcome::Printed { .. } => {
-                fault_wait = Duration::from_secs(2);
+        match end {
+            JobEnd::Printed { status } => {
+                let id = job.id;
                 if let Err(e) = store
                     .call(move |db| db.finish_print_job(id, None, now_ms()))
                     .await
                 {
-                    log::error!("receipt job {id} printed but not marked: {e}");
+                    log::error!("print job {id} printed but not marked: {e}");
                 }
-            }
-            PrintOutcome::Fault(fault) => {
-                log::warn!("printer: {fault}; receipt {id} waits");
-                // Cut off in the middle? Then the whole receipt again, marked REPRINT.
-                let partial = matches!(fault, Fault::Disconnected(_) | Fault::Stalled);
-                if let (true, PrintDoc::Receipt(data)) = (partial, &mut doc) {
-                    if !data.reprint {
-                        data.reprint = true;
-                        let d = data.clone();
-                        let _ = store.call(move |db| db.mark_print_reprint(id, &d)).await;
+                match status {
+                    Some(st) => hs.saw_status(&st),
+                    None if hs.h.state == PrinterState::Printing => {
+                        hs.h.state = if hs.answered {
+                            PrinterState::Ok
+                        } else {
+                            PrinterState::Unchecked
+                        }
                     }
+                    None => {}
                 }
-                let msg = fault.to_string();
-                let _ = store.call(move |db| db.note_print_attempt(id, &msg)).await;
-                let _ = state.send(PrinterState::Fault(fault.to_string()));
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(fault_wait) => {}
-                }
-                fault_wait = (fault_wait * 2).min(Duration::from_secs(30));
             }
+            JobEnd::NotSent(f) => {
+                log::warn!("printer: {f}; {} {} waits", job.doc.kind(), job.id);
+                let (id, msg) = (job.id, f.to_string());
+                let _ = store.call(move |db| db.unsend_print_job(id, &msg)).await;
+                hs.saw_fault(&f);
+                next_check = Instant::now() + fault_poll;
+            }
+            JobEnd::Uncertain { fault, done } => {
+                log::warn!(
+                    "printer: {fault} after {} {} went out",
+                    job.doc.kind(),
+                    job.id
+                );
+                settle_uncertain(&store, job, done, &fault.to_string()).await;
+                hs.saw_fault(&fault);
+                // Ask again soon: it prints again once the printer answers and can print.
+                next_check = Instant::now() + fault_poll;
+            }
+        }
+        hs.h.waiting = waiting(&store).await;
+        hs.publish();
+    }
+}
+
+async fn waiting(store: &Store) -> u64 {
+    store
+        .call(|db| db.print_jobs_waiting())
+        .await
+        .unwrap_or_default()
+}
+
+/// How one attempt went.
+enum Attempt {
+    Ended(JobEnd),
+    /// The document cannot be encoded (recorded as failed).
+    Unprintable,
+    /// posd is stopping: the job stays as it is (`sending` if bytes may have left: uncertain at
+    /// the next start).
+    Shutdown,
+}
+
+/// One attempt at one job.
+async fn print_one(
+    store: &Store,
+    printer: &Printer,
+    receipt_cfg: &ReceiptConfig,
+    job: &NextPrintJob,
+    confirm: bool,
+    hs: &mut Health,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Attempt {
+    let parts = match job.doc.parts(receipt_cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            // A job that cannot be encoded never will be: record why and move on.
+            log::error!("print job {} cannot be encoded: {e}", job.id);
+            let (id, msg) = (job.id, e.to_string());
+            let _ = store
+                .call(move |db| db.finish_print_job(id, Some(&msg), now_ms()))
+                .await;
+            return Attempt::Unprintable;
+        }
+    };
+    hs.h.state = PrinterState::Printing;
+    hs.publish();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let spec = Job {
+        parts: &parts,
+        first: job.parts_done.min(parts.len()),
+        confirm: confirm && !job.doc.is_drawer(),
+        tag: job.id.unsigned_abs(),
+    };
+    let run = printer.run(&spec, &tx);
+    tokio::pin!(run);
+    let end = loop {
+        tokio::select! {
+            end = &mut run => break end,
+            Some(ev) = rx.recv() => on_event(store, job.id, ev, hs).await,
+            _ = shutdown.changed() => return Attempt::Shutdown,
+        }
+    };
+    while let Ok(ev) = rx.try_recv() {
+        on_event(store, job.id, ev, hs).await;
+    }
+    Attempt::Ended(end)
+}
+
+async fn on_event(store: &Store, id: i64, ev: JobEvent, hs: &mut Health) {
+    match ev {
+        JobEvent::Sending(ack) => match store.call(move |db| db.start_print_job(id)).await {
+            // Only once the attempt is on disk may the first byte leave.
+            Ok(()) => {
+                let _ = ack.send(());
+            }
+            Err(e) => log::error!("print job {id} not started: {e}"),
+        },
+        JobEvent::Status(st) => {
+            hs.saw_status(&st);
+            if st.fault().is_none() {
+                hs.h.state = PrinterState::Printing;
+            }
+            hs.publish();
+        }
+        JobEvent::PartsDone(n) => {
+            if let Err(e) = store.call(move |db| db.print_job_progress(id, n)).await {
+                log::error!("print job {id}: progress not recorded: {e}");
+            }
+        }
+    }
+}
+
+/// A job whose delivery is uncertain: a drawer pulse is never sent again; anything else waits
+/// to print again, marked `REPRINT — printer fault`, from the first part not confirmed.
+async fn settle_uncertain(store: &Store, job: NextPrintJob, done: usize, why: &str) {
+    let id = job.id;
+    let why = why.to_string();
+    let r = if job.doc.is_drawer() {
+        store
+            .call(move |db| db.unconfirmed_print_job(id, &why, now_ms()))
+            .await
+    } else {
+        let mut doc = job.doc;
+        doc.mark_printer_fault();
+        store
+            .call(move |db| db.requeue_uncertain_print_job(id, &doc, done, &why))
+            .await
+    };
+    if let Err(e) = r {
+        log::error!("print job {id}: {e}");
+    }
+}
+
+/// Which document to reprint or render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A transaction's receipt (a batch close: its Z report); `None`: the newest transaction
+    /// with a receipt.
+    Txn(Option<String>),
+    /// The pay slip of a merchant-presented order.
+    PaySlip(Option<String>),
+    /// The Z report of this batch number.
+    Batch(u64),
+}
+
+impl Target {
+    /// The target a control request names.
+    pub fn of(
+        txn_id: Option<String>,
+        batch: Option<u64>,
+        pay_slip: bool,
+    ) -> Result<Target, ReprintError> {
+        match (txn_id, batch, pay_slip) {
+            (Some(_), Some(_), _) | (None, Some(_), true) => Err(ReprintError::Ambiguous),
+            (None, Some(b), false) => Ok(Target::Batch(b)),
+            (t, None, true) => Ok(Target::PaySlip(t)),
+            (t, None, false) => Ok(Target::Txn(t)),
+        }
+    }
+}
+
+/// A document found for a reprint or a rendering.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub doc: PrintDoc,
+    pub txn_id: String,
+}
+
+/// Finds the document `target` names, unmarked (pure lookups in the journal).
+pub async fn find_doc(
+    store: &Store,
+    ctx: &ReceiptCtx,
+    target: Target,
+) -> Result<Found, ReprintError> {
+    match target {
+        Target::Batch(no) => {
+            let close = store
+                .call(move |db| db.batch_by_no(no))
+                .await?
+                .ok_or(ReprintError::NoBatch(no))?;
+            let z = z_report_of(&close, ctx).ok_or(ReprintError::NoBatch(no))?;
+            Ok(Found {
+                doc: PrintDoc::Z { z_report: z },
+                txn_id: close.id.to_string(),
+            })
+        }
+        Target::Txn(None) => {
+            let txn = store
+                .call(|db| db.last_receipt_txn())
+                .await?
+                .ok_or(ReprintError::NotFound)?;
+            let doc = receipt_of(&txn, ctx)
+                .ok_or_else(|| ReprintError::NoReceipt(txn.id.to_string(), txn.state.as_str()))?;
+            Ok(Found {
+                doc: PrintDoc::Receipt(doc),
+                txn_id: txn.id.to_string(),
+            })
+        }
+        Target::PaySlip(None) => Err(ReprintError::Ambiguous),
+        Target::Txn(Some(id)) => {
+            let txn = store
+                .call(move |db| db.txn(&id))
+                .await?
+                .ok_or(ReprintError::NotFound)?;
+            let doc = if txn.kind == TxnKind::BatchClose {
+                z_report_of(&txn, ctx).map(|z| PrintDoc::Z { z_report: z })
+            } else {
+                receipt_of(&txn, ctx).map(PrintDoc::Receipt)
+            };
+            let doc =
+                doc.ok_or_else(|| ReprintError::NoReceipt(txn.id.to_string(), txn.state.as_str()))?;
+            Ok(Found {
+                doc,
+                txn_id: txn.id.to_string(),
+            })
+        }
+        Target::PaySlip(Some(id)) => {
+            let txn = store
+                .call(move |db| db.txn(&id))
+                .await?
+                .ok_or(ReprintError::NotFound)?;
+            let slip = pay_slip_of(&txn, ctx)
+                .ok_or_else(|| ReprintError::NoPaySlip(txn.id.to_string()))?;
+            Ok(Found {
+                doc: PrintDoc::PaySlip { pay_slip: slip },
+                txn_id: txn.id.to_string(),
+            })
         }
     }
 }
@@ -130,25 +493,36 @@ pub struct PrintHandle {
     pub wake: std::sync::Arc<Notify>,
 }
 
+/// A reprint queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub job: i64,
+    pub txn_id: String,
+    /// `receipt`, `pay_slip` or `z_report`.
+    pub kind: &'static str,
+}
+
 impl PrintHandle {
-    /// Queues a reprint (marked REPRINT) of `txn_id`, or of the newest transaction with a
-    /// receipt. Returns (job id, transaction id).
+    /// Queues a reprint (marked REPRINT) of `txn_id`'s receipt, or of the newest transaction
+    /// with a receipt. Returns (job id, transaction id).
     pub async fn reprint(&self, txn_id: Option<String>) -> Result<(i64, String), ReprintError> {
-        let found = match txn_id {
-            Some(id) => self.store.call(move |db| db.txn(&id)).await?,
-            None => self.store.call(|db| db.last_receipt_txn()).await?,
-        };
-        let txn = found.ok_or(ReprintError::NotFound)?;
-        let data = receipt_for(&txn, &self.ctx, true)
-            .ok_or_else(|| ReprintError::NoReceipt(txn.id.to_string(), txn.state.as_str()))?;
-        let id = txn.id.to_string();
-        let key = id.clone();
+        self.reprint_target(Target::Txn(txn_id))
+            .await
+            .map(|q| (q.job, q.txn_id))
+    }
+
+    /// Queues a reprint (marked REPRINT) of any receipt, pay slip or Z report.
+    pub async fn reprint_target(&self, target: Target) -> Result<Queued, ReprintError> {
+        let Found { mut doc, txn_id } = find_doc(&self.store, &self.ctx, target).await?;
+        doc.mark_reprint();
+        let kind = doc.kind();
+        let key = txn_id.clone();
         let job = self
             .store
-            .call(move |db| db.enqueue_receipt(&key, &data, now_ms()))
+            .call(move |db| db.enqueue_doc(&key, &doc, now_ms()))
             .await?;
         self.wake.notify_one();
-        Ok((job, id))
+        Ok(Queued { job, txn_id, kind })
     }
 }
 
@@ -161,6 +535,26 @@ pub enum ReprintError {
     NotFound,
     #[error("transaction {0} has no receipt (state {1})")]
     NoReceipt(String, &'static str),
+    #[error("transaction {0} is not a merchant-QR order with a pay slip")]
+    NoPaySlip(String),
+    #[error("no batch number {0} was closed on this terminal")]
+    NoBatch(u64),
+    #[error("name one document: a transaction, a transaction's pay slip, or a batch number")]
+    Ambiguous,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ReprintError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReprintError::NoPrinter => "no_printer",
+            ReprintError::NotFound => "not_found",
+            ReprintError::NoReceipt(..) | ReprintError::NoPaySlip(_) => "no_receipt",
+            ReprintError::NoBatch(_) => "no_batch",
+            ReprintError::Ambiguous => "bad_request",
+            ReprintError::Store(_) => "journal",
+        }
+    }
 }

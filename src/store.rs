@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use uuid::Uuid;
 
+mod print_jobs;
+pub use print_jobs::NextPrintJob;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the disk is full: the operation was refused and nothing was changed")]
@@ -134,6 +137,16 @@ CREATE INDEX txns_original ON txns(json_extract(detail, '$.original')) WHERE kin
 CREATE INDEX txns_refund_id ON txns(json_extract(detail, '$.refund_id')) WHERE kind = 'refund';
 INSERT INTO meta(key, value) VALUES ('batch.no', '0'), ('batch.from_seq', '0'), ('batch.opened_at', '0');
 "#,
+    r#"
+-- Issue 16: print jobs by kind (receipt, drawer, z_report, pay_slip); the parts the printer
+-- confirmed; states queued | sending | printed | failed | unconfirmed. A sale owes at most one
+-- drawer pulse.
+ALTER TABLE print_jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'receipt';
+ALTER TABLE print_jobs ADD COLUMN parts_done INTEGER NOT NULL DEFAULT 0;
+UPDATE print_jobs SET kind = 'z_report' WHERE data LIKE '{"z_report":%';
+UPDATE print_jobs SET kind = 'pay_slip' WHERE data LIKE '{"pay_slip":%';
+CREATE UNIQUE INDEX print_jobs_drawer_once ON print_jobs(txn_id) WHERE kind = 'drawer';
+"#,
 ];
 
 /// (id, txn_id, state, attempts, last_error) of a print job.
@@ -215,33 +228,6 @@ impl Db {
         self.receipts = ctx;
     }
 
-    /// The oldest receipt job still owed.
-    pub fn next_print_job(
-        &self,
-    ) -> Result<Option<(i64, posd_core::receipt::PrintDoc)>, StoreError> {
-        let row: Option<(i64, String)> = self
-            .conn
-            .query_row(
-                "SELECT id, data FROM print_jobs WHERE state = 'queued' ORDER BY id LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            None => Ok(None),
-            Some((id, data)) => match serde_json::from_str(&data) {
-                Ok(d) => Ok(Some((id, d))),
-                Err(e) => {
-                    self.conn.execute(
-                        "UPDATE print_jobs SET state = 'failed', last_error = ?2 WHERE id = ?1",
-                        params![id, format!("unreadable job: {e}")],
-                    )?;
-                    Ok(None)
-                }
-            },
-        }
-    }
-
     /// Printed (error None) or given up for good (error Some).
     pub fn finish_print_job(
         &mut self,
@@ -261,57 +247,6 @@ impl Db {
         Ok(())
     }
 
-    pub fn note_print_attempt(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE print_jobs SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-            params![id, error],
-        )?;
-        Ok(())
-    }
-
-    pub fn mark_print_reprint(
-        &mut self,
-        id: i64,
-        data: &posd_core::receipt::ReceiptData,
-    ) -> Result<(), StoreError> {
-        let text = serde_json::to_string(data).map_err(|e| StoreError::BadRow(e.to_string()))?;
-        self.conn.execute(
-            "UPDATE print_jobs SET data = ?2 WHERE id = ?1",
-            params![id, text],
-        )?;
-        Ok(())
-    }
-
-    /// Queues any document (a merchant QR pay slip). Returns the job id.
-    pub fn enqueue_doc(
-        &mut self,
-        txn_id: &str,
-        doc: &posd_core::receipt::PrintDoc,
-        now: Millis,
-    ) -> Result<i64, StoreError> {
-        let text = serde_json::to_string(doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
-        self.conn.execute(
-            "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
-            params![txn_id, text, now as i64],
-        )?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Queues a receipt on request (reprint). Returns the job id.
-    pub fn enqueue_receipt(
-        &mut self,
-        txn_id: &str,
-        data: &posd_core::receipt::ReceiptData,
-        now: Millis,
-    ) -> Result<i64, StoreError> {
-        let text = serde_json::to_string(data).map_err(|e| StoreError::BadRow(e.to_string()))?;
-        self.conn.execute(
-            "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
-            params![txn_id, text, now as i64],
-        )?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
     /// (id, txn_id, state, attempts, last_error) of the newest jobs.
     pub fn print_jobs(&self, limit: u32) -> Result<Vec<PrintJobRow>, StoreError> {
         let mut st = self.conn.prepare_cached(
@@ -326,7 +261,8 @@ impl Db {
     /// The newest transaction that has a receipt.
     pub fn last_receipt_txn(&self) -> Result<Option<Transaction>, StoreError> {
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {TXN_COLS} FROM txns WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided')
+            "SELECT {TXN_COLS} FROM txns WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided', 'settled', 'settlement_rejected')
+               AND kind IN ('sale', 'refund', 'void')
              ORDER BY updated_at DESC, id DESC LIMIT 1"
         ))?;
         let row = st.query_row([], row_raw).optional()?;
@@ -796,12 +732,7 @@ impl Db {
             let doc = posd_core::receipt::PrintDoc::Z {
                 z_report: posd_core::receipt::z_report_for(&z, ctx, close.currency),
             };
-            let text =
-                serde_json::to_string(&doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
-            tx.execute(
-                "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
-                params![close.id.to_string(), text, close.created_at as i64],
-            )?;
+            print_jobs::insert(&tx, &close.id.to_string(), &doc, close.created_at)?;
         }
         for (k, v) in [
             ("batch.no", no.to_string()),
@@ -989,6 +920,18 @@ fn write_states(
             }
             None => None,
         };
+        // What the printer is owed depends on the state this one replaces.
+        let prev: Option<TxnState> = match receipts {
+            Some(_) => tx
+                .query_row(
+                    "SELECT state FROM txns WHERE id = ?1",
+                    [txn.id.to_string()],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .and_then(|s| TxnState::parse(&s)),
+            None => None,
+        };
         tx.execute(
             "INSERT INTO txns (id, kind, method, channel, amount, currency, state, reason,
                  code_masked, host_ref, created_at, updated_at, detail)
@@ -1044,15 +987,8 @@ fn write_states(
             "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![seq as i64, event.event_id, payload, txn.updated_at as i64],
         )?;
-        if let Some(data) =
-            receipts.and_then(|ctx| posd_core::receipt::receipt_for(txn, ctx, false))
-        {
-            let text =
-                serde_json::to_string(&data).map_err(|e| StoreError::BadRow(e.to_string()))?;
-            tx.execute(
-                "INSERT INTO print_jobs (txn_id, data, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
-                params![txn.id.to_string(), text, txn.updated_at as i64],
-            )?;
+        if let Some(ctx) = receipts {
+            print_jobs::owe(tx, txn, prev, ctx)?;
         }
         seqs.push(seq);
     }
@@ -1298,6 +1234,7 @@ mod tests {
         db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
             terminal: "T1".into(),
             utc_offset_s: 0,
+            ..Default::default()
         }));
         let sale = txn(10, TxnState::Approved);
         db.record(&sale).unwrap();

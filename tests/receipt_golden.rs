@@ -9,10 +9,15 @@ mod fixtures;
 
 use std::path::PathBuf;
 
+use posd_core::money::Currency;
 use posd_core::receipt::charset::TextEncoding;
 use posd_core::receipt::escpos_enc::{encode, PrinterProfile};
 use posd_core::receipt::layout::*;
 use posd_core::receipt::render::{render_image, render_png, render_text, RenderOptions};
+use posd_core::receipt::{
+    doc_bytes, owed_on_change, receipt_of, DrawerPolicy, PrintDoc, ReceiptCtx,
+};
+use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 
 struct Case {
     name: String,
@@ -176,35 +181,58 @@ fn both_copies_are_printed_and_the_drawer_opens_once() {
     let cfg = config_for(PaperWidth::Mm58);
     let copies = layout_copies(&fixtures::sale(), &cfg);
     assert_eq!(copies.len(), 2);
-    assert!(copies[0].kick_drawer);
-    assert!(!copies[1].kick_drawer);
+    // The drawer is never inside a receipt (issue 16): it is its own short job at approval.
+    assert!(copies.iter().all(|r| !r.kick_drawer));
     let profile = PrinterProfile::from_config(&cfg);
+    let opts = RenderOptions::for_width(cfg.width);
     let text: Vec<String> = copies
         .iter()
-        .map(|r| {
-            render_text(
-                &encode(r, &profile).unwrap(),
-                &RenderOptions::for_width(cfg.width),
-            )
-        })
+        .map(|r| render_text(&encode(r, &profile).unwrap(), &opts))
         .collect();
     assert!(text[0].contains("-- MERCHANT COPY --"));
-    assert!(text[0].contains("[drawer kick pin 2]"));
     assert!(text[1].contains("-- CUSTOMER COPY --"));
-    assert!(!text[1].contains("drawer"));
+    assert!(text.iter().all(|t| !t.contains("drawer")));
+    // An approved sale owes one drawer pulse, before its receipt, exactly once.
+    let ctx = ReceiptCtx {
+        terminal: "T0001".into(),
+        utc_offset_s: 8 * 3600,
+        drawer: DrawerPolicy::from_config(&cfg),
+    };
+    let mut sale = Transaction::new(
+        TxnKind::Sale,
+        Method::PaymentCode,
+        12_345,
+        Currency::from_code("CNY").unwrap(),
+        TxnState::Approved,
+        1_795_269_785_000,
+        [7; 10],
+    );
+    sale.channel = Some("wechat".into());
+    let owed = owed_on_change(Some(TxnState::Authorizing), &sale, &ctx);
+    assert_eq!(owed.len(), 2);
+    assert!(owed[0].is_drawer());
+    let drawer_text = render_text(&doc_bytes(&owed[0], &cfg).unwrap(), &opts);
+    assert_eq!(drawer_text.matches("[drawer kick pin 2]").count(), 1);
+    let receipt_text = render_text(&doc_bytes(&owed[1], &cfg).unwrap(), &opts);
+    assert_eq!(receipt_text.matches("COPY --").count(), 2);
+    assert!(!receipt_text.contains("drawer"));
+    // The same state written again owes nothing again.
+    assert!(owed_on_change(Some(TxnState::Approved), &sale, &ctx).is_empty());
     // Declined sales and reprints never open the drawer.
-    let declined = ReceiptData {
-        status: ReceiptStatus::Declined,
-        ..fixtures::sale()
+    let declined = Transaction {
+        state: TxnState::Declined,
+        ..sale.clone()
     };
-    assert!(layout_copies(&declined, &cfg)
+    assert!(owed_on_change(Some(TxnState::Authorizing), &declined, &ctx)
         .iter()
-        .all(|r| !r.kick_drawer));
-    let reprint = ReceiptData {
-        reprint: true,
-        ..fixtures::sale()
-    };
-    assert!(layout_copies(&reprint, &cfg).iter().all(|r| !r.kick_drawer));
+        .all(|d| !d.is_drawer()));
+    let mut reprint = PrintDoc::Receipt(receipt_of(&sale, &ctx).unwrap());
+    reprint.mark_reprint();
+    let t = render_text(&doc_bytes(&reprint, &cfg).unwrap(), &opts);
+    assert!(
+        t.contains("*** REPRINT ***") && !t.contains("drawer"),
+        "{t}"
+    );
 }
 
 #[test]

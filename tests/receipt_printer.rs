@@ -1,13 +1,15 @@
 //! The printer job protocol against the TCP printer emulator: a good print, the cover open,
 //! paper running out in the middle of a job, a dropped connection, a printer that never answers
-//! status, an unreachable printer — and the retry that succeeds once the fault clears. Also the
-//! file transport.
+//! status, an unreachable printer — and the retry that succeeds once the fault clears. A printer
+//! that confirms jobs (`GS ( H`) held through paper out and resuming from its own buffer, what
+//! it confirmed before a disconnect or a hang, health checks without a job, the name it
+//! reports. Also the file transport.
 
 #[path = "common/receipt_fixtures.rs"]
 mod fixtures;
 
 use posd::config::devices::{PrinterConfig, StatusMode, Transport};
-use posd::printer::{Fault, PrintOutcome, Printer};
+use posd::printer::{Check, Fault, Job, JobEnd, JobEvent, PrintOutcome, Printer};
 use posd_core::receipt::charset::TextEncoding;
 use posd_core::receipt::escpos_enc::{encode, PrinterProfile};
 use posd_core::receipt::layout::{layout, PaperWidth};
@@ -87,8 +89,11 @@ async fn cover_open_sends_nothing_then_prints_when_closed() {
 async fn paper_out_mid_job_is_a_fault_and_the_retry_prints_it_all() {
     let job = job();
     let half = job.len() / 2;
+    // A printer that drops what it had buffered when the paper is refilled: the retry is the
+    // only copy. (One that keeps it is below: the queue must not send it again unmarked.)
     let emu = PrinterEmulator::start(EmulatorScript {
         paper_out_after: Some(half),
+        clear_buffer_on_recovery: true,
         ..Default::default()
     })
     .await
@@ -315,4 +320,226 @@ async fn serial_printer_through_a_pseudo_terminal() {
     );
     assert_eq!(queries, 6);
     same(got, &job);
+}
+
+/// Two parts (the merchant and the customer copy), as the queue sends them.
+fn two_parts() -> Vec<Vec<u8>> {
+    let cfg = fixtures::config(PaperWidth::Mm80, TextEncoding::Gb18030, true);
+    let profile = PrinterProfile::from_config(&cfg);
+    posd_core::receipt::layout_copies(&fixtures::sale(), &cfg)
+        .iter()
+        .map(|r| encode(r, &profile).expect("encode"))
+        .collect()
+}
+
+/// Runs a job to its end, answering the queue's side of the protocol; returns the end and the
+/// events seen.
+async fn run_job(
+    p: &Printer,
+    parts: &[Vec<u8>],
+    first: usize,
+    confirm: bool,
+) -> (JobEnd, Vec<String>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let job = Job {
+        parts,
+        first,
+        confirm,
+        tag: 7,
+    };
+    let run = p.run(&job, &tx);
+    tokio::pin!(run);
+    let mut seen = Vec::new();
+    let end = loop {
+        tokio::select! {
+            end = &mut run => break end,
+            Some(ev) = rx.recv() => match ev {
+                JobEvent::Sending(ack) => {
+                    seen.push("sending".to_string());
+                    let _ = ack.send(());
+                }
+                JobEvent::Status(st) => seen.push(format!("status paper_out={}", st.paper_out)),
+                JobEvent::PartsDone(n) => seen.push(format!("done {n}")),
+            },
+        }
+    };
+    while let Ok(ev) = rx.try_recv() {
+        if let JobEvent::PartsDone(n) = ev {
+            seen.push(format!("done {n}"));
+        }
+    }
+    (end, seen)
+}
+
+fn fast(emu: &PrinterEmulator) -> Printer {
+    let mut cfg = PrinterConfig::new(Transport::Tcp {
+        host: "127.0.0.1".into(),
+        port: emu.port(),
+    });
+    cfg.status_timeout_ms = 300;
+    cfg.fault_poll_ms = 200;
+    cfg.confirm_timeout_ms = 2_000;
+    Printer::new(cfg)
+}
+
+#[tokio::test]
+async fn a_printer_that_keeps_its_buffer_prints_the_rest_after_the_paper_is_refilled() {
+    let job = job();
+    let half = job.len() / 2;
+    let emu = PrinterEmulator::start(EmulatorScript {
+        paper_out_after: Some(half),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = printer(&emu, StatusMode::Auto);
+    assert_eq!(p.print(&job).await, PrintOutcome::Fault(Fault::PaperOut));
+    assert_eq!(emu.printed().len(), half);
+    assert_eq!(emu.buffered(), job.len() - half);
+    emu.set_paper_out(false);
+    // Nothing sent again: the printer finished the job from its own buffer.
+    same(emu.printed(), &job);
+    assert_eq!(emu.buffered(), 0);
+}
+
+#[tokio::test]
+async fn a_confirming_printer_is_held_through_paper_out_and_nothing_is_sent_twice() {
+    let parts = two_parts();
+    let emu = PrinterEmulator::start(EmulatorScript {
+        process_id: true,
+        paper_out_after: Some(parts[0].len() / 2),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = fast(&emu);
+    let refill = async {
+        // The job is out and stopped: refill once the printer has said "paper out".
+        while emu.printed().len() < parts[0].len() / 2 || emu.status_queries() < 6 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        emu.set_paper_out(false);
+    };
+    let ((end, seen), ()) = tokio::join!(run_job(&p, &parts, 0, true), refill);
+    assert!(
+        matches!(end, JobEnd::Printed { status: Some(_) }),
+        "{end:?}"
+    );
+    assert!(
+        seen.contains(&"status paper_out=true".to_string()),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"done 2".to_string()), "{seen:?}");
+    same(emu.printed(), &parts.concat());
+    assert_eq!(emu.process_ids().len(), 2);
+    assert_eq!(
+        emu.connections(),
+        1,
+        "held on one connection, nothing resent"
+    );
+}
+
+#[tokio::test]
+async fn a_disconnect_after_the_first_copy_leaves_only_the_second_uncertain() {
+    let parts = two_parts();
+    let emu = PrinterEmulator::start(EmulatorScript {
+        process_id: true,
+        drop_after: Some(parts[0].len() + 11 + 50),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (end, _) = run_job(&fast(&emu), &parts, 0, true).await;
+    match end {
+        JobEnd::Uncertain { done, .. } => assert_eq!(done, 1),
+        other => panic!("{other:?}"),
+    }
+    // The rest, resumed from part 1, prints the second copy only.
+    emu.clear();
+    let (end, _) = run_job(&fast(&emu), &parts, 1, true).await;
+    assert!(matches!(end, JobEnd::Printed { .. }), "{end:?}");
+    same(emu.printed(), &parts[1]);
+}
+
+#[tokio::test]
+async fn silence_in_the_middle_of_a_job_is_uncertain_not_printed() {
+    let parts = two_parts();
+    for confirm in [false, true] {
+        let emu = PrinterEmulator::start(EmulatorScript {
+            process_id: confirm,
+            hang_after: Some(parts[0].len() / 3),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let (end, seen) = run_job(&fast(&emu), &parts, 0, confirm).await;
+        assert!(
+            matches!(
+                end,
+                JobEnd::Uncertain {
+                    fault: Fault::Offline,
+                    done: 0
+                }
+            ),
+            "confirm {confirm}: {end:?} {seen:?}"
+        );
+        assert!(emu.is_hung());
+        let p = fast(&emu);
+        assert!(matches!(p.check().await, Check::NotAnswering(_)));
+        emu.recover();
+        assert!(matches!(p.check().await, Check::Status(st) if st.online));
+    }
+}
+
+#[tokio::test]
+async fn health_is_checked_without_a_job() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let closed = Printer::new(PrinterConfig::new(Transport::Tcp {
+        host: "127.0.0.1".into(),
+        port,
+    }));
+    assert!(matches!(closed.check().await, Check::Unreachable(d) if d.contains("refused")));
+    let silent = PrinterEmulator::start(EmulatorScript {
+        silent: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        fast(&silent).check().await,
+        Check::NotAnswering(_)
+    ));
+    let emu = PrinterEmulator::start(EmulatorScript {
+        near_end: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = fast(&emu);
+    match p.check().await {
+        Check::Status(st) => assert!(st.online && st.paper_near_end && !st.paper_out),
+        other => panic!("{other:?}"),
+    }
+    emu.set_cover_open(true);
+    assert!(matches!(p.check().await, Check::Status(st) if st.cover_open && !st.online));
+    assert!(emu.received().is_empty(), "a health check prints nothing");
+}
+
+#[tokio::test]
+async fn the_printer_reports_its_name() {
+    let emu = PrinterEmulator::start(EmulatorScript {
+        name: Some("TM-T20III".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(fast(&emu).identify().await.as_deref(), Some("TM-T20III"));
+    let quiet = PrinterEmulator::start(EmulatorScript::default())
+        .await
+        .unwrap();
+    assert_eq!(fast(&quiet).identify().await, None);
 }

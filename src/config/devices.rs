@@ -514,6 +514,18 @@ pub struct PrinterConfig {
     /// How long one 4 KiB write may stall before the job is abandoned.
     #[serde(default = "default_write_ms")]
     pub write_timeout_ms: u64,
+    /// How often the printer's status is asked while it is faulted (paper out, cover open,
+    /// offline, not answering): 200..=2000 ms, so printing resumes within 2 s of the fix.
+    #[serde(default = "default_fault_poll_ms")]
+    pub fault_poll_ms: u64,
+    /// How often the printer's status is asked while all is well and nothing prints, so that
+    /// a printer that stops answering is not shown as "ok" (500..=60000 ms).
+    #[serde(default = "default_health_ms")]
+    pub health_interval_ms: u64,
+    /// A printer that confirms jobs (`GS ( H`, see `[receipt] printer_model`) and says it is
+    /// well is given this long to confirm one before posd stops waiting.
+    #[serde(default = "default_confirm_ms")]
+    pub confirm_timeout_ms: u64,
 }
 
 fn default_connect_ms() -> u64 {
@@ -525,6 +537,15 @@ fn default_status_ms() -> u64 {
 fn default_write_ms() -> u64 {
     10_000
 }
+fn default_fault_poll_ms() -> u64 {
+    1_000
+}
+fn default_health_ms() -> u64 {
+    1_000
+}
+fn default_confirm_ms() -> u64 {
+    15_000
+}
 
 impl PrinterConfig {
     pub fn new(transport: Transport) -> Self {
@@ -534,7 +555,37 @@ impl PrinterConfig {
             connect_timeout_ms: default_connect_ms(),
             status_timeout_ms: default_status_ms(),
             write_timeout_ms: default_write_ms(),
+            fault_poll_ms: default_fault_poll_ms(),
+            health_interval_ms: default_health_ms(),
+            confirm_timeout_ms: default_confirm_ms(),
         }
+    }
+
+    /// Checks what can be checked without the printer.
+    pub fn validate(&self) -> Result<(), DeviceConfigError> {
+        if !(200..=2000).contains(&self.fault_poll_ms) {
+            return Err(DeviceConfigError(format!(
+                "fault_poll_ms = {}: must be 200..=2000 (the status is asked every 1-2 s while the printer is faulted)",
+                self.fault_poll_ms
+            )));
+        }
+        if !(500..=60_000).contains(&self.health_interval_ms) {
+            return Err(DeviceConfigError(format!(
+                "health_interval_ms = {}: must be 500..=60000",
+                self.health_interval_ms
+            )));
+        }
+        for (name, v) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("status_timeout_ms", self.status_timeout_ms),
+            ("write_timeout_ms", self.write_timeout_ms),
+            ("confirm_timeout_ms", self.confirm_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(DeviceConfigError(format!("{name} must be positive")));
+            }
+        }
+        Ok(())
     }
 }
 

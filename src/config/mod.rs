@@ -660,6 +660,11 @@ impl Config {
                 bad("devices.keypad", e.to_string());
             }
         }
+        if let Some(p) = &self.devices.printer {
+            if let Err(e) = p.validate() {
+                bad("devices.printer", e.to_string());
+            }
+        }
         if let Some(cam) = &self.devices.camera {
             if let Err(e) = cam.validate() {
                 bad("devices.camera", e.to_string());

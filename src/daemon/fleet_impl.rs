@@ -104,11 +104,17 @@ impl RunCommand for DaemonCommands {
                 Ok(json!({"pending": q.pending, "oldest_age_s": q.oldest_age_s}))
             }
             Op::Reprint => {
-                let Some(txn_id) = cmd.args.get("txn_id").and_then(Value::as_str) else {
-                    return Err(CmdFailure {
-                        code: "bad_args",
-                        message: "reprint needs args.txn_id".into(),
-                    });
+                let txn_id = cmd.args.get("txn_id").and_then(Value::as_str);
+                let batch = cmd.args.get("batch").and_then(Value::as_u64);
+                let target = match (txn_id, batch) {
+                    (Some(t), None) => crate::printq::Target::Txn(Some(t.to_string())),
+                    (None, Some(b)) => crate::printq::Target::Batch(b),
+                    _ => {
+                        return Err(CmdFailure {
+                            code: "bad_args",
+                            message: "reprint needs args.txn_id or args.batch".into(),
+                        })
+                    }
                 };
                 let Some(printer) = &self.printer else {
                     return Err(CmdFailure {
@@ -116,8 +122,8 @@ impl RunCommand for DaemonCommands {
                         message: "no printer is configured ([devices.printer])".into(),
                     });
                 };
-                match printer.reprint(Some(txn_id.to_string())).await {
-                    Ok((job, id)) => Ok(json!({"job": job, "txn_id": id})),
+                match printer.reprint_target(target).await {
+                    Ok(q) => Ok(json!({"job": q.job, "txn_id": q.txn_id, "kind": q.kind})),
                     Err(e) => Err(CmdFailure {
                         code: match e {
                             crate::printq::ReprintError::NotFound => "unknown_txn",

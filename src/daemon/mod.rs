@@ -48,6 +48,7 @@ pub async fn run(
     let receipt_ctx = posd_core::receipt::ReceiptCtx {
         terminal: cfg.terminal.id.clone(),
         utc_offset_s: cfg.terminal.utc_offset_s,
+        drawer: posd_core::receipt::DrawerPolicy::from_config(&cfg.receipt),
     };
     if cfg.devices.printer.is_some() {
         let ctx = receipt_ctx.clone();
@@ -62,7 +63,7 @@ pub async fn run(
         .devices
         .printer
         .as_ref()
-        .map(|_| watch::channel(crate::printq::PrinterState::Idle));
+        .map(|_| watch::channel(posd_core::control::PrinterHealth::default()));
     let printer_rx = printer_state.as_ref().map(|(_, rx)| rx.clone());
     let session = uuid::Uuid::now_v7().to_string();
     let (shutdown_tx, shutdown) = watch::channel(false);
@@ -125,8 +126,9 @@ pub async fn run(
             if let Some(rx) = &camera_rx {
                 devices.insert("camera".into(), rx.borrow().to_string());
             }
-            if let Some(rx) = &printer_rx {
-                devices.insert("printer".into(), rx.borrow().to_string());
+            let printer = printer_rx.as_ref().map(|rx| rx.borrow().clone());
+            if let Some(h) = &printer {
+                devices.insert("printer".into(), posd_core::display::printer_text(h));
             }
             for (name, rx) in &dev_rx {
                 devices.insert(name.to_string(), rx.borrow().to_string());
@@ -147,6 +149,7 @@ pub async fn run(
                 },
                 devices,
                 at: now_ms(),
+                printer,
                 commit: None,
             }
         })
@@ -281,6 +284,7 @@ pub async fn run(
         print_wake.clone(),
     ) {
         let state_rx = state_tx.subscribe();
+        forward_printer_to_ui(state_tx.subscribe(), ui_tx.clone(), shutdown.clone());
         tokio::spawn(crate::printq::run(
             store.clone(),
             pcfg,
@@ -428,6 +432,37 @@ fn forward_status_changes<T: Send + Sync + 'static>(
                         return;
                     }
                     link.status_changed();
+                }
+            }
+        }
+    });
+}
+
+/// Tells the cashier when the printer's state changes (paper out, cover open, back to ok).
+fn forward_printer_to_ui(
+    mut rx: watch::Receiver<posd_core::control::PrinterHealth>,
+    ui: broadcast::Sender<UiEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                r = rx.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    let h = rx.borrow_and_update().clone();
+                    let key = (h.state, h.paper_near_end);
+                    if last == Some(key) || h.state == posd_core::control::PrinterState::Printing {
+                        continue;
+                    }
+                    last = Some(key);
+                    let _ = ui.send(UiEvent::Printer {
+                        text: posd_core::display::printer_text(&h),
+                        ok: !h.state.is_fault(),
+                    });
                 }
             }
         }

@@ -52,6 +52,8 @@ pub fn run_vfd(
         }
         loop {
             match ui.try_recv() {
+                // Printer trouble is for the cashier, not the customer.
+                Ok(ev) if !ev.for_customer() => {}
                 Ok(ev) => {
                     want = vfd::frame_for(&ev);
                     back_to_idle =

@@ -39,7 +39,7 @@ pub fn ui_input(ev: &UiEvent, currency: Currency) -> Option<Input> {
         UiEvent::ShowQr { .. } => Some(Input::Pending {
             text: "Customer scans QR".into(),
         }),
-        UiEvent::Notice { .. } => None,
+        UiEvent::Notice { .. } | UiEvent::Printer { .. } => None,
     }
 }
 

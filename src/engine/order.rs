@@ -84,21 +84,23 @@ impl Engine {
         let (Some(wake), true) = (self.p.printer.clone(), self.p.merchant_qr.print) else {
             return;
         };
-        let Some(t) = self.machines.get(&id).map(|m| m.txn().clone()) else {
+        let Some(mut t) = self.machines.get(&id).map(|m| m.txn().clone()) else {
             return;
         };
-        let simple = t.id.simple().to_string();
-        let slip = posd_core::receipt::PaySlip {
-            terminal_id: self.p.terminal.clone(),
-            txn_ref: simple.chars().skip(20).collect(),
-            amount_minor: t.amount,
-            currency: t.currency.code().to_string(),
-            exponent: t.currency.exponent(),
-            qr: qr.to_string(),
-            at: posd_core::receipt::LocalTime {
-                unix_secs: (t.created_at / 1000) as i64,
-                utc_offset_secs: self.p.utc_offset_s,
-            },
+        // The slip shows the code offered now (a platform's code arrives in the answer).
+        match t.detail.as_mut().and_then(|d| d.as_object_mut()) {
+            Some(d) => {
+                d.insert("qr".into(), serde_json::json!(qr));
+            }
+            None => t.detail = Some(serde_json::json!({ "qr": qr })),
+        }
+        let ctx = posd_core::receipt::ReceiptCtx {
+            terminal: self.p.terminal.clone(),
+            utc_offset_s: self.p.utc_offset_s,
+            ..Default::default()
+        };
+        let Some(slip) = posd_core::receipt::pay_slip_of(&t, &ctx) else {
+            return;
         };
         let doc = posd_core::receipt::PrintDoc::PaySlip { pay_slip: slip };
         let key = t.id.to_string();

@@ -240,19 +240,28 @@ impl Daemon {
         self.dir.join("posd.log")
     }
 
+    /// What the daemon wrote on stdout (the console device: the cashier's lines), appended
+    /// across restarts.
+    pub fn stdout_path(&self) -> PathBuf {
+        self.dir.join("posd.out")
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("daemon log");
+        let open = |p: PathBuf| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .expect("daemon output file")
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_posd"))
             .arg("--config")
             .arg(&self.config)
             .env_remove("NOTIFY_SOCKET")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(open(self.stdout_path())))
+            .stderr(Stdio::from(open(self.log_path())))
             .spawn()
             .expect("spawn posd");
         self.child = Some(child);

@@ -28,6 +28,7 @@ pub fn config(width: PaperWidth, encoding: TextEncoding, native_qr: bool) -> Rec
         header: vec![],
         footer: vec!["Thank you!".into(), "Keep this receipt for refunds".into()],
         copies: vec![CopyKind::Merchant, CopyKind::Customer],
+        ..ReceiptConfig::default()
     }
 }
 
@@ -48,6 +49,7 @@ pub fn sale() -> ReceiptData {
         at: at(),
         copy: CopyKind::Customer,
         reprint: false,
+        printer_fault: false,
         notes: vec![],
     }
 }
@@ -153,6 +155,8 @@ pub fn z_report() -> ZReport {
         },
         to: at(),
         printed_at: at(),
+        reprint: false,
+        printer_fault: false,
         rows: vec![
             row(
                 PayMethod::PaymentCode,

@@ -71,9 +71,9 @@ commands! {
     Cancel(Cancel) -> Message;
     /// A code as if scanned.
     Scan(Scan) -> Message;
-    /// Print a receipt again, marked REPRINT.
+    /// Print a receipt, pay slip or Z report again, marked REPRINT.
     Reprint(Reprint) -> ReprintReply;
-    /// The ESC/POS bytes of a receipt.
+    /// The ESC/POS bytes of a receipt, pay slip or Z report.
     Receipt(Receipt) -> ReceiptReply;
     /// The print queue, newest first.
     PrintJobs(PrintJobs) -> Vec<PrintJob>;
@@ -179,20 +179,30 @@ pub struct Scan {
     pub code: String,
 }
 
-/// Default: the newest transaction with a receipt.
+/// Which document: a transaction's receipt (any final state; default: the newest transaction
+/// with a receipt), its pay slip (`pay_slip`, a merchant-presented order), or the Z report of
+/// batch number `batch`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reprint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txn_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pay_slip: bool,
 }
 
-/// Default: the newest transaction with a receipt.
+/// Which document, as for [`Reprint`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txn_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pay_slip: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -230,9 +240,89 @@ pub struct StatusDoc {
     pub devices: BTreeMap<String, String>,
     /// Unix ms the document was made.
     pub at: u64,
+    /// The receipt printer, typed (`devices.printer` says the same for people); absent when
+    /// no printer is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printer: Option<PrinterHealth>,
     /// The build's git commit (control socket only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+}
+
+/// How the receipt printer is, as last checked (the print queue asks it every few seconds,
+/// every 1–2 s while it is faulted, without printing anything).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrinterHealth {
+    pub state: PrinterState,
+    /// The paper roll is nearly used up (the printer still prints).
+    #[serde(default)]
+    pub paper_near_end: bool,
+    /// What the transport said when the printer could not be reached, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Jobs waiting to print (receipts, drawer pulses, Z reports, pay slips).
+    #[serde(default)]
+    pub waiting: u64,
+    /// The name the printer reports (`GS I 67`), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_name: Option<String>,
+    /// Configuration the printer cannot print as asked (a paper width that does not match, a
+    /// character set it lacks), each with its fix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Unix ms of the last answer (or failure) this is built from; 0: not checked yet.
+    #[serde(default)]
+    pub checked_at: u64,
+}
+
+/// The printer's state, for machines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrinterState {
+    /// Not asked yet.
+    #[default]
+    Unknown,
+    /// Answers and can print.
+    Ok,
+    /// Can print, but the roll is nearly used up: have a new one ready.
+    PaperNearEnd,
+    /// A job is going out.
+    Printing,
+    PaperOut,
+    CoverOpen,
+    /// Says it is offline for another reason (paper being fed, waiting for recovery).
+    Offline,
+    /// Reports an error (cutter jam, head temperature, mechanism).
+    Error,
+    /// Connected, but does not answer its status: not known to be able to print.
+    NotAnswering,
+    /// Cannot be reached (refused, no route, device missing).
+    Unreachable,
+    /// Gives no status by design (a file, `status = "off"`): printed to blind.
+    Unchecked,
+}
+
+impl PrinterState {
+    /// Whether the printer is known to be able to print now.
+    pub fn is_ok(self) -> bool {
+        matches!(
+            self,
+            PrinterState::Ok | PrinterState::PaperNearEnd | PrinterState::Printing
+        )
+    }
+
+    /// Whether printing waits for someone to fix the printer.
+    pub fn is_fault(self) -> bool {
+        matches!(
+            self,
+            PrinterState::PaperOut
+                | PrinterState::CoverOpen
+                | PrinterState::Offline
+                | PrinterState::Error
+                | PrinterState::NotAnswering
+                | PrinterState::Unreachable
+        )
+    }
 }
 
 /// One state a transaction passed through.
@@ -330,12 +420,20 @@ pub struct Message {
 pub struct ReprintReply {
     pub job: i64,
     pub txn_id: String,
+    /// `receipt`, `pay_slip` or `z_report`.
+    #[serde(default)]
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptReply {
+    /// The transaction (for a Z report, the batch close).
     pub txn_id: String,
+    /// `receipt`, `pay_slip` or `z_report`.
+    #[serde(default)]
+    pub kind: String,
     pub width: PaperWidth,
+    /// The receipt's QR text; empty for a Z report.
     pub receipt_ref: String,
     /// The ESC/POS bytes, base64 (standard alphabet, padded).
     pub escpos_b64: String,
@@ -365,6 +463,7 @@ pub mod codes {
     pub const STOPPING: &str = "stopping";
     pub const NO_RECEIPT: &str = "no_receipt";
     pub const NO_PRINTER: &str = "no_printer";
+    pub const NO_BATCH: &str = "no_batch";
     pub const ENCODE: &str = "encode";
 }
 

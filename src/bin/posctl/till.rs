@@ -89,8 +89,18 @@ pub enum TillCmd {
     Cancel,
     /// Pass a code to the sale in progress, as if scanned.
     Scan { code: String },
-    /// Print a receipt again (default: the last transaction), marked REPRINT.
-    Reprint { txn: Option<String> },
+    /// Print a receipt, pay slip or Z report again, marked REPRINT (default: the last
+    /// transaction's receipt). Any final state: settled, voided, refunded, declined, ...
+    Reprint {
+        /// Transaction id (a batch close's id reprints its Z report).
+        txn: Option<String>,
+        /// The Z report of this batch number.
+        #[arg(long, conflicts_with_all = ["txn", "pay_slip"])]
+        batch: Option<u64>,
+        /// The pay slip (the merchant QR offered) of the order TXN instead of its receipt.
+        #[arg(long, requires = "txn")]
+        pay_slip: bool,
+    },
     /// Receipts: draw one as posd would print it, without a printer.
     Receipt {
         #[command(subcommand)]
@@ -107,10 +117,16 @@ pub enum TillCmd {
 pub enum ReceiptCmd {
     /// Interpret the ESC/POS bytes posd would send and draw them: --png FILE and/or --text.
     Render {
-        /// Transaction id (default: --last).
+        /// Transaction id (default: --last); a batch close's id draws its Z report.
         txn: Option<String>,
         #[arg(long)]
         last: bool,
+        /// The Z report of this batch number.
+        #[arg(long, conflicts_with_all = ["txn", "last", "pay_slip"])]
+        batch: Option<u64>,
+        /// The pay slip of the order TXN instead of its receipt.
+        #[arg(long, requires = "txn")]
+        pay_slip: bool,
         #[arg(long)]
         png: Option<PathBuf>,
         #[arg(long)]
@@ -329,9 +345,27 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
         }
         TillCmd::Cancel => println!("{}", c.call(ctl::Cancel {}).await?.message),
         TillCmd::Scan { code } => println!("{}", c.call(ctl::Scan { code }).await?.message),
-        TillCmd::Reprint { txn } => {
-            let v = c.call(ctl::Reprint { txn_id: txn }).await?;
-            println!("reprint of {} queued (job {})", v.txn_id, v.job);
+        TillCmd::Reprint {
+            txn,
+            batch,
+            pay_slip,
+        } => {
+            let v = c
+                .call(ctl::Reprint {
+                    txn_id: txn,
+                    batch,
+                    pay_slip,
+                })
+                .await?;
+            let what = match v.kind.as_str() {
+                "z_report" => "Z report",
+                "pay_slip" => "pay slip",
+                _ => "receipt",
+            };
+            println!(
+                "reprint of the {what} of {} queued (job {})",
+                v.txn_id, v.job
+            );
         }
         TillCmd::PrintJobs { json } => {
             let v = c.call(ctl::PrintJobs { limit: Some(20) }).await?;
@@ -355,6 +389,8 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
                 ReceiptCmd::Render {
                     txn,
                     last,
+                    batch,
+                    pay_slip,
                     png,
                     text,
                 },
@@ -362,7 +398,13 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
             if txn.is_some() && last {
                 anyhow::bail!("give a transaction id or --last, not both");
             }
-            let v = c.call(ctl::Receipt { txn_id: txn }).await?;
+            let v = c
+                .call(ctl::Receipt {
+                    txn_id: txn,
+                    batch,
+                    pay_slip,
+                })
+                .await?;
             use base64::Engine as _;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(&v.escpos_b64)
@@ -474,5 +516,13 @@ fn print_status(v: &ctl::StatusDoc) {
     );
     for (k, d) in &v.devices {
         println!("device     {k}: {d}");
+    }
+    if let Some(p) = &v.printer {
+        if let Some(name) = &p.reported_name {
+            println!("printer    reports itself as {name}");
+        }
+        for w in &p.warnings {
+            println!("warning    printer: {w}");
+        }
     }
 }

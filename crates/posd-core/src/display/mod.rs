@@ -5,6 +5,7 @@
 
 pub mod vfd;
 
+use crate::control::{PrinterHealth, PrinterState};
 use serde::Serialize;
 
 /// What the cashier and customer should see (console, customer display).
@@ -35,6 +36,69 @@ pub enum UiEvent {
         qr: String,
         amount: String,
     },
+    /// The receipt printer changed state (for the cashier, not the customer).
+    Printer {
+        text: String,
+        ok: bool,
+    },
+}
+
+impl UiEvent {
+    /// Whether the customer display shows it (printer trouble is the cashier's business).
+    pub fn for_customer(&self) -> bool {
+        !matches!(self, UiEvent::Printer { .. })
+    }
+}
+
+/// What the cashier reads about the printer (after "printer: "): its state and the fix, and
+/// how many jobs wait. Also the printer's entry in the status document's `devices`.
+pub fn printer_text(h: &PrinterHealth) -> String {
+    let near_end = if h.paper_near_end {
+        " — paper near its end: have a new roll ready"
+    } else {
+        ""
+    };
+    let detail = h
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    let mut text = match h.state {
+        PrinterState::Unknown => "not checked yet".to_string(),
+        PrinterState::Ok => format!("ok{near_end}"),
+        PrinterState::PaperNearEnd => {
+            "paper near its end — have a new roll ready (printing goes on)".to_string()
+        }
+        PrinterState::Printing => format!("printing{near_end}"),
+        PrinterState::PaperOut => "paper out — load a new roll".to_string(),
+        PrinterState::CoverOpen => "cover open — close the cover".to_string(),
+        PrinterState::Offline => {
+            "offline — check the paper and the cover, or press its feed button once".to_string()
+        }
+        PrinterState::Error => {
+            "error (cutter, head temperature or mechanism) — switch it off and on".to_string()
+        }
+        PrinterState::NotAnswering => {
+            format!("not answering — check its power and cable{detail}")
+        }
+        PrinterState::Unreachable => {
+            format!("unreachable — check its power, cable and address{detail}")
+        }
+        PrinterState::Unchecked => {
+            format!("gives no status — printing without checks{near_end}")
+        }
+    };
+    if h.state.is_fault() && h.waiting > 0 {
+        if h.waiting == 1 {
+            text.push_str("; 1 job waits and prints by itself");
+        } else {
+            text.push_str(&format!(
+                "; {} jobs wait and print by themselves",
+                h.waiting
+            ));
+        }
+    }
+    text
 }
 
 /// One clean console line (or two, for a keypad screen) per UI event.
@@ -57,6 +121,7 @@ pub fn console_text(ev: &UiEvent) -> String {
             Some((a, b)) => format!("[till] {a} | {b}"),
             None => format!("[till] {text}"),
         },
+        UiEvent::Printer { text, .. } => format!("[till] printer: {text}"),
     }
 }
 
@@ -94,4 +159,44 @@ pub fn qr_half_blocks(payload: &str, invert: bool) -> Result<String, qrcode::typ
         out.push('\n');
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printer_faults_name_the_fix_and_the_waiting_jobs() {
+        let h = PrinterHealth {
+            state: PrinterState::PaperOut,
+            waiting: 2,
+            ..PrinterHealth::default()
+        };
+        let t = printer_text(&h);
+        assert_eq!(
+            t,
+            "paper out — load a new roll; 2 jobs wait and print by themselves"
+        );
+        let ev = UiEvent::Printer { text: t, ok: false };
+        assert!(!ev.for_customer());
+        assert!(console_text(&ev).starts_with("[till] printer: paper out"));
+        let near = PrinterHealth {
+            state: PrinterState::PaperNearEnd,
+            paper_near_end: true,
+            ..PrinterHealth::default()
+        };
+        assert!(printer_text(&near).contains("paper near its end"));
+        let gone = PrinterHealth {
+            state: PrinterState::Unreachable,
+            detail: Some("127.0.0.1:9: connection refused".into()),
+            waiting: 1,
+            ..PrinterHealth::default()
+        };
+        let t = printer_text(&gone);
+        assert!(
+            t.contains("unreachable") && t.contains("connection refused"),
+            "{t}"
+        );
+        assert!(t.ends_with("1 job waits and prints by itself"), "{t}");
+    }
 }

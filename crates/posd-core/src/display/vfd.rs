@@ -125,6 +125,10 @@ pub fn frame_for(ev: &UiEvent) -> VfdFrame {
                 }
             }
         }
+        UiEvent::Printer { text, .. } => {
+            let (a, b) = wrap2(text);
+            VfdFrame::new(a, b)
+        }
         UiEvent::Notice { text } => match text.split_once('\n') {
             Some((a, b)) => VfdFrame::new(a, b),
             None => {

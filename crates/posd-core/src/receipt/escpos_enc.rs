@@ -31,13 +31,47 @@ const DRAWER_KICK_PIN2: [u8; 5] = [0x1B, b'p', 0, 25, 250];
 const DRAWER_KICK_PIN5: [u8; 5] = [0x1B, b'p', 1, 25, 250];
 /// `FS &`: Chinese (double-byte) character mode on.
 const FS_KANJI_ON: [u8; 2] = [0x1C, b'&'];
+/// `FS .`: Chinese mode off. Printers sold in China start in Chinese mode (and return to it on
+/// `ESC @`); without this, single-byte code page text would be read in byte pairs.
+const FS_KANJI_OFF: [u8; 2] = [0x1C, b'.'];
+/// `GS I 67`: the printer's name (Epson answers `_` name NUL).
+pub const PRINTER_NAME_QUERY: [u8; 3] = [0x1D, b'I', 67];
 
 /// Which connector pin opens the drawer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DrawerPin {
+    #[default]
     Pin2,
     Pin5,
+}
+
+/// The drawer job: `ESC p m 25 250` alone (50 ms pulse, 500 ms off), sent as its own short job
+/// at approval — processed in order like any command, so only when the printer is ready.
+pub fn drawer_bytes(pin: DrawerPin) -> Vec<u8> {
+    match pin {
+        DrawerPin::Pin2 => DRAWER_KICK_PIN2.to_vec(),
+        DrawerPin::Pin5 => DRAWER_KICK_PIN5.to_vec(),
+    }
+}
+
+/// `GS ( H 6 0 48 48 d1 d2 d3 d4`: the printer answers `37 22 d1 d2 d3 d4 00` once everything
+/// sent before it has printed. `id` bytes must be 0x20..=0x7E.
+pub fn process_id_bytes(id: [u8; 4]) -> [u8; 11] {
+    let c = |b: u8| b.clamp(0x20, 0x7E);
+    [
+        0x1D,
+        b'(',
+        b'H',
+        6,
+        0,
+        48,
+        48,
+        c(id[0]),
+        c(id[1]),
+        c(id[2]),
+        c(id[3]),
+    ]
 }
 
 /// QR error correction levels as `GS ( k` numbers them (48..=51).
@@ -89,17 +123,23 @@ pub struct PrinterProfile {
     pub cut: bool,
     /// Pin to pulse when a receipt asks for the drawer; `None`: no drawer.
     pub drawer: Option<DrawerPin>,
+    /// Send `FS .` before single-byte text: the printer may start in Chinese mode.
+    pub cancel_chinese: bool,
 }
 
 impl PrinterProfile {
+    /// The configuration as the chosen printer model can print it: no native QR or cut where
+    /// the model has none (see `model::config_warnings` for what that changes).
     pub fn from_config(cfg: &ReceiptConfig) -> Self {
+        let spec = cfg.printer_model.spec();
         PrinterProfile {
             width: cfg.width,
             encoding: cfg.encoding,
-            native_qr: cfg.native_qr,
+            native_qr: cfg.native_qr && spec.native_qr,
             qr_module: cfg.qr_module,
-            cut: cfg.cut,
-            drawer: cfg.drawer_kick.then_some(DrawerPin::Pin2),
+            cut: cfg.cut && spec.cutter,
+            drawer: cfg.drawer_kick.then_some(cfg.drawer_pin),
+            cancel_chinese: spec.chinese_mode != Some(false),
         }
     }
 }
@@ -167,9 +207,15 @@ pub fn encode(receipt: &Receipt, profile: &PrinterProfile) -> Result<Vec<u8>, En
             p.custom(&FS_KANJI_ON)?;
         }
         Some(19) => {
+            if profile.cancel_chinese {
+                p.custom(&FS_KANJI_OFF)?;
+            }
             p.page_code(PageCode::PC858)?;
         }
         Some(_) => {
+            if profile.cancel_chinese {
+                p.custom(&FS_KANJI_OFF)?;
+            }
             p.page_code(PageCode::PC437)?;
         }
     }
@@ -388,6 +434,7 @@ mod tests {
             qr_module: 6,
             cut: true,
             drawer: Some(DrawerPin::Pin2),
+            cancel_chinese: false,
         }
     }
 
@@ -406,6 +453,40 @@ mod tests {
         assert_eq!(
             b,
             vec![0x1B, b'@', 0x1B, b't', 19, 0xD5, b'5', b'\n', 0x1B, b'd', 1, 0x1D, b'V', b'A', 0]
+        );
+    }
+
+    #[test]
+    fn chinese_mode_is_cancelled_before_a_code_page_unless_the_model_has_none() {
+        let r = receipt(vec![], false);
+        let zh = PrinterProfile {
+            cancel_chinese: true,
+            ..profile()
+        };
+        let b = encode(&r, &zh).unwrap();
+        assert_eq!(&b[..7], &[0x1B, b'@', 0x1C, b'.', 0x1B, b't', 19]);
+        let b = encode(&r, &profile()).unwrap();
+        assert!(!b.windows(2).any(|w| w == FS_KANJI_OFF));
+        let gb = PrinterProfile {
+            encoding: TextEncoding::Gb18030,
+            cancel_chinese: true,
+            ..profile()
+        };
+        let b = encode(&r, &gb).unwrap();
+        assert_eq!(&b[..4], &[0x1B, b'@', 0x1C, b'&']);
+    }
+
+    #[test]
+    fn drawer_job_and_process_id_bytes() {
+        assert_eq!(drawer_bytes(DrawerPin::Pin2), vec![0x1B, b'p', 0, 25, 250]);
+        assert_eq!(drawer_bytes(DrawerPin::Pin5), vec![0x1B, b'p', 1, 25, 250]);
+        assert_eq!(
+            process_id_bytes(*b"A001"),
+            [0x1D, b'(', b'H', 6, 0, 48, 48, b'A', b'0', b'0', b'1']
+        );
+        assert_eq!(
+            process_id_bytes([0, 0x7F, b'x', b'y'])[7..],
+            [0x20, 0x7E, b'x', b'y']
         );
     }
 

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::charset::TextEncoding;
+use super::escpos_enc::DrawerPin;
+use super::labels::labels;
+use super::model::PrinterModel;
 
 /// Longest receipt reference printed as a QR (bytes). `R1.<terminal>.<uuid>` is ~45.
 pub const MAX_QR_REF_LEN: usize = 256;
@@ -33,37 +36,47 @@ pub enum ReceiptKind {
 impl ReceiptKind {
     /// Title printed at the top of the receipt.
     pub fn title(self) -> &'static str {
-        match self {
-            ReceiptKind::Sale => "SALE",
-            ReceiptKind::Refund => "REFUND",
-            ReceiptKind::Void => "VOID",
-            ReceiptKind::Reversal => "REVERSAL",
-        }
+        labels().kind_title(self)
     }
 }
 
-/// Outcome printed in large letters (the words the issue asks for).
+/// Outcome printed in large letters; on a Z report, the state a row counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptStatus {
     Approved,
     ApprovedOffline,
+    /// An offline sale the host settled.
+    Settled,
     Declined,
     Reversed,
     Refund,
     Void,
+    /// An offline sale voided afterwards (its void takes the money back).
+    Voided,
+    /// An offline sale the host refused at settlement: no money moved.
+    Rejected,
+    /// A merchant-presented order closed unpaid.
+    NotPaid,
+    /// Refused on the box before anything left it.
+    Refused,
 }
 
 impl ReceiptStatus {
     pub fn label(self) -> &'static str {
-        match self {
-            ReceiptStatus::Approved => "APPROVED",
-            ReceiptStatus::ApprovedOffline => "APPROVED OFFLINE",
-            ReceiptStatus::Declined => "DECLINED",
-            ReceiptStatus::Reversed => "REVERSED",
-            ReceiptStatus::Refund => "REFUND",
-            ReceiptStatus::Void => "VOID",
-        }
+        labels().status(self)
+    }
+
+    /// Sold money as a Z report counts it: approved online or offline, settled later or voided
+    /// later (the void takes it back on its own row).
+    pub fn is_sale(self) -> bool {
+        matches!(
+            self,
+            ReceiptStatus::Approved
+                | ReceiptStatus::ApprovedOffline
+                | ReceiptStatus::Settled
+                | ReceiptStatus::Voided
+        )
     }
 }
 
@@ -82,12 +95,7 @@ pub enum PayMethod {
 
 impl PayMethod {
     pub fn label(self) -> &'static str {
-        match self {
-            PayMethod::PaymentCode => "Payment code",
-            PayMethod::OfflineCode => "Offline code",
-            PayMethod::MerchantCode => "Merchant QR",
-            PayMethod::Card => "Card",
-        }
+        labels().method(self)
     }
 }
 
@@ -101,10 +109,7 @@ pub enum CopyKind {
 
 impl CopyKind {
     pub fn label(self) -> &'static str {
-        match self {
-            CopyKind::Merchant => "MERCHANT COPY",
-            CopyKind::Customer => "CUSTOMER COPY",
-        }
+        labels().copy(self)
     }
 }
 
@@ -131,7 +136,9 @@ pub struct ReceiptData {
     #[serde(default)]
     pub original_ref: Option<String>,
     pub method: PayMethod,
-    /// "WeChat Pay", "Alipay", "UnionPay", "Visa", ... as routed.
+    /// The channel as the journal keeps it (`wechat`, `visa`, `emv_mpm`, ...; older jobs hold
+    /// display names); printed with its name from [`labels`], or not at all when it adds
+    /// nothing to the method.
     pub channel: String,
     /// Masked payment code or PAN (first 6, last 4). Long digit runs are masked again here.
     pub masked: String,
@@ -145,6 +152,10 @@ pub struct ReceiptData {
     /// Printed again on request: marked `REPRINT` under the title.
     #[serde(default)]
     pub reprint: bool,
+    /// Printed again because the printer may have cut the first one off: marked
+    /// `REPRINT — printer fault` (with `reprint`).
+    #[serde(default)]
+    pub printer_fault: bool,
     /// Free lines for this receipt only (decline reason, operator, ...).
     #[serde(default)]
     pub notes: Vec<String>,
@@ -208,6 +219,11 @@ pub struct ZReport {
     pub to: LocalTime,
     pub printed_at: LocalTime,
     pub rows: Vec<ZRow>,
+    /// Printed again (by batch number, or after a printer fault).
+    #[serde(default)]
+    pub reprint: bool,
+    #[serde(default)]
+    pub printer_fault: bool,
 }
 
 /// Count and amount of one method/channel/state in one currency.
@@ -285,8 +301,19 @@ pub struct ReceiptConfig {
     pub qr_module: u8,
     /// Cut after each copy (printers without a cutter ignore it; set false to save the feed).
     pub cut: bool,
-    /// Kick the cash drawer on approved sales and refunds (first copy only).
+    /// A cash drawer hangs on the printer: it opens once per approved sale, as its own short
+    /// job at approval (never inside a receipt, never on a reprint).
     pub drawer_kick: bool,
+    /// Which approved sales open it: `all`, or `cash_like` (the methods in `cash_like`).
+    pub drawer_on: DrawerOn,
+    /// The methods the shop treats like cash (`payment_code`, `offline_code`, `merchant_qr`,
+    /// `card`).
+    pub cash_like: Vec<crate::txn::Method>,
+    /// The connector pin the drawer's solenoid is on (2 or 5).
+    pub drawer_pin: DrawerPin,
+    /// The printer model (`generic`, `epson_tm_t20`, `epson_tm_t88`, `xprinter_xp58`,
+    /// `xprinter_xp80`, `generic_58_zh`): what it can print, see `receipt::model`.
+    pub printer_model: PrinterModel,
     pub shop_name: String,
     pub address: Vec<String>,
     /// Printed as `Tax ID: ...` when not empty.
@@ -308,6 +335,14 @@ impl Default for ReceiptConfig {
             qr_module: 6,
             cut: true,
             drawer_kick: false,
+            drawer_on: DrawerOn::All,
+            cash_like: vec![
+                crate::txn::Method::PaymentCode,
+                crate::txn::Method::OfflineCode,
+                crate::txn::Method::MerchantQr,
+            ],
+            drawer_pin: DrawerPin::Pin2,
+            printer_model: PrinterModel::Generic,
             shop_name: String::new(),
             address: Vec::new(),
             tax_id: String::new(),
@@ -316,6 +351,17 @@ impl Default for ReceiptConfig {
             copies: vec![CopyKind::Merchant, CopyKind::Customer],
         }
     }
+}
+
+/// Which approved sales open the cash drawer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrawerOn {
+    /// Every approved sale.
+    #[default]
+    All,
+    /// Approved sales paid by a method listed in `cash_like`.
+    CashLike,
 }
 
 /// A `[receipt]` section that cannot be used.
@@ -430,9 +476,22 @@ fn is_invisible(c: char) -> bool {
         | '\u{0300}'..='\u{036F}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
+/// ASCII stand-ins for typographic punctuation a character set lacks (our own labels use the em
+/// dash; a code page 858 printer prints `-`).
+fn ascii_stand_in(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{2010}'..='\u{2015}' | '\u{2212}' => "-",
+        '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{2032}' => "'",
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{2033}' => "\"",
+        '\u{2026}' => "...",
+        _ => return None,
+    })
+}
+
 /// Makes `s` printable in `enc`: control characters (C0, DEL, C1) and invisible format
-/// characters are removed, any whitespace becomes one space, characters the printer's character
-/// set lacks become `?`, and the ends are trimmed. The result is safe to encode as-is.
+/// characters are removed, any whitespace becomes one space, typographic dashes and quotes the
+/// set lacks become their ASCII forms, other characters the printer's character set lacks
+/// become `?`, and the ends are trimmed. The result is safe to encode as-is.
 pub fn printable(s: &str, enc: TextEncoding) -> String {
     let mut out = String::with_capacity(s.len());
     let mut last_space = true; // trims leading spaces and collapses runs
@@ -447,7 +506,13 @@ pub fn printable(s: &str, enc: TextEncoding) -> String {
         if c.is_control() || is_invisible(c) {
             continue;
         }
-        out.push(if enc.can_print(c) { c } else { '?' });
+        if enc.can_print(c) {
+            out.push(c);
+        } else if let Some(a) = ascii_stand_in(c) {
+            out.push_str(a);
+        } else {
+            out.push('?');
+        }
         last_space = false;
     }
     while out.ends_with(' ') {
@@ -675,10 +740,13 @@ impl Doc {
     }
 
     /// `label ........ value`; when they do not fit on one line the value goes right-aligned
-    /// underneath, wrapped.
+    /// underneath, wrapped. A value with nothing printable left makes no row at all.
     fn pair(&mut self, label: &str, value: &str, size: TextSize, bold: bool) {
         let label = printable(label, self.enc);
         let value = printable(value, self.enc);
+        if value.is_empty() {
+            return;
+        }
         let cols = self.cols() / usize::from(size.width_mult());
         let lc = text_cols(&label, self.enc);
         let vc = text_cols(&value, self.enc);
@@ -717,7 +785,7 @@ impl Doc {
             self.center(l, 2);
         }
         if !printable(&cfg.tax_id, self.enc).is_empty() {
-            self.center(&format!("Tax ID: {}", cfg.tax_id), 2);
+            self.center(&format!("{} {}", labels().tax_id, cfg.tax_id), 2);
         }
         for l in &cfg.header {
             self.center(l, 2);
@@ -727,6 +795,29 @@ impl Doc {
     fn footer(&mut self, cfg: &ReceiptConfig) {
         for l in &cfg.footer {
             self.center(l, 2);
+        }
+    }
+
+    /// The reprint mark under a title, if any.
+    fn reprint_mark(&mut self, reprint: bool, printer_fault: bool) {
+        if printer_fault {
+            self.center(labels().reprint_printer_fault, 2);
+        } else if reprint {
+            self.center(labels().reprint, 1);
+        }
+    }
+
+    /// The receipt reference under its QR, broken only after its `.` and `-` separators so
+    /// that every group stays whole and readable at 58 mm (`R1.T0001.5f0c2a9e-3b7d-4c1a-` /
+    /// `9e2f-8d6b4a1c7e30`), centred.
+    fn reference(&mut self, r: &str) {
+        for l in ref_lines(&printable(r, self.enc), self.cols()) {
+            self.lines.push(Line::Text {
+                text: l,
+                align: Align::Center,
+                size: TextSize::Normal,
+                bold: false,
+            });
         }
     }
 
@@ -753,14 +844,21 @@ pub struct PaySlip {
     /// The code's text: an EMVCo payload or the platform's URL.
     pub qr: String,
     pub at: LocalTime,
+    /// Printed again (on request, or after a printer fault).
+    #[serde(default)]
+    pub reprint: bool,
+    #[serde(default)]
+    pub printer_fault: bool,
 }
 
 /// Lays out a pay slip: the amount and the code, nothing that looks like a receipt.
 pub fn layout_pay_slip(s: &PaySlip, cfg: &ReceiptConfig) -> Receipt {
+    let l = labels();
     let mut d = Doc::new(cfg);
     d.shop_header(cfg);
     d.rule('-');
-    d.text("SCAN TO PAY", Align::Center, TextSize::Big, true, 1);
+    d.text(l.pay_slip_title, Align::Center, TextSize::Big, true, 1);
+    d.reprint_mark(s.reprint, s.printer_fault);
     d.feed(1);
     d.text(
         &format_money(i128::from(s.amount_minor), &s.currency, s.exponent),
@@ -772,36 +870,82 @@ pub fn layout_pay_slip(s: &PaySlip, cfg: &ReceiptConfig) -> Receipt {
     d.feed(1);
     d.lines.push(Line::Qr(s.qr.clone()));
     d.feed(1);
-    d.pair("Date", &format_time(s.at), TextSize::Normal, false);
-    d.pair("Terminal", &s.terminal_id, TextSize::Normal, false);
-    d.pair("Txn ref", &s.txn_ref, TextSize::Normal, false);
-    d.center("This is not a receipt", 1);
+    d.pair(l.date, &format_time(s.at), TextSize::Normal, false);
+    d.pair(l.terminal, &s.terminal_id, TextSize::Normal, false);
+    d.pair(l.txn_ref, &s.txn_ref, TextSize::Normal, false);
+    d.center(l.pay_slip_not_a_receipt, 1);
     d.feed(1);
     d.finish(false)
 }
 
-/// Lays out one copy (the one named in `data.copy`) of a transaction receipt.
+/// The channel's name on paper, or nothing when it would only repeat the method.
+fn channel_shown(method: PayMethod, channel: &str) -> Option<String> {
+    let name = labels().channel_name(channel)?;
+    (!name.trim().eq_ignore_ascii_case(method.label())).then(|| name.into_owned())
+}
+
+/// Lines of a receipt reference: whole if it fits, else broken after `.` or `-` (inside a group
+/// only when one group alone is wider than the paper).
+pub fn ref_lines(r: &str, cols: usize) -> Vec<String> {
+    let cols = cols.max(2);
+    let mut groups: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for c in r.chars() {
+        cur.push(c);
+        if c == '.' || c == '-' {
+            groups.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        groups.push(cur);
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for g in groups {
+        if line.chars().count() + g.chars().count() <= cols {
+            line.push_str(&g);
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        for c in g.chars() {
+            if line.chars().count() == cols {
+                lines.push(std::mem::take(&mut line));
+            }
+            line.push(c);
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Lays out one copy (the one named in `data.copy`) of a transaction receipt. The cash drawer
+/// is never part of a receipt: it is its own job, owed once per sale at approval.
 pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
+    let l = labels();
     let mut d = Doc::new(cfg);
     d.shop_header(cfg);
     d.rule('-');
     d.text(data.kind.title(), Align::Center, TextSize::Big, true, 1);
-    if data.reprint {
-        d.center("*** REPRINT ***", 1);
-    }
+    d.reprint_mark(data.reprint, data.printer_fault);
     d.feed(1);
-    d.pair("Date", &format_time(data.at), TextSize::Normal, false);
-    d.pair("Terminal", &data.terminal_id, TextSize::Normal, false);
-    d.pair("Txn ref", &data.txn_ref, TextSize::Normal, false);
+    d.pair(l.date, &format_time(data.at), TextSize::Normal, false);
+    d.pair(l.terminal, &data.terminal_id, TextSize::Normal, false);
+    d.pair(l.txn_ref, &data.txn_ref, TextSize::Normal, false);
     if let Some(orig) = &data.original_ref {
-        d.pair("Original", orig, TextSize::Normal, false);
+        d.pair(l.original, orig, TextSize::Normal, false);
     }
-    d.pair("Method", data.method.label(), TextSize::Normal, false);
-    d.pair("Channel", &data.channel, TextSize::Normal, false);
+    d.pair(l.method, data.method.label(), TextSize::Normal, false);
+    if let Some(ch) = channel_shown(data.method, &data.channel) {
+        d.pair(l.channel, &ch, TextSize::Normal, false);
+    }
     let masked_label = if data.method == PayMethod::Card {
-        "Card"
+        l.card
     } else {
-        "Code"
+        l.code
     };
     d.pair(
         masked_label,
@@ -811,7 +955,7 @@ pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
     );
     d.rule('-');
     d.pair(
-        "TOTAL",
+        l.total,
         &format_money(i128::from(data.amount_minor), &data.currency, data.exponent),
         TextSize::Tall,
         true,
@@ -824,20 +968,14 @@ pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
     d.feed(1);
     if validate_ref(&data.receipt_ref).is_ok() {
         d.lines.push(Line::Qr(data.receipt_ref.clone()));
-        d.center(&data.receipt_ref, 4);
+        d.reference(&data.receipt_ref);
     } else {
-        d.center("(receipt reference unavailable)", 1);
+        d.center(l.ref_unavailable, 1);
     }
     d.feed(1);
     d.footer(cfg);
     d.center(&format!("-- {} --", data.copy.label()), 1);
-
-    let money_moves = matches!(
-        data.status,
-        ReceiptStatus::Approved | ReceiptStatus::ApprovedOffline | ReceiptStatus::Refund
-    );
-    let first_copy = cfg.copies.first() == Some(&data.copy);
-    d.finish(cfg.drawer_kick && money_moves && first_copy && !data.reprint)
+    d.finish(false)
 }
 
 /// Lays out every copy listed in `cfg.copies` (the `copy` field of `data` is ignored).
@@ -873,8 +1011,9 @@ impl ZTotals {
     }
 }
 
-/// Sums rows per currency (sorted by currency code). Declined and reversed rows are listed on
-/// the report but count in neither sales nor refunds; voids take their sale back.
+/// Sums rows per currency (sorted by currency code). Sales count approved online and offline,
+/// settled and later-voided rows; declined, reversed and rejected rows are listed on the report
+/// but count in neither sales nor refunds; voids take their sale back.
 pub fn z_totals(report: &ZReport) -> Vec<(String, u8, ZTotals)> {
     let mut out: Vec<(String, u8, ZTotals)> = Vec::new();
     for r in &report.rows {
@@ -888,7 +1027,7 @@ pub fn z_totals(report: &ZReport) -> Vec<(String, u8, ZTotals)> {
         };
         let t = &mut out[idx].2;
         match r.state {
-            ReceiptStatus::Approved | ReceiptStatus::ApprovedOffline => {
+            s if s.is_sale() => {
                 t.sales_count = t.sales_count.saturating_add(u128::from(r.count));
                 t.sales_minor = t.sales_minor.saturating_add(i128::from(r.amount_minor));
             }
@@ -900,7 +1039,7 @@ pub fn z_totals(report: &ZReport) -> Vec<(String, u8, ZTotals)> {
                 t.void_count = t.void_count.saturating_add(u128::from(r.count));
                 t.void_minor = t.void_minor.saturating_add(i128::from(r.amount_minor));
             }
-            ReceiptStatus::Declined | ReceiptStatus::Reversed => {}
+            _ => {}
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -910,18 +1049,20 @@ pub fn z_totals(report: &ZReport) -> Vec<(String, u8, ZTotals)> {
 /// Lays out the end-of-day Z report: rows grouped by currency, then method and channel, with
 /// count and amount per state, and per-currency sales / refunds / net.
 pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
+    let l = labels();
     let mut d = Doc::new(cfg);
     let cols = d.cols();
     d.shop_header(cfg);
     d.rule('=');
-    d.text("Z REPORT", Align::Center, TextSize::Big, true, 1);
+    d.text(l.z_title, Align::Center, TextSize::Big, true, 1);
+    d.reprint_mark(report.reprint, report.printer_fault);
     d.feed(1);
-    d.pair("Terminal", &report.terminal_id, TextSize::Normal, false);
-    d.pair("Batch", &report.batch, TextSize::Normal, false);
-    d.pair("From", &format_time(report.from), TextSize::Normal, false);
-    d.pair("To", &format_time(report.to), TextSize::Normal, false);
+    d.pair(l.terminal, &report.terminal_id, TextSize::Normal, false);
+    d.pair(l.z_batch, &report.batch, TextSize::Normal, false);
+    d.pair(l.z_from, &format_time(report.from), TextSize::Normal, false);
+    d.pair(l.z_to, &format_time(report.to), TextSize::Normal, false);
     d.pair(
-        "Printed",
+        l.z_printed,
         &format_time(report.printed_at),
         TextSize::Normal,
         false,
@@ -945,7 +1086,7 @@ pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
     let totals = z_totals(report);
     if rows.is_empty() {
         d.rule('-');
-        d.center("No transactions", 1);
+        d.center(l.z_empty, 1);
     }
     for (cur, exp, t) in &totals {
         d.rule('=');
@@ -954,29 +1095,27 @@ pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
         for r in rows.iter().filter(|r| r.currency.eq_ignore_ascii_case(cur)) {
             if last_group != Some((r.method, r.channel.as_str())) {
                 d.rule('-');
-                d.text(
-                    &format!("{} / {}", r.method.label(), r.channel),
-                    Align::Left,
-                    TextSize::Normal,
-                    true,
-                    2,
-                );
+                let group = match channel_shown(r.method, &r.channel) {
+                    Some(ch) => format!("{} / {ch}", r.method.label()),
+                    None => r.method.label().to_string(),
+                };
+                d.text(&group, Align::Left, TextSize::Normal, true, 2);
                 last_group = Some((r.method, r.channel.as_str()));
             }
             let amount = format_amount(i128::from(r.amount_minor), *exp);
-            z_line(&mut d, r.state.label(), r.count.into(), &amount, cols);
+            z_line(&mut d, l.z_state(r.state), r.count.into(), &amount, cols);
         }
         d.rule('-');
         let sales = format_amount(t.sales_minor, *exp);
         let refunds = format_amount(t.refund_minor, *exp);
-        z_line(&mut d, "Sales", t.sales_count, &sales, cols);
-        z_line(&mut d, "Refunds", t.refund_count, &refunds, cols);
+        z_line(&mut d, l.z_sales, t.sales_count, &sales, cols);
+        z_line(&mut d, l.z_refunds, t.refund_count, &refunds, cols);
         if t.void_count > 0 {
             let voids = format_amount(t.void_minor, *exp);
-            z_line(&mut d, "Voids", t.void_count, &voids, cols);
+            z_line(&mut d, l.z_voids, t.void_count, &voids, cols);
         }
         d.pair(
-            "NET",
+            l.z_net,
             &format_money(t.net_minor(), cur, *exp),
             TextSize::Tall,
             true,
@@ -989,27 +1128,34 @@ pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
 }
 
 /// `  STATE        count       amount`, count and amount right-aligned in fixed columns; a
-/// label too long for its column goes on a line of its own above the numbers.
+/// label too long for its column goes on a line of its own above the numbers. Labels come from
+/// the label table, so they are sanitised and measured in columns like any other text.
 fn z_line(d: &mut Doc, label: &str, count: u128, amount: &str, cols: usize) {
     let count = count.to_string();
     let amount_w = amount.len().max(12);
     let count_w = 6usize.max(count.len());
     let label_w = cols.saturating_sub(amount_w + count_w + 2);
-    let label = format!("  {label}");
-    let numbers = |lab: &str| format!("{lab:<label_w$}{count:>count_w$}  {amount:>amount_w$}");
-    let text = if label.len() <= label_w {
-        numbers(&label)
-    } else {
-        // Labels are our own ASCII words, so they need no sanitising.
-        d.lines.push(Line::Text {
-            text: label.chars().take(cols).collect(),
-            align: Align::Left,
-            size: TextSize::Normal,
-            bold: false,
-        });
-        numbers("")
+    let clean = printable(label, d.enc);
+    let label = format!("  {clean}");
+    let label_cols = text_cols(&label, d.enc);
+    let numbers = |lab: &str, lab_cols: usize| {
+        let pad = " ".repeat(label_w.saturating_sub(lab_cols));
+        format!("{lab}{pad}{count:>count_w$}  {amount:>amount_w$}")
     };
-    if text.len() <= cols {
+    let text = if label_cols <= label_w {
+        numbers(&label, label_cols)
+    } else {
+        for t in wrap_capped(&clean, cols.saturating_sub(2), 2, d.enc) {
+            d.lines.push(Line::Text {
+                text: format!("  {t}"),
+                align: Align::Left,
+                size: TextSize::Normal,
+                bold: false,
+            });
+        }
+        numbers("", 0)
+    };
+    if text_cols(&text, d.enc) <= cols {
         d.lines.push(Line::Text {
             text,
             align: Align::Left,
@@ -1124,6 +1270,150 @@ mod tests {
         assert_eq!(mask_digits("134567890123456789"), "134567********6789");
         assert_eq!(mask_digits("622202******7890"), "622202******7890");
         assert_eq!(mask_digits("12345678901"), "12345678901");
+    }
+
+    fn data(method: PayMethod, channel: &str, masked: &str) -> ReceiptData {
+        ReceiptData {
+            kind: ReceiptKind::Sale,
+            status: ReceiptStatus::Approved,
+            terminal_id: "T0001".into(),
+            txn_ref: "8d6b4a1c7e30".into(),
+            receipt_ref: "R1.T0001.5f0c2a9e-3b7d-4c1a-9e2f-8d6b4a1c7e30".into(),
+            original_ref: None,
+            method,
+            channel: channel.into(),
+            masked: masked.into(),
+            amount_minor: 1250,
+            currency: "CNY".into(),
+            exponent: 2,
+            at: LocalTime {
+                unix_secs: 1_795_269_785,
+                utc_offset_secs: 0,
+            },
+            copy: CopyKind::Customer,
+            reprint: false,
+            printer_fault: false,
+            notes: vec![],
+        }
+    }
+
+    fn text_of(r: &Receipt) -> String {
+        r.to_string()
+    }
+
+    #[test]
+    fn words_for_people_no_internal_names_no_empty_rows() {
+        let cfg = ReceiptConfig::default();
+        let card = text_of(&layout(
+            &data(PayMethod::Card, "visa", "411111******1111"),
+            &cfg,
+        ));
+        assert!(card.contains("Visa"), "{card}");
+        assert!(!card.contains("visa"), "{card}");
+        let mqr = text_of(&layout(&data(PayMethod::MerchantCode, "emv_mpm", ""), &cfg));
+        assert!(mqr.contains("EMV QR"), "{mqr}");
+        assert!(!mqr.contains("emv_mpm"), "{mqr}");
+        assert!(
+            !mqr.lines().any(|l| l.trim() == "Code"),
+            "an empty Code row: {mqr}"
+        );
+        let p1 = text_of(&layout(
+            &data(PayMethod::OfflineCode, "p1", "user ****5678"),
+            &cfg,
+        ));
+        assert_eq!(p1.matches("Offline code").count(), 1, "{p1}");
+        assert!(!p1.contains("Channel"), "{p1}");
+    }
+
+    #[test]
+    fn the_reference_breaks_only_at_its_separators() {
+        let r = "R1.T0001.5f0c2a9e-3b7d-4c1a-9e2f-8d6b4a1c7e30";
+        let lines = ref_lines(r, 32);
+        assert_eq!(
+            lines,
+            vec!["R1.T0001.5f0c2a9e-3b7d-4c1a-", "9e2f-8d6b4a1c7e30"]
+        );
+        assert_eq!(lines.concat(), r);
+        assert_eq!(ref_lines(r, 48), vec![r.to_string()]);
+        // A group wider than the paper is cut inside, and nothing is lost.
+        let long = "R1.".to_string() + &"x".repeat(40);
+        let lines = ref_lines(&long, 32);
+        assert!(lines.iter().all(|l| l.len() <= 32));
+        assert_eq!(lines.concat(), long);
+    }
+
+    #[test]
+    fn a_fault_reprint_says_so_in_every_character_set() {
+        for enc in [
+            TextEncoding::Gb18030,
+            TextEncoding::Cp858,
+            TextEncoding::Cp437,
+            TextEncoding::Ascii,
+        ] {
+            let cfg = ReceiptConfig {
+                encoding: enc,
+                ..ReceiptConfig::default()
+            };
+            let d = ReceiptData {
+                reprint: true,
+                printer_fault: true,
+                ..data(PayMethod::PaymentCode, "wechat", "134567********6789")
+            };
+            let t = text_of(&layout(&d, &cfg));
+            let want = if enc == TextEncoding::Gb18030 {
+                "REPRINT — printer fault"
+            } else {
+                "REPRINT - printer fault"
+            };
+            assert!(t.contains(want), "{enc:?}: {t}");
+            assert!(!t.contains("*** REPRINT ***"));
+        }
+    }
+
+    #[test]
+    fn z_rows_of_settled_and_voided_sales_have_their_own_words() {
+        let row = |state, count| ZRow {
+            method: PayMethod::OfflineCode,
+            channel: "p1".into(),
+            state,
+            count,
+            amount_minor: 100 * count as i64,
+            currency: "CNY".into(),
+            exponent: 2,
+        };
+        let z = ZReport {
+            terminal_id: "T1".into(),
+            batch: "7".into(),
+            from: LocalTime {
+                unix_secs: 0,
+                utc_offset_secs: 0,
+            },
+            to: LocalTime {
+                unix_secs: 0,
+                utc_offset_secs: 0,
+            },
+            printed_at: LocalTime {
+                unix_secs: 0,
+                utc_offset_secs: 0,
+            },
+            rows: vec![
+                row(ReceiptStatus::Settled, 3),
+                row(ReceiptStatus::Voided, 1),
+                row(ReceiptStatus::Void, 1),
+                row(ReceiptStatus::ApprovedOffline, 2),
+            ],
+            reprint: false,
+            printer_fault: false,
+        };
+        let t = text_of(&layout_z(&z, &ReceiptConfig::default()));
+        assert!(t.contains("APPROVED, SETTLED"), "{t}");
+        assert!(t.contains("APPROVED, VOIDED"), "{t}");
+        assert!(t.contains("APPROVED, UNSETTLED"), "{t}");
+        assert!(!t.contains("APPROVED OFFLINE"), "{t}");
+        let totals = z_totals(&z);
+        // Settled, voided and unsettled sales are sales; the void takes one back.
+        assert_eq!(totals[0].2.sales_count, 6);
+        assert_eq!(totals[0].2.net_minor(), 600 - 100);
     }
 
     #[test]

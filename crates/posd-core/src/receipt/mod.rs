@@ -1,6 +1,7 @@
-//! Receipts (issue 7): what a sale, refund, void, reversal or Z report looks like on paper, the
-//! ESC/POS bytes that print it, and a renderer that shows those bytes as a picture without a
-//! printer. Pure: the printer transports and the durable queue are the product's shells.
+//! Receipts (issues 7 and 16): what a sale, refund, void, reversal or Z report looks like on
+//! paper, the ESC/POS bytes that print it for a printer model, and a renderer that shows those
+//! bytes as a picture without a printer. Pure: the printer transports and the durable queue are
+//! the product's shells. Every printed word is in [`labels`].
 //!
 //! The pipeline, each step usable on its own:
 //!
@@ -16,14 +17,22 @@
 pub mod charset;
 pub mod doc;
 pub mod escpos_enc;
+pub mod labels;
 pub mod layout;
+pub mod model;
 pub mod render;
 
 pub use charset::TextEncoding;
-pub use doc::{doc_bytes, job_bytes, receipt_for, z_report_for, PrintDoc, ReceiptCtx};
-pub use escpos_enc::{encode, encode_all, DrawerPin, EncodeError, PrinterProfile};
-pub use layout::{
-    layout, layout_copies, layout_pay_slip, layout_z, CopyKind, LocalTime, PaperWidth, PayMethod,
-    PaySlip, Receipt, ReceiptConfig, ReceiptData, ReceiptKind, ReceiptStatus, ZReport, ZRow,
+pub use doc::{
+    doc_bytes, job_bytes, owed_on_change, pay_slip_of, receipt_for, receipt_of, z_report_for,
+    z_report_of, DrawerPolicy, PrintDoc, ReceiptCtx,
 };
+pub use escpos_enc::{encode, encode_all, DrawerPin, EncodeError, PrinterProfile};
+pub use labels::{labels, Labels};
+pub use layout::{
+    layout, layout_copies, layout_pay_slip, layout_z, CopyKind, DrawerOn, LocalTime, PaperWidth,
+    PayMethod, PaySlip, Receipt, ReceiptConfig, ReceiptData, ReceiptKind, ReceiptStatus, ZReport,
+    ZRow,
+};
+pub use model::{config_warnings, reported_name_warnings, PrinterModel};
 pub use render::{render_image, render_png, render_text, RenderError, RenderOptions};

@@ -1,0 +1,299 @@
+//! The print queue's rows: what the printer owes (receipts, drawer pulses, Z reports, pay
+//! slips), each job's attempt recorded before its first byte leaves, the parts the printer
+//! confirmed, and the end of each job (printed, failed, or — for a drawer pulse that may have
+//! gone out — unconfirmed and never sent again).
+//!
+//! Jobs a state change earns are inserted by [`owe`] inside the journal's own SQLite
+//! transaction (`write_states`), so a sale is never final without them; a drawer pulse is
+//! unique per sale (`print_jobs_drawer_once`), so it cannot be owed twice.
+
+use super::{Db, StoreError};
+use posd_core::receipt::{owed_on_change, PrintDoc, ReceiptCtx};
+use posd_core::txn::{Millis, Transaction, TxnState};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// One job the printer task takes next.
+#[derive(Debug, Clone)]
+pub struct NextPrintJob {
+    pub id: i64,
+    pub txn_id: String,
+    pub doc: PrintDoc,
+    /// `sending` when an attempt was under way as posd stopped: its delivery is uncertain.
+    pub sending: bool,
+    /// Parts the printer confirmed printed.
+    pub parts_done: usize,
+}
+
+/// Inserts the jobs a state change earns (see `receipt::owed_on_change`), in the caller's
+/// SQLite transaction.
+pub(super) fn owe(
+    conn: &Connection,
+    txn: &Transaction,
+    prev: Option<TxnState>,
+    ctx: &ReceiptCtx,
+) -> Result<(), StoreError> {
+    for doc in owed_on_change(prev, txn, ctx) {
+        insert(conn, &txn.id.to_string(), &doc, txn.updated_at)?;
+    }
+    Ok(())
+}
+
+/// Queues a document; a second drawer pulse for the same sale is ignored. The job id.
+pub(super) fn insert(
+    conn: &Connection,
+    txn_id: &str,
+    doc: &PrintDoc,
+    now: Millis,
+) -> Result<i64, StoreError> {
+    let text = serde_json::to_string(doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
+    conn.execute(
+        "INSERT OR IGNORE INTO print_jobs (txn_id, kind, data, state, created_at)
+         VALUES (?1, ?2, ?3, 'queued', ?4)",
+        params![txn_id, doc.kind(), text, now as i64],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+impl Db {
+    /// The next job: an owed drawer pulse first (it opens at approval, independent of the
+    /// receipts before it), then the oldest job still owed.
+    pub fn next_print_job(&self) -> Result<Option<NextPrintJob>, StoreError> {
+        loop {
+            let row: Option<(i64, String, String, String, i64)> = self
+                .conn
+                .query_row(
+                    "SELECT id, txn_id, data, state, parts_done FROM print_jobs
+                     WHERE state IN ('queued', 'sending')
+                     ORDER BY (kind = 'drawer') DESC, id LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?;
+            let Some((id, txn_id, data, state, parts_done)) = row else {
+                return Ok(None);
+            };
+            match serde_json::from_str(&data) {
+                Ok(doc) => {
+                    return Ok(Some(NextPrintJob {
+                        id,
+                        txn_id,
+                        doc,
+                        sending: state == "sending",
+                        parts_done: parts_done.max(0) as usize,
+                    }))
+                }
+                Err(e) => {
+                    self.conn.execute(
+                        "UPDATE print_jobs SET state = 'failed', last_error = ?2 WHERE id = ?1",
+                        params![id, format!("unreadable job: {e}")],
+                    )?;
+                }
+            }
+        }
+    }
+
+    /// An attempt starts: recorded before the first byte leaves, so a power cut in the middle
+    /// leaves the job `sending` (uncertain), never `queued` as if nothing had gone out.
+    pub fn start_print_job(&mut self, id: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE print_jobs SET state = 'sending', attempts = attempts + 1 WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// The printer confirmed the first `parts_done` parts.
+    pub fn print_job_progress(&mut self, id: i64, parts_done: usize) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE print_jobs SET parts_done = MAX(parts_done, ?2) WHERE id = ?1",
+            params![id, parts_done as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Nothing of the attempt left the box: the job waits as it was.
+    pub fn unsend_print_job(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE print_jobs SET state = 'queued', last_error = ?2 WHERE id = ?1",
+            params![id, error],
+        )?;
+        Ok(())
+    }
+
+    /// The attempt may have printed in part: the job waits again as `doc` (marked as a
+    /// reprint by the caller) from part `parts_done` on.
+    pub fn requeue_uncertain_print_job(
+        &mut self,
+        id: i64,
+        doc: &PrintDoc,
+        parts_done: usize,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
+        self.conn.execute(
+            "UPDATE print_jobs SET state = 'queued', data = ?2, parts_done = ?3, last_error = ?4
+             WHERE id = ?1",
+            params![id, text, parts_done as i64, error],
+        )?;
+        Ok(())
+    }
+
+    /// A drawer pulse that may have gone out: never sent again (the drawer must not open twice
+    /// for one sale).
+    pub fn unconfirmed_print_job(
+        &mut self,
+        id: i64,
+        error: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE print_jobs SET state = 'unconfirmed', last_error = ?2, printed_at = ?3
+             WHERE id = ?1",
+            params![id, error, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Jobs waiting for the printer.
+    pub fn print_jobs_waiting(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM print_jobs WHERE state IN ('queued', 'sending')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Queues any document (a reprint, a pay slip). Returns the job id.
+    pub fn enqueue_doc(
+        &mut self,
+        txn_id: &str,
+        doc: &PrintDoc,
+        now: Millis,
+    ) -> Result<i64, StoreError> {
+        insert(&self.conn, txn_id, doc, now)
+    }
+
+    /// The batch close with this number.
+    pub fn batch_by_no(&self, no: u64) -> Result<Option<Transaction>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM txns WHERE kind = 'batch_close'
+             AND json_extract(detail, '$.batch_no') = ?1 ORDER BY created_at DESC LIMIT 1",
+            super::TXN_COLS
+        ))?;
+        let row = st
+            .query_row([i64::try_from(no).unwrap_or(i64::MAX)], super::row_raw)
+            .optional()?;
+        row.map(super::raw_to_txn).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posd_core::money::Currency;
+    use posd_core::receipt::{DrawerOn, DrawerPin, DrawerPolicy};
+    use posd_core::txn::{Method, TxnKind};
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        db.set_receipts(Some(ReceiptCtx {
+            terminal: "T1".into(),
+            utc_offset_s: 0,
+            drawer: DrawerPolicy {
+                enabled: true,
+                on: DrawerOn::All,
+                cash_like: vec![],
+                pin: DrawerPin::Pin2,
+            },
+        }));
+        (dir, db)
+    }
+
+    fn sale(state: TxnState) -> Transaction {
+        Transaction::new(
+            TxnKind::Sale,
+            Method::OfflineCode,
+            300,
+            Currency::from_code("CNY").unwrap(),
+            state,
+            1_000,
+            [5; 10],
+        )
+    }
+
+    fn jobs(db: &Db) -> Vec<(String, String, i64)> {
+        let mut st = db
+            .conn()
+            .prepare("SELECT kind, state, parts_done FROM print_jobs ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_approval_owes_one_drawer_pulse_and_one_receipt_in_its_own_transaction() {
+        let (_d, mut db) = db();
+        let t = sale(TxnState::ApprovedOffline);
+        db.record(&t).unwrap();
+        // Written again, then settled: nothing more is owed.
+        db.record(&t).unwrap();
+        db.record(&Transaction {
+            state: TxnState::Settled,
+            ..t.clone()
+        })
+        .unwrap();
+        let kinds: Vec<String> = jobs(&db).into_iter().map(|j| j.0).collect();
+        assert_eq!(kinds, ["drawer", "receipt"]);
+        // Even asked for directly, a second pulse for the same sale is not queued.
+        insert(
+            db.conn(),
+            &t.id.to_string(),
+            &PrintDoc::Drawer {
+                drawer: DrawerPin::Pin2,
+            },
+            2_000,
+        )
+        .unwrap();
+        assert_eq!(jobs(&db).len(), 2);
+        // The drawer comes first.
+        let next = db.next_print_job().unwrap().unwrap();
+        assert!(next.doc.is_drawer());
+    }
+
+    #[test]
+    fn an_attempt_is_recorded_before_it_starts_and_ends_one_of_four_ways() {
+        let (_d, mut db) = db();
+        db.record(&sale(TxnState::ApprovedOffline)).unwrap();
+        let drawer = db.next_print_job().unwrap().unwrap();
+        db.start_print_job(drawer.id).unwrap();
+        // A stop here: the next start finds it `sending` (uncertain).
+        assert!(db.next_print_job().unwrap().unwrap().sending);
+        db.unconfirmed_print_job(drawer.id, "connection lost", 3)
+            .unwrap();
+        let receipt = db.next_print_job().unwrap().unwrap();
+        assert!(!receipt.doc.is_drawer() && !receipt.sending);
+        db.start_print_job(receipt.id).unwrap();
+        db.unsend_print_job(receipt.id, "paper out").unwrap();
+        db.start_print_job(receipt.id).unwrap();
+        db.print_job_progress(receipt.id, 1).unwrap();
+        let mut doc = receipt.doc.clone();
+        doc.mark_printer_fault();
+        db.requeue_uncertain_print_job(receipt.id, &doc, 1, "not answering")
+            .unwrap();
+        let again = db.next_print_job().unwrap().unwrap();
+        assert_eq!(
+            (again.id, again.parts_done, again.sending),
+            (receipt.id, 1, false)
+        );
+        assert_eq!(again.doc, doc);
+        assert_eq!(db.print_jobs_waiting().unwrap(), 1);
+        db.finish_print_job(again.id, None, 9).unwrap();
+        assert_eq!(db.print_jobs_waiting().unwrap(), 0);
+        let states: Vec<String> = jobs(&db).into_iter().map(|j| j.1).collect();
+        assert_eq!(states, ["unconfirmed", "printed"]);
+    }
+}
