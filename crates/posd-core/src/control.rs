@@ -228,6 +228,10 @@ pub struct StatusDoc {
     pub queue: QueueStats,
     /// Device name → its state (`ok: ...`, `absent: ...`, `error: ...`, `disabled`).
     pub devices: BTreeMap<String, String>,
+    /// Verification of what the host sends (DESIGN §4 "Signed host messages"): the trusted
+    /// key ids, whether the lab-only opt-out is on, refusals per kind since start.
+    #[serde(default)]
+    pub host_messages: crate::protocol::signed::HostTrustStatus,
     /// Unix ms the document was made.
     pub at: u64,
     /// The build's git commit (control socket only).
@@ -366,6 +370,8 @@ pub mod codes {
     pub const NO_RECEIPT: &str = "no_receipt";
     pub const NO_PRINTER: &str = "no_printer";
     pub const ENCODE: &str = "encode";
+    /// A receipt reference printed by another terminal.
+    pub const OTHER_TERMINAL: &str = "other_terminal";
 }
 
 /// A refusal: its machine code and the message for people.
