@@ -27,6 +27,9 @@ fuzz_target!(|data: &[u8]| {
         if check_fresh(cmd.issued_at, &f).is_ok() {
             assert!(cmd.issued_at.abs_diff(now) <= 300);
         }
-        assert_eq!(unverified_cmd_id(&env).as_deref(), Some(cmd.cmd_id.as_str()));
+        assert_eq!(
+            unverified_cmd_id(&env).as_deref(),
+            Some(cmd.cmd_id.as_str())
+        );
     }
 });

@@ -14,5 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let again = serde_json::to_vec(&n).expect("a notify encodes");
         assert_eq!(posd_core::protocol::parse_notify(&again).ok(), Some(n));
     }
-    assert!(g.admit(TERMINAL, HostKind::Ack, &signed, u64::MAX, 0).is_err());
+    assert!(g
+        .admit(TERMINAL, HostKind::Ack, &signed, u64::MAX, 0)
+        .is_err());
 });
