@@ -64,13 +64,19 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[(((v.len() - 1) as f64) * p).round() as usize]
 }
 
+/// The sandbox host's signing key in this bench; every terminal lists its public half.
+fn host_signer() -> posd_core::protocol::signed::HostSigner {
+    posd_core::protocol::signed::HostSigner::from_seed(1, &[0x48; 32])
+}
+
 fn write_config(dir: &Path, id: &str, port: u16, extra: &str) -> PathBuf {
     let cfg = dir.join("posd.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n[broker]\nurl = \"mqtt://127.0.0.1:{port}\"\ninflight_window = 1000\n[control]\nsocket = \"{}\"\n[logging]\nlevel = \"warn\"\n{extra}\n",
+            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n[broker]\nurl = \"mqtt://127.0.0.1:{port}\"\ninflight_window = 1000\n{}[control]\nsocket = \"{}\"\n[logging]\nlevel = \"warn\"\n{extra}\n",
             dir.join("state").display(),
+            host_signer().toml_entry(),
             dir.join("c.sock").display()
         ),
     )
@@ -105,13 +111,13 @@ fn sandbox_bin() -> std::path::PathBuf {
 }
 
 fn spawn_host(port: u16, db: &Path, extra: &[String]) -> Kill {
+    let key = db.with_extension("host-key.json");
+    std::fs::write(&key, posd_sandbox::host::signing_key_file(&host_signer())).expect("key");
     let child = Command::new(sandbox_bin())
-        .args([
-            "host",
-            "--broker",
-            &format!("mqtt://127.0.0.1:{port}"),
-            "--db",
-        ])
+        .arg("host")
+        .arg("--host-key")
+        .arg(&key)
+        .args(["--broker", &format!("mqtt://127.0.0.1:{port}"), "--db"])
         .arg(db)
         .args(["--log-level", "error"])
         .args(extra)

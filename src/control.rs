@@ -82,7 +82,16 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    if path.exists() {
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        // Only a socket is ever replaced (or removed at stop: `remove_socket`): a path that
+        // names the journal or any other file is refused, never deleted.
+        if !m.file_type().is_socket() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a socket: refusing to replace it (choose another control.socket)",
+            )));
+        }
         // A live daemon answers; a stale socket from a crash is replaced.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(err(std::io::Error::new(
@@ -95,6 +104,14 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     let l = UnixListener::bind(path).map_err(err)?;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
     Ok(l)
+}
+
+/// Removes the control socket at stop, if what is there is still a socket.
+pub fn remove_socket(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 pub async fn serve(listener: UnixListener, ctx: ControlCtx, mut shutdown: watch::Receiver<bool>) {
@@ -304,7 +321,11 @@ async fn refund(ctx: &ControlCtx, r: ctl::Refund) -> Result<ctl::SaleReply, Refu
             let patterns = posd_core::codes::Patterns::new(Default::default())
                 .map_err(|e| Refusal::new("internal", e.to_string()))?;
             match patterns.receipt_ref(receipt.trim()) {
-                Some(rr) => Some(rr.txn_id),
+                Some(rr) => Some(
+                    rr.txn_on(&ctx.receipt_ctx.terminal)
+                        .map_err(|e| Refusal::new(codes::OTHER_TERMINAL, e.to_string()))?
+                        .to_string(),
+                ),
                 None => {
                     return Err(Refusal::new(
                         codes::BAD_CODE,

@@ -6,18 +6,21 @@
 //! acknowledged; after every reconnect it starts again from the last `ack`, because rumqttc keeps
 //! unsent messages in memory only) and the status publisher (retained `status`, with a Will).
 //! Events leave the SQLite outbox only on the host's application-level `ack {upto_seq}`.
+//! What the host sends (`resp`, `notify`, `ack`) passes posd-core's `HostGate` first: signed by a
+//! key of `[[broker.host_keys]]`, and an ack no higher than what was published since start.
 
 use crate::clock::now_ms;
 use crate::config::{parse_broker_url, BrokerConfig, TlsConfig};
 use crate::store::{QueueStats, Store, StoreError};
 use posd_core::backoff::Backoff;
 use posd_core::outbox::SendWindow;
+use posd_core::protocol::signed::{Admitted, GateError, HostGate, HostKeys, HostKind};
 use posd_core::protocol::{self, Request, Response, Topics};
 use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -102,6 +105,22 @@ pub struct LinkShared {
     pub heartbeat_ms: AtomicU64,
     pub connects: AtomicU64,
     pub bad_messages: AtomicU64,
+    /// Highest seq handed to the MQTT client since start (at least the journal's ack at
+    /// start): a host `ack` above it is refused.
+    pub published_seq: AtomicU64,
+    /// Checks everything the host sends (its counts are what `status` shows).
+    pub host_gate: Mutex<HostGate>,
+}
+
+impl LinkShared {
+    fn gate(&self) -> std::sync::MutexGuard<'_, HostGate> {
+        self.host_gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The host message verification summary for `status`.
+    pub fn host_trust(&self) -> posd_core::protocol::signed::HostTrustStatus {
+        self.gate().status().clone()
+    }
 }
 
 /// Builds the status message from (online, outbox depth).
@@ -193,6 +212,19 @@ pub struct LinkParams {
 /// Starts the link's tasks. They run until `shutdown` turns true.
 pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, LinkError> {
     let topics = Topics::new(&p.broker.prefix, &p.terminal);
+    let host_keys = HostKeys::from_config(&p.broker.host_keys)
+        .map_err(|e| LinkError::Config(format!("broker.host_keys: {e}")))?;
+    if p.broker.lab_accept_unsigned {
+        log::warn!(
+            "broker.lab_accept_unsigned is on: unsigned resp/notify/ack messages are accepted \
+             (a lab setting: anyone on the broker can approve a sale)"
+        );
+    } else if host_keys.is_empty() {
+        log::error!(
+            "no [[broker.host_keys]]: every resp, notify and ack will be refused; list the \
+             payment host's public key there (docs/payments.md, \"Signed host messages\")"
+        );
+    }
     let mut opts = mqtt_options(
         &p.terminal,
         &p.broker.url,
@@ -213,7 +245,10 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
     let cap = window as usize + 64;
     let (client, mut eventloop) = AsyncClient::new(opts, cap);
     disable_nagle(&mut eventloop);
-    let shared = Arc::new(LinkShared::default());
+    let shared = Arc::new(LinkShared {
+        host_gate: Mutex::new(HostGate::new(host_keys, p.broker.lab_accept_unsigned)),
+        ..LinkShared::default()
+    });
     let link = Link {
         client,
         topics,
@@ -276,6 +311,11 @@ async fn event_loop(
         t.cmd(),
         link.all_cfg.clone(),
     ];
+    // Events up to the journal's ack were published by an earlier run: acks up to there are
+    // not "beyond what was published".
+    if let Ok(acked) = store.call(|db| Ok(db.acked_seq())).await {
+        link.shared.published_seq.fetch_max(acked, Ordering::AcqRel);
+    }
     loop {
         link.shared.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
         let ev = tokio::select! {
@@ -330,49 +370,39 @@ async fn route(
     payload: &[u8],
 ) {
     let t = &link.topics;
-    if topic == t.ack() {
-        match protocol::parse_ack(payload) {
-            Ok(a) => {
-                let upto = a.upto_seq;
-                match store.call(move |db| db.ack(upto)).await {
-                    Ok(o) => {
-                        link.shared
-                            .acked_seq
-                            .fetch_max(o.acked_seq, Ordering::AcqRel);
-                        if o.dropped > 0 {
-                            log::debug!(seq = o.acked_seq; "host acknowledged events");
-                            link.drain.notify_one();
-                        }
-                    }
-                    Err(StoreError::AckBeyondLast { upto, last }) => {
-                        link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
-                        log::error!("ignored ack for seq {upto}: beyond the highest seq {last}");
-                    }
-                    Err(e) => log::error!("cannot record ack {upto}: {e}"),
+    let kind = if topic == t.ack() {
+        Some(HostKind::Ack)
+    } else if topic == t.resp() {
+        Some(HostKind::Resp)
+    } else if topic == t.notify() {
+        Some(HostKind::Notify)
+    } else {
+        None
+    };
+    let msg = if let Some(kind) = kind {
+        let published = link.shared.published_seq.load(Ordering::Acquire);
+        let terminal = link.topics.terminal();
+        let verdict = link
+            .shared
+            .gate()
+            .admit(terminal, kind, payload, published, now_ms());
+        match verdict {
+            Ok(Admitted::Ack(a)) => return apply_ack(link, store, a.upto_seq).await,
+            Ok(Admitted::Resp(r)) => Inbound::Resp(r),
+            Ok(Admitted::Notify(n)) => Inbound::Notify(n),
+            Err(e @ GateError::Refused { first_of_kind, .. }) => {
+                if first_of_kind {
+                    log::warn!(
+                        "host message dropped: {e} (further refusals of {} are counted in \
+                         status, not logged)",
+                        kind.as_str()
+                    );
                 }
-            }
-            Err(e) => {
-                link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
-                log::error!("{e}");
-            }
-        }
-        return;
-    }
-    let msg = if topic == t.resp() {
-        match protocol::parse_response(payload) {
-            Ok(r) => Inbound::Resp(r),
-            Err(e) => {
-                link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
-                log::error!("{e}");
                 return;
             }
-        }
-    } else if topic == t.notify() {
-        match protocol::parse_notify(payload) {
-            Ok(n) => Inbound::Notify(n),
-            Err(e) => {
+            Err(GateError::Malformed(e)) => {
                 link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
-                log::warn!("{e}: ignored");
+                log::error!("{e}: ignored");
                 return;
             }
         }
@@ -386,6 +416,32 @@ async fn route(
     };
     if inbound.send(msg).await.is_err() {
         log::warn!("inbound message dropped: the daemon is stopping");
+    }
+}
+
+/// Drops the events the host acknowledged (the gate already bounded `upto` by what was
+/// published).
+async fn apply_ack(link: &Link, store: &Store, upto: u64) {
+    match store.call(move |db| db.ack(upto)).await {
+        Ok(o) => {
+            link.shared
+                .acked_seq
+                .fetch_max(o.acked_seq, Ordering::AcqRel);
+            if o.dropped > 0 {
+                log::debug!(seq = o.acked_seq; "host acknowledged events");
+                link.drain.notify_one();
+            } else if upto < o.acked_seq {
+                log::info!(
+                    "ack for seq {upto} ignored: the host already acknowledged up to {}",
+                    o.acked_seq
+                );
+            }
+        }
+        Err(StoreError::AckBeyondLast { upto, last }) => {
+            link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
+            log::error!("ignored ack for seq {upto}: beyond the highest seq {last}");
+        }
+        Err(e) => log::error!("cannot record ack {upto}: {e}"),
     }
 }
 
@@ -443,6 +499,8 @@ async fn drain_loop(
             if *gen.borrow() != seen_gen {
                 break;
             }
+            // Before the client has it: the host's ack can never arrive ahead of this.
+            link.shared.published_seq.fetch_max(seq, Ordering::AcqRel);
             let r = tokio::select! {
                 _ = shutdown.changed() => return,
                 r = link.client.publish(topic.clone(), QoS::AtLeastOnce, false, payload) => r,
@@ -471,7 +529,8 @@ async fn status_loop(
                 .call(move |db| db.queue_stats(now))
                 .await
                 .unwrap_or_default();
-            let v = status(true, q);
+            let mut v = status(true, q);
+            v.host_messages = link.shared.host_trust();
             if let Err(e) = link.publish_json("status", true, &v) {
                 log::debug!("status not published: {e}");
             }

@@ -147,6 +147,14 @@ UPDATE print_jobs SET kind = 'z_report' WHERE data LIKE '{"z_report":%';
 UPDATE print_jobs SET kind = 'pay_slip' WHERE data LIKE '{"pay_slip":%';
 CREATE UNIQUE INDEX print_jobs_drawer_once ON print_jobs(txn_id) WHERE kind = 'drawer';
 "#,
+    r#"
+-- Issue 17: fleet commands are fresh. A record keeps its command's issued_at and lives as long
+-- as the command could still be accepted; fleet.cmd_floor is the oldest issued_at still
+-- accepted (it only rises, as records are dropped).
+ALTER TABLE fleet_cmds ADD COLUMN issued_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX fleet_cmds_issued ON fleet_cmds(issued_at);
+INSERT INTO meta(key, value) VALUES ('fleet.cmd_floor', '0');
+"#,
 ];
 
 /// (id, txn_id, state, attempts, last_error) of a print job.
@@ -771,9 +779,18 @@ pub struct FleetRecord {
     pub report: Option<String>,
 }
 
-/// Handled `cfg/desired` digests and command results kept, at most (oldest dropped).
+/// Handled `cfg/desired` digests kept, at most (oldest dropped). Command records are bounded by
+/// `[fleet] cmd_records` and `cmd_max_age_s` instead ([`Db::fleet_cmd_purge`]).
 const FLEET_SEEN_KEEP: i64 = 1000;
-const FLEET_CMDS_KEEP: i64 = 10_000;
+
+/// The command records after [`Db::fleet_cmd_purge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CmdRecords {
+    /// Commands issued before this are refused (`fleet.cmd_floor`).
+    pub floor: u64,
+    /// Records left.
+    pub live: u64,
+}
 
 impl Db {
     pub fn fleet_record(&self) -> Result<FleetRecord, StoreError> {
@@ -851,26 +868,54 @@ impl Db {
             .optional()?)
     }
 
+    /// Records the result of a command that ran.
     pub fn fleet_cmd_done(
         &mut self,
         cmd_id: &str,
         result: &str,
         at: u64,
+        issued_at: u64,
     ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO fleet_cmds (cmd_id, result, at, issued_at) VALUES (?1, ?2, ?3, ?4)",
+            params![cmd_id, result, at as i64, issued_at.min(i64::MAX as u64) as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Drops the records of commands issued before `before` (they can never be accepted again:
+    /// too old) and raises the floor to it, in one transaction; the floor never goes down.
+    pub fn fleet_cmd_purge(&mut self, before: u64) -> Result<CmdRecords, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO fleet_cmds (cmd_id, result, at) VALUES (?1, ?2, ?3)",
-            params![cmd_id, result, at as i64],
-        )?;
-        tx.execute(
-            "DELETE FROM fleet_cmds WHERE cmd_id NOT IN
-             (SELECT cmd_id FROM fleet_cmds ORDER BY at DESC LIMIT ?1)",
-            [FLEET_CMDS_KEEP],
-        )?;
+        let old: u64 = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'fleet.cmd_floor'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let floor = old.max(before).min(i64::MAX as u64);
+        if floor > old {
+            tx.execute(
+                "DELETE FROM fleet_cmds WHERE issued_at < ?1",
+                [floor as i64],
+            )?;
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('fleet.cmd_floor', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [floor.to_string()],
+            )?;
+        }
+        let live: i64 = tx.query_row("SELECT COUNT(*) FROM fleet_cmds", [], |r| r.get(0))?;
         tx.commit()?;
-        Ok(())
+        Ok(CmdRecords {
+            floor,
+            live: live.max(0) as u64,
+        })
     }
 }
 
@@ -1354,5 +1399,29 @@ mod tests {
         let t = txn(5, TxnState::Authorizing);
         let seq = store.call_blocking(move |db| db.record(&t)).unwrap();
         assert_eq!(seq, 1);
+    }
+
+    #[test]
+    fn fleet_command_records_expire_and_the_floor_only_rises() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut db = Db::open(&path).unwrap();
+        db.fleet_cmd_done("old", "{}", 1, 100).unwrap();
+        db.fleet_cmd_done("new", "{}", 2, 200).unwrap();
+        assert_eq!(
+            db.fleet_cmd_purge(150).unwrap(),
+            CmdRecords {
+                floor: 150,
+                live: 1
+            }
+        );
+        assert_eq!(db.fleet_cmd("old").unwrap(), None);
+        assert!(db.fleet_cmd("new").unwrap().is_some());
+        // A clock gone back does not lower the floor nor bring anything back; it survives a
+        // restart.
+        drop(db);
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(db.fleet_cmd_purge(10).unwrap().floor, 150);
+        assert_eq!(db.fleet_cmd_purge(201).unwrap().live, 0);
     }
 }

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use posd_core::control as ctl;
+use posd_core::protocol::signed::HostKind;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::process::Command;
 use std::time::Duration;
@@ -107,12 +108,12 @@ async fn malformed_broker_messages_change_nothing() {
     let s = status(&mut c).await;
     assert_eq!(s["online"], true, "still running and connected");
 
-    // A real ack still works afterwards.
+    // A real (signed) ack still works afterwards.
     p.publish(
         format!("{root}/ack"),
         QoS::AtLeastOnce,
         false,
-        br#"{"upto_seq":2}"#.to_vec(),
+        host_signer().seal_json("T-BAD", HostKind::Ack, br#"{"upto_seq":2}"#),
     )
     .await
     .unwrap();
@@ -131,6 +132,12 @@ async fn control_socket_garbage_gets_an_error_and_the_connection_survives() {
         b"{\"cmd\":\"sale\"}\n",
         b"{\"cmd\":\"sale\",\"amount\":\"-5\"}\n",
         b"{\"cmd\":\"sale\",\"amount\":\"1.234\"}\n",
+        // Strict amounts: no bare point, no missing integer part, no blanks.
+        b"{\"cmd\":\"sale\",\"amount\":\"12.\",\"code\":\"134567890123456789\"}\n",
+        b"{\"cmd\":\"sale\",\"amount\":\".5\",\"code\":\"134567890123456789\"}\n",
+        b"{\"cmd\":\"sale\",\"amount\":\" 1\",\"code\":\"134567890123456789\"}\n",
+        // Unknown fields are refused, not ignored.
+        b"{\"cmd\":\"status\",\"extra\":1}\n",
         b"{\"cmd\":\"sale\",\"amount\":\"1\",\"currency\":\"XXX\"}\n",
         b"{\"cmd\":\"sale\",\"amount\":\"99999999\"}\n",
         b"{\"cmd\":\"sale\",\"amount\":\"1\",\"code\":\"000201010212\"}\n",
@@ -205,4 +212,80 @@ fn bad_configs_are_refused_with_every_problem() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+}
+
+/// `posd check-config FILE` and `posd --config FILE`: (success, stderr).
+fn check_and_start(config: &std::path::Path) -> (bool, String, bool, String) {
+    let check = Command::new(env!("CARGO_BIN_EXE_posd"))
+        .arg("check-config")
+        .arg(config)
+        .output()
+        .unwrap();
+    let start = Command::new(env!("CARGO_BIN_EXE_posd"))
+        .arg("--config")
+        .arg(config)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    (
+        check.status.success(),
+        String::from_utf8_lossy(&check.stderr).into_owned(),
+        start.status.success(),
+        String::from_utf8_lossy(&start.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_control_socket_on_the_journal_or_another_file_is_refused_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!("mqtt://127.0.0.1:{}", free_port());
+    // A terminal that ran once: its journal exists.
+    let mut d = Daemon::start(&dir.path().join("t"), "T-SOCK", &nowhere, "");
+    d.stop();
+    let journal = d.db_path();
+    let journal_bytes = std::fs::read(&journal).unwrap();
+    assert!(!journal_bytes.is_empty());
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "the shop's notes").unwrap();
+    let state = journal.parent().unwrap().to_path_buf();
+    for (socket, why) in [
+        (journal.clone(), "the journal's own file or directory"),
+        (state.clone(), "the journal's own file or directory"),
+        // Not there (WAL mode), but SQLite's own companion file: refused by name.
+        (
+            state.join(".").join("posd.sqlite-journal"),
+            "the journal's own file or directory",
+        ),
+        (notes.clone(), "exists and is a regular file"),
+        (dir.path().to_path_buf(), "exists and is a directory"),
+    ] {
+        let config = dir.path().join("collide.toml");
+        let text = std::fs::read_to_string(&d.config).unwrap().replace(
+            &format!("socket = \"{}\"", d.socket.display()),
+            &format!("socket = \"{}\"", socket.display()),
+        );
+        assert!(text.contains(&socket.display().to_string()));
+        std::fs::write(&config, text).unwrap();
+        let (checked, check_err, started, start_err) = check_and_start(&config);
+        assert!(!checked, "check-config accepted {}", socket.display());
+        assert!(
+            check_err.contains("control.socket") && check_err.contains(why),
+            "{}: {check_err}",
+            socket.display()
+        );
+        assert!(!started, "posd started on {}", socket.display());
+        assert!(
+            start_err.contains("control.socket") && start_err.contains("will not start"),
+            "{start_err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        journal_bytes,
+        "the journal is intact"
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "the shop's notes");
+    // And the terminal still starts on its own socket path.
+    d.restart();
+    d.stop();
 }

@@ -2,7 +2,8 @@
 //! (issue 8): applied and reported; every kind of bad push refused with its reason and nothing
 //! else changed; a push that fails its health check rolled back; anti-rollback across a
 //! restart; a terminal offline during a push gets it on reconnect; the denylist takes effect
-//! at once; signed, idempotent commands.
+//! at once; signed, idempotent commands; out-of-range values and trust anchors refused by key
+//! path; stale commands (1970, or replayed once their record is gone) refused.
 
 mod common;
 
@@ -10,6 +11,7 @@ use common::*;
 use ed25519_dalek::SigningKey;
 use posd::control::ControlError;
 use posd::fleet::tool::{self, Broker, KeyFile};
+use posd_core::control as ctl;
 use posd_core::fleet::command::Op;
 use serde_json::{json, Map, Value};
 use std::process::Command;
@@ -24,6 +26,9 @@ fn key(seed: u8, id: &str) -> KeyFile {
 fn fleet_toml(k: &KeyFile) -> String {
     format!("[fleet]\n{}\n", k.toml_entry())
 }
+
+/// Commands need a trusted clock to be judged fresh; this machine's kernel is not NTP-synced.
+const TRUSTED_CLOCK: &str = "[offline]\nclock = \"always\"\n";
 
 fn broker(m: &Mosquitto) -> Broker {
     Broker {
@@ -424,7 +429,8 @@ async fn signed_commands_are_idempotent_by_cmd_id() {
     let m = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key(1, "ops-1");
-    let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
+    let extra = format!("{TRUSTED_CLOCK}{}", fleet_toml(&k));
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &extra);
     wait_online(&d).await;
     let b = broker(&m);
     let run = |signer: KeyFile, id: &'static str, op: Op, terminal: &'static str| {
@@ -488,4 +494,172 @@ async fn signed_commands_are_idempotent_by_cmd_id() {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["result"]["pong"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_pushes_and_trust_anchors_are_refused_by_key_path() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
+    wait_online(&d).await;
+    let mut last = 0;
+    for (version, cfg, code, path) in [
+        // In range of its type (u32), out of the range the file allows.
+        (
+            1,
+            json!({"offline": {"allowed_skew_s": 4_000_000_000u64}}),
+            "invalid_config",
+            "offline.allowed_skew_s",
+        ),
+        // A per-sale limit above the per-user daily one.
+        (
+            2,
+            json!({"offline": {"limits": {"per_txn_limit": 90_000}}}),
+            "invalid_config",
+            "offline.limits.per_txn_limit",
+        ),
+        // Trust anchors: the fleet key cannot make the terminal trust a key of its own.
+        (
+            3,
+            json!({"offline": {"issuer_keys": [{"id": 9, "public_key": "03aa"}]}}),
+            "not_pushable",
+            "offline.issuer_keys",
+        ),
+        (
+            4,
+            json!({"broker": {"host_keys": [{"id": 9, "public_key": "aa"}]}}),
+            "not_pushable",
+            "broker.host_keys",
+        ),
+    ] {
+        push(&m, &k, "T1", "T1", version, cfg.clone()).await;
+        let s = next_report(&d, last).await;
+        last = at(&s);
+        let r = &s["config"];
+        assert_eq!(r["state"], "rejected", "{cfg}: {r}");
+        assert_eq!(r["error"], code, "{cfg}: {r}");
+        assert!(
+            r["message"].as_str().is_some_and(|m| m.contains(path)),
+            "{cfg}: {r}"
+        );
+        assert_eq!(s["config_version"], Value::Null, "nothing applied: {s}");
+    }
+    // The retained cfg/reported a fleet manager reads says the same.
+    let rows = tool::fleet_status(&broker(&m), Duration::from_millis(500))
+        .await
+        .unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.terminal == "T1")
+        .expect("T1's report");
+    assert_eq!(row.config_state.as_deref(), Some("rejected"), "{row:?}");
+    let reported = tool::retained(&broker(&m), "pos/v1/T1/cfg/reported", WAIT)
+        .await
+        .unwrap()
+        .expect("a retained report");
+    let reported: Value = serde_json::from_slice(&reported).unwrap();
+    assert!(
+        reported["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("broker.host_keys")),
+        "{reported}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_commands_never_run() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    // Two records kept, each for 3 s: small enough to reach both limits in a test.
+    let extra = format!(
+        "{TRUSTED_CLOCK}[fleet]\ncmd_max_age_s = 3\ncmd_records = 2\n{}\n",
+        k.toml_entry()
+    );
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &extra);
+    wait_online(&d).await;
+    let b = broker(&m);
+    let send = |body: Vec<u8>, id: &'static str| {
+        let b = b.clone();
+        async move {
+            tool::command(&b, "T1", id, body, WAIT)
+                .await
+                .expect("cmd/result")
+        }
+    };
+    let batches = || async {
+        let mut c = d.client().await;
+        c.call_json(ctl::Batches { limit: Some(100) })
+            .await
+            .unwrap()
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    };
+
+    // Signed with the fleet key, but issued in 1970: refused, nothing closed.
+    let old = tool::sign_command_at(&k, "T1", "c-1970", Op::BatchClose, Value::Null, 1).unwrap();
+    let r = send(old, "c-1970").await;
+    assert_eq!(r["error"], "expired", "{r}");
+    assert_eq!(batches().await, 0);
+
+    // A batch close runs once; its envelope again is answered from the record.
+    let close = tool::sign_command(&k, "T1", "c-close", Op::BatchClose, Value::Null).unwrap();
+    let r = send(close.clone(), "c-close").await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(batches().await, 1);
+    let r = send(close.clone(), "c-close").await;
+    assert_eq!(r["duplicate"], true, "{r}");
+    // A second command fills the records; a third is refused rather than forgetting the batch
+    // close's record while its envelope could still be accepted.
+    let ping = tool::sign_command(&k, "T1", "c-ping", Op::Ping, Value::Null).unwrap();
+    assert_eq!(send(ping, "c-ping").await["ok"], true);
+    let more = tool::sign_command(&k, "T1", "c-more", Op::Ping, Value::Null).unwrap();
+    let r = send(more, "c-more").await;
+    assert_eq!(r["error"], "too_many_commands", "{r}");
+    let r = send(close.clone(), "c-close").await;
+    assert_eq!(r["duplicate"], true, "still remembered: {r}");
+
+    // Once the records expire they are dropped; the very same envelope is refused now, not run
+    // a second time.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    let fresh = tool::sign_command(&k, "T1", "c-fresh", Op::Ping, Value::Null).unwrap();
+    assert_eq!(
+        send(fresh, "c-fresh").await["ok"],
+        true,
+        "records made room"
+    );
+    let r = send(close, "c-close").await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"], "expired", "{r}");
+    assert_eq!(batches().await, 1, "the batch was closed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_wait_for_a_trusted_clock() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    // The default: trusted only while the kernel says NTP keeps it synchronised.
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
+    wait_online(&d).await;
+    let ping = tool::sign_command(&k, "T1", "c-1", Op::Ping, Value::Null).unwrap();
+    let r = tool::command(&broker(&m), "T1", "c-1", ping, WAIT)
+        .await
+        .unwrap();
+    if kernel_clock_synchronized() {
+        assert_eq!(r["ok"], true, "{r}");
+    } else {
+        assert_eq!(r["error"], "clock_untrusted", "{r}");
+        assert!(r["message"].as_str().unwrap().contains("NTP"), "{r}");
+    }
+}
+
+/// Whether the kernel says the clock is NTP-synchronised (what posd's default trusts).
+fn kernel_clock_synchronized() -> bool {
+    // SAFETY: adjtimex with modes = 0 only reads the kernel's clock state.
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::adjtimex(&mut t) };
+    r != -1 && r != libc::TIME_ERROR && (t.status & libc::STA_UNSYNC) == 0
 }

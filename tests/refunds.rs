@@ -1,6 +1,6 @@
 //! Refunds, voids and the batch close end to end (DESIGN §1.5, docs/payments.md): partial
 //! refunds adding up to the sale and one more refused, a repeated refund_id refunding once, a
-//! refund found by its receipt's QR, the manager PIN, refunds refused offline, voids of offline
+//! refund found by its receipt's QR (only this terminal's), the manager PIN, refunds refused offline, voids of offline
 //! sales only, and a Z report whose totals the host reconciles with its own ledger.
 
 mod common;
@@ -97,8 +97,27 @@ async fn refunds_voids_and_a_reconciled_batch_close() {
         refused_code(refund(&d, &s2_id, None, None, "0000").await),
         "wrong_pin"
     );
-    // Found by scanning its receipt's QR, the full amount left.
+    // A receipt reference naming another terminal is refused, though the transaction is ours
+    // and the PIN right: a refund is booked where the sale was.
     let mut c = d.client().await;
+    let other = c
+        .call_json(ctl::Refund {
+            original: None,
+            receipt: Some(format!("R1.T-OTHER.{s2_id}")),
+            amount: None,
+            refund_id: None,
+            pin: PIN.into(),
+        })
+        .await;
+    match other {
+        Err(ControlError::Refused { code, message }) => {
+            assert_eq!(code, "other_terminal");
+            assert!(message.contains("T-OTHER"), "{message}");
+        }
+        other => panic!("another terminal's receipt refunded here: {other:?}"),
+    }
+    assert_eq!(host_refunds(&host), 2, "nothing refunded");
+    // Found by scanning its receipt's QR, the full amount left.
     let by_receipt = c
         .call_json(ctl::Refund {
             original: None,

@@ -9,6 +9,7 @@
 pub mod devices;
 
 use posd_core::money::Currency;
+use posd_core::protocol::signed::HostKeys;
 pub use posd_core::protocol::{parse_broker_url, BrokerAddr};
 use posd_core::txn::OnlinePolicy;
 use serde::de::DeserializeOwned;
@@ -101,7 +102,14 @@ pub struct BrokerConfig {
     pub status_interval_s: u64,
     /// Publish unacknowledged events again when the host has acknowledged nothing this long.
     pub ack_timeout_s: u64,
+    /// Lab only: accept `resp`, `notify` and `ack` messages that are not signed envelopes.
+    /// Off by default; `status` says when it is on. Never pushable.
+    pub lab_accept_unsigned: bool,
     pub tls: Option<TlsConfig>,
+    /// Trust anchors: the payment host's Ed25519 keys whose signatures on `resp`, `notify` and
+    /// `ack` this terminal accepts (DESIGN §4 "Signed host messages"); at most two, for
+    /// rotation. Never pushable.
+    pub host_keys: Vec<posd_core::protocol::signed::HostKeyConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -115,7 +123,9 @@ impl Default for BrokerConfig {
             backoff_max_ms: 30_000,
             status_interval_s: 60,
             ack_timeout_s: 10,
+            lab_accept_unsigned: false,
             tls: None,
+            host_keys: Vec::new(),
         }
     }
 }
@@ -278,12 +288,28 @@ impl Default for OfflineConfig {
 }
 
 /// Remote configuration and commands from the fleet (DESIGN §5, docs/fleet.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FleetConfig {
+    /// A command runs only if its `issued_at` is within this many seconds of the terminal's
+    /// (trusted) clock; its record is kept at least this long, so it can never run twice.
+    pub cmd_max_age_s: u64,
+    /// Command records kept at most: when this many are younger than `cmd_max_age_s`, new
+    /// commands are refused (`too_many_commands`) until the oldest expire.
+    pub cmd_records: u32,
     /// Trust anchors: the Ed25519 keys whose signatures on `cfg/desired` and `cmd` this
     /// terminal accepts. Empty = every push and command is refused. Never pushable.
     pub keys: Vec<posd_core::fleet::envelope::FleetKeyConfig>,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            cmd_max_age_s: 300,
+            cmd_records: 10_000,
+            keys: Vec::new(),
+        }
+    }
 }
 
 /// Who may refund and void (DESIGN §1.5).
@@ -449,6 +475,35 @@ fn section<T: DeserializeOwned + Default>(
     }
 }
 
+/// A path with `.` and `..` resolved by name (no file system access).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The longest any "age" limit may be: 30 days.
+const MAX_AGE_S: u64 = 30 * 86_400;
+
+/// A problem at `path` unless `lo <= v <= hi`.
+fn within(p: &mut Vec<Problem>, path: &str, v: u64, lo: u64, hi: u64) {
+    if !(lo..=hi).contains(&v) {
+        p.push(Problem {
+            path: path.into(),
+            message: format!("{v} is out of range: must be {lo}..={hi}"),
+        });
+    }
+}
+
 impl Config {
     /// Parses and validates TOML text; every problem is returned at once.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
@@ -495,12 +550,88 @@ impl Config {
         }
     }
 
+    /// Reads, parses and validates the file, then checks what the paths in it name on this
+    /// machine ([`Config::check_files`]): what `check-config` and start-up both do.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(&text)
+        let cfg = Config::from_toml(&text)?;
+        let problems = cfg.check_files();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The journal's files: the database and SQLite's companions beside it.
+    pub fn journal_files(&self) -> [PathBuf; 4] {
+        let db = self.db_path();
+        let with = |suffix: &str| {
+            let mut s = db.clone().into_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        [with("-wal"), with("-shm"), with("-journal"), db]
+    }
+
+    /// Checks against the file system: the control socket must not name an existing file that
+    /// is not a socket (posd replaces a stale socket at start and removes it at stop), nor lie
+    /// on the journal's files or directory through a symbolic link.
+    pub fn check_files(&self) -> Vec<Problem> {
+        use std::os::unix::fs::FileTypeExt;
+        let mut p = Vec::new();
+        let socket = &self.control.socket;
+        if let Ok(m) = std::fs::symlink_metadata(socket) {
+            let ft = m.file_type();
+            if !ft.is_socket() {
+                let what = if ft.is_dir() {
+                    "a directory"
+                } else if ft.is_symlink() {
+                    "a symbolic link"
+                } else if ft.is_file() {
+                    "a regular file"
+                } else {
+                    "not a socket"
+                };
+                p.push(Problem {
+                    path: "control.socket".into(),
+                    message: format!(
+                        "{} exists and is {what}: posd would replace it with its socket; choose \
+                         a path of its own (default /run/posd/control.sock)",
+                        socket.display()
+                    ),
+                });
+                return p;
+            }
+        }
+        // Through symbolic links: compare real directories.
+        let real = |path: &Path| -> Option<PathBuf> {
+            let dir = std::fs::canonicalize(path.parent()?).ok()?;
+            Some(dir.join(path.file_name()?))
+        };
+        let state = std::fs::canonicalize(&self.terminal.state_dir).ok();
+        if let Some(sock) = real(socket) {
+            let on_journal = self
+                .journal_files()
+                .iter()
+                .any(|f| real(f).as_ref() == Some(&sock))
+                || state.as_ref() == Some(&sock);
+            if on_journal {
+                p.push(Problem {
+                    path: "control.socket".into(),
+                    message: format!(
+                        "{} is the journal's own file or directory ({}): choose a path of its \
+                         own (default /run/posd/control.sock)",
+                        socket.display(),
+                        self.db_path().display()
+                    ),
+                });
+            }
+        }
+        p
     }
 
     /// Semantic checks on values that parsed.
@@ -560,29 +691,68 @@ impl Config {
                 "need 0 < backoff_initial_ms <= backoff_max_ms".into(),
             );
         }
-        if self.broker.ack_timeout_s == 0 {
-            bad("broker.ack_timeout_s", "must be at least 1".into());
-        }
-        if self.broker.status_interval_s == 0 {
-            bad("broker.status_interval_s", "must be at least 1".into());
+        within(
+            &mut p,
+            "broker.backoff_max_ms",
+            self.broker.backoff_max_ms,
+            1,
+            3_600_000,
+        );
+        within(
+            &mut p,
+            "broker.ack_timeout_s",
+            self.broker.ack_timeout_s,
+            1,
+            3600,
+        );
+        within(
+            &mut p,
+            "broker.status_interval_s",
+            self.broker.status_interval_s,
+            1,
+            86_400,
+        );
+        if let Err(e) = HostKeys::from_config(&self.broker.host_keys) {
+            p.push(Problem {
+                path: "broker.host_keys".into(),
+                message: e.to_string(),
+            });
         }
         let o = &self.online;
-        if o.query_interval_s == 0 {
-            bad("online.query_interval_s", "must be at least 1".into());
-        }
+        within(
+            &mut p,
+            "online.query_interval_s",
+            o.query_interval_s,
+            1,
+            300,
+        );
+        within(&mut p, "online.query_total_s", o.query_total_s, 1, 3600);
         if o.query_total_s < o.query_interval_s {
-            bad(
-                "online.query_total_s",
-                "must be at least query_interval_s".into(),
-            );
+            p.push(Problem {
+                path: "online.query_total_s".into(),
+                message: "must be at least query_interval_s".into(),
+            });
         }
+        within(
+            &mut p,
+            "online.reverse_backoff_max_s",
+            o.reverse_backoff_max_s,
+            1,
+            86_400,
+        );
         if o.reverse_backoff_initial_s == 0 || o.reverse_backoff_max_s < o.reverse_backoff_initial_s
         {
-            bad(
-                "online.reverse_backoff_max_s",
-                "need 0 < reverse_backoff_initial_s <= reverse_backoff_max_s".into(),
-            );
+            p.push(Problem {
+                path: "online.reverse_backoff_max_s".into(),
+                message: "need 0 < reverse_backoff_initial_s <= reverse_backoff_max_s".into(),
+            });
         }
+        let mut bad = |path: &str, message: String| {
+            p.push(Problem {
+                path: path.into(),
+                message,
+            })
+        };
         if self.limits.max_sale_amount <= 0
             || self.limits.max_sale_amount > posd_core::money::MAX_MINOR
         {
@@ -591,18 +761,25 @@ impl Config {
                 "must be a positive amount in minor units".into(),
             );
         }
-        if let Err(e) = posd_core::codes::Patterns::new(self.codes.clone()) {
-            bad("codes", e.to_string());
+        match posd_core::codes::Patterns::new(self.codes.clone()) {
+            Err(e @ posd_core::codes::PatternError::MaxLen(_)) => {
+                bad("codes.max_len", e.to_string())
+            }
+            Err(e @ posd_core::codes::PatternError::Regex { name, .. }) => {
+                bad(&format!("codes.{name}"), e.to_string())
+            }
+            Ok(_) => {}
         }
         if let Err(e) = posd_core::codes::IssuerKeys::from_config(&self.offline.issuer_keys) {
             bad("offline.issuer_keys", e.to_string());
         }
-        if self.offline.settle_query_interval_s == 0 {
-            bad(
-                "offline.settle_query_interval_s",
-                "must be at least 1".into(),
-            );
-        }
+        p.extend(self.offline_problems());
+        let mut bad = |path: &str, message: String| {
+            p.push(Problem {
+                path: path.into(),
+                message,
+            })
+        };
         for f in &self.offline.denylist.credentials {
             if f.len() != 32 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
                 bad(
@@ -631,6 +808,55 @@ impl Config {
                 "timeout_s, query_interval_s and close_wait_s must be at least 1".into(),
             );
         }
+        if m.timeout_s > 3600 {
+            bad("merchant_qr.timeout_s", "must be 1..=3600".into());
+        }
+        if m.query_interval_s > m.timeout_s.clamp(1, 300) {
+            bad(
+                "merchant_qr.query_interval_s",
+                "must be 1..=300 and at most timeout_s".into(),
+            );
+        }
+        if m.close_wait_s > 600 {
+            bad("merchant_qr.close_wait_s", "must be 1..=600".into());
+        }
+        let saf = &self.card.store_and_forward;
+        if !(0..=posd_core::money::MAX_MINOR).contains(&saf.floor_limit) {
+            bad(
+                "card.store_and_forward.floor_limit",
+                "must be 0..=1000000000000 minor units".into(),
+            );
+        }
+        if saf.max_count > 100_000 {
+            bad(
+                "card.store_and_forward.max_count",
+                "must be 0..=100000".into(),
+            );
+        }
+        if saf.max_age_s > MAX_AGE_S {
+            bad(
+                "card.store_and_forward.max_age_s",
+                format!("must be 0..={MAX_AGE_S} (30 days)"),
+            );
+        }
+        if self.fleet.cmd_max_age_s == 0 || self.fleet.cmd_max_age_s > 86_400 {
+            bad(
+                "fleet.cmd_max_age_s",
+                format!(
+                    "{} is out of range: must be 1..=86400",
+                    self.fleet.cmd_max_age_s
+                ),
+            );
+        }
+        if self.fleet.cmd_records == 0 || self.fleet.cmd_records > 1_000_000 {
+            bad(
+                "fleet.cmd_records",
+                format!(
+                    "{} is out of range: must be 1..=1000000",
+                    self.fleet.cmd_records
+                ),
+            );
+        }
         match (&m.mode, &m.merchant) {
             (MerchantQrMode::Local, Some(mer)) => {
                 if let Err(e) = mer.validate() {
@@ -641,6 +867,19 @@ impl Config {
         }
         if let Err(e) = self.card.host_key() {
             bad("card.host_public_key", e);
+        }
+        let socket = lexical(&self.control.socket);
+        if socket == lexical(&self.terminal.state_dir)
+            || self.journal_files().iter().any(|f| lexical(f) == socket)
+        {
+            bad(
+                "control.socket",
+                format!(
+                    "{} is the journal's own file or directory: choose a path of its own \
+                     (default /run/posd/control.sock)",
+                    self.control.socket.display()
+                ),
+            );
         }
         if !(-18 * 3600..=18 * 3600).contains(&self.terminal.utc_offset_s) {
             bad("terminal.utc_offset_s", "must be within ±18 h".into());
@@ -678,6 +917,76 @@ impl Config {
                     self.logging.level
                 ),
             );
+        }
+        p
+    }
+
+    /// Ranges and cross-field rules of `[offline]` (a pushed `offline.*` is held to them too).
+    fn offline_problems(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let o = &self.offline;
+        let max = posd_core::money::MAX_MINOR as u64;
+        within(
+            &mut p,
+            "offline.allowed_skew_s",
+            o.allowed_skew_s.into(),
+            0,
+            600,
+        );
+        within(
+            &mut p,
+            "offline.settle_query_interval_s",
+            o.settle_query_interval_s,
+            1,
+            86_400,
+        );
+        let l = &o.limits;
+        within(
+            &mut p,
+            "offline.limits.per_txn_limit",
+            l.per_txn_limit,
+            0,
+            max,
+        );
+        within(
+            &mut p,
+            "offline.limits.per_user_daily_limit",
+            l.per_user_daily_limit,
+            0,
+            max,
+        );
+        within(
+            &mut p,
+            "offline.limits.max_unsynced_count",
+            l.max_unsynced_count.into(),
+            0,
+            1_000_000,
+        );
+        within(
+            &mut p,
+            "offline.limits.max_unsynced_amount",
+            l.max_unsynced_amount,
+            0,
+            max,
+        );
+        within(
+            &mut p,
+            "offline.limits.max_unsynced_age_s",
+            l.max_unsynced_age_s,
+            0,
+            MAX_AGE_S,
+        );
+        if l.per_txn_limit > l.per_user_daily_limit {
+            p.push(Problem {
+                path: "offline.limits.per_txn_limit".into(),
+                message: "must not exceed per_user_daily_limit".into(),
+            });
+        }
+        if l.per_txn_limit > l.max_unsynced_amount {
+            p.push(Problem {
+                path: "offline.limits.per_txn_limit".into(),
+                message: "must not exceed max_unsynced_amount".into(),
+            });
         }
         p
     }
@@ -761,6 +1070,83 @@ mod tests {
         assert_eq!(parse_broker_url("mqtt://127.0.0.1").unwrap().port, 1883);
         assert!(parse_broker_url("127.0.0.1:1883").is_err());
         assert!(parse_broker_url("mqtt://h:99999").is_err());
+    }
+
+    #[test]
+    fn host_keys_are_checked_with_their_path() {
+        let key = |seed: u8| {
+            posd_core::protocol::signed::HostSigner::from_seed(seed.into(), &[seed; 32])
+                .toml_entry()
+        };
+        let ok = format!("[terminal]\nid = \"T\"\n{}{}", key(1), key(2));
+        let c = Config::from_toml(&ok).unwrap();
+        assert_eq!(c.broker.host_keys.len(), 2);
+        assert!(!c.broker.lab_accept_unsigned);
+        for (text, want) in [
+            (format!("{}{}{}", key(1), key(2), key(3)), "at most 2"),
+            (format!("{}{}", key(1), key(1)), "listed twice"),
+            (
+                "[[broker.host_keys]]\nid = 1\npublic_key = \"abc\"\n".to_string(),
+                "64 hex digits",
+            ),
+            (
+                "[[broker.host_keys]]\nid = -1\npublic_key = \"abc\"\n".to_string(),
+                "",
+            ),
+        ] {
+            let Err(ConfigError::Invalid(p)) =
+                Config::from_toml(&format!("[terminal]\nid = \"T\"\n{text}"))
+            else {
+                panic!("{text} accepted")
+            };
+            assert!(
+                p.iter()
+                    .any(|p| p.path.starts_with("broker.host_keys") && p.message.contains(want)),
+                "{text}: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_control_socket_never_lies_on_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::os::unix::fs::symlink(&state, dir.path().join("alias")).unwrap();
+        let cfg = |socket: &Path| {
+            Config::from_toml(&format!(
+                "[terminal]\nid = \"T\"\nstate_dir = \"{}\"\n[control]\nsocket = \"{}\"\n",
+                state.display(),
+                socket.display()
+            ))
+        };
+        // By name, before anything exists.
+        for s in [
+            state.join("posd.sqlite"),
+            state.join("sub/../posd.sqlite-wal"),
+            state.clone(),
+        ] {
+            let Err(ConfigError::Invalid(p)) = cfg(&s) else {
+                panic!("{} accepted", s.display())
+            };
+            assert_eq!(p[0].path, "control.socket");
+        }
+        // Through a symbolic link: only the file system can tell.
+        let through = dir.path().join("alias/posd.sqlite-shm");
+        let c = cfg(&through).unwrap();
+        let p = c.check_files();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("journal"), "{p:?}");
+        // An existing file that is not a socket.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let p = cfg(&file).unwrap().check_files();
+        assert!(p[0].message.contains("regular file"), "{p:?}");
+        // A path of its own is fine.
+        assert!(cfg(&dir.path().join("control.sock"))
+            .unwrap()
+            .check_files()
+            .is_empty());
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub async fn run(
                     ..q
                 },
                 devices,
+                // Filled in from the link (`LinkShared::host_trust`) by whoever publishes it.
+                host_messages: Default::default(),
                 at: now_ms(),
                 printer,
                 commit: None,
@@ -273,6 +275,7 @@ pub async fn run(
                 let q = q.unwrap_or_default();
                 let mut v = status_fn(link.is_connected(), q);
                 v.queue = q;
+                v.host_messages = link.shared.host_trust();
                 v.commit = Some(GIT_COMMIT.to_string());
                 v
             })
@@ -379,7 +382,7 @@ pub async fn run(
     link.goodbye(goodbye).await;
     // A final round trip proves every queued journal write has been made.
     let _ = store.call(|_| Ok(())).await;
-    let _ = std::fs::remove_file(&cfg.control.socket);
+    control::remove_socket(&cfg.control.socket);
     Ok(())
 }
 

@@ -66,25 +66,7 @@ impl OfflineRuntime {
 
 /// Whether the clock can be trusted for offline codes at `now_ms`.
 pub fn clock_trusted(mode: ClockTrust, now_ms: u64) -> bool {
-    let floor = crate::clock::BUILD_UNIX
-        .parse::<u64>()
-        .unwrap_or(0)
-        .saturating_sub(86_400);
-    if now_ms / 1000 < floor {
-        return false;
-    }
-    match mode {
-        ClockTrust::Always => true,
-        ClockTrust::Synchronized => kernel_clock_synchronized(),
-    }
-}
-
-/// The kernel's NTP state: synchronised unless `adjtimex` reports STA_UNSYNC / TIME_ERROR.
-fn kernel_clock_synchronized() -> bool {
-    // SAFETY: adjtimex with modes = 0 only reads the kernel's clock state into `t`.
-    let mut t: libc::timex = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::adjtimex(&mut t) };
-    r != -1 && r != libc::TIME_ERROR && (t.status & libc::STA_UNSYNC) == 0
+    crate::clock::trusted(mode == ClockTrust::Always, now_ms)
 }
 
 /// Merchant-presented codes as the engine makes them (`[merchant_qr]`).

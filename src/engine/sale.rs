@@ -56,15 +56,27 @@ impl Engine {
                 refund_id,
                 reply,
             }) => match route(&text, &self.p.patterns) {
-                CodeRoute::Receipt { txn_id } => {
-                    let req = RefundRequest {
-                        original: Some(txn_id),
-                        amount,
-                        refund_id,
-                        pin: String::new(),
-                    };
-                    self.start_refund(req, reply).await;
-                }
+                CodeRoute::Receipt(r) => match r.txn_on(&self.p.terminal) {
+                    Ok(txn_id) => {
+                        let req = RefundRequest {
+                            original: Some(txn_id.to_string()),
+                            amount,
+                            refund_id,
+                            pin: String::new(),
+                        };
+                        self.start_refund(req, reply).await;
+                    }
+                    Err(other) => {
+                        self.ui(UiEvent::Notice {
+                            text: other.to_string(),
+                        });
+                        self.till.wait_for(Awaiting::Receipt {
+                            amount,
+                            refund_id,
+                            reply,
+                        });
+                    }
+                },
                 _ => {
                     let mut text = text;
                     zeroize::Zeroize::zeroize(&mut text);
@@ -179,7 +191,7 @@ impl Engine {
                 self.start_card(amount, currency, code, reply).await;
                 return;
             }
-            CodeRoute::Receipt { .. } => {
+            CodeRoute::Receipt(_) => {
                 let reason =
                     "this is a receipt: scan the customer's payment code, or use the refund menu"
                         .to_string();

@@ -4,7 +4,8 @@
 //! [`pushable`] (the allow-list and merging an overlay into a validated `Config`) and
 //! [`command`]. This module is the async shell the daemon runs: a [`FleetAgent`] task that
 //! takes `cfg/desired` and `cmd` messages from the link, keeps the applied version, the last
-//! known good overlay, handled messages and command results in SQLite, hot-applies through an
+//! known good overlay, handled messages and command results in SQLite (a command runs once, and
+//! only while fresh: `posd_core::fleet::command::check_fresh`), hot-applies through an
 //! [`ApplyConfig`] the daemon provides (rolling back when the health check fails), and
 //! publishes `cfg/reported` (retained) and `cmd/result`.
 
@@ -387,7 +388,46 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                 return;
             }
         }
+        // Not seen before: does it run now? (fresh by the trusted clock, not before the oldest
+        // record kept, within the records kept.)
         let now = now_ms();
+        let f = &self.local.fleet;
+        let (max_age_s, max_records) = (f.cmd_max_age_s, u64::from(f.cmd_records));
+        let clock_trusted = crate::clock::trusted(
+            self.local.offline.clock == crate::config::ClockTrust::Always,
+            now,
+        );
+        let before = command::purge_before(now / 1000, max_age_s);
+        let records = if clock_trusted {
+            self.store.call(move |db| db.fleet_cmd_purge(before)).await
+        } else {
+            // Nothing is dropped on an untrusted clock's word; the command is refused below.
+            Ok(crate::store::CmdRecords { floor: 0, live: 0 })
+        };
+        let records = match records {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("fleet command {} not run, journal error: {e}", cmd.cmd_id);
+                return;
+            }
+        };
+        let fresh = command::Freshness {
+            now: now / 1000,
+            clock_trusted,
+            max_age_s,
+            floor: records.floor,
+            live: records.live,
+            max_records,
+        };
+        if let Err(e) = command::check_fresh(cmd.issued_at, &fresh) {
+            log::warn!("fleet command {} refused: {}: {e}", cmd.cmd_id, e.code());
+            let r = json!({
+                "cmd_id": cmd.cmd_id, "op": cmd.op.as_str(), "ok": false, "error": e.code(),
+                "message": e.to_string(), "key_id": key_id, "at": now,
+            });
+            self.publish("cmd/result", false, &r);
+            return;
+        }
         let r = match self.commands.run(&cmd).await {
             Ok(result) => json!({
                 "cmd_id": cmd.cmd_id, "op": cmd.op.as_str(), "ok": true, "result": result,
@@ -400,9 +440,10 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         };
         let text = r.to_string();
         let id = cmd.cmd_id.clone();
+        let issued_at = cmd.issued_at;
         if let Err(e) = self
             .store
-            .call(move |db| db.fleet_cmd_done(&id, &text, now))
+            .call(move |db| db.fleet_cmd_done(&id, &text, now, issued_at))
             .await
         {
             log::error!("fleet command {} result not recorded: {e}", cmd.cmd_id);

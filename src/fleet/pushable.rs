@@ -5,10 +5,14 @@
 //! {"max_sale_amount": 5000}}`). Each push is the *whole* desired overlay: the effective
 //! configuration is always the local file plus the latest applied overlay, so a key left out of
 //! a push goes back to its local value. Only the keys in [`PUSHABLE`] may appear; anything else
-//! (the terminal id, the broker, TLS, the control socket, the fleet's own trust anchors) is
-//! refused by name, because a push must never be able to cut a terminal off from its fleet.
+//! (the terminal id, the broker, TLS, the control socket) is refused by name, because a push
+//! must never be able to cut a terminal off from its fleet — and so is every trust anchor (the
+//! fleet's keys, the payment host's keys `broker.host_keys`, the platforms' issuer keys
+//! `offline.issuer_keys`, the clock's trust `offline.clock`): whoever holds the fleet key must
+//! not be able to make the terminal trust a key of their own. They change only in the local file.
 //! The merged result goes through the very same parser and checks as the local file
-//! ([`Config::from_toml`]), so a pushed value is held to exactly the local schema.
+//! ([`Config::from_toml`]: types, ranges and cross-field rules), so a pushed value is held to
+//! exactly the local schema.
 
 use crate::config::{Config, Problem};
 use serde_json::{Map, Value};
@@ -76,11 +80,6 @@ pub const PUSHABLE: &[Pushable] = &[
         path: "offline.limits",
         takes: Takes::Now,
         what: "offline limits (per sale, per user per day, unsynced count/amount/age)",
-    },
-    Pushable {
-        path: "offline.issuer_keys",
-        takes: Takes::Now,
-        what: "payment platforms' issuer keys (the whole list)",
     },
     Pushable {
         path: "offline.denylist",
@@ -374,6 +373,74 @@ mod tests {
         }
         let e = merge(&l, &obj(json!({"limits": {"max_sale_amount": null}}))).unwrap_err();
         assert_eq!(e.code(), "invalid_value");
+    }
+
+    #[test]
+    fn out_of_range_and_incoherent_values_are_refused_by_path() {
+        let l = local();
+        for (overlay, path) in [
+            (
+                json!({"offline": {"allowed_skew_s": 4_000_000_000u64}}),
+                "offline.allowed_skew_s",
+            ),
+            (
+                json!({"offline": {"limits": {"max_unsynced_age_s": 999_999_999}}}),
+                "offline.limits.max_unsynced_age_s",
+            ),
+            (
+                json!({"offline": {"limits": {"per_txn_limit": 30_000}}}),
+                "offline.limits.per_txn_limit",
+            ),
+            (
+                json!({"offline": {"settle_query_interval_s": 0}}),
+                "offline.settle_query_interval_s",
+            ),
+            (
+                json!({"online": {"query_interval_s": 100_000, "query_total_s": 200_000}}),
+                "online.query_interval_s",
+            ),
+            (json!({"codes": {"max_len": 0}}), "codes.max_len"),
+            (json!({"codes": {"wechat": "("}}), "codes.wechat"),
+            (
+                json!({"merchant_qr": {"timeout_s": 10, "query_interval_s": 20}}),
+                "merchant_qr.query_interval_s",
+            ),
+            (
+                json!({"card": {"store_and_forward": {"max_age_s": 99_999_999}}}),
+                "card.store_and_forward.max_age_s",
+            ),
+        ] {
+            let e = merge(&l, &obj(overlay.clone())).unwrap_err();
+            assert_eq!(e.code(), "invalid_config", "{overlay}");
+            assert!(e.to_string().contains(path), "{overlay}: {e}");
+        }
+    }
+
+    #[test]
+    fn trust_anchors_are_not_pushable() {
+        let e = merge(
+            &local(),
+            &obj(json!({
+                "offline": {"issuer_keys": [{"id": 9, "public_key": "03aa"}], "clock": "always"},
+                "broker": {"host_keys": [], "lab_accept_unsigned": true},
+                "fleet": {"keys": [], "cmd_max_age_s": 86400}
+            })),
+        )
+        .unwrap_err();
+        let PushError::NotPushable(keys) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            keys,
+            [
+                "broker.host_keys",
+                "broker.lab_accept_unsigned",
+                "fleet.cmd_max_age_s",
+                "fleet.keys",
+                "offline.clock",
+                "offline.issuer_keys"
+            ]
+        );
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub fn sign_config(
     serde_json::to_vec(&env).map_err(|e| ToolError::Bad(e.to_string()))
 }
 
-/// A signed `cmd` envelope.
+/// A signed `cmd` envelope, issued now.
 pub fn sign_command(
     key: &KeyFile,
     terminal: &str,
@@ -149,12 +149,24 @@ pub fn sign_command(
     op: super::command::Op,
     args: Value,
 ) -> Result<Vec<u8>, ToolError> {
+    sign_command_at(key, terminal, cmd_id, op, args, unix_now())
+}
+
+/// A signed `cmd` envelope with the given `issued_at` (unix seconds).
+pub fn sign_command_at(
+    key: &KeyFile,
+    terminal: &str,
+    cmd_id: &str,
+    op: super::command::Op,
+    args: Value,
+    issued_at: u64,
+) -> Result<Vec<u8>, ToolError> {
     let cmd = super::command::Command {
         cmd_id: cmd_id.to_string(),
         op,
         args,
         terminal: terminal.to_string(),
-        issued_at: unix_now(),
+        issued_at,
     };
     let payload = serde_json::to_vec(&cmd).map_err(|e| ToolError::Bad(e.to_string()))?;
     let env = envelope::seal(&payload, &key.id, &key.signing_key()?);

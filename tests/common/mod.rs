@@ -118,6 +118,12 @@ impl Drop for Mosquitto {
     }
 }
 
+/// The host's signing key in every test (DESIGN §4 "Signed host messages"): the sandbox host
+/// signs with it and every [`Daemon`] lists its public half in `[[broker.host_keys]]`.
+pub fn host_signer() -> posd_core::protocol::signed::HostSigner {
+    posd_core::protocol::signed::HostSigner::from_seed(1, &[0x48; 32])
+}
+
 /// The sandbox host as its own process (`posd-sandbox host`).
 pub struct Host {
     pub db: PathBuf,
@@ -126,6 +132,8 @@ pub struct Host {
     child: Option<Child>,
     pub instance: String,
     pub extra_args: Vec<String>,
+    /// Signs with [`host_signer`] (the default), or publishes unsigned (`--unsigned`).
+    pub signed: bool,
 }
 
 impl Host {
@@ -141,6 +149,22 @@ impl Host {
             child: None,
             instance: instance.to_string(),
             extra_args: Vec::new(),
+            signed: true,
+        };
+        h.restart();
+        h
+    }
+
+    /// A host that signs nothing (for terminals with the lab-only `lab_accept_unsigned`).
+    pub fn start_unsigned(broker: &str, db: &Path) -> Host {
+        let mut h = Host {
+            db: db.to_path_buf(),
+            broker: broker.to_string(),
+            late_ms: 60_000,
+            child: None,
+            instance: "host-1".into(),
+            extra_args: Vec::new(),
+            signed: false,
         };
         h.restart();
         h
@@ -155,6 +179,7 @@ impl Host {
             child: None,
             instance: "host-1".into(),
             extra_args: args.to_vec(),
+            signed: true,
         };
         h.restart();
         h
@@ -162,8 +187,18 @@ impl Host {
 
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new(sandbox_bin())
-            .args(["host", "--broker", &self.broker, "--db"])
+        let key = self.db.with_extension("host-key.json");
+        let mut cmd = Command::new(sandbox_bin());
+        cmd.arg("host");
+        if self.signed {
+            std::fs::write(&key, posd_sandbox::host::signing_key_file(&host_signer()))
+                .expect("write the host key file");
+            cmd.arg("--host-key").arg(&key);
+        } else {
+            cmd.arg("--unsigned");
+        }
+        let child = cmd
+            .args(["--broker", &self.broker, "--db"])
             .arg(&self.db)
             .args([
                 "--client-id",
@@ -216,11 +251,24 @@ impl Daemon {
 
     /// As [`Daemon::start`] with another log level (the card test reads the logs at `debug`).
     pub fn start_at_level(dir: &Path, id: &str, broker: &str, extra: &str, level: &str) -> Daemon {
+        Daemon::start_custom(dir, id, broker, extra, level, &host_signer().toml_entry())
+    }
+
+    /// As [`Daemon::start_at_level`]; `broker_extra` ends the `[broker]` section instead of the
+    /// test host's key (`[[broker.host_keys]]`), e.g. `lab_accept_unsigned = true`.
+    pub fn start_custom(
+        dir: &Path,
+        id: &str,
+        broker: &str,
+        extra: &str,
+        level: &str,
+        broker_extra: &str,
+    ) -> Daemon {
         std::fs::create_dir_all(dir).expect("dir");
         let socket = dir.join("control.sock");
         let config = dir.join("posd.toml");
         let text = format!(
-            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n\n[broker]\nurl = \"{broker}\"\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\nack_timeout_s = 2\n\n[control]\nsocket = \"{}\"\n\n[logging]\nlevel = \"{level}\"\n\n{extra}\n",
+            "[terminal]\nid = \"{id}\"\nstate_dir = \"{}\"\n\n[broker]\nurl = \"{broker}\"\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\nack_timeout_s = 2\n{broker_extra}\n[control]\nsocket = \"{}\"\n\n[logging]\nlevel = \"{level}\"\n\n{extra}\n",
             dir.join("state").display(),
             socket.display()
         );

@@ -238,6 +238,10 @@ pub struct StatusDoc {
     pub queue: QueueStats,
     /// Device name → its state (`ok: ...`, `absent: ...`, `error: ...`, `disabled`).
     pub devices: BTreeMap<String, String>,
+    /// Verification of what the host sends (DESIGN §4 "Signed host messages"): the trusted
+    /// key ids, whether the lab-only opt-out is on, refusals per kind since start.
+    #[serde(default)]
+    pub host_messages: crate::protocol::signed::HostTrustStatus,
     /// Unix ms the document was made.
     pub at: u64,
     /// The receipt printer, typed (`devices.printer` says the same for people); absent when
@@ -465,6 +469,8 @@ pub mod codes {
     pub const NO_PRINTER: &str = "no_printer";
     pub const NO_BATCH: &str = "no_batch";
     pub const ENCODE: &str = "encode";
+    /// A receipt reference printed by another terminal.
+    pub const OTHER_TERMINAL: &str = "other_terminal";
 }
 
 /// A refusal: its machine code and the message for people.

@@ -125,22 +125,21 @@ impl Currency {
         self.exponent
     }
 
-    /// Parses a keyed decimal amount ("12.5", "12.50", "1200") into minor units.
-    /// Refuses signs, exponents, more decimals than the currency has, zero and huge amounts.
+    /// Parses a decimal amount ("12.5", "12.50", "1200") into minor units, strictly: digits,
+    /// optionally one point followed by at least one digit, nothing else — no blanks, signs,
+    /// exponents, separators, bare point ("12.") or missing integer part (".5"). Refuses more
+    /// decimals than the currency has, zero and huge amounts.
     pub fn parse_amount(&self, text: &str) -> Result<i64, MoneyError> {
-        let t = text.trim();
+        let t = text;
         let (int_part, frac_part) = match t.split_once('.') {
-            Some((i, f)) => (i, f),
-            None => (t, ""),
+            Some((i, f)) => (i, Some(f)),
+            None => (t, None),
         };
-        let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if (int_part.is_empty() && frac_part.is_empty())
-            || !digits_only(int_part)
-            || !digits_only(frac_part)
-            || (t.contains('.') && frac_part.is_empty() && int_part.is_empty())
-        {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(int_part) || frac_part.is_some_and(|f| !digits(f)) {
             return Err(MoneyError::NotANumber(text.to_string()));
         }
+        let frac_part = frac_part.unwrap_or("");
         let frac_trimmed = frac_part.trim_end_matches('0');
         if frac_trimmed.len() > self.exponent as usize {
             return Err(MoneyError::TooManyDecimals {
@@ -247,7 +246,8 @@ mod tests {
         assert_eq!(cur("CNY").parse_amount("12.50"), Ok(1250));
         assert_eq!(cur("CNY").parse_amount("12.5"), Ok(1250));
         assert_eq!(cur("CNY").parse_amount("12"), Ok(1200));
-        assert_eq!(cur("CNY").parse_amount(".5"), Ok(50));
+        assert_eq!(cur("CNY").parse_amount("0.5"), Ok(50));
+        assert_eq!(cur("CNY").parse_amount("007.10"), Ok(710));
         assert_eq!(cur("JPY").parse_amount("1200"), Ok(1200));
         assert_eq!(cur("JPY").parse_amount("1200.00"), Ok(1200));
         assert_eq!(cur("KWD").parse_amount("1.234"), Ok(1234));
@@ -266,10 +266,14 @@ mod tests {
             Err(MoneyError::TooManyDecimals { .. })
         ));
         for bad in [
-            "", ".", "-1", "+1", "1e3", "1,00", "12.3.4", " 1 2", "abc", "1.",
+            "", ".", "-1", "+1", "1e3", "1,00", "12.3.4", " 1 2", "abc", "1.", "12.", ".5", " 1",
+            "1 ", "\t1", "1\n", "１２", "0x10", "1_000", "1.-5", "1.+5",
         ] {
             let r = cny.parse_amount(bad);
-            assert!(r.is_err() || bad == "1.", "{bad:?} gave {r:?}");
+            assert!(
+                matches!(r, Err(MoneyError::NotANumber(_))),
+                "{bad:?} gave {r:?}"
+            );
         }
         assert_eq!(cny.parse_amount("0"), Err(MoneyError::NotPositive));
         assert_eq!(cny.parse_amount("0.00"), Err(MoneyError::NotPositive));

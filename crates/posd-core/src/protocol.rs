@@ -2,7 +2,10 @@
 //!
 //! Shared by the daemon, the sandbox host and `posctl` so both ends of every topic agree on one
 //! definition. Parsing is strict where a malformed payload could move money (`resp`, `ack`) and
-//! returns a typed error instead of guessing.
+//! returns a typed error instead of guessing. What the host sends (`resp`, `notify`, `ack`)
+//! arrives signed: [`signed`] verifies it before any of these parsers sees the payload.
+
+pub mod signed;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,16 +13,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone)]
 pub struct Topics {
     root: String,
+    terminal: String,
 }
 
 impl Topics {
     pub fn new(prefix: &str, terminal: &str) -> Topics {
         Topics {
             root: format!("{}/{}", prefix.trim_end_matches('/'), terminal),
+            terminal: terminal.to_string(),
         }
     }
     pub fn root(&self) -> &str {
         &self.root
+    }
+    /// The terminal segment (what host signatures cover).
+    pub fn terminal(&self) -> &str {
+        &self.terminal
     }
     pub fn status(&self) -> String {
         format!("{}/status", self.root)

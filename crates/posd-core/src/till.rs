@@ -290,10 +290,9 @@ pub enum CodeRoute {
     },
     Offline,
     Card,
-    /// A receipt's QR: the transaction it names (refunds).
-    Receipt {
-        txn_id: String,
-    },
+    /// A receipt's QR: the terminal and transaction it names (refunds; only this terminal's,
+    /// [`codes::ReceiptRef::txn_on`]).
+    Receipt(codes::ReceiptRef),
     Refuse(String),
 }
 
@@ -311,7 +310,7 @@ pub fn route(text: &str, patterns: &Patterns) -> CodeRoute {
                 CodeKind::P1Offline => CodeRoute::Offline,
                 CodeKind::CardTrack => CodeRoute::Card,
                 CodeKind::ReceiptRef => match patterns.receipt_ref(c.text) {
-                    Some(r) => CodeRoute::Receipt { txn_id: r.txn_id },
+                    Some(r) => CodeRoute::Receipt(r),
                     None => CodeRoute::Refuse("unreadable receipt reference".into()),
                 },
                 k => CodeRoute::Refuse(

@@ -137,11 +137,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (card_secret, card_public) =
         posd_core::card::seal::keygen_random().map_err(|e| anyhow::anyhow!("card key: {e}"))?;
     let pin_hash = posd_core::pin::hash_pin(DEMO_PIN).map_err(|e| anyhow::anyhow!(e))?;
+    // The host signs every resp/notify/ack; the terminal lists its public key.
+    let host_signer = posd_core::protocol::signed::HostSigner::generate(1);
+    let host_keys = host_signer.toml_entry();
     let stop_host = Arc::new(AtomicBool::new(false));
     let mut hc = HostConfig::new(&broker, &dir.join("host.sqlite"));
     hc.client_id = "posd-demo-host".into();
     hc.issuer_keys.insert(1, issuer.public_key(), false);
     hc.card_secret = Some(card_secret);
+    hc.signer = Some(host_signer);
     hc.pay_after_ms = 1500;
     if args.broker.is_none() {
         // rumqttd's shared subscriptions lose messages in this setup; one host needs none.
@@ -165,7 +169,7 @@ state_dir = "{state}"
 [broker]
 url = "{broker}"
 status_interval_s = 5
-[control]
+{host_keys}[control]
 socket = "{socket}"
 [online]
 query_interval_s = 1

@@ -39,6 +39,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CardCmd,
     },
+    /// The host's signing key for resp/notify/ack (DESIGN §4 "Signed host messages").
+    HostKey {
+        #[command(subcommand)]
+        cmd: HostKeyCmd,
+    },
     /// The real posd daemon on embedded defaults: an in-process broker and sandbox host, a few
     /// sales of every kind, a refund and a batch close.
     Demo(posd_sandbox::demo::DemoArgs),
@@ -74,6 +79,27 @@ struct HostArgs {
     /// (`posd-sandbox card keygen`). Without it every card is "card data unreadable".
     #[arg(long)]
     card_key: Option<PathBuf>,
+    /// The host's signing key file (`posd-sandbox host-key keygen`): every resp, notify and ack
+    /// is signed with it, as terminals require.
+    #[arg(long, conflicts_with = "unsigned")]
+    host_key: Option<PathBuf>,
+    /// Publish resp, notify and ack unsigned: only terminals with the lab-only
+    /// `broker.lab_accept_unsigned = true` take them.
+    #[arg(long)]
+    unsigned: bool,
+}
+
+#[derive(Subcommand)]
+enum HostKeyCmd {
+    /// A new Ed25519 key pair: writes the key file (0600) for `posd-sandbox host --host-key`,
+    /// prints the `[[broker.host_keys]]` entry for the terminals' posd.toml.
+    Keygen {
+        /// The key id terminals know it by (the envelope's `key_id`).
+        #[arg(long, default_value_t = 1)]
+        id: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +119,7 @@ fn main() -> ExitCode {
         Cmd::Audit { db, json } => audit(db, json),
         Cmd::Wallet { cmd } => posd_sandbox::wallet::run(cmd),
         Cmd::Card { cmd } => card_cmd(cmd),
+        Cmd::HostKey { cmd } => host_key_cmd(cmd),
         Cmd::Demo(args) => posd_sandbox::demo::run(args).map(|()| ExitCode::SUCCESS),
     };
     match r {
@@ -182,6 +209,20 @@ fn host(h: HostArgs) -> anyhow::Result<ExitCode> {
         });
     }
     cfg.issuer_keys = posd_core::codes::IssuerKeys::from_config(&keys)?;
+    cfg.signer = match (&h.host_key, h.unsigned) {
+        (Some(path), _) => {
+            Some(posd_sandbox::host::read_signing_key(path).map_err(anyhow::Error::msg)?)
+        }
+        (None, true) => {
+            log::warn!("host: resp, notify and ack go out unsigned (--unsigned, lab only)");
+            None
+        }
+        (None, false) => anyhow::bail!(
+            "the host signs what it sends terminals: pass --host-key FILE (make one with \
+             `posd-sandbox host-key keygen --out FILE`), or --unsigned for terminals with \
+             broker.lab_accept_unsigned = true"
+        ),
+    };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -204,6 +245,20 @@ fn host(h: HostArgs) -> anyhow::Result<ExitCode> {
         });
     }
     posd_sandbox::host::run(cfg, stop)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn host_key_cmd(cmd: HostKeyCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        HostKeyCmd::Keygen { id, out } => {
+            let signer = posd_core::protocol::signed::HostSigner::generate(id);
+            write_secret(
+                &out,
+                posd_sandbox::host::signing_key_file(&signer).trim_end(),
+            )?;
+            print!("{}", signer.toml_entry());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -72,3 +72,53 @@ fn audit_of_an_empty_host_is_ok_and_exit_zero() {
     let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(a["events"], 0);
 }
+
+#[test]
+fn host_key_keygen_writes_a_key_file_and_prints_the_terminal_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("host.key");
+    let out = sandbox(&[
+        "host-key",
+        "keygen",
+        "--id",
+        "7",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The printed entry is what a terminal's posd.toml takes, and it matches the key file.
+    let entry: toml::Table = String::from_utf8(out.stdout).unwrap().parse().unwrap();
+    let listed = &entry["broker"]["host_keys"][0];
+    assert_eq!(listed["id"].as_integer(), Some(7));
+    let signer = posd_sandbox::host::read_signing_key(&key).unwrap();
+    assert_eq!(
+        listed["public_key"].as_str(),
+        Some(signer.public_hex().as_str())
+    );
+    assert_eq!(signer.key_id, 7);
+}
+
+#[test]
+fn the_host_refuses_to_start_without_a_signing_key_unless_told_unsigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("host.sqlite");
+    let out = sandbox(&[
+        "host",
+        "--broker",
+        "mqtt://127.0.0.1:1",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--host-key") && err.contains("host-key keygen"),
+        "{err}"
+    );
+}

@@ -514,6 +514,28 @@ fn print_status(v: &ctl::StatusDoc) {
             None => "local file".to_string(),
         }
     );
+    let h = &v.host_messages;
+    let keys = h
+        .keys
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "host msgs  {}; refused since start: resp {}, notify {}, ack {}{}",
+        match (h.unsigned_accepted, h.keys.is_empty()) {
+            (true, _) => "UNSIGNED ACCEPTED (lab only: broker.lab_accept_unsigned)".to_string(),
+            (false, true) => "no host key: every answer is refused ([[broker.host_keys]])".into(),
+            (false, false) => format!("signed by host key {keys}"),
+        },
+        h.refused.resp,
+        h.refused.notify,
+        h.refused.ack,
+        h.last_refusal
+            .as_ref()
+            .map(|r| format!(" (last: {} {}: {})", r.kind.as_str(), r.code, r.message))
+            .unwrap_or_default()
+    );
     for (k, d) in &v.devices {
         println!("device     {k}: {d}");
     }

@@ -352,6 +352,34 @@ pub struct ReceiptRef {
     pub txn_id: String,
 }
 
+/// A receipt reference printed by another terminal: its transaction is not in this journal,
+/// and a refund here would be booked against the wrong terminal's sale.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("this receipt is from terminal {receipt}, this is {this}: refund it on {receipt}")]
+pub struct OtherTerminal {
+    /// The terminal the receipt names.
+    pub receipt: String,
+    /// This terminal.
+    pub this: String,
+}
+
+impl ReceiptRef {
+    /// The transaction the reference names, if it was printed by `terminal`.
+    ///
+    /// # Errors
+    /// [`OtherTerminal`] when another terminal printed it.
+    pub fn txn_on(&self, terminal: &str) -> Result<&str, OtherTerminal> {
+        if self.terminal == terminal {
+            Ok(&self.txn_id)
+        } else {
+            Err(OtherTerminal {
+                receipt: self.terminal.clone(),
+                this: terminal.to_owned(),
+            })
+        }
+    }
+}
+
 /// Formats a receipt reference for the receipt's QR code.
 #[must_use]
 pub fn format_receipt_ref(terminal: &str, txn_id: &str) -> String {
@@ -538,6 +566,22 @@ mod tests {
             })
         );
         assert_eq!(classify(&long[1..], &p).unwrap().kind, CodeKind::Unknown);
+    }
+
+    #[test]
+    fn receipt_refs_of_another_terminal_are_refused() {
+        let p = Patterns::new(PatternsConfig::default()).unwrap();
+        let r = p
+            .receipt_ref("R1.T-0002.0e8a5b62-1c2d-4e3f-8a9b-0c1d2e3f4a5b")
+            .unwrap();
+        assert_eq!(
+            r.txn_on("T-0002"),
+            Ok("0e8a5b62-1c2d-4e3f-8a9b-0c1d2e3f4a5b")
+        );
+        let e = r.txn_on("T-0001").unwrap_err();
+        assert_eq!(e.receipt, "T-0002");
+        assert!(e.to_string().contains("refund it on T-0002"), "{e}");
+        assert!(r.txn_on("t-0002").is_err(), "terminal ids are exact");
     }
 
     #[test]

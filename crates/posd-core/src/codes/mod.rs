@@ -26,8 +26,8 @@ pub mod p1;
 pub mod tlv;
 
 pub use classify::{
-    classify, format_receipt_ref, Classified, ClassifyError, CodeKind, PatternError, Patterns,
-    PatternsConfig, ReceiptRef,
+    classify, format_receipt_ref, Classified, ClassifyError, CodeKind, OtherTerminal, PatternError,
+    Patterns, PatternsConfig, ReceiptRef,
 };
 pub use currency::Currency;
 pub use emv_mpm::{generate_dynamic, GenerateError, MpmError, MpmMerchant, MpmPayload};

@@ -36,6 +36,32 @@ pub enum EnvelopeError {
     StaleVersion { version: u64, last: u64 },
     #[error("fleet key {id:?}: {reason}")]
     BadKey { id: String, reason: String },
+    #[error(
+        "issued at {issued_at} (unix s), {} s from this terminal's clock ({now}): a command runs \
+         only within {max_age_s} s of being issued ([fleet] cmd_max_age_s)",
+        .now.abs_diff(*.issued_at)
+    )]
+    Expired {
+        issued_at: u64,
+        now: u64,
+        max_age_s: u64,
+    },
+    #[error(
+        "issued at {issued_at} (unix s), before {floor}: commands that old are no longer \
+         remembered, so it might have run already"
+    )]
+    Stale { issued_at: u64, floor: u64 },
+    #[error(
+        "this terminal's clock is not trusted (not synchronised, or before posd's build date), so \
+         the command's freshness cannot be checked: synchronise the clock (NTP), or set [offline] \
+         clock = \"always\" on a box with a trusted RTC"
+    )]
+    ClockUntrusted,
+    #[error(
+        "{live} commands were run in the last {max_age_s} s, at most {max} are kept \
+         ([fleet] cmd_records): try again once older ones expire"
+    )]
+    TooManyCommands { live: u64, max: u64, max_age_s: u64 },
 }
 
 impl EnvelopeError {
@@ -50,6 +76,10 @@ impl EnvelopeError {
             EnvelopeError::WrongTerminal { .. } => "wrong_terminal",
             EnvelopeError::StaleVersion { .. } => "stale_version",
             EnvelopeError::BadKey { .. } => "bad_key",
+            EnvelopeError::Expired { .. } => "expired",
+            EnvelopeError::Stale { .. } => "stale_command",
+            EnvelopeError::ClockUntrusted => "clock_untrusted",
+            EnvelopeError::TooManyCommands { .. } => "too_many_commands",
         }
     }
 }

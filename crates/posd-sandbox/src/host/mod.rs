@@ -32,7 +32,8 @@
 //! op), `payments` (code-selected behaviours), `orders` (merchant-presented orders and the
 //! wallet), `refunds`, `cards`, `events` (the journal, stored before it is acknowledged),
 //! `settlement` (offline sales), `batch` (Z report reconciliation), `audit` (the ledger check)
-//! and `mqtt_loop` ([`run`]: the broker session that drives them).
+//! and `mqtt_loop` ([`run`]: the broker session that drives them), which signs every `resp`,
+//! `notify` and `ack` with the host key ([`HostConfig::signer`], [`signing_key`]).
 
 mod audit;
 mod batch;
@@ -45,6 +46,7 @@ mod payments;
 mod refunds;
 mod requests;
 mod settlement;
+mod signing_key;
 #[cfg(test)]
 mod test_support;
 
@@ -59,8 +61,10 @@ pub use orders::{
 pub use payments::Behaviour;
 /// The host reports batch mismatches in the protocol's own type.
 pub use posd_core::protocol::BatchMismatch;
+pub use signing_key::{read_signing_key, signing_key_file};
 
 use posd_core::codes::IssuerKeys;
+pub use posd_core::protocol::signed::HostSigner;
 use std::path::{Path, PathBuf};
 
 /// Why a host stops or a host call fails.
@@ -96,6 +100,10 @@ pub struct HostConfig {
     pub pay_after_ms: u64,
     /// The host's X25519 secret that card data is sealed to; None: cards are unreadable.
     pub card_secret: Option<[u8; 32]>,
+    /// The key every `resp`, `notify` and `ack` is signed with (DESIGN §4 "Signed host
+    /// messages"). None: plain messages, which only a terminal with the lab-only
+    /// `broker.lab_accept_unsigned` takes.
+    pub signer: Option<HostSigner>,
 }
 
 impl HostConfig {
@@ -112,6 +120,7 @@ impl HostConfig {
             allowed_skew_s: 30,
             pay_after_ms: 1000,
             card_secret: None,
+            signer: None,
         }
     }
 }

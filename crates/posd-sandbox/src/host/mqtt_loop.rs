@@ -8,6 +8,7 @@ use super::orders::{pay_order, wallet_pay, wallet_pay_topic, wallet_result_topic
 use super::requests::{answer, Effects, Reply};
 use super::{HostConfig, HostError};
 use crate::mqtt::now_ms;
+use posd_core::protocol::signed::{HostKind, HostSigner};
 use posd_core::protocol::{self, Ack, Notify, Response, Topics};
 use rumqttc::{Client, Event, Packet, QoS};
 use rusqlite::TransactionBehavior;
@@ -33,12 +34,13 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     // Automatic order payments (due ms, txn_id): in memory only, lost on a restart.
     let mut pays: Vec<(u64, String)> = Vec::new();
     let pay_topic = wallet_pay_topic(&prefix);
+    let signer = cfg.signer.clone();
     let publish_notify = |term: &str, n: &Notify| {
         if let Err(e) = client.try_publish(
             Topics::new(&prefix, term).notify(),
             QoS::AtLeastOnce,
             false,
-            serde_json::to_vec(n).unwrap_or_default(),
+            body(signer.as_ref(), term, HostKind::Notify, n),
         ) {
             log::warn!("host: notify not queued: {e}");
         }
@@ -63,7 +65,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                     publish_notify(&term, &n);
                 }
                 for (term, upto_seq) in acks {
-                    let body = serde_json::to_vec(&Ack { upto_seq }).unwrap_or_default();
+                    let body = body(signer.as_ref(), &term, HostKind::Ack, &Ack { upto_seq });
                     if let Err(e) = client.try_publish(
                         Topics::new(&prefix, &term).ack(),
                         QoS::AtLeastOnce,
@@ -81,7 +83,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
         later.sort_by_key(|l| l.0);
         while later.first().is_some_and(|l| l.0 <= now) {
             let (_, term, r) = later.remove(0);
-            let body = serde_json::to_vec(&r).unwrap_or_default();
+            let body = body(signer.as_ref(), &term, HostKind::Resp, &r);
             let _ = client.try_publish(
                 Topics::new(&prefix, &term).resp(),
                 QoS::AtLeastOnce,
@@ -205,7 +207,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                         pays.append(&mut fx.pays);
                         match reply {
                             Reply::Now(r) => {
-                                let body = serde_json::to_vec(&r).unwrap_or_default();
+                                let body = body(signer.as_ref(), &terminal, HostKind::Resp, &r);
                                 if let Err(e) = client.try_publish(
                                     Topics::new(&prefix, &terminal).resp(),
                                     QoS::AtLeastOnce,
@@ -237,4 +239,19 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     }
     let _ = client.disconnect();
     Ok(())
+}
+
+/// What goes on `terminal`'s `kind` topic for `msg`: the signed envelope of its JSON bytes, or
+/// (unsigned host, lab only) the JSON itself.
+fn body<T: serde::Serialize>(
+    signer: Option<&HostSigner>,
+    terminal: &str,
+    kind: HostKind,
+    msg: &T,
+) -> Vec<u8> {
+    let json = serde_json::to_vec(msg).unwrap_or_default();
+    match signer {
+        Some(s) => s.seal_json(terminal, kind, &json),
+        None => json,
+    }
 }
