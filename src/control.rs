@@ -114,19 +114,128 @@ pub fn remove_socket(path: &Path) {
     }
 }
 
-pub async fn serve(listener: UnixListener, ctx: ControlCtx, mut shutdown: watch::Receiver<bool>) {
+/// The control socket's bounds (`[control]`): connections at once and how long one may sit
+/// without a complete request. Lines are bounded by `posd_core::control::MAX_LINE`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub idle: std::time::Duration,
+}
+
+impl Limits {
+    pub fn from_config(c: &crate::config::ControlConfig) -> Limits {
+        Limits {
+            max_connections: c.max_connections.max(1),
+            idle: std::time::Duration::from_secs(c.idle_timeout_s.max(1)),
+        }
+    }
+}
+
+/// One open connection, as the accept loop sees it.
+struct Slot {
+    last_active: std::time::Instant,
+    /// Inside a request (a sale can take 45 s): never closed to make room.
+    busy: bool,
+    close: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Default)]
+struct Slots {
+    next_id: u64,
+    open: std::collections::HashMap<u64, Slot>,
+}
+
+type SharedSlots = Arc<std::sync::Mutex<Slots>>;
+
+fn with_slots<T>(slots: &SharedSlots, f: impl FnOnce(&mut Slots) -> T) -> T {
+    let mut g = slots.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut g)
+}
+
+/// Admits a new connection: at the cap, the longest-idle connection is closed to make room; when
+/// every connection is inside a request, None (the client is told `busy`).
+fn admit(slots: &SharedSlots, max: usize) -> Option<(u64, Arc<tokio::sync::Notify>)> {
+    with_slots(slots, |s| {
+        if s.open.len() >= max {
+            let victim = s
+                .open
+                .iter()
+                .filter(|(_, v)| !v.busy)
+                .min_by_key(|(_, v)| v.last_active)
+                .map(|(id, _)| *id);
+            if let Some(v) = victim.and_then(|id| s.open.remove(&id)) {
+                log::debug!("control: {max} connections open; closing the longest idle one");
+                v.close.notify_one();
+            }
+        }
+        if s.open.len() >= max {
+            return None;
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        let close = Arc::new(tokio::sync::Notify::new());
+        s.open.insert(
+            id,
+            Slot {
+                last_active: std::time::Instant::now(),
+                busy: false,
+                close: close.clone(),
+            },
+        );
+        Some((id, close))
+    })
+}
+
+fn mark(slots: &SharedSlots, id: u64, busy: bool) {
+    with_slots(slots, |s| {
+        if let Some(slot) = s.open.get_mut(&id) {
+            slot.busy = busy;
+            slot.last_active = std::time::Instant::now();
+        }
+    })
+}
+
+pub async fn serve(
+    listener: UnixListener,
+    ctx: ControlCtx,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots: SharedSlots = Arc::default();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             r = listener.accept() => match r {
-                Ok((stream, _)) => {
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = connection(stream, ctx).await {
-                            log::debug!("control connection: {e}");
-                        }
-                    });
-                }
+                Ok((stream, _)) => match admit(&slots, limits.max_connections) {
+                    Some((id, close)) => {
+                        let ctx = ctx.clone();
+                        let slots = slots.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = connection(stream, ctx, limits, id, &slots, close).await {
+                                log::debug!("control connection: {e}");
+                            }
+                            with_slots(&slots, |s| s.open.remove(&id));
+                        });
+                    }
+                    None => {
+                        tokio::spawn(async move {
+                            let line = answer_line::<()>(&Err(Refusal::new(
+                                codes::BUSY,
+                                format!(
+                                    "all {} control connections are inside a request; try again \
+                                     (raise [control] max_connections if this is normal here)",
+                                    limits.max_connections
+                                ),
+                            )));
+                            let mut stream = stream;
+                            let _ = tokio::time::timeout(
+                                std::time::Duration::from_secs(1),
+                                stream.write_all(&line),
+                            )
+                            .await;
+                        });
+                    }
+                },
                 Err(e) => {
                     log::warn!("control accept: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -136,31 +245,58 @@ pub async fn serve(listener: UnixListener, ctx: ControlCtx, mut shutdown: watch:
     }
 }
 
-async fn connection(stream: UnixStream, ctx: ControlCtx) -> Result<(), std::io::Error> {
+/// Serves one connection: one answer line per request line. A line longer than `MAX_LINE` is
+/// refused and the connection closed (nothing of it is kept beyond `MAX_LINE`); a connection
+/// with no complete request within the idle timeout, or closed to make room, ends quietly.
+async fn connection(
+    stream: UnixStream,
+    ctx: ControlCtx,
+    limits: Limits,
+    id: u64,
+    slots: &SharedSlots,
+    close: Arc<tokio::sync::Notify>,
+) -> Result<(), std::io::Error> {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = (&mut lines)
-            .take(ctl::MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .await?;
+        mark(slots, id, false);
+        let mut limited = (&mut lines).take(ctl::MAX_LINE as u64 + 1);
+        let read = limited.read_until(b'\n', &mut buf);
+        let n = tokio::select! {
+            _ = close.notified() => return Ok(()),
+            r = tokio::time::timeout(limits.idle, read) => match r {
+                Ok(r) => r?,
+                Err(_) => {
+                    log::debug!("control: closing a connection idle for {:?}", limits.idle);
+                    return Ok(());
+                }
+            },
+        };
         if n == 0 {
             return Ok(());
         }
-        let answer = if buf.len() > ctl::MAX_LINE {
-            // Skip the rest of the oversized line.
-            let mut sink = Vec::new();
-            lines.read_until(b'\n', &mut sink).await?;
-            answer_line::<()>(&Err(Refusal::new(codes::TOO_LONG, "request line too long")))
-        } else {
-            match ctl::parse_request(&buf) {
-                Ok(req) => handle(req, &ctx).await,
-                Err(e) => answer_line::<()>(&Err(e)),
-            }
+        mark(slots, id, true);
+        if buf.len() > ctl::MAX_LINE {
+            let refusal = answer_line::<()>(&Err(Refusal::new(
+                codes::TOO_LONG,
+                format!(
+                    "request line longer than {} bytes; the connection is closed",
+                    ctl::MAX_LINE
+                ),
+            )));
+            let _ = tokio::time::timeout(limits.idle, w.write_all(&refusal)).await;
+            return Ok(());
+        }
+        let answer = match ctl::parse_request(&buf) {
+            Ok(req) => handle(req, &ctx).await,
+            Err(e) => answer_line::<()>(&Err(e)),
         };
-        w.write_all(&answer).await?;
+        match tokio::time::timeout(limits.idle, w.write_all(&answer)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()), // the client stopped reading its answers
+        }
     }
 }
 

@@ -141,12 +141,20 @@ impl BrokerConfig {
 pub struct ControlConfig {
     /// The local control socket (JSON lines).
     pub socket: PathBuf,
+    /// Connections served at once. A new client beyond it closes the longest-idle connection
+    /// (or, when every connection is inside a request, is refused with `busy`): a till program
+    /// that leaks connections cannot lock `posctl` out, and file descriptors stay bounded.
+    pub max_connections: usize,
+    /// A connection that sends no complete request for this long is closed.
+    pub idle_timeout_s: u64,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: PathBuf::from("/run/posd/control.sock"),
+            max_connections: 32,
+            idle_timeout_s: 60,
         }
     }
 }
@@ -794,12 +802,23 @@ impl Config {
         if let Err(e) = self.receipt.validate() {
             bad("receipt", e.to_string());
         }
-        let h = &self.manager.pin_hash;
-        if !h.is_empty() && argon2::password_hash::PasswordHash::new(h).is_err() {
+        if !(1..=1024).contains(&self.control.max_connections) {
             bad(
-                "manager.pin_hash",
-                "not an argon2 hash: make one with `posctl manager hash-pin`".into(),
+                "control.max_connections",
+                format!("{} is outside 1..=1024", self.control.max_connections),
             );
+        }
+        if !(1..=86_400).contains(&self.control.idle_timeout_s) {
+            bad(
+                "control.idle_timeout_s",
+                format!("{} is outside 1..=86400", self.control.idle_timeout_s),
+            );
+        }
+        let h = &self.manager.pin_hash;
+        if !h.is_empty() {
+            if let Err(e) = posd_core::pin::pin_hash_params(h) {
+                bad("manager.pin_hash", e.to_string());
+            }
         }
         let m = &self.merchant_qr;
         if m.timeout_s == 0 || m.query_interval_s == 0 || m.close_wait_s == 0 {

@@ -310,6 +310,7 @@ pub async fn run(
             receipt_cfg: cfg.receipt.clone(),
             printer: print_handle.clone(),
         },
+        control::Limits::from_config(&cfg.control),
         shutdown.clone(),
     ));
 

@@ -13,6 +13,7 @@ mod batch;
 mod card;
 mod offline;
 mod order;
+mod pin;
 mod refund;
 mod rules;
 mod sale;
@@ -210,6 +211,8 @@ pub(crate) struct Engine {
     /// Outstanding settlement queries: req_id → txn_id.
     pub(crate) settle_queries: HashMap<String, String>,
     pub(crate) next_settle_check: u64,
+    /// The manager PIN's checks, on their own thread with one reused buffer.
+    pub(crate) pin: pin::PinThread,
 }
 
 /// Unix ms of the engine loop's last turn (watchdog).
@@ -229,6 +232,7 @@ pub async fn run(
         waiters: HashMap::new(),
         settle_queries: HashMap::new(),
         next_settle_check: 0,
+        pin: pin::PinThread::default(),
     };
     let now = now_ms();
     let in_flight = e.p.store.call(|db| db.in_flight()).await?;

@@ -1,12 +1,11 @@
 //! Refunds and voids (DESIGN §1.5), behind the manager PIN: the till's lockout decides, the
-//! argon2 check runs off the async threads, the refund's intent is checked against its original
+//! argon2 check runs on its own thread (`pin.rs`), the refund's intent is checked against its original
 //! inside the SQLite transaction that records it.
 
 use super::{rand10, Engine, Flow, RefundRequest, Reply, SaleError};
 use crate::clock::now_ms;
 use posd_core::control::SaleReply;
 use posd_core::display::UiEvent;
-use posd_core::pin::verify_pin;
 use posd_core::refund::RefundFlow;
 use posd_core::till::Awaiting;
 use posd_core::txn::{Method, SaleOutcome, Transaction, TxnKind, TxnState};
@@ -17,9 +16,7 @@ impl Engine {
         let now = now_ms();
         self.till.pin_gate(now, self.p.pin_hash.is_some())?;
         let hash = self.p.pin_hash.clone().unwrap_or_default();
-        let ok = tokio::task::spawn_blocking(move || verify_pin(&pin, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = self.pin.check(pin, hash).await;
         let r = self.till.pin_checked(now, ok);
         if r.is_err() {
             log::warn!("wrong manager PIN ({} in a row)", self.till.pin_failures());

@@ -348,6 +348,21 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The daemon's resident set (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.pid().expect("daemon running");
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.join("state").join("posd.sqlite")
     }

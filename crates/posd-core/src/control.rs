@@ -459,6 +459,8 @@ pub struct PrintJob {
 pub mod codes {
     pub const BAD_REQUEST: &str = "bad_request";
     pub const TOO_LONG: &str = "too_long";
+    /// Every connection slot is busy with a request in progress: try again.
+    pub const BUSY: &str = "busy";
     pub const AMOUNT: &str = "amount";
     pub const CURRENCY: &str = "currency";
     pub const BAD_CODE: &str = "bad_code";
