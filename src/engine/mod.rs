@@ -213,6 +213,8 @@ pub(crate) struct Engine {
     pub(crate) next_settle_check: u64,
     /// The manager PIN's checks, on their own thread with one reused buffer.
     pub(crate) pin: pin::PinThread,
+    /// P1 codes, remembering credentials whose issuer signature verified (bounded).
+    pub(crate) p1: posd_core::codes::offline::P1Verifier,
 }
 
 /// Unix ms of the engine loop's last turn (watchdog).
@@ -233,6 +235,7 @@ pub async fn run(
         settle_queries: HashMap::new(),
         next_settle_check: 0,
         pin: pin::PinThread::default(),
+        p1: posd_core::codes::offline::P1Verifier::default(),
     };
     let now = now_ms();
     let in_flight = e.p.store.call(|db| db.in_flight()).await?;

@@ -44,7 +44,7 @@ impl Engine {
         }
         let now = now_ms();
         let now_s = now / 1000;
-        let verified = match codes::verify_p1(text, now_s, &off.keys, &off.policy) {
+        let verified = match self.p1.verify(text, now_s, &off.keys, &off.policy) {
             Ok(v) => v,
             Err(r) => {
                 refuse(self, r.code(), r.short_message(), r.to_string(), reply);

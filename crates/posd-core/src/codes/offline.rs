@@ -19,13 +19,14 @@
 //!
 //! Limits are inclusive: an amount equal to a limit is accepted, one minor unit more is refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::currency::Currency;
-use super::p1::{P1Code, P1Error, PublicKey};
+use super::p1::{Credential, P1Code, P1Error, PublicKey};
+use sha2::{Digest, Sha256};
 
 /// How long a code is valid after the phone made it, before skew (DESIGN: "every ≤ 60 s").
 pub const CODE_LIFETIME_S: u32 = 60;
@@ -408,20 +409,39 @@ pub fn verify_p1(
     policy: &OfflinePolicy,
 ) -> Result<VerifiedP1, OfflineReject> {
     let code = P1Code::from_text(text)?;
-    let cred = &code.credential;
+    let issuer = known_issuer(&code.credential, keys)?;
+    let user_key = check_credential(&code.credential, &issuer)?;
+    finish(code, &user_key, now, policy)
+}
+
+/// The credential's issuer key: known and not retired (checked at every code, cached or not).
+fn known_issuer(cred: &Credential, keys: &IssuerKeys) -> Result<PublicKey, OfflineReject> {
     let issuer = keys
         .get(cred.issuer_key_id)
         .ok_or(OfflineReject::UnknownIssuerKey(cred.issuer_key_id))?;
     if issuer.retired {
         return Err(OfflineReject::RetiredIssuerKey(cred.issuer_key_id));
     }
-    if !cred.issuer_signature_valid(&issuer.key) {
+    Ok(issuer.key)
+}
+
+/// Issuer signature, then the user key: what a credential is, whatever code it comes with.
+fn check_credential(cred: &Credential, issuer: &PublicKey) -> Result<PublicKey, OfflineReject> {
+    if !cred.issuer_signature_valid(issuer) {
         return Err(OfflineReject::BadIssuerSignature);
     }
-    if cred.user_key().is_err() {
-        return Err(OfflineReject::BadUserKey);
-    }
-    if !code.user_signature_valid() {
+    cred.user_key().map_err(|_| OfflineReject::BadUserKey)
+}
+
+/// User signature → currency → credential validity → code freshness.
+fn finish(
+    code: P1Code,
+    user_key: &PublicKey,
+    now: u64,
+    policy: &OfflinePolicy,
+) -> Result<VerifiedP1, OfflineReject> {
+    let cred = &code.credential;
+    if !code.user_signature_valid_with(user_key) {
         return Err(OfflineReject::BadUserSignature);
     }
     check_currency(cred.currency, &policy.currency)?;
@@ -455,6 +475,94 @@ pub fn verify_p1(
         credential_fingerprint: cred.fingerprint(),
         code,
     })
+}
+
+/// How many checked credentials a [`P1Verifier`] remembers: 4,096 × ~140 bytes ≈ 0.6 MB at
+/// most. A canteen or a bus sees the same few thousand wallets again and again.
+pub const CREDENTIAL_CACHE: usize = 4096;
+
+/// [`verify_p1`] that remembers credentials whose issuer signature it has verified (keyed by
+/// SHA-256 of the issuer key and the whole credential, signature included), so a returning
+/// customer's code costs one ECDSA verification instead of two (issue 18). The issuer key's
+/// presence and retirement are still checked at every code, so a pushed key change takes effect
+/// at once; the cache is bounded ([`CREDENTIAL_CACHE`], oldest forgotten first). Results are
+/// exactly those of [`verify_p1`] (`tests::cached_and_uncached_agree`).
+#[derive(Debug)]
+pub struct P1Verifier {
+    known: HashMap<[u8; 32], PublicKey>,
+    order: VecDeque<[u8; 32]>,
+    capacity: usize,
+}
+
+impl Default for P1Verifier {
+    fn default() -> Self {
+        P1Verifier::new(CREDENTIAL_CACHE)
+    }
+}
+
+impl P1Verifier {
+    /// A verifier remembering at most `capacity` credentials (0: remembers none).
+    #[must_use]
+    pub fn new(capacity: usize) -> P1Verifier {
+        P1Verifier {
+            known: HashMap::with_capacity(capacity.min(CREDENTIAL_CACHE)),
+            order: VecDeque::with_capacity(capacity.min(CREDENTIAL_CACHE)),
+            capacity,
+        }
+    }
+
+    /// Credentials remembered now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Whether nothing is remembered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    /// As [`verify_p1`], same checks in the same order, same answers.
+    ///
+    /// # Errors
+    /// The first [`OfflineReject`], as [`verify_p1`].
+    pub fn verify(
+        &mut self,
+        text: &str,
+        now: u64,
+        keys: &IssuerKeys,
+        policy: &OfflinePolicy,
+    ) -> Result<VerifiedP1, OfflineReject> {
+        let code = P1Code::from_text(text)?;
+        let issuer = known_issuer(&code.credential, keys)?;
+        let mut h = Sha256::new();
+        h.update(issuer.to_compressed());
+        h.update(code.credential.to_bytes());
+        let id: [u8; 32] = h.finalize().into();
+        let user_key = match self.known.get(&id) {
+            Some(k) => *k,
+            None => {
+                let k = check_credential(&code.credential, &issuer)?;
+                self.remember(id, k);
+                k
+            }
+        };
+        finish(code, &user_key, now, policy)
+    }
+
+    fn remember(&mut self, id: [u8; 32], key: PublicKey) {
+        if self.capacity == 0 {
+            return;
+        }
+        while self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.known.remove(&old);
+            }
+        }
+        self.known.insert(id, key);
+        self.order.push_back(id);
+    }
 }
 
 fn check_currency(credential: u16, sale: &str) -> Result<(), OfflineReject> {
@@ -605,6 +713,79 @@ mod tests {
             check_offline_acceptance(&v, 3000, "CNY", &OfflineState::default(), &limits, NOW)
                 .map_err(|e| e.code()),
             Err("clock_untrusted")
+        );
+    }
+
+    #[test]
+    fn cached_and_uncached_agree() {
+        let issuer = PrivateKey::generate().unwrap();
+        let mut keys = IssuerKeys::new();
+        keys.insert(3, issuer.public_key(), false);
+        let policy = OfflinePolicy::default();
+        let users: Vec<_> = (0..3u64)
+            .map(|i| {
+                let user = PrivateKey::generate().unwrap();
+                let cred = issue_credential(
+                    &issuer,
+                    3,
+                    &CredentialRequest {
+                        user_id: 100 + i,
+                        user_key: user.public_key(),
+                        valid_from: 1_700_000_000,
+                        valid_until: 1_800_000_000,
+                        max_amount: 3000,
+                        currency: 156,
+                    },
+                )
+                .unwrap();
+                (user, cred)
+            })
+            .collect();
+        let mut texts = Vec::new();
+        for (n, (user, cred)) in users.iter().enumerate() {
+            for ctr in 1..4u32 {
+                let code = make_code(user, cred, 1_750_000_000 + ctr, ctr).unwrap();
+                texts.push(code.to_text());
+                // The same credential with a forged user signature: the cached path still
+                // checks the user signature.
+                let mut forged = code;
+                forged.user_sig[5] ^= 0x40;
+                texts.push(forged.to_text());
+                // A tampered credential (another issuer signature): not the cached one.
+                let mut other = code;
+                other.credential.issuer_sig[7] ^= 0x01;
+                texts.push(other.to_text());
+            }
+            // Another user's signature presented with this credential.
+            let (thief, thief_cred) = &users[(n + 1) % users.len()];
+            let mut stolen = make_code(thief, thief_cred, 1_750_000_000, 9).unwrap();
+            stolen.credential = *cred;
+            texts.push(stolen.to_text());
+        }
+        texts.push("P1.not-a-code".into());
+        let mut v = P1Verifier::new(2);
+        for now in [NOW, 1_800_000_001, 1_750_000_000 + 500] {
+            for t in &texts {
+                let cached = v.verify(t, now, &keys, &policy).map(|x| x.text());
+                let plain = verify_p1(t, now, &keys, &policy).map(|x| x.text());
+                assert_eq!(cached, plain, "{t} at {now}");
+            }
+            assert!(v.len() <= 2, "the cache holds {} > 2", v.len());
+        }
+        // Retiring the issuer key takes effect at once, cached or not.
+        keys.insert(3, issuer.public_key(), true);
+        assert_eq!(
+            v.verify(&texts[0], NOW, &keys, &policy)
+                .map_err(|e| e.code()),
+            Err("retired_issuer_key")
+        );
+        // And a new key under the same id does not inherit the old one's verdicts.
+        let other_issuer = PrivateKey::generate().unwrap();
+        keys.insert(3, other_issuer.public_key(), false);
+        assert_eq!(
+            v.verify(&texts[0], NOW, &keys, &policy)
+                .map_err(|e| e.code()),
+            Err("bad_issuer_signature")
         );
     }
 

@@ -126,18 +126,32 @@ impl P1Error {
     }
 }
 
-/// A P-256 public key (issuer or user).
+/// A P-256 public key (issuer or user): parsed and checked on the curve once, kept also in the
+/// uncompressed SEC1 form that `ring`'s verifier takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PublicKey(VerifyingKey);
+pub struct PublicKey {
+    key: VerifyingKey,
+    uncompressed: [u8; 65],
+}
 
 impl PublicKey {
+    fn new(key: VerifyingKey) -> PublicKey {
+        let point = key.to_sec1_point(false);
+        let mut uncompressed = [0u8; 65];
+        let bytes = point.as_bytes();
+        if let Some(dst) = uncompressed.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        PublicKey { key, uncompressed }
+    }
+
     /// From SEC1 bytes, compressed (33) or uncompressed (65); the point must be on the curve.
     ///
     /// # Errors
     /// [`P1Error::InvalidKey`].
     pub fn from_sec1(bytes: &[u8]) -> Result<Self, P1Error> {
         VerifyingKey::from_sec1_bytes(bytes)
-            .map(PublicKey)
+            .map(PublicKey::new)
             .map_err(|_| P1Error::InvalidKey("not a valid P-256 SEC1 public key".into()))
     }
 
@@ -154,7 +168,7 @@ impl PublicKey {
     /// SEC1 compressed form (33 bytes).
     #[must_use]
     pub fn to_compressed(&self) -> [u8; 33] {
-        let point = self.0.to_sec1_point(true);
+        let point = self.key.to_sec1_point(true);
         let mut out = [0u8; 33];
         let bytes = point.as_bytes();
         if let Some(dst) = out.get_mut(..bytes.len()) {
@@ -169,11 +183,38 @@ impl PublicKey {
         hex::encode(self.to_compressed())
     }
 
+    /// ECDSA P-256 / SHA-256 over the concatenated `parts`, `sig` = `r || s`. Verified with
+    /// `ring` (issue 18: 0.56 ms a P1 code with `p256`; `benches/p256_backends.rs` in this crate
+    /// compares both on the same inputs). Both accept exactly the same signatures (high and low
+    /// `s`; `r`, `s` in 1..n): `tests::ring_and_p256_agree`.
     fn verify(&self, parts: &[&[u8]], sig: &[u8; 64]) -> bool {
+        let mut msg = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            msg.extend_from_slice(p);
+        }
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            &self.uncompressed[..],
+        )
+        .verify(&msg, sig)
+        .is_ok()
+    }
+
+    /// The same check with the `p256` crate (the reference the benches and tests compare with).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn verify_with_p256(&self, parts: &[&[u8]], sig: &[u8; 64]) -> bool {
         match Signature::from_slice(sig) {
-            Ok(sig) => self.0.multipart_verify(parts, &sig).is_ok(),
+            Ok(sig) => self.key.multipart_verify(parts, &sig).is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// [`Self::verify`], for the benches and the agreement tests.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn verify_with_ring(&self, parts: &[&[u8]], sig: &[u8; 64]) -> bool {
+        self.verify(parts, sig)
     }
 }
 
@@ -228,7 +269,7 @@ impl PrivateKey {
     /// The matching public key.
     #[must_use]
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(*self.0.verifying_key())
+        PublicKey::new(*self.0.verifying_key())
     }
 
     fn sign(&self, parts: &[&[u8]]) -> Result<[u8; 64], P1Error> {
@@ -462,9 +503,16 @@ impl P1Code {
     #[must_use]
     pub fn user_signature_valid(&self) -> bool {
         match self.credential.user_key() {
-            Ok(k) => k.verify(&[CODE_DOMAIN, &self.user_signed_bytes()], &self.user_sig),
+            Ok(k) => self.user_signature_valid_with(&k),
             Err(_) => false,
         }
+    }
+
+    /// Whether the user signature is valid for `key`, the credential's user key already parsed
+    /// (by a verifier that remembers credentials it has checked).
+    #[must_use]
+    pub fn user_signature_valid_with(&self, key: &PublicKey) -> bool {
+        key.verify(&[CODE_DOMAIN, &self.user_signed_bytes()], &self.user_sig)
     }
 }
 
@@ -594,6 +642,77 @@ impl From<&Credential> for CredentialView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The order n of P-256, big-endian.
+    const N: [u8; 32] = [
+        0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xFF, 0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63,
+        0x25, 0x51,
+    ];
+
+    /// n − x for a big-endian 32-byte x < n.
+    fn n_minus(x: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let mut d = i16::from(N[i]) - i16::from(x[i]) - borrow;
+            borrow = 0;
+            if d < 0 {
+                d += 256;
+                borrow = 1;
+            }
+            out[i] = d as u8;
+        }
+        out
+    }
+
+    #[test]
+    fn ring_and_p256_agree() {
+        for round in 0..40u32 {
+            let k = PrivateKey::generate().unwrap();
+            let pk = k.public_key();
+            let msg = round.to_be_bytes();
+            let parts: [&[u8]; 2] = [CODE_DOMAIN, &msg];
+            let sig = k.sign(&parts).unwrap();
+            let both = |sig: &[u8; 64]| {
+                let (a, b) = (
+                    pk.verify_with_ring(&parts, sig),
+                    pk.verify_with_p256(&parts, sig),
+                );
+                assert_eq!(a, b, "ring {a} vs p256 {b} on round {round}");
+                a
+            };
+            assert!(both(&sig));
+            // The same signature with s replaced by n − s (the "high-s" twin) verifies in both.
+            let mut twin = sig;
+            twin[32..].copy_from_slice(&n_minus(&sig[32..]));
+            assert!(both(&twin));
+            // Any flipped bit fails in both.
+            for bit in [0usize, 255, 256, 511] {
+                let mut bad = sig;
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert!(!both(&bad));
+            }
+            // r or s out of range: zero, n, all-ones.
+            for (at, v) in [
+                (0usize, [0u8; 32]),
+                (32, [0u8; 32]),
+                (0, N),
+                (32, N),
+                (32, [0xFF; 32]),
+            ] {
+                let mut bad = sig;
+                bad[at..at + 32].copy_from_slice(&v);
+                assert!(!both(&bad));
+            }
+            // Another message fails in both.
+            let other: [&[u8]; 2] = [CRED_DOMAIN, &msg];
+            assert_eq!(
+                pk.verify_with_ring(&other, &sig),
+                pk.verify_with_p256(&other, &sig)
+            );
+        }
+    }
 
     fn fixture() -> (PrivateKey, PrivateKey, P1Code) {
         let issuer = PrivateKey::from_hex(
