@@ -117,6 +117,7 @@ pub async fn run(
         let console = cfg.devices.console;
         let camera_rx = camera_rx.clone();
         let fleet_view = fleet_view.clone();
+        let utc_offset_s = cfg.terminal.utc_offset_s;
         Arc::new(move |online: bool, q: QueueStats| {
             let mut devices = BTreeMap::new();
             devices.insert(
@@ -153,6 +154,7 @@ pub async fn run(
                 at: now_ms(),
                 printer,
                 commit: None,
+                utc_offset_s: Some(utc_offset_s),
             }
         })
     };

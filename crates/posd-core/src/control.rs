@@ -251,6 +251,10 @@ pub struct StatusDoc {
     /// The build's git commit (control socket only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The shop's offset from UTC in seconds (`terminal.utc_offset_s`): how tools show the
+    /// journal's unix-ms times in the shop's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_s: Option<i32>,
 }
 
 /// How the receipt printer is, as last checked (the print queue asks it every few seconds,
@@ -471,6 +475,10 @@ pub mod codes {
     pub const ENCODE: &str = "encode";
     /// A receipt reference printed by another terminal.
     pub const OTHER_TERMINAL: &str = "other_terminal";
+    /// A code was passed (`scan`) while the till waits for none (a payment in flight).
+    pub const NOT_WAITING: &str = "not_waiting";
+    /// A short reference (`txn show`) matches more than one transaction.
+    pub const AMBIGUOUS: &str = "ambiguous";
 }
 
 /// A refusal: its machine code and the message for people.

@@ -93,8 +93,6 @@ pub enum FleetCmd {
     },
     /// Every terminal's retained status and config report, as a table.
     Status {
-        #[arg(long)]
-        json: bool,
         /// How long to collect retained messages.
         #[arg(long, default_value_t = 1000)]
         wait_ms: u64,
@@ -103,7 +101,7 @@ pub enum FleetCmd {
     },
 }
 
-pub fn run(cmd: FleetCmd) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
     use posd::fleet::tool::{self, KeyFile};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -165,14 +163,11 @@ pub fn run(cmd: FleetCmd) -> anyhow::Result<ExitCode> {
             ))?;
             println!("{v}");
             if v["ok"] != Value::Bool(true) {
-                return Ok(ExitCode::from(2));
+                // The terminal's refusal: its result line above, exit 4.
+                return Ok(ExitCode::from(crate::out::exit::REFUSED));
             }
         }
-        FleetCmd::Status {
-            json,
-            wait_ms,
-            mqtt,
-        } => {
+        FleetCmd::Status { wait_ms, mqtt } => {
             let rows = rt.block_on(tool::fleet_status(
                 &mqtt.broker(),
                 std::time::Duration::from_millis(wait_ms),

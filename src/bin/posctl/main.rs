@@ -5,6 +5,7 @@
 mod code;
 mod fleet;
 mod manager;
+mod out;
 mod till;
 
 use clap::{Parser, Subcommand};
@@ -15,12 +16,16 @@ use std::process::ExitCode;
 #[command(
     name = "posctl",
     about = "Talk to posd: the till, receipts, codes and the fleet",
-    version
+    version,
+    after_help = out::EXIT_STATUS_HELP
 )]
 struct Cli {
     /// posd's control socket.
     #[arg(long, global = true, default_value = "/run/posd/control.sock")]
     socket: PathBuf,
+    /// One JSON document on stdout, failures included ({"ok":false,"code":...,"error":...}).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -47,18 +52,37 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || !std::env::args().any(|a| a == "--json")
+            {
+                // clap's own words (and its exit code 2 for usage, 0 for --help).
+                e.exit();
+            }
+            // clap's message without its usage block and hints, on one line.
+            let msg = e.to_string();
+            let words: Vec<&str> = msg
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let text = words.join(" ");
+            return out::Failure::usage(text.trim_start_matches("error: ")).print(true);
+        }
+    };
+    let json = cli.json;
     let r = match cli.cmd {
-        Cmd::Till(cmd) => till::run(cli.socket, cmd),
+        Cmd::Till(cmd) => till::run(cli.socket, cmd, json),
         Cmd::Manager { cmd } => manager::run(cmd),
-        Cmd::Code { cmd } => code::run(cmd),
-        Cmd::Fleet { cmd } => fleet::run(cmd),
+        Cmd::Code { cmd } => code::run(cmd, json),
+        Cmd::Fleet { cmd } => fleet::run(cmd, json),
     };
     match r {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("posctl: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => out::Failure::of(&e).print(json),
     }
 }
