@@ -22,11 +22,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("cannot listen on {path}: {source}")]
+    #[error("cannot listen on {path}: {error}")]
     Listen {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Said once, with the fix for its cause (no socket, no permission, nobody listening);
     /// the I/O error is in the message, not chained again as a source.
@@ -113,9 +112,9 @@ pub struct ControlCtx {
 
 /// Binds the socket (replacing a stale one), mode 0660.
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
-    let err = |source| ControlError::Listen {
+    let err = |error| ControlError::Listen {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
@@ -556,5 +555,35 @@ impl ControlClient {
             return Err(ControlError::BadAnswer("connection closed".into()));
         }
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(kind: std::io::ErrorKind) -> ControlError {
+        ControlError::Connect {
+            path: PathBuf::from("/run/posd/control.sock"),
+            error: std::io::Error::from(kind),
+        }
+    }
+
+    #[test]
+    fn connect_failures_name_their_cause_once() {
+        let denied = connect(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(denied.code(), "permission_denied");
+        let text = denied.to_string();
+        assert!(text.starts_with("permission denied on /run/posd/control.sock"));
+        assert!(!text.contains("running"), "{text}");
+        assert!(std::error::Error::source(&denied).is_none());
+        assert_eq!(connect(std::io::ErrorKind::NotFound).code(), "no_socket");
+        assert!(connect(std::io::ErrorKind::NotFound)
+            .to_string()
+            .contains("posd is not running"));
+        assert_eq!(
+            connect(std::io::ErrorKind::ConnectionRefused).code(),
+            "not_listening"
+        );
     }
 }

@@ -30,11 +30,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("journal error: {0}")]
     Sqlite(String),
-    #[error("cannot create the state directory {path}: {source}")]
+    #[error("cannot create the state directory {path}: {error}")]
     StateDir {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the journal has a newer schema ({found}) than this posd understands ({known})")]
     SchemaTooNew { found: i64, known: i64 },
@@ -196,9 +195,9 @@ impl Db {
     pub fn open(path: &Path) -> Result<Db, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+                std::fs::create_dir_all(dir).map_err(|error| StoreError::StateDir {
                     path: dir.to_path_buf(),
-                    source,
+                    error,
                 })?;
             }
         }
