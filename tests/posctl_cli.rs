@@ -302,3 +302,53 @@ async fn posctl_words_json_and_exit_codes() {
         t.text
     );
 }
+
+/// Offline, `status` says why: the broker, the last connection error and the next try; the
+/// log warns once, not at every retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_why_it_is_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port(); // nobody listens there
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let d = Daemon::start(&dir.path().join("t"), "T-OFFLINE", &url, "");
+    let s = d.socket.clone();
+    let v = eventually(Duration::from_secs(10), "three failed attempts", || {
+        let s = s.clone();
+        async move {
+            let r = posctl(&s, &["status", "--json"]);
+            let v = json(&r);
+            (v["broker"]["failures"].as_u64() >= Some(3)).then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(v["online"], false);
+    assert_eq!(v["broker"]["url"], url.as_str());
+    assert!(v["broker"]["last_error"].as_str().is_some(), "{v}");
+    assert!(v["broker"]["next_retry_at"].as_u64().is_some(), "{v}");
+    let r = posctl(&s, &["status"]);
+    assert_eq!(r.exit, 0);
+    let broker_line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("broker "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        broker_line.contains(&url) && broker_line.contains("not connected"),
+        "{}",
+        r.stdout
+    );
+    assert!(broker_line.contains("next try in"), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("last error ")),
+        "{}",
+        r.stdout
+    );
+    // Several failures, one warning (rate-limited to one a minute).
+    let log = std::fs::read_to_string(d.log_path()).unwrap_or_default();
+    assert_eq!(
+        log.matches("cannot connect to the broker").count(),
+        1,
+        "{log}"
+    );
+}

@@ -155,6 +155,8 @@ pub async fn run(
                 printer,
                 commit: None,
                 utc_offset_s: Some(utc_offset_s),
+                // Filled in from the link by the control socket's status.
+                broker: None,
             }
         })
     };
@@ -267,10 +269,12 @@ pub async fn run(
         let store = store.clone();
         let link = link.clone();
         let status_fn = status_fn.clone();
+        let broker_url = cfg.broker.url.clone();
         Arc::new(move || {
             let store = store.clone();
             let link = link.clone();
             let status_fn = status_fn.clone();
+            let broker_url = broker_url.clone();
             Box::pin(async move {
                 let now = now_ms();
                 let q = store.call(move |db| db.queue_stats(now)).await;
@@ -279,6 +283,10 @@ pub async fn run(
                 v.queue = q;
                 v.host_messages = link.shared.host_trust();
                 v.commit = Some(GIT_COMMIT.to_string());
+                v.broker = Some(posd_core::control::BrokerLinkStatus {
+                    url: broker_url,
+                    ..link.shared.conn_status()
+                });
                 v
             })
         })

@@ -255,6 +255,32 @@ pub struct StatusDoc {
     /// journal's unix-ms times in the shop's time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utc_offset_s: Option<i32>,
+    /// Why it is (or was) offline: the broker, the last connection error and the next try
+    /// (control socket only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerLinkStatus>,
+}
+
+/// The MQTT link as `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerLinkStatus {
+    /// `broker.url`.
+    pub url: String,
+    /// Successful connections since start.
+    #[serde(default)]
+    pub connects: u64,
+    /// The last failure to connect or the last loss of the connection, as the client said it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Unix ms of `last_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<u64>,
+    /// Failed attempts in a row (0 while connected).
+    #[serde(default)]
+    pub failures: u32,
+    /// Unix ms of the next attempt, while not connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<u64>,
 }
 
 /// How the receipt printer is, as last checked (the print queue asks it every few seconds,

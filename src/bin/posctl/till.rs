@@ -651,8 +651,30 @@ fn txn_detail(v: &ctl::TxnDetail, off: i32) -> String {
 }
 
 fn print_status(v: &ctl::StatusDoc) {
+    let off = v.utc_offset_s.unwrap_or(0);
     println!("terminal   {}", v.terminal);
     println!("online     {}", v.online);
+    if let Some(b) = &v.broker {
+        let state = if v.online {
+            format!("connected ({} connection(s) since start)", b.connects)
+        } else {
+            let next = b
+                .next_retry_at
+                .map(|t| format!("; next try in {} s", t.saturating_sub(v.at).div_ceil(1000)))
+                .unwrap_or_default();
+            format!(
+                "not connected ({} failed attempt(s) in a row{next})",
+                b.failures
+            )
+        };
+        println!("broker     {} {state}", b.url);
+        if let Some(e) = &b.last_error {
+            println!(
+                "last error {}: {e}",
+                shop_time(b.last_error_at.unwrap_or(0), off)
+            );
+        }
+    }
     println!(
         "version    {} ({})",
         v.version,
