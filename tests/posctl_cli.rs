@@ -352,3 +352,52 @@ async fn status_says_why_it_is_offline() {
         "{log}"
     );
 }
+
+/// A push the terminal would reject is refused by posctl before anything is signed or sent:
+/// the key file does not even exist and no broker listens, yet the answer is the terminal's
+/// own refusal (exit 4 with its code).
+#[test]
+fn fleet_push_refused_locally_before_signing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = format!("mqtt://127.0.0.1:{}", free_port());
+    let push = |overlay: &str, json: bool| {
+        let file = dir.path().join("overlay.toml");
+        std::fs::write(&file, overlay).unwrap();
+        let mut args = vec![
+            "fleet".to_string(),
+            "push".into(),
+            "--key".into(),
+            dir.path().join("no-such.key").display().to_string(),
+            "--terminal".into(),
+            "T1".into(),
+            "--version".into(),
+            "7".into(),
+            "--broker".into(),
+            broker.clone(),
+            file.display().to_string(),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        posctl(&dir.path().join("unused.sock"), &args)
+    };
+    // Not on the pushable list.
+    let r = push("[broker]\nurl = \"mqtt://evil:1883\"\n", false);
+    assert_eq!(r.exit, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not pushed") && r.stderr.contains("broker.url"),
+        "{}",
+        r.stderr
+    );
+    let r = push("[broker]\nurl = \"mqtt://evil:1883\"\n", true);
+    assert_eq!(json(&r)["code"], "not_pushable");
+    // Pushable, but not a value the terminal's schema takes.
+    let r = push("[limits]\nmax_sale_amount = \"lots\"\n", true);
+    assert_eq!(r.exit, 4);
+    assert_eq!(json(&r)["code"], "invalid_config", "{}", r.stdout);
+    // A good overlay gets past the checks: then the missing key file is the error (exit 1).
+    let r = push("[limits]\nmax_sale_amount = 500\n", false);
+    assert_eq!(r.exit, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no-such.key"), "{}", r.stderr);
+}
