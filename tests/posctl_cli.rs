@@ -288,6 +288,19 @@ async fn posctl_words_json_and_exit_codes() {
     // Code inspection without a daemon: a sale would refuse this text, exit 4.
     let r = t.run(&missing, &["code", "inspect", "not a code"]);
     assert_eq!(r.exit, 4);
+    // A swipe: the checks a sale applies, and a wrong check digit refused as a sale would.
+    let good = "%B4111111111111111^DOE/JOHN^4912201000000000?;4111111111111111=49122010000000000?";
+    let r = t.run(&missing, &["code", "inspect", good]);
+    assert_eq!(r.exit, 0);
+    assert!(
+        r.stdout.contains("check digit    ok (Luhn)"),
+        "{}",
+        r.stdout
+    );
+    let bad = good.replace("4111111111111111", "4111111111111112");
+    let r = t.run(&missing, &["code", "inspect", &bad, "--json"]);
+    assert_eq!(r.exit, 4);
+    assert_eq!(json(&r)["code"], "card_luhn");
 
     let path = golden_path();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

@@ -34,7 +34,10 @@ pub fn run(cmd: CodeCmd, json: bool) -> anyhow::Result<ExitCode> {
                 }
                 // A sale would refuse this text: said once, exit 4 (refused), code bad_code.
                 Err(e) => Err(crate::out::Failure::refused(
-                    posd_core::control::codes::BAD_CODE,
+                    match &e {
+                        posd_core::codes::CodeError::Card(c) => c.code(),
+                        _ => posd_core::control::codes::BAD_CODE,
+                    },
                     format!("invalid code: {e}"),
                 )
                 .into()),
