@@ -279,6 +279,17 @@ async fn posctl_words_json_and_exit_codes() {
     assert_eq!(json(&r)["code"], "not_found");
     let r = t.run(&s, &["cancel"]);
     assert_eq!(r.exit, 4);
+    // devices: what is plugged in (none on a build machine, perhaps) and posd's roles.
+    let r = posctl(&s, &["devices", "--json"]);
+    assert_eq!(r.exit, 0, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["posd"], "ok", "{v}");
+    assert!(
+        v["devices"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["role"] == "console")),
+        "{v}"
+    );
     let r = t.run(&s, &["queue"]);
     assert_eq!(r.exit, 0);
     let r = t.run(&s, &["batch-close"]);

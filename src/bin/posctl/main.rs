@@ -3,6 +3,7 @@
 //! wallet, card keys) is `posd-sandbox`, which never ships.
 
 mod code;
+mod devices;
 mod fleet;
 mod manager;
 mod out;
@@ -44,6 +45,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: code::CodeCmd,
     },
+    /// Devices on this box: kind, VID:PID, by-id path, and the role and state posd gives them.
+    Devices,
     /// Fleet management: signing keys, signed config pushes and commands, fleet status.
     Fleet {
         #[command(subcommand)]
@@ -79,10 +82,37 @@ fn main() -> ExitCode {
         Cmd::Till(cmd) => till::run(cli.socket, cmd, json),
         Cmd::Manager { cmd } => manager::run(cmd),
         Cmd::Code { cmd } => code::run(cmd, json),
+        Cmd::Devices => run_devices(&cli.socket, json),
         Cmd::Fleet { cmd } => fleet::run(cmd, json),
     };
     match r {
         Ok(code) => code,
         Err(e) => out::Failure::of(&e).print(json),
     }
+}
+
+/// `posctl devices`: the local scan, with posd's roles when it answers (its absence is said,
+/// not an error: the listing is what helps while posd is not configured yet).
+fn run_devices(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let found = devices::scan();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = rt.block_on(async {
+        let mut c = posd::control::ControlClient::connect(socket).await?;
+        c.call(posd_core::control::Status {}).await
+    });
+    let (rows, note) = match status {
+        Ok(s) => (devices::with_roles(found, &s.devices), None),
+        Err(e) => (found, Some(e.to_string())),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"devices": rows, "posd": note.as_deref().map_or_else(|| serde_json::json!("ok"), |n| serde_json::json!({"error": n}))})
+        );
+    } else {
+        devices::print(&rows, note.as_deref());
+    }
+    Ok(ExitCode::SUCCESS)
 }
