@@ -22,17 +22,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("cannot listen on {path}: {source}")]
+    #[error("cannot listen on {path}: {error}")]
     Listen {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot reach posd at {path}: {source} (is the daemon running?)")]
+    /// Said once, with the fix for its cause (no socket, no permission, nobody listening);
+    /// the I/O error is in the message, not chained again as a source.
+    #[error("{}", connect_message(path, error))]
     Connect {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("control socket I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -40,6 +40,43 @@ pub enum ControlError {
     BadAnswer(String),
     #[error("{message}")]
     Refused { code: String, message: String },
+}
+
+impl ControlError {
+    /// The machine code of this failure: the daemon's refusal code, or the client's own
+    /// (`no_socket`, `permission_denied`, `not_listening`, `unreachable`, `io`, `bad_answer`).
+    pub fn code(&self) -> &str {
+        match self {
+            ControlError::Refused { code, .. } => code,
+            ControlError::Connect { error, .. } => match error.kind() {
+                std::io::ErrorKind::NotFound => "no_socket",
+                std::io::ErrorKind::PermissionDenied => "permission_denied",
+                std::io::ErrorKind::ConnectionRefused => "not_listening",
+                _ => "unreachable",
+            },
+            ControlError::Listen { .. } => "listen",
+            ControlError::Io(_) => "io",
+            ControlError::BadAnswer(_) => "bad_answer",
+        }
+    }
+}
+
+fn connect_message(path: &Path, e: &std::io::Error) -> String {
+    let p = path.display();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "no control socket at {p}: posd is not running (systemctl status posd), or its \
+             [control] socket is another path (give it with --socket)"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied on {p}: run as root or as a member of the socket's group \
+             (ls -l {p})"
+        ),
+        std::io::ErrorKind::ConnectionRefused => {
+            format!("nothing listens on {p}: posd is not running (systemctl status posd)")
+        }
+        _ => format!("cannot reach posd at {p}: {e}"),
+    }
 }
 
 impl From<AnswerError> for ControlError {
@@ -75,9 +112,9 @@ pub struct ControlCtx {
 
 /// Binds the socket (replacing a stale one), mode 0660.
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
-    let err = |source| ControlError::Listen {
+    let err = |error| ControlError::Listen {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
@@ -362,18 +399,7 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Vec<u8> {
                 .await
                 .map(|message| ctl::Message { message }),
         ),
-        Request::Scan(r) => {
-            let msg = EngineMsg::Code {
-                text: r.code,
-                source: "control".into(),
-            };
-            line(match ctx.engine.send(msg).await {
-                Ok(()) => Ok(ctl::Message {
-                    message: "code passed to the sale in progress".into(),
-                }),
-                Err(_) => Err(sale_err(SaleError::Stopping)),
-            })
-        }
+        Request::Scan(r) => line(scan(ctx, r).await),
         Request::Reprint(r) => {
             let res = match (&ctx.printer, Target::of(r.txn_id, r.batch, r.pay_slip)) {
                 (_, Err(e)) => Err(e),
@@ -413,14 +439,92 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Vec<u8> {
     }
 }
 
+/// A code as if scanned, passed on only when something waits for one: the answer says what
+/// took it, or refuses (`no_sale`, `not_waiting`) instead of claiming a sale got it.
+async fn scan(ctx: &ControlCtx, r: ctl::Scan) -> Result<ctl::Message, Refusal> {
+    let current = ask_engine(ctx, |reply| EngineMsg::Current { reply }).await?;
+    let message = match current {
+        None => {
+            let e = posd_core::till::TillRefusal::NoSale;
+            return Err(Refusal::new(
+                e.code(),
+                "no sale waits for a code: start one first (posctl sale --amount 12.50)",
+            ));
+        }
+        Some(ctl::CurrentReply::Txn(t)) => {
+            return Err(Refusal::new(
+                codes::NOT_WAITING,
+                format!(
+                    "the till waits for no code: transaction {} is {} (posctl current)",
+                    t.txn_id,
+                    t.state.as_str()
+                ),
+            ))
+        }
+        Some(ctl::CurrentReply::Awaiting(a)) if a.awaiting == "receipt" => {
+            "code passed to the refund waiting for its receipt"
+        }
+        Some(ctl::CurrentReply::Awaiting(_)) => "code passed to the sale waiting for it",
+    };
+    let msg = EngineMsg::Code {
+        text: r.code,
+        source: "control".into(),
+    };
+    ctx.engine
+        .send(msg)
+        .await
+        .map_err(|_| sale_err(SaleError::Stopping))?;
+    Ok(ctl::Message {
+        message: message.into(),
+    })
+}
+
+/// `txn show` takes the full id, the receipt's short reference (its last 12 hex digits) or
+/// the text of the receipt's QR (`R1.<terminal>.<uuid>`).
 async fn txn_show(ctx: &ControlCtx, id: String) -> Result<ctl::TxnDetail, Refusal> {
-    let key = id.clone();
+    let given = id.trim().to_string();
+    let patterns = posd_core::codes::Patterns::new(Default::default())
+        .map_err(|e| Refusal::new("internal", e.to_string()))?;
+    let key = match patterns.receipt_ref(&given) {
+        Some(rr) => rr
+            .txn_on(&ctx.receipt_ctx.terminal)
+            .map_err(|e| Refusal::new(codes::OTHER_TERMINAL, e.to_string()))?
+            .to_string(),
+        None => given.to_ascii_lowercase(),
+    };
+    let short = key.len() == 12 && key.bytes().all(|b| b.is_ascii_hexdigit());
     let (txn, history) = ctx
         .store
-        .call(move |db| Ok((db.txn(&key)?, db.history(&key)?)))
+        .call(move |db| {
+            let txn = if short {
+                let mut found = db.txns_by_short_ref(&key)?;
+                if found.len() > 1 {
+                    return Ok(Err(Refusal::new(
+                        codes::AMBIGUOUS,
+                        format!("the short reference {key} names more than one transaction: give the full id (posctl txn list)"),
+                    )));
+                }
+                found.pop()
+            } else {
+                db.txn(&key)?
+            };
+            let history = match &txn {
+                Some(t) => db.history(&t.id.to_string())?,
+                None => Vec::new(),
+            };
+            Ok(Ok((txn, history)))
+        })
         .await
-        .map_err(store_err)?;
-    let txn = txn.ok_or_else(|| Refusal::new(codes::NOT_FOUND, format!("no transaction {id}")))?;
+        .map_err(store_err)??;
+    let txn = txn.ok_or_else(|| {
+        Refusal::new(
+            codes::NOT_FOUND,
+            format!(
+                "no transaction {given} in this terminal's journal (a full id, the receipt's \
+                 12-digit reference or its QR text)"
+            ),
+        )
+    })?;
     Ok(ctl::TxnDetail {
         txn,
         history: history
@@ -540,9 +644,9 @@ impl ControlClient {
     pub async fn connect(path: &Path) -> Result<ControlClient, ControlError> {
         let s = UnixStream::connect(path)
             .await
-            .map_err(|source| ControlError::Connect {
+            .map_err(|error| ControlError::Connect {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         let (r, w) = s.into_split();
         Ok(ControlClient {
@@ -587,5 +691,35 @@ impl ControlClient {
             return Err(ControlError::BadAnswer("connection closed".into()));
         }
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(kind: std::io::ErrorKind) -> ControlError {
+        ControlError::Connect {
+            path: PathBuf::from("/run/posd/control.sock"),
+            error: std::io::Error::from(kind),
+        }
+    }
+
+    #[test]
+    fn connect_failures_name_their_cause_once() {
+        let denied = connect(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(denied.code(), "permission_denied");
+        let text = denied.to_string();
+        assert!(text.starts_with("permission denied on /run/posd/control.sock"));
+        assert!(!text.contains("running"), "{text}");
+        assert!(std::error::Error::source(&denied).is_none());
+        assert_eq!(connect(std::io::ErrorKind::NotFound).code(), "no_socket");
+        assert!(connect(std::io::ErrorKind::NotFound)
+            .to_string()
+            .contains("posd is not running"));
+        assert_eq!(
+            connect(std::io::ErrorKind::ConnectionRefused).code(),
+            "not_listening"
+        );
     }
 }

@@ -110,11 +110,24 @@ pub struct LinkShared {
     pub published_seq: AtomicU64,
     /// Checks everything the host sends (its counts are what `status` shows).
     pub host_gate: Mutex<HostGate>,
+    /// The last connection error and the next attempt, for `status`.
+    pub conn: Mutex<posd_core::control::BrokerLinkStatus>,
 }
 
 impl LinkShared {
     fn gate(&self) -> std::sync::MutexGuard<'_, HostGate> {
         self.host_gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The broker link for `status` (its `url` is filled by the caller).
+    pub fn conn_status(&self) -> posd_core::control::BrokerLinkStatus {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        c.connects = self.connects.load(Ordering::Relaxed);
+        c
+    }
+
+    fn conn_update(&self, f: impl FnOnce(&mut posd_core::control::BrokerLinkStatus)) {
+        f(&mut self.conn.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// The host message verification summary for `status`.
@@ -300,6 +313,9 @@ async fn event_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut attempt: u32 = 0;
+    // Connection failures are warnings, at most one a minute (with the count in between).
+    let mut warned_at: u64 = 0;
+    let mut unwarned: u32 = 0;
     let mut beat = tokio::time::interval(Duration::from_millis(500));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let t = &link.topics;
@@ -334,6 +350,11 @@ async fn event_loop(
                     }
                 }
                 link.shared.connected.store(true, Ordering::Release);
+                link.shared.conn_update(|c| {
+                    c.failures = 0;
+                    c.next_retry_at = None;
+                });
+                unwarned = 0;
                 log::info!(
                     session_present = ack.session_present;
                     "connected to the broker"
@@ -345,14 +366,30 @@ async fn event_loop(
             }
             Ok(_) => {}
             Err(e) => {
+                let now = now_ms();
                 if link.shared.connected.swap(false, Ordering::AcqRel) {
                     log::warn!("broker connection lost: {e}");
                     gen_tx.send_modify(|g| *g += 1);
+                } else if now.saturating_sub(warned_at) >= 60_000 {
+                    let more = match unwarned {
+                        0 => String::new(),
+                        n => format!(" ({n} more failures since the last warning)"),
+                    };
+                    log::warn!("cannot connect to the broker: {e}{more}; retrying with backoff");
+                    warned_at = now;
+                    unwarned = 0;
                 } else {
+                    unwarned += 1;
                     log::debug!("broker connect failed: {e}");
                 }
                 let delay = backoff.jittered_ms(attempt, fastrand::f64());
                 attempt = attempt.saturating_add(1);
+                link.shared.conn_update(|c| {
+                    c.last_error = Some(e.to_string());
+                    c.last_error_at = Some(now);
+                    c.failures = c.failures.saturating_add(1);
+                    c.next_retry_at = Some(now + delay);
+                });
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     _ = tokio::time::sleep(Duration::from_millis(delay)) => {}

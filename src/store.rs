@@ -30,11 +30,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("journal error: {0}")]
     Sqlite(String),
-    #[error("cannot create the state directory {path}: {source}")]
+    #[error("cannot create the state directory {path}: {error}")]
     StateDir {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the journal has a newer schema ({found}) than this posd understands ({known})")]
     SchemaTooNew { found: i64, known: i64 },
@@ -196,9 +195,9 @@ impl Db {
     pub fn open(path: &Path) -> Result<Db, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+                std::fs::create_dir_all(dir).map_err(|error| StoreError::StateDir {
                     path: dir.to_path_buf(),
-                    source,
+                    error,
                 })?;
             }
         }
@@ -468,6 +467,17 @@ impl Db {
         txn_by_id(&self.conn, id)
     }
 
+    /// Transactions whose id ends with the receipt's short reference (the last 12 hex digits
+    /// of the UUID), at most two: two say the reference is ambiguous. A scan of the table, for
+    /// an operator's lookup, never a hot path.
+    pub fn txns_by_short_ref(&self, short: &str) -> Result<Vec<Transaction>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TXN_COLS} FROM txns WHERE substr(id, -12) = ?1 LIMIT 2"
+        ))?;
+        let rows = st.query_map([short], row_raw)?;
+        rows.map(|r| raw_to_txn(r?)).collect()
+    }
+
     /// Newest first.
     pub fn txns(&self, limit: u32) -> Result<Vec<Transaction>, StoreError> {
         let mut st = self.conn.prepare_cached(&format!(
@@ -615,7 +625,12 @@ impl Db {
         if refund.amount <= 0 || committed + refund.amount > orig.amount {
             return Err(StoreError::Refused(format!(
                 "refund of {} exceeds what is left of sale {original}: {} of {} already refunded",
-                refund.amount, committed, orig.amount
+                orig.currency.format(refund.amount),
+                orig.currency.format(committed),
+                posd_core::money::Money {
+                    minor: orig.amount,
+                    currency: orig.currency
+                }
             )));
         }
         commit_one(tx, &mut self.last_seq, refund, self.receipts.as_ref())

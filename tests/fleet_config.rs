@@ -113,6 +113,7 @@ async fn push_applies_and_is_reported() {
             "T1",
             "--version",
             "1",
+            "--wait",
         ])
         .arg("--key")
         .arg(&key_path)
@@ -124,6 +125,9 @@ async fn push_applies_and_is_reported() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // --wait: the terminal's verdict, not just "pushed".
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("version 1 applied by T1"), "{said}");
 
     let s = next_report(&d, 0).await;
     assert_eq!(s["config"]["state"], "applied", "{s}");
@@ -156,6 +160,8 @@ async fn push_applies_and_is_reported() {
     })
     .await;
     assert_eq!(rows["pending"], 0);
+    // Desired (the retained push) against applied.
+    assert_eq!(rows["desired_version"], 1, "{rows}");
     let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
         .args(["fleet", "status", "--wait-ms", "500", "--broker", &m.url()])
         .output()

@@ -20,7 +20,13 @@ enum Cmd {
     /// Run the daemon (the default).
     Run,
     /// Check a configuration file: print every problem with its key path.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        file: PathBuf,
+        /// The user posd runs as (posd.service's `User=`): when run as root, the TLS files
+        /// must be readable by it.
+        #[arg(long, default_value = "posd")]
+        service_user: String,
+    },
 }
 
 fn version() -> &'static str {
@@ -35,23 +41,28 @@ fn version() -> &'static str {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.cmd.unwrap_or(Cmd::Run) {
-        Cmd::CheckConfig { file } => match Config::load(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                std::process::ExitCode::SUCCESS
-            }
-            Err(ConfigError::Invalid(problems)) => {
-                for p in &problems {
-                    eprintln!("{}: {p}", file.display());
+        Cmd::CheckConfig { file, service_user } => {
+            match Config::load(&file).and_then(|c| match c.check_service_access(&service_user) {
+                p if p.is_empty() => Ok(c),
+                p => Err(ConfigError::Invalid(p)),
+            }) {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    std::process::ExitCode::SUCCESS
                 }
-                eprintln!("{}: {} problem(s)", file.display(), problems.len());
-                std::process::ExitCode::FAILURE
+                Err(ConfigError::Invalid(problems)) => {
+                    for p in &problems {
+                        eprintln!("{}: {p}", file.display());
+                    }
+                    eprintln!("{}: {} problem(s)", file.display(), problems.len());
+                    std::process::ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::ExitCode::FAILURE
-            }
-        },
+        }
         Cmd::Run => match run(cli.config) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

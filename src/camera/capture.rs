@@ -305,8 +305,25 @@ fn source_thread<F, S>(
             status.send_replace(s);
         }
     };
+    // The same failure again (an absent camera, every retry_ms) is a warning once, then once
+    // every 10 minutes; `status` shows it all along.
+    let last_warned: std::cell::RefCell<Option<(String, std::time::Instant)>> =
+        std::cell::RefCell::new(None);
     let failed = |err: &SourceError, attempts: u32| {
-        log::warn!("camera {device}: {err}; retrying in {retry_ms} ms");
+        let text = err.to_string();
+        let mut last = last_warned.borrow_mut();
+        let repeat = last.as_ref().is_some_and(|(t, at)| {
+            *t == text && at.elapsed() < std::time::Duration::from_secs(600)
+        });
+        if repeat {
+            log::debug!("camera {device}: {err} (attempt {attempts}); retrying in {retry_ms} ms");
+        } else {
+            log::warn!(
+                "camera {device}: {err}; retrying every {retry_ms} ms (said again in 10 min \
+                 if it persists; posctl status shows it)"
+            );
+            *last = Some((text, std::time::Instant::now()));
+        }
         let device = device.clone();
         match err {
             SourceError::Absent(detail) => CameraStatus::Absent {

@@ -36,11 +36,11 @@ impl fmt::Display for Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    /// The I/O error is said in the message, not chained again as a source (said once).
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
@@ -446,10 +446,13 @@ const SECTIONS: &[&str] = &[
     "card",
 ];
 
+/// One section, parsed strictly; a section that does not parse takes its defaults and is
+/// named in `failed`, so that checks of its values are not reported against those defaults.
 fn section<T: DeserializeOwned + Default>(
     table: &toml::Table,
-    name: &str,
+    name: &'static str,
     problems: &mut Vec<Problem>,
+    failed: &mut Vec<&'static str>,
 ) -> T {
     let Some(value) = table.get(name) else {
         // A missing section takes its defaults; a required key inside is reported on validate.
@@ -478,8 +481,96 @@ fn section<T: DeserializeOwned + Default>(
             };
             let msg = e.into_inner().message().to_string();
             problems.push(Problem { path, message: msg });
+            failed.push(name);
             T::default()
         }
+    }
+}
+
+/// The TLS client configuration posd's link would build from these files (the CA usable as a
+/// root, the key matching the certificate), or the problem that would stop it.
+fn tls_client_config(tls: &TlsConfig) -> Result<(), Problem> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |path: &str, message: String| Problem {
+        path: path.into(),
+        message,
+    };
+    let read = |f: &Path| std::fs::read(f).unwrap_or_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&read(&tls.ca)).flatten() {
+        roots.add(c).map_err(|e| {
+            bad(
+                "broker.tls.ca",
+                format!("{} is not a usable CA certificate: {e}", tls.ca.display()),
+            )
+        })?;
+    }
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&read(&tls.cert))
+        .flatten()
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(&read(&tls.key))
+        .map_err(|e| bad("broker.tls.key", format!("{e:?}")))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("broker.tls", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| {
+            bad(
+                "broker.tls.key",
+                format!(
+                    "{} and {} do not make a usable client identity: {e}",
+                    tls.cert.display(),
+                    tls.key.display()
+                ),
+            )
+        })?;
+    Ok(())
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The service user's uid and gid, when this runs as root and the user exists: only then is
+/// "readable by the service" a question this process can answer.
+fn service_user(user: &str) -> Option<(u32, u32)> {
+    let name = std::ffi::CString::new(user).ok()?;
+    // SAFETY: geteuid has no preconditions; getpwnam is given a NUL-terminated name and its
+    // result is read at once, before any other call that could reuse its static buffer.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return None;
+        }
+        let pw = libc::getpwnam(name.as_ptr());
+        if pw.is_null() {
+            return None;
+        }
+        Some(((*pw).pw_uid, (*pw).pw_gid))
+    }
+}
+
+/// Whether the permission bits let `uid`/`gid` read the file (supplementary groups not
+/// counted: the unit's own group is what the package sets up).
+fn readable_by(m: &std::fs::Metadata, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = m.mode();
+    if m.uid() == uid {
+        mode & 0o400 != 0
+    } else if m.gid() == gid {
+        mode & 0o040 != 0
+    } else {
+        mode & 0o004 != 0
     }
 }
 
@@ -519,13 +610,21 @@ impl Config {
             Ok(t) => t,
             Err(e) => {
                 let e: toml::de::Error = e;
+                let at = e
+                    .span()
+                    .map(|span| {
+                        let (line, column) = line_column(text, span.start);
+                        format!("line {line}, column {column}: ")
+                    })
+                    .unwrap_or_default();
                 return Err(ConfigError::Invalid(vec![Problem {
                     path: String::new(),
-                    message: format!("not valid TOML: {}", e.message()),
+                    message: format!("not valid TOML: {at}{}", e.message().trim_end()),
                 }]));
             }
         };
         let mut problems = Vec::new();
+        let mut failed = Vec::new();
         for key in table.keys() {
             if !SECTIONS.contains(&key.as_str()) {
                 problems.push(Problem {
@@ -535,22 +634,31 @@ impl Config {
             }
         }
         let cfg = Config {
-            terminal: section(&table, "terminal", &mut problems),
-            broker: section(&table, "broker", &mut problems),
-            control: section(&table, "control", &mut problems),
-            online: section(&table, "online", &mut problems),
-            limits: section(&table, "limits", &mut problems),
-            logging: section(&table, "logging", &mut problems),
-            devices: section(&table, "devices", &mut problems),
-            codes: section(&table, "codes", &mut problems),
-            offline: section(&table, "offline", &mut problems),
-            fleet: section(&table, "fleet", &mut problems),
-            receipt: section(&table, "receipt", &mut problems),
-            manager: section(&table, "manager", &mut problems),
-            merchant_qr: section(&table, "merchant_qr", &mut problems),
-            card: section(&table, "card", &mut problems),
+            terminal: section(&table, "terminal", &mut problems, &mut failed),
+            broker: section(&table, "broker", &mut problems, &mut failed),
+            control: section(&table, "control", &mut problems, &mut failed),
+            online: section(&table, "online", &mut problems, &mut failed),
+            limits: section(&table, "limits", &mut problems, &mut failed),
+            logging: section(&table, "logging", &mut problems, &mut failed),
+            devices: section(&table, "devices", &mut problems, &mut failed),
+            codes: section(&table, "codes", &mut problems, &mut failed),
+            offline: section(&table, "offline", &mut problems, &mut failed),
+            fleet: section(&table, "fleet", &mut problems, &mut failed),
+            receipt: section(&table, "receipt", &mut problems, &mut failed),
+            manager: section(&table, "manager", &mut problems, &mut failed),
+            merchant_qr: section(&table, "merchant_qr", &mut problems, &mut failed),
+            card: section(&table, "card", &mut problems, &mut failed),
         };
-        problems.extend(cfg.validate());
+        // Each problem once: a section that did not parse was reported; its defaults are not
+        // checked again (no "terminal.id: missing" after a bad terminal.currency).
+        problems.extend(cfg.validate().into_iter().filter(|p| {
+            !failed.iter().any(|f| {
+                p.path == *f
+                    || p.path
+                        .strip_prefix(f)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        }));
         if problems.is_empty() {
             Ok(cfg)
         } else {
@@ -561,9 +669,9 @@ impl Config {
     /// Reads, parses and validates the file, then checks what the paths in it name on this
     /// machine ([`Config::check_files`]): what `check-config` and start-up both do.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let cfg = Config::from_toml(&text)?;
         let problems = cfg.check_files();
@@ -590,7 +698,7 @@ impl Config {
     /// on the journal's files or directory through a symbolic link.
     pub fn check_files(&self) -> Vec<Problem> {
         use std::os::unix::fs::FileTypeExt;
-        let mut p = Vec::new();
+        let mut p = self.check_tls_files();
         let socket = &self.control.socket;
         if let Ok(m) = std::fs::symlink_metadata(socket) {
             let ft = m.file_type();
@@ -637,6 +745,96 @@ impl Config {
                         self.db_path().display()
                     ),
                 });
+            }
+        }
+        p
+    }
+
+    /// The broker's TLS files: present, readable and parseable as what they should be, the key
+    /// matching the certificate — what would otherwise make the daemon exit at every start
+    /// until systemd gives up on the unit.
+    pub fn check_tls_files(&self) -> Vec<Problem> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut p = Vec::new();
+        let Some(tls) = &self.broker.tls else {
+            return p;
+        };
+        let files: [(&str, &Path, &str); 3] = [
+            ("broker.tls.ca", &tls.ca, "certificate"),
+            ("broker.tls.cert", &tls.cert, "certificate"),
+            ("broker.tls.key", &tls.key, "key"),
+        ];
+        for (path, file, what) in files {
+            let shown = file.display();
+            let bytes = match std::fs::read(file) {
+                Ok(b) => b,
+                Err(e) => {
+                    let why = match e.kind() {
+                        std::io::ErrorKind::NotFound => "does not exist".to_string(),
+                        std::io::ErrorKind::PermissionDenied => {
+                            "is not readable (permission denied)".to_string()
+                        }
+                        _ => format!("cannot be read: {e}"),
+                    };
+                    p.push(Problem {
+                        path: path.into(),
+                        message: format!("{shown} {why}"),
+                    });
+                    continue;
+                }
+            };
+            let parsed = if what == "key" {
+                PrivateKeyDer::from_pem_slice(&bytes)
+                    .map(|_| ())
+                    .map_err(|e| format!("no PEM private key in {shown} ({e:?})"))
+            } else {
+                let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&bytes).collect();
+                match certs {
+                    Ok(c) if !c.is_empty() => Ok(()),
+                    Ok(_) => Err(format!("no PEM certificate in {shown}")),
+                    Err(e) => Err(format!("{shown} is not a PEM certificate ({e:?})")),
+                }
+            };
+            if let Err(message) = parsed {
+                p.push(Problem {
+                    path: path.into(),
+                    message,
+                });
+            }
+        }
+        if p.is_empty() {
+            if let Err(e) = tls_client_config(tls) {
+                p.push(e);
+            }
+        }
+        p
+    }
+
+    /// Files the service user (`User=` of posd.service, `posd`) must be able to read: the TLS
+    /// files. Answered only when run as root and the user exists (otherwise empty); by the
+    /// permission bits, supplementary groups not counted.
+    pub fn check_service_access(&self, user: &str) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let (Some((uid, gid)), Some(tls)) = (service_user(user), &self.broker.tls) else {
+            return p;
+        };
+        for (path, file) in [
+            ("broker.tls.ca", &tls.ca),
+            ("broker.tls.cert", &tls.cert),
+            ("broker.tls.key", &tls.key),
+        ] {
+            if let Ok(m) = std::fs::metadata(file) {
+                if !readable_by(&m, uid, gid) {
+                    let shown = file.display();
+                    p.push(Problem {
+                        path: path.into(),
+                        message: format!(
+                            "{shown} is not readable by the service user {user}: \
+                             chgrp {user} {shown} && chmod g+r {shown}"
+                        ),
+                    });
+                }
             }
         }
         p

@@ -117,6 +117,7 @@ pub async fn run(
         let console = cfg.devices.console;
         let camera_rx = camera_rx.clone();
         let fleet_view = fleet_view.clone();
+        let utc_offset_s = cfg.terminal.utc_offset_s;
         Arc::new(move |online: bool, q: QueueStats| {
             let mut devices = BTreeMap::new();
             devices.insert(
@@ -153,6 +154,9 @@ pub async fn run(
                 at: now_ms(),
                 printer,
                 commit: None,
+                utc_offset_s: Some(utc_offset_s),
+                // Filled in from the link by the control socket's status.
+                broker: None,
             }
         })
     };
@@ -265,10 +269,12 @@ pub async fn run(
         let store = store.clone();
         let link = link.clone();
         let status_fn = status_fn.clone();
+        let broker_url = cfg.broker.url.clone();
         Arc::new(move || {
             let store = store.clone();
             let link = link.clone();
             let status_fn = status_fn.clone();
+            let broker_url = broker_url.clone();
             Box::pin(async move {
                 let now = now_ms();
                 let q = store.call(move |db| db.queue_stats(now)).await;
@@ -277,6 +283,10 @@ pub async fn run(
                 v.queue = q;
                 v.host_messages = link.shared.host_trust();
                 v.commit = Some(GIT_COMMIT.to_string());
+                v.broker = Some(posd_core::control::BrokerLinkStatus {
+                    url: broker_url,
+                    ..link.shared.conn_status()
+                });
                 v
             })
         })

@@ -79,9 +79,9 @@ pub enum DeviceError {
     #[error("invalid device configuration: {0}")]
     Config(#[from] DeviceConfigError),
     #[error("cannot open {0}: {1}")]
-    Open(String, #[source] std::io::Error),
+    Open(String, std::io::Error),
     #[error("cannot grab {0} (another program holds it?): {1}")]
-    Grab(String, #[source] std::io::Error),
+    Grab(String, std::io::Error),
     #[error("bad recording: {0}")]
     Recording(String),
     #[error("serial port {0}: {1}")]

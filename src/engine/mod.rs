@@ -47,11 +47,14 @@ pub enum SaleError {
     Till(#[from] TillRefusal),
     #[error("{0}")]
     Code(String),
-    #[error("refused: {0}")]
+    /// Said without a "refused:" prefix: the caller says whether it was refused.
+    #[error("{0}")]
     Refused(String),
-    #[error("offline code refused: {message}")]
+    #[error("offline code: {message}")]
     Offline { code: &'static str, message: String },
-    #[error("the journal refused the sale: {0}")]
+    /// The journal's own refusal (a refund over what is left, a void of a settled sale) is
+    /// its message; any other store error says the journal failed.
+    #[error("{}", store_message(.0))]
     Store(#[from] StoreError),
     #[error("the daemon is stopping")]
     Stopping,
@@ -59,6 +62,13 @@ pub enum SaleError {
     NotFound(String),
     #[error("the host is unreachable: {0}")]
     HostUnreachable(String),
+}
+
+fn store_message(e: &StoreError) -> String {
+    match e {
+        StoreError::Refused(m) => m.clone(),
+        other => format!("the journal could not record it: {other}"),
+    }
 }
 
 impl SaleError {

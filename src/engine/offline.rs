@@ -47,7 +47,13 @@ impl Engine {
         let verified = match self.p1.verify(text, now_s, &off.keys, &off.policy) {
             Ok(v) => v,
             Err(r) => {
-                refuse(self, r.code(), r.short_message(), r.to_string(), reply);
+                refuse(
+                    self,
+                    r.code(),
+                    r.short_message(),
+                    r.message_in(currency),
+                    reply,
+                );
                 return;
             }
         };
@@ -86,7 +92,13 @@ impl Engine {
             &off.limits,
             now_s,
         ) {
-            refuse(self, r.code(), r.short_message(), r.to_string(), reply);
+            refuse(
+                self,
+                r.code(),
+                r.short_message(),
+                r.message_in(currency),
+                reply,
+            );
             return;
         }
         let mut txn = Transaction::new(

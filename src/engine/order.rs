@@ -132,7 +132,7 @@ impl Engine {
             return;
         };
         if let Some(paid) = amount.filter(|a| *a != m.txn().amount) {
-            log::error!(txn_id = txn_id.as_str(); "payment notify for {paid} but the order is for {}: not taken as paid (the query and the close decide)", m.txn().amount);
+            log::error!(txn_id = txn_id.as_str(); "payment notify for {} but the order is for {}: not taken as paid (the query and the close decide)", m.txn().currency.format(paid), posd_core::money::Money { minor: m.txn().amount, currency: m.txn().currency });
             return;
         }
         match m.handle(Input::Paid { host_ref }, now) {

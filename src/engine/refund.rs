@@ -67,7 +67,10 @@ impl Engine {
                     let _ = reply.send(Err(SaleError::Refused(format!(
                         "refund_id {} was used for another refund ({} of sale {})",
                         req.refund_id.as_deref().unwrap_or(""),
-                        t.amount,
+                        posd_core::money::Money {
+                            minor: t.amount,
+                            currency: t.currency
+                        },
                         posd_core::refund::refund_keys(&t)
                             .map(|k| k.0)
                             .unwrap_or_default()

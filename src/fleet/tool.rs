@@ -123,6 +123,41 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a push is checked against before it is signed: a terminal's own `posd.toml` (`base`),
+/// or a minimal one for `terminal` (the shipped defaults).
+pub fn push_base(base: Option<&Path>, terminal: &str) -> Result<crate::config::Config, ToolError> {
+    match base {
+        // Parsed and validated, but its files (TLS, socket) are the terminal's, not here.
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| crate::config::Config::from_toml(&t).map_err(|e| e.to_string()))
+            .map_err(|message| ToolError::File {
+                path: path.display().to_string(),
+                message,
+            }),
+        None => {
+            let id = if terminal == "*" || terminal.is_empty() {
+                "fleet-check"
+            } else {
+                terminal
+            };
+            crate::config::Config::from_toml(&format!("[terminal]\nid = {id:?}\n"))
+                .map_err(|e| ToolError::Bad(e.to_string()))
+        }
+    }
+}
+
+/// The terminal's own checks of a push, run before signing: every key on the allow-list, the
+/// merged result valid under the local file's schema. Returns whether a restart is needed.
+pub fn check_push(
+    base: &crate::config::Config,
+    overlay: &Map<String, Value>,
+) -> Result<bool, crate::fleet::pushable::PushError> {
+    let restart = crate::fleet::pushable::check_keys(overlay)?;
+    crate::fleet::pushable::merge(base, overlay)?;
+    Ok(restart)
+}
+
 /// A signed `cfg/desired` envelope.
 pub fn sign_config(
     key: &KeyFile,
@@ -297,6 +332,48 @@ pub async fn retained(
     Ok(got)
 }
 
+/// Publishes a push (retained) to one terminal and waits for its `cfg/reported` about
+/// `version` (applied, rejected, rolled back): the terminal's verdict.
+pub async fn push_and_wait(
+    broker: &Broker,
+    terminal: &str,
+    envelope: Vec<u8>,
+    version: u64,
+    wait: Duration,
+) -> Result<Value, ToolError> {
+    let topics = Topics::new(&broker.prefix, terminal);
+    let mut answer = None;
+    session(
+        broker,
+        &[topics.cfg_reported()],
+        Some((topics.cfg_desired(), envelope, true)),
+        wait,
+        false,
+        |_, payload| {
+            let v: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+            if v["version"].as_u64() == Some(version) {
+                answer = Some(v);
+                true
+            } else {
+                false
+            }
+        },
+    )
+    .await?;
+    answer.ok_or(ToolError::Timeout(wait))
+}
+
+/// The version inside a retained `cfg/desired` envelope (read, not verified: the terminal
+/// verifies; this only shows what is waiting for it).
+fn desired_version(payload: &[u8]) -> Option<u64> {
+    use base64::Engine as _;
+    let env: Value = serde_json::from_slice(payload).ok()?;
+    let doc = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str()?.trim())
+        .ok()?;
+    serde_json::from_slice::<Value>(&doc).ok()?["version"].as_u64()
+}
+
 /// Sends a signed command to one terminal and waits for its `cmd/result`.
 pub async fn command(
     broker: &Broker,
@@ -334,6 +411,8 @@ pub struct TerminalRow {
     pub online: Option<bool>,
     pub version: Option<String>,
     pub config_version: Option<u64>,
+    /// The version of the push retained for it (its own, else the fleet-wide one).
+    pub desired_version: Option<u64>,
     pub config_state: Option<String>,
     pub config_error: Option<String>,
     pub pending: Option<u64>,
@@ -346,16 +425,33 @@ pub async fn fleet_status(broker: &Broker, wait: Duration) -> Result<Vec<Termina
     // `+`: every terminal, an MQTT wildcard in the terminal's place.
     let every = Topics::new(&prefix, "+");
     let mut rows: BTreeMap<String, TerminalRow> = BTreeMap::new();
+    let all_desired_topic = all_cfg_desired(&prefix);
+    let mut all_desired = None;
     session(
         broker,
-        &[every.status(), every.cfg_reported()],
+        &[
+            every.status(),
+            every.cfg_reported(),
+            every.cfg_desired(),
+            all_desired_topic.clone(),
+        ],
         None,
         wait,
         true,
         |topic, payload| {
+            if topic == all_desired_topic {
+                all_desired = desired_version(payload);
+                return false;
+            }
             let Some((terminal, leaf)) = split_topic(&prefix, topic) else {
                 return false;
             };
+            if leaf == "cfg/desired" {
+                let row = rows.entry(terminal.to_string()).or_default();
+                row.terminal = terminal.to_string();
+                row.desired_version = desired_version(payload);
+                return false;
+            }
             let Ok(v) = serde_json::from_slice::<Value>(payload) else {
                 return false;
             };
@@ -381,15 +477,18 @@ pub async fn fleet_status(broker: &Broker, wait: Duration) -> Result<Vec<Termina
         },
     )
     .await?;
+    for r in rows.values_mut() {
+        r.desired_version = r.desired_version.or(all_desired);
+    }
     Ok(rows.into_values().collect())
 }
 
-/// The table as text.
+/// The table as text: desired (the retained push) against applied (what the terminal runs).
 pub fn format_table(rows: &[TerminalRow]) -> String {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let mut out = format!(
-        "{:<20} {:<7} {:<10} {:<7} {:<24} {:>7} {:>10}\n",
-        "TERMINAL", "ONLINE", "SOFTWARE", "CONFIG", "CONFIG STATE", "QUEUE", "OLDEST S"
+        "{:<20} {:<7} {:<10} {:<8} {:<8} {:<24} {:>7} {:>10}\n",
+        "TERMINAL", "ONLINE", "SOFTWARE", "DESIRED", "APPLIED", "CONFIG STATE", "QUEUE", "OLDEST S"
     );
     for r in rows {
         let state = match (&r.config_state, &r.config_error) {
@@ -398,10 +497,11 @@ pub fn format_table(rows: &[TerminalRow]) -> String {
             _ => "-".into(),
         };
         out.push_str(&format!(
-            "{:<20} {:<7} {:<10} {:<7} {:<24} {:>7} {:>10}\n",
+            "{:<20} {:<7} {:<10} {:<8} {:<8} {:<24} {:>7} {:>10}\n",
             r.terminal,
             opt(r.online.map(|o| if o { "yes" } else { "no" }.to_string())),
             opt(r.version.clone()),
+            opt(r.desired_version.map(|v| v.to_string())),
             opt(r.config_version.map(|v| v.to_string())),
             state,
             opt(r.pending.map(|v| v.to_string())),

@@ -251,6 +251,36 @@ pub struct StatusDoc {
     /// The build's git commit (control socket only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The shop's offset from UTC in seconds (`terminal.utc_offset_s`): how tools show the
+    /// journal's unix-ms times in the shop's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_s: Option<i32>,
+    /// Why it is (or was) offline: the broker, the last connection error and the next try
+    /// (control socket only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerLinkStatus>,
+}
+
+/// The MQTT link as `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerLinkStatus {
+    /// `broker.url`.
+    pub url: String,
+    /// Successful connections since start.
+    #[serde(default)]
+    pub connects: u64,
+    /// The last failure to connect or the last loss of the connection, as the client said it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Unix ms of `last_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<u64>,
+    /// Failed attempts in a row (0 while connected).
+    #[serde(default)]
+    pub failures: u32,
+    /// Unix ms of the next attempt, while not connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<u64>,
 }
 
 /// How the receipt printer is, as last checked (the print queue asks it every few seconds,
@@ -473,6 +503,10 @@ pub mod codes {
     pub const ENCODE: &str = "encode";
     /// A receipt reference printed by another terminal.
     pub const OTHER_TERMINAL: &str = "other_terminal";
+    /// A code was passed (`scan`) while the till waits for none (a payment in flight).
+    pub const NOT_WAITING: &str = "not_waiting";
+    /// A short reference (`txn show`) matches more than one transaction.
+    pub const AMBIGUOUS: &str = "ambiguous";
 }
 
 /// A refusal: its machine code and the message for people.

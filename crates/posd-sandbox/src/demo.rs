@@ -133,6 +133,38 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             currency: 156,
         },
     )?;
+    // With --keep-running, the customer's wallet as a file (`posd-sandbox wallet code`) and a
+    // fleet signing key the terminal trusts (`posctl fleet push|cmd`), so both paths can be
+    // tried against the running demo.
+    let wallet_file = dir.join("wallet.json");
+    let wallet = serde_json::json!({
+        "credential": hex::encode(credential.to_bytes()),
+        "user_private_key": user.to_hex(),
+        "user_id": 20_26,
+        "fingerprint": credential.fingerprint(),
+    });
+    std::fs::write(&wallet_file, serde_json::to_vec_pretty(&wallet)?)
+        .with_context(|| format!("write {}", wallet_file.display()))?;
+    let fleet_key = posd_core::fleet::envelope::generate_key();
+    let fleet_pub = hex::encode(fleet_key.verifying_key().to_bytes());
+    let fleet_file = dir.join("fleet.key");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let doc = serde_json::json!({
+            "id": "demo-fleet",
+            "private_key": hex::encode(fleet_key.to_bytes()),
+            "public_key": fleet_pub,
+        });
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&fleet_file)
+            .and_then(|mut f| f.write_all(&serde_json::to_vec_pretty(&doc)?))
+            .with_context(|| format!("write {}", fleet_file.display()))?;
+    }
     // The host's card-sealing key pair and the manager PIN of the demo shop.
     let (card_secret, card_public) =
         posd_core::card::seal::keygen_random().map_err(|e| anyhow::anyhow!("card key: {e}"))?;
@@ -193,6 +225,8 @@ id = 1
 public_key = "{issuer_pub}"
 [manager]
 pin_hash = "{pin_hash}"
+[fleet]
+keys = [{{ id = "demo-fleet", public_key = "{fleet_pub}" }}]
 [card]
 host_public_key = "{card_public}"
 [merchant_qr]
@@ -232,7 +266,25 @@ fields = {{ "01" = "M0001" }}
                 posd.display()
             )
         })?;
-    let result = drive(&socket, &user, &credential, args.keep_running, &mut daemon);
+    let try_it = format!(
+        "\nTry it (the demo's own wallet and fleet key):\n  \
+         posctl --socket {sock} sale --amount 5.00 --code \"$(posd-sandbox wallet code --wallet {wallet} --counter 100)\"   # a new --counter per sale\n  \
+         printf '[limits]\\nmax_sale_amount = 50000\\n' > limits.toml\n  \
+         posctl fleet push --key {fleet} --broker {broker} --terminal DEMO-1 --version 1 --wait limits.toml\n  \
+         posctl fleet cmd --key {fleet} --broker {broker} --terminal DEMO-1 ping\n  \
+         posctl --socket {sock} status",
+        sock = socket.display(),
+        wallet = wallet_file.display(),
+        fleet = fleet_file.display(),
+    );
+    let result = drive(
+        &socket,
+        &user,
+        &credential,
+        args.keep_running,
+        &try_it,
+        &mut daemon,
+    );
     stop(&mut daemon);
     stop_host.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = host_thread.join();
@@ -281,6 +333,7 @@ fn drive(
     user: &posd_core::codes::PrivateKey,
     credential: &posd_core::codes::Credential,
     keep: bool,
+    try_it: &str,
     daemon: &mut Child,
 ) -> anyhow::Result<()> {
     let mut c = Till::connect(socket)?;
@@ -415,7 +468,7 @@ fn drive(
     println!("● status: {}", serde_json::to_string_pretty(&status)?);
     if keep {
         println!(
-            "\nposd keeps running: control socket {}; Ctrl-C stops it.",
+            "\nposd keeps running: control socket {}; Ctrl-C stops it.{try_it}",
             socket.display()
         );
         let _ = daemon.wait();

@@ -8,24 +8,19 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum CodeCmd {
-    /// Classify scanned text and print every parsed field; non-zero with the reason if invalid.
-    Inspect {
-        text: String,
-        #[arg(long)]
-        json: bool,
-    },
+    /// Classify scanned text and print every parsed field; exit 4 with the reason if a sale
+    /// would refuse it.
+    Inspect { text: String },
     /// Run the camera's decode pipeline on image files (PNG, JPEG, WebP): one line per file.
     ScanImage {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
-pub fn run(cmd: CodeCmd) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: CodeCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
-        CodeCmd::Inspect { text, json } => {
+        CodeCmd::Inspect { text } => {
             let patterns =
                 posd_core::codes::Patterns::new(posd_core::codes::PatternsConfig::default())?;
             match posd_core::codes::inspect(&text, &patterns, Some(posd::clock::now_ms() / 1000)) {
@@ -37,16 +32,18 @@ pub fn run(cmd: CodeCmd) -> anyhow::Result<ExitCode> {
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => {
-                    if json {
-                        println!("{}", serde_json::json!({"error": e.to_string()}));
-                    }
-                    eprintln!("invalid: {e}");
-                    Ok(ExitCode::FAILURE)
-                }
+                // A sale would refuse this text: said once, exit 4 (refused), code bad_code.
+                Err(e) => Err(crate::out::Failure::refused(
+                    match &e {
+                        posd_core::codes::CodeError::Card(c) => c.code(),
+                        _ => posd_core::control::codes::BAD_CODE,
+                    },
+                    format!("invalid code: {e}"),
+                )
+                .into()),
             }
         }
-        CodeCmd::ScanImage { files, json } => {
+        CodeCmd::ScanImage { files } => {
             let reports = posd::camera::scan_image_files(&files);
             let mut failed = false;
             for r in &reports {

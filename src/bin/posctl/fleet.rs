@@ -1,6 +1,7 @@
 //! `posctl fleet`: the fleet manager's tools (docs/fleet.md) — signing keys, signed config
 //! pushes and commands, and the fleet's status from the retained topics.
 
+use crate::out::Failure;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -59,6 +60,8 @@ pub enum FleetCmd {
         out: PathBuf,
     },
     /// Sign a config overlay (TOML or .json, shaped like posd.toml) and publish it retained.
+    /// It is first checked as the terminal would (the pushable list, the merged result under
+    /// the terminal's schema): a push the terminal would reject is refused here, unsigned.
     Push {
         #[arg(long)]
         key: PathBuf,
@@ -69,6 +72,16 @@ pub enum FleetCmd {
         #[arg(long)]
         version: u64,
         file: PathBuf,
+        /// The terminal's posd.toml to check the push against (default: the shipped defaults
+        /// with this terminal id).
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// Wait for the terminal's verdict (cfg/reported): exit 0 applied, 4 rejected.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value_t = 30)]
+        wait_s: u64,
         #[command(flatten)]
         mqtt: FleetBroker,
     },
@@ -93,8 +106,6 @@ pub enum FleetCmd {
     },
     /// Every terminal's retained status and config report, as a table.
     Status {
-        #[arg(long)]
-        json: bool,
         /// How long to collect retained messages.
         #[arg(long, default_value_t = 1000)]
         wait_ms: u64,
@@ -103,7 +114,7 @@ pub enum FleetCmd {
     },
 }
 
-pub fn run(cmd: FleetCmd) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
     use posd::fleet::tool::{self, KeyFile};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,29 +123,91 @@ pub fn run(cmd: FleetCmd) -> anyhow::Result<ExitCode> {
         FleetCmd::Keygen { id, out } => {
             let k = KeyFile::generate(&id);
             k.write(&out)?;
-            println!(
-                "# wrote {}; add to every terminal's posd.toml:",
-                out.display()
-            );
-            println!("[fleet]\n{}", k.toml_entry());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"key_id": k.id, "file": out.display().to_string(), "toml": format!("[fleet]\n{}", k.toml_entry())})
+                );
+            } else {
+                println!(
+                    "# wrote {}; add to every terminal's posd.toml:",
+                    out.display()
+                );
+                println!("[fleet]\n{}", k.toml_entry());
+            }
         }
         FleetCmd::Push {
             key,
             terminal,
             version,
             file,
+            base,
+            wait,
+            wait_s,
             mqtt,
         } => {
-            let k = KeyFile::read(&key)?;
+            if wait && terminal == "*" {
+                return Err(Failure::usage(
+                    "--wait needs one terminal: a push to * has no single verdict (posctl fleet status)",
+                )
+                .into());
+            }
             let overlay = tool::read_overlay(&file)?;
+            // The terminal's own checks, before anything is signed or sent.
+            let base_cfg = tool::push_base(base.as_deref(), &terminal)?;
+            let restart = tool::check_push(&base_cfg, &overlay).map_err(|e| {
+                Failure::refused(
+                    e.code(),
+                    format!("not pushed (the terminal would reject it): {e}"),
+                )
+            })?;
+            let k = KeyFile::read(&key)?;
             let body = tool::sign_config(&k, &terminal, version, overlay)?;
             let b = mqtt.broker();
             let topic = b.cfg_topic(&terminal);
-            rt.block_on(tool::publish(&b, &topic, body, true))?;
-            println!(
-                "pushed version {version} to {topic} (retained), signed by {}",
-                k.id
-            );
+            if !wait {
+                rt.block_on(tool::publish(&b, &topic, body, true))?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": true, "version": version, "topic": topic, "key_id": k.id, "restart": restart})
+                    );
+                } else {
+                    println!(
+                        "pushed version {version} to {topic} (retained), signed by {}{}",
+                        k.id,
+                        if restart {
+                            "; takes effect at the next start of posd"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let report = rt.block_on(tool::push_and_wait(
+                &b,
+                &terminal,
+                body,
+                version,
+                std::time::Duration::from_secs(wait_s),
+            ))?;
+            let applied = report["state"] == "applied";
+            if json {
+                println!("{report}");
+            } else if applied {
+                println!("version {version} applied by {terminal}");
+            } else {
+                println!(
+                    "version {version} {} by {terminal}: {} {}",
+                    report["state"].as_str().unwrap_or("not applied"),
+                    report["error"].as_str().unwrap_or(""),
+                    report["message"].as_str().unwrap_or("")
+                );
+            }
+            if !applied {
+                return Ok(ExitCode::from(crate::out::exit::REFUSED));
+            }
         }
         FleetCmd::Cmd {
             key,
@@ -165,14 +238,11 @@ pub fn run(cmd: FleetCmd) -> anyhow::Result<ExitCode> {
             ))?;
             println!("{v}");
             if v["ok"] != Value::Bool(true) {
-                return Ok(ExitCode::from(2));
+                // The terminal's refusal: its result line above, exit 4.
+                return Ok(ExitCode::from(crate::out::exit::REFUSED));
             }
         }
-        FleetCmd::Status {
-            json,
-            wait_ms,
-            mqtt,
-        } => {
+        FleetCmd::Status { wait_ms, mqtt } => {
             let rows = rt.block_on(tool::fleet_status(
                 &mqtt.broker(),
                 std::time::Duration::from_millis(wait_ms),

@@ -3,8 +3,10 @@
 //! wallet, card keys) is `posd-sandbox`, which never ships.
 
 mod code;
+mod devices;
 mod fleet;
 mod manager;
+mod out;
 mod till;
 
 use clap::{Parser, Subcommand};
@@ -15,12 +17,16 @@ use std::process::ExitCode;
 #[command(
     name = "posctl",
     about = "Talk to posd: the till, receipts, codes and the fleet",
-    version
+    version,
+    after_help = out::EXIT_STATUS_HELP
 )]
 struct Cli {
     /// posd's control socket.
     #[arg(long, global = true, default_value = "/run/posd/control.sock")]
     socket: PathBuf,
+    /// One JSON document on stdout, failures included ({"ok":false,"code":...,"error":...}).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -39,6 +45,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: code::CodeCmd,
     },
+    /// Devices on this box: kind, VID:PID, by-id path, and the role and state posd gives them.
+    Devices,
     /// Fleet management: signing keys, signed config pushes and commands, fleet status.
     Fleet {
         #[command(subcommand)]
@@ -47,18 +55,64 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || !std::env::args().any(|a| a == "--json")
+            {
+                // clap's own words (and its exit code 2 for usage, 0 for --help).
+                e.exit();
+            }
+            // clap's message without its usage block and hints, on one line.
+            let msg = e.to_string();
+            let words: Vec<&str> = msg
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let text = words.join(" ");
+            return out::Failure::usage(text.trim_start_matches("error: ")).print(true);
+        }
+    };
+    let json = cli.json;
     let r = match cli.cmd {
-        Cmd::Till(cmd) => till::run(cli.socket, cmd),
+        Cmd::Till(cmd) => till::run(cli.socket, cmd, json),
         Cmd::Manager { cmd } => manager::run(cmd),
-        Cmd::Code { cmd } => code::run(cmd),
-        Cmd::Fleet { cmd } => fleet::run(cmd),
+        Cmd::Code { cmd } => code::run(cmd, json),
+        Cmd::Devices => run_devices(&cli.socket, json),
+        Cmd::Fleet { cmd } => fleet::run(cmd, json),
     };
     match r {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("posctl: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => out::Failure::of(&e).print(json),
     }
+}
+
+/// `posctl devices`: the local scan, with posd's roles when it answers (its absence is said,
+/// not an error: the listing is what helps while posd is not configured yet).
+fn run_devices(socket: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let found = devices::scan();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = rt.block_on(async {
+        let mut c = posd::control::ControlClient::connect(socket).await?;
+        c.call(posd_core::control::Status {}).await
+    });
+    let (rows, note) = match status {
+        Ok(s) => (devices::with_roles(found, &s.devices), None),
+        Err(e) => (found, Some(e.to_string())),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"devices": rows, "posd": note.as_deref().map_or_else(|| serde_json::json!("ok"), |n| serde_json::json!({"error": n}))})
+        );
+    } else {
+        devices::print(&rows, note.as_deref());
+    }
+    Ok(ExitCode::SUCCESS)
 }

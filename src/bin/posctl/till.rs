@@ -2,11 +2,11 @@
 //! transactions, sales, refunds, voids, the batch close, receipts and the print queue — each
 //! printed for people, or as the contract's JSON with `--json`.
 
+use crate::out::{exit, money, money_code, shop_time, table, Align, Failure};
 use anyhow::Context;
 use clap::Subcommand;
-use posd::control::{ControlClient, ControlError};
+use posd::control::ControlClient;
 use posd_core::control as ctl;
-use posd_core::money::Currency;
 use posd_core::txn::{SaleOutcome, Transaction};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -15,15 +15,9 @@ use std::process::ExitCode;
 #[derive(Subcommand)]
 pub enum TillCmd {
     /// The terminal's status.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Events waiting for the host's acknowledgement.
-    Queue {
-        #[arg(long)]
-        json: bool,
-    },
+    Queue,
     /// Transactions in the journal.
     Txn {
         #[command(subcommand)]
@@ -42,8 +36,6 @@ pub enum TillCmd {
         /// card: the customer presents a code or swipes a card.
         #[arg(long)]
         method: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Refund all or part of a sale (online only; needs the manager PIN).
     Refund {
@@ -62,32 +54,23 @@ pub enum TillCmd {
         /// The manager PIN (default: $POSD_MANAGER_PIN).
         #[arg(long, env = "POSD_MANAGER_PIN", hide_env_values = true)]
         pin: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Void an offline sale not yet settled (needs the manager PIN).
     Void {
         original: String,
         #[arg(long, env = "POSD_MANAGER_PIN", hide_env_values = true)]
         pin: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Close the batch: Z report printed and sent to the host for reconciliation.
-    BatchClose {
-        #[arg(long)]
-        json: bool,
-    },
+    BatchClose,
     /// Batch closes and the host's reconciliation, newest first.
-    Batches {
-        #[arg(long)]
-        json: bool,
-    },
+    Batches,
     /// The sale in progress and the merchant QR it shows.
     Current,
     /// Cancel the sale in progress (an online payment in progress is reversed).
     Cancel,
-    /// Pass a code to the sale in progress, as if scanned.
+    /// Pass a code to the sale (or refund) waiting for one, as if scanned; refused when
+    /// nothing waits.
     Scan { code: String },
     /// Print a receipt, pay slip or Z report again, marked REPRINT (default: the last
     /// transaction's receipt). Any final state: settled, voided, refunded, declined, ...
@@ -107,10 +90,7 @@ pub enum TillCmd {
         cmd: ReceiptCmd,
     },
     /// The print queue.
-    PrintJobs {
-        #[arg(long)]
-        json: bool,
-    },
+    PrintJobs,
 }
 
 #[derive(Subcommand)]
@@ -136,21 +116,18 @@ pub enum ReceiptCmd {
 
 #[derive(Subcommand)]
 pub enum TxnCmd {
+    /// Transactions, newest first: a table for people.
     List {
         #[arg(long, default_value_t = 20)]
         limit: u32,
-        #[arg(long)]
-        json: bool,
     },
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
+    /// One transaction and its history: by its id, the receipt's 12-digit reference or the
+    /// text of the receipt's QR.
+    Show { id: String },
 }
 
 /// Runs one control-socket command.
-pub fn run(socket: PathBuf, cmd: TillCmd) -> anyhow::Result<ExitCode> {
+pub fn run(socket: PathBuf, cmd: TillCmd, json: bool) -> anyhow::Result<ExitCode> {
     // These commands print to a terminal or a pipe: `posctl txn list | head` must end quietly,
     // not panic on EPIPE. Only here — the fleet tools keep SIGPIPE ignored, so a broker going
     // away is an error they report, not a silent death.
@@ -158,12 +135,24 @@ pub fn run(socket: PathBuf, cmd: TillCmd) -> anyhow::Result<ExitCode> {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Usage mistakes are found before the daemon is asked anything.
+    if let TillCmd::Receipt {
+        cmd:
+            ReceiptCmd::Render {
+                txn: Some(_),
+                last: true,
+                ..
+            },
+    } = &cmd
+    {
+        return Err(Failure::usage("give a transaction id or --last, not both").into());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let mut c = ControlClient::connect(&socket).await?;
-        till(&mut c, cmd).await
+        till(&mut c, cmd, json).await
     })
 }
 
@@ -172,17 +161,14 @@ fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An amount in minor units as people read it (`12.50 CNY`).
-fn money(minor: i64, currency: &str) -> String {
-    match Currency::from_code(currency) {
-        Ok(c) => format!("{} {c}", c.format(minor)),
-        Err(_) => format!("{minor} (minor units) {currency}"),
-    }
+/// The shop's offset from UTC, as the daemon says (0 from a daemon too old to say).
+async fn shop_offset(c: &mut ControlClient) -> anyhow::Result<i32> {
+    Ok(c.call(ctl::Status {}).await?.utc_offset_s.unwrap_or(0))
 }
 
-async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
+async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
-        TillCmd::Status { json } => {
+        TillCmd::Status => {
             let v = c.call(ctl::Status {}).await?;
             if json {
                 print_json(&v)?;
@@ -190,7 +176,7 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
                 print_status(&v);
             }
         }
-        TillCmd::Queue { json } => {
+        TillCmd::Queue => {
             let v = c.call(ctl::Queue {}).await?;
             if json {
                 print_json(&v)?;
@@ -202,34 +188,25 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
             }
         }
         TillCmd::Txn {
-            cmd: TxnCmd::List { limit, json },
+            cmd: TxnCmd::List { limit },
         } => {
             let v = c.call(ctl::TxnList { limit: Some(limit) }).await?;
             if json {
                 print_json(&v)?;
             } else {
-                for t in &v {
-                    println!("{}", txn_line(t));
-                }
+                let off = shop_offset(c).await?;
+                print!("{}", txn_table(&v, off));
             }
         }
         TillCmd::Txn {
-            cmd: TxnCmd::Show { id, json },
+            cmd: TxnCmd::Show { id },
         } => {
             let v = c.call(ctl::TxnShow { id }).await?;
             if json {
                 print_json(&v)?;
             } else {
-                println!("{}", txn_line(&v.txn));
-                if let serde_json::Value::Object(fields) = serde_json::to_value(&v.txn)? {
-                    for (k, val) in fields.iter().filter(|(_, v)| !v.is_null()) {
-                        println!("  {k:<12} {}", plain(val));
-                    }
-                }
-                println!("  history:");
-                for h in &v.history {
-                    println!("    seq {:<6} {:<18} at {}", h.seq, h.state, h.at);
-                }
+                let off = shop_offset(c).await?;
+                print!("{}", txn_detail(&v, off));
             }
         }
         TillCmd::Sale {
@@ -237,26 +214,27 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
             currency,
             code,
             method,
-            json,
         } => {
             let method = match method.as_deref().map(|m| m.replace('-', "_")) {
                 None => None,
                 Some(m) => Some(
                     serde_json::from_value::<ctl::SaleMethod>(serde_json::Value::String(m.clone()))
                         .map_err(|_| {
-                            anyhow::anyhow!("unknown method {m:?}: merchant_qr, code or card")
+                            Failure::usage(format!(
+                                "unknown method {m:?}: merchant_qr, code or card"
+                            ))
                         })?,
                 ),
             };
-            let r = c
+            let v = c
                 .call(ctl::Sale {
                     amount,
                     currency,
                     code,
                     method,
                 })
-                .await;
-            return print_reply(r, json);
+                .await?;
+            return print_reply(&v, json, Kind::Sale);
         }
         TillCmd::Refund {
             original,
@@ -264,9 +242,8 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
             amount,
             refund_id,
             pin,
-            json,
         } => {
-            let r = c
+            let v = c
                 .call(ctl::Refund {
                     original,
                     receipt,
@@ -274,24 +251,25 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
                     refund_id,
                     pin,
                 })
-                .await;
-            return print_reply(r, json);
+                .await?;
+            return print_reply(&v, json, Kind::Refund);
         }
-        TillCmd::Void {
-            original,
-            pin,
-            json,
-        } => {
-            let r = c.call(ctl::Void { original, pin }).await;
-            return print_reply(r, json);
+        TillCmd::Void { original, pin } => {
+            let v = c
+                .call(ctl::Void {
+                    original: original.clone(),
+                    pin,
+                })
+                .await?;
+            return print_reply(&v, json, Kind::Void { original });
         }
-        TillCmd::BatchClose { json } => {
+        TillCmd::BatchClose => {
             let v = c.call(ctl::BatchClose {}).await?;
             if json {
                 print_json(&v)?;
             } else {
                 let z = &v.report;
-                let m = |minor: i64| money(minor, &z.currency);
+                let m = |minor: i64| money_code(minor, &z.currency);
                 println!(
                     "batch {} closed (txn {}, seq {}): {} sales {}, {} refunds {}, net {}",
                     z.batch_no,
@@ -303,48 +281,126 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
                     m(z.refunds_amount),
                     m(z.net_total)
                 );
-                for row in &z.rows {
-                    println!(
-                        "  {:<7} {:<13} {:<10} {:<20} {:>5} {:>16}",
-                        row.kind,
-                        row.method,
-                        row.channel,
-                        row.state,
-                        row.count,
-                        m(row.amount)
-                    );
-                }
+                let rows: Vec<Vec<String>> = z
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        vec![
+                            row.kind.clone(),
+                            row.method.clone(),
+                            row.channel.clone(),
+                            row.state.clone(),
+                            row.count.to_string(),
+                            m(row.amount),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &[
+                            ("KIND", Align::Left),
+                            ("METHOD", Align::Left),
+                            ("CHANNEL", Align::Left),
+                            ("STATE", Align::Left),
+                            ("COUNT", Align::Right),
+                            ("AMOUNT", Align::Right),
+                        ],
+                        &rows
+                    )
+                );
             }
         }
-        TillCmd::Batches { json } => {
+        TillCmd::Batches => {
             let v = c.call(ctl::Batches { limit: Some(20) }).await?;
             if json {
                 print_json(&v)?;
             } else {
-                for b in &v {
-                    let no = b
-                        .detail
-                        .as_ref()
-                        .and_then(|d| d.get("batch_no"))
-                        .map(plain)
-                        .unwrap_or_default();
-                    println!(
-                        "batch {:<4} {:<11} net {:>16} {}  {}",
-                        no,
-                        b.state.as_str(),
-                        money(b.amount, b.currency.code()),
-                        b.id,
-                        b.reason.as_deref().unwrap_or("")
-                    );
-                }
+                let off = shop_offset(c).await?;
+                let rows: Vec<Vec<String>> = v
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.detail
+                                .as_ref()
+                                .and_then(|d| d.get("batch_no"))
+                                .map(plain)
+                                .unwrap_or_default(),
+                            shop_time(b.created_at, off),
+                            b.state.as_str().to_string(),
+                            money(b.amount, b.currency),
+                            b.id.to_string(),
+                            b.reason.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &[
+                            ("BATCH", Align::Right),
+                            ("CLOSED", Align::Left),
+                            ("STATE", Align::Left),
+                            ("NET", Align::Right),
+                            ("TXN", Align::Left),
+                            ("REASON", Align::Left),
+                        ],
+                        &rows
+                    )
+                );
             }
         }
         TillCmd::Current => {
             let v = c.call(ctl::Current {}).await?;
-            print_json(&v)?;
+            if json {
+                print_json(&v)?;
+            } else {
+                match &v {
+                    None => println!("idle: no sale in progress"),
+                    Some(ctl::CurrentReply::Txn(t)) => {
+                        println!(
+                            "{} {} {} {} — txn {}",
+                            t.kind.as_str(),
+                            t.method.as_str(),
+                            money_code(t.amount, &t.currency),
+                            t.state.as_str(),
+                            t.txn_id
+                        );
+                        if let Some(qr) = &t.qr {
+                            println!("merchant QR: {qr}");
+                        }
+                    }
+                    Some(ctl::CurrentReply::Awaiting(a)) => {
+                        let amount = match (a.amount, &a.currency) {
+                            (Some(m), Some(cur)) => format!(" of {}", money_code(m, cur)),
+                            _ => String::new(),
+                        };
+                        match a.awaiting.as_str() {
+                            "receipt" => println!(
+                                "a refund{amount} waits for the sale's receipt to be scanned"
+                            ),
+                            _ => println!("a sale{amount} waits for the customer's code or card"),
+                        }
+                    }
+                }
+            }
         }
-        TillCmd::Cancel => println!("{}", c.call(ctl::Cancel {}).await?.message),
-        TillCmd::Scan { code } => println!("{}", c.call(ctl::Scan { code }).await?.message),
+        TillCmd::Cancel => {
+            let v = c.call(ctl::Cancel {}).await?;
+            if json {
+                print_json(&v)?;
+            } else {
+                println!("{}", v.message);
+            }
+        }
+        TillCmd::Scan { code } => {
+            let v = c.call(ctl::Scan { code }).await?;
+            if json {
+                print_json(&v)?;
+            } else {
+                println!("{}", v.message);
+            }
+        }
         TillCmd::Reprint {
             txn,
             batch,
@@ -357,47 +413,63 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
                     pay_slip,
                 })
                 .await?;
-            let what = match v.kind.as_str() {
-                "z_report" => "Z report",
-                "pay_slip" => "pay slip",
-                _ => "receipt",
-            };
-            println!(
-                "reprint of the {what} of {} queued (job {})",
-                v.txn_id, v.job
-            );
+            if json {
+                print_json(&v)?;
+            } else {
+                let what = match v.kind.as_str() {
+                    "z_report" => "Z report",
+                    "pay_slip" => "pay slip",
+                    _ => "receipt",
+                };
+                println!(
+                    "reprint of the {what} of {} queued (job {})",
+                    v.txn_id, v.job
+                );
+            }
         }
-        TillCmd::PrintJobs { json } => {
+        TillCmd::PrintJobs => {
             let v = c.call(ctl::PrintJobs { limit: Some(20) }).await?;
             if json {
                 print_json(&v)?;
             } else {
-                for j in &v {
-                    println!(
-                        "job {:<5} {:<8} attempts {:<3} {}  {}",
-                        j.id,
-                        j.state,
-                        j.attempts,
-                        j.txn_id,
-                        j.last_error.as_deref().unwrap_or("")
-                    );
-                }
+                let rows: Vec<Vec<String>> = v
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.id.to_string(),
+                            j.state.clone(),
+                            j.attempts.to_string(),
+                            j.txn_id.clone(),
+                            j.last_error.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &[
+                            ("JOB", Align::Right),
+                            ("STATE", Align::Left),
+                            ("ATTEMPTS", Align::Right),
+                            ("TXN", Align::Left),
+                            ("LAST ERROR", Align::Left),
+                        ],
+                        &rows
+                    )
+                );
             }
         }
         TillCmd::Receipt {
             cmd:
                 ReceiptCmd::Render {
                     txn,
-                    last,
+                    last: _,
                     batch,
                     pay_slip,
                     png,
                     text,
                 },
         } => {
-            if txn.is_some() && last {
-                anyhow::bail!("give a transaction id or --last, not both");
-            }
             let v = c
                 .call(ctl::Receipt {
                     txn_id: txn,
@@ -413,54 +485,81 @@ async fn till(c: &mut ControlClient, cmd: TillCmd) -> anyhow::Result<ExitCode> {
             if let Some(path) = &png {
                 let img = posd_core::receipt::render_png(&bytes, &opts)?;
                 std::fs::write(path, img).with_context(|| format!("write {}", path.display()))?;
-                eprintln!("receipt of {} drawn to {}", v.txn_id, path.display());
+                if !json {
+                    eprintln!("receipt of {} drawn to {}", v.txn_id, path.display());
+                }
             }
-            if text || png.is_none() {
-                print!("{}", posd_core::receipt::render_text(&bytes, &opts));
+            if json {
+                let mut doc = serde_json::to_value(&v)?;
+                if text || png.is_none() {
+                    doc["text"] = render_text(&bytes, &opts).into();
+                }
+                if let Some(path) = &png {
+                    doc["png"] = path.display().to_string().into();
+                }
+                print_json(&doc)?;
+            } else if text || png.is_none() {
+                print!("{}", render_text(&bytes, &opts));
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints a sale-like reply (sale, refund, void): exit 0 when approved, 2 otherwise.
-fn print_reply(r: Result<ctl::SaleReply, ControlError>, json: bool) -> anyhow::Result<ExitCode> {
-    match r {
-        Ok(v) => {
-            if json {
-                print_json(&v)?;
-            } else {
-                let (word, detail) = match &v.outcome {
-                    SaleOutcome::Approved { host_ref } => ("APPROVED", host_ref.clone()),
-                    SaleOutcome::Declined { reason } => ("DECLINED", Some(reason.clone())),
-                    SaleOutcome::Cancelled { reason } => ("CANCELLED", Some(reason.clone())),
-                    SaleOutcome::Pending { reason } => ("PENDING", Some(reason.clone())),
-                };
-                println!(
-                    "{word} {} {} — txn {}",
-                    money(v.amount, &v.currency),
-                    detail.unwrap_or_default(),
-                    v.txn_id
-                );
-            }
-            Ok(if matches!(v.outcome, SaleOutcome::Approved { .. }) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
-        }
-        Err(e) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"result": "refused", "error": e.to_string()})
-                );
-            } else {
-                eprintln!("refused: {e}");
-            }
-            Ok(ExitCode::from(2))
-        }
+fn render_text(bytes: &[u8], opts: &posd_core::receipt::RenderOptions) -> String {
+    posd_core::receipt::render_text(bytes, opts)
+}
+
+/// What a sale-like reply answers.
+enum Kind {
+    Sale,
+    Refund,
+    Void { original: String },
+}
+
+/// Prints a sale, refund or void reply; the exit code says how it ended (0 approved, 3
+/// declined or cancelled, 6 pending).
+fn print_reply(v: &ctl::SaleReply, json: bool, kind: Kind) -> anyhow::Result<ExitCode> {
+    let code = match &v.outcome {
+        SaleOutcome::Approved { .. } => exit::OK,
+        SaleOutcome::Declined { .. } | SaleOutcome::Cancelled { .. } => exit::DECLINED,
+        SaleOutcome::Pending { .. } => exit::PENDING,
+    };
+    if json {
+        print_json(v)?;
+        return Ok(ExitCode::from(code));
     }
+    let amount = money_code(v.amount, &v.currency);
+    let line = match (&v.outcome, &kind) {
+        (SaleOutcome::Approved { .. }, Kind::Void { original }) => {
+            format!("VOIDED offline sale {original} — void txn {}", v.txn_id)
+        }
+        (SaleOutcome::Approved { host_ref }, _) => format!(
+            "{} {amount}{} — txn {}",
+            if matches!(kind, Kind::Refund) {
+                "REFUNDED"
+            } else {
+                "APPROVED"
+            },
+            host_ref
+                .as_deref()
+                .map(|h| format!(" (host ref {h})"))
+                .unwrap_or_default(),
+            v.txn_id
+        ),
+        (SaleOutcome::Declined { reason }, _) => {
+            format!("DECLINED {amount}: {reason} — txn {}", v.txn_id)
+        }
+        (SaleOutcome::Cancelled { reason }, _) => {
+            format!("CANCELLED {amount}: {reason} — txn {}", v.txn_id)
+        }
+        (SaleOutcome::Pending { reason }, _) => format!(
+            "PENDING {amount}: {reason} — txn {} (posd keeps asking the host: posctl txn show {})",
+            v.txn_id, v.txn_id
+        ),
+    };
+    println!("{line}");
+    Ok(ExitCode::from(code))
 }
 
 fn plain(v: &serde_json::Value) -> String {
@@ -470,21 +569,112 @@ fn plain(v: &serde_json::Value) -> String {
     }
 }
 
-fn txn_line(t: &Transaction) -> String {
-    format!(
-        "{}  {:<6} {:<12} {:>16}  {:<19} {}",
-        t.id,
-        t.kind.as_str(),
-        t.method.as_str(),
-        money(t.amount, t.currency.code()),
-        t.state.as_str(),
-        t.reason.as_deref().unwrap_or("")
+/// The receipt's short reference: the last 12 hex digits of the id.
+fn short_ref(t: &Transaction) -> String {
+    let id = t.id.simple().to_string();
+    id[id.len().saturating_sub(12)..].to_string()
+}
+
+fn txn_table(v: &[Transaction], off: i32) -> String {
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|t| {
+            vec![
+                shop_time(t.created_at, off),
+                short_ref(t),
+                t.kind.as_str().to_string(),
+                t.method.as_str().to_string(),
+                money(t.amount, t.currency),
+                t.state.as_str().to_string(),
+                t.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("TIME", Align::Left),
+            ("REF", Align::Left),
+            ("KIND", Align::Left),
+            ("METHOD", Align::Left),
+            ("AMOUNT", Align::Right),
+            ("STATE", Align::Left),
+            ("REASON", Align::Left),
+        ],
+        &rows,
     )
 }
 
+fn txn_detail(v: &ctl::TxnDetail, off: i32) -> String {
+    let t = &v.txn;
+    let mut s = String::new();
+    let mut field = |k: &str, val: String| {
+        if !val.is_empty() {
+            s.push_str(&format!("{k:<12} {val}\n"));
+        }
+    };
+    field("txn", t.id.to_string());
+    field("receipt ref", short_ref(t));
+    field("kind", t.kind.as_str().into());
+    field("method", t.method.as_str().into());
+    field("channel", t.channel.clone().unwrap_or_default());
+    field("amount", money(t.amount, t.currency));
+    field("state", t.state.as_str().into());
+    field("reason", t.reason.clone().unwrap_or_default());
+    field("code", t.code_masked.clone().unwrap_or_default());
+    field("host ref", t.host_ref.clone().unwrap_or_default());
+    field("created", shop_time(t.created_at, off));
+    field("updated", shop_time(t.updated_at, off));
+    if let Some(d) = &t.detail {
+        field("detail", d.to_string());
+    }
+    s.push_str("history:\n");
+    let rows: Vec<Vec<String>> = v
+        .history
+        .iter()
+        .map(|h| vec![h.seq.to_string(), h.state.clone(), shop_time(h.at, off)])
+        .collect();
+    for line in table(
+        &[
+            ("SEQ", Align::Right),
+            ("STATE", Align::Left),
+            ("AT", Align::Left),
+        ],
+        &rows,
+    )
+    .lines()
+    {
+        s.push_str("  ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
 fn print_status(v: &ctl::StatusDoc) {
+    let off = v.utc_offset_s.unwrap_or(0);
     println!("terminal   {}", v.terminal);
     println!("online     {}", v.online);
+    if let Some(b) = &v.broker {
+        let state = if v.online {
+            format!("connected ({} connection(s) since start)", b.connects)
+        } else {
+            let next = b
+                .next_retry_at
+                .map(|t| format!("; next try in {} s", t.saturating_sub(v.at).div_ceil(1000)))
+                .unwrap_or_default();
+            format!(
+                "not connected ({} failed attempt(s) in a row{next})",
+                b.failures
+            )
+        };
+        println!("broker     {} {state}", b.url);
+        if let Some(e) = &b.last_error {
+            println!(
+                "last error {}: {e}",
+                shop_time(b.last_error_at.unwrap_or(0), off)
+            );
+        }
+    }
     println!(
         "version    {} ({})",
         v.version,

@@ -299,6 +299,7 @@ impl Patterns {
                 track1: true,
                 track2,
                 masked_pan: mask_pan(&pan),
+                checks: None,
             })
         } else if self.track2.is_match(text) {
             let pan = text.get(1..)?.split('=').next()?.to_owned();
@@ -306,6 +307,7 @@ impl Patterns {
                 track1: false,
                 track2: true,
                 masked_pan: mask_pan(&pan),
+                checks: None,
             })
         } else {
             None
@@ -395,6 +397,28 @@ pub struct CardTracks {
     pub track2: bool,
     /// First 6 and last 4 digits of the PAN, the rest masked.
     pub masked_pan: String,
+    /// The checks a sale applies, when `inspect` ran them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<CardChecks>,
+}
+
+/// The checks a card sale applies to a swipe, as `code inspect` shows them (no card data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardChecks {
+    /// The PAN's check digit (Luhn) is right.
+    pub luhn: bool,
+    /// Network from the leading digits (`visa`, `unionpay`, ...).
+    pub brand: String,
+    /// Expiry as `20YY-MM`.
+    pub expiry: String,
+    /// Expired as of the inspection's month (None: no time given).
+    pub expired: Option<bool>,
+    /// The three service-code digits.
+    pub service_code: String,
+    /// First digit 1, 2, 5 or 6: accepted for interchange.
+    pub service_code_ok: bool,
+    /// 2xx/6xx: a chip card (refused where a chip reader exists, a fallback swipe otherwise).
+    pub chip: bool,
 }
 
 /// Masks a PAN: first 6 and last 4 digits shown (only the last 4 if shorter than 13).

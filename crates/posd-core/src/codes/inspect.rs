@@ -40,6 +40,9 @@ pub enum CodeError {
     /// `P1.` prefix but malformed.
     #[error("P1 offline code: {0}")]
     P1(#[from] P1Error),
+    /// A card swipe a sale would refuse (check digit, expiry, service code, tracks).
+    #[error("card swipe refused ({code}): {error}", code = .0.code(), error = .0)]
+    Card(crate::card::track::CardError),
 }
 
 /// One BER-TLV node for display (values of card-number tags masked or withheld).
@@ -186,6 +189,36 @@ pub struct Inspection {
     pub details: Details,
 }
 
+/// The checks a card sale applies: the parse (tracks, PAN length, Luhn, expiry present and
+/// valid, tracks agreeing) refuses as a sale would; expiry against `now` (UTC month) and the
+/// service code are reported, and refused when a sale would refuse them.
+fn card_checks(text: &str, now: Option<u64>) -> Result<classify::CardChecks, CodeError> {
+    use crate::card::track::{parse_swipe, CardError};
+    let card = parse_swipe(text).map_err(CodeError::Card)?;
+    let (yy, mm) = card.expiry_yymm;
+    let [a, b, c] = card.service_code;
+    let service_code_ok = matches!(a, 1 | 2 | 5 | 6);
+    let expired = now.map(|s| {
+        let (y, m) = crate::till::local_year_month(s.saturating_mul(1000), 0);
+        (2000 + u16::from(yy), mm) < (y, m)
+    });
+    if !service_code_ok {
+        return Err(CodeError::Card(CardError::ServiceCode));
+    }
+    if expired == Some(true) {
+        return Err(CodeError::Card(CardError::Expired));
+    }
+    Ok(classify::CardChecks {
+        luhn: true,
+        brand: card.brand().as_str().to_string(),
+        expiry: format!("20{yy:02}-{mm:02}"),
+        expired,
+        service_code: format!("{a}{b}{c}"),
+        service_code_ok,
+        chip: matches!(a, 2 | 6),
+    })
+}
+
 /// Classifies and fully parses `text`. `now` (unix seconds) adds time checks for `P1` codes.
 ///
 /// # Errors
@@ -216,11 +249,12 @@ pub fn inspect(text: &str, patterns: &Patterns, now: Option<u64>) -> Result<Insp
                 })?)
             }
             CodeKind::CardTrack => {
-                Details::CardTrack(classify::card_tracks(t, patterns).ok_or_else(|| {
-                    CodeError::Unrecognised {
+                let mut tracks =
+                    classify::card_tracks(t, patterns).ok_or_else(|| CodeError::Unrecognised {
                         hint: "malformed card track".into(),
-                    }
-                })?)
+                    })?;
+                tracks.checks = Some(card_checks(t, now)?);
+                Details::CardTrack(tracks)
             }
             CodeKind::Unknown => return Err(explain_unknown(t)),
         };
@@ -634,6 +668,36 @@ impl fmt::Display for Inspection {
                 };
                 writeln!(f, "tracks:   {tracks}")?;
                 writeln!(f, "PAN:      {}", c.masked_pan)?;
+                if let Some(k) = &c.checks {
+                    writeln!(f, "checks:")?;
+                    writeln!(
+                        f,
+                        "  check digit    {}",
+                        if k.luhn { "ok (Luhn)" } else { "WRONG (Luhn)" }
+                    )?;
+                    writeln!(f, "  network        {}", k.brand)?;
+                    let exp = match k.expired {
+                        Some(true) => "expired",
+                        Some(false) => "valid",
+                        None => "not checked (no time)",
+                    };
+                    writeln!(f, "  expiry         {} ({exp})", k.expiry)?;
+                    writeln!(
+                        f,
+                        "  service code   {} ({}{})",
+                        k.service_code,
+                        if k.service_code_ok {
+                            "accepted"
+                        } else {
+                            "not accepted"
+                        },
+                        if k.chip {
+                            "; chip card: refused where a chip reader exists, a fallback swipe otherwise"
+                        } else {
+                            ""
+                        }
+                    )?;
+                }
             }
         }
         Ok(())

@@ -188,6 +188,42 @@ impl OfflineReject {
         }
     }
 
+    /// The message for people with amounts in `currency`'s major units ("12.50 CNY"): the
+    /// `Display` text speaks minor units, this one is what the cashier and posctl show.
+    #[must_use]
+    pub fn message_in(&self, currency: crate::money::Currency) -> String {
+        let m = |minor: u64| {
+            crate::money::Money {
+                minor: i64::try_from(minor).unwrap_or(i64::MAX),
+                currency,
+            }
+            .to_string()
+        };
+        match self {
+            OfflineReject::OverCredentialMax { amount, max } => format!(
+                "amount {} exceeds the credential maximum {}",
+                m(*amount),
+                m(*max)
+            ),
+            OfflineReject::OverTxnLimit { amount, limit } => format!(
+                "amount {} exceeds the offline per-transaction limit {}",
+                m(*amount),
+                m(*limit)
+            ),
+            OfflineReject::OverDailyLimit { total, limit } => format!(
+                "user's offline total today would be {}, limit {}",
+                m(*total),
+                m(*limit)
+            ),
+            OfflineReject::UnsyncedAmountLimit { total, limit } => format!(
+                "unsynced offline amount would be {}, limit {}",
+                m(*total),
+                m(*limit)
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// A message of at most 20 characters for a customer display.
     #[must_use]
     pub fn short_message(&self) -> &'static str {

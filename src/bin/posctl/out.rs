@@ -1,0 +1,219 @@
+//! posctl's contract with people and scripts: the exit codes, and how every answer and every
+//! failure is printed — words for people, or exactly one JSON line on stdout with `--json`
+//! (failures included, with their machine code). Also the small table and time helpers the
+//! commands share, so money, times and columns look the same everywhere.
+
+use posd::control::ControlError;
+use posd_core::money::{Currency, Money};
+use std::process::ExitCode;
+
+/// The exit codes, documented in `posctl --help`, posctl(1) and docs/posctl.md.
+pub mod exit {
+    /// Done; a sale, refund or void approved.
+    pub const OK: u8 = 0;
+    /// Anything else went wrong (a file, the broker, a malformed answer).
+    pub const ERROR: u8 = 1;
+    /// Bad arguments: nothing was asked of posd.
+    pub const USAGE: u8 = 2;
+    /// The sale or refund ended without money moving: declined by the host, cancelled.
+    pub const DECLINED: u8 = 3;
+    /// posd (or the terminal, for fleet tools) refused the request: nothing happened.
+    pub const REFUSED: u8 = 4;
+    /// posd's control socket cannot be reached (not running, no permission).
+    pub const UNREACHABLE: u8 = 5;
+    /// No final answer yet: the daemon keeps asking the host; look again with `txn show`.
+    pub const PENDING: u8 = 6;
+}
+
+/// The text of `posctl --help`'s EXIT STATUS section (and the man page's).
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  done; a sale, refund or void approved
+  1  any other error (a file, the broker, a malformed answer)
+  2  usage: bad arguments, nothing was asked
+  3  declined or cancelled: no money moved
+  4  refused by posd (or by the terminal, for fleet tools): nothing happened;
+     --json prints {\"ok\":false,\"code\":...,\"error\":...} with the machine code
+  5  posd unreachable: no socket, no permission, not listening
+  6  pending: no final answer yet, posd keeps asking (posctl txn show ID)";
+
+/// A failure with its exit code and machine code; printed once by `main`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub exit: u8,
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            exit: exit::USAGE,
+            code: "usage".into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn refused(code: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            exit: exit::REFUSED,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// What any error of a command becomes.
+    pub fn of(e: &anyhow::Error) -> Failure {
+        if let Some(f) = e.downcast_ref::<Failure>() {
+            return Failure {
+                exit: f.exit,
+                code: f.code.clone(),
+                message: f.message.clone(),
+            };
+        }
+        if let Some(c) = e.downcast_ref::<ControlError>() {
+            return Failure::from_control(c);
+        }
+        Failure {
+            exit: exit::ERROR,
+            code: "error".into(),
+            message: format!("{e:#}"),
+        }
+    }
+
+    pub fn from_control(e: &ControlError) -> Failure {
+        let exit = match e {
+            ControlError::Refused { .. } => exit::REFUSED,
+            ControlError::Connect { .. } => exit::UNREACHABLE,
+            _ => exit::ERROR,
+        };
+        Failure {
+            exit,
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Prints the failure once: `{"ok":false,...}` on stdout with `--json`, else one line on
+    /// stderr ("refused: " only for a refusal).
+    pub fn print(&self, json: bool) -> ExitCode {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "ok": false,
+                    "code": self.code,
+                    "error": self.message,
+                    "exit": self.exit,
+                })
+            );
+        } else if self.exit == exit::REFUSED {
+            eprintln!("posctl: refused: {}", self.message);
+        } else {
+            eprintln!("posctl: {}", self.message);
+        }
+        ExitCode::from(self.exit)
+    }
+}
+
+/// An amount in minor units as people read it (`12.50 CNY`), through the one formatter
+/// (`posd_core::money::Money`).
+pub fn money(minor: i64, currency: Currency) -> String {
+    Money { minor, currency }.to_string()
+}
+
+/// As [`money`] for a currency given by its code (a reply's `currency` field).
+pub fn money_code(minor: i64, currency: &str) -> String {
+    match Currency::from_code(currency) {
+        Ok(c) => money(minor, c),
+        Err(_) => format!("{minor} (minor units of {currency:?})"),
+    }
+}
+
+/// Unix ms as the shop's wall clock (`2026-11-21 14:03:05 +08:00`); 0 is "-".
+pub fn shop_time(ms: u64, utc_offset_s: i32) -> String {
+    if ms == 0 {
+        return "-".into();
+    }
+    posd_core::receipt::layout::format_time(posd_core::receipt::layout::LocalTime {
+        unix_secs: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+        utc_offset_secs: utc_offset_s,
+    })
+}
+
+/// Which way a column's cells line up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A table for people: a header, columns as wide as their widest cell (counted in chars),
+/// two blanks between columns, trailing blanks trimmed.
+pub fn table(header: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+    let n = header.len();
+    let mut width: Vec<usize> = header.iter().map(|(h, _)| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(n) {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (i, c) in cells.enumerate().take(n) {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            let pad = width[i].saturating_sub(c.chars().count());
+            if header[i].1 == Align::Right {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&mut header.iter().map(|(h, _)| *h));
+    for r in rows {
+        out.push_str(&line(&mut r.iter().map(String::as_str)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_line_up() {
+        let t = table(
+            &[
+                ("ID", Align::Left),
+                ("AMOUNT", Align::Right),
+                ("NOTE", Align::Left),
+            ],
+            &[
+                vec!["a".into(), "1.00 CNY".into(), "".into()],
+                vec!["bbbb".into(), "1250.00 CNY".into(), "ok".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "ID         AMOUNT  NOTE\na        1.00 CNY\nbbbb  1250.00 CNY  ok\n"
+        );
+    }
+
+    #[test]
+    fn money_in_major_units() {
+        assert_eq!(money_code(320, "CNY"), "3.20 CNY");
+        assert_eq!(money_code(320, "JPY"), "320 JPY");
+        assert_eq!(shop_time(0, 0), "-");
+        assert_eq!(
+            shop_time(1_700_000_000_000, 8 * 3600),
+            "2023-11-15 06:13:20 +08:00"
+        );
+    }
+}
