@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -298,8 +298,10 @@ impl Conn {
         }
         let drop_at = fault_after(&mut rng, self.cfg.drop_every).map(|d| Instant::now() + d);
         let reset_at = fault_after(&mut rng, self.cfg.reset_every).map(|d| Instant::now() + d);
-        let (cr, cw) = client.into_split();
-        let (ur, uw) = up.into_split();
+        // `io::split`, not `into_split`: dropping its write half sends no FIN, so a reset (linger
+        // 0, then the last half dropped) reaches the peer as an RST and nothing else.
+        let (cr, cw) = tokio::io::split(client);
+        let (ur, uw) = tokio::io::split(up);
         let rng_down = fastrand::Rng::with_seed(rng.u64(..));
         let mut upward = tokio::spawn(pipe(
             cr,
@@ -373,8 +375,8 @@ impl Conn {
 /// One direction: read chunks, hold each for its latency, pace them out at the cap. While the
 /// link is dead, what is read is thrown away (the ends see silence, never a close).
 async fn pipe(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    mut from: ReadHalf<TcpStream>,
+    mut to: WriteHalf<TcpStream>,
     cfg: NetemConfig,
     mut rng: fastrand::Rng,
     state: Arc<AtomicU8>,

@@ -494,7 +494,7 @@ ack_timeout_s = 3
 socket = "{socket}"
 [online]
 query_interval_s = 1
-query_total_s = 15
+query_total_s = 10
 [logging]
 level = "warn"
 [devices.printer.transport]
@@ -521,7 +521,7 @@ pin_hash = "{pin_hash}"
 [card]
 host_public_key = "{card_public}"
 [merchant_qr]
-timeout_s = 30
+timeout_s = 15
 query_interval_s = 1
 [merchant_qr.merchant]
 merchant_category_code = "5812"
