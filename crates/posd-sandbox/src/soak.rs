@@ -601,13 +601,9 @@ public_key = "{fleet_pub}"
     result?;
     let db = host::open_db(&host_db)?;
     let audit = host::audit(&db)?;
-    let mismatched: Vec<String> = audit
-        .batches
-        .iter()
-        .filter(|b| b.status == "mismatch")
-        .map(|b| b.txn_id.clone())
-        .collect();
-    let money_ok = audit.ok() && mismatched.is_empty();
+    let v = verdict(&audit, &undrained);
+    let mismatched = &v.batches_mismatched;
+    let money_ok = v.money_ok;
     if world.args.json {
         println!(
             "{}",
@@ -621,7 +617,7 @@ public_key = "{fleet_pub}"
                 "batches_mismatched": mismatched,
                 "undrained_days": undrained,
                 "link": world.netem.stats(),
-                "ok": money_ok && undrained.is_empty(),
+                "ok": v.exit == 0,
             })
         );
     } else {
@@ -643,19 +639,49 @@ public_key = "{fleet_pub}"
     }
     if !money_ok {
         eprintln!(
-            "posd-sandbox soak: a money effect was lost or doubled (host audit above; `posd-sandbox audit --db {}` once more with --dir)",
-            host_db.display()
+            "posd-sandbox soak: a money effect was lost or doubled (the audit above; keep the host's database with --dir and run `posd-sandbox audit --db DIR/host.sqlite`)"
         );
-        return Ok(ExitCode::from(3));
     }
     if !undrained.is_empty() {
         eprintln!(
             "posd-sandbox soak: day(s) {undrained:?} did not drain within {} s of the close; the daemon's log is posd.log in the soak directory (keep it with --dir)",
             world.args.drain_timeout_s
         );
-        return Ok(ExitCode::from(4));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(v.exit))
+}
+
+/// The soak's judgement of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// No charge without a sale, no sale without a charge, no gap, no batch in mismatch.
+    pub money_ok: bool,
+    pub batches_mismatched: Vec<String>,
+    /// 0: all well; 3: a money effect lost or doubled; 4: a day that did not drain.
+    pub exit: u8,
+}
+
+/// Money first: a lost or doubled money effect is exit 3 even if a day also failed to drain.
+pub fn verdict(audit: &host::Audit, undrained: &[u32]) -> Verdict {
+    let batches_mismatched: Vec<String> = audit
+        .batches
+        .iter()
+        .filter(|b| b.status == "mismatch")
+        .map(|b| b.txn_id.clone())
+        .collect();
+    let money_ok = audit.ok() && batches_mismatched.is_empty();
+    let exit = if !money_ok {
+        3
+    } else if !undrained.is_empty() {
+        4
+    } else {
+        0
+    };
+    Verdict {
+        money_ok,
+        batches_mismatched,
+        exit,
+    }
 }
 
 fn header() -> String {
@@ -1045,5 +1071,19 @@ mod tests {
         let p = pct(&mut v);
         assert_eq!((p.n, p.p50_ms, p.p99_ms), (100, 51.0, 100.0));
         assert_eq!(pct(&mut []).n, 0);
+    }
+
+    #[test]
+    fn a_lost_or_doubled_money_effect_or_an_undrained_day_fails_the_soak() {
+        let clean = host::Audit::default();
+        assert_eq!(verdict(&clean, &[]).exit, 0);
+        assert_eq!(verdict(&clean, &[2]).exit, 4);
+        let mut charged = host::Audit::default();
+        charged.charged_without_sale.push("t1".into());
+        assert_eq!(verdict(&charged, &[]).exit, 3);
+        assert_eq!(verdict(&charged, &[2]).exit, 3);
+        let mut lost = host::Audit::default();
+        lost.sale_without_charge.push("t2".into());
+        assert_eq!(verdict(&lost, &[]).exit, 3);
     }
 }
