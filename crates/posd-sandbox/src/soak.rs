@@ -477,7 +477,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
     };
 
     let socket = dir.join("control.sock");
-    let (p1_per_txn, p1_daily) = (100_00u64, 1_000_000u64);
+    let (p1_per_txn, p1_daily) = (10_000_u64, 1_000_000_u64);
     let text = format!(
         r#"
 [terminal]
