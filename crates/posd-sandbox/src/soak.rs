@@ -72,6 +72,9 @@ pub struct SoakArgs {
     /// The posd binary (default: the one beside this program, then `posd` on PATH).
     #[arg(long)]
     pub posd: Option<PathBuf>,
+    /// The daemon's log level (its log is posd.log in the soak directory).
+    #[arg(long, default_value = "warn")]
+    pub posd_log_level: String,
     /// Keep everything here (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -373,6 +376,8 @@ struct World {
     posd: PathBuf,
     rng: fastrand::Rng,
     push_version: u64,
+    /// The last push as published, to publish the same bytes again after a broker outage.
+    last_push: Vec<u8>,
 }
 
 pub fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
@@ -496,7 +501,7 @@ socket = "{socket}"
 query_interval_s = 1
 query_total_s = 10
 [logging]
-level = "warn"
+level = "{log_level}"
 [devices.printer.transport]
 type = "tcp"
 host = "127.0.0.1"
@@ -538,6 +543,7 @@ id = "soak"
 public_key = "{fleet_pub}"
 "#,
         state = dir.join("state").display(),
+        log_level = args.posd_log_level,
         proxy = netem.addr(),
         socket = socket.display(),
         printer_port = printer.port(),
@@ -561,6 +567,7 @@ public_key = "{fleet_pub}"
         socket,
         rng,
         push_version: 0,
+        last_push: Vec::new(),
     };
     if !world.args.json {
         println!(
@@ -841,9 +848,10 @@ impl World {
                     Event::BrokerUp => {
                         self.mosquitto.restart()?;
                         broker_down = false;
-                        if let Some((v, _)) = push {
-                            // The broker kept nothing (no persistence): publish it again.
-                            self.publish_push(v)?;
+                        if push.is_some() {
+                            // The broker kept nothing (no persistence): the same bytes again,
+                            // which a terminal that already applied them ignores silently.
+                            self.republish_push()?;
                         }
                     }
                     Event::SilentDrop => self.netem.drop_now(),
@@ -1030,6 +1038,16 @@ impl World {
     /// A signed config push on the terminal's `cfg/desired` (retained), straight to the broker
     /// as the fleet manager's tool would.
     fn publish_push(&mut self, version: u64) -> anyhow::Result<()> {
+        let body = self.sign_push(version)?;
+        self.last_push = body.clone();
+        self.send_retained(body)
+    }
+
+    fn republish_push(&mut self) -> anyhow::Result<()> {
+        self.send_retained(self.last_push.clone())
+    }
+
+    fn sign_push(&self, version: u64) -> anyhow::Result<Vec<u8>> {
         let doc = serde_json::json!({
             "version": version,
             "issued_at": crate::mqtt::now_ms() / 1000,
@@ -1038,7 +1056,10 @@ impl World {
         });
         let payload = serde_json::to_vec(&doc)?;
         let env = posd_core::fleet::envelope::seal(&payload, "soak", &self.fleet_key);
-        let body = serde_json::to_vec(&env)?;
+        Ok(serde_json::to_vec(&env)?)
+    }
+
+    fn send_retained(&self, body: Vec<u8>) -> anyhow::Result<()> {
         let topic = posd_core::protocol::Topics::new("pos/v1", TERMINAL).cfg_desired();
         let url = format!("mqtt://127.0.0.1:{}", self.mosquitto.port);
         let opts = crate::mqtt::options("posd-soak-fleet", &url, 10).map_err(anyhow::Error::msg)?;
