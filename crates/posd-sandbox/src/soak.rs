@@ -161,8 +161,8 @@ pub struct DayRow {
     pub close_ms: f64,
     /// From the close's answer until `queue` shows nothing pending.
     pub drain_ms: Option<f64>,
-    /// MQTT connections the daemon made through the link to a running broker this day, less
-    /// the first (attempts while the broker was down are not counted).
+    /// TCP connections the daemon opened through the link to a running broker this day, less
+    /// the first: each one a CONNECT (attempts while the broker was down are not counted).
     pub reconnects: u64,
     /// Faults fired this day.
     pub faults: Vec<String>,
