@@ -363,6 +363,15 @@ pub async fn run(
     }
 
     crate::systemd::ready();
+    if let Some(problem) = crate::clock::clock_offset_problem() {
+        log::warn!("{problem}");
+    } else if crate::clock::clock_offset_ms() != 0 {
+        log::warn!(
+            "the clock is shifted by {} ms ({}, for soak tests only): unset it on a real till",
+            crate::clock::clock_offset_ms(),
+            crate::clock::CLOCK_OFFSET_ENV
+        );
+    }
     log::info!(
         "posd {VERSION} ({GIT_COMMIT}) ready: terminal {terminal}, journal {}, control {}",
         cfg.db_path().display(),

@@ -3,7 +3,8 @@
 //! A payment platform ([`host`]: idempotent event store, code-selected behaviours, a ledger
 //! and its audit), a customer's wallet ([`wallet`]: P1 credentials and codes, paying a
 //! merchant-presented QR), an embedded MQTT broker for the demo ([`broker`]), an ESC/POS
-//! printer emulator ([`printer_emulator`]) and the [`demo`] itself. It talks to posd only
+//! printer emulator ([`printer_emulator`]), the [`demo`] itself, a 4G-like link ([`netem`]) and
+//! the endurance run ([`soak`]). It talks to posd only
 //! through the contracts in `posd-core`, as another party's implementation would.
 
 pub mod broker;
@@ -11,5 +12,7 @@ pub mod demo;
 pub mod host;
 pub mod logging;
 pub mod mqtt;
+pub mod netem;
 pub mod printer_emulator;
+pub mod soak;
 pub mod wallet;

@@ -47,6 +47,35 @@ enum Cmd {
     /// The real posd daemon on embedded defaults: an in-process broker and sandbox host, a few
     /// sales of every kind, a refund and a batch close.
     Demo(posd_sandbox::demo::DemoArgs),
+    /// A 4G-like TCP link: latency with jitter, a bandwidth cap, silent drops and resets.
+    Netem(NetemArgs),
+    /// The real daemon through simulated days with faults; a row per day (docs/soak.md).
+    /// Exit 3: a money effect lost or doubled; 4: a day that did not drain.
+    Soak(posd_sandbox::soak::SoakArgs),
+}
+
+#[derive(Args)]
+struct NetemArgs {
+    /// Where clients connect, e.g. 127.0.0.1:18830.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Where the link leads, e.g. 127.0.0.1:18831.
+    #[arg(long)]
+    upstream: std::net::SocketAddr,
+    /// One-way latency per chunk, uniform in LO..HI ms.
+    #[arg(long, default_value = "0")]
+    latency: String,
+    /// Each way, e.g. 32kbit.
+    #[arg(long)]
+    bandwidth: Option<String>,
+    /// A connection goes silently dead after 0.5-1.5x this (e.g. 60s).
+    #[arg(long)]
+    drop_every: Option<String>,
+    /// A connection is reset after 0.5-1.5x this (e.g. 120s).
+    #[arg(long)]
+    reset_every: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -121,6 +150,8 @@ fn main() -> ExitCode {
         Cmd::Card { cmd } => card_cmd(cmd),
         Cmd::HostKey { cmd } => host_key_cmd(cmd),
         Cmd::Demo(args) => posd_sandbox::demo::run(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Netem(args) => netem(args),
+        Cmd::Soak(args) => posd_sandbox::soak::run(args),
     };
     match r {
         Ok(code) => code,
@@ -129,6 +160,48 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn netem(a: NetemArgs) -> anyhow::Result<ExitCode> {
+    use posd_sandbox::netem;
+    posd_sandbox::logging::init("info");
+    let cfg = netem::NetemConfig {
+        latency_ms: netem::parse_latency(&a.latency)?,
+        bandwidth_bps: a
+            .bandwidth
+            .as_deref()
+            .map(netem::parse_bandwidth)
+            .transpose()?,
+        drop_every: a
+            .drop_every
+            .as_deref()
+            .map(netem::parse_duration)
+            .transpose()?,
+        reset_every: a
+            .reset_every
+            .as_deref()
+            .map(netem::parse_duration)
+            .transpose()?,
+        seed: a.seed,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let link = netem::Netem::start(a.listen, a.upstream, cfg.clone())
+            .await
+            .with_context(|| format!("listen on {}", a.listen))?;
+        eprintln!(
+            "netem: {} -> {} ({cfg:?}); Ctrl-C stops it",
+            link.addr(),
+            a.upstream
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("netem: {:?}", link.stats());
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn audit(db: PathBuf, json: bool) -> anyhow::Result<ExitCode> {

@@ -62,10 +62,7 @@ pub enum WalletCmd {
 }
 
 pub fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs().min(u64::from(u32::MAX)) as u32)
-        .unwrap_or(0)
+    (crate::mqtt::now_ms() / 1000).min(u64::from(u32::MAX)) as u32
 }
 
 pub fn run(cmd: WalletCmd) -> anyhow::Result<ExitCode> {

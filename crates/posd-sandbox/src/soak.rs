@@ -1,0 +1,1110 @@
+//! `posd-sandbox soak`: the real daemon through simulated days of a busy till, one row per day —
+//! so the growth a terminal shows after months unattended is seen in minutes (issue 14).
+//!
+//! It runs a real `mosquitto` of its own on a free loopback port (never 1883), the sandbox host
+//! in a thread (straight on the broker), the printer emulator, and the `posd` binary behind a
+//! [`crate::netem`] link (150–600 ms, a bandwidth cap, silent drops, resets). Each simulated day
+//! the daemon starts with `POSD_CLOCK_OFFSET_MS` set so its clock reads that day (the host and the
+//! wallets here share the offset), sells the profile's mix through the control socket, suffers
+//! the day's faults (paper out, cover open, a broker outage, a silent drop, a reset, a signed
+//! fleet push), closes the batch, and must drain its queue; then it is stopped like systemd
+//! would. At the end the host's ledger is audited against what the terminal sent. Exit 3: a money
+//! effect lost or doubled; exit 4: a day that did not drain (docs/soak.md).
+
+use crate::host::{self, HostConfig};
+use crate::netem::{Netem, NetemConfig};
+use crate::printer_emulator::{EmulatorScript, PrinterEmulator};
+use anyhow::{bail, Context};
+use posd_core::codes::{self, Credential, PrivateKey};
+use posd_core::control::{self as ctl, AnswerError, Command};
+use posd_core::txn::SaleOutcome;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which till.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// A shop: online codes, offline P1, merchant QR, cards, refunds; 2,000 sales a day.
+    Shop,
+    /// A bus validator: offline P1 rides only; 20,000 a day.
+    Bus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SoakArgs {
+    /// Simulated days.
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    #[arg(long, value_enum, default_value_t = Profile::Shop)]
+    pub profile: Profile,
+    /// Sales a day (default: 2,000 for shop, 20,000 for bus).
+    #[arg(long)]
+    pub sales_per_day: Option<u32>,
+    /// Seed of the sale mix, the amounts and the link's latencies.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Printer faults, broker outages, silent drops, resets, fleet pushes and a 4G-like link.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub faults: OnOff,
+    /// One JSON object a line (each day, then the summary) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// The link's one-way latency with faults on, ms.
+    #[arg(long, default_value = "150..600")]
+    pub latency: String,
+    /// The link's bandwidth cap with faults on, each way.
+    #[arg(long, default_value = "1mbit")]
+    pub bandwidth: String,
+    /// A day whose queue is not empty this long after its close fails the soak.
+    #[arg(long, default_value_t = 120)]
+    pub drain_timeout_s: u64,
+    /// The posd binary (default: the one beside this program, then `posd` on PATH).
+    #[arg(long)]
+    pub posd: Option<PathBuf>,
+    /// The daemon's log level (its log is posd.log in the soak directory).
+    #[arg(long, default_value = "warn")]
+    pub posd_log_level: String,
+    /// Keep everything here (default: a temporary directory, removed at the end).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+const TERMINAL: &str = "SOAK-1";
+const PIN: &str = "4711";
+const DAY_MS: u64 = 86_400_000;
+/// Simulated days open at 08:00 UTC.
+const OPENING_MS: u64 = 8 * 3_600_000;
+
+/// What a sale, reprint or status call is, for the timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Online,
+    P1,
+    Qr,
+    Card,
+    Refund,
+    Reprint,
+    Status,
+}
+
+const KINDS: [Kind; 7] = [
+    Kind::Online,
+    Kind::P1,
+    Kind::Qr,
+    Kind::Card,
+    Kind::Refund,
+    Kind::Reprint,
+    Kind::Status,
+];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Online => "online",
+            Kind::P1 => "p1",
+            Kind::Qr => "qr",
+            Kind::Card => "card",
+            Kind::Refund => "refund",
+            Kind::Reprint => "reprint",
+            Kind::Status => "status",
+        }
+    }
+}
+
+/// p50/p99 of one kind in a day, ms.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Pct {
+    pub n: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+fn pct(v: &mut [f64]) -> Pct {
+    if v.is_empty() {
+        return Pct::default();
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
+    Pct {
+        n: v.len(),
+        p50_ms: at(50),
+        p99_ms: at(99),
+    }
+}
+
+/// One simulated day.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DayRow {
+    pub day: u32,
+    /// The simulated date (UTC) the daemon's clock read.
+    pub date: String,
+    pub sales: u32,
+    pub approved: u32,
+    /// Declined, cancelled (reversed) or refused (e.g. offline limits while the broker was down).
+    pub not_approved: u32,
+    /// The journal's files (SQLite + WAL) at the end of the day, bytes.
+    pub db_bytes: u64,
+    /// The daemon's resident memory after the close and drain (VmRSS), KiB.
+    pub rss_kib: u64,
+    pub timings: std::collections::BTreeMap<&'static str, Pct>,
+    pub close_ms: f64,
+    /// From the close's answer until `queue` shows nothing pending.
+    pub drain_ms: Option<f64>,
+    /// TCP connections the daemon opened through the link to a running broker this day, less
+    /// the first: each one a CONNECT (attempts while the broker was down are not counted).
+    pub reconnects: u64,
+    /// Faults fired this day.
+    pub faults: Vec<String>,
+    /// The fleet push of the day was applied (`status.config_version`), ms after publishing.
+    pub push_applied_ms: Option<f64>,
+    /// Real seconds the day took.
+    pub wall_s: f64,
+}
+
+/// A control-socket client (`posd_core::control`): one JSON line out, one typed answer back.
+struct Till {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Till {
+    fn connect(socket: &Path, daemon: &mut Child) -> anyhow::Result<Till> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let s = loop {
+            match UnixStream::connect(socket) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).with_context(|| format!("posd's socket {}", socket.display()))
+                }
+                Err(_) => {
+                    if let Ok(Some(st)) = daemon.try_wait() {
+                        bail!("posd exited at start: {st}");
+                    }
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+            }
+        };
+        Ok(Till {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
+    }
+
+    fn call<C: Command>(&mut self, req: C) -> anyhow::Result<Result<C::Reply, AnswerError>> {
+        let mut line = serde_json::to_vec(&req.into())?;
+        line.push(b'\n');
+        self.writer.write_all(&line)?;
+        let mut answer = Vec::new();
+        if self.reader.read_until(b'\n', &mut answer)? == 0 {
+            bail!("posd closed the control socket");
+        }
+        Ok(ctl::parse_answer(&answer))
+    }
+
+    fn must<C: Command>(&mut self, req: C) -> anyhow::Result<C::Reply> {
+        Ok(self.call(req)??)
+    }
+}
+
+/// The soak's own mosquitto on a free loopback port.
+struct Mosquitto {
+    port: u16,
+    conf: PathBuf,
+    child: Option<Child>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let p = l.local_addr()?.port();
+        if p != 1883 {
+            return Ok(p);
+        }
+    }
+}
+
+impl Mosquitto {
+    fn start(dir: &Path) -> anyhow::Result<Mosquitto> {
+        let port = free_port()?;
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
+            ),
+        )?;
+        let mut m = Mosquitto {
+            port,
+            conf,
+            child: None,
+        };
+        m.restart()?;
+        Ok(m)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let child = Process::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("mosquitto must be installed (apt-get install mosquitto)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not listen on 127.0.0.1:{}", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `posd` to run: `--posd`, the one built beside this binary, or `posd` on PATH.
+fn posd_binary(arg: &Option<PathBuf>) -> PathBuf {
+    if let Some(p) = arg {
+        return p.clone();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("posd")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("posd"))
+}
+
+/// A P1 customer: key, credential, the next counter.
+struct Wallet {
+    key: PrivateKey,
+    credential: Credential,
+    counter: u32,
+}
+
+/// Stops the daemon as systemd would (SIGTERM), then waits for it.
+fn stop(daemon: &mut Child) {
+    if let Ok(pid) = i32::try_from(daemon.id()) {
+        // SAFETY: kill(2) on our own child's pid with SIGTERM has no memory effects.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let _ = daemon.wait();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// "YYYY-MM-DD" of unix ms (UTC), civil-from-days.
+fn date_of(ms: u64) -> String {
+    let days = (ms / DAY_MS) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Everything that lives for the whole soak.
+struct World {
+    args: SoakArgs,
+    dir: PathBuf,
+    /// The link and the printer run on it.
+    _rt: tokio::runtime::Runtime,
+    mosquitto: Mosquitto,
+    netem: Netem,
+    printer: PrinterEmulator,
+    wallets: Vec<Wallet>,
+    fleet_key: ed25519_dalek::SigningKey,
+    config: PathBuf,
+    socket: PathBuf,
+    posd: PathBuf,
+    rng: fastrand::Rng,
+    push_version: u64,
+    /// The last push as published, to publish the same bytes again after a broker outage.
+    last_push: Vec<u8>,
+}
+
+pub fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init("error");
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("posd-soak-").tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mosquitto = Mosquitto::start(&dir)?;
+    let broker = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let faults = args.faults == OnOff::On;
+    let link = if faults {
+        NetemConfig {
+            latency_ms: crate::netem::parse_latency(&args.latency)?,
+            bandwidth_bps: Some(crate::netem::parse_bandwidth(&args.bandwidth)?),
+            drop_every: None,
+            reset_every: None,
+            seed: args.seed,
+        }
+    } else {
+        NetemConfig {
+            seed: args.seed,
+            ..NetemConfig::default()
+        }
+    };
+    let upstream: std::net::SocketAddr = ([127, 0, 0, 1], mosquitto.port).into();
+    let netem = rt.block_on(Netem::start(([127, 0, 0, 1], 0).into(), upstream, link))?;
+    let printer = rt.block_on(PrinterEmulator::start(EmulatorScript::default()))?;
+
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let issuer = PrivateKey::generate()?;
+    let (card_secret, card_public) =
+        posd_core::card::seal::keygen_random().map_err(|e| anyhow::anyhow!("card key: {e}"))?;
+    let pin_hash = posd_core::pin::hash_pin(PIN).map_err(|e| anyhow::anyhow!(e))?;
+    let signer = posd_core::protocol::signed::HostSigner::generate(1);
+    let host_keys = signer.toml_entry();
+    let mut seed32 = [0u8; 32];
+    seed32.iter_mut().for_each(|b| *b = rng.u8(..));
+    let fleet_key = ed25519_dalek::SigningKey::from_bytes(&seed32);
+    let fleet_pub = hex::encode(fleet_key.verifying_key().to_bytes());
+
+    // The first simulated day: tomorrow (UTC) at opening time.
+    let first_day = (crate::mqtt::wall_ms() / DAY_MS + 1) * DAY_MS;
+    let users = match args.profile {
+        Profile::Shop => 50,
+        Profile::Bus => 400,
+    };
+    let valid_from = (first_day / 1000).saturating_sub(86_400) as u32;
+    let valid_until = (first_day / 1000 + u64::from(args.days + 2) * 86_400) as u32;
+    let mut wallets = Vec::with_capacity(users);
+    for u in 0..users {
+        let key = PrivateKey::generate()?;
+        let credential = codes::issue_credential(
+            &issuer,
+            1,
+            &codes::CredentialRequest {
+                user_id: 10_000 + u as u64,
+                user_key: key.public_key(),
+                valid_from,
+                valid_until,
+                max_amount: 100_000,
+                currency: 156,
+            },
+        )?;
+        wallets.push(Wallet {
+            key,
+            credential,
+            counter: 0,
+        });
+    }
+
+    let stop_host = Arc::new(AtomicBool::new(false));
+    let mut hc = HostConfig::new(&broker, &dir.join("host.sqlite"));
+    hc.client_id = "posd-soak-host".into();
+    hc.issuer_keys.insert(1, issuer.public_key(), false);
+    hc.card_secret = Some(card_secret);
+    hc.signer = Some(signer);
+    hc.pay_after_ms = 200;
+    let host_db = hc.db.clone();
+    let host_thread = {
+        let stop = stop_host.clone();
+        std::thread::spawn(move || {
+            // A host that lost its broker (an outage) starts again on the same database.
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = host::run(hc.clone(), stop.clone()) {
+                    log::warn!("soak: host stopped ({e}); starting again");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        })
+    };
+
+    let socket = dir.join("control.sock");
+    let (p1_per_txn, p1_daily) = (10_000_u64, 1_000_000_u64);
+    let text = format!(
+        r#"
+[terminal]
+id = "{TERMINAL}"
+currency = "CNY"
+state_dir = "{state}"
+[broker]
+url = "mqtt://{proxy}"
+keep_alive_s = 5
+backoff_initial_ms = 100
+backoff_max_ms = 2000
+ack_timeout_s = 3
+{host_keys}[control]
+socket = "{socket}"
+[online]
+query_interval_s = 1
+query_total_s = 10
+[logging]
+level = "{log_level}"
+[devices.printer.transport]
+type = "tcp"
+host = "127.0.0.1"
+port = {printer_port}
+[receipt]
+shop_name = "posd soak shop"
+copies = ["customer"]
+[offline]
+clock = "always"
+settle_query_interval_s = 5
+[offline.limits]
+per_txn_limit = {p1_per_txn}
+per_user_daily_limit = {p1_daily}
+max_unsynced_count = 50000
+max_unsynced_amount = 100000000
+max_unsynced_age_s = 86400
+[[offline.issuer_keys]]
+id = 1
+public_key = "{issuer_pub}"
+[manager]
+pin_hash = "{pin_hash}"
+[card]
+host_public_key = "{card_public}"
+[merchant_qr]
+timeout_s = 15
+query_interval_s = 1
+[merchant_qr.merchant]
+merchant_category_code = "5812"
+country_code = "CN"
+merchant_name = "POSD SOAK SHOP"
+merchant_city = "BEIJING"
+[[merchant_qr.merchant.accounts]]
+tag = 26
+guid = "com.sandbox.posd"
+fields = {{ "01" = "M0001" }}
+[fleet]
+[[fleet.keys]]
+id = "soak"
+public_key = "{fleet_pub}"
+"#,
+        state = dir.join("state").display(),
+        log_level = args.posd_log_level,
+        proxy = netem.addr(),
+        socket = socket.display(),
+        printer_port = printer.port(),
+        issuer_pub = issuer.public_key().to_hex(),
+        card_public = posd_core::card::seal::key_to_b64(&card_public),
+    );
+    let config = dir.join("posd.toml");
+    std::fs::write(&config, text).with_context(|| format!("write {}", config.display()))?;
+
+    let mut world = World {
+        posd: posd_binary(&args.posd),
+        args,
+        dir: dir.clone(),
+        _rt: rt,
+        mosquitto,
+        netem,
+        printer,
+        wallets,
+        fleet_key,
+        config,
+        socket,
+        rng,
+        push_version: 0,
+        last_push: Vec::new(),
+    };
+    if !world.args.json {
+        println!(
+            "posd soak: profile {:?}, {} days, {} sales/day, seed {}, faults {}; posd {}; dir {}",
+            world.args.profile,
+            world.args.days,
+            world.sales_per_day(),
+            world.args.seed,
+            if faults { "on" } else { "off" },
+            world.posd.display(),
+            dir.display()
+        );
+        println!("{}", header());
+    }
+    let mut undrained = Vec::new();
+    let mut result = Ok(());
+    for day in 0..world.args.days {
+        match world.day(day, first_day + u64::from(day) * DAY_MS + OPENING_MS) {
+            Ok(row) => {
+                if row.drain_ms.is_none() {
+                    undrained.push(day + 1);
+                }
+                if world.args.json {
+                    println!("{}", serde_json::to_string(&row)?);
+                } else {
+                    println!("{}", line(&row));
+                }
+            }
+            Err(e) => {
+                result = Err(e.context(format!("day {}", day + 1)));
+                break;
+            }
+        }
+    }
+    stop_host.store(true, Ordering::Relaxed);
+    let _ = host_thread.join();
+    world.mosquitto.kill();
+    result?;
+    let db = host::open_db(&host_db)?;
+    let audit = host::audit(&db)?;
+    let v = verdict(&audit, &undrained);
+    let mismatched = &v.batches_mismatched;
+    let money_ok = v.money_ok;
+    if world.args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "summary": true,
+                "events": audit.events,
+                "charges": audit.charges,
+                "refunds": audit.refunds,
+                "charged_without_sale": audit.charged_without_sale,
+                "sale_without_charge": audit.sale_without_charge,
+                "batches_mismatched": mismatched,
+                "undrained_days": undrained,
+                "link": world.netem.stats(),
+                "ok": v.exit == 0,
+            })
+        );
+    } else {
+        let link = world.netem.stats();
+        println!(
+            "audit: {} events, {} charges, {} refunds; charged without a sale: {:?}; sale without a charge: {:?}; batches in mismatch: {:?} → {}",
+            audit.events,
+            audit.charges,
+            audit.refunds,
+            audit.charged_without_sale,
+            audit.sale_without_charge,
+            mismatched,
+            if money_ok { "OK" } else { "MISMATCH" }
+        );
+        println!(
+            "link: {} connections ({} reached the broker), {} silent drops, {} resets, {} B up, {} B down",
+            link.connections, link.established, link.drops, link.resets, link.bytes_up, link.bytes_down
+        );
+    }
+    if !money_ok {
+        eprintln!(
+            "posd-sandbox soak: a money effect was lost or doubled (the audit above; keep the host's database with --dir and run `posd-sandbox audit --db DIR/host.sqlite`)"
+        );
+    }
+    if !undrained.is_empty() {
+        eprintln!(
+            "posd-sandbox soak: day(s) {undrained:?} did not drain within {} s of the close; the daemon's log is posd.log in the soak directory (keep it with --dir)",
+            world.args.drain_timeout_s
+        );
+    }
+    Ok(ExitCode::from(v.exit))
+}
+
+/// The soak's judgement of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// No charge without a sale, no sale without a charge, no gap, no batch in mismatch.
+    pub money_ok: bool,
+    pub batches_mismatched: Vec<String>,
+    /// 0: all well; 3: a money effect lost or doubled; 4: a day that did not drain.
+    pub exit: u8,
+}
+
+/// Money first: a lost or doubled money effect is exit 3 even if a day also failed to drain.
+pub fn verdict(audit: &host::Audit, undrained: &[u32]) -> Verdict {
+    let batches_mismatched: Vec<String> = audit
+        .batches
+        .iter()
+        .filter(|b| b.status == "mismatch")
+        .map(|b| b.txn_id.clone())
+        .collect();
+    let money_ok = audit.ok() && batches_mismatched.is_empty();
+    let exit = if !money_ok {
+        3
+    } else if !undrained.is_empty() {
+        4
+    } else {
+        0
+    };
+    Verdict {
+        money_ok,
+        batches_mismatched,
+        exit,
+    }
+}
+
+fn header() -> String {
+    let mut h = format!(
+        "{:>3} {:>10} {:>6} {:>6} {:>7} {:>6}",
+        "day", "date", "sales", "ok", "db_MB", "rss_MB"
+    );
+    for k in KINDS {
+        h.push_str(&format!(" {:>13}", format!("{}50/99", k.name())));
+    }
+    h.push_str(&format!(
+        " {:>8} {:>8} {:>6} {:>6}  faults",
+        "close_ms", "drain_ms", "reconn", "wall_s"
+    ));
+    h
+}
+
+fn line(r: &DayRow) -> String {
+    let mut s = format!(
+        "{:>3} {:>10} {:>6} {:>6} {:>7.2} {:>6.1}",
+        r.day,
+        r.date,
+        r.sales,
+        r.approved,
+        r.db_bytes as f64 / 1_048_576.0,
+        r.rss_kib as f64 / 1024.0
+    );
+    for k in KINDS {
+        let cell = match r.timings.get(k.name()) {
+            Some(p) if p.n > 0 => format!("{:.0}/{:.0}", p.p50_ms, p.p99_ms),
+            _ => "-".into(),
+        };
+        s.push_str(&format!(" {cell:>13}"));
+    }
+    s.push_str(&format!(
+        " {:>8.0} {:>8} {:>6} {:>6.0}  {}",
+        r.close_ms,
+        r.drain_ms
+            .map(|d| format!("{d:.0}"))
+            .unwrap_or_else(|| "NO".into()),
+        r.reconnects,
+        r.wall_s,
+        r.faults.join(",")
+    ));
+    s
+}
+
+/// When in a day's sales a fault fires (fractions of the day's sales).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    PaperOut,
+    PaperBack,
+    FleetPush,
+    BrokerDown,
+    BrokerUp,
+    SilentDrop,
+    Reset,
+    CoverOpen,
+    CoverClosed,
+}
+
+impl World {
+    fn sales_per_day(&self) -> u32 {
+        self.args.sales_per_day.unwrap_or(match self.args.profile {
+            Profile::Shop => 2000,
+            Profile::Bus => 20_000,
+        })
+    }
+
+    fn schedule(&self, n: u32) -> Vec<(u32, Event)> {
+        if self.args.faults == OnOff::Off {
+            return Vec::new();
+        }
+        let at = |f: f64| ((f64::from(n) * f) as u32).min(n.saturating_sub(1));
+        // The broker stays down for 3 % of the day's sales (at least 5): offline sales only.
+        let outage = (n * 3 / 100).max(5);
+        let mut s = vec![
+            (at(0.15), Event::PaperOut),
+            (at(0.22), Event::PaperBack),
+            (at(0.35), Event::FleetPush),
+            (at(0.50), Event::BrokerDown),
+            (at(0.50) + outage, Event::BrokerUp),
+            (at(0.65), Event::SilentDrop),
+            (at(0.80), Event::Reset),
+            (at(0.88), Event::CoverOpen),
+            (at(0.92), Event::CoverClosed),
+        ];
+        s.sort_by_key(|e| e.0);
+        s
+    }
+
+    fn day(&mut self, day: u32, sim_ms: u64) -> anyhow::Result<DayRow> {
+        let started = Instant::now();
+        let offset = sim_ms as i64 - crate::mqtt::wall_ms() as i64;
+        crate::mqtt::set_clock_offset_ms(offset);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("posd.log"))?;
+        let conns_before = self.netem.stats().established;
+        let mut daemon = Process::new(&self.posd)
+            .arg("--config")
+            .arg(&self.config)
+            .env("POSD_CLOCK_OFFSET_MS", offset.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (build it: cargo build -p posd --bins)",
+                    self.posd.display()
+                )
+            })?;
+        let r = self.sell_day(day, sim_ms, &mut daemon, started, conns_before);
+        stop(&mut daemon);
+        r
+    }
+
+    fn sell_day(
+        &mut self,
+        day: u32,
+        sim_ms: u64,
+        daemon: &mut Child,
+        started: Instant,
+        conns_before: u64,
+    ) -> anyhow::Result<DayRow> {
+        let mut c = Till::connect(&self.socket, daemon)?;
+        self.wait_online(&mut c, daemon, Duration::from_secs(30))?;
+        let n = self.sales_per_day();
+        let schedule = self.schedule(n);
+        let mut row = DayRow {
+            day: day + 1,
+            date: date_of(sim_ms),
+            ..DayRow::default()
+        };
+        let mut times: std::collections::BTreeMap<Kind, Vec<f64>> = Default::default();
+        let mut approved_online: Vec<String> = Vec::new();
+        let mut broker_down = false;
+        let mut push: Option<(u64, Instant)> = None;
+        let mut next_event = 0;
+        for i in 0..n {
+            while let Some(&(at, ev)) = schedule.get(next_event) {
+                if at > i {
+                    break;
+                }
+                next_event += 1;
+                row.faults.push(format!("{ev:?}@{at}"));
+                match ev {
+                    Event::PaperOut => self.printer.set_paper_out(true),
+                    Event::PaperBack => self.printer.set_paper_out(false),
+                    Event::CoverOpen => self.printer.set_cover_open(true),
+                    Event::CoverClosed => self.printer.set_cover_open(false),
+                    Event::BrokerDown => {
+                        self.mosquitto.kill();
+                        broker_down = true;
+                    }
+                    Event::BrokerUp => {
+                        self.mosquitto.restart()?;
+                        broker_down = false;
+                        if push.is_some() {
+                            // The broker kept nothing (no persistence): the same bytes again,
+                            // which a terminal that already applied them ignores silently.
+                            self.republish_push()?;
+                        }
+                    }
+                    Event::SilentDrop => self.netem.drop_now(),
+                    Event::Reset => self.netem.reset_now(),
+                    Event::FleetPush => {
+                        self.push_version = u64::from(day) * 10 + 10;
+                        self.publish_push(self.push_version)?;
+                        push = Some((self.push_version, Instant::now()));
+                    }
+                }
+            }
+            if let Some((v, at)) = push {
+                if row.push_applied_ms.is_none() && i % 10 == 0 {
+                    let st = c.must(ctl::Status {})?;
+                    if st.config_version == Some(v) {
+                        row.push_applied_ms = Some(ms(at));
+                    }
+                }
+            }
+            let kind = self.pick_kind(broker_down, approved_online.is_empty());
+            let t0 = Instant::now();
+            let answer = match kind {
+                Kind::Online => {
+                    let decline = self.rng.u32(0..100) < 5;
+                    let code = format!(
+                        "13{:014}{}",
+                        self.rng.u64(0..100_000_000_000_000),
+                        if decline { "11" } else { "80" }
+                    );
+                    c.call(ctl::Sale {
+                        amount: self.amount(),
+                        code: Some(code),
+                        ..ctl::Sale::default()
+                    })?
+                }
+                Kind::P1 => {
+                    let w = self.rng.usize(0..self.wallets.len());
+                    let now_s = (crate::mqtt::now_ms() / 1000) as u32;
+                    let wallet = &mut self.wallets[w];
+                    wallet.counter += 1;
+                    let code =
+                        codes::make_code(&wallet.key, &wallet.credential, now_s, wallet.counter)?
+                            .to_text();
+                    let amount = match self.args.profile {
+                        Profile::Bus => "2.00".to_string(),
+                        Profile::Shop => {
+                            format!("{}.{:02}", self.rng.u32(1..20), self.rng.u32(0..100))
+                        }
+                    };
+                    c.call(ctl::Sale {
+                        amount,
+                        code: Some(code),
+                        ..ctl::Sale::default()
+                    })?
+                }
+                Kind::Qr => c.call(ctl::Sale {
+                    amount: format!("{}.11", self.rng.u32(1..60)),
+                    method: Some(ctl::SaleMethod::MerchantQr),
+                    ..ctl::Sale::default()
+                })?,
+                Kind::Card => c.call(ctl::Sale {
+                    amount: self.amount(),
+                    code: Some(
+                        "%B4111111111111111^SOAK/CARD^3512101000?;4111111111111111=3512101000?"
+                            .into(),
+                    ),
+                    ..ctl::Sale::default()
+                })?,
+                Kind::Refund => {
+                    let k = self.rng.usize(0..approved_online.len());
+                    let original = approved_online.swap_remove(k);
+                    c.call(ctl::Refund {
+                        original: Some(original),
+                        amount: Some("1.00".into()),
+                        pin: PIN.into(),
+                        ..ctl::Refund::default()
+                    })?
+                }
+                Kind::Reprint | Kind::Status => unreachable!("not a sale"),
+            };
+            times.entry(kind).or_default().push(ms(t0));
+            row.sales += 1;
+            match &answer {
+                Ok(r) if matches!(r.outcome, SaleOutcome::Approved { .. }) => {
+                    row.approved += 1;
+                    if kind == Kind::Online {
+                        approved_online.push(r.txn_id.clone());
+                    }
+                }
+                _ => row.not_approved += 1,
+            }
+            if i % 25 == 24 {
+                let t0 = Instant::now();
+                c.must(ctl::Status {})?;
+                times.entry(Kind::Status).or_default().push(ms(t0));
+            }
+            if i % 50 == 49 {
+                let t0 = Instant::now();
+                // A printer fault may refuse it; the time is what the till waited either way.
+                let _ = c.call(ctl::Reprint::default())?;
+                times.entry(Kind::Reprint).or_default().push(ms(t0));
+            }
+        }
+        // Faults that did not fire (tiny days) must not outlive the day.
+        if broker_down {
+            self.mosquitto.restart()?;
+        }
+        self.printer.set_paper_out(false);
+        self.printer.set_cover_open(false);
+        if let Some((v, at)) = push {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while row.push_applied_ms.is_none() && Instant::now() < deadline {
+                if c.must(ctl::Status {})?.config_version == Some(v) {
+                    row.push_applied_ms = Some(ms(at));
+                } else {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        // The daily close, and the queue must empty after it.
+        self.wait_online(&mut c, daemon, Duration::from_secs(60))?;
+        let t0 = Instant::now();
+        let closed = c.call(ctl::BatchClose {})?;
+        row.close_ms = ms(t0);
+        if let Err(e) = closed {
+            bail!("the daily close was refused: {e}");
+        }
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(self.args.drain_timeout_s);
+        while Instant::now() < deadline {
+            if c.must(ctl::Queue {})?.pending == 0 {
+                row.drain_ms = Some(ms(t0));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        row.timings = times.iter_mut().map(|(k, v)| (k.name(), pct(v))).collect();
+        row.rss_kib = rss_kib(daemon.id());
+        row.db_bytes = dir_bytes(&self.dir.join("state"));
+        row.reconnects = (self.netem.stats().established - conns_before).saturating_sub(1);
+        row.wall_s = started.elapsed().as_secs_f64();
+        Ok(row)
+    }
+
+    fn wait_online(
+        &mut self,
+        c: &mut Till,
+        daemon: &mut Child,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        while !c.must(ctl::Status {})?.online {
+            if Instant::now() > deadline {
+                bail!("posd did not come online within {} s", limit.as_secs());
+            }
+            if let Ok(Some(st)) = daemon.try_wait() {
+                bail!("posd exited: {st}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// The profile's mix; while the broker is down, customers pay offline.
+    fn pick_kind(&mut self, broker_down: bool, no_refundable: bool) -> Kind {
+        if broker_down || self.args.profile == Profile::Bus {
+            return Kind::P1;
+        }
+        match self.rng.u32(0..100) {
+            0..=34 => Kind::Online,
+            35..=74 => Kind::P1,
+            75..=84 => Kind::Qr,
+            85..=94 => Kind::Card,
+            _ if no_refundable => Kind::Online,
+            _ => Kind::Refund,
+        }
+    }
+
+    fn amount(&mut self) -> String {
+        // Never ending in 11 or 33: those amounts mean something to the sandbox host's orders.
+        format!("{}.{:02}", self.rng.u32(1..200), self.rng.u32(0..10) * 10)
+    }
+
+    /// A signed config push on the terminal's `cfg/desired` (retained), straight to the broker
+    /// as the fleet manager's tool would.
+    fn publish_push(&mut self, version: u64) -> anyhow::Result<()> {
+        let body = self.sign_push(version)?;
+        self.last_push = body.clone();
+        self.send_retained(body)
+    }
+
+    fn republish_push(&mut self) -> anyhow::Result<()> {
+        self.send_retained(self.last_push.clone())
+    }
+
+    fn sign_push(&self, version: u64) -> anyhow::Result<Vec<u8>> {
+        let doc = serde_json::json!({
+            "version": version,
+            "issued_at": crate::mqtt::now_ms() / 1000,
+            "terminal": TERMINAL,
+            "config": {"limits": {"max_sale_amount": 500_000 + version}},
+        });
+        let payload = serde_json::to_vec(&doc)?;
+        let env = posd_core::fleet::envelope::seal(&payload, "soak", &self.fleet_key);
+        Ok(serde_json::to_vec(&env)?)
+    }
+
+    fn send_retained(&self, body: Vec<u8>) -> anyhow::Result<()> {
+        let topic = posd_core::protocol::Topics::new("pos/v1", TERMINAL).cfg_desired();
+        let url = format!("mqtt://127.0.0.1:{}", self.mosquitto.port);
+        let opts = crate::mqtt::options("posd-soak-fleet", &url, 10).map_err(anyhow::Error::msg)?;
+        let (client, mut conn) = rumqttc::Client::new(opts, 10);
+        client.publish(topic, rumqttc::QoS::AtLeastOnce, true, body)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match conn.recv_timeout(Duration::from_millis(200)) {
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) => {
+                    let _ = client.disconnect();
+                    return Ok(());
+                }
+                Ok(Err(e)) => bail!("fleet push: {e}"),
+                _ => {}
+            }
+        }
+        bail!("fleet push: no PUBACK from the broker within 10 s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_percentiles() {
+        assert_eq!(date_of(0), "1970-01-01");
+        assert_eq!(date_of(1_764_633_600_000), "2025-12-02");
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let p = pct(&mut v);
+        assert_eq!((p.n, p.p50_ms, p.p99_ms), (100, 51.0, 100.0));
+        assert_eq!(pct(&mut []).n, 0);
+    }
+
+    #[test]
+    fn a_lost_or_doubled_money_effect_or_an_undrained_day_fails_the_soak() {
+        let clean = host::Audit::default();
+        assert_eq!(verdict(&clean, &[]).exit, 0);
+        assert_eq!(verdict(&clean, &[2]).exit, 4);
+        let mut charged = host::Audit::default();
+        charged.charged_without_sale.push("t1".into());
+        assert_eq!(verdict(&charged, &[]).exit, 3);
+        assert_eq!(verdict(&charged, &[2]).exit, 3);
+        let mut lost = host::Audit::default();
+        lost.sale_without_charge.push("t2".into());
+        assert_eq!(verdict(&lost, &[]).exit, 3);
+    }
+}
