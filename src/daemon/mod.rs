@@ -153,6 +153,8 @@ pub async fn run(
                 at: now_ms(),
                 printer,
                 commit: None,
+                // Filled in from the link (`LinkShared::wire_status`) by whoever publishes it.
+                wire: Default::default(),
             }
         })
     };
@@ -276,6 +278,7 @@ pub async fn run(
                 let mut v = status_fn(link.is_connected(), q);
                 v.queue = q;
                 v.host_messages = link.shared.host_trust();
+                v.wire = link.wire_status();
                 v.commit = Some(GIT_COMMIT.to_string());
                 v
             })

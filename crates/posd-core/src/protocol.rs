@@ -5,6 +5,7 @@
 //! returns a typed error instead of guessing. What the host sends (`resp`, `notify`, `ack`)
 //! arrives signed: [`signed`] verifies it before any of these parsers sees the payload.
 
+pub mod limits;
 pub mod signed;
 
 use serde::{Deserialize, Serialize};
@@ -277,6 +278,30 @@ pub struct BatchCloseNotify {
     /// Events of the batch the host does not hold.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub missing_events: u64,
+    /// How many totals differ (`mismatches` lists at most [`limits::MAX_NOTIFY_LIST`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mismatches_count: u64,
+    /// How many transactions differ (`txns` lists at most [`limits::MAX_NOTIFY_LIST`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub txns_count: u64,
+    /// A list was cut to [`limits::MAX_NOTIFY_LIST`] entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl BatchCloseNotify {
+    /// Keeps the lists within [`limits::MAX_NOTIFY_LIST`] entries, with their full counts and
+    /// `truncated` when one was cut (so the notify stays within
+    /// [`limits::MAX_HOST_MESSAGE_BYTES`] whatever the batch).
+    pub fn bounded(mut self) -> BatchCloseNotify {
+        let max = limits::MAX_NOTIFY_LIST;
+        self.mismatches_count = self.mismatches.len() as u64;
+        self.txns_count = self.txns.len() as u64;
+        self.truncated = self.mismatches.len() > max || self.txns.len() > max;
+        self.mismatches.truncate(max);
+        self.txns.truncate(max);
+        self
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
