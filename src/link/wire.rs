@@ -19,7 +19,7 @@ pub enum WireClient {
 
 /// The event loop half.
 pub enum WireLoop {
-    V3(rumqttc::EventLoop),
+    V3(Box<rumqttc::EventLoop>),
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
@@ -81,7 +81,7 @@ pub fn build(o: WireOptions) -> (WireClient, WireLoop) {
             let mut n = l.network_options();
             n.set_tcp_nodelay(true);
             l.set_network_options(n);
-            (WireClient::V3(c), WireLoop::V3(l))
+            (WireClient::V3(c), WireLoop::V3(Box::new(l)))
         }
         MqttProtocol::V5 => {
             let mut m = rumqttc::v5::MqttOptions::new(o.client_id, o.host, o.port);
