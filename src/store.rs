@@ -1336,6 +1336,58 @@ mod tests {
     }
 
     #[test]
+    fn an_event_set_aside_keeps_its_seq_and_stays_whole_in_the_journal() {
+        use posd_core::protocol::limits::SetAsideReason;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut db = Db::open(&path).unwrap();
+        for i in 0..3 {
+            db.record(&txn(1000 + i, TxnState::Authorizing)).unwrap();
+        }
+        let original = db.outbox_after(1, 1).unwrap()[0].1.clone();
+        // A limit below the event's size: its payload is not loaded, only its size.
+        let limit = original.len() as u64 - 1;
+        let rows = db.outbox_next(0, 10, limit).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.payload.is_none()));
+        assert_eq!(rows[1].size, original.len() as u64);
+        let rows = db.outbox_next(0, 10, 1 << 20).unwrap();
+        assert_eq!(rows[1].payload.as_deref(), Some(original.as_str()));
+
+        let a = db
+            .set_aside(2, SetAsideReason::TooLarge, 100, 5_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.seq, a.size), (2, original.len() as u64));
+        let ev: Event = serde_json::from_str(&a.stub).unwrap();
+        assert_eq!((ev.seq, ev.kind.as_str()), (2, "set_aside"));
+        assert_eq!(ev.event_id, a.event_id);
+        // The stub is what the outbox now holds; the original is kept whole.
+        assert_eq!(db.outbox_after(1, 1).unwrap()[0].1, a.stub);
+        assert_eq!(
+            db.set_aside_payload(2).unwrap().as_deref(),
+            Some(original.as_str())
+        );
+        let q = db.queue_stats(5_000).unwrap();
+        assert_eq!((q.set_aside, q.set_aside_last_seq, q.pending), (1, 2, 3));
+        // Acked events cannot be set aside; the counts survive a reopen.
+        db.ack(3).unwrap();
+        assert_eq!(
+            db.set_aside(1, SetAsideReason::TooLarge, 100, 6_000)
+                .unwrap(),
+            None
+        );
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        let q = db.queue_stats(6_000).unwrap();
+        assert_eq!((q.set_aside, q.set_aside_last_seq, q.pending), (1, 2, 0));
+        assert_eq!(
+            db.set_aside_payload(2).unwrap().as_deref(),
+            Some(original.as_str())
+        );
+    }
+
+    #[test]
     fn seq_is_gap_free_and_outbox_drains_on_ack() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();

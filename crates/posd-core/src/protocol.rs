@@ -399,6 +399,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_batch_close_notify_keeps_its_lists_bounded() {
+        let n = BatchCloseNotify {
+            txn_id: "z".into(),
+            status: BatchStatus::Mismatch,
+            mismatches: vec![],
+            txns: (0..20_000)
+                .map(|i| format!("0190c0de-0000-7000-8000-{i:012}"))
+                .collect(),
+            missing_events: 0,
+            mismatches_count: 0,
+            txns_count: 0,
+            truncated: false,
+        }
+        .bounded();
+        assert_eq!(
+            (n.txns.len(), n.txns_count),
+            (limits::MAX_NOTIFY_LIST, 20_000)
+        );
+        assert!(n.truncated);
+        let text = serde_json::to_string(&Notify::BatchClose(n)).unwrap();
+        assert!(
+            text.len() < limits::MAX_HOST_MESSAGE_BYTES / 8,
+            "{}",
+            text.len()
+        );
+        let small = BatchCloseNotify {
+            txn_id: "z".into(),
+            status: BatchStatus::Reconciled,
+            mismatches: vec![],
+            txns: vec![],
+            missing_events: 0,
+            mismatches_count: 0,
+            txns_count: 0,
+            truncated: false,
+        }
+        .bounded();
+        // Nothing new on the wire when nothing was cut.
+        let text = serde_json::to_string(&small).unwrap();
+        assert!(
+            !text.contains("truncated") && !text.contains("_count"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn topics_and_split() {
         let t = Topics::new("pos/v1/", "T1");
         assert_eq!(t.events(), "pos/v1/T1/events");
