@@ -367,6 +367,7 @@ async fn event_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut attempt: u32 = 0;
+    let mut awaiting_subacks: usize = 0;
     let mut beat = tokio::time::interval(Duration::from_millis(500));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let t = &link.topics;
@@ -403,17 +404,32 @@ async fn event_loop(
                     .broker_max_packet
                     .store(u64::from(broker_max_packet.unwrap_or(0)), Ordering::Relaxed);
                 // Always (re)subscribe: a restarted broker without persistence forgets us.
+                awaiting_subacks = 0;
                 for s in &subs {
-                    if let Err(e) = link.client.try_subscribe(s.clone()) {
-                        log::warn!("subscribe {s}: {}", e.0);
+                    match link.client.try_subscribe(s.clone()) {
+                        Ok(()) => awaiting_subacks += 1,
+                        Err(e) => log::warn!("subscribe {s}: {}", e.0),
                     }
                 }
-                link.shared.connected.store(true, Ordering::Release);
                 log::info!(
                     session_present = session_present;
                     "connected to the broker"
                 );
-                gen_tx.send_modify(|g| *g += 1);
+                if awaiting_subacks == 0 {
+                    link.shared.connected.store(true, Ordering::Release);
+                    gen_tx.send_modify(|g| *g += 1);
+                }
+            }
+            wire::WireEvent::SubAck => {
+                // Online once every subscription stands: a request sent before `resp` is
+                // subscribed (a first connection) could lose its answer.
+                if awaiting_subacks > 0 {
+                    awaiting_subacks -= 1;
+                    if awaiting_subacks == 0 {
+                        link.shared.connected.store(true, Ordering::Release);
+                        gen_tx.send_modify(|g| *g += 1);
+                    }
+                }
             }
             wire::WireEvent::Message { topic, payload } => {
                 route(&link, &store, &inbound, &topic, &payload).await;

@@ -35,6 +35,8 @@ pub enum WireEvent {
         topic: String,
         payload: Vec<u8>,
     },
+    /// The broker answered a SUBSCRIBE.
+    SubAck,
     Other,
     /// The connection ended (or could not be made). `oversize`: the client refused an incoming
     /// packet over its limit — a broker that does not honour the Maximum Packet Size.
@@ -185,6 +187,7 @@ impl WireLoop {
                         topic: p.topic,
                         payload: p.payload.to_vec(),
                     },
+                    Ok(Event::Incoming(Packet::SubAck(_))) => WireEvent::SubAck,
                     Ok(_) => WireEvent::Other,
                     Err(e) => {
                         let oversize = matches!(
@@ -213,6 +216,7 @@ impl WireLoop {
                         topic: String::from_utf8_lossy(&p.topic).into_owned(),
                         payload: p.payload.to_vec(),
                     },
+                    Ok(Event::Incoming(Packet::SubAck(_))) => WireEvent::SubAck,
                     Ok(_) => WireEvent::Other,
                     Err(e) => {
                         let oversize = matches!(
