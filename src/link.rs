@@ -8,17 +8,26 @@
 //! Events leave the SQLite outbox only on the host's application-level `ack {upto_seq}`.
 //! What the host sends (`resp`, `notify`, `ack`) passes posd-core's `HostGate` first: signed by a
 //! key of `[[broker.host_keys]]`, and an ack no higher than what was published since start.
+//!
+//! Sizes are bounded both ways (issue 14, `posd_core::protocol::limits`): MQTT 5 tells the
+//! broker the largest packet the terminal takes; a message over its topic's limit, or one that
+//! does not parse, is acknowledged and dropped with a rate-limited warning; an event too big to
+//! ever be delivered is set aside (a stub with its seq goes in its place) instead of blocking
+//! every event behind it.
+
+mod wire;
 
 use crate::clock::now_ms;
-use crate::config::{parse_broker_url, BrokerConfig, TlsConfig};
-use crate::store::{QueueStats, Store, StoreError};
+use crate::config::{parse_broker_url, BrokerConfig, MqttProtocol, TlsConfig};
+use crate::store::{OutboxRow, QueueStats, Store, StoreError};
 use posd_core::backoff::Backoff;
 use posd_core::outbox::SendWindow;
+use posd_core::protocol::limits::{
+    inbound_limit, InboundKind, SetAsideReason, WarnGate, MAX_EVENT_BYTES, MAX_PACKET_BYTES,
+};
 use posd_core::protocol::signed::{Admitted, GateError, HostGate, HostKeys, HostKind};
 use posd_core::protocol::{self, Request, Response, Topics};
-use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::{EventLoop, MqttOptions, TlsConfiguration, Transport};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +51,29 @@ pub enum LinkError {
     Encode(#[from] serde_json::Error),
 }
 
+/// How often, at most, each kind of dropped message is logged (the rest are counted).
+const DROP_WARN_EVERY_MS: u64 = 60_000;
+
+/// The TLS transport for an `mqtts://` URL (None: plain TCP).
+fn transport(tls_url: bool, tls: Option<&TlsConfig>) -> Result<Option<Transport>, LinkError> {
+    if !tls_url {
+        return Ok(None);
+    }
+    let tls = tls.ok_or_else(|| LinkError::Config("mqtts:// without TLS files".into()))?;
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|source| LinkError::TlsFile {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    install_crypto_provider();
+    Ok(Some(Transport::tls_with_config(TlsConfiguration::Simple {
+        ca: read(&tls.ca)?,
+        alpn: None,
+        client_auth: Some((read(&tls.cert)?, read(&tls.key)?)),
+    })))
+}
+
 /// Installs rustls' ring provider once (rumqttc is built without a provider of its own).
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -57,21 +89,9 @@ pub fn mqtt_options(
     let addr = parse_broker_url(url).map_err(LinkError::Config)?;
     let mut o = MqttOptions::new(client_id, addr.host.clone(), addr.port);
     o.set_keep_alive(Duration::from_secs(keep_alive_s.max(5)));
-    o.set_max_packet_size(256 * 1024, 256 * 1024);
-    if addr.tls {
-        let tls = tls.ok_or_else(|| LinkError::Config("mqtts:// without TLS files".into()))?;
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|source| LinkError::TlsFile {
-                path: p.display().to_string(),
-                source,
-            })
-        };
-        install_crypto_provider();
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: read(&tls.ca)?,
-            alpn: None,
-            client_auth: Some((read(&tls.cert)?, read(&tls.key)?)),
-        }));
+    o.set_max_packet_size(MAX_PACKET_BYTES as usize, MAX_PACKET_BYTES as usize);
+    if let Some(t) = transport(addr.tls, tls)? {
+        o.set_transport(t);
     }
     Ok(o)
 }
@@ -104,7 +124,20 @@ pub struct LinkShared {
     /// Unix ms of the last turn of the event loop task (for the watchdog).
     pub heartbeat_ms: AtomicU64,
     pub connects: AtomicU64,
+    /// Host messages that did not parse (or acks beyond the last seq): dropped.
     pub bad_messages: AtomicU64,
+    /// Messages over their topic's size limit: dropped.
+    pub dropped_oversize: AtomicU64,
+    /// Connections the client ended on a packet over `MAX_PACKET_BYTES`.
+    pub refused_packets: AtomicU64,
+    /// The broker's Maximum Packet Size from its last CONNACK (0: none said).
+    pub broker_max_packet: AtomicU64,
+    /// `broker.protocol`.
+    pub protocol: String,
+    /// The last drop, for `status`.
+    pub last_drop: Mutex<Option<String>>,
+    /// One warning a minute per kind of drop.
+    pub drop_warn: Mutex<std::collections::BTreeMap<&'static str, WarnGate>>,
     /// Highest seq handed to the MQTT client since start (at least the journal's ack at
     /// start): a host `ack` above it is refused.
     pub published_seq: AtomicU64,
@@ -130,6 +163,26 @@ impl LinkShared {
         f(&mut self.conn.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
+    /// Counts a dropped message and warns about it at most once a minute per `what`.
+    fn dropped(&self, what: &'static str, text: String) {
+        let now = now_ms();
+        let verdict = {
+            let mut g = self.drop_warn.lock().unwrap_or_else(|p| p.into_inner());
+            g.entry(what)
+                .or_insert_with(|| WarnGate::new(DROP_WARN_EVERY_MS))
+                .check(now)
+        };
+        if let Some(more) = verdict {
+            let also = if more > 0 {
+                format!(" ({more} more since the last warning)")
+            } else {
+                String::new()
+            };
+            log::warn!("{text}{also}");
+        }
+        *self.last_drop.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+
     /// The host message verification summary for `status`.
     pub fn host_trust(&self) -> posd_core::protocol::signed::HostTrustStatus {
         self.gate().status().clone()
@@ -142,7 +195,7 @@ pub type StatusFn = Arc<dyn Fn(bool, QueueStats) -> posd_core::control::StatusDo
 /// A handle to the running link.
 #[derive(Clone)]
 pub struct Link {
-    client: AsyncClient,
+    client: wire::WireClient,
     topics: Topics,
     pub shared: Arc<LinkShared>,
     drain: Arc<Notify>,
@@ -161,7 +214,7 @@ impl Link {
         }
         let payload = serde_json::to_vec(req)?;
         self.client
-            .try_publish(self.topics.req(), QoS::AtLeastOnce, false, payload)
+            .try_publish(self.topics.req(), false, payload)
             .map_err(|_| LinkError::Busy)
     }
 
@@ -184,13 +237,25 @@ impl Link {
     ) -> Result<(), LinkError> {
         let payload = serde_json::to_vec(value)?;
         self.client
-            .try_publish(
-                format!("{}/{leaf}", self.topics.root()),
-                QoS::AtLeastOnce,
-                retain,
-                payload,
-            )
+            .try_publish(format!("{}/{leaf}", self.topics.root()), retain, payload)
             .map_err(|_| LinkError::Busy)
+    }
+
+    /// The connection and its drops, for `status`.
+    pub fn wire_status(&self) -> posd_core::control::WireStatus {
+        let s = &self.shared;
+        posd_core::control::WireStatus {
+            protocol: s.protocol.clone(),
+            connects: s.connects.load(Ordering::Relaxed),
+            dropped_oversize: s.dropped_oversize.load(Ordering::Relaxed),
+            dropped_malformed: s.bad_messages.load(Ordering::Relaxed),
+            refused_packets: s.refused_packets.load(Ordering::Relaxed),
+            last_drop: s
+                .last_drop
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
     }
 
     pub fn is_connected(&self) -> bool {
@@ -203,10 +268,10 @@ impl Link {
             if let Ok(payload) = serde_json::to_vec(&status) {
                 let _ = self
                     .client
-                    .publish(self.topics.status(), QoS::AtLeastOnce, true, payload)
+                    .publish(self.topics.status(), true, payload)
                     .await;
             }
-            let _ = self.client.disconnect().await;
+            self.client.disconnect().await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -238,28 +303,30 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
              payment host's public key there (docs/payments.md, \"Signed host messages\")"
         );
     }
-    let mut opts = mqtt_options(
-        &p.terminal,
-        &p.broker.url,
-        p.broker.tls.as_ref(),
-        p.broker.keep_alive_s,
-    )?;
-    // Persistent session: the broker keeps our subscriptions and QoS 1 messages for us.
-    opts.set_clean_session(false);
+    let addr = parse_broker_url(&p.broker.url).map_err(LinkError::Config)?;
     let will = serde_json::json!({"terminal": p.terminal, "online": false, "session": p.session});
-    opts.set_last_will(LastWill::new(
-        topics.status(),
-        serde_json::to_vec(&will)?,
-        QoS::AtLeastOnce,
-        true,
-    ));
     let window = p.broker.inflight_window.max(1);
-    opts.set_inflight(window.min(u16::MAX as u32) as u16);
-    let cap = window as usize + 64;
-    let (client, mut eventloop) = AsyncClient::new(opts, cap);
-    disable_nagle(&mut eventloop);
+    // Persistent session: the broker keeps our subscriptions and QoS 1 messages for us.
+    let (client, eventloop) = wire::build(wire::WireOptions {
+        protocol: p.broker.protocol,
+        client_id: p.terminal.clone(),
+        host: addr.host.clone(),
+        port: addr.port,
+        keep_alive: Duration::from_secs(p.broker.keep_alive_s.max(5)),
+        transport: transport(addr.tls, p.broker.tls.as_ref())?,
+        will: (topics.status(), serde_json::to_vec(&will)?),
+        inflight: window.min(u16::MAX as u32) as u16,
+        cap: window as usize + 64,
+    });
+    if p.broker.protocol == MqttProtocol::V311 {
+        log::info!(
+            "broker.protocol = \"3.1.1\": the broker cannot be told the largest packet this \
+             terminal takes; set its message size limit (docs/broker.md)"
+        );
+    }
     let shared = Arc::new(LinkShared {
         host_gate: Mutex::new(HostGate::new(host_keys, p.broker.lab_accept_unsigned)),
+        protocol: p.broker.protocol.as_str().to_string(),
         ..LinkShared::default()
     });
     let link = Link {
@@ -305,7 +372,7 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
 
 async fn event_loop(
     link: Link,
-    mut eventloop: EventLoop,
+    mut eventloop: wire::WireLoop,
     backoff: Backoff,
     inbound: mpsc::Sender<Inbound>,
     store: Store,
@@ -316,6 +383,7 @@ async fn event_loop(
     // Connection failures are warnings, at most one a minute (with the count in between).
     let mut warned_at: u64 = 0;
     let mut unwarned: u32 = 0;
+    let mut awaiting_subacks: usize = 0;
     let mut beat = tokio::time::interval(Duration::from_millis(500));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let t = &link.topics;
@@ -333,40 +401,90 @@ async fn event_loop(
         link.shared.published_seq.fetch_max(acked, Ordering::AcqRel);
     }
     loop {
-        link.shared.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
-        let ev = tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = beat.tick() => continue,
-            ev = eventloop.poll() => ev,
+        // One poll future runs to its end while the heartbeat ticks beside it: dropping it at
+        // each tick (as before) dropped a CONNECT whose CONNACK had not come within 500 ms, so
+        // on a 4G link with a 0.5 s+ round trip getting online was left to chance (the soak saw
+        // 13-43 silent reconnects a day at 150-600 ms latency).
+        let ev = {
+            let poll = eventloop.poll();
+            tokio::pin!(poll);
+            loop {
+                link.shared.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = beat.tick() => continue,
+                    ev = &mut poll => break ev,
+                }
+            }
         };
         match ev {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+            wire::WireEvent::Connected {
+                session_present,
+                broker_max_packet,
+            } => {
                 attempt = 0;
+                // A clean session was asked for once (see below); persistent again from now.
+                eventloop.set_clean(false);
                 link.shared.connects.fetch_add(1, Ordering::Relaxed);
+                link.shared
+                    .broker_max_packet
+                    .store(u64::from(broker_max_packet.unwrap_or(0)), Ordering::Relaxed);
                 // Always (re)subscribe: a restarted broker without persistence forgets us.
+                awaiting_subacks = 0;
                 for s in &subs {
-                    if let Err(e) = link.client.try_subscribe(s.clone(), QoS::AtLeastOnce) {
-                        log::warn!("subscribe {s}: {e}");
+                    match link.client.try_subscribe(s.clone()) {
+                        Ok(()) => awaiting_subacks += 1,
+                        Err(e) => log::warn!("subscribe {s}: {}", e.0),
                     }
                 }
-                link.shared.connected.store(true, Ordering::Release);
                 link.shared.conn_update(|c| {
                     c.failures = 0;
                     c.next_retry_at = None;
                 });
                 unwarned = 0;
                 log::info!(
-                    session_present = ack.session_present;
+                    session_present = session_present;
                     "connected to the broker"
                 );
-                gen_tx.send_modify(|g| *g += 1);
+                if awaiting_subacks == 0 {
+                    link.shared.connected.store(true, Ordering::Release);
+                    gen_tx.send_modify(|g| *g += 1);
+                }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                route(&link, &store, &inbound, &p.topic, &p.payload).await;
+            wire::WireEvent::SubAck => {
+                // Online once every subscription stands: a request sent before `resp` is
+                // subscribed (a first connection) could lose its answer.
+                if awaiting_subacks > 0 {
+                    awaiting_subacks -= 1;
+                    if awaiting_subacks == 0 {
+                        link.shared.connected.store(true, Ordering::Release);
+                        gen_tx.send_modify(|g| *g += 1);
+                    }
+                }
             }
-            Ok(_) => {}
-            Err(e) => {
+            wire::WireEvent::Message { topic, payload } => {
+                route(&link, &store, &inbound, &topic, &payload).await;
+            }
+            wire::WireEvent::Other => {}
+            wire::WireEvent::Error { text: e, oversize } => {
                 let now = now_ms();
+                if oversize {
+                    // The broker sent a packet over the Maximum Packet Size (it ignored it, or
+                    // speaks 3.1.1): with a persistent session it would send it again at every
+                    // reconnect. The next connection starts a clean session, which drops it
+                    // (and whatever else was queued: requests are queried again, events resent
+                    // after the ack timeout).
+                    link.shared.refused_packets.fetch_add(1, Ordering::Relaxed);
+                    eventloop.set_clean(true);
+                    link.shared.dropped(
+                        "packet",
+                        format!(
+                            "the broker sent a packet over {MAX_PACKET_BYTES} bytes ({e}): \
+                             reconnecting with a clean session to drop it; set the broker's \
+                             message size limit (docs/broker.md)"
+                        ),
+                    );
+                }
                 if link.shared.connected.swap(false, Ordering::AcqRel) {
                     log::warn!("broker connection lost: {e}");
                     gen_tx.send_modify(|g| *g += 1);
@@ -407,14 +525,40 @@ async fn route(
     payload: &[u8],
 ) {
     let t = &link.topics;
-    let kind = if topic == t.ack() {
-        Some(HostKind::Ack)
+    let wire_kind = if topic == t.ack() {
+        InboundKind::Ack
     } else if topic == t.resp() {
-        Some(HostKind::Resp)
+        InboundKind::Resp
     } else if topic == t.notify() {
-        Some(HostKind::Notify)
+        InboundKind::Notify
+    } else if topic == t.cfg_desired() || topic == link.all_cfg {
+        InboundKind::CfgDesired
+    } else if topic == t.cmd() {
+        InboundKind::Cmd
     } else {
-        None
+        log::debug!("message on unexpected topic {topic}");
+        return;
+    };
+    let limit = inbound_limit(wire_kind);
+    if payload.len() > limit {
+        // Acknowledged by the client already: dropping it here ends it for good.
+        link.shared.dropped_oversize.fetch_add(1, Ordering::Relaxed);
+        link.shared.dropped(
+            wire_kind.as_str(),
+            format!(
+                "dropped a {}-byte message on {topic}: over the {limit}-byte limit for {} \
+                 (docs/payments.md, \"Message sizes\")",
+                payload.len(),
+                wire_kind.as_str()
+            ),
+        );
+        return;
+    }
+    let kind = match wire_kind {
+        InboundKind::Ack => Some(HostKind::Ack),
+        InboundKind::Resp => Some(HostKind::Resp),
+        InboundKind::Notify => Some(HostKind::Notify),
+        InboundKind::CfgDesired | InboundKind::Cmd => None,
     };
     let msg = if let Some(kind) = kind {
         let published = link.shared.published_seq.load(Ordering::Acquire);
@@ -439,17 +583,17 @@ async fn route(
             }
             Err(GateError::Malformed(e)) => {
                 link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
-                log::error!("{e}: ignored");
+                link.shared.dropped(
+                    "malformed",
+                    format!("dropped a malformed message on {topic}: {e}"),
+                );
                 return;
             }
         }
-    } else if topic == t.cfg_desired() || topic == link.all_cfg {
-        Inbound::CfgDesired(payload.to_vec())
-    } else if topic == t.cmd() {
+    } else if wire_kind == InboundKind::Cmd {
         Inbound::Cmd(payload.to_vec())
     } else {
-        log::debug!("message on unexpected topic {topic}");
-        return;
+        Inbound::CfgDesired(payload.to_vec())
     };
     if inbound.send(msg).await.is_err() {
         log::warn!("inbound message dropped: the daemon is stopping");
@@ -515,9 +659,14 @@ async fn drain_loop(
         }
         link.shared.sent_seq.store(w.sent(), Ordering::Relaxed);
         let mut batch = Vec::new();
+        let max_event = event_limit(&link, &topic);
         if link.is_connected() && w.room() > 0 {
             let (after, limit) = (w.sent(), w.room().min(256) as u32);
-            match store.call(move |db| db.outbox_after(after, limit)).await {
+            let max = max_event.0 as u64;
+            match store
+                .call(move |db| db.outbox_next(after, limit, max))
+                .await
+            {
                 Ok(b) => batch = b,
                 Err(e) => log::error!("cannot read the outbox: {e}"),
             }
@@ -532,21 +681,80 @@ async fn drain_loop(
             }
             continue;
         }
-        for (seq, payload) in batch {
+        for row in batch {
             if *gen.borrow() != seen_gen {
                 break;
             }
+            let seq = row.seq;
+            let Some(payload) = payload_or_set_aside(&store, row, max_event).await else {
+                break;
+            };
             // Before the client has it: the host's ack can never arrive ahead of this.
             link.shared.published_seq.fetch_max(seq, Ordering::AcqRel);
             let r = tokio::select! {
                 _ = shutdown.changed() => return,
-                r = link.client.publish(topic.clone(), QoS::AtLeastOnce, false, payload) => r,
+                r = link.client.publish(topic.clone(), false, payload.into_bytes()) => r,
             };
             if let Err(e) = r {
-                log::warn!("cannot queue event {seq}: {e}");
+                log::warn!("cannot queue event {seq}: {}", e.0);
                 break;
             }
             w.published_one(seq, now_ms());
+        }
+    }
+}
+
+/// The largest event payload that can be delivered now, and why: `MAX_EVENT_BYTES`, or less
+/// when the broker's CONNACK named a smaller Maximum Packet Size (less the topic and headers).
+fn event_limit(link: &Link, topic: &str) -> (usize, SetAsideReason) {
+    let broker = link.shared.broker_max_packet.load(Ordering::Relaxed) as usize;
+    // Fixed header (5) + topic length (2) + topic + packet id (2) + properties (1).
+    let overhead = 10 + topic.len();
+    if broker > 0 && broker.saturating_sub(overhead) < MAX_EVENT_BYTES {
+        (broker.saturating_sub(overhead), SetAsideReason::BrokerLimit)
+    } else {
+        (MAX_EVENT_BYTES, SetAsideReason::TooLarge)
+    }
+}
+
+/// The payload to publish for an outbox row: the event itself, or — when it is over the limit
+/// and so can never be delivered — the stub that takes its place (set aside in the journal
+/// first, loudly). None: the journal could not be written; try again later.
+async fn payload_or_set_aside(
+    store: &Store,
+    row: OutboxRow,
+    (limit, reason): (usize, SetAsideReason),
+) -> Option<String> {
+    match row.payload {
+        Some(p) if p.len() <= limit => return Some(p),
+        _ => {}
+    }
+    let (seq, size) = (row.seq, row.size);
+    match store
+        .call(move |db| db.set_aside(seq, reason, limit, now_ms()))
+        .await
+    {
+        Ok(Some(a)) => {
+            log::error!(
+                "event {seq} ({} bytes, id {}) is over the {limit}-byte limit and can never be \
+                 delivered: set aside, a stub took its place so the events behind it are \
+                 delivered; the full event stays in the journal (table set_aside). `posctl \
+                 queue` counts set-aside events; tell the payment platform (docs/payments.md, \
+                 \"Message sizes\")",
+                a.size,
+                a.event_id
+            );
+            Some(a.stub)
+        }
+        Ok(None) => {
+            log::debug!("event {seq} ({size} bytes) was acknowledged meanwhile");
+            None
+        }
+        Err(e) => {
+            log::error!("cannot set aside event {seq} ({size} bytes): {e}");
+            // Not at wire speed: the drain tries again after a pause.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            None
         }
     }
 }
@@ -568,6 +776,7 @@ async fn status_loop(
                 .unwrap_or_default();
             let mut v = status(true, q);
             v.host_messages = link.shared.host_trust();
+            v.wire = link.wire_status();
             if let Err(e) = link.publish_json("status", true, &v) {
                 log::debug!("status not published: {e}");
             }

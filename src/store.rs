@@ -154,7 +154,43 @@ ALTER TABLE fleet_cmds ADD COLUMN issued_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX fleet_cmds_issued ON fleet_cmds(issued_at);
 INSERT INTO meta(key, value) VALUES ('fleet.cmd_floor', '0');
 "#,
+    // #8 and #9 are reserved for issue 14's other branches (flat, retain): the lead puts theirs
+    // here when merging. Until then they do nothing.
+    "-- #8: reserved (issue 14)",
+    "-- #9: reserved (issue 14)",
+    r#"
+-- #10, issue 14: events that can never be delivered (over the size limit), kept whole; the
+-- outbox carries a small stub in their place so the host's cumulative ack can pass them.
+CREATE TABLE set_aside (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+) STRICT;
+"#,
 ];
+
+/// One outbox row for the drain: the payload only when it is within the size asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub seq: u64,
+    /// None: larger than the limit asked for (never loaded into memory).
+    pub payload: Option<String>,
+    /// Bytes of the stored payload.
+    pub size: u64,
+}
+
+/// An event set aside (`Db::set_aside`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub seq: u64,
+    pub event_id: String,
+    pub size: u64,
+    /// The stub now in the outbox in its place.
+    pub stub: String,
+}
 
 /// (id, txn_id, state, attempts, last_error) of a print job.
 pub type PrintJobRow = (i64, String, String, i64, Option<String>);
@@ -176,6 +212,8 @@ pub struct Db {
     acked_seq: u64,
     /// When set, final states owe a receipt (queued in the same transaction).
     receipts: Option<posd_core::receipt::ReceiptCtx>,
+    /// (count, last seq) of the `set_aside` table, kept here so `status` never counts it.
+    set_aside: (u64, u64),
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -222,11 +260,19 @@ impl Db {
         }
         let last_seq = meta_u64(&conn, "last_seq")?;
         let acked_seq = meta_u64(&conn, "acked_seq")?;
+        let set_aside: (i64, Option<i64>) =
+            conn.query_row("SELECT COUNT(*), MAX(seq) FROM set_aside", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         Ok(Db {
             conn,
             last_seq,
             acked_seq,
             receipts: None,
+            set_aside: (
+                set_aside.0.max(0) as u64,
+                set_aside.1.unwrap_or(0).max(0) as u64,
+            ),
         })
     }
 
@@ -390,6 +436,94 @@ impl Db {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Like `outbox_after`, but a payload larger than `max_bytes` is not loaded (only its size):
+    /// the drain sets such an event aside instead of holding it in memory.
+    pub fn outbox_next(
+        &self,
+        after: u64,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, CASE WHEN octet_length(payload) > ?3 THEN NULL ELSE payload END,
+                    octet_length(payload)
+             FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![after as i64, limit, max_bytes as i64], |r| {
+            Ok(OutboxRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                payload: r.get(1)?,
+                size: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Sets aside the outbox event `seq`, which can never be delivered: the full event moves to
+    /// the `set_aside` table (it stays in the journal), a stub with the same seq and event_id
+    /// takes its place in the outbox, in one transaction. None: no such outbox row (acked).
+    pub fn set_aside(
+        &mut self,
+        seq: u64,
+        reason: posd_core::protocol::limits::SetAsideReason,
+        limit: usize,
+        now: Millis,
+    ) -> Result<Option<SetAside>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT event_id, payload FROM outbox WHERE seq = ?1",
+                [seq as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((event_id, payload)) = row else {
+            return Ok(None);
+        };
+        let stub = posd_core::protocol::limits::set_aside_stub(
+            &payload, seq, &event_id, reason, limit, now,
+        );
+        let size = payload.len() as u64;
+        tx.execute(
+            "INSERT OR IGNORE INTO set_aside (seq, event_id, payload, size, reason, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                seq as i64,
+                event_id,
+                payload,
+                size as i64,
+                reason.as_str(),
+                now as i64
+            ],
+        )?;
+        tx.execute(
+            "UPDATE outbox SET payload = ?2 WHERE seq = ?1",
+            params![seq as i64, stub],
+        )?;
+        tx.commit()?;
+        self.set_aside = (self.set_aside.0 + 1, self.set_aside.1.max(seq));
+        Ok(Some(SetAside {
+            seq,
+            event_id,
+            size,
+            stub,
+        }))
+    }
+
+    /// The full payload of an event that was set aside.
+    pub fn set_aside_payload(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT payload FROM set_aside WHERE seq = ?1",
+                [seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// The host has durably stored every event ≤ `upto`: drop them from the outbox.
     pub fn ack(&mut self, upto: u64) -> Result<AckOutcome, StoreError> {
         if upto > self.last_seq {
@@ -444,6 +578,8 @@ impl Db {
             oldest_age_s,
             last_seq: self.last_seq,
             acked_seq: self.acked_seq,
+            set_aside: self.set_aside.0,
+            set_aside_last_seq: self.set_aside.1,
         })
     }
 
@@ -1212,6 +1348,58 @@ mod tests {
         );
         t.channel = Some("wechat".into());
         t
+    }
+
+    #[test]
+    fn an_event_set_aside_keeps_its_seq_and_stays_whole_in_the_journal() {
+        use posd_core::protocol::limits::SetAsideReason;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut db = Db::open(&path).unwrap();
+        for i in 0..3 {
+            db.record(&txn(1000 + i, TxnState::Authorizing)).unwrap();
+        }
+        let original = db.outbox_after(1, 1).unwrap()[0].1.clone();
+        // A limit below the event's size: its payload is not loaded, only its size.
+        let limit = original.len() as u64 - 1;
+        let rows = db.outbox_next(0, 10, limit).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.payload.is_none()));
+        assert_eq!(rows[1].size, original.len() as u64);
+        let rows = db.outbox_next(0, 10, 1 << 20).unwrap();
+        assert_eq!(rows[1].payload.as_deref(), Some(original.as_str()));
+
+        let a = db
+            .set_aside(2, SetAsideReason::TooLarge, 100, 5_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.seq, a.size), (2, original.len() as u64));
+        let ev: Event = serde_json::from_str(&a.stub).unwrap();
+        assert_eq!((ev.seq, ev.kind.as_str()), (2, "set_aside"));
+        assert_eq!(ev.event_id, a.event_id);
+        // The stub is what the outbox now holds; the original is kept whole.
+        assert_eq!(db.outbox_after(1, 1).unwrap()[0].1, a.stub);
+        assert_eq!(
+            db.set_aside_payload(2).unwrap().as_deref(),
+            Some(original.as_str())
+        );
+        let q = db.queue_stats(5_000).unwrap();
+        assert_eq!((q.set_aside, q.set_aside_last_seq, q.pending), (1, 2, 3));
+        // Acked events cannot be set aside; the counts survive a reopen.
+        db.ack(3).unwrap();
+        assert_eq!(
+            db.set_aside(1, SetAsideReason::TooLarge, 100, 6_000)
+                .unwrap(),
+            None
+        );
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        let q = db.queue_stats(6_000).unwrap();
+        assert_eq!((q.set_aside, q.set_aside_last_seq, q.pending), (1, 2, 0));
+        assert_eq!(
+            db.set_aside_payload(2).unwrap().as_deref(),
+            Some(original.as_str())
+        );
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub struct TlsConfig {
 pub struct BrokerConfig {
     /// `mqtt://host:port` or `mqtts://host:port` (TLS, needs [broker.tls]).
     pub url: String,
+    /// The MQTT version: `"5"` (default: the broker learns the Maximum Packet Size and drops
+    /// what the terminal cannot take) or `"3.1.1"` (for a broker without MQTT 5, such as the
+    /// demo's embedded one; then only the broker's own size limit keeps big messages away).
+    pub protocol: MqttProtocol,
     pub prefix: String,
     pub keep_alive_s: u64,
     /// Events published but not yet acknowledged by the host, at most.
@@ -116,6 +120,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             url: "mqtt://127.0.0.1:1883".into(),
+            protocol: MqttProtocol::V5,
             prefix: "pos/v1".into(),
             keep_alive_s: 30,
             inflight_window: 512,
@@ -126,6 +131,25 @@ impl Default for BrokerConfig {
             lab_accept_unsigned: false,
             tls: None,
             host_keys: Vec::new(),
+        }
+    }
+}
+
+/// `broker.protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MqttProtocol {
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl MqttProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MqttProtocol::V5 => "5",
+            MqttProtocol::V311 => "3.1.1",
         }
     }
 }

@@ -157,6 +157,8 @@ pub async fn run(
                 utc_offset_s: Some(utc_offset_s),
                 // Filled in from the link by the control socket's status.
                 broker: None,
+                // Filled in from the link (`LinkShared::wire_status`) by whoever publishes it.
+                wire: Default::default(),
             }
         })
     };
@@ -282,6 +284,7 @@ pub async fn run(
                 let mut v = status_fn(link.is_connected(), q);
                 v.queue = q;
                 v.host_messages = link.shared.host_trust();
+                v.wire = link.wire_status();
                 v.commit = Some(GIT_COMMIT.to_string());
                 v.broker = Some(posd_core::control::BrokerLinkStatus {
                     url: broker_url,

@@ -221,6 +221,13 @@ pub struct QueueStats {
     pub oldest_age_s: u64,
     pub last_seq: u64,
     pub acked_seq: u64,
+    /// Events set aside because they can never be delivered (over the size limit): a stub went
+    /// in their place, the full event stays in the journal (docs/payments.md "Message sizes").
+    #[serde(default)]
+    pub set_aside: u64,
+    /// The seq of the last event set aside (0: none).
+    #[serde(default)]
+    pub set_aside_last_seq: u64,
 }
 
 /// The terminal's status: the retained MQTT `status` (DESIGN §4) and the `status` command.
@@ -248,6 +255,9 @@ pub struct StatusDoc {
     /// no printer is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub printer: Option<PrinterHealth>,
+    /// The MQTT connection and what was dropped from it (issue 14, bounded messages).
+    #[serde(default)]
+    pub wire: WireStatus,
     /// The build's git commit (control socket only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -281,6 +291,31 @@ pub struct BrokerLinkStatus {
     /// Unix ms of the next attempt, while not connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_retry_at: Option<u64>,
+}
+
+/// The broker connection as `status` shows it: the protocol, connections since start, and the
+/// messages dropped for their size or form (acknowledged, never redelivered).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireStatus {
+    /// `5` or `3.1.1` (`broker.protocol`).
+    #[serde(default)]
+    pub protocol: String,
+    /// Successful connections since start (1 after the first; each reconnect adds one).
+    #[serde(default)]
+    pub connects: u64,
+    /// Messages dropped because they were larger than their topic's limit.
+    #[serde(default)]
+    pub dropped_oversize: u64,
+    /// Messages dropped because they did not parse.
+    #[serde(default)]
+    pub dropped_malformed: u64,
+    /// Connections the MQTT client ended because a packet exceeded its limit (the broker did
+    /// not honour the Maximum Packet Size); the next connection starts a clean session.
+    #[serde(default)]
+    pub refused_packets: u64,
+    /// The last drop, for people: topic kind, size and limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drop: Option<String>,
 }
 
 /// How the receipt printer is, as last checked (the print queue asks it every few seconds,

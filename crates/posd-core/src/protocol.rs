@@ -5,6 +5,7 @@
 //! returns a typed error instead of guessing. What the host sends (`resp`, `notify`, `ack`)
 //! arrives signed: [`signed`] verifies it before any of these parsers sees the payload.
 
+pub mod limits;
 pub mod signed;
 
 use serde::{Deserialize, Serialize};
@@ -277,6 +278,30 @@ pub struct BatchCloseNotify {
     /// Events of the batch the host does not hold.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub missing_events: u64,
+    /// How many totals differ (`mismatches` lists at most [`limits::MAX_NOTIFY_LIST`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mismatches_count: u64,
+    /// How many transactions differ (`txns` lists at most [`limits::MAX_NOTIFY_LIST`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub txns_count: u64,
+    /// A list was cut to [`limits::MAX_NOTIFY_LIST`] entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl BatchCloseNotify {
+    /// Keeps the lists within [`limits::MAX_NOTIFY_LIST`] entries, with their full counts and
+    /// `truncated` when one was cut (so the notify stays within
+    /// [`limits::MAX_HOST_MESSAGE_BYTES`] whatever the batch).
+    pub fn bounded(mut self) -> BatchCloseNotify {
+        let max = limits::MAX_NOTIFY_LIST;
+        self.mismatches_count = self.mismatches.len() as u64;
+        self.txns_count = self.txns.len() as u64;
+        self.truncated = self.mismatches.len() > max || self.txns.len() > max;
+        self.mismatches.truncate(max);
+        self.txns.truncate(max);
+        self
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -372,6 +397,51 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_close_notify_keeps_its_lists_bounded() {
+        let n = BatchCloseNotify {
+            txn_id: "z".into(),
+            status: BatchStatus::Mismatch,
+            mismatches: vec![],
+            txns: (0..20_000)
+                .map(|i| format!("0190c0de-0000-7000-8000-{i:012}"))
+                .collect(),
+            missing_events: 0,
+            mismatches_count: 0,
+            txns_count: 0,
+            truncated: false,
+        }
+        .bounded();
+        assert_eq!(
+            (n.txns.len(), n.txns_count),
+            (limits::MAX_NOTIFY_LIST, 20_000)
+        );
+        assert!(n.truncated);
+        let text = serde_json::to_string(&Notify::BatchClose(n)).unwrap();
+        assert!(
+            text.len() < limits::MAX_HOST_MESSAGE_BYTES / 8,
+            "{}",
+            text.len()
+        );
+        let small = BatchCloseNotify {
+            txn_id: "z".into(),
+            status: BatchStatus::Reconciled,
+            mismatches: vec![],
+            txns: vec![],
+            missing_events: 0,
+            mismatches_count: 0,
+            txns_count: 0,
+            truncated: false,
+        }
+        .bounded();
+        // Nothing new on the wire when nothing was cut.
+        let text = serde_json::to_string(&small).unwrap();
+        assert!(
+            !text.contains("truncated") && !text.contains("_count"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn topics_and_split() {

@@ -1,5 +1,6 @@
 //! An MQTT broker inside the demo's process (rumqttd), so the demo needs nothing installed but
-//! Rust. Tests use a real mosquitto instead.
+//! Rust. Tests use a real mosquitto instead. It speaks MQTT 3.1.1 only, so the demo's terminal
+//! sets `broker.protocol = "3.1.1"`; `max_payload_size` is the wire's broker limit.
 
 use anyhow::{bail, Context};
 use std::time::{Duration, Instant};
@@ -23,10 +24,12 @@ listen = "127.0.0.1:{port}"
 next_connection_delay_ms = 1
 [v4.1.connections]
 connection_timeout_ms = 60000
-max_payload_size = 262144
+# The largest payload any posd party sends (posd_core::protocol::limits, docs/broker.md).
+max_payload_size = {max_payload}
 max_inflight_count = 1000
 dynamic_filters = true
-"#
+"#,
+        max_payload = posd_core::protocol::limits::BROKER_MESSAGE_SIZE_LIMIT
     );
     let config: rumqttd::Config = toml::from_str(&text).context("embedded broker config")?;
     std::thread::Builder::new()

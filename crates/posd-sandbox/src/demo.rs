@@ -192,6 +192,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let socket = dir.join("control.sock");
     let receipts = dir.join("receipts.escpos");
+    // The embedded rumqttd listens for MQTT 3.1.1 only (and would not honour MQTT 5's Maximum
+    // Packet Size); its own payload limit keeps big messages away. A real broker: MQTT 5.
+    let protocol = if args.broker.is_none() { "3.1.1" } else { "5" };
     let text = format!(
         r#"
 [terminal]
@@ -200,6 +203,7 @@ currency = "CNY"
 state_dir = "{state}"
 [broker]
 url = "{broker}"
+protocol = "{protocol}"
 status_interval_s = 5
 {host_keys}[control]
 socket = "{socket}"

@@ -185,6 +185,9 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                     "pending {}  oldest {} s  last seq {}  acked seq {}",
                     v.pending, v.oldest_age_s, v.last_seq, v.acked_seq
                 );
+                if v.set_aside > 0 {
+                    println!("{}", set_aside_line(&v));
+                }
             }
         }
         TillCmd::Txn {
@@ -650,6 +653,15 @@ fn txn_detail(v: &ctl::TxnDetail, off: i32) -> String {
     s
 }
 
+/// Events set aside are said loudly: they need a person (docs/payments.md, "Message sizes").
+fn set_aside_line(q: &ctl::QueueStats) -> String {
+    format!(
+        "SET ASIDE  {} event(s) too big to deliver (last seq {}): kept in the journal (table \
+         set_aside), a stub sent in their place; tell the payment platform",
+        q.set_aside, q.set_aside_last_seq
+    )
+}
+
 fn print_status(v: &ctl::StatusDoc) {
     let off = v.utc_offset_s.unwrap_or(0);
     println!("terminal   {}", v.terminal);
@@ -684,6 +696,23 @@ fn print_status(v: &ctl::StatusDoc) {
     println!(
         "queue      {} pending, oldest {} s (last seq {}, acked {})",
         v.queue.pending, v.queue.oldest_age_s, v.queue.last_seq, v.queue.acked_seq
+    );
+    if v.queue.set_aside > 0 {
+        println!("           {}", set_aside_line(&v.queue));
+    }
+    let w = &v.wire;
+    println!(
+        "broker     MQTT {}, {} connection(s) since start; dropped: {} oversize, {} malformed, \
+         {} refused packet(s){}",
+        w.protocol,
+        w.connects,
+        w.dropped_oversize,
+        w.dropped_malformed,
+        w.refused_packets,
+        w.last_drop
+            .as_deref()
+            .map(|d| format!(" (last: {d})"))
+            .unwrap_or_default()
     );
     let last_push = match &v.config {
         Some(cfg) if cfg.is_object() => format!(

@@ -243,13 +243,20 @@ pub(super) fn batch_close(
             now as i64
         ],
     )?;
-    Ok(Some(Notify::BatchClose(BatchCloseNotify {
-        txn_id: ev.txn_id.clone(),
-        status: res.verdict(),
-        mismatches: res.mismatches,
-        txns: res.txns,
-        missing_events: res.missing_events,
-    })))
+    Ok(Some(Notify::BatchClose(
+        BatchCloseNotify {
+            txn_id: ev.txn_id.clone(),
+            status: res.verdict(),
+            mismatches: res.mismatches,
+            txns: res.txns,
+            missing_events: res.missing_events,
+            mismatches_count: 0,
+            txns_count: 0,
+            truncated: false,
+        }
+        // The notify stays within the wire's size limit whatever the batch (docs/payments.md).
+        .bounded(),
+    )))
 }
 
 /// The amount one row of a query holds, 0 when there is no such row (reconciliation).

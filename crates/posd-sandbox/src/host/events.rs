@@ -71,6 +71,22 @@ pub(super) fn store_event(
         }
         return Ok(Stored::Ok);
     }
+    if ev.kind == protocol::limits::SET_ASIDE_TYPE {
+        // The terminal could not deliver this event (over the size limit): the stub holds its
+        // place in seq order so the ack can pass it; the full event stays on the terminal.
+        let d = ev.detail.clone().unwrap_or_default();
+        log::warn!(
+            "host: terminal {terminal} set aside event seq {} (txn {}, {} {}, {} bytes, {}): \
+             fetch it from the terminal's journal",
+            ev.seq,
+            ev.txn_id,
+            d["original_type"].as_str().unwrap_or("?"),
+            d["original_state"].as_str().unwrap_or("?"),
+            d["size"],
+            ev.reason.as_deref().unwrap_or("?")
+        );
+        return Ok(Stored::Ok);
+    }
     if ev.kind == "void" {
         match ev
             .detail

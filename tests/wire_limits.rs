@@ -1,0 +1,304 @@
+//! Bounded messages on the wire (issue 14), with a real mosquitto that sets no size limit of
+//! its own (the worst case), the real posd and the sandbox host: a 1 MiB QoS 1 message on every
+//! topic the terminal subscribes to — a retained one on the fleet-wide config topic too — costs
+//! at most one reconnect and the next sale is approved; a message under the packet limit but
+//! over its topic's limit is dropped without any reconnect; on MQTT 3.1.1 (the broker cannot be
+//! told the limit) a refused packet costs one reconnect with a clean session; an event too big to
+//! deliver is set aside behind a stub and the events after it are acknowledged.
+//!
+//! `WIRE_REPORT=1 cargo test -p posd --test wire_limits -- --nocapture` prints the numbers.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FAST: &str = "[online]\nquery_interval_s = 1\nquery_total_s = 4\nreverse_backoff_initial_s = 1\nreverse_backoff_max_s = 2\n";
+
+fn report(line: String) {
+    if std::env::var_os("WIRE_REPORT").is_some() {
+        println!("{line}");
+    }
+}
+
+/// Publishes `size` bytes at QoS 1 with mosquitto_pub (its own client, MQTT 3.1.1).
+fn publish(port: u16, topic: &str, size: usize, retain: bool, dir: &Path) {
+    let file = dir.join("big.bin");
+    std::fs::write(&file, vec![b'{'; size]).unwrap();
+    let mut cmd = Command::new("mosquitto_pub");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-q",
+        "1",
+        "-t",
+        topic,
+    ])
+    .arg("-f")
+    .arg(&file);
+    if retain {
+        cmd.arg("-r");
+    }
+    let st = cmd
+        .status()
+        .expect("mosquitto_pub (mosquitto-clients) runs");
+    assert!(st.success(), "mosquitto_pub {topic}: {st}");
+}
+
+async fn wire(d: &Daemon) -> Value {
+    let mut c = d.client().await;
+    status(&mut c).await["wire"].clone()
+}
+
+/// An online sale the sandbox approves at once; returns when it is approved.
+async fn approved_sale(d: &Daemon) {
+    let v = sale(d, "1.00", "134567890123456780")
+        .await
+        .expect("sale answered");
+    assert_eq!(v["result"], "approved", "{v}");
+}
+
+/// What one 1 MiB message cost.
+struct Cost {
+    reconnects: u64,
+    /// Ms from the publish until the daemon was connected again (None: it never dropped).
+    back_ms: Option<u128>,
+    /// Ms the approved sale took after the observation window.
+    sale_ms: u128,
+}
+
+/// Publishes 1 MiB on `topic`, watches the daemon for 1.5 s (an endless reconnect loop shows
+/// as many connects in that time), then sells.
+async fn one_mebibyte(d: &Daemon, port: u16, topic: &str, retain: bool, dir: &Path) -> Cost {
+    let before = wire(d).await["connects"].as_u64().unwrap();
+    let t0 = Instant::now();
+    publish(port, topic, 1024 * 1024, retain, dir);
+    let mut back_ms = None;
+    while t0.elapsed() < Duration::from_millis(1500) {
+        let mut c = d.client().await;
+        let s = status(&mut c).await;
+        if back_ms.is_none()
+            && s["wire"]["connects"].as_u64().unwrap() > before
+            && s["online"] == true
+        {
+            back_ms = Some(t0.elapsed().as_millis());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_online(d).await;
+    let t1 = Instant::now();
+    approved_sale(d).await;
+    let sale_ms = t1.elapsed().as_millis();
+    let after = wire(d).await["connects"].as_u64().unwrap();
+    Cost {
+        reconnects: after - before,
+        back_ms,
+        sale_ms,
+    }
+}
+
+fn cost_line(proto: &str, topic: &str, retain: bool, c: &Cost) -> String {
+    format!(
+        "{proto} 1 MiB on {topic}{}: {} reconnect(s), {}; then a sale approved in {} ms",
+        if retain { " (retained)" } else { "" },
+        c.reconnects,
+        match c.back_ms {
+            Some(ms) => format!("connected again {ms} ms after the publish"),
+            None => "never disconnected".to_string(),
+        },
+        c.sale_ms
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mebibyte_on_every_topic_costs_at_most_one_reconnect_on_mqtt5() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let _host = Host::start(&broker.url(), &dir.path().join("host.sqlite"));
+    let mut d = Daemon::start(&dir.path().join("t"), "T-WIRE5", &broker.url(), FAST);
+    wait_online(&d).await;
+    approved_sale(&d).await;
+    let w = wire(&d).await;
+    assert_eq!(w["protocol"], "5");
+    assert_eq!(w["connects"], 1);
+
+    let root = "pos/v1/T-WIRE5";
+    let topics = [
+        (format!("{root}/resp"), false),
+        (format!("{root}/ack"), false),
+        (format!("{root}/notify"), false),
+        (format!("{root}/cmd"), false),
+        (format!("{root}/cfg/desired"), false),
+        ("pos/v1/all/cfg/desired".to_string(), true),
+    ];
+    for (topic, retain) in &topics {
+        let c = one_mebibyte(&d, broker.port, topic, *retain, dir.path()).await;
+        report(cost_line("mqtt5", topic, *retain, &c));
+        assert!(c.reconnects <= 1, "{topic}: {} reconnects", c.reconnects);
+    }
+    // The retained one is still on the broker: a new connection (a restart) gets no loop.
+    d.restart();
+    wait_online(&d).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    approved_sale(&d).await;
+    let w = wire(&d).await;
+    report(format!(
+        "mqtt5 restart with the retained 1 MiB on the broker: {w}"
+    ));
+    assert_eq!(w["connects"], 1, "{w}");
+
+    // Under the packet limit, over the topic's limit (64 KiB for resp): dropped and counted.
+    let before = wire(&d).await;
+    publish(
+        broker.port,
+        &format!("{root}/resp"),
+        100 * 1024,
+        false,
+        dir.path(),
+    );
+    let w = eventually(
+        Duration::from_secs(10),
+        "the 100 KiB resp dropped",
+        || async {
+            let w = wire(&d).await;
+            (w["dropped_oversize"].as_u64() > before["dropped_oversize"].as_u64()).then_some(w)
+        },
+    )
+    .await;
+    assert_eq!(w["connects"], before["connects"], "{w}");
+    assert!(
+        w["last_drop"].as_str().unwrap().contains("102400-byte"),
+        "{w}"
+    );
+    approved_sale(&d).await;
+    // Once a minute at most: the drop is in the log once.
+    let log = std::fs::read_to_string(d.log_path()).unwrap();
+    assert_eq!(log.matches("dropped a 102400-byte message").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mqtt_3_a_refused_packet_costs_one_reconnect_with_a_clean_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let _host = Host::start(&broker.url(), &dir.path().join("host.sqlite"));
+    let broker_extra = format!("protocol = \"3.1.1\"\n{}", host_signer().toml_entry());
+    let d = Daemon::start_custom(
+        &dir.path().join("t"),
+        "T-WIRE3",
+        &broker.url(),
+        FAST,
+        "warn",
+        &broker_extra,
+    );
+    wait_online(&d).await;
+    approved_sale(&d).await;
+    assert_eq!(wire(&d).await["protocol"], "3.1.1");
+    let root = "pos/v1/T-WIRE3";
+    for leaf in ["resp", "ack", "notify", "cmd", "cfg/desired"] {
+        let topic = format!("{root}/{leaf}");
+        let c = one_mebibyte(&d, broker.port, &topic, false, dir.path()).await;
+        report(cost_line("mqtt3.1.1", &topic, false, &c));
+        assert_eq!(c.reconnects, 1, "{topic}");
+    }
+    let w = wire(&d).await;
+    assert_eq!(w["refused_packets"], 5, "{w}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_too_big_to_deliver_is_set_aside_and_the_rest_are_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let host = Host::start(&broker.url(), &dir.path().join("host.sqlite"));
+    let mut d = Daemon::start(&dir.path().join("t"), "T-ASIDE", &broker.url(), FAST);
+    wait_online(&d).await;
+    approved_sale(&d).await;
+    wait_drained(&d, Duration::from_secs(20)).await;
+    d.stop();
+
+    // An event of 300 KiB (over the 64 KiB event limit and the 256 KiB packet limit) journalled
+    // as the next seq, the way a Z report of a huge batch once was.
+    let big_seq;
+    let big = {
+        let conn = rusqlite::Connection::open(d.db_path()).unwrap();
+        let last: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        big_seq = last.parse::<u64>().unwrap() + 1;
+        let txns: serde_json::Map<String, Value> = (0..7_000)
+            .map(|i| (format!("0190c0de-0000-7000-8000-{i:012}"), Value::from(100)))
+            .collect();
+        let ev = serde_json::json!({
+            "seq": big_seq, "event_id": "0190c0de-ffff-7000-8000-000000000001",
+            "txn_id": "0190c0de-ffff-7000-8000-000000000002", "type": "batch_close",
+            "state": "closed", "method": "none", "amount": 700_000, "currency": "EUR",
+            "at": 1, "detail": {"txns": txns}
+        })
+        .to_string();
+        assert!(ev.len() > 256 * 1024);
+        conn.execute(
+            "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, 1)",
+            rusqlite::params![big_seq as i64, "0190c0de-ffff-7000-8000-000000000001", ev],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
+            [big_seq.to_string()],
+        )
+        .unwrap();
+        ev
+    };
+    d.restart();
+    wait_online(&d).await;
+    // Sales behind it are approved and their events acknowledged.
+    approved_sale(&d).await;
+    approved_sale(&d).await;
+    let q = wait_drained(&d, Duration::from_secs(30)).await;
+    report(format!("set aside: queue {q}"));
+    assert_eq!(q["set_aside"], 1, "{q}");
+    assert_eq!(q["set_aside_last_seq"], big_seq, "{q}");
+    assert!(q["acked_seq"].as_u64().unwrap() > big_seq, "{q}");
+
+    // The host holds the stub in its place, gap-free, and the events after it.
+    let conn = posd_sandbox::host::open_db(&host.db).unwrap();
+    let (kind, payload): (String, String) = conn
+        .query_row(
+            "SELECT type, payload FROM events WHERE terminal = 'T-ASIDE' AND seq = ?1",
+            [big_seq as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(kind, "set_aside");
+    let stub: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(stub["detail"]["size"], big.len());
+    assert_eq!(stub["detail"]["original_type"], "batch_close");
+    assert_eq!(stub["reason"], "too_large");
+    let a = host.audit();
+    assert_eq!(a.terminals["T-ASIDE"].gaps, 0, "{a:?}");
+    assert_eq!(
+        a.terminals["T-ASIDE"].contiguous_seq,
+        q["last_seq"].as_u64().unwrap()
+    );
+
+    // The full event stays on the terminal; the log says so once.
+    let conn = rusqlite::Connection::open(d.db_path()).unwrap();
+    let kept: String = conn
+        .query_row(
+            "SELECT payload FROM set_aside WHERE seq = ?1",
+            [big_seq as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, big);
+    let log = std::fs::read_to_string(d.log_path()).unwrap();
+    assert_eq!(
+        log.matches("can never be delivered: set aside").count(),
+        1,
+        "{log}"
+    );
+}
