@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 mod print_jobs;
 pub use print_jobs::NextPrintJob;
+mod retention;
+pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -155,6 +157,20 @@ ALTER TABLE fleet_cmds ADD COLUMN issued_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX fleet_cmds_issued ON fleet_cmds(issued_at);
 INSERT INTO meta(key, value) VALUES ('fleet.cmd_floor', '0');
 "#,
+    // #8 is the `flat` branch's (issue 14, history-flat hot paths); this placeholder keeps
+    // retention's migration at #9 until the two are merged.
+    r#"
+-- #8: reserved.
+"#,
+    r#"
+-- #9, issue 14 (retention, src/store/retention.rs): the prune walk finds batch closes by
+-- their first event and removes a transaction's print jobs by its id; meta retention.cursor
+-- is the highest seq the current sweep has examined. (auto_vacuum is set when a database is
+-- created, before its first table; an older one is converted once by a VACUUM at run time.)
+CREATE INDEX journal_closed ON journal(seq) WHERE state = 'closed';
+CREATE INDEX print_jobs_txn ON print_jobs(txn_id);
+INSERT INTO meta(key, value) VALUES ('retention.cursor', '0');
+"#,
 ];
 
 /// (id, txn_id, state, attempts, last_error) of a print job.
@@ -177,6 +193,8 @@ pub struct Db {
     acked_seq: u64,
     /// When set, final states owe a receipt (queued in the same transaction).
     receipts: Option<posd_core::receipt::ReceiptCtx>,
+    /// Free-space thresholds the journal acts on (retention).
+    disk: DiskLimits,
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -204,7 +222,9 @@ impl Db {
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        retention::prepare_new(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        retention::tune(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -228,6 +248,7 @@ impl Db {
             last_seq,
             acked_seq,
             receipts: None,
+            disk: DiskLimits::default(),
         })
     }
 

@@ -312,6 +312,91 @@ impl Default for FleetConfig {
     }
 }
 
+/// What the journal keeps and how much disk it may use (issue 14, docs/retention.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Transactions (with their journal rows and print jobs) of batches the host reconciled
+    /// are pruned once this many days have passed since their last change.
+    pub days: u32,
+    /// Sales younger than this many days are kept whatever `days` says: the till refunds
+    /// only sales it still has.
+    pub refund_window_days: u32,
+    /// Rows examined per prune step (one short SQLite transaction on the writer thread).
+    pub step_rows: u32,
+    /// Pause between two prune steps while there is a backlog, so sales come first.
+    pub step_pause_ms: u64,
+    /// How often to look for something to prune once caught up.
+    pub interval_s: u64,
+    /// Free space on the state directory's file system below which `status.disk.level` is
+    /// `low` and a warning is logged (at most once an hour).
+    pub warn_free_mb: u64,
+    /// Free space below which new sales and refunds are refused (`disk_full`); what is in
+    /// flight, acks and settlements still finish in the space left.
+    pub refuse_free_mb: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            days: 90,
+            refund_window_days: 90,
+            step_rows: 256,
+            step_pause_ms: 500,
+            interval_s: 600,
+            warn_free_mb: 256,
+            refuse_free_mb: 32,
+        }
+    }
+}
+
+impl RetentionConfig {
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        // Two days at least: today's per-user offline totals must never lose a row.
+        within(&mut p, "retention.days", self.days.into(), 2, 3660);
+        within(
+            &mut p,
+            "retention.refund_window_days",
+            self.refund_window_days.into(),
+            0,
+            3660,
+        );
+        within(
+            &mut p,
+            "retention.step_rows",
+            self.step_rows.into(),
+            1,
+            10_000,
+        );
+        within(
+            &mut p,
+            "retention.step_pause_ms",
+            self.step_pause_ms,
+            0,
+            60_000,
+        );
+        within(&mut p, "retention.interval_s", self.interval_s, 1, 86_400);
+        within(
+            &mut p,
+            "retention.refuse_free_mb",
+            self.refuse_free_mb,
+            1,
+            1 << 20,
+        );
+        if self.warn_free_mb <= self.refuse_free_mb {
+            p.push(Problem {
+                path: "retention.warn_free_mb".into(),
+                message: format!(
+                    "{} must be above refuse_free_mb ({}): the warning comes before the refusal",
+                    self.warn_free_mb, self.refuse_free_mb
+                ),
+            });
+        }
+        p
+    }
+}
+
 /// Who may refund and void (DESIGN §1.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -419,6 +504,7 @@ pub struct Config {
     pub manager: ManagerConfig,
     pub merchant_qr: MerchantQrConfig,
     pub card: CardConfig,
+    pub retention: RetentionConfig,
 }
 
 const SECTIONS: &[&str] = &[
@@ -436,6 +522,7 @@ const SECTIONS: &[&str] = &[
     "manager",
     "merchant_qr",
     "card",
+    "retention",
 ];
 
 fn section<T: DeserializeOwned + Default>(
@@ -541,6 +628,7 @@ impl Config {
             manager: section(&table, "manager", &mut problems),
             merchant_qr: section(&table, "merchant_qr", &mut problems),
             card: section(&table, "card", &mut problems),
+            retention: section(&table, "retention", &mut problems),
         };
         problems.extend(cfg.validate());
         if problems.is_empty() {
@@ -867,6 +955,9 @@ impl Config {
         }
         if let Err(e) = self.card.host_key() {
             bad("card.host_public_key", e);
+        }
+        for p in self.retention.validate() {
+            bad(&p.path, p.message);
         }
         let socket = lexical(&self.control.socket);
         if socket == lexical(&self.terminal.state_dir)

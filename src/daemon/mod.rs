@@ -153,6 +153,7 @@ pub async fn run(
                 at: now_ms(),
                 printer,
                 commit: None,
+                disk: None,
             }
         })
     };
