@@ -7,8 +7,8 @@
 //!   `reconciled`), and that reconciliation was acknowledged by the host;
 //! - every event of it is acknowledged (`seq <= acked_seq`: nothing of it is in the outbox);
 //! - it is final: not in flight, not an offline sale waiting for settlement;
-//! - its last change is older than `[retention] days`, and a sale is also older than
-//!   `refund_window_days` with no refund of it in flight;
+//! - its last change is older than `[retention] days`, and a sale that can be refunded
+//!   (approved or settled) is also older than `refund_window_days` with no refund in flight;
 //! - no print job of it is still waiting.
 //!
 //! The current batch has no close, so nothing of it can match. What must outlive the rows is
@@ -427,7 +427,8 @@ fn prunable(
     {
         return Ok(false);
     }
-    if t.kind == TxnKind::Sale {
+    // Only a sale that can still be refunded (approved or settled) waits for the window.
+    if t.kind == TxnKind::Sale && matches!(t.state, TxnState::Approved | TxnState::Settled) {
         if t.created_at >= rules.sale_cutoff {
             return Ok(false);
         }
@@ -462,4 +463,377 @@ fn remove_txn(
     out.print_jobs += tx.execute("DELETE FROM print_jobs WHERE txn_id = ?1", [txn_id])? as u64;
     out.txns += tx.execute("DELETE FROM txns WHERE id = ?1", [txn_id])? as u64;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posd_core::money::Currency;
+    use posd_core::txn::{Method, Transaction};
+
+    const DAY: u64 = 86_400_000;
+
+    /// A journal with a counter for unique transaction ids.
+    struct J {
+        db: Db,
+        n: u32,
+        _dir: tempfile::TempDir,
+    }
+
+    fn cny() -> Currency {
+        Currency::from_code("CNY").unwrap()
+    }
+
+    impl J {
+        fn new() -> J {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+            J {
+                db,
+                n: 0,
+                _dir: dir,
+            }
+        }
+        fn rand(&mut self) -> [u8; 10] {
+            self.n += 1;
+            let mut r = [0u8; 10];
+            r[..4].copy_from_slice(&self.n.to_be_bytes());
+            r
+        }
+        fn txn(&mut self, kind: TxnKind, method: Method, state: TxnState, at: u64) -> Transaction {
+            let r = self.rand();
+            let mut t = Transaction::new(kind, method, 1250, cny(), state, at, r);
+            t.channel = Some("wechat".into());
+            t
+        }
+        /// An online sale: authorizing then its final state.
+        fn sale(&mut self, at: u64, state: TxnState) -> Transaction {
+            let mut t = self.txn(
+                TxnKind::Sale,
+                Method::PaymentCode,
+                TxnState::Authorizing,
+                at,
+            );
+            self.db.record(&t).unwrap();
+            t.state = state;
+            t.updated_at = at + 1000;
+            self.db.record(&t).unwrap();
+            t
+        }
+        /// A P1 offline sale of `user` with `counter`.
+        fn offline(&mut self, at: u64, user: u64, counter: u32) -> Transaction {
+            let mut t = self.txn(
+                TxnKind::Sale,
+                Method::OfflineCode,
+                TxnState::ApprovedOffline,
+                at,
+            );
+            t.channel = Some("p1".into());
+            t.detail = Some(serde_json::json!({ "user_id": user }));
+            self.db.record_offline_sale(&t, user, counter).unwrap();
+            t
+        }
+        fn settle(&mut self, t: &mut Transaction, at: u64) {
+            t.state = TxnState::Settled;
+            t.updated_at = at;
+            self.db.record(t).unwrap();
+        }
+        /// Closes the batch at `at`; `host`: Some(true) reconciled, Some(false) mismatch.
+        fn close(&mut self, at: u64, host: Option<bool>) -> Transaction {
+            let t = self.txn(TxnKind::BatchClose, Method::None, TxnState::Closed, at);
+            let (mut c, _) = self.db.batch_close(t).unwrap();
+            if let Some(ok) = host {
+                c.state = if ok {
+                    TxnState::Reconciled
+                } else {
+                    TxnState::Mismatch
+                };
+                c.updated_at = at + 60_000;
+                self.db.record(&c).unwrap();
+            }
+            c
+        }
+        fn ack_all(&mut self) {
+            let last = self.db.last_seq();
+            self.db.ack(last).unwrap();
+        }
+        /// Prune steps until the sweep is over; the total.
+        fn prune(&mut self, now: u64, days: u32, refund_days: u32) -> PruneOutcome {
+            let rules = PruneRules::at(now, days, refund_days, 64);
+            let mut total = PruneOutcome::default();
+            for _ in 0..10_000 {
+                let o = self.db.prune_step(rules).unwrap();
+                assert!(o.scanned <= 64, "a step looked at {} rows", o.scanned);
+                total.txns += o.txns;
+                total.journal_rows += o.journal_rows;
+                total.print_jobs += o.print_jobs;
+                total.scanned += o.scanned;
+                if !o.more {
+                    return total;
+                }
+            }
+            panic!("the sweep never ended");
+        }
+        fn has(&self, t: &Transaction) -> bool {
+            self.db.txn(&t.id.to_string()).unwrap().is_some()
+        }
+        fn count(&self, table: &str) -> i64 {
+            self.db
+                .conn()
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        }
+    }
+
+    #[test]
+    fn old_reconciled_synced_batches_go_and_what_must_outlive_them_stays() {
+        let mut j = J::new();
+        j.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
+            terminal: "T1".into(),
+            utc_offset_s: 0,
+            ..Default::default()
+        }));
+        let d10 = 10 * DAY;
+        let s1 = j.sale(d10, TxnState::Approved);
+        let declined = j.sale(d10 + 1, TxnState::Declined);
+        let mut o1 = j.offline(d10 + 2, 7, 5);
+        let o2 = j.offline(d10 + 3, 7, 6);
+        j.settle(&mut o1, d10 + 4);
+        let c1 = j.close(d10 + 10, Some(true));
+        j.db.set_meta("fleet.version", "42").unwrap();
+        j.db.fleet_cmd_done("cmd-1", "{}", d10, d10).unwrap();
+        j.ack_all();
+        // Print jobs are finished (a waiting one would keep its transaction).
+        j.db.conn()
+            .execute("UPDATE print_jobs SET state = 'printed'", [])
+            .unwrap();
+        let jobs_before = j.count("print_jobs");
+        assert!(jobs_before >= 4, "receipts and the Z report were owed");
+        let last = j.db.last_seq();
+
+        let now = 200 * DAY;
+        let out = j.prune(now, 90, 90);
+        assert_eq!(out.txns, 3, "{out:?}");
+        assert!(!j.has(&s1) && !j.has(&declined) && !j.has(&o1));
+        assert!(j.db.history(&s1.id.to_string()).unwrap().is_empty());
+        // The unsettled offline sale stays, and so does the close of its batch.
+        assert!(j.has(&o2) && j.has(&c1));
+        assert!(out.print_jobs >= 3);
+        // seq continuity, the P1 counter, the fleet's version and command ids.
+        assert_eq!(j.db.last_seq(), last);
+        let replay = j.txn(
+            TxnKind::Sale,
+            Method::OfflineCode,
+            TxnState::ApprovedOffline,
+            now,
+        );
+        assert!(matches!(
+            j.db.record_offline_sale(&replay, 7, 5),
+            Err(StoreError::CounterReplayed { last: 6, .. })
+        ));
+        assert_eq!(j.db.fleet_record().unwrap().version, 42);
+        assert!(j.db.fleet_cmd("cmd-1").unwrap().is_some());
+
+        // Settled later (and acked), it goes at the next sweep, and the close with it.
+        let mut o2 = o2;
+        j.settle(&mut o2, d10 + 5 * DAY);
+        j.ack_all();
+        let out = j.prune(now, 90, 90);
+        assert_eq!(out.txns, 2, "{out:?}");
+        assert!(!j.has(&o2) && !j.has(&c1));
+        assert_eq!((j.count("txns"), j.count("journal")), (0, 0));
+        assert_eq!(j.count("print_jobs"), 0);
+        // Every row is gone: the next seq still follows the last one, also after a restart.
+        let last = j.db.last_seq();
+        let t = j.sale(now, TxnState::Approved);
+        assert_eq!(j.db.history(&t.id.to_string()).unwrap()[0].0, last + 1);
+        let path = j.db.path().unwrap();
+        drop(j.db);
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.last_seq(), last + 2);
+        assert_eq!(db.fleet_record().unwrap().version, 42);
+        assert_eq!(db.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn nothing_unreconciled_unsynced_young_or_of_the_open_batch_goes() {
+        let mut j = J::new();
+        let mismatch = j.sale(DAY, TxnState::Approved);
+        j.close(DAY + 10, Some(false));
+        let unanswered = j.sale(2 * DAY, TxnState::Approved);
+        j.close(2 * DAY + 10, None);
+        let reconciled = j.sale(3 * DAY, TxnState::Approved);
+        j.close(3 * DAY + 10, Some(true));
+        j.ack_all();
+        // Reconciled and old, but an event of it is not acknowledged yet.
+        let unsynced = j.sale(4 * DAY, TxnState::Approved);
+        j.close(4 * DAY + 10, Some(true));
+        // The open batch: old, but never closed.
+        let open = j.sale(5 * DAY, TxnState::Approved);
+        let now = 200 * DAY;
+        let out = j.prune(now, 90, 90);
+        assert_eq!(out.txns, 2, "the sale and its close: {out:?}");
+        assert!(!j.has(&reconciled));
+        for t in [&mismatch, &unanswered, &unsynced, &open] {
+            assert!(j.has(t), "{} was pruned", t.id);
+        }
+        // Once acknowledged, the reconciled one goes; the others never.
+        j.ack_all();
+        assert_eq!(j.prune(now, 90, 90).txns, 2, "the sale and its close");
+        assert!(!j.has(&unsynced));
+        for t in [&mismatch, &unanswered, &open] {
+            assert!(j.has(t));
+        }
+        // A young reconciled batch stays.
+        let young = j.sale(now - 10 * DAY, TxnState::Approved);
+        j.close(now - 10 * DAY + 10, Some(true));
+        j.ack_all();
+        assert_eq!(j.prune(now, 90, 90).txns, 0);
+        assert!(j.has(&young) && j.has(&open));
+    }
+
+    #[test]
+    fn refund_originals_within_the_window_and_refunds_in_flight_keep_their_sale() {
+        let mut j = J::new();
+        let now = 400 * DAY;
+        // 100 days old: past `days` (30) but inside the refund window (180).
+        let in_window = j.sale(now - 100 * DAY, TxnState::Approved);
+        let declined = j.sale(now - 100 * DAY + 1, TxnState::Declined);
+        // 300 days old, with a refund still in flight.
+        let refunded = j.sale(now - 300 * DAY, TxnState::Approved);
+        let mut r = j.txn(
+            TxnKind::Refund,
+            Method::PaymentCode,
+            TxnState::Authorizing,
+            now - 300 * DAY + 5,
+        );
+        r.amount = 100;
+        r.detail =
+            Some(serde_json::json!({"original": refunded.id.to_string(), "refund_id": "r1"}));
+        j.db.record_refund(&r, &refunded.id.to_string()).unwrap();
+        let old = j.sale(now - 300 * DAY + 10, TxnState::Approved);
+        j.close(now - 99 * DAY, Some(true));
+        j.ack_all();
+        let out = j.prune(now, 30, 180);
+        assert_eq!(out.txns, 2, "{out:?}");
+        assert!(!j.has(&declined) && !j.has(&old));
+        assert!(j.has(&in_window) && j.has(&refunded) && j.has(&r));
+        // The refund can still be made against the kept original.
+        assert_eq!(
+            j.db.refund_context(&in_window.id.to_string())
+                .unwrap()
+                .committed,
+            0
+        );
+        // The refund approved: the original and the refund go (both out of the window).
+        r.state = TxnState::Approved;
+        r.updated_at = now - 300 * DAY + 10;
+        j.db.record(&r).unwrap();
+        j.ack_all();
+        assert_eq!(j.prune(now, 30, 180).txns, 2);
+        assert!(!j.has(&refunded) && !j.has(&r) && j.has(&in_window));
+    }
+
+    #[test]
+    fn todays_offline_totals_survive_the_shortest_retention() {
+        let mut j = J::new();
+        let now = 50 * DAY + 12 * 3_600_000;
+        let day_start = 50 * DAY;
+        let mut old = j.offline(10 * DAY, 9, 1);
+        j.settle(&mut old, 11 * DAY);
+        j.close(12 * DAY, Some(true));
+        let mut today = j.offline(day_start + 1000, 9, 2);
+        j.settle(&mut today, day_start + 2000);
+        // Closed and reconciled this morning.
+        j.close(day_start + 3000, Some(true));
+        j.ack_all();
+        let before = j.db.offline_snapshot(9, day_start).unwrap();
+        assert_eq!(before.user_total_today, 1250);
+        let out = j.prune(now, 2, 0);
+        assert_eq!(out.txns, 2, "the old sale and its close: {out:?}");
+        assert!(!j.has(&old) && j.has(&today));
+        assert_eq!(j.db.offline_snapshot(9, day_start).unwrap(), before);
+    }
+
+    #[test]
+    fn steps_are_bounded_and_the_file_shrinks() {
+        let mut j = J::new();
+        j.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
+            terminal: "T1".into(),
+            utc_offset_s: 0,
+            ..Default::default()
+        }));
+        assert_eq!(
+            j.db.db_size().unwrap().auto_vacuum,
+            2,
+            "new journals can shrink"
+        );
+        for n in 0..3000 {
+            j.sale(DAY + n, TxnState::Approved);
+        }
+        j.close(DAY + 5000, Some(true));
+        j.ack_all();
+        j.db.conn()
+            .execute("UPDATE print_jobs SET state = 'printed'", [])
+            .unwrap();
+        let before = j.db.reclaim().unwrap();
+        let rules = PruneRules::at(200 * DAY, 90, 90, 100);
+        let mut steps = 0;
+        loop {
+            let o = j.db.prune_step(rules).unwrap();
+            assert!(o.scanned <= 100 && o.txns <= 100, "{o:?}");
+            steps += 1;
+            if !o.more {
+                break;
+            }
+        }
+        // 6000 journal rows, 100 a step, plus the close and the end of the sweep.
+        assert!((60..=63).contains(&steps), "{steps} steps");
+        assert_eq!(j.count("txns"), 0);
+        let after = j.db.reclaim().unwrap();
+        assert!(
+            after.db_bytes * 10 < before.db_bytes,
+            "{} bytes before, {} after",
+            before.db_bytes,
+            after.db_bytes
+        );
+        assert_eq!(after.wal_bytes, 0);
+        assert_eq!(j.db.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn an_older_journal_is_converted_once_by_a_vacuum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        {
+            // A journal created before migration #9 (auto_vacuum = NONE).
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE legacy (x INTEGER)").unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let mut j = J {
+            db,
+            n: 0,
+            _dir: dir,
+        };
+        assert_eq!(j.db.db_size().unwrap().auto_vacuum, 0);
+        for n in 0..2000 {
+            j.sale(DAY + n, TxnState::Approved);
+        }
+        j.close(DAY + 5000, Some(true));
+        j.ack_all();
+        j.prune(200 * DAY, 90, 90);
+        let kept = j.db.reclaim().unwrap();
+        assert!(
+            kept.free_pages > 100,
+            "the pages are free but still in the file"
+        );
+        // Not enough room for the rewrite: refused, nothing changed.
+        assert!(!j.db.convert_auto_vacuum(kept.db_bytes).unwrap());
+        assert!(j.db.convert_auto_vacuum(u64::MAX).unwrap());
+        let after = j.db.db_size().unwrap();
+        assert_eq!((after.auto_vacuum, after.free_pages), (2, 0));
+        assert!(after.db_bytes * 5 < kept.db_bytes, "{after:?} {kept:?}");
+        assert!(!j.db.convert_auto_vacuum(u64::MAX).unwrap(), "only once");
+    }
 }
