@@ -38,6 +38,7 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let store = Store::open(&cfg.db_path())?;
+    let disk = crate::retention::DiskWatch::new(cfg.terminal.state_dir.clone(), &cfg.retention);
     // Fleet (issue 8): the local file overlaid with the last applied push.
     let local = cfg;
     let (cfg, fleet_view) = crate::fleet::startup(&store, &local).await;
@@ -117,6 +118,7 @@ pub async fn run(
         let console = cfg.devices.console;
         let camera_rx = camera_rx.clone();
         let fleet_view = fleet_view.clone();
+        let disk = disk.clone();
         Arc::new(move |online: bool, q: QueueStats| {
             let mut devices = BTreeMap::new();
             devices.insert(
@@ -153,7 +155,7 @@ pub async fn run(
                 at: now_ms(),
                 printer,
                 commit: None,
-                disk: None,
+                disk: Some(disk.status()),
             }
         })
     };
@@ -202,6 +204,7 @@ pub async fn run(
             pin_hash: (!cfg.manager.pin_hash.is_empty()).then(|| cfg.manager.pin_hash.clone()),
             printer: print_wake.clone(),
             utc_offset_s: cfg.terminal.utc_offset_s,
+            disk: disk.clone(),
         },
         engine_rx,
         engine_beat.clone(),
@@ -358,6 +361,13 @@ pub async fn run(
         cfg.db_path().display(),
         cfg.control.socket.display()
     );
+
+    tokio::spawn(crate::retention::run(
+        store.clone(),
+        disk.clone(),
+        cfg.retention.clone(),
+        shutdown.clone(),
+    ));
 
     let watchdog = tokio::spawn(watchdog_loop(
         store.clone(),
