@@ -107,8 +107,15 @@ impl DiskWatch {
         })
     }
 
-    /// The last measurement, for `status`.
+    /// For `status`: the free space measured now, the journal's sizes as last measured.
     pub fn status(&self) -> DiskStatus {
+        if let Some((free, total, level)) = self.measure() {
+            self.update(|s| {
+                s.free_bytes = free;
+                s.total_bytes = total;
+                s.level = level;
+            });
+        }
         self.inner
             .status
             .lock()
@@ -159,6 +166,13 @@ pub async fn run(
         if now >= next_disk {
             next_disk = now + DISK_CHECK;
             let level = check_disk(&store, &disk).await;
+            let was_low = matches!(last_level, DiskLevel::Low | DiskLevel::Full);
+            let is_low = matches!(level, DiskLevel::Low | DiskLevel::Full);
+            if was_low != is_low || last_level == DiskLevel::Unknown {
+                if let Err(e) = store.call(move |db| db.set_disk_low(is_low)).await {
+                    log::warn!("retention: checkpoint interval not changed: {e}");
+                }
+            }
             if level != last_level
                 || (level != DiskLevel::Ok && last_warn.is_none_or(|w| w.elapsed() >= WARN_EVERY))
             {
@@ -259,7 +273,13 @@ async fn check_disk(store: &Store, disk: &DiskWatch) -> DiskLevel {
     let Some((free, total, level)) = disk.measure() else {
         return DiskLevel::Unknown;
     };
-    let size = store.call(|db| db.db_size()).await.ok();
+    let size = store
+        .call(|db| {
+            db.ensure_reserve();
+            db.db_size()
+        })
+        .await
+        .ok();
     disk.update(|s| {
         s.level = level;
         s.free_bytes = free;

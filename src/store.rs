@@ -243,13 +243,15 @@ impl Db {
         }
         let last_seq = meta_u64(&conn, "last_seq")?;
         let acked_seq = meta_u64(&conn, "acked_seq")?;
-        Ok(Db {
+        let db = Db {
             conn,
             last_seq,
             acked_seq,
             receipts: None,
             disk: DiskLimits::default(),
-        })
+        };
+        db.ensure_reserve();
+        Ok(db)
     }
 
     /// Final transaction states owe a receipt from now on (a printer is configured).

@@ -35,6 +35,13 @@ use std::path::{Path, PathBuf};
 
 /// Longest the write-ahead log is left on disk after a checkpoint resets it.
 pub const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+/// Events acknowledged per SQLite transaction on a low disk.
+const ACK_CHUNK: u64 = 32;
+/// The reserve file beside the journal (`posd.sqlite-reserve`): given up on a full disk so an
+/// ack and a checkpoint can still be recorded.
+pub const RESERVE_BYTES: u64 = 1 << 20;
+/// `wal_autocheckpoint` on a low disk, in pages (64 KiB of 4 KiB pages).
+pub const LOW_DISK_AUTOCHECKPOINT: u32 = 16;
 /// Pages given back per `incremental_vacuum` call (4 MiB of 4 KiB pages).
 const VACUUM_PAGES: u32 = 1024;
 
@@ -103,6 +110,8 @@ pub struct DbSize {
 }
 
 /// (free bytes for unprivileged writers, total bytes) of the file system holding `path`.
+// The casts are needed on 32-bit ARM, where statvfs' block counts are 32 bits.
+#[allow(clippy::unnecessary_cast)]
 pub fn free_space(path: &Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
@@ -149,6 +158,20 @@ impl Db {
         self.disk = limits;
     }
 
+    /// On a low disk the log is checkpointed every [`LOW_DISK_AUTOCHECKPOINT`] pages instead of
+    /// SQLite's 1000 (4 MiB): the database file then already holds nearly everything when the
+    /// disk fills, so a checkpoint never needs more room than there is, and the log's own
+    /// (small) file is reused from its start instead of growing.
+    pub fn set_disk_low(&mut self, low: bool) -> Result<(), StoreError> {
+        let pages = if low { LOW_DISK_AUTOCHECKPOINT } else { 1000 };
+        let _: i64 =
+            self.conn
+                .query_row(&format!("PRAGMA wal_autocheckpoint = {pages}"), [], |r| {
+                    r.get(0)
+                })?;
+        Ok(())
+    }
+
     /// The database file's path (None: in memory).
     pub fn path(&self) -> Option<PathBuf> {
         self.conn
@@ -164,29 +187,102 @@ impl Db {
     }
 
     /// [`Db::ack`] that does not let the write-ahead log grow on a low disk: below
-    /// `low_bytes` free the log is checkpointed (and truncated) before the ack — giving back
-    /// the space a grown log holds — and after it, so an ack can still be recorded when money
-    /// no longer can.
+    /// `low_bytes` free the log is checkpointed with `RESTART` before the ack — so the ack's
+    /// pages are written over the start of the log file already on disk rather than added to
+    /// its end — and again after it, which puts them in the database file (an ack only frees
+    /// pages there, it never needs the file to grow). So an ack is still recorded when the
+    /// disk has no byte left for money.
+    ///
+    /// On a low disk the ack is also recorded in chunks of [`ACK_CHUNK`] events, each
+    /// checkpointed, so the log never needs more than a few pages; and if the disk is full to
+    /// the last byte, the reserve file ([`RESERVE_BYTES`], made when the journal is opened) is
+    /// given up so the checkpoint and the ack have room. It is made again when space is back
+    /// ([`Db::ensure_reserve`]).
     pub fn ack_bounded(&mut self, upto: u64) -> Result<super::AckOutcome, StoreError> {
         let low = self.free_bytes().is_some_and(|f| f < self.disk.low_bytes);
-        if low && upto > self.acked_seq {
-            // Best effort: a busy or failed checkpoint still leaves the ack to try.
-            let _ = self.checkpoint_truncate();
+        if !low || upto <= self.acked_seq {
+            return self.ack(upto);
         }
-        let out = self.ack(upto)?;
-        if low && out.dropped > 0 {
-            let _ = self.checkpoint_truncate();
+        match self.ack_in_chunks(upto) {
+            Err(StoreError::DiskFull) if self.release_reserve() => {
+                log::warn!(
+                    "the disk is full: the journal's reserve was given up to record an ack;                      free space on the state directory's file system"
+                );
+                self.ack_in_chunks(upto)
+            }
+            other => other,
         }
-        Ok(out)
+    }
+
+    fn ack_in_chunks(&mut self, upto: u64) -> Result<super::AckOutcome, StoreError> {
+        let from = self.acked_seq;
+        // Best effort: a checkpoint that cannot finish still leaves the ack to try.
+        let _ = self.checkpoint("RESTART");
+        let mut at = from;
+        while at < upto {
+            at = upto.min(at + ACK_CHUNK);
+            self.ack(at)?;
+            let _ = self.checkpoint("RESTART");
+        }
+        Ok(super::AckOutcome {
+            acked_seq: upto,
+            dropped: upto - from,
+        })
+    }
+
+    fn reserve_path(&self) -> Option<PathBuf> {
+        let mut p = self.path()?.into_os_string();
+        p.push("-reserve");
+        Some(PathBuf::from(p))
+    }
+
+    /// Gives up the reserve file; whether there was one.
+    fn release_reserve(&mut self) -> bool {
+        self.reserve_path()
+            .is_some_and(|p| std::fs::remove_file(p).is_ok())
+    }
+
+    /// Makes the reserve file (allocated, not sparse) when it is missing and the disk has
+    /// room for it twice over. Whether it exists afterwards.
+    pub fn ensure_reserve(&self) -> bool {
+        let Some(p) = self.reserve_path() else {
+            return false;
+        };
+        if p.exists() {
+            return true;
+        }
+        if self.free_bytes().is_none_or(|f| f < 2 * RESERVE_BYTES) {
+            return false;
+        }
+        let made = (|| -> std::io::Result<()> {
+            use std::os::unix::io::AsRawFd;
+            let f = std::fs::File::create(&p)?;
+            // SAFETY: a valid open file descriptor and a length within off_t.
+            let rc =
+                unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, RESERVE_BYTES as libc::off_t) };
+            if rc != 0 {
+                return Err(std::io::Error::from_raw_os_error(rc));
+            }
+            f.sync_all()
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_file(&p);
+        }
+        made.is_ok()
+    }
+
+    /// `PRAGMA wal_checkpoint(mode)`: (busy, log frames, frames checkpointed).
+    fn checkpoint(&mut self, mode: &str) -> Result<(i64, i64, i64), StoreError> {
+        Ok(self
+            .conn
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?)
     }
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)`: (busy, log frames, frames checkpointed).
     pub fn checkpoint_truncate(&mut self) -> Result<(i64, i64, i64), StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?)
+        self.checkpoint("TRUNCATE")
     }
 
     /// Sizes of the database, its log and its free pages.
