@@ -218,13 +218,38 @@ pub async fn run(
         if pruned_this_sweep > 0 {
             log::info!("retention: pruned {pruned_this_sweep} transactions older than {} days of reconciled batches", cfg.days);
             pruned_this_sweep = 0;
-            match store.call(|db| db.reclaim()).await {
-                Ok(size) => log::info!(
-                    "retention: journal {} ({} free pages left)",
+            // The space back in bounded calls, sales between them.
+            let mut reclaimed = true;
+            loop {
+                match store.call(|db| db.reclaim_step()).await {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        tokio::select! {
+                            _ = shutdown.changed() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(cfg.step_pause_ms)) => {}
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("retention: space not given back yet: {e}");
+                        reclaimed = false;
+                        break;
+                    }
+                }
+            }
+            let size = store
+                .call(|db| {
+                    db.checkpoint_truncate()?;
+                    db.db_size()
+                })
+                .await;
+            match size {
+                Ok(size) if reclaimed => log::info!(
+                    "retention: journal now {} ({} free pages inside)",
                     mb(size.db_bytes + size.wal_bytes),
                     size.free_pages
                 ),
-                Err(e) => log::warn!("retention: space not given back yet: {e}"),
+                Ok(_) => {}
+                Err(e) => log::warn!("retention: log not checkpointed: {e}"),
             }
         }
         let free = disk.measure().map(|m| m.0).unwrap_or(0);

@@ -23,9 +23,9 @@
 //! back to 0 so the next sweep looks again at what was kept (an offline sale settled since,
 //! a batch reconciled late).
 //!
-//! Space: new databases are created with `auto_vacuum = INCREMENTAL`; each step that deleted
-//! something runs `incremental_vacuum`, and [`Db::reclaim`] checkpoints with `TRUNCATE` at quiet
-//! times, which is when the file actually shrinks. An older database is converted once by
+//! Space: new databases are created with `auto_vacuum = INCREMENTAL`; when a sweep is over,
+//! [`Db::reclaim_step`] runs `incremental_vacuum` in bounded calls and a `TRUNCATE` checkpoint
+//! follows, which is when the file actually shrinks. An older database is converted once by
 //! [`Db::convert_auto_vacuum`] (a full `VACUUM`).
 
 use super::{meta_u64, Db, StoreError};
@@ -42,8 +42,9 @@ const ACK_CHUNK: u64 = 32;
 pub const RESERVE_BYTES: u64 = 1 << 20;
 /// `wal_autocheckpoint` on a low disk, in pages (64 KiB of 4 KiB pages).
 pub const LOW_DISK_AUTOCHECKPOINT: u32 = 16;
-/// Pages given back per `incremental_vacuum` call (4 MiB of 4 KiB pages).
-const VACUUM_PAGES: u32 = 1024;
+/// Pages given back per `incremental_vacuum` call (1 MiB of 4 KiB pages), so one call holds
+/// the writer thread only briefly.
+const VACUUM_PAGES: u32 = 256;
 
 /// Free-space thresholds the journal itself acts on (acks checkpoint the log below `low`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,11 +326,25 @@ impl Db {
         let result = self.prune_step_inner(rules);
         // Money commits are FULL again whatever happened above.
         self.conn.pragma_update(None, "synchronous", "FULL")?;
-        let out = result?;
-        if out.txns > 0 {
-            self.incremental_vacuum(VACUUM_PAGES)?;
+        result
+    }
+
+    /// One bounded step of giving space back: up to [`VACUUM_PAGES`] free pages moved out of
+    /// the file's end. Returns the free pages left (0 when done, or when the journal predates
+    /// incremental vacuum and cannot give them back).
+    pub fn reclaim_step(&mut self) -> Result<u64, StoreError> {
+        if self
+            .conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))?
+            != 2
+        {
+            return Ok(0);
         }
-        Ok(out)
+        self.incremental_vacuum(VACUUM_PAGES)?;
+        let left: i64 = self
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        Ok(left.max(0) as u64)
     }
 
     /// Gives up to `pages` free pages back (they leave the file at the next checkpoint).
@@ -349,8 +364,9 @@ impl Db {
         Ok(r?)
     }
 
-    /// At a quiet time: every free page back to the file system, then the log checkpointed
-    /// and truncated. Returns the sizes after.
+    /// Every free page back to the file system, then the log checkpointed and truncated, in
+    /// one call (tools and tests; the daemon uses [`Db::reclaim_step`] between sales).
+    /// Returns the sizes after.
     pub fn reclaim(&mut self) -> Result<DbSize, StoreError> {
         loop {
             let before: i64 = self
