@@ -1149,6 +1149,19 @@ mod tests {
     }
 
     #[test]
+    fn retention_is_checked_with_its_path() {
+        let c = Config::from_toml("[terminal]\nid = \"T\"\n").unwrap();
+        assert_eq!((c.retention.days, c.retention.refuse_free_mb), (90, 32));
+        let bad =
+            "[terminal]\nid = \"T\"\n[retention]\ndays = 1\nwarn_free_mb = 8\nrefuse_free_mb = 8\n";
+        let Err(ConfigError::Invalid(p)) = Config::from_toml(bad) else {
+            panic!("accepted");
+        };
+        let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["retention.days", "retention.warn_free_mb"], "{p:?}");
+    }
+
+    #[test]
     fn broker_urls() {
         assert_eq!(
             parse_broker_url("mqtts://b.example:8884").unwrap(),
