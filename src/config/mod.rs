@@ -341,8 +341,8 @@ impl Default for RetentionConfig {
         RetentionConfig {
             days: 90,
             refund_window_days: 90,
-            step_rows: 256,
-            step_pause_ms: 500,
+            step_rows: 128,
+            step_pause_ms: 250,
             interval_s: 600,
             warn_free_mb: 256,
             refuse_free_mb: 32,

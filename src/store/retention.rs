@@ -357,9 +357,15 @@ impl Db {
             return Ok(());
         }
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let r = self
-            .conn
-            .execute_batch(&format!("PRAGMA incremental_vacuum({pages})"));
+        // The pragma frees one page per step of the statement: step it to the end.
+        let r = (|| -> rusqlite::Result<()> {
+            let mut st = self
+                .conn
+                .prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
+            let mut rows = st.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        })();
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(r?)
     }
