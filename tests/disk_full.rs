@@ -2,7 +2,8 @@
 //! no mocks. Money is refused with a clear message and nothing is corrupted; acks are still
 //! recorded and the write-ahead log does not grow; the daemon says `disk_full` and `status`
 //! shows the level. Mounting needs root (CAP_SYS_ADMIN): without it these tests say so on
-//! stderr and pass without running.
+//! stderr and pass without running. Also: the daemon's own retention job prunes an old,
+//! reconciled history by itself and gives the space back.
 
 mod common;
 use common::*;
@@ -213,4 +214,87 @@ async fn the_daemon_warns_then_refuses_new_sales_and_recovers_when_space_comes_b
     let db = Db::open(&d.db_path()).unwrap();
     assert_eq!(db.integrity_check().unwrap(), "ok");
     assert_eq!(db.acked_seq(), db.last_seq());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_prunes_an_old_reconciled_history_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("t");
+    let db_path = tdir.join("state").join("posd.sqlite");
+    std::fs::create_dir_all(db_path.parent().unwrap()).unwrap();
+    // A history 200 days old: 3,000 sales, closed, reconciled and acknowledged; then one sale
+    // of the open batch, not acknowledged.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let old = now - 200 * 86_400_000;
+    let (kept, last) = {
+        let mut db = Db::open(&db_path).unwrap();
+        db.conn().pragma_update(None, "synchronous", "OFF").unwrap();
+        for n in 0..3000u32 {
+            db.record(&sale_txn(n, old + u64::from(n))).unwrap();
+        }
+        let mut r = [0xffu8; 10];
+        r[0] = 1;
+        let close = Transaction::new(
+            TxnKind::BatchClose,
+            Method::None,
+            0,
+            Currency::from_code("CNY").unwrap(),
+            TxnState::Closed,
+            old + 10_000,
+            r,
+        );
+        let (mut c, _) = db.batch_close(close).unwrap();
+        c.state = TxnState::Reconciled;
+        c.updated_at += 1000;
+        db.record(&c).unwrap();
+        let last = db.last_seq();
+        db.ack(last).unwrap();
+        let open = sale_txn(5000, now);
+        db.record(&open).unwrap();
+        (open.id.to_string(), last + 1)
+    };
+    let before = std::fs::metadata(&db_path).unwrap().len();
+    let broker = Mosquitto::start();
+    let d = Daemon::start(
+        &tdir,
+        "T-RETAIN",
+        &broker.url(),
+        "[retention]\nstep_rows = 500\nstep_pause_ms = 10\n",
+    );
+    let mut c = d.client().await;
+    let s = eventually(Duration::from_secs(60), "the history pruned", || async {
+        let mut c = d.client().await;
+        let s = status(&mut c).await;
+        (s["disk"]["pruned_txns"].as_u64() == Some(3001)).then_some(s)
+    })
+    .await;
+    assert_eq!(s["disk"]["auto_vacuum"], "incremental", "{s}");
+    let q = c
+        .call_json(posd_core::control::Queue {})
+        .await
+        .expect("queue");
+    assert_eq!(q["last_seq"].as_u64(), Some(last), "seq did not move back");
+    let list = c
+        .call_json(posd_core::control::TxnList {
+            limit: Some(10_000),
+        })
+        .await
+        .expect("txn list");
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(ids, [kept.as_str()], "only the open batch's sale is left");
+    // The space is given back once the sweep is over.
+    let after = eventually(Duration::from_secs(60), "the file shrunk", || async {
+        let len = std::fs::metadata(&db_path).ok()?.len();
+        (len * 4 < before).then_some(len)
+    })
+    .await;
+    eprintln!("journal file {before} bytes before, {after} after");
 }
