@@ -655,14 +655,21 @@ impl Config {
     }
 
     /// The journal's files: the database and SQLite's companions beside it.
-    pub fn journal_files(&self) -> [PathBuf; 4] {
+    pub fn journal_files(&self) -> [PathBuf; 5] {
         let db = self.db_path();
         let with = |suffix: &str| {
             let mut s = db.clone().into_os_string();
             s.push(suffix);
             PathBuf::from(s)
         };
-        [with("-wal"), with("-shm"), with("-journal"), db]
+        // `-reserve`: the space retention gives up on a full disk (docs/retention.md).
+        [
+            with("-wal"),
+            with("-shm"),
+            with("-journal"),
+            with("-reserve"),
+            db,
+        ]
     }
 
     /// Checks against the file system: the control socket must not name an existing file that
