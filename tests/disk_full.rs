@@ -110,6 +110,12 @@ fn journal_on_a_full_disk_refuses_money_records_acks_and_stays_sound() {
     assert!(reserve.exists(), "the journal keeps a reserve");
     let wal_full = wal_len(&path);
     assert!(wal_full < 1 << 20, "the log stayed small: {wal_full} bytes");
+    // An ack beyond the last seq is refused whole, on a full disk too.
+    assert!(matches!(
+        db.ack_bounded(last + 5),
+        Err(StoreError::AckBeyondLast { .. })
+    ));
+    assert_eq!(db.acked_seq(), 0);
     for k in 1..=10 {
         let out = db.ack_bounded(last * k / 10).unwrap();
         assert!(out.dropped > 0);

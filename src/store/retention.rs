@@ -201,7 +201,8 @@ impl Db {
     /// ([`Db::ensure_reserve`]).
     pub fn ack_bounded(&mut self, upto: u64) -> Result<super::AckOutcome, StoreError> {
         let low = self.free_bytes().is_some_and(|f| f < self.disk.low_bytes);
-        if !low || upto <= self.acked_seq {
+        // Nothing to drop, or an ack beyond the last seq (refused whole by `ack`).
+        if !low || upto <= self.acked_seq || upto > self.last_seq {
             return self.ack(upto);
         }
         match self.ack_in_chunks(upto) {
