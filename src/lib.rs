@@ -12,6 +12,8 @@ pub mod systemd;
 
 pub mod store;
 
+pub mod retention;
+
 pub mod link;
 pub mod printer;
 pub mod printq;

@@ -603,7 +603,7 @@ async fn route(
 /// Drops the events the host acknowledged (the gate already bounded `upto` by what was
 /// published).
 async fn apply_ack(link: &Link, store: &Store, upto: u64) {
-    match store.call(move |db| db.ack(upto)).await {
+    match store.call(move |db| db.ack_bounded(upto)).await {
         Ok(o) => {
             link.shared
                 .acked_seq

@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 mod print_jobs;
 pub use print_jobs::NextPrintJob;
+mod retention;
+pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -154,10 +156,18 @@ ALTER TABLE fleet_cmds ADD COLUMN issued_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX fleet_cmds_issued ON fleet_cmds(issued_at);
 INSERT INTO meta(key, value) VALUES ('fleet.cmd_floor', '0');
 "#,
-    // #8 and #9 are reserved for issue 14's other branches (flat, retain): the lead puts theirs
-    // here when merging. Until then they do nothing.
+    // #8 is reserved for the `flat` branch (issue 14, history-flat hot paths); the lead puts
+    // it here when merging. Until then it does nothing.
     "-- #8: reserved (issue 14)",
-    "-- #9: reserved (issue 14)",
+    r#"
+-- #9, issue 14 (retention, src/store/retention.rs): the prune walk finds batch closes by
+-- their first event and removes a transaction's print jobs by its id; meta retention.cursor
+-- is the highest seq the current sweep has examined. (auto_vacuum is set when a database is
+-- created, before its first table; an older one is converted once by a VACUUM at run time.)
+CREATE INDEX journal_closed ON journal(seq) WHERE state = 'closed';
+CREATE INDEX print_jobs_txn ON print_jobs(txn_id);
+INSERT INTO meta(key, value) VALUES ('retention.cursor', '0');
+"#,
     r#"
 -- #10, issue 14: events that can never be delivered (over the size limit), kept whole; the
 -- outbox carries a small stub in their place so the host's cumulative ack can pass them.
@@ -214,6 +224,8 @@ pub struct Db {
     receipts: Option<posd_core::receipt::ReceiptCtx>,
     /// (count, last seq) of the `set_aside` table, kept here so `status` never counts it.
     set_aside: (u64, u64),
+    /// Free-space thresholds the journal acts on (retention).
+    disk: DiskLimits,
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -241,7 +253,9 @@ impl Db {
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        retention::prepare_new(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        retention::tune(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -264,7 +278,7 @@ impl Db {
             conn.query_row("SELECT COUNT(*), MAX(seq) FROM set_aside", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
-        Ok(Db {
+        let db = Db {
             conn,
             last_seq,
             acked_seq,
@@ -273,7 +287,10 @@ impl Db {
                 set_aside.0.max(0) as u64,
                 set_aside.1.unwrap_or(0).max(0) as u64,
             ),
-        })
+            disk: DiskLimits::default(),
+        };
+        db.ensure_reserve();
+        Ok(db)
     }
 
     /// Final transaction states owe a receipt from now on (a printer is configured).

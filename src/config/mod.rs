@@ -344,6 +344,91 @@ impl Default for FleetConfig {
     }
 }
 
+/// What the journal keeps and how much disk it may use (issue 14, docs/retention.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Transactions (with their journal rows and print jobs) of batches the host reconciled
+    /// are pruned once this many days have passed since their last change.
+    pub days: u32,
+    /// Sales younger than this many days are kept whatever `days` says: the till refunds
+    /// only sales it still has.
+    pub refund_window_days: u32,
+    /// Rows examined per prune step (one short SQLite transaction on the writer thread).
+    pub step_rows: u32,
+    /// Pause between two prune steps while there is a backlog, so sales come first.
+    pub step_pause_ms: u64,
+    /// How often to look for something to prune once caught up.
+    pub interval_s: u64,
+    /// Free space on the state directory's file system below which `status.disk.level` is
+    /// `low` and a warning is logged (at most once an hour).
+    pub warn_free_mb: u64,
+    /// Free space below which new sales and refunds are refused (`disk_full`); what is in
+    /// flight, acks and settlements still finish in the space left.
+    pub refuse_free_mb: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            days: 90,
+            refund_window_days: 90,
+            step_rows: 128,
+            step_pause_ms: 250,
+            interval_s: 600,
+            warn_free_mb: 256,
+            refuse_free_mb: 32,
+        }
+    }
+}
+
+impl RetentionConfig {
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        // Two days at least: today's per-user offline totals must never lose a row.
+        within(&mut p, "retention.days", self.days.into(), 2, 3660);
+        within(
+            &mut p,
+            "retention.refund_window_days",
+            self.refund_window_days.into(),
+            0,
+            3660,
+        );
+        within(
+            &mut p,
+            "retention.step_rows",
+            self.step_rows.into(),
+            1,
+            10_000,
+        );
+        within(
+            &mut p,
+            "retention.step_pause_ms",
+            self.step_pause_ms,
+            0,
+            60_000,
+        );
+        within(&mut p, "retention.interval_s", self.interval_s, 1, 86_400);
+        within(
+            &mut p,
+            "retention.refuse_free_mb",
+            self.refuse_free_mb,
+            1,
+            1 << 20,
+        );
+        if self.warn_free_mb <= self.refuse_free_mb {
+            p.push(Problem {
+                path: "retention.warn_free_mb".into(),
+                message: format!(
+                    "{} must be above refuse_free_mb ({}): the warning comes before the refusal",
+                    self.warn_free_mb, self.refuse_free_mb
+                ),
+            });
+        }
+        p
+    }
+}
+
 /// Who may refund and void (DESIGN §1.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -451,6 +536,7 @@ pub struct Config {
     pub manager: ManagerConfig,
     pub merchant_qr: MerchantQrConfig,
     pub card: CardConfig,
+    pub retention: RetentionConfig,
 }
 
 const SECTIONS: &[&str] = &[
@@ -468,6 +554,7 @@ const SECTIONS: &[&str] = &[
     "manager",
     "merchant_qr",
     "card",
+    "retention",
 ];
 
 /// One section, parsed strictly; a section that does not parse takes its defaults and is
@@ -672,6 +759,7 @@ impl Config {
             manager: section(&table, "manager", &mut problems, &mut failed),
             merchant_qr: section(&table, "merchant_qr", &mut problems, &mut failed),
             card: section(&table, "card", &mut problems, &mut failed),
+            retention: section(&table, "retention", &mut problems, &mut failed),
         };
         // Each problem once: a section that did not parse was reported; its defaults are not
         // checked again (no "terminal.id: missing" after a bad terminal.currency).
@@ -707,14 +795,21 @@ impl Config {
     }
 
     /// The journal's files: the database and SQLite's companions beside it.
-    pub fn journal_files(&self) -> [PathBuf; 4] {
+    pub fn journal_files(&self) -> [PathBuf; 5] {
         let db = self.db_path();
         let with = |suffix: &str| {
             let mut s = db.clone().into_os_string();
             s.push(suffix);
             PathBuf::from(s)
         };
-        [with("-wal"), with("-shm"), with("-journal"), db]
+        // `-reserve`: the space retention gives up on a full disk (docs/retention.md).
+        [
+            with("-wal"),
+            with("-shm"),
+            with("-journal"),
+            with("-reserve"),
+            db,
+        ]
     }
 
     /// Checks against the file system: the control socket must not name an existing file that
@@ -1109,6 +1204,9 @@ impl Config {
         if let Err(e) = self.card.host_key() {
             bad("card.host_public_key", e);
         }
+        for p in self.retention.validate() {
+            bad(&p.path, p.message);
+        }
         let socket = lexical(&self.control.socket);
         if socket == lexical(&self.terminal.state_dir)
             || self.journal_files().iter().any(|f| lexical(f) == socket)
@@ -1296,6 +1394,19 @@ mod tests {
             panic!()
         };
         assert_eq!(p[0].path, "terminal.id");
+    }
+
+    #[test]
+    fn retention_is_checked_with_its_path() {
+        let c = Config::from_toml("[terminal]\nid = \"T\"\n").unwrap();
+        assert_eq!((c.retention.days, c.retention.refuse_free_mb), (90, 32));
+        let bad =
+            "[terminal]\nid = \"T\"\n[retention]\ndays = 1\nwarn_free_mb = 8\nrefuse_free_mb = 8\n";
+        let Err(ConfigError::Invalid(p)) = Config::from_toml(bad) else {
+            panic!("accepted");
+        };
+        let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["retention.days", "retention.warn_free_mb"], "{p:?}");
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let store = Store::open(&cfg.db_path())?;
+    let disk = crate::retention::DiskWatch::new(cfg.terminal.state_dir.clone(), &cfg.retention);
     // Fleet (issue 8): the local file overlaid with the last applied push.
     let local = cfg;
     let (cfg, fleet_view) = crate::fleet::startup(&store, &local).await;
@@ -118,6 +119,7 @@ pub async fn run(
         let camera_rx = camera_rx.clone();
         let fleet_view = fleet_view.clone();
         let utc_offset_s = cfg.terminal.utc_offset_s;
+        let disk = disk.clone();
         Arc::new(move |online: bool, q: QueueStats| {
             let mut devices = BTreeMap::new();
             devices.insert(
@@ -159,6 +161,7 @@ pub async fn run(
                 broker: None,
                 // Filled in from the link (`LinkShared::wire_status`) by whoever publishes it.
                 wire: Default::default(),
+                disk: Some(disk.status()),
             }
         })
     };
@@ -207,6 +210,7 @@ pub async fn run(
             pin_hash: (!cfg.manager.pin_hash.is_empty()).then(|| cfg.manager.pin_hash.clone()),
             printer: print_wake.clone(),
             utc_offset_s: cfg.terminal.utc_offset_s,
+            disk: disk.clone(),
         },
         engine_rx,
         engine_beat.clone(),
@@ -380,6 +384,13 @@ pub async fn run(
         cfg.db_path().display(),
         cfg.control.socket.display()
     );
+
+    tokio::spawn(crate::retention::run(
+        store.clone(),
+        disk.clone(),
+        cfg.retention.clone(),
+        shutdown.clone(),
+    ));
 
     let watchdog = tokio::spawn(watchdog_loop(
         store.clone(),

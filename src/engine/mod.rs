@@ -62,6 +62,9 @@ pub enum SaleError {
     NotFound(String),
     #[error("the host is unreachable: {0}")]
     HostUnreachable(String),
+    /// Below `[retention] refuse_free_mb` free on the journal's disk.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 fn store_message(e: &StoreError) -> String {
@@ -80,6 +83,9 @@ impl SaleError {
             SaleError::Refused(_) => "refused",
             SaleError::Offline { code, .. } => code,
             SaleError::Store(StoreError::Refused(_)) => "refused",
+            SaleError::Store(StoreError::DiskFull) | SaleError::DiskFull(_) => {
+                posd_core::control::codes::DISK_FULL
+            }
             SaleError::Store(_) => "journal",
             SaleError::Stopping => "stopping",
             SaleError::NotFound(_) => "not_found",
@@ -301,13 +307,23 @@ impl Engine {
                 code,
                 method,
                 reply,
-            } => self.sale(amount, currency, code, method, reply).await,
+            } => match self.p.disk.refusal() {
+                Some(why) => {
+                    let _ = reply.send(Err(SaleError::DiskFull(why)));
+                }
+                None => self.sale(amount, currency, code, method, reply).await,
+            },
             EngineMsg::Code { text, source } => self.code(text, &source).await,
             EngineMsg::Cancel { reply } => {
                 let r = self.cancel().await;
                 let _ = reply.send(r);
             }
-            EngineMsg::Refund { req, reply } => self.refund(req, reply).await,
+            EngineMsg::Refund { req, reply } => match self.p.disk.refusal() {
+                Some(why) => {
+                    let _ = reply.send(Err(SaleError::DiskFull(why)));
+                }
+                None => self.refund(req, reply).await,
+            },
             EngineMsg::Void {
                 original,
                 pin,

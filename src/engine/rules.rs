@@ -110,4 +110,6 @@ pub struct EngineParams {
     /// The printer task's wake-up, when a printer is configured (pay slips).
     pub printer: Option<std::sync::Arc<tokio::sync::Notify>>,
     pub utc_offset_s: i32,
+    /// The journal's free space: new sales and refunds are refused on a full disk.
+    pub disk: crate::retention::DiskWatch,
 }

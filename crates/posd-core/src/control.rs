@@ -269,6 +269,10 @@ pub struct StatusDoc {
     /// (control socket only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker: Option<BrokerLinkStatus>,
+    /// Free space on the journal's file system, the journal's size and what retention has
+    /// done (issue 14, docs/retention.md); absent until first measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskStatus>,
 }
 
 /// The MQTT link as `status` shows it.
@@ -316,6 +320,60 @@ pub struct WireStatus {
     /// The last drop, for people: topic kind, size and limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_drop: Option<String>,
+}
+
+/// How much room the journal has (`status.disk`): a low disk is a warning long before a full
+/// one refuses new money.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskStatus {
+    pub level: DiskLevel,
+    /// Bytes an unprivileged process may still write on the state directory's file system.
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+    /// `level` is `low` below this many free bytes (`[retention] warn_free_mb`).
+    pub warn_below_bytes: u64,
+    /// New sales and refunds are refused below this many (`[retention] refuse_free_mb`).
+    pub refuse_below_bytes: u64,
+    /// The database file and its write-ahead log, in bytes.
+    pub db_bytes: u64,
+    pub wal_bytes: u64,
+    /// Pages SQLite holds free inside the database file (given back by incremental vacuum).
+    pub free_pages: u64,
+    /// `incremental` once the journal can give space back to the file system, `none` before.
+    pub auto_vacuum: String,
+    /// Transactions older than this many days, of batches the host reconciled, are pruned.
+    pub retention_days: u32,
+    /// Transactions pruned by this run of the daemon.
+    pub pruned_txns: u64,
+    /// Creation time (Unix ms) of the oldest transaction kept; None: none kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_txn_at: Option<u64>,
+}
+
+/// Room left on the journal's disk, for machines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskLevel {
+    /// Not measured yet.
+    #[default]
+    Unknown,
+    Ok,
+    /// Below `warn_free_mb`: everything still works; free space soon.
+    Low,
+    /// Below `refuse_free_mb`: new sales and refunds are refused; acks, settlements and
+    /// sales already in flight still finish.
+    Full,
+}
+
+impl DiskLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskLevel::Unknown => "unknown",
+            DiskLevel::Ok => "ok",
+            DiskLevel::Low => "low",
+            DiskLevel::Full => "full",
+        }
+    }
 }
 
 /// How the receipt printer is, as last checked (the print queue asks it every few seconds,
@@ -542,6 +600,8 @@ pub mod codes {
     pub const NOT_WAITING: &str = "not_waiting";
     /// A short reference (`txn show`) matches more than one transaction.
     pub const AMBIGUOUS: &str = "ambiguous";
+    /// The journal's disk is below `[retention] refuse_free_mb`: no new sale or refund.
+    pub const DISK_FULL: &str = "disk_full";
 }
 
 /// A refusal: its machine code and the message for people.

@@ -766,4 +766,29 @@ fn print_status(v: &ctl::StatusDoc) {
             println!("warning    printer: {w}");
         }
     }
+    if let Some(d) = &v.disk {
+        let mb = |b: u64| format!("{:.1} MB", b as f64 / 1048576.0);
+        println!(
+            "disk       {}: {} free of {} (low below {}, sales refused below {}); journal {} + log {}, {}",
+            d.level.as_str(),
+            mb(d.free_bytes),
+            mb(d.total_bytes),
+            mb(d.warn_below_bytes),
+            mb(d.refuse_below_bytes),
+            mb(d.db_bytes),
+            mb(d.wal_bytes),
+            match d.auto_vacuum.as_str() {
+                "incremental" => "gives space back".to_string(),
+                other => format!("auto_vacuum {other}: pruned space is reused, not given back"),
+            }
+        );
+        println!(
+            "retention  {} days; {} transactions pruned since start{}",
+            d.retention_days,
+            d.pruned_txns,
+            d.oldest_txn_at
+                .map(|t| format!("; oldest kept created at {t} (unix ms)"))
+                .unwrap_or_default()
+        );
+    }
 }

@@ -1,0 +1,193 @@
+//! Measures what retention bounds (issue 14, docs/retention.md): bytes per sale in the journal,
+//! the database file before and after pruning a long history, the time of a prune step and of
+//! the one-time VACUUM that converts an older journal. Not a pass/fail test: run it with
+//! `cargo test -p posd --test retention_size -- --ignored --nocapture`.
+
+use posd::store::{Db, PruneRules};
+use posd_core::money::Currency;
+use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
+use std::path::Path;
+use std::time::Instant;
+
+const DAY: u64 = 86_400_000;
+
+fn fill(db: &mut Db, days: u64, per_day: u64) -> u64 {
+    db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
+        terminal: "T-SHOP-0001".into(),
+        utc_offset_s: 28_800,
+        ..Default::default()
+    }));
+    // Size, not durability, is measured here: no fsync while filling.
+    db.conn().pragma_update(None, "synchronous", "OFF").unwrap();
+    let cny = Currency::from_code("CNY").unwrap();
+    let mut n: u32 = 0;
+    for d in 0..days {
+        let day0 = (d + 1) * DAY;
+        for k in 0..per_day {
+            n += 1;
+            let mut r = [0u8; 10];
+            r[..4].copy_from_slice(&n.to_be_bytes());
+            let at = day0 + k * 30_000;
+            let mut t = Transaction::new(
+                TxnKind::Sale,
+                Method::PaymentCode,
+                1250 + i64::from(n % 900),
+                cny,
+                TxnState::Authorizing,
+                at,
+                r,
+            );
+            t.channel = Some(
+                if n.is_multiple_of(2) {
+                    "wechat"
+                } else {
+                    "alipay"
+                }
+                .into(),
+            );
+            t.code_masked = Some("1345**********4567".into());
+            db.record(&t).unwrap();
+            t.state = TxnState::Approved;
+            t.updated_at = at + 1_500;
+            t.host_ref = Some(format!("H{:020}", n));
+            db.record(&t).unwrap();
+        }
+        let mut r = [0xffu8; 10];
+        r[..4].copy_from_slice(&n.to_be_bytes());
+        let close = Transaction::new(
+            TxnKind::BatchClose,
+            Method::None,
+            0,
+            cny,
+            TxnState::Closed,
+            day0 + 80_000_000,
+            r,
+        );
+        let (mut c, _) = db.batch_close(close).unwrap();
+        c.state = TxnState::Reconciled;
+        c.updated_at += 60_000;
+        db.record(&c).unwrap();
+        let last = db.last_seq();
+        db.ack(last).unwrap();
+        db.conn().pragma_update(None, "synchronous", "OFF").unwrap();
+    }
+    db.conn()
+        .execute("UPDATE print_jobs SET state = 'printed'", [])
+        .unwrap();
+    u64::from(n)
+}
+
+fn mb(b: u64) -> f64 {
+    b as f64 / 1_048_576.0
+}
+
+fn prune_all(db: &mut Db, now: u64, days: u32) -> (u64, u64, u128, u128) {
+    let rules = PruneRules::at(now, days, days, 256);
+    let (mut steps, mut txns) = (0u64, 0u64);
+    let mut times = Vec::new();
+    loop {
+        let t = Instant::now();
+        let o = db.prune_step(rules).unwrap();
+        times.push(t.elapsed().as_micros());
+        steps += 1;
+        txns += o.txns;
+        if !o.more {
+            break;
+        }
+    }
+    times.sort_unstable();
+    (
+        steps,
+        txns,
+        times[times.len() / 2],
+        *times.last().unwrap_or(&0),
+    )
+}
+
+fn report(path: &Path, label: &str, days: u64, per_day: u64, keep: u32) {
+    let mut db = Db::open(path).unwrap();
+    let t = Instant::now();
+    let n = fill(&mut db, days, per_day);
+    let fill_s = t.elapsed().as_secs_f64();
+    let full = db.reclaim().unwrap();
+    println!(
+        "{label}: {n} sales over {days} days: {:.1} MB ({:.0} bytes a sale; filled in {fill_s:.0} s)",
+        mb(full.db_bytes),
+        full.db_bytes as f64 / n as f64
+    );
+    let now = (days + 1) * DAY;
+    let t = Instant::now();
+    let (steps, txns, p50, max) = prune_all(&mut db, now, keep);
+    let prune_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (mut vsteps, mut vmax) = (0u32, 0u128);
+    loop {
+        let s = Instant::now();
+        let left = db.reclaim_step().unwrap();
+        vmax = vmax.max(s.elapsed().as_micros());
+        vsteps += 1;
+        if left == 0 {
+            break;
+        }
+    }
+    let s = Instant::now();
+    db.checkpoint_truncate().unwrap();
+    let ck = s.elapsed().as_millis();
+    let after = db.db_size().unwrap();
+    println!(
+        "{label}: pruned {txns} transactions older than {keep} days in {steps} steps ({prune_s:.1} s; a step p50 {p50} us, max {max} us); space back in {vsteps} vacuum steps (max {vmax} us) + checkpoint {ck} ms, {} ms in all",
+        t.elapsed().as_millis()
+    );
+    println!(
+        "{label}: after: {:.1} MB file + {:.1} MB log, {} free pages, auto_vacuum {}",
+        mb(after.db_bytes),
+        mb(after.wal_bytes),
+        after.free_pages,
+        after.auto_vacuum
+    );
+    if after.auto_vacuum != 2 {
+        let (free, _) = posd::store::free_space(path.parent().unwrap()).unwrap();
+        let t = Instant::now();
+        let done = db.convert_auto_vacuum(free).unwrap();
+        let s = db.db_size().unwrap();
+        println!(
+            "{label}: one-time VACUUM conversion ({done}) of {:.1} MB in {} ms: now {:.1} MB",
+            mb(after.db_bytes),
+            t.elapsed().as_millis(),
+            mb(s.db_bytes)
+        );
+    }
+}
+
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn retention_sizes() {
+    let days: u64 = std::env::var("DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let per_day: u64 = std::env::var("PER_DAY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let keep: u32 = std::env::var("KEEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let dir =
+        tempfile::tempdir_in(std::env::var("MEASURE_DIR").unwrap_or("/var/tmp".into())).unwrap();
+    report(
+        &dir.path().join("new.sqlite"),
+        "new journal",
+        days,
+        per_day,
+        keep,
+    );
+    let legacy = dir.path().join("legacy.sqlite");
+    {
+        // A journal made before migration #9: auto_vacuum NONE.
+        let c = rusqlite::Connection::open(&legacy).unwrap();
+        c.execute_batch("CREATE TABLE legacy (x INTEGER)").unwrap();
+    }
+    report(&legacy, "older journal", days, per_day, keep);
+}
