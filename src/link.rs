@@ -202,6 +202,10 @@ pub struct Link {
     status_now: Arc<Notify>,
     /// Fleet-wide config pushes (`{prefix}/all/cfg/desired`).
     all_cfg: String,
+    /// The highest `ack {upto_seq}` admitted, for the ack task (`ack_loop`): the event loop
+    /// only raises it, so socket I/O never waits for an ack's DELETE and commit, and a burst
+    /// of acks becomes one journal call.
+    acks: Arc<watch::Sender<u64>>,
 }
 
 impl Link {
@@ -336,7 +340,14 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
         drain: Arc::new(Notify::new()),
         status_now: Arc::new(Notify::new()),
         all_cfg: protocol::all_cfg_desired(&p.broker.prefix),
+        acks: Arc::new(watch::channel(0u64).0),
     };
+    tokio::spawn(ack_loop(
+        link.clone(),
+        p.store.clone(),
+        link.acks.subscribe(),
+        shutdown.clone(),
+    ));
     let (gen_tx, gen_rx) = watch::channel(0u64);
     let backoff = Backoff {
         initial_ms: p.broker.backoff_initial_ms,
@@ -463,7 +474,7 @@ async fn event_loop(
                 }
             }
             wire::WireEvent::Message { topic, payload } => {
-                route(&link, &store, &inbound, &topic, &payload).await;
+                route(&link, &inbound, &topic, &payload).await;
             }
             wire::WireEvent::Other => {}
             wire::WireEvent::Error { text: e, oversize } => {
@@ -517,13 +528,7 @@ async fn event_loop(
     }
 }
 
-async fn route(
-    link: &Link,
-    store: &Store,
-    inbound: &mpsc::Sender<Inbound>,
-    topic: &str,
-    payload: &[u8],
-) {
+async fn route(link: &Link, inbound: &mpsc::Sender<Inbound>, topic: &str, payload: &[u8]) {
     let t = &link.topics;
     let wire_kind = if topic == t.ack() {
         InboundKind::Ack
@@ -568,7 +573,14 @@ async fn route(
             .gate()
             .admit(terminal, kind, payload, published, now_ms());
         match verdict {
-            Ok(Admitted::Ack(a)) => return apply_ack(link, store, a.upto_seq).await,
+            Ok(Admitted::Ack(a)) => {
+                link.acks.send_if_modified(|v| {
+                    let raise = a.upto_seq > *v;
+                    *v = (*v).max(a.upto_seq);
+                    raise
+                });
+                return;
+            }
             Ok(Admitted::Resp(r)) => Inbound::Resp(r),
             Ok(Admitted::Notify(n)) => Inbound::Notify(n),
             Err(e @ GateError::Refused { first_of_kind, .. }) => {
@@ -597,6 +609,24 @@ async fn route(
     };
     if inbound.send(msg).await.is_err() {
         log::warn!("inbound message dropped: the daemon is stopping");
+    }
+}
+
+/// Applies acks off the event loop: whenever the highest admitted ack rises, one journal call
+/// records it (acks that arrived meanwhile are covered by it: they are cumulative).
+async fn ack_loop(
+    link: Link,
+    store: Store,
+    mut acks: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            r = acks.changed() => if r.is_err() { return },
+        }
+        let upto = *acks.borrow_and_update();
+        apply_ack(&link, &store, upto).await;
     }
 }
 
