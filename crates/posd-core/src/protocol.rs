@@ -271,9 +271,20 @@ pub struct BatchCloseNotify {
     /// Totals that differ: `{key, terminal, host}` per `"{method}/{channel}"`.
     #[serde(default)]
     pub mismatches: Vec<BatchMismatch>,
-    /// Transactions whose money differs.
+    /// Transactions whose money differs: at most a host-chosen cap (the sandbox host: 32),
+    /// so the notify stays small whatever the batch's size.
     #[serde(default)]
     pub txns: Vec<String>,
+    /// How many transactions differ in all (`txns` names the first ones).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub txns_count: u64,
+    /// `txns` names fewer than `txns_count`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub txns_truncated: bool,
+    /// The report's `txn_count`/`txn_digest` differ from the host's own (the batch's
+    /// membership or one of its transactions' money is not what the host holds).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub digest_mismatch: bool,
     /// Events of the batch the host does not hold.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub missing_events: u64,
@@ -281,6 +292,10 @@ pub struct BatchCloseNotify {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
