@@ -1257,6 +1257,35 @@ impl Db {
         })
     }
 
+    /// Sets every counter to its recount, in one transaction (a full scan: for a journal
+    /// filled outside the store API — benches, repairs — never on a sale path).
+    pub fn rebuild_counters(&mut self) -> Result<Counters, StoreError> {
+        let c = self.recount_counters()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (name, v) in [
+            ("outbox_pending", c.outbox_pending),
+            ("offline_unsynced_count", c.offline_unsynced_count),
+            ("offline_unsynced_amount", c.offline_unsynced_amount),
+        ] {
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                params![name, v],
+            )?;
+        }
+        tx.execute("DELETE FROM p1_totals", [])?;
+        for (user, quarter, total) in &c.p1_totals {
+            tx.execute(
+                "INSERT INTO p1_totals (user_id, quarter, total) VALUES (?1, ?2, ?3)",
+                params![user, quarter, total],
+            )?;
+        }
+        tx.commit()?;
+        Ok(c)
+    }
+
     fn p1_totals_rows(&self, sql: &str) -> Result<Vec<(i64, i64, i64)>, StoreError> {
         let mut st = self.conn.prepare(sql)?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
