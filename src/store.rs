@@ -1916,8 +1916,8 @@ mod tests {
             for table in ["txns", "journal", "outbox", "p1_totals"] {
                 for bad in [
                     format!("SCAN {table}"),
-                    format!("SCAN t"),
-                    format!("SCAN j"),
+                    "SCAN t".to_string(),
+                    "SCAN j".to_string(),
                 ] {
                     let full = p.split(" | ").any(|step| {
                         step == bad || (step.starts_with(&bad) && !step.contains("USING"))
