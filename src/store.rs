@@ -1935,6 +1935,43 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_close_event_has_the_same_size_for_ten_sales_as_for_ten_thousand() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let mut sizes = Vec::new();
+        for (round, n) in [(1u64, 10u64), (2, 10_000)] {
+            let sales: Vec<Transaction> = (0..n)
+                .map(|i| {
+                    let mut t = txn(round * 1_000_000 + i, TxnState::Approved);
+                    t.id = posd_core::txn::uuid_v7(round * 1_000_000 + i, [(i % 251) as u8; 10]);
+                    t.id = Uuid::from_u128(t.id.as_u128() ^ u128::from(i));
+                    t
+                })
+                .collect();
+            db.record_batch(&sales).unwrap();
+            let close = Transaction::new(
+                TxnKind::BatchClose,
+                Method::None,
+                0,
+                Currency::from_code("CNY").unwrap(),
+                TxnState::Closed,
+                round * 1_000_000 + n,
+                [round as u8; 10],
+            );
+            let (c, seq) = db.batch_close(close).unwrap();
+            let z: posd_core::batch::ZTotals =
+                serde_json::from_value(c.detail.clone().unwrap()).unwrap();
+            assert_eq!(z.txn_count, n);
+            assert_eq!(z.net_total, 1250 * n as i64);
+            let event = db.outbox_after(seq - 1, 1).unwrap().remove(0).1;
+            sizes.push(event.len());
+        }
+        // Only the digits of the counts and amounts differ.
+        assert!(sizes[1] < 2048, "{sizes:?}");
+        assert!(sizes[1] - sizes[0] < 64, "{sizes:?}");
+    }
+
+    #[test]
     fn in_flight_holds_every_state_the_core_calls_in_flight() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
