@@ -188,8 +188,8 @@ fn fill(path: &Path, n: u64, unsent: u64) -> u64 {
             ("last_seq", seq),
             ("acked_seq", acked),
             ("batch.no", batch_no),
-            // The current batch starts where the history ends: each timed close holds exactly
-            // the 1,000 sales written before it.
+            // The current batch starts where the history ends: a timed close holds the 1,000
+            // sales written before it (the first one also what the other paths wrote).
             ("batch.from_seq", seq),
             ("batch.opened_at", at),
         ] {
@@ -400,7 +400,8 @@ impl Op {
                 let took = t0.elapsed();
                 let z: posd_core::batch::ZTotals =
                     serde_json::from_value(c.detail.expect("report")).expect("z");
-                assert_eq!(z.txn_count, 1000, "the batch holds the 1,000 sales");
+                // The first close also holds the sales the other paths wrote (the same on both journals).
+                assert!(z.txn_count >= 1000, "the batch holds the 1,000 sales");
                 took
             }
         }
