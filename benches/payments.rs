@@ -119,7 +119,15 @@ fields = { "01" = "M0001" }
     report(
         "Z totals of 1000 txns",
         time(200, || {
-            black_box(posd_core::batch::totals(&txns, 1, 0, 2000, 0, 9, "CNY"));
+            black_box(posd_core::batch::totals(
+                txns.iter().enumerate().map(|(i, t)| (i as u64 + 1, t)),
+                1,
+                0,
+                2000,
+                0,
+                9,
+                "CNY",
+            ));
         }),
     );
     let hash = posd_core::pin::hash_pin("4711").expect("hash");

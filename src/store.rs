@@ -156,9 +156,50 @@ ALTER TABLE fleet_cmds ADD COLUMN issued_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX fleet_cmds_issued ON fleet_cmds(issued_at);
 INSERT INTO meta(key, value) VALUES ('fleet.cmd_floor', '0');
 "#,
-    // #8 is reserved for the `flat` branch (issue 14, history-flat hot paths); the lead puts
-    // it here when merging. Until then it does nothing.
-    "-- #8: reserved (issue 14)",
+    r#"
+-- #8, issue 14 (history-flat hot paths): every query of a sale, a reprint, `status`, `queue` and a
+-- batch close reads an index range or a counter, whatever the journal's age.
+-- Batch membership is "first event after the previous close": kept on the row, indexed.
+ALTER TABLE txns ADD COLUMN first_seq INTEGER;
+UPDATE txns SET first_seq = (SELECT MIN(j.seq) FROM journal j WHERE j.txn_id = txns.id);
+CREATE INDEX txns_first_seq ON txns(first_seq);
+-- The newest transaction with a receipt (reprint) without sorting the journal.
+CREATE INDEX txns_receipt_newest ON txns(updated_at, id)
+    WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided', 'settled', 'settlement_rejected')
+      AND kind IN ('sale', 'refund', 'void');
+-- The store-and-forward card queue and the batch closes, without scanning every sale.
+CREATE INDEX txns_card_saf ON txns(created_at)
+    WHERE method = 'card' AND kind = 'sale' AND state = 'approved_offline';
+CREATE INDEX txns_batch_close ON txns(created_at) WHERE kind = 'batch_close';
+-- Unsynced offline sales: their approved_offline journal rows, by seq.
+CREATE INDEX journal_offline ON journal(seq) WHERE state = 'approved_offline';
+-- Running counters, changed in the same SQLite transaction as the rows they count.
+--   outbox_pending: rows in outbox; offline_unsynced_count/_amount: approved_offline journal
+--   rows of P1 sales with seq > acked_seq (what the offline limits call unsynced).
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+INSERT INTO counters (name, value) SELECT 'outbox_pending', COUNT(*) FROM outbox;
+INSERT INTO counters (name, value)
+    SELECT 'offline_unsynced_count', COUNT(*) FROM txns t JOIN journal j ON j.txn_id = t.id
+    WHERE j.state = 'approved_offline' AND t.method = 'offline_code'
+      AND j.seq > (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'acked_seq');
+INSERT INTO counters (name, value)
+    SELECT 'offline_unsynced_amount', COALESCE(SUM(t.amount), 0) FROM txns t JOIN journal j ON j.txn_id = t.id
+    WHERE j.state = 'approved_offline' AND t.method = 'offline_code'
+      AND j.seq > (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'acked_seq');
+-- A P1 user's offline money (approved_offline or settled sales) per quarter hour (UTC) of the
+-- sale's creation: a day's total is the sum of at most 96 rows, for any UTC offset of the day.
+CREATE TABLE p1_totals (
+    user_id INTEGER NOT NULL,
+    quarter INTEGER NOT NULL,   -- created_at / 900000
+    total INTEGER NOT NULL,
+    PRIMARY KEY (user_id, quarter)
+) STRICT, WITHOUT ROWID;
+INSERT INTO p1_totals (user_id, quarter, total)
+    SELECT json_extract(detail, '$.user_id'), created_at / 900000, SUM(amount) FROM txns
+    WHERE method = 'offline_code' AND state IN ('approved_offline', 'settled')
+      AND typeof(json_extract(detail, '$.user_id')) = 'integer'
+    GROUP BY 1, 2 HAVING SUM(amount) != 0;
+"#,
     r#"
 -- #9, issue 14 (retention, src/store/retention.rs): the prune walk finds batch closes by
 -- their first event and removes a transaction's print jobs by its id; meta retention.cursor
@@ -201,6 +242,14 @@ pub struct SetAside {
     /// The stub now in the outbox in its place.
     pub stub: String,
 }
+
+/// The newest transaction with a receipt: its WHERE is the partial index `txns_receipt_newest`'s
+/// (migration #8), so the answer is the index's last entry, not a sort of every transaction
+/// (named: without statistics the planner would rather read `txns_state` and sort).
+const LAST_RECEIPT_SQL: &str = "SELECT {TXN_COLS} FROM txns INDEXED BY txns_receipt_newest
+     WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided', 'settled', 'settlement_rejected')
+       AND kind IN ('sale', 'refund', 'void')
+     ORDER BY updated_at DESC, id DESC LIMIT 1";
 
 /// (id, txn_id, state, attempts, last_error) of a print job.
 pub type PrintJobRow = (i64, String, String, i64, Option<String>);
@@ -330,11 +379,9 @@ impl Db {
 
     /// The newest transaction that has a receipt.
     pub fn last_receipt_txn(&self) -> Result<Option<Transaction>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {TXN_COLS} FROM txns WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided', 'settled', 'settlement_rejected')
-               AND kind IN ('sale', 'refund', 'void')
-             ORDER BY updated_at DESC, id DESC LIMIT 1"
-        ))?;
+        let mut st = self
+            .conn
+            .prepare_cached(&LAST_RECEIPT_SQL.replace("{TXN_COLS}", TXN_COLS))?;
         let row = st.query_row([], row_raw).optional()?;
         row.map(raw_to_txn).transpose()
     }
@@ -419,20 +466,26 @@ impl Db {
                 |r| r.get(0),
             )
             .optional()?;
+        // Quarter hours from the one holding `day_start` (the day's start is on a quarter hour
+        // for every UTC offset in use): at most 96 rows, however long the user's history.
         let user_total_today: i64 = self.conn.query_row(
-            "SELECT COALESCE(SUM(amount), 0) FROM txns
-             WHERE method = 'offline_code' AND json_extract(detail, '$.user_id') = ?1
-               AND created_at >= ?2 AND state IN ('approved_offline', 'settled')",
-            params![user_id as i64, day_start as i64],
+            "SELECT COALESCE(SUM(total), 0) FROM p1_totals WHERE user_id = ?1 AND quarter >= ?2",
+            params![user_id as i64, (day_start / 900_000) as i64],
             |r| r.get(0),
         )?;
-        let (count, amount, oldest): (i64, i64, Option<i64>) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(t.amount), 0), MIN(t.created_at)
-             FROM txns t JOIN journal j ON j.txn_id = t.id AND j.state = 'approved_offline'
-             WHERE t.method = 'offline_code' AND j.seq > ?1",
-            [self.acked_seq as i64],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+        let count = counter(&self.conn, "offline_unsynced_count")?;
+        let amount = counter(&self.conn, "offline_unsynced_amount")?;
+        // The first unsynced P1 sale (by seq: the one waiting longest).
+        let oldest: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT t.created_at FROM journal j JOIN txns t ON t.id = j.txn_id
+                 WHERE j.state = 'approved_offline' AND j.seq > ?1 AND t.method = 'offline_code'
+                 ORDER BY j.seq LIMIT 1",
+                [self.acked_seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
         Ok(OfflineSnapshot {
             last_counter: last_counter.map(|c| c.clamp(0, i64::from(u32::MAX)) as u32),
             user_total_today: user_total_today.max(0) as u64,
@@ -559,11 +612,24 @@ impl Db {
         // those events again, and it keys them by event_id. So this commit skips the WAL fsync
         // (synchronous=NORMAL); the next money commit (FULL) makes it durable too.
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let acked = self.acked_seq;
         let result = (|| -> Result<u64, StoreError> {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let dropped = tx.execute("DELETE FROM outbox WHERE seq <= ?1", [upto as i64])? as u64;
+            bump(&tx, "outbox_pending", -(dropped as i64))?;
+            // The P1 sales this ack syncs: a range of the approved_offline index.
+            let (n, amount): (i64, i64) = tx.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(t.amount), 0)
+                 FROM journal j JOIN txns t ON t.id = j.txn_id
+                 WHERE j.state = 'approved_offline' AND j.seq > ?1 AND j.seq <= ?2
+                   AND t.method = 'offline_code'",
+                params![acked as i64, upto as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            bump(&tx, "offline_unsynced_count", -n)?;
+            bump(&tx, "offline_unsynced_amount", -amount)?;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'acked_seq'",
                 [upto.to_string()],
@@ -582,11 +648,16 @@ impl Db {
     }
 
     pub fn queue_stats(&self, now: Millis) -> Result<QueueStats, StoreError> {
-        let (pending, oldest): (i64, Option<i64>) =
-            self.conn
-                .query_row("SELECT COUNT(*), MIN(created_at) FROM outbox", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+        // A counter and the first row: the same cost with 50k events waiting as with none.
+        let pending = counter(&self.conn, "outbox_pending")?;
+        let oldest: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT created_at FROM outbox ORDER BY seq LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
         let oldest_age_s = oldest
             .map(|o| now.saturating_sub(o.max(0) as u64) / 1000)
             .unwrap_or(0);
@@ -861,35 +932,48 @@ impl Db {
         let from_seq = get("batch.from_seq")?;
         let opened_at = get("batch.opened_at")?;
         let upto_seq = self.last_seq;
-        let txns = {
-            let mut st = tx.prepare_cached(&format!(
-                "SELECT {TXN_COLS} FROM txns WHERE id IN (
-                     SELECT DISTINCT j.txn_id FROM journal j WHERE j.seq > ?1 AND j.seq <= ?2
-                       AND NOT EXISTS (SELECT 1 FROM journal k WHERE k.txn_id = j.txn_id AND k.seq <= ?1))
-                 ORDER BY created_at"
-            ))?;
-            let rows = st.query_map(params![from_seq as i64, upto_seq as i64], row_raw)?;
-            rows.map(|r| raw_to_txn(r?))
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        // The first batch opens with its first transaction.
-        let opened_at = if opened_at == 0 {
-            txns.iter()
-                .map(|t| t.created_at)
-                .min()
-                .unwrap_or(close.created_at)
-        } else {
-            opened_at
-        };
-        let z = posd_core::batch::totals(
-            &txns,
+        // Streamed in first_seq order from an index range: memory and time follow the batch,
+        // never the journal, and nothing of the batch is held but the totals.
+        let mut zb = posd_core::batch::ZBuilder::new(
             no,
             from_seq,
             upto_seq,
-            opened_at,
             close.created_at,
             close.currency.code(),
         );
+        {
+            let mut st = tx.prepare_cached(
+                "SELECT first_seq, id, kind, method, channel, state, amount, created_at
+                 FROM txns WHERE first_seq > ?1 AND first_seq <= ?2 ORDER BY first_seq",
+            )?;
+            let mut rows = st.query(params![from_seq as i64, upto_seq as i64])?;
+            while let Some(r) = rows.next()? {
+                let id: String = r.get(1)?;
+                let bad =
+                    |what: &str, v: &str| StoreError::BadRow(format!("txn {id}: {what} {v:?}"));
+                let kind: String = r.get(2)?;
+                let method: String = r.get(3)?;
+                let channel: Option<String> = r.get(4)?;
+                let state: String = r.get(5)?;
+                zb.add(&posd_core::batch::ZMember {
+                    first_seq: r.get::<_, i64>(0)?.max(0) as u64,
+                    txn_id: &id,
+                    kind: TxnKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+                    method: &method,
+                    channel: channel.as_deref(),
+                    state: TxnState::parse(&state).ok_or_else(|| bad("state", &state))?,
+                    amount: r.get(6)?,
+                    created_at: r.get::<_, i64>(7)?.max(0) as u64,
+                });
+            }
+        }
+        // The first batch opens with its first transaction.
+        let opened_at = if opened_at == 0 {
+            zb.first_created().unwrap_or(close.created_at)
+        } else {
+            opened_at
+        };
+        let z = zb.finish(opened_at);
         close.amount = z.net_total;
         close.detail =
             Some(serde_json::to_value(&z).map_err(|e| StoreError::BadRow(e.to_string()))?);
@@ -1133,22 +1217,14 @@ fn write_states(
             }
             None => None,
         };
-        // What the printer is owed depends on the state this one replaces.
-        let prev: Option<TxnState> = match receipts {
-            Some(_) => tx
-                .query_row(
-                    "SELECT state FROM txns WHERE id = ?1",
-                    [txn.id.to_string()],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()?
-                .and_then(|s| TxnState::parse(&s)),
-            None => None,
-        };
+        let id = txn.id.to_string();
+        // What the printer is owed and what the counters lose depend on the row this replaces.
+        let before = counted_row(tx, &id)?;
+        let prev: Option<TxnState> = before.as_ref().and_then(|b| TxnState::parse(&b.state));
         tx.execute(
             "INSERT INTO txns (id, kind, method, channel, amount, currency, state, reason,
-                 code_masked, host_ref, created_at, updated_at, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 code_masked, host_ref, created_at, updated_at, detail, first_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT(id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
                  host_ref = excluded.host_ref, code_masked = excluded.code_masked,
                  channel = excluded.channel, updated_at = excluded.updated_at,
@@ -1167,8 +1243,11 @@ fn write_states(
                 txn.created_at as i64,
                 txn.updated_at as i64,
                 detail,
+                seq as i64,
             ],
         )?;
+        let after = counted_row(tx, &id)?;
+        count_row_change(tx, before.as_ref(), after.as_ref())?;
         tx.execute(
             "INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, ?3, ?4)",
             params![
@@ -1203,13 +1282,180 @@ fn write_states(
         if let Some(ctx) = receipts {
             print_jobs::owe(tx, txn, prev, ctx)?;
         }
+        // An approved_offline event of a P1 sale is unsynced until the host acks it.
+        if txn.state == TxnState::ApprovedOffline {
+            if let Some(a) = after.as_ref().filter(|a| a.method == "offline_code") {
+                bump(tx, "offline_unsynced_count", 1)?;
+                bump(tx, "offline_unsynced_amount", a.amount)?;
+            }
+        }
         seqs.push(seq);
     }
+    bump(tx, "outbox_pending", seqs.len() as i64)?;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
         [seq.to_string()],
     )?;
     Ok(seqs)
+}
+
+/// What one transaction row contributes to the running counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CountedRow {
+    state: String,
+    method: String,
+    amount: i64,
+    /// (user, quarter hour) when the row counts in `p1_totals`.
+    p1: Option<(i64, i64)>,
+}
+
+fn counted_row(conn: &Connection, id: &str) -> Result<Option<CountedRow>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT state, method, amount, created_at / 900000,
+                CASE WHEN method = 'offline_code' AND state IN ('approved_offline', 'settled')
+                      AND typeof(json_extract(detail, '$.user_id')) = 'integer'
+                     THEN json_extract(detail, '$.user_id') END
+         FROM txns WHERE id = ?1",
+    )?;
+    Ok(st
+        .query_row([id], |r| {
+            let user: Option<i64> = r.get(4)?;
+            let quarter: i64 = r.get(3)?;
+            Ok(CountedRow {
+                state: r.get(0)?,
+                method: r.get(1)?,
+                amount: r.get(2)?,
+                p1: user.map(|u| (u, quarter)),
+            })
+        })
+        .optional()?)
+}
+
+/// Moves a row's P1 money from what it counted before to what it counts now.
+fn count_row_change(
+    tx: &Connection,
+    before: Option<&CountedRow>,
+    after: Option<&CountedRow>,
+) -> Result<(), StoreError> {
+    let share = |r: Option<&CountedRow>| r.and_then(|r| r.p1.map(|k| (k, r.amount)));
+    let (was, now) = (share(before), share(after));
+    if was == now {
+        return Ok(());
+    }
+    for ((user, quarter), delta) in was.map(|(k, a)| (k, -a)).into_iter().chain(now) {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO p1_totals (user_id, quarter, total) VALUES (?1, ?2, ?3)
+             ON CONFLICT(user_id, quarter) DO UPDATE SET total = total + excluded.total",
+        )?;
+        up.execute(params![user, quarter, delta])?;
+        let mut zero = tx.prepare_cached(
+            "DELETE FROM p1_totals WHERE user_id = ?1 AND quarter = ?2 AND total = 0",
+        )?;
+        zero.execute(params![user, quarter])?;
+    }
+    Ok(())
+}
+
+/// Adds `delta` to a running counter (inside the caller's SQLite transaction).
+fn bump(tx: &Connection, name: &str, delta: i64) -> Result<(), StoreError> {
+    if delta != 0 {
+        let mut st = tx.prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")?;
+        st.execute(params![name, delta])?;
+    }
+    Ok(())
+}
+
+fn counter(conn: &Connection, name: &str) -> Result<i64, StoreError> {
+    let mut st = conn.prepare_cached("SELECT value FROM counters WHERE name = ?1")?;
+    Ok(st
+        .query_row([name], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// The running counters, as stored or as recounted from the rows they count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub outbox_pending: i64,
+    pub offline_unsynced_count: i64,
+    pub offline_unsynced_amount: i64,
+    /// (user, quarter hour, total), ordered.
+    pub p1_totals: Vec<(i64, i64, i64)>,
+}
+
+impl Db {
+    /// The counters as stored.
+    pub fn counters(&self) -> Result<Counters, StoreError> {
+        Ok(Counters {
+            outbox_pending: counter(&self.conn, "outbox_pending")?,
+            offline_unsynced_count: counter(&self.conn, "offline_unsynced_count")?,
+            offline_unsynced_amount: counter(&self.conn, "offline_unsynced_amount")?,
+            p1_totals: self.p1_totals_rows(
+                "SELECT user_id, quarter, total FROM p1_totals ORDER BY user_id, quarter",
+            )?,
+        })
+    }
+
+    /// The counters recounted from the journal (a full scan: tests and diagnostics only).
+    pub fn recount_counters(&self) -> Result<Counters, StoreError> {
+        let outbox: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+        let (count, amount): (i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(t.amount), 0)
+             FROM txns t JOIN journal j ON j.txn_id = t.id
+             WHERE j.state = 'approved_offline' AND t.method = 'offline_code' AND j.seq > ?1",
+            [self.acked_seq as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(Counters {
+            outbox_pending: outbox,
+            offline_unsynced_count: count,
+            offline_unsynced_amount: amount,
+            p1_totals: self.p1_totals_rows(
+                "SELECT json_extract(detail, '$.user_id'), created_at / 900000, SUM(amount)
+                 FROM txns
+                 WHERE method = 'offline_code' AND state IN ('approved_offline', 'settled')
+                   AND typeof(json_extract(detail, '$.user_id')) = 'integer'
+                 GROUP BY 1, 2 HAVING SUM(amount) != 0 ORDER BY 1, 2",
+            )?,
+        })
+    }
+
+    /// Sets every counter to its recount, in one transaction (a full scan: for a journal
+    /// filled outside the store API — benches, repairs — never on a sale path).
+    pub fn rebuild_counters(&mut self) -> Result<Counters, StoreError> {
+        let c = self.recount_counters()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (name, v) in [
+            ("outbox_pending", c.outbox_pending),
+            ("offline_unsynced_count", c.offline_unsynced_count),
+            ("offline_unsynced_amount", c.offline_unsynced_amount),
+        ] {
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                params![name, v],
+            )?;
+        }
+        tx.execute("DELETE FROM p1_totals", [])?;
+        for (user, quarter, total) in &c.p1_totals {
+            tx.execute(
+                "INSERT INTO p1_totals (user_id, quarter, total) VALUES (?1, ?2, ?3)",
+                params![user, quarter, total],
+            )?;
+        }
+        tx.commit()?;
+        Ok(c)
+    }
+
+    fn p1_totals_rows(&self, sql: &str) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        let mut st = self.conn.prepare(sql)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
 }
 
 /// The journal's view of one offline user and the terminal's unsynced offline sales.
@@ -1586,6 +1832,360 @@ mod tests {
         let (b2, _) = db.batch_close(c2).unwrap();
         let z2: posd_core::batch::ZTotals = serde_json::from_value(b2.detail.unwrap()).unwrap();
         assert_eq!((z2.batch_no, z2.from_seq, z2.rows.len()), (2, seq, 0));
+    }
+
+    fn p1_sale(now: Millis, user: u64, amount: i64, n: u8) -> Transaction {
+        let mut t = Transaction::new(
+            TxnKind::Sale,
+            Method::OfflineCode,
+            amount,
+            Currency::from_code("CNY").unwrap(),
+            TxnState::ApprovedOffline,
+            now,
+            [n; 10],
+        );
+        t.channel = Some("p1".into());
+        t.detail = Some(serde_json::json!({"user_id": user, "counter": n}));
+        t
+    }
+
+    /// Every running counter equals a full recount of the rows it counts.
+    fn assert_counters_exact(db: &Db, step: &str) {
+        let stored = db.counters().unwrap();
+        let recount = db.recount_counters().unwrap();
+        assert_eq!(stored, recount, "after {step}");
+    }
+
+    #[test]
+    fn running_counters_equal_a_full_recount_after_every_kind_of_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut db = Db::open(&path).unwrap();
+        db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
+            terminal: "T1".into(),
+            ..Default::default()
+        }));
+        assert_counters_exact(&db, "open");
+        // Online sales: authorizing then approved, one declined.
+        let mut online = txn(1_000, TxnState::Authorizing);
+        db.record(&online).unwrap();
+        online.state = TxnState::Approved;
+        online.updated_at = 1_100;
+        db.record(&online).unwrap();
+        let mut declined = txn(1_200, TxnState::Authorizing);
+        declined.id = posd_core::txn::uuid_v7(1_200, [42; 10]);
+        db.record(&declined).unwrap();
+        declined.state = TxnState::Declined;
+        db.record(&declined).unwrap();
+        assert_counters_exact(&db, "online sales");
+        // P1 sales of two users, across two days and two quarter hours.
+        let day = 86_400_000u64;
+        let a1 = p1_sale(day + 1_000, 7, 300, 1);
+        let a2 = p1_sale(day + 1_000_000, 7, 200, 2);
+        let b1 = p1_sale(day + 2_000, 8, 150, 3);
+        let a0 = p1_sale(1_500, 7, 999, 4); // the day before
+        for (t, c) in [(&a1, 1), (&a2, 2), (&b1, 3), (&a0, 4)] {
+            db.record_offline_sale(
+                t,
+                t.detail.as_ref().unwrap()["user_id"].as_u64().unwrap(),
+                c,
+            )
+            .unwrap();
+        }
+        assert_counters_exact(&db, "P1 sales");
+        let snap = db.offline_snapshot(7, day).unwrap();
+        assert_eq!(snap.user_total_today, 500);
+        assert_eq!((snap.unsynced_count, snap.unsynced_amount), (4, 1649));
+        assert_eq!(snap.oldest_unsynced_at, Some(day + 1_000));
+        // A replayed counter writes nothing, counters included.
+        assert!(db
+            .record_offline_sale(&p1_sale(day + 3_000, 7, 50, 9), 7, 2)
+            .is_err());
+        assert_counters_exact(&db, "replayed counter");
+        // A card stored for forwarding is approved_offline too, but not a P1 sale.
+        let mut card = txn(day + 5_000, TxnState::ApprovedOffline);
+        card.method = Method::Card;
+        card.id = posd_core::txn::uuid_v7(day + 5_000, [43; 10]);
+        db.record(&card).unwrap();
+        assert_counters_exact(&db, "card SAF");
+        // An ack in the middle of the P1 sales.
+        let a1_seq = db.history(&a1.id.to_string()).unwrap()[0].0;
+        db.ack(a1_seq).unwrap();
+        assert_counters_exact(&db, "ack");
+        assert_eq!(db.offline_snapshot(7, day).unwrap().unsynced_count, 3);
+        // Settled, rejected, voided.
+        let mut settled = a1.clone();
+        settled.state = TxnState::Settled;
+        db.record(&settled).unwrap();
+        let mut rejected = b1.clone();
+        rejected.state = TxnState::SettlementRejected;
+        db.record(&rejected).unwrap();
+        assert_counters_exact(&db, "settlement");
+        assert_eq!(db.offline_snapshot(8, day).unwrap().user_total_today, 0);
+        let void = Transaction::new(
+            TxnKind::Void,
+            Method::OfflineCode,
+            0,
+            Currency::from_code("CNY").unwrap(),
+            TxnState::Voided,
+            day + 6_000,
+            [44; 10],
+        );
+        db.record_void(&void, &a2.id.to_string(), day + 6_000)
+            .unwrap();
+        assert_counters_exact(&db, "void");
+        assert_eq!(db.offline_snapshot(7, day).unwrap().user_total_today, 300);
+        // A refund of the online sale, approved.
+        let mut refund = Transaction::new(
+            TxnKind::Refund,
+            Method::PaymentCode,
+            500,
+            Currency::from_code("CNY").unwrap(),
+            TxnState::Authorizing,
+            day + 7_000,
+            [45; 10],
+        );
+        refund.detail =
+            Some(serde_json::json!({"original": online.id.to_string(), "refund_id": "r1"}));
+        db.record_refund(&refund, &online.id.to_string()).unwrap();
+        refund.state = TxnState::Approved;
+        db.record(&refund).unwrap();
+        assert_counters_exact(&db, "refund");
+        // A batch close, a partial ack, a restart, a full ack.
+        let close = Transaction::new(
+            TxnKind::BatchClose,
+            Method::None,
+            0,
+            Currency::from_code("CNY").unwrap(),
+            TxnState::Closed,
+            day + 8_000,
+            [46; 10],
+        );
+        let (_, close_seq) = db.batch_close(close).unwrap();
+        assert_counters_exact(&db, "batch close");
+        db.ack(close_seq - 3).unwrap();
+        assert_counters_exact(&db, "second ack");
+        drop(db);
+        let mut db = Db::open(&path).unwrap();
+        assert_counters_exact(&db, "restart");
+        db.ack(close_seq).unwrap();
+        assert_counters_exact(&db, "full ack");
+        let c = db.counters().unwrap();
+        assert_eq!(
+            (
+                c.outbox_pending,
+                c.offline_unsynced_count,
+                c.offline_unsynced_amount
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(db.queue_stats(day + 9_000).unwrap().pending, 0);
+        // A write refused by the disk leaves the counters as they were (same transaction).
+        let pages: i64 = db
+            .conn()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        db.conn()
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        let mut big = p1_sale(day + 10_000, 7, 10, 5);
+        big.detail.as_mut().unwrap()["pad"] = serde_json::json!("x".repeat(64 * 1024));
+        assert!(matches!(
+            db.record_offline_sale(&big, 7, 5),
+            Err(StoreError::DiskFull)
+        ));
+        assert_counters_exact(&db, "disk full");
+        assert_eq!(db.counters().unwrap().outbox_pending, 0);
+    }
+
+    #[test]
+    fn migration_8_backfills_counters_and_membership_from_an_older_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        {
+            // A journal as posd left it before migration #8.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..7] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 7).unwrap();
+            let ins = |id: &str, method: &str, state: &str, amount: i64, at: i64, detail: &str| {
+                conn.execute(
+                    "INSERT INTO txns (id, kind, method, channel, amount, currency, state,
+                         created_at, updated_at, detail)
+                     VALUES (?1, 'sale', ?2, 'x', ?3, 'CNY', ?4, ?5, ?5, ?6)",
+                    params![id, method, amount, state, at, detail],
+                )
+                .unwrap();
+            };
+            ins("a", "offline_code", "settled", 100, 10, r#"{"user_id":7}"#);
+            ins(
+                "b",
+                "offline_code",
+                "approved_offline",
+                250,
+                20,
+                r#"{"user_id":7}"#,
+            );
+            ins("c", "payment_code", "approved", 999, 30, "{}");
+            let mut seq = 0;
+            for (id, state) in [
+                ("a", "approved_offline"),
+                ("b", "approved_offline"),
+                ("a", "settled"),
+                ("c", "authorizing"),
+                ("c", "approved"),
+            ] {
+                seq += 1;
+                conn.execute(
+                    "INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, 0, ?3)",
+                    params![id, state, seq],
+                )
+                .unwrap();
+                if seq > 1 {
+                    conn.execute(
+                        "INSERT INTO outbox (seq, event_id, payload, created_at)
+                         VALUES (?1, ?2, '{}', 0)",
+                        params![seq, format!("e{seq}")],
+                    )
+                    .unwrap();
+                }
+            }
+            conn.execute_batch(
+                "UPDATE meta SET value = '5' WHERE key = 'last_seq';
+                 UPDATE meta SET value = '1' WHERE key = 'acked_seq';",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        assert_counters_exact(&db, "migration #8");
+        let c = db.counters().unwrap();
+        assert_eq!(
+            (
+                c.outbox_pending,
+                c.offline_unsynced_count,
+                c.offline_unsynced_amount
+            ),
+            (4, 1, 250)
+        );
+        assert_eq!(c.p1_totals, vec![(7, 0, 350)]);
+        let firsts: Vec<(String, i64)> = db
+            .conn()
+            .prepare("SELECT id, first_seq FROM txns ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            firsts,
+            [
+                ("a".to_string(), 1),
+                ("b".to_string(), 2),
+                ("c".to_string(), 4)
+            ]
+        );
+    }
+
+    /// The plan of each hot-path query reads an index range or a row by key, never a whole
+    /// table: the cost follows what is asked, not the journal's age.
+    #[test]
+    fn hot_path_queries_read_indexes_not_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut st = db
+                .conn()
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let n = st.parameter_count();
+            let args: Vec<i64> = vec![1; n];
+            let rows = st
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap();
+            rows.collect::<Result<Vec<_>, _>>().unwrap().join(" | ")
+        };
+        let hot = [
+            LAST_RECEIPT_SQL.replace("{TXN_COLS}", TXN_COLS),
+            "SELECT COALESCE(SUM(total), 0) FROM p1_totals WHERE user_id = ?1 AND quarter >= ?2"
+                .into(),
+            "SELECT t.created_at FROM journal j JOIN txns t ON t.id = j.txn_id
+             WHERE j.state = 'approved_offline' AND j.seq > ?1 AND t.method = 'offline_code'
+             ORDER BY j.seq LIMIT 1"
+                .into(),
+            "SELECT COUNT(*), COALESCE(SUM(t.amount), 0)
+             FROM journal j JOIN txns t ON t.id = j.txn_id
+             WHERE j.state = 'approved_offline' AND j.seq > ?1 AND j.seq <= ?2
+               AND t.method = 'offline_code'"
+                .into(),
+            "SELECT first_seq, id, kind, method, channel, state, amount, created_at
+             FROM txns WHERE first_seq > ?1 AND first_seq <= ?2 ORDER BY first_seq"
+                .into(),
+            "SELECT COUNT(*), MIN(created_at) FROM txns
+             WHERE method = 'card' AND kind = 'sale' AND state = 'approved_offline'"
+                .into(),
+            format!(
+                "SELECT {TXN_COLS} FROM txns WHERE kind = 'batch_close' ORDER BY created_at DESC LIMIT ?1"
+            ),
+        ];
+        for sql in hot {
+            let p = plan(&sql);
+            for table in ["txns", "journal", "outbox", "p1_totals"] {
+                for bad in [
+                    format!("SCAN {table}"),
+                    "SCAN t".to_string(),
+                    "SCAN j".to_string(),
+                ] {
+                    let full = p.split(" | ").any(|step| {
+                        step == bad || (step.starts_with(&bad) && !step.contains("USING"))
+                    });
+                    assert!(!full, "{sql}\n  plan: {p}");
+                }
+            }
+            assert!(!p.contains("TEMP B-TREE"), "{sql}\n  sorts: {p}");
+        }
+        // The first pending event: the outbox in rowid (seq) order, stopped after one row.
+        assert_eq!(
+            plan("SELECT created_at FROM outbox ORDER BY seq LIMIT 1"),
+            "SCAN outbox"
+        );
+    }
+
+    #[test]
+    fn a_batch_close_event_has_the_same_size_for_ten_sales_as_for_ten_thousand() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let mut sizes = Vec::new();
+        for (round, n) in [(1u64, 10u64), (2, 10_000)] {
+            let sales: Vec<Transaction> = (0..n)
+                .map(|i| {
+                    let mut t = txn(round * 1_000_000 + i, TxnState::Approved);
+                    t.id = posd_core::txn::uuid_v7(round * 1_000_000 + i, [(i % 251) as u8; 10]);
+                    t.id = Uuid::from_u128(t.id.as_u128() ^ u128::from(i));
+                    t
+                })
+                .collect();
+            db.record_batch(&sales).unwrap();
+            let close = Transaction::new(
+                TxnKind::BatchClose,
+                Method::None,
+                0,
+                Currency::from_code("CNY").unwrap(),
+                TxnState::Closed,
+                round * 1_000_000 + n,
+                [round as u8; 10],
+            );
+            let (c, seq) = db.batch_close(close).unwrap();
+            let z: posd_core::batch::ZTotals =
+                serde_json::from_value(c.detail.clone().unwrap()).unwrap();
+            assert_eq!(z.txn_count, n);
+            assert_eq!(z.net_total, 1250 * n as i64);
+            let event = db.outbox_after(seq - 1, 1).unwrap().remove(0).1;
+            sizes.push(event.len());
+        }
+        // Only the digits of the counts and amounts differ.
+        assert!(sizes[1] < 2048, "{sizes:?}");
+        assert!(sizes[1] - sizes[0] < 64, "{sizes:?}");
     }
 
     #[test]

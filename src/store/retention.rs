@@ -208,7 +208,8 @@ impl Db {
         match self.ack_in_chunks(upto) {
             Err(StoreError::DiskFull) if self.release_reserve() => {
                 log::warn!(
-                    "the disk is full: the journal's reserve was given up to record an ack;                      free space on the state directory's file system"
+                    "the disk is full: the journal's reserve was given up to record an ack; \
+                     free space on the state directory's file system"
                 );
                 self.ack_in_chunks(upto)
             }

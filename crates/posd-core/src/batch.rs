@@ -4,10 +4,19 @@
 //! moved. The terminal sums its journal per kind, method, channel and state; the money that
 //! counts (`net`) is approved and offline-approved sales minus approved refunds. The host
 //! computes the same `net` from its own ledger and reports any difference. This module is the
-//! terminal's half of that rule, shared by the store (which selects the batch) and the tests.
+//! terminal's half of that rule, shared by the store (which streams the batch through a
+//! [`ZBuilder`], one transaction at a time) and the host (which recomputes the
+//! [`MembershipDigest`]).
+//!
+//! The report has a fixed size whatever the batch's size (issue 14): totals plus the number of
+//! transactions and a SHA-256 digest over their ordered `(first seq, txn id, signed net)` list,
+//! so the host, which holds every event, can recompute the membership and compare, instead of
+//! receiving a per-transaction map (43 bytes a sale: a 6,000-sale batch overflowed a 256 KiB
+//! MQTT packet).
 
 use crate::txn::{Transaction, TxnKind, TxnState};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// One line of the Z report: count and amount of one kind/method/channel/state.
@@ -21,7 +30,8 @@ pub struct ZLine {
     pub amount: i64,
 }
 
-/// The Z report journaled (in `detail`) and sent with the `batch_close` event.
+/// The Z report journaled (in `detail`) and sent with the `batch_close` event. Its size is
+/// bounded by the number of kind/method/channel/state combinations, never by the batch's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZTotals {
     pub batch_no: u64,
@@ -34,8 +44,14 @@ pub struct ZTotals {
     pub rows: Vec<ZLine>,
     /// Money per `"{method}/{channel}"`: sales in, refunds out.
     pub net: BTreeMap<String, i64>,
-    /// Signed money per transaction (0 for those that moved none).
-    pub txns: BTreeMap<String, i64>,
+    /// Transactions in the batch (batch closes excepted).
+    #[serde(default)]
+    pub txn_count: u64,
+    /// Lowercase hex SHA-256 over `"{first_seq} {txn_id} {signed_net}\n"` of every transaction
+    /// of the batch in `first_seq` order ([`MembershipDigest`]). Empty in reports journaled
+    /// before issue 14 (which carried a per-transaction `txns` map instead).
+    #[serde(default)]
+    pub txn_digest: String,
     pub sales_count: u64,
     pub sales_amount: i64,
     pub refunds_count: u64,
@@ -56,21 +72,181 @@ pub fn net_key(method: &str, channel: Option<&str>) -> String {
 /// counts as sold and its void takes it back, so a void in a later batch than its sale shows
 /// there as money going out, and one in the same batch nets to zero.
 pub fn signed_net(t: &Transaction) -> i64 {
+    signed_net_of(t.kind, t.state, t.amount)
+}
+
+/// [`signed_net`] from the three fields it reads (what an event carries too).
+pub fn signed_net_of(kind: TxnKind, state: TxnState, amount: i64) -> i64 {
     let sold = matches!(
-        t.state,
+        state,
         TxnState::Approved | TxnState::ApprovedOffline | TxnState::Settled | TxnState::Voided
     );
-    match t.kind {
-        TxnKind::Sale if sold => t.amount,
-        TxnKind::Refund if t.state == TxnState::Approved => -t.amount,
-        TxnKind::Void if t.state == TxnState::Voided => -t.amount,
+    match kind {
+        TxnKind::Sale if sold => amount,
+        TxnKind::Refund if state == TxnState::Approved => -amount,
+        TxnKind::Void if state == TxnState::Voided => -amount,
         _ => 0,
     }
 }
 
-/// Sums a batch.
-pub fn totals(
-    txns: &[Transaction],
+/// The digest over a batch's membership, fed one transaction at a time in `first_seq` order:
+/// constant memory whatever the batch's size. The terminal and the host compute it the same way.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipDigest {
+    hasher: Sha256,
+    count: u64,
+}
+
+impl MembershipDigest {
+    pub fn new() -> MembershipDigest {
+        MembershipDigest::default()
+    }
+
+    /// One member: the seq of its first event, its id, its signed net.
+    pub fn add(&mut self, first_seq: u64, txn_id: &str, net: i64) {
+        self.hasher
+            .update(format!("{first_seq} {txn_id} {net}\n").as_bytes());
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// (members, lowercase hex SHA-256).
+    pub fn finish(self) -> (u64, String) {
+        (self.count, hex::encode(self.hasher.finalize()))
+    }
+}
+
+/// One member of a batch as the store streams it (no detail, no receipt: what the totals read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZMember<'a> {
+    pub first_seq: u64,
+    pub txn_id: &'a str,
+    pub kind: TxnKind,
+    pub method: &'a str,
+    pub channel: Option<&'a str>,
+    pub state: TxnState,
+    pub amount: i64,
+    pub created_at: u64,
+}
+
+/// Sums a batch streamed in `first_seq` order; memory is bounded by the number of distinct
+/// kind/method/channel/state lines, not by the number of transactions.
+#[derive(Debug, Clone)]
+pub struct ZBuilder {
+    z: ZTotals,
+    lines: BTreeMap<(String, String, String, String), (u64, i64)>,
+    digest: MembershipDigest,
+    first_created: Option<u64>,
+}
+
+impl ZBuilder {
+    pub fn new(
+        batch_no: u64,
+        from_seq: u64,
+        upto_seq: u64,
+        closed_at: u64,
+        currency: &str,
+    ) -> ZBuilder {
+        ZBuilder {
+            z: ZTotals {
+                batch_no,
+                from_seq,
+                upto_seq,
+                opened_at: 0,
+                closed_at,
+                currency: currency.to_string(),
+                rows: Vec::new(),
+                net: BTreeMap::new(),
+                txn_count: 0,
+                txn_digest: String::new(),
+                sales_count: 0,
+                sales_amount: 0,
+                refunds_count: 0,
+                refunds_amount: 0,
+                voids_count: 0,
+                voids_amount: 0,
+                net_total: 0,
+            },
+            lines: BTreeMap::new(),
+            digest: MembershipDigest::new(),
+            first_created: None,
+        }
+    }
+
+    /// Adds one transaction of the batch (a batch close is skipped).
+    pub fn add(&mut self, t: &ZMember<'_>) {
+        if t.kind == TxnKind::BatchClose {
+            return;
+        }
+        self.first_created = Some(
+            self.first_created
+                .map_or(t.created_at, |c| c.min(t.created_at)),
+        );
+        let line = self
+            .lines
+            .entry((
+                t.kind.as_str().to_string(),
+                t.method.to_string(),
+                t.channel.unwrap_or_default().to_string(),
+                t.state.as_str().to_string(),
+            ))
+            .or_default();
+        line.0 += 1;
+        line.1 = line.1.saturating_add(t.amount);
+        let n = signed_net_of(t.kind, t.state, t.amount);
+        self.digest.add(t.first_seq, t.txn_id, n);
+        let z = &mut self.z;
+        if n != 0 || matches!(t.kind, TxnKind::Sale | TxnKind::Refund | TxnKind::Void) {
+            let e = z.net.entry(net_key(t.method, t.channel)).or_default();
+            *e = e.saturating_add(n);
+        }
+        if n > 0 {
+            z.sales_count += 1;
+            z.sales_amount = z.sales_amount.saturating_add(n);
+        } else if t.kind == TxnKind::Void && n < 0 {
+            z.voids_count += 1;
+            z.voids_amount = z.voids_amount.saturating_sub(n);
+        } else if n < 0 {
+            z.refunds_count += 1;
+            z.refunds_amount = z.refunds_amount.saturating_sub(n);
+        }
+        z.net_total = z.net_total.saturating_add(n);
+    }
+
+    /// The earliest creation time among the members so far (the first batch opens with it).
+    pub fn first_created(&self) -> Option<u64> {
+        self.first_created
+    }
+
+    /// The report; `opened_at` is the previous close (or, for the first batch, the first
+    /// member's creation, see [`ZBuilder::first_created`]).
+    pub fn finish(self, opened_at: u64) -> ZTotals {
+        let mut z = self.z;
+        z.opened_at = opened_at;
+        (z.txn_count, z.txn_digest) = self.digest.finish();
+        z.rows = self
+            .lines
+            .into_iter()
+            .map(|((kind, method, channel, state), (count, amount))| ZLine {
+                kind,
+                method,
+                channel,
+                state,
+                count,
+                amount,
+            })
+            .collect();
+        z
+    }
+}
+
+/// Sums transactions given with the seq of their first event (tests and small tools; the store
+/// streams instead).
+pub fn totals<'a>(
+    txns: impl IntoIterator<Item = (u64, &'a Transaction)>,
     batch_no: u64,
     from_seq: u64,
     upto_seq: u64,
@@ -78,70 +254,21 @@ pub fn totals(
     closed_at: u64,
     currency: &str,
 ) -> ZTotals {
-    let mut rows: BTreeMap<(String, String, String, String), (u64, i64)> = BTreeMap::new();
-    let mut z = ZTotals {
-        batch_no,
-        from_seq,
-        upto_seq,
-        opened_at,
-        closed_at,
-        currency: currency.to_string(),
-        rows: Vec::new(),
-        net: BTreeMap::new(),
-        txns: BTreeMap::new(),
-        sales_count: 0,
-        sales_amount: 0,
-        refunds_count: 0,
-        refunds_amount: 0,
-        voids_count: 0,
-        voids_amount: 0,
-        net_total: 0,
-    };
-    for t in txns {
-        if t.kind == TxnKind::BatchClose {
-            continue;
-        }
-        let r = rows
-            .entry((
-                t.kind.as_str().to_string(),
-                t.method.as_str().to_string(),
-                t.channel.clone().unwrap_or_default(),
-                t.state.as_str().to_string(),
-            ))
-            .or_default();
-        r.0 += 1;
-        r.1 += t.amount;
-        let n = signed_net(t);
-        z.txns.insert(t.id.to_string(), n);
-        if n != 0 || matches!(t.kind, TxnKind::Sale | TxnKind::Refund | TxnKind::Void) {
-            *z.net
-                .entry(net_key(t.method.as_str(), t.channel.as_deref()))
-                .or_default() += n;
-        }
-        if n > 0 {
-            z.sales_count += 1;
-            z.sales_amount += n;
-        } else if t.kind == TxnKind::Void && n < 0 {
-            z.voids_count += 1;
-            z.voids_amount -= n;
-        } else if n < 0 {
-            z.refunds_count += 1;
-            z.refunds_amount -= n;
-        }
-        z.net_total += n;
+    let mut b = ZBuilder::new(batch_no, from_seq, upto_seq, closed_at, currency);
+    for (first_seq, t) in txns {
+        let id = t.id.to_string();
+        b.add(&ZMember {
+            first_seq,
+            txn_id: &id,
+            kind: t.kind,
+            method: t.method.as_str(),
+            channel: t.channel.as_deref(),
+            state: t.state,
+            amount: t.amount,
+            created_at: t.created_at,
+        });
     }
-    z.rows = rows
-        .into_iter()
-        .map(|((kind, method, channel, state), (count, amount))| ZLine {
-            kind,
-            method,
-            channel,
-            state,
-            count,
-            amount,
-        })
-        .collect();
-    z
+    b.finish(opened_at)
 }
 
 #[cfg(test)]
@@ -247,7 +374,15 @@ mod tests {
                 9,
             ),
         ];
-        let z = totals(&txns, 1, 0, 20, 0, 5, "CNY");
+        let z = totals(
+            txns.iter().enumerate().map(|(i, t)| (i as u64 + 1, t)),
+            1,
+            0,
+            20,
+            0,
+            5,
+            "CNY",
+        );
         assert_eq!(z.net["payment_code/wechat"], 600);
         assert_eq!(z.net["offline_code/p1"], 250);
         assert_eq!(z.net["merchant_qr/emv_mpm"], 0);
@@ -256,7 +391,48 @@ mod tests {
         assert_eq!((z.sales_count, z.sales_amount), (3, 1340));
         assert_eq!((z.refunds_count, z.refunds_amount), (1, 400));
         assert_eq!((z.voids_count, z.voids_amount), (1, 90));
-        assert_eq!(z.txns.len(), 9);
+        assert_eq!(z.txn_count, 9);
+        // The digest is over the ordered (first seq, id, signed net) list, nothing else.
+        let mut d = MembershipDigest::new();
+        for (i, t) in txns.iter().enumerate() {
+            d.add(i as u64 + 1, &t.id.to_string(), signed_net(t));
+        }
+        assert_eq!(d.finish(), (9, z.txn_digest.clone()));
+        // Another net for one member, or another order, is another digest.
+        let mut changed = txns.clone();
+        changed[1].state = TxnState::Approved;
+        let z2 = totals(
+            changed.iter().enumerate().map(|(i, t)| (i as u64 + 1, t)),
+            1,
+            0,
+            20,
+            0,
+            5,
+            "CNY",
+        );
+        assert_ne!(z2.txn_digest, z.txn_digest);
+        let z3 = totals(
+            txns.iter()
+                .rev()
+                .enumerate()
+                .map(|(i, t)| (i as u64 + 1, t)),
+            1,
+            0,
+            20,
+            0,
+            5,
+            "CNY",
+        );
+        assert_ne!(z3.txn_digest, z.txn_digest);
+        // The empty batch has the digest of nothing.
+        let empty = totals(std::iter::empty(), 2, 20, 20, 5, 6, "CNY");
+        assert_eq!(
+            (empty.txn_count, empty.txn_digest.as_str()),
+            (
+                0,
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            )
+        );
         let declined = z
             .rows
             .iter()

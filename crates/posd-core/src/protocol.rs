@@ -272,19 +272,25 @@ pub struct BatchCloseNotify {
     /// Totals that differ: `{key, terminal, host}` per `"{method}/{channel}"`.
     #[serde(default)]
     pub mismatches: Vec<BatchMismatch>,
-    /// Transactions whose money differs.
+    /// Transactions whose money differs: at most a host-chosen cap (the sandbox host: 32),
+    /// so the notify stays small whatever the batch's size.
     #[serde(default)]
     pub txns: Vec<String>,
+    /// The report's `txn_count`/`txn_digest` differ from the host's own (the batch's
+    /// membership or one of its transactions' money is not what the host holds).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub digest_mismatch: bool,
     /// Events of the batch the host does not hold.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub missing_events: u64,
     /// How many totals differ (`mismatches` lists at most [`limits::MAX_NOTIFY_LIST`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub mismatches_count: u64,
-    /// How many transactions differ (`txns` lists at most [`limits::MAX_NOTIFY_LIST`]).
+    /// How many transactions differ in all (`txns` names at most the host's cap, and at most
+    /// [`limits::MAX_NOTIFY_LIST`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub txns_count: u64,
-    /// A list was cut to [`limits::MAX_NOTIFY_LIST`] entries.
+    /// A list names fewer than its count: cut to [`limits::MAX_NOTIFY_LIST`] entries.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
@@ -295,9 +301,12 @@ impl BatchCloseNotify {
     /// [`limits::MAX_HOST_MESSAGE_BYTES`] whatever the batch).
     pub fn bounded(mut self) -> BatchCloseNotify {
         let max = limits::MAX_NOTIFY_LIST;
-        self.mismatches_count = self.mismatches.len() as u64;
-        self.txns_count = self.txns.len() as u64;
-        self.truncated = self.mismatches.len() > max || self.txns.len() > max;
+        self.mismatches_count = self.mismatches_count.max(self.mismatches.len() as u64);
+        self.txns_count = self.txns_count.max(self.txns.len() as u64);
+        self.truncated = self.truncated
+            || self.mismatches.len() > max
+            || self.txns.len() > max
+            || self.txns_count > self.txns.len() as u64;
         self.mismatches.truncate(max);
         self.txns.truncate(max);
         self
@@ -306,6 +315,10 @@ impl BatchCloseNotify {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -411,6 +424,7 @@ mod tests {
             mismatches_count: 0,
             txns_count: 0,
             truncated: false,
+            digest_mismatch: false,
         }
         .bounded();
         assert_eq!(
@@ -433,6 +447,7 @@ mod tests {
             mismatches_count: 0,
             txns_count: 0,
             truncated: false,
+            digest_mismatch: false,
         }
         .bounded();
         // Nothing new on the wire when nothing was cut.

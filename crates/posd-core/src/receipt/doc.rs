@@ -547,7 +547,7 @@ mod tests {
         order.detail = Some(serde_json::json!({"qr": "000201...6304ABCD"}));
         assert_eq!(pay_slip_of(&order, &c).unwrap().qr, "000201...6304ABCD");
         let sale = txn(TxnKind::Sale, Method::OfflineCode, TxnState::Settled);
-        let z = crate::batch::totals(&[sale], 4, 0, 1, 10, 20, "CNY");
+        let z = crate::batch::totals([(1, &sale)], 4, 0, 1, 10, 20, "CNY");
         let mut close = txn(TxnKind::BatchClose, Method::None, TxnState::Reconciled);
         close.detail = Some(serde_json::to_value(&z).unwrap());
         let report = z_report_of(&close, &c).unwrap();

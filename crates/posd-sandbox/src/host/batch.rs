@@ -2,12 +2,18 @@
 //! the result once in `batches` and tells the terminal in a `batch_close` notify.
 
 use super::HostError;
+use posd_core::batch;
 use posd_core::protocol::{
     self, BatchCloseNotify, BatchMismatch, BatchStatus, Event as PosEvent, Notify,
 };
+use posd_core::txn::{TxnKind, TxnState};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Differing transactions a `batch_close` notify names at most; the rest are only counted, so
+/// the answer stays small whatever the batch's size (issue 14).
+pub const TXN_LIST_CAP: usize = 32;
 
 /// The host's reconciliation of one Z report (docs/payments.md, batch close).
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
@@ -17,11 +23,18 @@ pub struct BatchResult {
     pub upto_seq: u64,
     /// The host's own net per `"{method}/{channel}"`.
     pub host_net: BTreeMap<String, i64>,
-    /// The host's own net per transaction of the batch.
-    pub host_txns: BTreeMap<String, i64>,
     pub mismatches: Vec<BatchMismatch>,
-    /// Transactions whose nets differ.
+    /// Transactions whose money differs, at most [`TXN_LIST_CAP`], in seq order.
     pub txns: Vec<String>,
+    /// How many transactions differ in all.
+    pub txns_count: u64,
+    /// The batch's transactions as the host counts them, and its membership digest over
+    /// `(first seq, txn id, ledger net)` (`posd_core::batch::MembershipDigest`).
+    pub host_count: u64,
+    pub host_digest: String,
+    /// The report's `txn_count`/`txn_digest` differ from the host's (a report journaled before
+    /// issue 14 carries no digest: its per-transaction `txns` map is compared instead).
+    pub digest_mismatch: bool,
     /// Events of the range the host does not hold (it cannot vouch for those).
     pub missing_events: u64,
 }
@@ -34,12 +47,25 @@ impl BatchResult {
         }
     }
 
-    /// Reconciled only when the totals, the transactions and the events all agree.
+    /// Reconciled only when the totals, the membership, the transactions and the events all
+    /// agree.
     fn verdict(&self) -> BatchStatus {
-        if self.mismatches.is_empty() && self.txns.is_empty() && self.missing_events == 0 {
+        if self.mismatches.is_empty()
+            && self.txns_count == 0
+            && !self.digest_mismatch
+            && self.missing_events == 0
+        {
             BatchStatus::Reconciled
         } else {
             BatchStatus::Mismatch
+        }
+    }
+
+    /// Lists one differing transaction (counted always, named while under the cap).
+    fn differs(&mut self, id: &str) {
+        self.txns_count += 1;
+        if self.txns.len() < TXN_LIST_CAP {
+            self.txns.push(id.to_string());
         }
     }
 }
@@ -59,8 +85,8 @@ impl From<rusqlite::Error> for BatchError {
     }
 }
 
-/// A map of integers from the Z report (`net`, `txns`); entries that are not integers are
-/// logged and skipped.
+/// A map of integers from the Z report (`net`, a legacy `txns`); entries that are not integers
+/// are logged and skipped.
 fn int_map(v: Option<&serde_json::Value>, what: &str) -> BTreeMap<String, i64> {
     let mut m = BTreeMap::new();
     for (k, x) in v.and_then(|v| v.as_object()).into_iter().flatten() {
@@ -74,10 +100,23 @@ fn int_map(v: Option<&serde_json::Value>, what: &str) -> BTreeMap<String, i64> {
     m
 }
 
+/// The money a transaction moved as the terminal's own events say (its last event up to the
+/// close), by the terminal's rule (`posd_core::batch::signed_net_of`).
+fn terminal_net(ev: &PosEvent) -> i64 {
+    match (TxnKind::parse(&ev.kind), TxnState::parse(&ev.state)) {
+        (Some(kind), Some(state)) => batch::signed_net_of(kind, state, ev.amount),
+        // `reversal` events: a reversed sale moved nothing.
+        _ => 0,
+    }
+}
+
 /// Compares a terminal's Z report (`detail` of its `batch_close` event) with the host's own
-/// view: every transaction of that terminal whose first event has `from_seq < seq <= upto_seq`;
-/// a sale counts its ledger amount when charged, a refund minus its approved refund's amount,
-/// under `"{method}/{channel}"` of the transaction's last event in the range. Read-only.
+/// view: every transaction of that terminal whose first event has `from_seq < seq <= upto_seq`,
+/// in that order; a sale counts its ledger amount when charged, a refund minus its approved
+/// refund's amount, under `"{method}/{channel}"` of the transaction's last event in the range.
+/// The host's digest over `(first seq, id, ledger net)` must equal the report's; a transaction
+/// whose ledger net differs from what the terminal's own events say is listed (capped).
+/// Streams the batch; read-only.
 pub fn reconcile_batch(
     db: &Connection,
     terminal: &str,
@@ -103,15 +142,25 @@ pub fn reconcile_batch(
         |r| r.get(0),
     )?;
     res.missing_events = upto.saturating_sub(from).saturating_sub(held.max(0) as u64);
-    let ids: Vec<String> = {
-        let mut st = db.prepare(
-            "SELECT txn_id FROM events WHERE terminal = ?1 GROUP BY txn_id
-             HAVING MIN(seq) > ?2 AND MIN(seq) <= ?3",
-        )?;
-        let rows = st.query_map(params![terminal, from_i, upto_i], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
+    // A report journaled before issue 14: a per-transaction map instead of a digest.
+    let legacy = match detail.get("txn_digest").and_then(|v| v.as_str()) {
+        Some(d) if !d.is_empty() => None,
+        _ => Some(int_map(detail.get("txns"), "txns")),
     };
-    for id in ids {
+    let mut digest = batch::MembershipDigest::new();
+    let mut host_ids = BTreeSet::new();
+    // Members in first-seq order: events of the range that are their transaction's first.
+    let mut members = db.prepare(
+        "SELECT e.txn_id, e.seq FROM events e
+         WHERE e.terminal = ?1 AND e.seq > ?2 AND e.seq <= ?3
+           AND NOT EXISTS (SELECT 1 FROM events f
+                           WHERE f.terminal = e.terminal AND f.txn_id = e.txn_id AND f.seq < e.seq)
+         ORDER BY e.seq",
+    )?;
+    let mut rows = members.query(params![terminal, from_i, upto_i])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let first_seq = row.get::<_, i64>(1)?.max(0) as u64;
         let payload: String = db.query_row(
             "SELECT payload FROM events WHERE terminal = ?1 AND txn_id = ?2 AND seq <= ?3
              ORDER BY seq DESC LIMIT 1",
@@ -125,7 +174,10 @@ pub fn reconcile_batch(
                 continue;
             }
         };
-        let detail = |key: &str| {
+        if ev.kind == "batch_close" {
+            continue;
+        }
+        let detail_str = |key: &str| {
             ev.detail
                 .as_ref()
                 .and_then(|d| d.get(key))
@@ -142,23 +194,52 @@ pub fn reconcile_batch(
             "void" => 0i64.saturating_sub(amount_of(
                 db,
                 "SELECT amount FROM ledger WHERE txn_id = ?1 AND state = 'voided'",
-                params![detail("original").unwrap_or_default()],
+                params![detail_str("original").unwrap_or_default()],
             )?),
             "refund" => 0i64.saturating_sub(amount_of(
                 db,
                 "SELECT amount FROM refunds
                  WHERE terminal = ?1 AND refund_id = ?2 AND state = 'approved'",
-                params![terminal, detail("refund_id").unwrap_or_else(|| id.clone())],
+                params![
+                    terminal,
+                    detail_str("refund_id").unwrap_or_else(|| id.clone())
+                ],
             )?),
             _ => 0,
         };
         let key = format!("{}/{}", ev.method, ev.channel.as_deref().unwrap_or(""));
         let e = res.host_net.entry(key).or_insert(0);
         *e = e.saturating_add(net);
-        res.host_txns.insert(id, net);
+        digest.add(first_seq, &id, net);
+        let claimed = match &legacy {
+            Some(map) => map.get(&id).copied().unwrap_or(0),
+            None => terminal_net(&ev),
+        };
+        if claimed != net {
+            res.differs(&id);
+        }
+        if legacy.is_some() {
+            host_ids.insert(id);
+        }
+    }
+    (res.host_count, res.host_digest) = digest.finish();
+    match &legacy {
+        None => {
+            let count = detail.get("txn_count").and_then(|v| v.as_u64());
+            let d = detail.get("txn_digest").and_then(|v| v.as_str());
+            res.digest_mismatch =
+                count != Some(res.host_count) || d != Some(res.host_digest.as_str());
+        }
+        Some(map) => {
+            // Transactions the terminal listed that the host does not count.
+            for (id, n) in map {
+                if *n != 0 && !host_ids.contains(id) {
+                    res.differs(id);
+                }
+            }
+        }
     }
     let term_net = int_map(detail.get("net"), "net");
-    let term_txns = int_map(detail.get("txns"), "txns");
     let keys: BTreeSet<&String> = term_net.keys().chain(res.host_net.keys()).collect();
     let mut mismatches = Vec::new();
     for k in keys {
@@ -172,15 +253,7 @@ pub fn reconcile_batch(
             });
         }
     }
-    let ids: BTreeSet<&String> = term_txns.keys().chain(res.host_txns.keys()).collect();
-    let mut txns = Vec::new();
-    for id in ids {
-        if term_txns.get(id).copied().unwrap_or(0) != res.host_txns.get(id).copied().unwrap_or(0) {
-            txns.push(id.clone());
-        }
-    }
     res.mismatches = mismatches;
-    res.txns = txns;
     Ok(res)
 }
 
@@ -217,10 +290,17 @@ pub(super) fn batch_close(
     let status = res.status();
     if status != "reconciled" {
         log::warn!(
-            "host: batch close {} of {terminal}: mismatch {:?}, txns {:?}, {} events missing",
+            "host: batch close {} of {terminal}: mismatch {:?}, {} txns differ {:?}, digest {}, \
+             {} events missing",
             ev.txn_id,
             res.mismatches,
+            res.txns_count,
             res.txns,
+            if res.digest_mismatch {
+                "differs"
+            } else {
+                "agrees"
+            },
             res.missing_events
         );
     }
@@ -248,10 +328,11 @@ pub(super) fn batch_close(
             txn_id: ev.txn_id.clone(),
             status: res.verdict(),
             mismatches: res.mismatches,
+            txns_count: res.txns_count,
             txns: res.txns,
+            digest_mismatch: res.digest_mismatch,
             missing_events: res.missing_events,
             mismatches_count: 0,
-            txns_count: 0,
             truncated: false,
         }
         // The notify stays within the wire's size limit whatever the batch (docs/payments.md).
@@ -321,8 +402,89 @@ mod tests {
         db
     }
 
+    /// A report journaled before issue 14: a per-transaction map, no digest.
     fn z(net: serde_json::Value, txns: serde_json::Value) -> serde_json::Value {
         json!({"batch_no": 1, "from_seq": 10, "upto_seq": 15, "net": net, "txns": txns})
+    }
+
+    /// A report as posd sends it now: totals, the member count and their digest.
+    fn z_digest(net: serde_json::Value, members: &[(u64, &str, i64)]) -> serde_json::Value {
+        let mut d = batch::MembershipDigest::new();
+        for (seq, id, n) in members {
+            d.add(*seq, id, *n);
+        }
+        let (count, digest) = d.finish();
+        json!({"batch_no": 1, "from_seq": 10, "upto_seq": 15, "net": net,
+               "txn_count": count, "txn_digest": digest})
+    }
+
+    const MEMBERS: [(u64, &str, i64); 4] = [
+        (11, "s1", 1000),
+        (13, "s2", 0),
+        (14, "r1", -300),
+        (15, "c1", 700),
+    ];
+
+    #[test]
+    fn the_host_recomputes_the_membership_digest_from_its_ledger() {
+        let db = batch_db();
+        let net = json!({"payment_code/wechat": 700, "card/": 700});
+        let r = reconcile_batch(&db, "T1", &z_digest(net.clone(), &MEMBERS)).unwrap();
+        assert_eq!(r.status(), "reconciled", "{r:?}");
+        assert_eq!((r.host_count, r.txns_count), (4, 0));
+        // One net the terminal got wrong in its own report: the digest tells, although every
+        // event agrees with the ledger (nothing to name).
+        let mut wrong = MEMBERS;
+        wrong[1].2 = 200;
+        let r = reconcile_batch(&db, "T1", &z_digest(net.clone(), &wrong)).unwrap();
+        assert_eq!(r.status(), "mismatch");
+        assert!(r.digest_mismatch && r.txns.is_empty(), "{r:?}");
+        // A transaction missing from the report's membership.
+        let r = reconcile_batch(&db, "T1", &z_digest(net.clone(), &MEMBERS[..3])).unwrap();
+        assert!(r.digest_mismatch, "{r:?}");
+        // The host did not charge what the terminal's events call approved: named.
+        db.execute(
+            "UPDATE ledger SET state = 'declined' WHERE txn_id = 's1'",
+            [],
+        )
+        .unwrap();
+        let r = reconcile_batch(&db, "T1", &z_digest(net, &MEMBERS)).unwrap();
+        assert_eq!(r.txns, ["s1"]);
+        assert_eq!(r.txns_count, 1);
+        assert!(r.digest_mismatch);
+        assert_eq!(r.mismatches[0].key, "payment_code/wechat");
+    }
+
+    #[test]
+    fn a_notify_names_a_bounded_number_of_differing_transactions() {
+        let db = mem_db();
+        let n = 100u64;
+        for i in 0..n {
+            // Approved on the terminal, never charged at the host.
+            store(
+                &db,
+                &event(i + 1, &format!("t{i:03}"), "sale", "approved", 10, None),
+            );
+        }
+        let mut d = batch::MembershipDigest::new();
+        for i in 0..n {
+            d.add(i + 1, &format!("t{i:03}"), 10);
+        }
+        let (count, digest) = d.finish();
+        let detail = json!({"batch_no": 1, "from_seq": 0, "upto_seq": n,
+            "net": {"payment_code/wechat": 1000}, "txn_count": count, "txn_digest": digest});
+        let notify = store(
+            &db,
+            &event(n + 1, "b1", "batch_close", "closed", 0, Some(detail)),
+        )
+        .unwrap();
+        assert_eq!(notify["status"], "mismatch");
+        assert_eq!(notify["txns"].as_array().unwrap().len(), TXN_LIST_CAP);
+        assert_eq!(notify["txns"][0], "t000");
+        assert_eq!(notify["txns_count"], n);
+        assert_eq!(notify["truncated"], true);
+        assert_eq!(notify["digest_mismatch"], true);
+        assert!(serde_json::to_string(&notify).unwrap().len() < 4096);
     }
 
     #[test]
@@ -335,8 +497,7 @@ mod tests {
         let r = reconcile_batch(&db, "T1", &detail).unwrap();
         assert_eq!(r.status(), "reconciled", "{r:?}");
         assert_eq!(r.host_net.get("payment_code/wechat"), Some(&700));
-        assert_eq!(r.host_txns.len(), 4);
-        assert!(!r.host_txns.contains_key("old"));
+        assert_eq!(r.host_count, 4);
         assert_eq!(r.missing_events, 0);
     }
 
