@@ -20,7 +20,7 @@ use escpos::utils::{
 use serde::{Deserialize, Serialize};
 
 use super::charset::TextEncoding;
-use super::layout::{Align, Line, PaperWidth, Receipt, ReceiptConfig, TextSize};
+use super::layout::{Align, DrawerPin, Line, PaperWidth, Receipt, ReceiptConfig, TextSize};
 
 /// QR error correction level used everywhere (M: 15 %, survives a crease).
 pub const QR_ECC: QrEcc = QrEcc::M;
@@ -36,15 +36,6 @@ const FS_KANJI_ON: [u8; 2] = [0x1C, b'&'];
 const FS_KANJI_OFF: [u8; 2] = [0x1C, b'.'];
 /// `GS I 67`: the printer's name (Epson answers `_` name NUL).
 pub const PRINTER_NAME_QUERY: [u8; 3] = [0x1D, b'I', 67];
-
-/// Which connector pin opens the drawer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DrawerPin {
-    #[default]
-    Pin2,
-    Pin5,
-}
 
 /// The drawer job: `ESC p m 25 250` alone (50 ms pulse, 500 ms off), sent as its own short job
 /// at approval — processed in order like any command, so only when the printer is ready.

@@ -6,7 +6,7 @@
 //! Pure data: English today. The texts are ASCII except where a printer that lacks a character
 //! gets an ASCII stand-in from `layout::printable` (the em dash prints as `-` in code page 858).
 
-use super::layout::{CopyKind, PayMethod, ReceiptKind, ReceiptStatus};
+use super::kinds::{CopyKind, PayMethod, ReceiptKind, ReceiptStatus};
 
 /// The words of one language.
 #[derive(Debug, Clone, PartialEq, Eq)]

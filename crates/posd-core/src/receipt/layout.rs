@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::charset::TextEncoding;
-use super::escpos_enc::DrawerPin;
+pub use super::kinds::{CopyKind, PayMethod, ReceiptKind, ReceiptStatus};
 use super::labels::labels;
 use super::model::PrinterModel;
+pub use super::paper::PaperWidth;
 
 /// Longest receipt reference printed as a QR (bytes). `R1.<terminal>.<uuid>` is ~45.
 pub const MAX_QR_REF_LEN: usize = 256;
@@ -23,43 +24,11 @@ pub const MAX_QR_REF_LEN: usize = 256;
 // Inputs
 // ------------------------------------------------------------------------------------------------
 
-/// What happened, which sets the receipt's title.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReceiptKind {
-    Sale,
-    Refund,
-    Void,
-    Reversal,
-}
-
 impl ReceiptKind {
     /// Title printed at the top of the receipt.
     pub fn title(self) -> &'static str {
         labels().kind_title(self)
     }
-}
-
-/// Outcome printed in large letters; on a Z report, the state a row counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReceiptStatus {
-    Approved,
-    ApprovedOffline,
-    /// An offline sale the host settled.
-    Settled,
-    Declined,
-    Reversed,
-    Refund,
-    Void,
-    /// An offline sale voided afterwards (its void takes the money back).
-    Voided,
-    /// An offline sale the host refused at settlement: no money moved.
-    Rejected,
-    /// A merchant-presented order closed unpaid.
-    NotPaid,
-    /// Refused on the box before anything left it.
-    Refused,
 }
 
 impl ReceiptStatus {
@@ -80,31 +49,10 @@ impl ReceiptStatus {
     }
 }
 
-/// The four ways posd takes money (DESIGN §1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayMethod {
-    /// Customer-presented code verified online.
-    PaymentCode,
-    /// Customer-presented `P1` code verified offline.
-    OfflineCode,
-    /// Merchant-presented code.
-    MerchantCode,
-    Card,
-}
-
 impl PayMethod {
     pub fn label(self) -> &'static str {
         labels().method(self)
     }
-}
-
-/// Which copy this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CopyKind {
-    Merchant,
-    Customer,
 }
 
 impl CopyKind {
@@ -244,49 +192,6 @@ pub struct ZRow {
 // Configuration
 // ------------------------------------------------------------------------------------------------
 
-/// Paper width in columns of font A (12 × 24 dots).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "u16", into = "u16")]
-pub enum PaperWidth {
-    /// 58 mm paper, 384 dots, 32 columns.
-    Mm58,
-    /// 80 mm paper, 576 dots, 48 columns.
-    Mm80,
-}
-
-impl PaperWidth {
-    pub fn columns(self) -> u16 {
-        match self {
-            PaperWidth::Mm58 => 32,
-            PaperWidth::Mm80 => 48,
-        }
-    }
-
-    /// Printable dots at 203 dpi.
-    pub fn dots(self) -> u32 {
-        u32::from(self.columns()) * 12
-    }
-}
-
-impl TryFrom<u16> for PaperWidth {
-    type Error = String;
-    fn try_from(v: u16) -> Result<Self, String> {
-        match v {
-            32 => Ok(PaperWidth::Mm58),
-            48 => Ok(PaperWidth::Mm80),
-            other => Err(format!(
-                "width must be 32 (58 mm) or 48 (80 mm), not {other}"
-            )),
-        }
-    }
-}
-
-impl From<PaperWidth> for u16 {
-    fn from(w: PaperWidth) -> u16 {
-        w.columns()
-    }
-}
-
 /// `[receipt]` in posd.toml.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -351,6 +256,15 @@ impl Default for ReceiptConfig {
             copies: vec![CopyKind::Merchant, CopyKind::Customer],
         }
     }
+}
+
+/// Which connector pin opens the drawer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrawerPin {
+    #[default]
+    Pin2,
+    Pin5,
 }
 
 /// Which approved sales open the cash drawer.

@@ -17,22 +17,26 @@
 pub mod charset;
 pub mod doc;
 pub mod escpos_enc;
+pub mod kinds;
 pub mod labels;
 pub mod layout;
 pub mod model;
+pub mod paper;
 pub mod render;
+pub mod warnings;
 
 pub use charset::TextEncoding;
 pub use doc::{
     doc_bytes, job_bytes, owed_on_change, pay_slip_of, receipt_for, receipt_of, z_report_for,
     z_report_of, DrawerPolicy, PrintDoc, ReceiptCtx,
 };
-pub use escpos_enc::{encode, encode_all, DrawerPin, EncodeError, PrinterProfile};
+pub use escpos_enc::{encode, encode_all, EncodeError, PrinterProfile};
 pub use labels::{labels, Labels};
 pub use layout::{
-    layout, layout_copies, layout_pay_slip, layout_z, CopyKind, DrawerOn, LocalTime, PaperWidth,
-    PayMethod, PaySlip, Receipt, ReceiptConfig, ReceiptData, ReceiptKind, ReceiptStatus, ZReport,
-    ZRow,
+    layout, layout_copies, layout_pay_slip, layout_z, CopyKind, DrawerOn, DrawerPin, LocalTime,
+    PaperWidth, PayMethod, PaySlip, Receipt, ReceiptConfig, ReceiptData, ReceiptKind,
+    ReceiptStatus, ZReport, ZRow,
 };
-pub use model::{config_warnings, reported_name_warnings, PrinterModel};
+pub use model::PrinterModel;
 pub use render::{render_image, render_png, render_text, RenderError, RenderOptions};
+pub use warnings::{config_warnings, reported_name_warnings};

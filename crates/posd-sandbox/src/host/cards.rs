@@ -1,8 +1,8 @@
 //! Cards: the host's X25519 key that terminals seal card data to, opening that data (the PAN
 //! stays in memory, only the masked PAN is stored) and the card-number test table.
 
-use super::payments::Behaviour;
-use super::requests::{declined, host_ref_of, resp, Reply};
+use super::behaviour::Behaviour;
+use super::reply::{declined, host_ref_of, resp, Reply};
 use super::{HostConfig, HostError};
 use posd_core::protocol::{Request, RespStatus};
 use rusqlite::{params, Connection};
@@ -128,7 +128,8 @@ pub(super) fn card_authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::requests::{answer, Effects};
+    use crate::host::reply::Effects;
+    use crate::host::requests::answer;
     use crate::host::test_support::{ask, card_cfg, cfg, ledger_state, mem_db, req, sealed};
     use posd_core::protocol::{Op, Response};
 

@@ -37,6 +37,7 @@
 
 mod audit;
 mod batch;
+mod behaviour;
 mod cards;
 mod db;
 mod events;
@@ -44,6 +45,7 @@ mod mqtt_loop;
 mod orders;
 mod payments;
 mod refunds;
+mod reply;
 mod requests;
 mod settlement;
 mod signing_key;
@@ -52,13 +54,13 @@ mod test_support;
 
 pub use audit::{audit, Audit, BatchAudit, TerminalAudit};
 pub use batch::{reconcile_batch, BatchError, BatchResult};
+pub use behaviour::Behaviour;
 pub use cards::{card_keygen, parse_card_secret, CardBehaviour};
 pub use db::open_db;
 pub use mqtt_loop::run;
 pub use orders::{
     order_reference, wallet_pay_topic, wallet_result_topic, OrderBehaviour, ORDER_URL,
 };
-pub use payments::Behaviour;
 /// The host reports batch mismatches in the protocol's own type.
 pub use posd_core::protocol::BatchMismatch;
 pub use signing_key::{read_signing_key, signing_key_file};

@@ -5,7 +5,8 @@
 use super::db::open_db;
 use super::events::{contiguous, store_event, Stored};
 use super::orders::{pay_order, wallet_pay, wallet_pay_topic, wallet_result_topic, PayOutcome};
-use super::requests::{answer, Effects, Reply};
+use super::reply::{Effects, Reply};
+use super::requests::answer;
 use super::{HostConfig, HostError};
 use crate::mqtt::now_ms;
 use posd_core::protocol::signed::{HostKind, HostSigner};

@@ -1,7 +1,7 @@
 //! Merchant-presented orders (`order`, then `query`/`close`): the code the terminal shows, the
 //! sandbox customer or a wallet paying it (on `{prefix}/sandbox/pay`), and the `payment` notify.
 
-use super::requests::{declined, host_ref_of, resp, Effects, Reply};
+use super::reply::{declined, host_ref_of, resp, Effects, Reply};
 use super::{HostConfig, HostError};
 use posd_core::codes;
 use posd_core::protocol::{Notify, Op, PaymentNotify, PaymentStatus, Request, RespStatus};

@@ -1,75 +1,12 @@
 //! Online payments by payment code: `authorize`, `query` and `reverse` decided by the code's
 //! last two digits ([`Behaviour`]), like card networks' test numbers.
 
+use super::behaviour::Behaviour;
 use super::cards::card_authorize;
-use super::requests::{host_ref_of, resp, Reply};
+use super::reply::{host_ref_of, resp, Reply};
 use super::{HostConfig, HostError};
 use posd_core::protocol::{Request, RespStatus};
 use rusqlite::{params, Connection, OptionalExtension};
-
-/// The code-selected behaviour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour {
-    Approve,
-    Decline,
-    PendingThenApprove,
-    /// Cards: pending; the first query approves.
-    PendingOnce,
-    PendingForever,
-    LostAnswer,
-    Silent,
-    LateAnswer,
-    ErrorThenApproved,
-}
-
-impl Behaviour {
-    pub fn of_code(code: &str) -> Behaviour {
-        let tail: String = code
-            .chars()
-            .rev()
-            .take(2)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        match tail.as_str() {
-            "11" => Behaviour::Decline,
-            "22" => Behaviour::PendingThenApprove,
-            "33" => Behaviour::PendingForever,
-            "44" => Behaviour::LostAnswer,
-            "55" => Behaviour::Silent,
-            "66" => Behaviour::LateAnswer,
-            "77" => Behaviour::ErrorThenApproved,
-            _ => Behaviour::Approve,
-        }
-    }
-    pub(super) fn as_str(&self) -> &'static str {
-        match self {
-            Behaviour::Approve => "approve",
-            Behaviour::Decline => "decline",
-            Behaviour::PendingThenApprove => "pending_then_approve",
-            Behaviour::PendingOnce => "pending_once",
-            Behaviour::PendingForever => "pending_forever",
-            Behaviour::LostAnswer => "lost_answer",
-            Behaviour::Silent => "silent",
-            Behaviour::LateAnswer => "late_answer",
-            Behaviour::ErrorThenApproved => "error_then_approved",
-        }
-    }
-    fn parse(s: &str) -> Behaviour {
-        match s {
-            "decline" => Behaviour::Decline,
-            "pending_then_approve" => Behaviour::PendingThenApprove,
-            "pending_once" => Behaviour::PendingOnce,
-            "pending_forever" => Behaviour::PendingForever,
-            "lost_answer" => Behaviour::LostAnswer,
-            "silent" => Behaviour::Silent,
-            "late_answer" => Behaviour::LateAnswer,
-            "error_then_approved" => Behaviour::ErrorThenApproved,
-            _ => Behaviour::Approve,
-        }
-    }
-}
 
 /// A transaction's ledger row as requests see it: (behaviour, state, queries, host_ref).
 pub(super) type LedgerRow = (String, String, i64, Option<String>);

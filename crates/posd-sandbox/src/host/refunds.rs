@@ -1,7 +1,7 @@
 //! Refunds of charged payments: idempotent per terminal by `refund_id`, never more than was
 //! charged; declined refunds are stored too so a repeat gets the same answer.
 
-use super::requests::{declined, host_ref_of, resp, Reply};
+use super::reply::{declined, host_ref_of, resp, Reply};
 use super::HostError;
 use posd_core::protocol::{Request, RespStatus};
 use rusqlite::{params, Connection, OptionalExtension};

@@ -4,51 +4,11 @@
 use super::orders::{close_unordered, order_answer, order_open};
 use super::payments::{self, ledger_row};
 use super::refunds::refund;
+use super::reply::{host_ref_of, Effects, Reply};
 use super::settlement;
 use super::{HostConfig, HostError};
-use posd_core::protocol::{Notify, Op, Request, RespStatus, Response};
+use posd_core::protocol::{Op, Request, RespStatus};
 use rusqlite::{params, OptionalExtension};
-
-/// The host's answer to one request: a response now, later, or never.
-pub(super) enum Reply {
-    Now(Response),
-    Later(u64, Response),
-    Never,
-}
-
-/// Side effects of an answer, carried out by the loop after the transaction commits.
-#[derive(Debug, Default)]
-pub(super) struct Effects {
-    /// Automatic order payments to make: (due at ms, txn_id).
-    pub(super) pays: Vec<(u64, String)>,
-    /// `notify` messages: (terminal, message).
-    pub(super) notifies: Vec<(String, Notify)>,
-}
-
-pub(super) fn resp(req: &Request, status: RespStatus) -> Response {
-    Response {
-        req_id: req.req_id.clone(),
-        txn_id: req.txn_id.clone(),
-        status,
-        reason: None,
-        host_ref: None,
-        qr: None,
-    }
-}
-
-pub(super) fn declined(req: &Request, reason: &str) -> Reply {
-    let mut r = resp(req, RespStatus::Declined);
-    r.reason = Some(reason.to_string());
-    Reply::Now(r)
-}
-
-/// A host reference: a letter and up to 12 characters of the id (any text may arrive as an id:
-/// take characters, never slice bytes).
-pub(super) fn host_ref_of(letter: char, id: &str) -> String {
-    std::iter::once(letter)
-        .chain(id.chars().filter(|c| *c != '-').take(12))
-        .collect()
-}
 
 /// Decides and records the answer to a request, inside the caller's SQLite transaction.
 pub(super) fn answer(

@@ -4,7 +4,7 @@
 
 use super::cards::{card_masked, read_card, CardBehaviour};
 use super::payments::LedgerRow;
-use super::requests::{resp, Reply};
+use super::reply::{resp, Reply};
 use super::{HostConfig, HostError};
 use posd_core::codes::{self, OfflinePolicy};
 use posd_core::protocol::{

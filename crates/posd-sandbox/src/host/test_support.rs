@@ -3,7 +3,8 @@
 
 use super::db::SCHEMA;
 use super::events::{store_event, Stored};
-use super::requests::{answer, Effects, Reply};
+use super::reply::{Effects, Reply};
+use super::requests::answer;
 use super::HostConfig;
 use posd_core::protocol::{Event as PosEvent, Op, Request, Response};
 use rusqlite::{Connection, OptionalExtension};
