@@ -120,7 +120,7 @@ pub struct PrinterProfile {
 
 impl PrinterProfile {
     /// The configuration as the chosen printer model can print it: no native QR or cut where
-    /// the model has none (see `model::config_warnings` for what that changes).
+    /// the model has none (see `warnings::config_warnings` for what that changes).
     pub fn from_config(cfg: &ReceiptConfig) -> Self {
         let spec = cfg.printer_model.spec();
         PrinterProfile {

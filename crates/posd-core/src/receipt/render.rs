@@ -18,7 +18,7 @@ use noto_sans_mono_bitmap::{get_raster, FontWeight, RasterHeight};
 
 use super::charset::{decode_code_page, decode_gb18030};
 use super::escpos_enc::{qr_matrix, QrEcc};
-use super::layout::PaperWidth;
+use super::paper::PaperWidth;
 
 /// Paper and safety limits of the renderer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
