@@ -107,6 +107,20 @@ deb=$(cargo deb --no-build --no-strip --locked "${target_args[@]}" | tail -n 1)
 	echo "cargo deb did not report a package ($deb)" >&2
 	exit 1
 }
+# md5sums (debsums, dpkg --verify): cargo-deb 3.x writes none, so add it — every shipped file
+# but the conffiles, as dh_md5sums does — and rebuild the archive as root:root.
+if ! dpkg-deb -I "$deb" md5sums >/dev/null 2>&1; then
+	tree=$(mktemp -d)
+	chmod 0755 "$tree"
+	dpkg-deb -R "$deb" "$tree"
+	conffiles=$(sed 's|^/||' "$tree/DEBIAN/conffiles" 2>/dev/null || true)
+	(cd "$tree" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | sort |
+		grep -vxF -f <(printf '%s\n' "$conffiles" | sed '/^$/d'; echo '/nonexistent') |
+		tr '\n' '\0' | xargs -0 -r md5sum >DEBIAN/md5sums)
+	chmod 0644 "$tree/DEBIAN/md5sums"
+	dpkg-deb --root-owner-group -Zxz -b "$tree" "$deb" >/dev/null
+	rm -rf "$tree"
+fi
 want_arch=$(dpkg-deb --field "$deb" Architecture)
 [ "$want_arch" = "$arch" ] || {
 	echo "$deb is for $want_arch, not $arch" >&2
