@@ -58,8 +58,12 @@ fi
 [ "$(dpkg-deb --field "$deb" Architecture)" = amd64 ] || fail "$deb: the checks run the amd64 package"
 echo "package: $deb ($(stat -c %s "$deb") bytes)"
 # md5sums (debsums, dpkg --verify) and the shipped docs are part of the package.
-dpkg-deb -I "$deb" md5sums | grep -q ' usr/bin/posd$' || fail "$deb: no md5sums for usr/bin/posd"
-dpkg-deb -c "$deb" | grep -q 'usr/share/doc/posd/docs/posctl.md$' || fail "$deb: docs/ not shipped"
+# (Read whole, then searched: `grep -q` would close the pipe early and, under pipefail, fail
+# the check with dpkg-deb's SIGPIPE.)
+sums=$(dpkg-deb -I "$deb" md5sums 2>/dev/null || true)
+grep -q ' usr/bin/posd$' <<<"$sums" || fail "$deb: no md5sums for usr/bin/posd"
+listing=$(dpkg-deb -c "$deb")
+grep -q 'usr/share/doc/posd/docs/posctl.md$' <<<"$listing" || fail "$deb: docs/ not shipped"
 
 # --- 1. lintian -----------------------------------------------------------------------------
 # Every override needs a comment line right above it (its justification).
