@@ -1,7 +1,7 @@
 //! Measures what retention bounds (issue 14, docs/retention.md): bytes per sale in the journal,
 //! the database file before and after pruning a long history, the time of a prune step and of
-//! the one-time VACUUM that converts an older journal. Not a pass/fail test: run it with
-//! `cargo test -p posd --test retention_size -- --ignored --nocapture`.
+//! the one-time VACUUM that converts an older journal. A measurement, not a pass/fail test:
+//! `DAYS=60 PER_DAY=2000 KEEP=30 cargo bench --bench retention_size` (prints the machine's load).
 
 use posd::store::{Db, PruneRules};
 use posd_core::money::Currency;
@@ -159,9 +159,13 @@ fn report(path: &Path, label: &str, days: u64, per_day: u64, keep: u32) {
     }
 }
 
-#[test]
-#[ignore = "a measurement: run with --ignored --nocapture"]
-fn retention_sizes() {
+fn main() {
+    println!(
+        "load {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     let days: u64 = std::env::var("DAYS")
         .ok()
         .and_then(|v| v.parse().ok())
