@@ -38,7 +38,7 @@ pub struct DemoArgs {
 }
 
 /// The `posd` to run: `--posd`, the one built beside this binary, or `posd` on PATH.
-fn posd_binary(arg: &Option<PathBuf>) -> PathBuf {
+pub(crate) fn posd_binary(arg: &Option<PathBuf>) -> PathBuf {
     if let Some(p) = arg {
         return p.clone();
     }
@@ -51,21 +51,32 @@ fn posd_binary(arg: &Option<PathBuf>) -> PathBuf {
 
 /// A control-socket client of the kind any till software would write: one JSON line out, one
 /// typed answer back (`posd_core::control`).
-struct Till {
+/// Shared with the soak.
+pub(crate) struct Till {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
 }
 
 impl Till {
-    fn connect(socket: &Path) -> anyhow::Result<Till> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    /// Connects, waiting up to `wait` for the socket; gives up at once when `daemon` exits.
+    pub(crate) fn connect(
+        socket: &Path,
+        mut daemon: Option<&mut Child>,
+        wait: Duration,
+    ) -> anyhow::Result<Till> {
+        let deadline = Instant::now() + wait;
         let s = loop {
             match UnixStream::connect(socket) {
                 Ok(s) => break s,
                 Err(e) if Instant::now() > deadline => {
                     return Err(e).with_context(|| format!("posd's socket {}", socket.display()))
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => {
+                    if let Some(Ok(Some(st))) = daemon.as_deref_mut().map(Child::try_wait) {
+                        bail!("posd exited at start: {st}");
+                    }
+                    std::thread::sleep(Duration::from_millis(20))
+                }
             }
         };
         Ok(Till {
@@ -74,7 +85,10 @@ impl Till {
         })
     }
 
-    fn call<C: Command>(&mut self, req: C) -> anyhow::Result<Result<C::Reply, AnswerError>> {
+    pub(crate) fn call<C: Command>(
+        &mut self,
+        req: C,
+    ) -> anyhow::Result<Result<C::Reply, AnswerError>> {
         let mut line = serde_json::to_vec(&req.into())?;
         line.push(b'\n');
         self.writer.write_all(&line)?;
@@ -86,7 +100,7 @@ impl Till {
     }
 
     /// A call whose refusal ends the demo.
-    fn must<C: Command>(&mut self, req: C) -> anyhow::Result<C::Reply> {
+    pub(crate) fn must<C: Command>(&mut self, req: C) -> anyhow::Result<C::Reply> {
         Ok(self.call(req)??)
     }
 }
@@ -340,7 +354,7 @@ fn drive(
     try_it: &str,
     daemon: &mut Child,
 ) -> anyhow::Result<()> {
-    let mut c = Till::connect(socket)?;
+    let mut c = Till::connect(socket, None, Duration::from_secs(10))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !c.must(ctl::Status {})?.online {
         if Instant::now() > deadline {

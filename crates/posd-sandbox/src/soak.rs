@@ -11,15 +11,14 @@
 //! would. At the end the host's ledger is audited against what the terminal sent. Exit 3: a money
 //! effect lost or doubled; exit 4: a day that did not drain (docs/soak.md).
 
+use crate::demo::{posd_binary, Till};
 use crate::host::{self, HostConfig};
 use crate::netem::{Netem, NetemConfig};
 use crate::printer_emulator::{EmulatorScript, PrinterEmulator};
 use anyhow::{bail, Context};
 use posd_core::codes::{self, Credential, PrivateKey};
-use posd_core::control::{self as ctl, AnswerError, Command};
+use posd_core::control as ctl;
 use posd_core::txn::SaleOutcome;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -172,51 +171,6 @@ pub struct DayRow {
     pub wall_s: f64,
 }
 
-/// A control-socket client (`posd_core::control`): one JSON line out, one typed answer back.
-struct Till {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Till {
-    fn connect(socket: &Path, daemon: &mut Child) -> anyhow::Result<Till> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let s = loop {
-            match UnixStream::connect(socket) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() > deadline => {
-                    return Err(e).with_context(|| format!("posd's socket {}", socket.display()))
-                }
-                Err(_) => {
-                    if let Ok(Some(st)) = daemon.try_wait() {
-                        bail!("posd exited at start: {st}");
-                    }
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-            }
-        };
-        Ok(Till {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
-        })
-    }
-
-    fn call<C: Command>(&mut self, req: C) -> anyhow::Result<Result<C::Reply, AnswerError>> {
-        let mut line = serde_json::to_vec(&req.into())?;
-        line.push(b'\n');
-        self.writer.write_all(&line)?;
-        let mut answer = Vec::new();
-        if self.reader.read_until(b'\n', &mut answer)? == 0 {
-            bail!("posd closed the control socket");
-        }
-        Ok(ctl::parse_answer(&answer))
-    }
-
-    fn must<C: Command>(&mut self, req: C) -> anyhow::Result<C::Reply> {
-        Ok(self.call(req)??)
-    }
-}
-
 /// The soak's own mosquitto on a free loopback port.
 struct Mosquitto {
     port: u16,
@@ -286,18 +240,6 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// The `posd` to run: `--posd`, the one built beside this binary, or `posd` on PATH.
-fn posd_binary(arg: &Option<PathBuf>) -> PathBuf {
-    if let Some(p) = arg {
-        return p.clone();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join("posd")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("posd"))
 }
 
 /// A P1 customer: key, credential, the next counter.
@@ -815,7 +757,7 @@ impl World {
         started: Instant,
         conns_before: u64,
     ) -> anyhow::Result<DayRow> {
-        let mut c = Till::connect(&self.socket, daemon)?;
+        let mut c = Till::connect(&self.socket, Some(daemon), Duration::from_secs(30))?;
         self.wait_online(&mut c, daemon, Duration::from_secs(30))?;
         let n = self.sales_per_day();
         let schedule = self.schedule(n);
