@@ -249,6 +249,16 @@ impl PrinterEmulator {
         lock(&self.state).received.clone()
     }
 
+    /// Forgets what was printed and received so far (a long run's memory stays flat); returns
+    /// how many bytes reached the paper.
+    pub fn forget_output(&self) -> usize {
+        let mut s = lock(&self.state);
+        let n = s.printed.len();
+        s.printed = Vec::new();
+        s.received = Vec::new();
+        n
+    }
+
     /// Job bytes received but not printed yet.
     pub fn buffered(&self) -> usize {
         lock(&self.state).buffer.iter().map(|c| c.bytes.len()).sum()

@@ -74,6 +74,10 @@ pub struct SoakArgs {
     /// The daemon's log level (its log is posd.log in the soak directory).
     #[arg(long, default_value = "warn")]
     pub posd_log_level: String,
+    /// How long the sandbox customer takes to pay a merchant-presented QR, ms (a long run may
+    /// lower it: a year at the default spends most of its wall time waiting for customers).
+    #[arg(long, default_value_t = 200)]
+    pub pay_after_ms: u64,
     /// Keep everything here (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -408,7 +412,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
     hc.issuer_keys.insert(1, issuer.public_key(), false);
     hc.card_secret = Some(card_secret);
     hc.signer = Some(signer);
-    hc.pay_after_ms = 200;
+    hc.pay_after_ms = args.pay_after_ms;
     let host_db = hc.db.clone();
     let host_thread = {
         let stop = stop_host.clone();
@@ -935,6 +939,8 @@ impl World {
         row.db_bytes = dir_bytes(&self.dir.join("state"));
         row.reconnects = (self.netem.stats().established - conns_before).saturating_sub(1);
         row.wall_s = started.elapsed().as_secs_f64();
+        // What was printed is not kept from day to day: a year's receipts would be gigabytes.
+        self.printer.forget_output();
         Ok(row)
     }
 
