@@ -132,6 +132,14 @@ pub struct LinkShared {
     pub refused_packets: AtomicU64,
     /// The broker's Maximum Packet Size from its last CONNACK (0: none said).
     pub broker_max_packet: AtomicU64,
+    /// Publishes the broker refused (PUBACK reason ≥ 0x80, or "packet too large").
+    pub broker_refused: AtomicU64,
+    /// Connections that ended on the broker's "packet too large" (the drain loop learns from
+    /// each one which event was too big).
+    pub refused_too_large: AtomicU64,
+    /// Largest event payload the broker takes, learned from its refusals (0: not learned). Only
+    /// ever lowered, and only below the size of an event the broker refused.
+    pub learned_event_limit: AtomicU64,
     /// `broker.protocol`.
     pub protocol: String,
     /// The last drop, for `status`.
@@ -254,6 +262,11 @@ impl Link {
             dropped_oversize: s.dropped_oversize.load(Ordering::Relaxed),
             dropped_malformed: s.bad_messages.load(Ordering::Relaxed),
             refused_packets: s.refused_packets.load(Ordering::Relaxed),
+            broker_refused: s.broker_refused.load(Ordering::Relaxed),
+            broker_event_limit: match s.learned_event_limit.load(Ordering::Relaxed) {
+                0 => None,
+                n => Some(n),
+            },
             last_drop: s
                 .last_drop
                 .lock()
@@ -477,8 +490,44 @@ async fn event_loop(
                 route(&link, &inbound, &topic, &payload).await;
             }
             wire::WireEvent::Other => {}
-            wire::WireEvent::Error { text: e, oversize } => {
+            wire::WireEvent::PubRefused { reason } => {
+                // Not ours to fix at the terminal (an ACL, a quota): the event stays
+                // unacknowledged and is sent again after the ack timeout; status counts it.
+                link.shared.broker_refused.fetch_add(1, Ordering::Relaxed);
+                link.shared.dropped(
+                    "puback",
+                    format!(
+                        "the broker refused a message of ours ({reason}): it is sent again \
+                         later; check the broker's ACL and quotas for this terminal \
+                         (docs/broker.md)"
+                    ),
+                );
+            }
+            wire::WireEvent::Error {
+                text: e,
+                oversize,
+                too_large_for_broker,
+            } => {
                 let now = now_ms();
+                if too_large_for_broker {
+                    // Something we published is over the broker's message size limit, and it
+                    // did not say its limit in CONNACK. The drain loop finds which event.
+                    link.shared.broker_refused.fetch_add(1, Ordering::Relaxed);
+                    link.shared.refused_too_large.fetch_add(1, Ordering::AcqRel);
+                    // The client keeps the refused PUBLISH and would send it again as soon as
+                    // a resumed session starts: only a clean session forgets it. The drain
+                    // resends the rest (and requests in flight are queried, as after any loss).
+                    eventloop.set_clean(true);
+                    link.shared.dropped(
+                        "too_large",
+                        format!(
+                            "the broker refused a message of ours as too large ({e}): the event \
+                             is set aside when it is sent again; raise the broker's message \
+                             size limit to at least {} bytes (docs/broker.md)",
+                            MAX_EVENT_BYTES
+                        ),
+                    );
+                }
                 if oversize {
                     // The broker sent a packet over the Maximum Packet Size (it ignored it, or
                     // speaks 3.1.1): with a persistent session it would send it again at every
@@ -670,6 +719,11 @@ async fn drain_loop(
     let mut w = SendWindow::new(window, ack_timeout.as_millis() as u64, acked, now_ms());
     let mut seen_gen = *gen.borrow();
     let topic = link.topics.events();
+    // (seq, payload bytes) of what this connection published and the host has not
+    // acknowledged: when the broker refuses one as too large, the biggest of them is the
+    // candidate. Bounded by the window.
+    let mut in_flight: std::collections::VecDeque<(u64, usize)> = Default::default();
+    let mut refusals_seen = link.shared.refused_too_large.load(Ordering::Acquire);
     loop {
         if *shutdown.borrow() {
             return;
@@ -679,6 +733,13 @@ async fn drain_loop(
         if g != seen_gen {
             // New connection (or lost one): resend everything the host has not acknowledged.
             seen_gen = g;
+            let refusals = link.shared.refused_too_large.load(Ordering::Acquire);
+            if refusals != refusals_seen {
+                refusals_seen = refusals;
+                let acked = link.shared.acked_seq.load(Ordering::Acquire);
+                learn_event_limit(&link, &in_flight, acked);
+            }
+            in_flight.clear();
             w.reconnected(now);
         }
         w.ack(link.shared.acked_seq.load(Ordering::Acquire), now);
@@ -721,6 +782,11 @@ async fn drain_loop(
             };
             // Before the client has it: the host's ack can never arrive ahead of this.
             link.shared.published_seq.fetch_max(seq, Ordering::AcqRel);
+            let acked = link.shared.acked_seq.load(Ordering::Acquire);
+            while in_flight.front().is_some_and(|&(s, _)| s <= acked) {
+                in_flight.pop_front();
+            }
+            in_flight.push_back((seq, payload.len()));
             let r = tokio::select! {
                 _ = shutdown.changed() => return,
                 r = link.client.publish(topic.clone(), false, payload.into_bytes()) => r,
@@ -735,15 +801,54 @@ async fn drain_loop(
 }
 
 /// The largest event payload that can be delivered now, and why: `MAX_EVENT_BYTES`, or less
-/// when the broker's CONNACK named a smaller Maximum Packet Size (less the topic and headers).
+/// when the broker's CONNACK named a smaller Maximum Packet Size (less the topic and headers),
+/// or less again when the broker refused a bigger event as too large.
 fn event_limit(link: &Link, topic: &str) -> (usize, SetAsideReason) {
     let broker = link.shared.broker_max_packet.load(Ordering::Relaxed) as usize;
     // Fixed header (5) + topic length (2) + topic + packet id (2) + properties (1).
     let overhead = 10 + topic.len();
-    if broker > 0 && broker.saturating_sub(overhead) < MAX_EVENT_BYTES {
-        (broker.saturating_sub(overhead), SetAsideReason::BrokerLimit)
-    } else {
-        (MAX_EVENT_BYTES, SetAsideReason::TooLarge)
+    let mut limit = (MAX_EVENT_BYTES, SetAsideReason::TooLarge);
+    if broker > 0 && broker.saturating_sub(overhead) < limit.0 {
+        limit = (broker.saturating_sub(overhead), SetAsideReason::BrokerLimit);
+    }
+    let learned = link.shared.learned_event_limit.load(Ordering::Relaxed) as usize;
+    if learned > 0 && learned < limit.0 {
+        limit = (learned, SetAsideReason::BrokerRefused);
+    }
+    limit
+}
+
+/// After the broker ended a connection on "packet too large": the event it refused is one this
+/// connection published and the host has not acknowledged, and the biggest of those is at least
+/// as big. So everything from that size up would be refused too, and nothing smaller is
+/// suspected: the limit becomes one byte under it. A smaller event refused later lowers it
+/// again, one refusal (one reconnect) at a time; a deliverable event is never set aside.
+fn learn_event_limit(
+    link: &Link,
+    in_flight: &std::collections::VecDeque<(u64, usize)>,
+    acked: u64,
+) {
+    let Some(&(seq, size)) = in_flight
+        .iter()
+        .filter(|&&(s, _)| s > acked)
+        .max_by_key(|&&(_, size)| size)
+    else {
+        log::warn!(
+            "the broker refused a message as too large, but no event of ours was waiting for \
+             it: nothing to set aside"
+        );
+        return;
+    };
+    let limit = size.saturating_sub(1).max(1) as u64;
+    let before = link.shared.learned_event_limit.load(Ordering::Relaxed);
+    if before == 0 || limit < before {
+        link.shared
+            .learned_event_limit
+            .store(limit, Ordering::Relaxed);
+        log::warn!(
+            "the broker refused an event as too large (event {seq} is {size} bytes, the \
+             biggest sent): events of {size} bytes or more are set aside from now on"
+        );
     }
 }
 

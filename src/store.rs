@@ -556,7 +556,7 @@ impl Db {
             &payload, seq, &event_id, reason, limit, now,
         );
         let size = payload.len() as u64;
-        tx.execute(
+        let inserted = tx.execute(
             "INSERT OR IGNORE INTO set_aside (seq, event_id, payload, size, reason, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -573,7 +573,11 @@ impl Db {
             params![seq as i64, stub],
         )?;
         tx.commit()?;
-        self.set_aside = (self.set_aside.0 + 1, self.set_aside.1.max(seq));
+        // A stub set aside again (a lower limit learned later) is still one event set aside.
+        self.set_aside = (
+            self.set_aside.0 + inserted as u64,
+            self.set_aside.1.max(seq),
+        );
         Ok(Some(SetAside {
             seq,
             event_id,

@@ -308,3 +308,96 @@ async fn an_event_too_big_to_deliver_is_set_aside_and_the_rest_are_acknowledged(
         "{log}"
     );
 }
+
+/// A broker whose message size limit is below the terminal's event limit and which does not
+/// announce it (mosquitto's `message_size_limit` answers a bigger QoS 1 PUBLISH with a PUBACK
+/// "packet too large", 0x95): the terminal learns the limit from the refusal, sets that event
+/// aside and delivers the ones behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_broker_refuses_as_too_large_is_set_aside_and_the_rest_are_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start_with_conf(|port, _| {
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_queued_messages 100000\nset_tcp_nodelay true\nmessage_size_limit 20000\n"
+        )
+    });
+    let host = Host::start(&broker.url(), &dir.path().join("host.sqlite"));
+    let mut d = Daemon::start(&dir.path().join("t"), "T-REFUSED", &broker.url(), FAST);
+    wait_online(&d).await;
+    approved_sale(&d).await;
+    wait_drained(&d, Duration::from_secs(20)).await;
+    d.stop();
+
+    // A 40 KB event — under the terminal's own 64 KiB limit, over the broker's 20,000 bytes.
+    let big_seq;
+    let big = {
+        let conn = rusqlite::Connection::open(d.db_path()).unwrap();
+        let last: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        big_seq = last.parse::<u64>().unwrap() + 1;
+        let txns: serde_json::Map<String, Value> = (0..800)
+            .map(|i| (format!("0190c0de-0000-7000-8000-{i:012}"), Value::from(100)))
+            .collect();
+        let ev = serde_json::json!({
+            "seq": big_seq, "event_id": "0190c0de-ffff-7000-8000-000000000003",
+            "txn_id": "0190c0de-ffff-7000-8000-000000000004", "type": "batch_close",
+            "state": "closed", "method": "none", "amount": 80_000, "currency": "EUR",
+            "at": 1, "detail": {"txns": txns}
+        })
+        .to_string();
+        assert!(ev.len() > 20_000 && ev.len() < 64 * 1024, "{}", ev.len());
+        conn.execute(
+            "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, 1)",
+            rusqlite::params![big_seq as i64, "0190c0de-ffff-7000-8000-000000000003", ev],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
+            [big_seq.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE counters SET value = value + 1 WHERE name = 'outbox_pending'",
+            [],
+        )
+        .unwrap();
+        ev
+    };
+    d.restart();
+    wait_online(&d).await;
+    // The refusal ends the connection it came on (a sale in flight then would be queried).
+    let q = wait_drained(&d, Duration::from_secs(30)).await;
+    assert_eq!(q["set_aside"], 1, "{q}");
+    approved_sale(&d).await;
+    approved_sale(&d).await;
+    let q = wait_drained(&d, Duration::from_secs(30)).await;
+    report(format!("refused by the broker: queue {q}"));
+    assert_eq!(q["set_aside"], 1, "{q}");
+    assert_eq!(q["set_aside_last_seq"], big_seq, "{q}");
+    assert!(q["acked_seq"].as_u64().unwrap() > big_seq, "{q}");
+    let w = wire(&d).await;
+    report(format!("refused by the broker: wire {w}"));
+    assert!(w["broker_refused"].as_u64().unwrap() >= 1, "{w}");
+    assert_eq!(w["broker_event_limit"], big.len() - 1, "{w}");
+    // One refusal, one reconnect: the connection it ended and the one after.
+    assert_eq!(w["connects"], 2, "{w}");
+
+    let conn = posd_sandbox::host::open_db(&host.db).unwrap();
+    let payload: String = conn
+        .query_row(
+            "SELECT payload FROM events WHERE terminal = 'T-REFUSED' AND seq = ?1",
+            [big_seq as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let stub: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(stub["type"], "set_aside");
+    assert_eq!(stub["reason"], "broker_refused");
+    assert_eq!(stub["detail"]["size"], big.len());
+    let a = host.audit();
+    assert_eq!(a.terminals["T-REFUSED"].gaps, 0, "{a:?}");
+}

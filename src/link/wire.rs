@@ -37,14 +37,26 @@ pub enum WireEvent {
     },
     /// The broker answered a SUBSCRIBE.
     SubAck,
+    /// The broker refused a PUBLISH of ours (an MQTT 5 PUBACK with a reason of 0x80 or more:
+    /// not authorised, quota exceeded, …). It stays unacknowledged and is sent again later.
+    PubRefused {
+        reason: String,
+    },
     Other,
     /// The connection ended (or could not be made). `oversize`: the client refused an incoming
     /// packet over its limit — a broker that does not honour the Maximum Packet Size.
     Error {
         text: String,
         oversize: bool,
+        /// The broker answered "packet too large" (reason 0x95, which mosquitto puts in a
+        /// PUBACK when a PUBLISH is over its `message_size_limit`; the client cannot parse it
+        /// and ends the connection): something we published is bigger than the broker takes.
+        too_large_for_broker: bool,
     },
 }
+
+/// MQTT 5 reason code "Packet too large".
+const RC_PACKET_TOO_LARGE: u8 = 0x95;
 
 /// What the link needs to build a client, whatever the version.
 pub struct WireOptions {
@@ -199,12 +211,13 @@ impl WireLoop {
                         WireEvent::Error {
                             text: e.to_string(),
                             oversize,
+                            too_large_for_broker: false,
                         }
                     }
                 }
             }
             WireLoop::V5(l) => {
-                use rumqttc::v5::mqttbytes::v5::Packet;
+                use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
                 use rumqttc::v5::mqttbytes::Error as E;
                 use rumqttc::v5::{ConnectionError, Event, StateError};
                 match l.poll().await {
@@ -217,6 +230,16 @@ impl WireLoop {
                         payload: p.payload.to_vec(),
                     },
                     Ok(Event::Incoming(Packet::SubAck(_))) => WireEvent::SubAck,
+                    Ok(Event::Incoming(Packet::PubAck(a)))
+                        if !matches!(
+                            a.reason,
+                            PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+                        ) =>
+                    {
+                        WireEvent::PubRefused {
+                            reason: format!("{:?}", a.reason),
+                        }
+                    }
                     Ok(_) => WireEvent::Other,
                     Err(e) => {
                         let oversize = matches!(
@@ -226,9 +249,16 @@ impl WireLoop {
                                     E::PayloadSizeLimitExceeded { .. }
                                 ))
                         );
+                        let too_large_for_broker = matches!(
+                            &e,
+                            ConnectionError::MqttState(StateError::Deserialization(
+                                E::InvalidConnectReturnCode(RC_PACKET_TOO_LARGE)
+                            ))
+                        );
                         WireEvent::Error {
                             text: e.to_string(),
                             oversize,
+                            too_large_for_broker,
                         }
                     }
                 }

@@ -317,6 +317,14 @@ pub struct WireStatus {
     /// not honour the Maximum Packet Size); the next connection starts a clean session.
     #[serde(default)]
     pub refused_packets: u64,
+    /// Publishes of ours the broker refused (MQTT 5: a PUBACK with a failure reason, or
+    /// "packet too large"); a refused event is sent again, or set aside when it is too large.
+    #[serde(default)]
+    pub broker_refused: u64,
+    /// The largest event the broker was seen to take after it refused a bigger one as too
+    /// large (bytes of payload), when that is below the terminal's own event limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_event_limit: Option<u64>,
     /// The last drop, for people: topic kind, size and limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_drop: Option<String>,

@@ -714,6 +714,20 @@ fn print_status(v: &ctl::StatusDoc) {
             .map(|d| format!(" (last: {d})"))
             .unwrap_or_default()
     );
+    if w.broker_refused > 0 {
+        let limit = w
+            .broker_event_limit
+            .map(|n| {
+                format!(
+                    "; events over {n} bytes are set aside (raise the broker's message size limit)"
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "           the broker refused {} message(s) of ours{limit}",
+            w.broker_refused
+        );
+    }
     let last_push = match &v.config {
         Some(cfg) if cfg.is_object() => format!(
             "; last push: version {} {}{}",

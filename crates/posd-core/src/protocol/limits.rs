@@ -77,6 +77,9 @@ pub enum SetAsideReason {
     TooLarge,
     /// Larger than the broker's own Maximum Packet Size (its CONNACK).
     BrokerLimit,
+    /// Larger than what the broker took: it refused this event (or one of the same size) as
+    /// "packet too large" without announcing a limit.
+    BrokerRefused,
 }
 
 impl SetAsideReason {
@@ -84,6 +87,7 @@ impl SetAsideReason {
         match self {
             SetAsideReason::TooLarge => "too_large",
             SetAsideReason::BrokerLimit => "broker_limit",
+            SetAsideReason::BrokerRefused => "broker_refused",
         }
     }
 }
