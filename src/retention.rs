@@ -150,7 +150,7 @@ pub async fn run(
     }
     let mut next_disk = Instant::now();
     // Let start-up (in-flight recovery, the first publish) go first.
-    let mut next_prune = Instant::now() + Duration::from_secs(10);
+    let mut next_prune = Instant::now() + Duration::from_secs(cfg.start_delay_s);
     let mut last_level = DiskLevel::Unknown;
     let mut last_warn: Option<Instant> = None;
     let mut pruned_this_sweep = 0u64;

@@ -360,6 +360,9 @@ pub struct RetentionConfig {
     pub step_pause_ms: u64,
     /// How often to look for something to prune once caught up.
     pub interval_s: u64,
+    /// The first sweep waits this long after start, so start-up (in-flight recovery, the
+    /// first publishes) goes first.
+    pub start_delay_s: u64,
     /// Free space on the state directory's file system below which `status.disk.level` is
     /// `low` and a warning is logged (at most once an hour).
     pub warn_free_mb: u64,
@@ -376,6 +379,7 @@ impl Default for RetentionConfig {
             step_rows: 128,
             step_pause_ms: 250,
             interval_s: 600,
+            start_delay_s: 10,
             warn_free_mb: 256,
             refuse_free_mb: 32,
         }
@@ -409,6 +413,13 @@ impl RetentionConfig {
             60_000,
         );
         within(&mut p, "retention.interval_s", self.interval_s, 1, 86_400);
+        within(
+            &mut p,
+            "retention.start_delay_s",
+            self.start_delay_s,
+            0,
+            86_400,
+        );
         within(
             &mut p,
             "retention.refuse_free_mb",

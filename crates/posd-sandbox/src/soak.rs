@@ -78,6 +78,16 @@ pub struct SoakArgs {
     /// lower it: a year at the default spends most of its wall time waiting for customers).
     #[arg(long, default_value_t = 200)]
     pub pay_after_ms: u64,
+    /// Only the first and the last N days are full days (the profile's whole mix, its faults,
+    /// every timing); the days between are quick days: the same number of sales, all paid at
+    /// once (online codes, offline P1 codes and cards; no merchant QR, whose wall time is the
+    /// customer's, no refunds, whose is the manager PIN's), no faults. A year of full days
+    /// takes hours; with `--full-days 7` it takes the time of 14 full days plus 351 quick ones.
+    #[arg(long)]
+    pub full_days: Option<u32>,
+    /// `[retention] days` of the daemon (the product's default is 90).
+    #[arg(long, default_value_t = 90)]
+    pub retention_days: u32,
     /// Keep everything here (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -173,6 +183,8 @@ pub struct DayRow {
     pub push_applied_ms: Option<f64>,
     /// Real seconds the day took.
     pub wall_s: f64,
+    /// A quick day (`--full-days`): no faults, no merchant QR, no refunds.
+    pub quick: bool,
 }
 
 /// The soak's own mosquitto on a free loopback port.
@@ -483,12 +495,20 @@ merchant_city = "BEIJING"
 tag = 26
 guid = "com.sandbox.posd"
 fields = {{ "01" = "M0001" }}
+[retention]
+days = {retention_days}
+refund_window_days = {retention_days}
+# A simulated day lasts seconds, not hours: the steps between sales come faster to match.
+step_pause_ms = 20
+interval_s = 5
+start_delay_s = 1
 [fleet]
 [[fleet.keys]]
 id = "soak"
 public_key = "{fleet_pub}"
 "#,
         state = dir.join("state").display(),
+        retention_days = args.retention_days,
         log_level = args.posd_log_level,
         proxy = netem.addr(),
         socket = socket.display(),
@@ -530,12 +550,22 @@ public_key = "{fleet_pub}"
     }
     let mut undrained = Vec::new();
     let mut result = Ok(());
+    let mut rows: Vec<DayRow> = Vec::new();
     for day in 0..world.args.days {
-        match world.day(day, first_day + u64::from(day) * DAY_MS + OPENING_MS) {
+        let quick = world
+            .args
+            .full_days
+            .is_some_and(|n| day >= n && day + n < world.args.days);
+        match world.day(day, first_day + u64::from(day) * DAY_MS + OPENING_MS, quick) {
             Ok(row) => {
                 if row.drain_ms.is_none() {
                     undrained.push(day + 1);
                 }
+                let keep = DayRow {
+                    faults: Vec::new(),
+                    ..row.clone()
+                };
+                rows.push(keep);
                 if world.args.json {
                     println!("{}", serde_json::to_string(&row)?);
                 } else {
@@ -555,6 +585,7 @@ public_key = "{fleet_pub}"
     let db = host::open_db(&host_db)?;
     let audit = host::audit(&db)?;
     let v = verdict(&audit, &undrained);
+    let age = Ageing::of(&rows);
     let mismatched = &v.batches_mismatched;
     let money_ok = v.money_ok;
     if world.args.json {
@@ -569,6 +600,7 @@ public_key = "{fleet_pub}"
                 "sale_without_charge": audit.sale_without_charge,
                 "batches_mismatched": mismatched,
                 "undrained_days": undrained,
+                "ageing": age,
                 "link": world.netem.stats(),
                 "ok": v.exit == 0,
             })
@@ -585,6 +617,7 @@ public_key = "{fleet_pub}"
             mismatched,
             if money_ok { "OK" } else { "MISMATCH" }
         );
+        println!("{}", age.text());
         println!(
             "link: {} connections ({} reached the broker), {} silent drops, {} resets, {} B up, {} B down",
             link.connections, link.established, link.drops, link.resets, link.bytes_up, link.bytes_down
@@ -602,6 +635,82 @@ public_key = "{fleet_pub}"
         );
     }
     Ok(ExitCode::from(v.exit))
+}
+
+/// What age did to the terminal: the first week of full days against the last (issue 14: "P1,
+/// online, reprint and status p99 in the last week within 1.2× of the first week; RSS flat"),
+/// and the largest journal on any day.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Ageing {
+    /// Full days in each of the two weeks compared (up to 7; 0: the run was too short).
+    pub days_compared: usize,
+    /// Per kind: (median of the first week's daily p99, median of the last week's, ratio).
+    pub p99_ms: std::collections::BTreeMap<&'static str, (f64, f64, f64)>,
+    /// RSS after the close: median of the first week, of the last week, KiB.
+    pub rss_kib: (u64, u64),
+    /// The largest journal (SQLite + WAL) at the end of any day, bytes, and on which day.
+    pub db_max_bytes: u64,
+    pub db_max_day: u32,
+}
+
+impl Ageing {
+    pub fn of(rows: &[DayRow]) -> Ageing {
+        let full: Vec<&DayRow> = rows.iter().filter(|r| !r.quick).collect();
+        let week = (full.len() / 2).min(7);
+        let (first, last) = (&full[..week], &full[full.len() - week..]);
+        let med = |v: &mut Vec<f64>| -> f64 {
+            if v.is_empty() {
+                return 0.0;
+            }
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        let mut p99_ms = std::collections::BTreeMap::new();
+        for k in KINDS {
+            let daily = |days: &[&DayRow]| -> Vec<f64> {
+                days.iter()
+                    .filter_map(|r| r.timings.get(k.name()))
+                    .filter(|p| p.n > 0)
+                    .map(|p| p.p99_ms)
+                    .collect()
+            };
+            let (a, b) = (med(&mut daily(first)), med(&mut daily(last)));
+            if week > 0 && a > 0.0 {
+                p99_ms.insert(k.name(), (a, b, b / a));
+            }
+        }
+        let rss = |days: &[&DayRow]| -> u64 {
+            med(&mut days.iter().map(|r| r.rss_kib as f64).collect()) as u64
+        };
+        let biggest = rows.iter().max_by_key(|r| r.db_bytes);
+        Ageing {
+            days_compared: week,
+            p99_ms,
+            rss_kib: (rss(first), rss(last)),
+            db_max_bytes: biggest.map_or(0, |r| r.db_bytes),
+            db_max_day: biggest.map_or(0, |r| r.day),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        if self.days_compared == 0 {
+            return "ageing: too few full days to compare a first and a last week".into();
+        }
+        let kinds: Vec<String> = self
+            .p99_ms
+            .iter()
+            .map(|(k, (a, b, r))| format!("{k} {a:.1}→{b:.1} ms ({r:.2}×)"))
+            .collect();
+        format!(
+            "ageing (median daily p99, first {n} full days → last {n}): {}; RSS {:.1}→{:.1} MB; largest journal {:.1} MB (day {})",
+            kinds.join(", "),
+            self.rss_kib.0 as f64 / 1024.0,
+            self.rss_kib.1 as f64 / 1024.0,
+            self.db_max_bytes as f64 / 1_048_576.0,
+            self.db_max_day,
+            n = self.days_compared,
+        )
+    }
 }
 
 /// The soak's judgement of a run.
@@ -677,7 +786,11 @@ fn line(r: &DayRow) -> String {
             .unwrap_or_else(|| "NO".into()),
         r.reconnects,
         r.wall_s,
-        r.faults.join(",")
+        if r.quick {
+            "(quick day)".to_string()
+        } else {
+            r.faults.join(",")
+        }
     ));
     s
 }
@@ -726,7 +839,7 @@ impl World {
         s
     }
 
-    fn day(&mut self, day: u32, sim_ms: u64) -> anyhow::Result<DayRow> {
+    fn day(&mut self, day: u32, sim_ms: u64, quick: bool) -> anyhow::Result<DayRow> {
         let started = Instant::now();
         let offset = sim_ms as i64 - crate::mqtt::wall_ms() as i64;
         crate::mqtt::set_clock_offset_ms(offset);
@@ -748,7 +861,7 @@ impl World {
                     self.posd.display()
                 )
             })?;
-        let r = self.sell_day(day, sim_ms, &mut daemon, started, conns_before);
+        let r = self.sell_day(day, sim_ms, quick, &mut daemon, started, conns_before);
         stop(&mut daemon);
         r
     }
@@ -757,6 +870,7 @@ impl World {
         &mut self,
         day: u32,
         sim_ms: u64,
+        quick: bool,
         daemon: &mut Child,
         started: Instant,
         conns_before: u64,
@@ -764,10 +878,11 @@ impl World {
         let mut c = Till::connect(&self.socket, Some(daemon), Duration::from_secs(30))?;
         self.wait_online(&mut c, daemon, Duration::from_secs(30))?;
         let n = self.sales_per_day();
-        let schedule = self.schedule(n);
+        let schedule = if quick { Vec::new() } else { self.schedule(n) };
         let mut row = DayRow {
             day: day + 1,
             date: date_of(sim_ms),
+            quick,
             ..DayRow::default()
         };
         let mut times: std::collections::BTreeMap<Kind, Vec<f64>> = Default::default();
@@ -817,7 +932,11 @@ impl World {
                     }
                 }
             }
-            let kind = self.pick_kind(broker_down, approved_online.is_empty());
+            let kind = self.pick_kind(broker_down, approved_online.is_empty() || quick);
+            let kind = match kind {
+                Kind::Qr if quick => Kind::Card,
+                k => k,
+            };
             let t0 = Instant::now();
             let answer = match kind {
                 Kind::Online => {
@@ -1054,5 +1173,39 @@ mod tests {
         let mut lost = host::Audit::default();
         lost.sale_without_charge.push("t2".into());
         assert_eq!(verdict(&lost, &[]).exit, 3);
+    }
+
+    #[test]
+    fn ageing_compares_the_first_and_last_full_weeks_and_skips_quick_days() {
+        let day = |d: u32, p99: f64, quick: bool, db: u64| DayRow {
+            day: d,
+            quick,
+            db_bytes: db,
+            rss_kib: 1000 + u64::from(d),
+            timings: [(
+                "p1",
+                Pct {
+                    n: 10,
+                    p50_ms: 1.0,
+                    p99_ms: p99,
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..DayRow::default()
+        };
+        // 7 full days at 2 ms, 10 quick days at 50 ms (ignored), 7 full days at 3 ms.
+        let mut rows: Vec<DayRow> = (1..=7).map(|d| day(d, 2.0, false, 10)).collect();
+        rows.extend((8..=17).map(|d| day(d, 50.0, true, if d == 12 { 99 } else { 20 })));
+        rows.extend((18..=24).map(|d| day(d, 3.0, false, 30)));
+        let a = Ageing::of(&rows);
+        assert_eq!(a.days_compared, 7);
+        assert_eq!(a.p99_ms["p1"], (2.0, 3.0, 1.5));
+        assert_eq!(a.rss_kib, (1004, 1021));
+        assert_eq!((a.db_max_bytes, a.db_max_day), (99, 12));
+        assert!(a.text().contains("p1 2.0→3.0 ms (1.50×)"), "{}", a.text());
+        // Three full days: one compared on each side.
+        assert_eq!(Ageing::of(&rows[..3]).days_compared, 1);
+        assert!(Ageing::of(&[]).text().contains("too few"));
     }
 }
