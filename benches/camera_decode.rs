@@ -38,9 +38,9 @@ struct Row {
 enum Mode {
     /// `decode`: a still image, every stage until a read.
     Still,
-    /// `decode_nth` for n = 0..8: the image held in front of the camera for eight frames (every
-    /// extra stage gets its turn); each frame is timed, the code counts as read if any of the
-    /// eight frames read it.
+    /// `decode_nth` for n = 0..cycle: the image held in front of the camera for one cycle of
+    /// frames (`Pipeline::cycle_frames`: every extra stage gets its turn); each frame is timed,
+    /// the code counts as read if any of those frames read it.
     Camera,
 }
 
@@ -54,12 +54,12 @@ fn run(
     let mut times = Vec::new();
     let (mut read, mut wrong, mut panics) = (0, 0, 0);
     for (frame, expected) in cases {
-        let frames: &[u64] = match mode {
-            Mode::Still => &[0],
-            Mode::Camera => &[0, 1, 2, 3, 4, 5, 6, 7],
+        let frames: Vec<u64> = match mode {
+            Mode::Still => vec![0],
+            Mode::Camera => (0..pipeline.cycle_frames()).collect(),
         };
         let mut payloads = Vec::new();
-        for &n in frames {
+        for &n in &frames {
             let mut t = Vec::with_capacity(reps);
             for rep in 0..reps {
                 let t0 = Instant::now();
@@ -120,7 +120,7 @@ fn main() {
             Mode::Still,
         ),
         (
-            "pipeline, camera (8 frames, 25 ms budget)",
+            "pipeline, camera (one cycle of frames, 25 ms budget)",
             Pipeline::standard(budget),
             Mode::Camera,
         ),
@@ -134,6 +134,12 @@ fn main() {
             .collect();
         sets.push((folder.to_string(), cases));
     }
+    let photos: Cases = common::load_photos()
+        .into_iter()
+        .filter(|c| c.expected.is_some())
+        .map(|c| (c.frame, c.expected))
+        .collect();
+    sets.push(("qr-photos (jsQR's, labelled)".into(), photos));
     let flat = (0..5u8)
         .map(|i| {
             (

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use rxing::common::HybridBinarizer;
+use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
 use rxing::multi::MultipleBarcodeReader;
 use rxing::qrcode::cpp_port::QrReader;
 use rxing::qrcode::QRCodeReader;
@@ -76,6 +76,14 @@ pub enum Stage {
     Rqrr,
     /// rxing on the frame upscaled 2× (frames up to 640 px on the short side): tiny modules.
     RxingUpscaled,
+    /// rxing on the inverted *luma*, binarised afresh: a light-on-dark code on a mid-grey
+    /// ground, where the hybrid binariser's low-contrast rule keeps the inverted binarisation
+    /// of [`Stage::RxingInverted`] from finding the finder patterns.
+    RxingInvertedLuma,
+    /// rxing with zxing's global-histogram binariser (one threshold between the two tallest
+    /// histogram peaks), both polarities: low-contrast codes whose modules differ from the
+    /// ground by a few tens of grey levels, where local thresholds follow the texture.
+    RxingGlobal,
 }
 
 impl Stage {
@@ -87,6 +95,8 @@ impl Stage {
             Stage::RxingClassic => "rxing_classic",
             Stage::Rqrr => "rqrr",
             Stage::RxingUpscaled => "rxing_upscaled",
+            Stage::RxingInvertedLuma => "rxing_inverted_luma",
+            Stage::RxingGlobal => "rxing_global",
         }
     }
 }
@@ -118,7 +128,7 @@ pub struct DecodeOutcome {
 /// `core` stages run on every frame; `extras` are the slower retries. On a still image
 /// ([`Pipeline::decode`]) every extra runs until one reads a code. On a camera
 /// ([`Pipeline::decode_nth`]) every `extra_every`-th frame adds one extra, taking turns: a code
-/// held in view meets every extra within `extra_every × extras.len()` frames (8 frames, 0.27 s at
+/// held in view meets every extra within `extra_every × extras.len()` frames (12 frames, 0.4 s at
 /// 30 fps), while an empty frame mostly costs the core alone. No stage starts once the budget is
 /// spent, so a frame costs at most the budget plus one stage; meanwhile the capture loop keeps
 /// only the newest frame, so decoding never lags the camera.
@@ -144,12 +154,19 @@ impl Pipeline {
             extras: vec![
                 Stage::RxingHalved,
                 Stage::RxingClassic,
+                Stage::RxingInvertedLuma,
                 Stage::Rqrr,
                 Stage::RxingUpscaled,
+                Stage::RxingGlobal,
             ],
             extra_every: 2,
             budget,
         }
+    }
+
+    /// Frames a code must stay in view on a camera for every extra stage to get its turn.
+    pub fn cycle_frames(&self) -> u64 {
+        self.extra_every.max(1) * (self.extras.len() as u64).max(1)
     }
 
     /// Exactly these stages, in order, no budget (for measurements and tests).
@@ -238,6 +255,8 @@ impl Pipeline {
                     }
                     contained(|| rxing_frame(&frame.upscaled(2)))
                 }
+                Stage::RxingInvertedLuma => contained(|| rxing_frame(&frame.inverted())),
+                Stage::RxingGlobal => contained(|| rxing_global(frame)),
             };
             out.stages_run += 1;
             match found {
@@ -308,6 +327,27 @@ fn rxing_classic(bitmap: &mut RxingBitmap<'_>) -> Vec<Payload> {
         .decode_with_hints(bitmap, &qr_hints())
         .map(|r| vec![rxing_payload(&r)])
         .unwrap_or_default()
+}
+
+/// zxing-cpp's reader on a global-histogram binarisation, then on its inverse.
+fn rxing_global(frame: &LumaFrame) -> Vec<Payload> {
+    let Ok(source) = Luma8Source::new_with_slice(&frame.data, frame.width, frame.height) else {
+        return Vec::new();
+    };
+    let mut bm = BinaryBitmap::new(GlobalHistogramBinarizer::new(source));
+    let hints = qr_hints();
+    let mut found: Vec<Payload> = QrReader
+        .decode_multiple_with_hints(&mut bm, &hints)
+        .map(|results| results.iter().map(rxing_payload).collect())
+        .unwrap_or_default();
+    if found.is_empty() {
+        bm.invert();
+        found = QrReader
+            .decode_multiple_with_hints(&mut bm, &hints)
+            .map(|results| results.iter().map(rxing_payload).collect())
+            .unwrap_or_default();
+    }
+    found
 }
 
 fn rxing_frame(frame: &LumaFrame) -> Vec<Payload> {

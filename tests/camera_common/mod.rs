@@ -64,6 +64,32 @@ pub fn load_folder(root: &Path, folder: &str) -> Vec<Case> {
         .collect()
 }
 
+/// Real photos from outside the tuning set, in the repository: `tests/data/qr-photos/` (see its
+/// SOURCES.md). Each `name.png` with its expected payload in `name.txt` when another decoder
+/// could label it (`expected: None`: nobody else reads it; not judged).
+pub const PHOTOS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/qr-photos");
+
+/// Every photo of [`PHOTOS_DIR`], sorted by name.
+pub fn load_photos() -> Vec<Case> {
+    let mut pngs: Vec<PathBuf> = std::fs::read_dir(PHOTOS_DIR)
+        .unwrap_or_else(|e| panic!("{PHOTOS_DIR}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    pngs.sort();
+    pngs.into_iter()
+        .map(|png| Case {
+            name: png
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            frame: LumaFrame::from_file(&png).unwrap_or_else(|e| panic!("{e}")),
+            expected: std::fs::read(png.with_extension("txt")).ok(),
+        })
+        .collect()
+}
+
 /// Renders `data` as a QR code: `module` pixels per module, a 4-module quiet zone, centred on a
 /// `width`×`height` canvas of `background`. Dark modules are `fg`, light ones `bg`.
 pub fn render_qr(data: &[u8], module: u32, width: u32, height: u32, fg: u8, bg: u8) -> LumaFrame {
