@@ -121,6 +121,11 @@ pub enum Cmd {
 #[derive(Subcommand)]
 pub enum TillCmd {
     /// The terminal's status.
+    #[command(long_about = "The terminal's status: online or not (with the broker URL, the \
+        last connection error and the next retry), version and commit, queue length and age of \
+        the oldest unacknowledged event, devices; the printer's state as last asked (paper near \
+        end, paper out, cover open, offline, not answering) and configuration it cannot print \
+        as asked.")]
     Status,
     /// Events waiting for the host's acknowledgement.
     Queue,
@@ -129,7 +134,8 @@ pub enum TillCmd {
         #[command(subcommand)]
         cmd: TxnCmd,
     },
-    /// Start a sale and wait for its end. Without --code, any scanner completes it.
+    /// Start a sale and wait for its end. Without --code, any scanner, the camera or the keypad
+    /// completes it.
     Sale {
         /// Amount in the currency's units, e.g. 12.50.
         #[arg(long)]
@@ -195,7 +201,7 @@ pub enum TillCmd {
         #[command(subcommand)]
         cmd: ReceiptCmd,
     },
-    /// The print queue.
+    /// The durable print queue.
     PrintJobs,
 }
 
@@ -236,6 +242,10 @@ pub enum TxnCmd {
 pub enum CodeCmd {
     /// Classify scanned text and print every parsed field; exit 4 with the reason if a sale
     /// would refuse it.
+    #[command(long_about = "Say what a scanned text is (payment code, P1 offline code, \
+        merchant-presented code, card swipe, ...) and print every parsed field; for a card \
+        swipe, the checks a sale applies (check digit, expiry, service code). Refused (exit 4, \
+        with the reason) when a sale would refuse it.")]
     Inspect { text: String },
     /// Run the camera's decode pipeline on image files (PNG, JPEG, WebP): one line per file.
     ScanImage {
