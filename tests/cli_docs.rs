@@ -349,7 +349,9 @@ fn the_package_ships_every_page_and_completion_script() {
     }
     // The hand-written sections are sources, not pages.
     assert!(
-        !installed.keys().any(|p| p.starts_with("packaging/man/sections")),
+        !installed
+            .keys()
+            .any(|p| p.starts_with("packaging/man/sections")),
         "packaging/man/sections/ is not shipped"
     );
 }

@@ -109,9 +109,11 @@ pub enum Cmd {
         cmd: FleetCmd,
     },
     /// Print the shell completion script for posctl.
-    #[command(long_about = "Print the shell completion script for posctl on stdout.\n\n\
+    #[command(
+        long_about = "Print the shell completion script for posctl on stdout.\n\n\
         The package installs them already (bash, zsh and fish load them by themselves); by hand: \
-        posctl completions bash > ~/.local/share/bash-completion/completions/posctl")]
+        posctl completions bash > ~/.local/share/bash-completion/completions/posctl"
+    )]
     Completions {
         /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
@@ -121,11 +123,13 @@ pub enum Cmd {
 #[derive(Subcommand)]
 pub enum TillCmd {
     /// The terminal's status.
-    #[command(long_about = "The terminal's status: online or not (with the broker URL, the \
+    #[command(
+        long_about = "The terminal's status: online or not (with the broker URL, the \
         last connection error and the next retry), version and commit, queue length and age of \
         the oldest unacknowledged event, devices; the printer's state as last asked (paper near \
         end, paper out, cover open, offline, not answering) and configuration it cannot print \
-        as asked.")]
+        as asked."
+    )]
     Status,
     /// Events waiting for the host's acknowledgement.
     Queue,
@@ -242,10 +246,12 @@ pub enum TxnCmd {
 pub enum CodeCmd {
     /// Classify scanned text and print every parsed field; exit 4 with the reason if a sale
     /// would refuse it.
-    #[command(long_about = "Say what a scanned text is (payment code, P1 offline code, \
+    #[command(
+        long_about = "Say what a scanned text is (payment code, P1 offline code, \
         merchant-presented code, card swipe, ...) and print every parsed field; for a card \
         swipe, the checks a sale applies (check digit, expiry, service code). Refused (exit 4, \
-        with the reason) when a sale would refuse it.")]
+        with the reason) when a sale would refuse it."
+    )]
     Inspect { text: String },
     /// Run the camera's decode pipeline on image files (PNG, JPEG, WebP): one line per file.
     ScanImage {
@@ -344,4 +350,3 @@ pub enum FleetCmd {
         mqtt: FleetBroker,
     },
 }
-

@@ -34,17 +34,21 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Run the daemon (the default).
-    #[command(long_about = "Run the daemon (the default). posd refuses to start, with every \
+    #[command(
+        long_about = "Run the daemon (the default). posd refuses to start, with every \
         problem and its key path on standard error, when the configuration is missing or \
-        invalid.")]
+        invalid."
+    )]
     Run,
     /// Check a configuration file: print every problem with its key path.
-    #[command(long_about = "Check a configuration file: print every problem with its key path.\n\n\
+    #[command(
+        long_about = "Check a configuration file: print every problem with its key path.\n\n\
         Prints FILE: ok and exits 0, or prints every problem once, with its key path, and exits \
         1: a TOML syntax error with its line and column; unknown keys; the broker's TLS files \
         missing, unreadable, not PEM, or a key that does not match its certificate; run as \
         root, TLS files the service user cannot read. posd.service runs this as its \
-        ExecCondition: with an invalid file the service is skipped, not started.")]
+        ExecCondition: with an invalid file the service is skipped, not started."
+    )]
     CheckConfig {
         file: PathBuf,
         /// The user posd runs as (posd.service's `User=`): when run as root, the TLS files
@@ -53,11 +57,13 @@ pub enum Cmd {
         service_user: String,
     },
     /// Count the events in a journal that the payment host has not acknowledged.
-    #[command(long_about = "Count the events in a journal that the payment host has not \
-        acknowledged: those waiting in the outbox and those set aside. Prints the number \
-        alone. Reads the journal without changing it, whether posd is running or not; exits 1 \
-        when it cannot be read. The package's prerm asks this before a removal, so that a purge \
-        keeps such a journal aside instead of deleting it.")]
+    #[command(
+        long_about = "Count the events in a journal that the payment host has not \
+        acknowledged (posctl queue's pending). Prints the number alone. Reads the journal \
+        without changing it, whether posd is running or not; exits 1 when it cannot be read. \
+        The package's prerm asks this before a removal, so that a purge keeps such a journal \
+        aside instead of deleting it."
+    )]
     PendingEvents {
         /// The journal (SQLite).
         #[arg(default_value = DEFAULT_JOURNAL)]

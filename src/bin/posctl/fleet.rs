@@ -9,22 +9,22 @@ use std::process::ExitCode;
 
 /// The broker options as the fleet tool takes them.
 fn broker(b: &FleetBroker) -> posd::fleet::tool::Broker {
-        posd::fleet::tool::Broker {
-            url: b.broker.clone(),
-            prefix: b.prefix.clone(),
-            client_id: b
-                .client_id
-                .clone()
-                .unwrap_or_else(|| format!("posctl-fleet-{}", std::process::id())),
-            tls: match (&b.tls_ca, &b.tls_cert, &b.tls_key) {
-                (Some(ca), Some(cert), Some(key)) => Some(posd::config::TlsConfig {
-                    ca: ca.clone(),
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                _ => None,
-            },
-        }
+    posd::fleet::tool::Broker {
+        url: b.broker.clone(),
+        prefix: b.prefix.clone(),
+        client_id: b
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("posctl-fleet-{}", std::process::id())),
+        tls: match (&b.tls_ca, &b.tls_cert, &b.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(posd::config::TlsConfig {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+    }
 }
 
 pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
