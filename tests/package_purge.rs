@@ -162,7 +162,7 @@ fn purge_deletes_a_fully_acknowledged_journal_without_a_word() {
     assert_eq!(db.queue_stats(NOW).unwrap().pending, 0);
     let said = b.purge(false);
     drop(db);
-    assert!(!said.contains("posd:"), "the scripts said: {said}");
+    assert!(said.is_empty(), "the scripts said: {said}");
     assert!(!b.path("/var/lib/posd").exists(), "purge left the journal");
     assert!(b.kept().is_empty(), "kept: {:?}", b.kept());
 }
@@ -173,7 +173,7 @@ fn purge_keeps_a_journal_it_cannot_read() {
     std::fs::write(b.journal(), "not a journal").unwrap();
     let said = b.purge(false);
     assert!(
-        said.contains("posd: the journal could not be read (posd: ")
+        said.contains("posd: the journal could not be read (/")
             && said.contains("it may hold events the payment host has not acknowledged"),
         "prerm said: {said}"
     );
