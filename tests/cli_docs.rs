@@ -231,15 +231,13 @@ fn committed_man_pages_and_completions_are_the_clis() {
 /// man reads every page without a warning: lintian's check (tag groff-message), same command.
 #[test]
 fn man_reads_every_page_without_a_warning() {
-    let pages: Vec<PathBuf> = generated()
-        .into_keys()
-        .filter(|p| p.starts_with(MAN_DIR))
+    let pages: Vec<(PathBuf, Vec<u8>)> = generated()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with(MAN_DIR))
         .collect();
+    assert!(pages.len() > 10, "{} pages", pages.len());
     let dir = tempfile::tempdir().unwrap();
-    for (path, bytes) in generated() {
-        if !path.starts_with(MAN_DIR) {
-            continue;
-        }
+    for (path, bytes) in pages {
         let file = dir.path().join(path.file_name().unwrap());
         std::fs::write(&file, bytes).unwrap();
         let out = Command::new("man")
@@ -266,7 +264,6 @@ fn man_reads_every_page_without_a_warning() {
             path.display()
         );
     }
-    assert!(pages.len() > 10, "{} pages", pages.len());
 }
 
 /// The installed path of every file the assets of `[package.metadata.deb]` name, the way
@@ -354,4 +351,33 @@ fn the_package_ships_every_page_and_completion_script() {
             .any(|p| p.starts_with("packaging/man/sections")),
         "packaging/man/sections/ is not shipped"
     );
+}
+
+/// The bash script completes as a user would see it: a subcommand from its first letters, and a
+/// nested subcommand's options.
+#[test]
+fn bash_completes_subcommands_and_their_options() {
+    let script = root().join(COMPLETIONS_DIR).join("posctl.bash");
+    let complete = |words: &str| -> String {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source '{}'; COMP_WORDS=({words}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); \
+                 _posctl posctl \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; \
+                 echo \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .output()
+            .unwrap_or_else(|e| panic!("bash: {e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(complete("posctl fl"), "fleet");
+    assert_eq!(complete("posctl batch"), "batch-close batches");
+    assert_eq!(complete("posctl fleet push --wa"), "--wait --wait-s");
+    assert_eq!(complete("posctl completions f"), "fish");
 }

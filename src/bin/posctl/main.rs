@@ -1,6 +1,7 @@
 //! posctl: the operator's and integrator's tool — the till over posd's control socket, the
-//! manager PIN, payment-code tools and the fleet manager's commands. The sandbox (payment host,
-//! wallet, card keys) is `posd-sandbox`, which never ships.
+//! manager PIN, payment-code tools and the fleet manager's commands. Its command line is
+//! `posd::cli::posctl` (shared with the man pages and `posctl completions`). The sandbox
+//! (payment host, wallet, card keys) is `posd-sandbox`, which never ships.
 
 mod code;
 mod devices;
