@@ -140,6 +140,16 @@ case "$v" in
 	;;
 esac
 run "$bindir/posctl" --version >/dev/null
+# The man pages and completion scripts are committed (packaging/man, packaging/completions) and
+# shipped as they are; tests/cli_docs.rs keeps them equal to the command lines. Should this
+# build's posctl disagree (the tests were not run), no stale script ships.
+for c in bash:posctl.bash zsh:_posctl fish:posctl.fish; do
+	if ! run "$bindir/posctl" completions "${c%%:*}" | cmp -s - "packaging/completions/${c#*:}"; then
+		echo "packaging/completions/${c#*:} is not what this posctl prints; refresh the pages and" \
+			"scripts with: POSD_UPDATE_CLI_DOCS=1 cargo test -p posd --test cli_docs" >&2
+		exit 1
+	fi
+done
 if [ "$cross" = yes ] && [ "${POSD_SKIP_QEMU_TESTS:-}" != 1 ]; then
 	# The unit tests of the pure core (codes, state machines, the till, receipts, ...) and of
 	# the product's library under qemu. --release reuses the dependencies just built;

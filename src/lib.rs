@@ -27,3 +27,5 @@ pub mod devices;
 pub mod fleet;
 
 pub mod daemon;
+
+pub mod cli;

@@ -289,6 +289,28 @@ fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
     }
 }
 
+/// How many events in the journal at `path` the payment host has not acknowledged (the outbox's
+/// rows: `posctl queue`'s `pending`). Opens the journal read-only and changes nothing (no
+/// migration), so it may run beside a live daemon or on a journal of an older posd; a file that
+/// is missing or not a journal is an error. `posd pending-events`, for the package's prerm.
+/// Counts the rows rather than trusting the counter: it runs once, on removal, not on a hot path.
+pub fn pending_events(path: &Path) -> Result<u64, StoreError> {
+    // SQLite's words ("unable to open database file", "file is not a database"), not the
+    // refusals the From conversion gives a daemon's write.
+    let sqlite = |e: rusqlite::Error| StoreError::Sqlite(e.to_string());
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sqlite)?;
+    let outbox: i64 = conn
+        .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+        .map_err(sqlite)?;
+    Ok(outbox.max(0) as u64)
+}
+
 impl Db {
     /// Opens (creating) the journal, applies migrations, checks integrity flags.
     pub fn open(path: &Path) -> Result<Db, StoreError> {

@@ -1,42 +1,11 @@
-//! The posd daemon binary: `posd [--config FILE]`, `posd check-config FILE`.
+//! The posd daemon binary: `posd [--config FILE]`, `posd check-config FILE`, `posd
+//! pending-events [JOURNAL]` (its command line: `posd::cli::posd`).
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use posd::cli::posd::{Cli, Cmd};
 use posd::config::{Config, ConfigError};
 use std::path::PathBuf;
-
-#[derive(Parser)]
-#[command(name = "posd", about = "Payment daemon for Linux micro-POS boxes", version = version())]
-struct Cli {
-    /// Configuration file.
-    #[arg(long, short, global = true, default_value = "/etc/posd/posd.toml")]
-    config: PathBuf,
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the daemon (the default).
-    Run,
-    /// Check a configuration file: print every problem with its key path.
-    CheckConfig {
-        file: PathBuf,
-        /// The user posd runs as (posd.service's `User=`): when run as root, the TLS files
-        /// must be readable by it.
-        #[arg(long, default_value = "posd")]
-        service_user: String,
-    },
-}
-
-fn version() -> &'static str {
-    concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (",
-        env!("POSD_GIT_COMMIT"),
-        ")"
-    )
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -63,6 +32,16 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Cmd::PendingEvents { journal } => match posd::store::pending_events(&journal) {
+            Ok(n) => {
+                println!("{n}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("posd: {}: {e}", journal.display());
+                std::process::ExitCode::FAILURE
+            }
+        },
         Cmd::Run => match run(cli.config) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

@@ -1,22 +1,9 @@
 //! `posctl code`: what a scanned text is (every parsed field and the checks a sale would
 //! apply), and the camera's decode pipeline run on image files.
 
-use clap::Subcommand;
+use posd::cli::posctl::CodeCmd;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Subcommand)]
-pub enum CodeCmd {
-    /// Classify scanned text and print every parsed field; exit 4 with the reason if a sale
-    /// would refuse it.
-    Inspect { text: String },
-    /// Run the camera's decode pipeline on image files (PNG, JPEG, WebP): one line per file.
-    ScanImage {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-}
 
 pub fn run(cmd: CodeCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {

@@ -3,115 +3,28 @@
 
 use crate::out::Failure;
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use posd::cli::posctl::{FleetBroker, FleetCmd};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Args, Clone)]
-pub struct FleetBroker {
-    /// Broker URL: mqtt://host:port, or mqtts://host:port with --tls-*.
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-    broker: String,
-    #[arg(long, default_value = "pos/v1")]
-    prefix: String,
-    /// MQTT client id (default: posctl-fleet-<pid>).
-    #[arg(long)]
-    client_id: Option<String>,
-    /// CA certificate (PEM) for mqtts://.
-    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
-    tls_ca: Option<PathBuf>,
-    /// Client certificate (PEM, X.509 v3).
-    #[arg(long)]
-    tls_cert: Option<PathBuf>,
-    #[arg(long)]
-    tls_key: Option<PathBuf>,
-}
-
-impl FleetBroker {
-    fn broker(&self) -> posd::fleet::tool::Broker {
-        posd::fleet::tool::Broker {
-            url: self.broker.clone(),
-            prefix: self.prefix.clone(),
-            client_id: self
-                .client_id
-                .clone()
-                .unwrap_or_else(|| format!("posctl-fleet-{}", std::process::id())),
-            tls: match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
-                (Some(ca), Some(cert), Some(key)) => Some(posd::config::TlsConfig {
-                    ca: ca.clone(),
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                _ => None,
-            },
-        }
+/// The broker options as the fleet tool takes them.
+fn broker(b: &FleetBroker) -> posd::fleet::tool::Broker {
+    posd::fleet::tool::Broker {
+        url: b.broker.clone(),
+        prefix: b.prefix.clone(),
+        client_id: b
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("posctl-fleet-{}", std::process::id())),
+        tls: match (&b.tls_ca, &b.tls_cert, &b.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(posd::config::TlsConfig {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     }
-}
-
-#[derive(Subcommand)]
-pub enum FleetCmd {
-    /// A new Ed25519 fleet signing key: writes the key file (0600), prints the `[fleet]` line.
-    Keygen {
-        /// The key's name (the envelope's key_id).
-        #[arg(long)]
-        id: String,
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// Sign a config overlay (TOML or .json, shaped like posd.toml) and publish it retained.
-    /// It is first checked as the terminal would (the pushable list, the merged result under
-    /// the terminal's schema): a push the terminal would reject is refused here, unsigned.
-    Push {
-        #[arg(long)]
-        key: PathBuf,
-        /// A terminal id, or * for every terminal.
-        #[arg(long)]
-        terminal: String,
-        /// Higher than any version pushed to these terminals before.
-        #[arg(long)]
-        version: u64,
-        file: PathBuf,
-        /// The terminal's posd.toml to check the push against (default: the shipped defaults
-        /// with this terminal id).
-        #[arg(long)]
-        base: Option<PathBuf>,
-        /// Wait for the terminal's verdict (cfg/reported): exit 0 applied, 4 rejected.
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits.
-        #[arg(long, default_value_t = 30)]
-        wait_s: u64,
-        #[command(flatten)]
-        mqtt: FleetBroker,
-    },
-    /// Send a signed command to one terminal and print its result.
-    Cmd {
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long)]
-        terminal: String,
-        /// sync_now, reprint, batch_close or ping.
-        op: String,
-        /// Arguments as a JSON object, e.g. '{"txn_id":"..."}'.
-        #[arg(long)]
-        args: Option<String>,
-        /// Default: a new UUID. Repeating one returns the recorded result.
-        #[arg(long)]
-        cmd_id: Option<String>,
-        #[arg(long, default_value_t = 15)]
-        wait_s: u64,
-        #[command(flatten)]
-        mqtt: FleetBroker,
-    },
-    /// Every terminal's retained status and config report, as a table.
-    Status {
-        /// How long to collect retained messages.
-        #[arg(long, default_value_t = 1000)]
-        wait_ms: u64,
-        #[command(flatten)]
-        mqtt: FleetBroker,
-    },
 }
 
 pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -163,7 +76,7 @@ pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
             })?;
             let k = KeyFile::read(&key)?;
             let body = tool::sign_config(&k, &terminal, version, overlay)?;
-            let b = mqtt.broker();
+            let b = broker(&mqtt);
             let topic = b.cfg_topic(&terminal);
             if !wait {
                 rt.block_on(tool::publish(&b, &topic, body, true))?;
@@ -230,7 +143,7 @@ pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
             let cmd_id = cmd_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             let body = tool::sign_command(&k, &terminal, &cmd_id, op, args)?;
             let v = rt.block_on(tool::command(
-                &mqtt.broker(),
+                &broker(&mqtt),
                 &terminal,
                 &cmd_id,
                 body,
@@ -244,7 +157,7 @@ pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
         }
         FleetCmd::Status { wait_ms, mqtt } => {
             let rows = rt.block_on(tool::fleet_status(
-                &mqtt.broker(),
+                &broker(&mqtt),
                 std::time::Duration::from_millis(wait_ms),
             ))?;
             if json {

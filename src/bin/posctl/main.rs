@@ -1,6 +1,7 @@
 //! posctl: the operator's and integrator's tool — the till over posd's control socket, the
-//! manager PIN, payment-code tools and the fleet manager's commands. The sandbox (payment host,
-//! wallet, card keys) is `posd-sandbox`, which never ships.
+//! manager PIN, payment-code tools and the fleet manager's commands. Its command line is
+//! `posd::cli::posctl` (shared with the man pages and `posctl completions`). The sandbox
+//! (payment host, wallet, card keys) is `posd-sandbox`, which never ships.
 
 mod code;
 mod devices;
@@ -9,50 +10,10 @@ mod manager;
 mod out;
 mod till;
 
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use anyhow::Context;
+use clap::{CommandFactory, Parser};
+use posd::cli::posctl::{Cli, Cmd};
 use std::process::ExitCode;
-
-#[derive(Parser)]
-#[command(
-    name = "posctl",
-    about = "Talk to posd: the till, receipts, codes and the fleet",
-    version,
-    after_help = out::EXIT_STATUS_HELP
-)]
-struct Cli {
-    /// posd's control socket.
-    #[arg(long, global = true, default_value = "/run/posd/control.sock")]
-    socket: PathBuf,
-    /// One JSON document on stdout, failures included ({"ok":false,"code":...,"error":...}).
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    #[command(flatten)]
-    Till(till::TillCmd),
-    /// Manager PIN: make the hash for `[manager] pin_hash`.
-    Manager {
-        #[command(subcommand)]
-        cmd: manager::ManagerCmd,
-    },
-    /// Payment codes: decode images, inspect scanned text.
-    Code {
-        #[command(subcommand)]
-        cmd: code::CodeCmd,
-    },
-    /// Devices on this box: kind, VID:PID, by-id path, and the role and state posd gives them.
-    Devices,
-    /// Fleet management: signing keys, signed config pushes and commands, fleet status.
-    Fleet {
-        #[command(subcommand)]
-        cmd: fleet::FleetCmd,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -84,11 +45,22 @@ fn main() -> ExitCode {
         Cmd::Code { cmd } => code::run(cmd, json),
         Cmd::Devices => run_devices(&cli.socket, json),
         Cmd::Fleet { cmd } => fleet::run(cmd, json),
+        Cmd::Completions { shell } => print_completions(shell),
     };
     match r {
         Ok(code) => code,
         Err(e) => out::Failure::of(&e).print(json),
     }
+}
+
+/// `posctl completions SHELL`: the script clap_complete makes from posctl's command line.
+fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    // Into a buffer first: clap_complete panics on a failed write (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "posctl", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script)
+        .context("writing the completion script")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `posctl devices`: the local scan, with posd's roles when it answers (its absence is said,

@@ -1,13 +1,7 @@
 //! `posctl manager`: the manager PIN's hash for `[manager] pin_hash`.
 
-use clap::Subcommand;
+use posd::cli::posctl::ManagerCmd;
 use std::process::ExitCode;
-
-#[derive(Subcommand)]
-pub enum ManagerCmd {
-    /// Prints the argon2id hash of a PIN read from stdin (one line), for `[manager] pin_hash`.
-    HashPin,
-}
 
 pub fn run(cmd: ManagerCmd) -> anyhow::Result<ExitCode> {
     match cmd {

@@ -7,35 +7,8 @@ use posd::control::ControlError;
 use posd_core::money::{Currency, Money};
 use std::process::ExitCode;
 
-/// The exit codes, documented in `posctl --help`, posctl(1) and docs/posctl.md.
-pub mod exit {
-    /// Done; a sale, refund or void approved.
-    pub const OK: u8 = 0;
-    /// Anything else went wrong (a file, the broker, a malformed answer).
-    pub const ERROR: u8 = 1;
-    /// Bad arguments: nothing was asked of posd.
-    pub const USAGE: u8 = 2;
-    /// The sale or refund ended without money moving: declined by the host, cancelled.
-    pub const DECLINED: u8 = 3;
-    /// posd (or the terminal, for fleet tools) refused the request: nothing happened.
-    pub const REFUSED: u8 = 4;
-    /// posd's control socket cannot be reached (not running, no permission).
-    pub const UNREACHABLE: u8 = 5;
-    /// No final answer yet: the daemon keeps asking the host; look again with `txn show`.
-    pub const PENDING: u8 = 6;
-}
-
-/// The text of `posctl --help`'s EXIT STATUS section (and the man page's).
-pub const EXIT_STATUS_HELP: &str = "\
-Exit status:
-  0  done; a sale, refund or void approved
-  1  any other error (a file, the broker, a malformed answer)
-  2  usage: bad arguments, nothing was asked
-  3  declined or cancelled: no money moved
-  4  refused by posd (or by the terminal, for fleet tools): nothing happened;
-     --json prints {\"ok\":false,\"code\":...,\"error\":...} with the machine code
-  5  posd unreachable: no socket, no permission, not listening
-  6  pending: no final answer yet, posd keeps asking (posctl txn show ID)";
+/// The exit codes (their meanings: `posd::cli::posctl::EXIT_STATUS`).
+pub use posd::cli::posctl::exit;
 
 /// A failure with its exit code and machine code; printed once by `main`.
 #[derive(Debug, thiserror::Error)]

@@ -4,127 +4,13 @@
 
 use crate::out::{exit, money, money_code, shop_time, table, Align, Failure};
 use anyhow::Context;
-use clap::Subcommand;
+use posd::cli::posctl::{ReceiptCmd, TillCmd, TxnCmd};
 use posd::control::ControlClient;
 use posd_core::control as ctl;
 use posd_core::txn::{SaleOutcome, Transaction};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Subcommand)]
-pub enum TillCmd {
-    /// The terminal's status.
-    Status,
-    /// Events waiting for the host's acknowledgement.
-    Queue,
-    /// Transactions in the journal.
-    Txn {
-        #[command(subcommand)]
-        cmd: TxnCmd,
-    },
-    /// Start a sale and wait for its end. Without --code, any scanner completes it.
-    Sale {
-        /// Amount in the currency's units, e.g. 12.50.
-        #[arg(long)]
-        amount: String,
-        #[arg(long)]
-        currency: Option<String>,
-        #[arg(long)]
-        code: Option<String>,
-        /// merchant_qr: the terminal shows a code for the customer to scan; code (default) or
-        /// card: the customer presents a code or swipes a card.
-        #[arg(long)]
-        method: Option<String>,
-    },
-    /// Refund all or part of a sale (online only; needs the manager PIN).
-    Refund {
-        /// The sale's transaction id.
-        #[arg(long, conflicts_with = "receipt")]
-        original: Option<String>,
-        /// The text of the sale receipt's QR (R1.<terminal>.<txn>).
-        #[arg(long)]
-        receipt: Option<String>,
-        /// Amount in the currency's units; default: what is left to refund.
-        #[arg(long)]
-        amount: Option<String>,
-        /// Idempotency key: repeating a refund with it never refunds twice.
-        #[arg(long)]
-        refund_id: Option<String>,
-        /// The manager PIN (default: $POSD_MANAGER_PIN).
-        #[arg(long, env = "POSD_MANAGER_PIN", hide_env_values = true)]
-        pin: String,
-    },
-    /// Void an offline sale not yet settled (needs the manager PIN).
-    Void {
-        original: String,
-        #[arg(long, env = "POSD_MANAGER_PIN", hide_env_values = true)]
-        pin: String,
-    },
-    /// Close the batch: Z report printed and sent to the host for reconciliation.
-    BatchClose,
-    /// Batch closes and the host's reconciliation, newest first.
-    Batches,
-    /// The sale in progress and the merchant QR it shows.
-    Current,
-    /// Cancel the sale in progress (an online payment in progress is reversed).
-    Cancel,
-    /// Pass a code to the sale (or refund) waiting for one, as if scanned; refused when
-    /// nothing waits.
-    Scan { code: String },
-    /// Print a receipt, pay slip or Z report again, marked REPRINT (default: the last
-    /// transaction's receipt). Any final state: settled, voided, refunded, declined, ...
-    Reprint {
-        /// Transaction id (a batch close's id reprints its Z report).
-        txn: Option<String>,
-        /// The Z report of this batch number.
-        #[arg(long, conflicts_with_all = ["txn", "pay_slip"])]
-        batch: Option<u64>,
-        /// The pay slip (the merchant QR offered) of the order TXN instead of its receipt.
-        #[arg(long, requires = "txn")]
-        pay_slip: bool,
-    },
-    /// Receipts: draw one as posd would print it, without a printer.
-    Receipt {
-        #[command(subcommand)]
-        cmd: ReceiptCmd,
-    },
-    /// The print queue.
-    PrintJobs,
-}
-
-#[derive(Subcommand)]
-pub enum ReceiptCmd {
-    /// Interpret the ESC/POS bytes posd would send and draw them: --png FILE and/or --text.
-    Render {
-        /// Transaction id (default: --last); a batch close's id draws its Z report.
-        txn: Option<String>,
-        #[arg(long)]
-        last: bool,
-        /// The Z report of this batch number.
-        #[arg(long, conflicts_with_all = ["txn", "last", "pay_slip"])]
-        batch: Option<u64>,
-        /// The pay slip of the order TXN instead of its receipt.
-        #[arg(long, requires = "txn")]
-        pay_slip: bool,
-        #[arg(long)]
-        png: Option<PathBuf>,
-        #[arg(long)]
-        text: bool,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum TxnCmd {
-    /// Transactions, newest first: a table for people.
-    List {
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-    },
-    /// One transaction and its history: by its id, the receipt's 12-digit reference or the
-    /// text of the receipt's QR.
-    Show { id: String },
-}
 
 /// Runs one control-socket command.
 pub fn run(socket: PathBuf, cmd: TillCmd, json: bool) -> anyhow::Result<ExitCode> {
