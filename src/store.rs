@@ -289,8 +289,9 @@ fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
     }
 }
 
-/// How many events in the journal at `path` the payment host has not acknowledged (the outbox's
-/// rows: `posctl queue`'s `pending`). Opens the journal read-only and changes nothing (no
+/// How many events in the journal at `path` the payment host does not have: the outbox's rows
+/// (`posctl queue`'s `pending`) plus events set aside whose stub was acknowledged (the host has
+/// only the stub). Opens the journal read-only and changes nothing (no
 /// migration), so it may run beside a live daemon or on a journal of an older posd; a file that
 /// is missing or not a journal is an error. `posd pending-events`, for the package's prerm.
 /// Counts the rows rather than trusting the counter: it runs once, on removal, not on a hot path.
@@ -308,7 +309,27 @@ pub fn pending_events(path: &Path) -> Result<u64, StoreError> {
     let outbox: i64 = conn
         .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
         .map_err(sqlite)?;
-    Ok(outbox.max(0) as u64)
+    // Events set aside (migration #10): the host acknowledged only a stub; the full event is
+    // here alone, so it counts as not synced (once, whether its stub is acknowledged or not).
+    let has_set_aside: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'set_aside'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(sqlite)?
+        > 0;
+    let aside: i64 = if has_set_aside {
+        conn.query_row(
+            "SELECT COUNT(*) FROM set_aside WHERE seq NOT IN (SELECT seq FROM outbox)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sqlite)?
+    } else {
+        0
+    };
+    Ok((outbox.max(0) + aside.max(0)) as u64)
 }
 
 impl Db {

@@ -224,3 +224,19 @@ fn pending_events_counts_what_the_store_has_not_had_acknowledged() {
     assert!(err.contains("none.sqlite"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn an_event_set_aside_counts_as_not_synced_even_after_its_stub_is_acknowledged() {
+    use posd_core::protocol::limits::SetAsideReason;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posd.sqlite");
+    let mut db = journal(&path, 3, 0);
+    // The second event is set aside; then the host acknowledges all three (the stub included).
+    let aside = db.set_aside(2, SetAsideReason::TooLarge, 10, NOW).unwrap();
+    assert!(aside.is_some());
+    assert_eq!(posd::store::pending_events(&path).unwrap(), 3);
+    db.ack(3).unwrap();
+    assert_eq!(db.queue_stats(NOW).unwrap().pending, 0);
+    // The host holds only the stub: a purge must not delete the one full copy without a word.
+    assert_eq!(posd::store::pending_events(&path).unwrap(), 1);
+}
