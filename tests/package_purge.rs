@@ -129,7 +129,7 @@ fn purge_keeps_a_journal_with_unacknowledged_events_aside_and_says_so() {
     let said = b.purge(false);
     drop(db);
     assert!(
-        said.contains("posd: 2 event(s) in the journal not acknowledged by the payment host"),
+        said.contains("posd: 2 event(s) in the journal the payment host does not have in full (unacknowledged or set aside)"),
         "prerm said: {said}"
     );
     assert!(
