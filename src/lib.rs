@@ -6,6 +6,7 @@
 //! import (a module imports only modules below it).
 
 pub mod clock;
+pub mod lang;
 pub mod config;
 pub mod logging;
 pub mod systemd;

@@ -81,7 +81,7 @@ impl Engine {
         match card_path(online, &self.p.card.saf, amount, queued, oldest, now) {
             CardPath::Online => {
                 let (m, actions) = OnlineSale::start_card(txn, card_json, self.p.policy, now);
-                self.launch(Flow::Online(m), actions, reply, "authorizing the card")
+                self.launch(Flow::Online(m), actions, reply, &super::say(posd_core::i18n::Msg::DoingAuthorizeCard))
                     .await;
                 return;
             }
@@ -110,7 +110,7 @@ impl Engine {
         }
         self.ui(UiEvent::Result {
             txn_id: txn.id.to_string(),
-            text: "APPROVED (STORED)".into(),
+            text: super::say(posd_core::i18n::Msg::ResultApprovedStored),
             approved: true,
         });
         let _ = reply.send(Ok(SaleReply::of(

@@ -147,7 +147,7 @@ impl Engine {
         }
         self.ui(UiEvent::Result {
             txn_id: txn.id.to_string(),
-            text: "APPROVED OFFLINE".into(),
+            text: super::say(posd_core::i18n::Msg::ResultApprovedOffline),
             approved: true,
         });
         let _ = reply.send(Ok(SaleReply::of(

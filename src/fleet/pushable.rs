@@ -37,6 +37,11 @@ pub struct Pushable {
 /// The documented allow-list (docs/fleet.md repeats it).
 pub const PUSHABLE: &[Pushable] = &[
     Pushable {
+        path: "terminal.language",
+        takes: Takes::Now,
+        what: "the shop's language (en, zh-CN, es): screens, refusals, receipts",
+    },
+    Pushable {
         path: "limits.max_sale_amount",
         takes: Takes::Now,
         what: "largest sale, minor units",
