@@ -399,7 +399,7 @@ fn zh_cn_receipt_and_z_report_print_in_chinese_mode() {
                 assert!(text.contains(want), "{name}: no {want} in\n{text}");
             }
         } else {
-            for want in ["结算报告", "批次号", "净额", "成功, 已撤销", "CNY 39,223.00"] {
+            for want in ["结算报告", "批次号", "净额", "成功, 未结算", "CNY 39,223.00"] {
                 assert!(text.contains(want), "{name}: no {want} in\n{text}");
             }
         }
