@@ -6,8 +6,8 @@
 //! import (a module imports only modules below it).
 
 pub mod clock;
-pub mod lang;
 pub mod config;
+pub mod lang;
 pub mod logging;
 pub mod systemd;
 

@@ -151,13 +151,31 @@ async fn a_fleet_push_switches_the_language_of_receipts_screens_and_refusals() {
     // zh-CN, pushed: no restart, the next texts are Chinese.
     let shown = display.lock().unwrap().len();
     let out_len = std::fs::read(d.stdout_path()).map(|b| b.len()).unwrap_or(0);
-    push(&m, &k, "T-LANG", 1, json!({"terminal": {"language": "zh-CN"}})).await;
+    push(
+        &m,
+        &k,
+        "T-LANG",
+        1,
+        json!({"terminal": {"language": "zh-CN"}}),
+    )
+    .await;
     applied(&d, 1).await;
     let from = printed_len(&emu);
     let zh = sell(&d, &mut w, "8.80").await;
     let text = receipt_text(&emu, &zh, from).await;
-    for want in ["消费", "离线交易成功", "合计", "离线码", "商户存根", "客户存根", "8.80"] {
-        assert!(text.contains(want), "no {want} in the zh-CN receipt:\n{text}");
+    for want in [
+        "消费",
+        "离线交易成功",
+        "合计",
+        "离线码",
+        "商户存根",
+        "客户存根",
+        "8.80",
+    ] {
+        assert!(
+            text.contains(want),
+            "no {want} in the zh-CN receipt:\n{text}"
+        );
     }
     assert!(!text.contains("SALE") && !text.contains('?'), "{text}");
     // Printed in the printer's Chinese mode: `FS &` and GB18030 bytes of "消费".

@@ -127,9 +127,21 @@ fn language_cases() -> Vec<Case> {
         let cols = width.columns();
         let cfg = zh_shop(width, Language::ZhCn);
         let qr = Some(sale.receipt_ref.clone());
-        out.push(one(format!("lang-zh-CN-sale-{cols}"), width, &layout(&sale, &cfg), &cfg, qr));
+        out.push(one(
+            format!("lang-zh-CN-sale-{cols}"),
+            width,
+            &layout(&sale, &cfg),
+            &cfg,
+            qr,
+        ));
         let z = layout_z(&fixtures::z_report(), &cfg);
-        out.push(one(format!("lang-zh-CN-z-report-{cols}"), width, &z, &cfg, None));
+        out.push(one(
+            format!("lang-zh-CN-z-report-{cols}"),
+            width,
+            &z,
+            &cfg,
+            None,
+        ));
     }
     let cfg = zh_shop(PaperWidth::Mm58, Language::ZhCn);
     let offline = ReceiptData {
@@ -166,7 +178,10 @@ fn language_cases() -> Vec<Case> {
         &cfg,
         Some(slip.qr.clone()),
     ));
-    for (name, encoding) in [("cp858", TextEncoding::Cp858), ("ascii", TextEncoding::Ascii)] {
+    for (name, encoding) in [
+        ("cp858", TextEncoding::Cp858),
+        ("ascii", TextEncoding::Ascii),
+    ] {
         let cfg = ReceiptConfig {
             language: Language::Es,
             ..fixtures::config(PaperWidth::Mm58, encoding, true)
@@ -189,7 +204,13 @@ fn language_cases() -> Vec<Case> {
         ..fixtures::config(PaperWidth::Mm80, TextEncoding::Cp858, true)
     };
     let z = layout_z(&fixtures::z_report(), &cfg);
-    out.push(one("lang-es-z-report-48".into(), PaperWidth::Mm80, &z, &cfg, None));
+    out.push(one(
+        "lang-es-z-report-48".into(),
+        PaperWidth::Mm80,
+        &z,
+        &cfg,
+        None,
+    ));
     let epson = ReceiptConfig {
         language: Language::ZhCn,
         printer_model: posd_core::receipt::PrinterModel::EpsonTmT88,
@@ -394,12 +415,29 @@ fn zh_cn_receipt_and_z_report_print_in_chinese_mode() {
         assert!(!text.contains('?'), "{name}: {text}");
         if name.contains("sale") {
             // "消费" and "交易成功" in GB18030, as the printer receives them.
-            assert!(c.bytes.windows(4).any(|w| w == [0xCF, 0xFB, 0xB7, 0xD1]), "{name}");
-            for want in ["消费", "交易成功", "合计", "微信支付", "平台单号", "客户存根", "123.45"] {
+            assert!(
+                c.bytes.windows(4).any(|w| w == [0xCF, 0xFB, 0xB7, 0xD1]),
+                "{name}"
+            );
+            for want in [
+                "消费",
+                "交易成功",
+                "合计",
+                "微信支付",
+                "平台单号",
+                "客户存根",
+                "123.45",
+            ] {
                 assert!(text.contains(want), "{name}: no {want} in\n{text}");
             }
         } else {
-            for want in ["结算报告", "批次号", "净额", "成功, 未结算", "CNY 39,223.00"] {
+            for want in [
+                "结算报告",
+                "批次号",
+                "净额",
+                "成功, 未结算",
+                "CNY 39,223.00",
+            ] {
                 assert!(text.contains(want), "{name}: no {want} in\n{text}");
             }
         }
@@ -412,7 +450,10 @@ fn a_printer_without_chinese_mode_prints_english_labels_not_question_marks() {
     assert!(!c.bytes.windows(2).any(|w| w == [0x1C, b'&']));
     let text = render_text(&c.bytes, &RenderOptions::for_width(c.width));
     assert!(text.contains("SALE") && text.contains("APPROVED"), "{text}");
-    assert!(text.contains("Host ref") && text.contains("WeChat Pay"), "{text}");
+    assert!(
+        text.contains("Host ref") && text.contains("WeChat Pay"),
+        "{text}"
+    );
     assert!(!text.contains('?'), "{text}");
 }
 
@@ -427,7 +468,10 @@ fn spanish_prints_its_accents_where_the_code_page_has_them_and_folds_them_on_asc
         &case("lang-es-refund-ascii-32").bytes,
         &RenderOptions::for_width(PaperWidth::Mm58),
     );
-    assert!(ascii.contains("DEVOLUCION") && ascii.contains("Codigo"), "{ascii}");
+    assert!(
+        ascii.contains("DEVOLUCION") && ascii.contains("Codigo"),
+        "{ascii}"
+    );
     assert!(!ascii.contains('?'), "{ascii}");
 }
 

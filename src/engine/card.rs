@@ -81,8 +81,13 @@ impl Engine {
         match card_path(online, &self.p.card.saf, amount, queued, oldest, now) {
             CardPath::Online => {
                 let (m, actions) = OnlineSale::start_card(txn, card_json, self.p.policy, now);
-                self.launch(Flow::Online(m), actions, reply, &super::say(posd_core::i18n::Msg::DoingAuthorizeCard))
-                    .await;
+                self.launch(
+                    Flow::Online(m),
+                    actions,
+                    reply,
+                    &super::say(posd_core::i18n::Msg::DoingAuthorizeCard),
+                )
+                .await;
                 return;
             }
             CardPath::Refuse(r) => {

@@ -26,11 +26,11 @@ use crate::clock::now_ms;
 use crate::store::StoreError;
 use posd_core::control::{BatchReply, CurrentReply, SaleMethod, SaleReply};
 use posd_core::display::UiEvent;
+use posd_core::i18n::Msg;
 use posd_core::money::Currency;
 use posd_core::order::MerchantOrder;
 use posd_core::protocol::{RespStatus, Response};
 use posd_core::refund::RefundFlow;
-use posd_core::i18n::Msg;
 use posd_core::till::{Till, TillRefusal};
 use posd_core::txn::{
     Action, Ignored, Input, Method, OnlineSale, SaleOutcome, Transaction, TxnKind, TxnState,
@@ -577,9 +577,15 @@ impl Engine {
                     let (text, approved) = match &outcome {
                         SaleOutcome::Approved { .. } if refund => (say(Msg::ResultRefunded), true),
                         SaleOutcome::Approved { .. } => (say(Msg::ResultApproved), true),
-                        SaleOutcome::Declined { reason } => (with(Msg::ResultDeclined, reason), false),
-                        SaleOutcome::Cancelled { reason } => (with(Msg::ResultNotPaid, reason), false),
-                        SaleOutcome::Pending { reason } => (with(Msg::ResultPending, reason), false),
+                        SaleOutcome::Declined { reason } => {
+                            (with(Msg::ResultDeclined, reason), false)
+                        }
+                        SaleOutcome::Cancelled { reason } => {
+                            (with(Msg::ResultNotPaid, reason), false)
+                        }
+                        SaleOutcome::Pending { reason } => {
+                            (with(Msg::ResultPending, reason), false)
+                        }
                     };
                     self.ui(UiEvent::Result {
                         txn_id: id.to_string(),

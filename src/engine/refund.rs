@@ -142,8 +142,13 @@ impl Engine {
             let _ = reply.send(Err(SaleError::Refused("refund without keys".into())));
             return;
         };
-        self.launch(Flow::Refund(m), actions, reply, &super::say(posd_core::i18n::Msg::DoingRefund))
-            .await;
+        self.launch(
+            Flow::Refund(m),
+            actions,
+            reply,
+            &super::say(posd_core::i18n::Msg::DoingRefund),
+        )
+        .await;
     }
 
     pub(super) async fn void(&mut self, original: String, reply: Reply) {

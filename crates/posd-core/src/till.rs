@@ -63,11 +63,9 @@ impl TillRefusal {
             TillRefusal::NoPin => text(lang, Msg::RefuseNoPin).to_string(),
             // The link's own words (built by the engine).
             TillRefusal::HostUnreachable(why) => why.clone(),
-            TillRefusal::InFlight { count, ids } => tr(
-                lang,
-                Msg::RefuseInFlight,
-                &[("count", count), ("ids", ids)],
-            ),
+            TillRefusal::InFlight { count, ids } => {
+                tr(lang, Msg::RefuseInFlight, &[("count", count), ("ids", ids)])
+            }
         }
     }
 
@@ -411,14 +409,20 @@ mod tests {
             let es = r.text(Language::Es);
             assert_ne!(zh, r.to_string(), "{r:?}");
             assert_ne!(es, r.to_string(), "{r:?}");
-            assert!(zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{zh}");
+            assert!(
+                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{zh}"
+            );
         }
         let over = TillRefusal::OverLimit {
             amount: "9.00".into(),
             limit: "5.00".into(),
         };
         assert_eq!(over.code(), "over_limit");
-        assert_eq!(over.text(Language::Es), "el importe 9.00 supera el límite 5.00");
+        assert_eq!(
+            over.text(Language::Es),
+            "el importe 9.00 supera el límite 5.00"
+        );
     }
 
     #[test]

@@ -103,7 +103,10 @@ pub fn console_text(ev: &UiEvent) -> String {
 pub fn console_text_in(ev: &UiEvent, lang: Language) -> String {
     match ev {
         UiEvent::AwaitingCode { amount } => {
-            format!("[till] {}", tr(lang, Msg::ConsoleScanCode, &[("amount", amount)]))
+            format!(
+                "[till] {}",
+                tr(lang, Msg::ConsoleScanCode, &[("amount", amount)])
+            )
         }
         UiEvent::Processing { txn_id, what } => format!("[till] {txn_id}: {what}…"),
         UiEvent::CustomerConfirming { txn_id } => {

@@ -104,7 +104,8 @@ pub fn frame_for(ev: &UiEvent) -> VfdFrame {
 
 /// Whether `s` shows on the display as written (every character folds to ASCII).
 pub fn shows(s: &str) -> bool {
-    s.chars().all(|c| c == '?' || c.is_control() || fold(c) != b'?')
+    s.chars()
+        .all(|c| c == '?' || c.is_control() || fold(c) != b'?')
 }
 
 /// What the customer sees for a UI event in the shop's language. The display shows ASCII only:
@@ -123,7 +124,13 @@ pub fn frame_for_in(ev: &UiEvent, lang: Language) -> VfdFrame {
         let room = COLS.saturating_sub(word.chars().count());
         format!("{word}{amount:>room$}")
     };
-    let shown = |s: &str| if shows(s) { s.to_string() } else { String::new() };
+    let shown = |s: &str| {
+        if shows(s) {
+            s.to_string()
+        } else {
+            String::new()
+        }
+    };
     match ev {
         UiEvent::AwaitingCode { amount } => VfdFrame::new(total(amount), t(Msg::VfdShowCode)),
         UiEvent::Processing { .. } => VfdFrame::new(t(Msg::VfdProcessing), t(Msg::VfdPleaseWait)),

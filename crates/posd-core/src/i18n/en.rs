@@ -155,5 +155,25 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseInFlight => {
             "{count} transaction(s) still waiting for the host ({ids}); close the batch when they end"
         }
+        OfflineVersionUnknown => "Code version unknown",
+        OfflineUnreadable => "Code unreadable",
+        OfflineIssuerUnknown => "Issuer key unknown",
+        OfflineIssuerRetired => "Issuer key retired",
+        OfflineBadCredential => "Invalid credential",
+        OfflineBadCode => "Invalid code",
+        OfflineWrongCurrency => "Wrong currency",
+        OfflineNotYetValid => "Wallet not yet valid",
+        OfflineWalletExpired => "Wallet expired",
+        OfflineCodeExpired => "Code expired",
+        OfflineCheckPhoneClock => "Check phone clock",
+        OfflineUnavailable => "Offline unavailable",
+        OfflineWalletBlocked => "Wallet blocked",
+        OfflineCodeUsed => "Code already used",
+        OfflineInvalidAmount => "Invalid amount",
+        OfflineOverWallet => "Over wallet limit",
+        OfflineOverTxn => "Over offline limit",
+        OfflineDailyLimit => "Daily limit reached",
+        OfflineFull => "Offline limit full",
+        OfflineNotAccepted => "Offline not accepted",
     }
 }

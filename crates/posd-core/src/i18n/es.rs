@@ -86,9 +86,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         PrinterNotChecked => "aún sin comprobar",
         PrinterOk => "bien",
         PrinterNearEndSuffix => " — queda poco papel: tenga un rollo nuevo a mano",
-        PrinterPaperNearEnd => {
-            "queda poco papel — tenga un rollo nuevo a mano (sigue imprimiendo)"
-        }
+        PrinterPaperNearEnd => "queda poco papel — tenga un rollo nuevo a mano (sigue imprimiendo)",
         PrinterPrinting => "imprimiendo",
         PrinterPaperOut => "sin papel — ponga un rollo nuevo",
         PrinterCoverOpen => "tapa abierta — cierre la tapa",
@@ -164,5 +162,25 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseInFlight => {
             "{count} transacción(es) aún esperan al host ({ids}); cierre el lote cuando terminen"
         }
+        OfflineVersionUnknown => "Versión desconocida",
+        OfflineUnreadable => "Código ilegible",
+        OfflineIssuerUnknown => "Emisor desconocido",
+        OfflineIssuerRetired => "Emisor retirado",
+        OfflineBadCredential => "Credencial inválida",
+        OfflineBadCode => "Código inválido",
+        OfflineWrongCurrency => "Moneda incorrecta",
+        OfflineNotYetValid => "Billetera no vigente",
+        OfflineWalletExpired => "Billetera caducada",
+        OfflineCodeExpired => "Código caducado",
+        OfflineCheckPhoneClock => "Revise hora móvil",
+        OfflineUnavailable => "Sin pago offline",
+        OfflineWalletBlocked => "Billetera bloqueada",
+        OfflineCodeUsed => "Código ya usado",
+        OfflineInvalidAmount => "Importe inválido",
+        OfflineOverWallet => "Supera lím. cartera",
+        OfflineOverTxn => "Supera lím. offline",
+        OfflineDailyLimit => "Límite diario",
+        OfflineFull => "Cupo offline lleno",
+        OfflineNotAccepted => "Offline no aceptado",
     }
 }

@@ -240,6 +240,28 @@ messages! {
     RefuseNoPin,
     /// `{count}`, `{ids}`.
     RefuseInFlight,
+
+    // ---- offline-code refusals on the customer display (at most 20 columns) ----
+    OfflineVersionUnknown,
+    OfflineUnreadable,
+    OfflineIssuerUnknown,
+    OfflineIssuerRetired,
+    OfflineBadCredential,
+    OfflineBadCode,
+    OfflineWrongCurrency,
+    OfflineNotYetValid,
+    OfflineWalletExpired,
+    OfflineCodeExpired,
+    OfflineCheckPhoneClock,
+    OfflineUnavailable,
+    OfflineWalletBlocked,
+    OfflineCodeUsed,
+    OfflineInvalidAmount,
+    OfflineOverWallet,
+    OfflineOverTxn,
+    OfflineDailyLimit,
+    OfflineFull,
+    OfflineNotAccepted,
 }
 
 #[cfg(test)]
@@ -276,6 +298,32 @@ mod tests {
         }
     }
 
+    /// What the 2x20 customer display shows in one line fits it where it is shown (Chinese
+    /// is shown in English there).
+    #[test]
+    fn display_lines_fit_twenty_columns() {
+        let vfd = [
+            Msg::VfdShowCode,
+            Msg::VfdProcessing,
+            Msg::VfdPleaseWait,
+            Msg::VfdPleaseConfirm,
+            Msg::VfdOnYourPhone,
+            Msg::VfdScanQr,
+            Msg::VfdThankYou,
+            Msg::VfdNotPaid,
+            Msg::VfdAskCashier,
+        ];
+        for lang in Language::ALL.into_iter().filter(|l| l.folds_to_ascii()) {
+            for &m in Msg::ALL
+                .iter()
+                .filter(|m| format!("{m:?}").starts_with("Offline") || vfd.contains(m))
+            {
+                let t = text(lang, m);
+                assert!(t.chars().count() <= 20, "{lang} {m:?}: {t:?}");
+            }
+        }
+    }
+
     #[test]
     fn translations_are_translated() {
         // Brand names may repeat English; most messages must not.
@@ -284,7 +332,10 @@ mod tests {
                 .iter()
                 .filter(|&&m| text(lang, m) == text(Language::En, m))
                 .count();
-            assert!(same * 4 < Msg::ALL.len(), "{lang}: {same} texts left in English");
+            assert!(
+                same * 4 < Msg::ALL.len(),
+                "{lang}: {same} texts left in English"
+            );
         }
     }
 
@@ -306,7 +357,11 @@ mod tests {
     #[test]
     fn fill_replaces_named_values() {
         assert_eq!(
-            tr(Language::En, Msg::RefuseOverLimit, &[("amount", &"9.00"), ("limit", &"5.00")]),
+            tr(
+                Language::En,
+                Msg::RefuseOverLimit,
+                &[("amount", &"9.00"), ("limit", &"5.00")]
+            ),
             "amount 9.00 is above the limit 5.00"
         );
         assert_eq!(fill("{a} {b} {", &[("a", &1)]), "1 {b} {");

@@ -180,7 +180,6 @@ impl Labels {
         }
     }
 
-
     pub fn kind_title(&self, k: ReceiptKind) -> &'static str {
         match k {
             ReceiptKind::Sale => self.title_sale,

@@ -876,7 +876,13 @@ pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
     let mut d = Doc::new(cfg);
     d.shop_header(cfg);
     d.rule('-');
-    d.text(l.kind_title(data.kind), Align::Center, TextSize::Big, true, 1);
+    d.text(
+        l.kind_title(data.kind),
+        Align::Center,
+        TextSize::Big,
+        true,
+        1,
+    );
     d.reprint_mark(data.reprint, data.printer_fault);
     d.feed(1);
     d.pair(l.date, &format_time(data.at), TextSize::Normal, false);
