@@ -418,7 +418,7 @@ impl Cashier {
                         _ => self.key_method(amount, e, k),
                     }
                 }
-                _ => self.refuse(State::Amount(e), self.t(Msg::KeyEnterAmount).into()),
+                _ => self.refuse(State::Amount(e), self.t(Msg::KeyAmountMissing).into()),
             },
             Key::Menu => {
                 self.state = State::Amount(e);

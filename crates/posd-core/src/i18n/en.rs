@@ -115,6 +115,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         KeyBatchClose => "Batch close",
         KeyStatus => "Status",
         KeyPinTooShort => "PIN too short",
+        KeyAmountMissing => "Enter an amount",
         KeyCustomerConfirming => "Customer confirming",
         KeyCustomerScansQr => "Customer scans QR",
         KeyPaid => "Paid",

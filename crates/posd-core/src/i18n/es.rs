@@ -122,6 +122,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         KeyBatchClose => "Cierre de lote",
         KeyStatus => "Estado",
         KeyPinTooShort => "PIN demasiado corto",
+        KeyAmountMissing => "Falta el importe",
         KeyCustomerConfirming => "Cliente confirmando",
         KeyCustomerScansQr => "Cliente lee el QR",
         KeyPaid => "Pagado",

@@ -209,6 +209,8 @@ messages! {
     /// `{n}`.
     KeyOnlyDecimals,
     KeyRefund, KeyReprint, KeyBatchClose, KeyStatus, KeyPinTooShort,
+    /// Enter pressed with nothing (or zero) keyed.
+    KeyAmountMissing,
     KeyCustomerConfirming, KeyCustomerScansQr, KeyPaid, KeyRefunded, KeyNoPrinter,
     KeyReprintQueued, KeyNoReceiptYet,
     /// `{batch}`.

@@ -116,6 +116,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         KeyBatchClose => "批次结算",
         KeyStatus => "状态",
         KeyPinTooShort => "密码太短",
+        KeyAmountMissing => "请先输入金额",
         KeyCustomerConfirming => "顾客确认中",
         KeyCustomerScansQr => "顾客扫码中",
         KeyPaid => "已支付",
