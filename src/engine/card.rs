@@ -92,10 +92,9 @@ impl Engine {
             }
             CardPath::Refuse(r) => {
                 log::info!("card store-and-forward refused: {}", r.code());
-                self.ui(UiEvent::Notice {
-                    text: r.to_string(),
-                });
-                let _ = reply.send(Err(SaleError::HostUnreachable(r.to_string())));
+                let text = super::say(r.msg());
+                self.ui(UiEvent::Notice { text: text.clone() });
+                let _ = reply.send(Err(SaleError::HostUnreachable(text)));
                 return;
             }
             CardPath::StoreAndForward => {}

@@ -156,6 +156,11 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseInFlight => {
             "{count} transaction(s) still waiting for the host ({ids}); close the batch when they end"
         }
+        CardSafDisabled => "offline card sales are not enabled",
+        CardSafBadAmount => "offline card sale refused: invalid amount",
+        CardSafOverFloor => "amount above the offline card limit",
+        CardSafQueueFull => "offline card queue is full: go online first",
+        CardSafQueueOld => "offline card queue is too old: go online first",
         OfflineVersionUnknown => "Code version unknown",
         OfflineUnreadable => "Code unreadable",
         OfflineIssuerUnknown => "Issuer key unknown",

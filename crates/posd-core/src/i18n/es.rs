@@ -163,6 +163,13 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseInFlight => {
             "{count} transacción(es) aún esperan al host ({ids}); cierre el lote cuando terminen"
         }
+        CardSafDisabled => "las ventas con tarjeta sin conexión no están activadas",
+        CardSafBadAmount => "venta con tarjeta sin conexión rechazada: importe no válido",
+        CardSafOverFloor => "importe por encima del límite de tarjeta sin conexión",
+        CardSafQueueFull => "la cola de tarjetas sin conexión está llena: conéctese primero",
+        CardSafQueueOld => {
+            "la cola de tarjetas sin conexión es demasiado antigua: conéctese primero"
+        }
         OfflineVersionUnknown => "Versión desconocida",
         OfflineUnreadable => "Código ilegible",
         OfflineIssuerUnknown => "Emisor desconocido",

@@ -242,6 +242,12 @@ messages! {
     RefuseNoPin,
     /// `{count}`, `{ids}`.
     RefuseInFlight,
+    /// Card store-and-forward refusals (`card::saf::SafRefusal`).
+    CardSafDisabled,
+    CardSafBadAmount,
+    CardSafOverFloor,
+    CardSafQueueFull,
+    CardSafQueueOld,
 
     // ---- offline-code refusals on the customer display (at most 20 columns) ----
     OfflineVersionUnknown,
