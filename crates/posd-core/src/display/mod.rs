@@ -170,6 +170,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn console_and_printer_texts_speak_the_shop_language() {
+        let ev = UiEvent::AwaitingCode {
+            amount: "8.80 CNY".into(),
+        };
+        assert_eq!(
+            console_text(&ev),
+            "[till] 8.80 CNY — scan the customer's code"
+        );
+        assert_eq!(
+            console_text_in(&ev, Language::ZhCn),
+            "[till] 8.80 CNY — 请扫描顾客付款码"
+        );
+        let h = PrinterHealth {
+            state: PrinterState::PaperOut,
+            waiting: 2,
+            ..PrinterHealth::default()
+        };
+        assert_eq!(
+            printer_text_in(&h, Language::Es),
+            "sin papel — ponga un rollo nuevo; 2 trabajos esperan y se imprimirán solos"
+        );
+        let ev = UiEvent::Printer {
+            text: printer_text_in(&h, Language::ZhCn),
+            ok: false,
+        };
+        assert!(console_text_in(&ev, Language::ZhCn).starts_with("[till] 打印机: 缺纸"));
+    }
+
+    #[test]
     fn printer_faults_name_the_fix_and_the_waiting_jobs() {
         let h = PrinterHealth {
             state: PrinterState::PaperOut,

@@ -170,3 +170,58 @@ pub fn frame_for_in(ev: &UiEvent, lang: Language) -> VfdFrame {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> UiEvent {
+        UiEvent::Result {
+            txn_id: "t".into(),
+            text: text.into(),
+            approved: false,
+        }
+    }
+
+    #[test]
+    fn spanish_is_shown_without_accents() {
+        let f = frame_for_in(
+            &UiEvent::AwaitingCode {
+                amount: "12.50 CNY".into(),
+            },
+            Language::Es,
+        );
+        assert_eq!(f.line1, "TOTAL      12.50 CNY");
+        assert_eq!(&fit(&f.line2), b"Muestre su codigo   ");
+        let f = frame_for_in(&refused("Código caducado"), Language::Es);
+        assert_eq!(f, VfdFrame::new("NO PAGADO", "Código caducado"));
+        assert_eq!(&fit(&f.line2), b"Codigo caducado     ");
+    }
+
+    #[test]
+    fn chinese_shows_english_words_never_question_marks() {
+        let f = frame_for_in(&refused("付款码已过期"), Language::ZhCn);
+        assert_eq!(f, VfdFrame::new("NOT PAID", "Ask the cashier"));
+        let ok = UiEvent::Result {
+            txn_id: "t".into(),
+            text: "离线交易成功".into(),
+            approved: true,
+        };
+        assert_eq!(
+            frame_for_in(&ok, Language::ZhCn),
+            VfdFrame::new("THANK YOU", "APPROVED")
+        );
+        let screen = UiEvent::Notice {
+            text: "金额 CNY\n12.5".into(),
+        };
+        assert_eq!(
+            frame_for_in(&screen, Language::ZhCn),
+            VfdFrame::new("", "12.5")
+        );
+        // What English shows is unchanged.
+        assert_eq!(
+            frame_for(&refused("Code expired")),
+            VfdFrame::new("NOT PAID", "Code expired")
+        );
+    }
+}
