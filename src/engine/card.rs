@@ -28,12 +28,12 @@ impl Engine {
         zeroize::Zeroize::zeroize(&mut swipe);
         let card = match parsed {
             Ok(c) => c,
-            Err(e) => return refuse(self, format!("card not read: {e}"), reply),
+            Err(e) => return refuse(self, super::say(e.msg()), reply),
         };
         let now = now_ms();
         let (year, month) = local_year_month(now, self.p.card.utc_offset_s);
         if let Err(e) = card.check(year, month, self.p.card.chip_reader) {
-            return refuse(self, e.to_string(), reply);
+            return refuse(self, super::say(e.msg()), reply);
         }
         let Some(host_key) = self.p.card.host_key else {
             return refuse(

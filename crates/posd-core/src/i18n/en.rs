@@ -156,6 +156,16 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseInFlight => {
             "{count} transaction(s) still waiting for the host ({ids}); close the batch when they end"
         }
+        CardTruncated => "card read incomplete: swipe again",
+        CardGarbled => "card read garbled: swipe again",
+        CardPanLength => "card number has a wrong length",
+        CardLuhn => "card number check digit is wrong: swipe again",
+        CardMissingExpiry => "card has no expiry date",
+        CardBadExpiry => "card expiry date is invalid",
+        CardTrackMismatch => "card tracks disagree: swipe again",
+        CardExpired => "card expired",
+        CardServiceCode => "card not accepted here (service code)",
+        CardUseChip => "chip card: insert it in the chip reader",
         CardSafDisabled => "offline card sales are not enabled",
         CardSafBadAmount => "offline card sale refused: invalid amount",
         CardSafOverFloor => "amount above the offline card limit",

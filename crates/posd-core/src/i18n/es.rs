@@ -163,6 +163,16 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseInFlight => {
             "{count} transacción(es) aún esperan al host ({ids}); cierre el lote cuando terminen"
         }
+        CardTruncated => "lectura incompleta: pase la tarjeta otra vez",
+        CardGarbled => "lectura ilegible: pase la tarjeta otra vez",
+        CardPanLength => "el número de tarjeta tiene una longitud incorrecta",
+        CardLuhn => "el dígito de control es incorrecto: pase la tarjeta otra vez",
+        CardMissingExpiry => "la tarjeta no tiene fecha de caducidad",
+        CardBadExpiry => "la fecha de caducidad no es válida",
+        CardTrackMismatch => "las pistas de la tarjeta no coinciden: pásela otra vez",
+        CardExpired => "tarjeta caducada",
+        CardServiceCode => "tarjeta no aceptada aquí (código de servicio)",
+        CardUseChip => "tarjeta con chip: insértela en el lector de chip",
         CardSafDisabled => "las ventas con tarjeta sin conexión no están activadas",
         CardSafBadAmount => "venta con tarjeta sin conexión rechazada: importe no válido",
         CardSafOverFloor => "importe por encima del límite de tarjeta sin conexión",

@@ -242,6 +242,17 @@ messages! {
     RefuseNoPin,
     /// `{count}`, `{ids}`.
     RefuseInFlight,
+    /// Why a swipe or a card was refused (`card::track::CardError`).
+    CardTruncated,
+    CardGarbled,
+    CardPanLength,
+    CardLuhn,
+    CardMissingExpiry,
+    CardBadExpiry,
+    CardTrackMismatch,
+    CardExpired,
+    CardServiceCode,
+    CardUseChip,
     /// Card store-and-forward refusals (`card::saf::SafRefusal`).
     CardSafDisabled,
     CardSafBadAmount,
