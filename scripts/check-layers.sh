@@ -31,7 +31,7 @@ fi
 # The product's layers (docs/architecture.md); a module may import its own layer's modules only
 # where listed in `same` below.
 declare -A layer=(
-	[cli]=0 [clock]=0 [config]=1 [logging]=1 [systemd]=1 [store]=2 [retention]=3 [link]=3 [printer]=3 [printq]=3
+	[cli]=0 [clock]=0 [lang]=0 [config]=1 [logging]=1 [systemd]=1 [store]=2 [retention]=3 [link]=3 [printer]=3 [printq]=3
 	[engine]=4 [control]=5 [devices]=5 [camera]=5 [fleet]=5 [daemon]=6
 )
 same="printq>printer"

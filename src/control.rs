@@ -599,7 +599,11 @@ async fn receipt(ctx: &ControlCtx, r: ctl::Receipt) -> Result<ctl::ReceiptReply,
     let found = crate::printq::find_doc(&ctx.store, &ctx.receipt_ctx, target)
         .await
         .map_err(refuse)?;
-    let bytes = posd_core::receipt::doc_bytes(&found.doc, &ctx.receipt_cfg)
+    let cfg = posd_core::receipt::ReceiptConfig {
+        language: crate::lang::current(),
+        ..ctx.receipt_cfg.clone()
+    };
+    let bytes = posd_core::receipt::doc_bytes(&found.doc, &cfg)
         .map_err(|e| Refusal::new(codes::ENCODE, e.to_string()))?;
     use base64::Engine as _;
     Ok(ctl::ReceiptReply {

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod lang;
 pub mod logging;
 pub mod systemd;
 

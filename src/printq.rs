@@ -305,7 +305,12 @@ async fn print_one(
     hs: &mut Health,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Attempt {
-    let parts = match job.doc.parts(receipt_cfg) {
+    // The words on paper are the shop's language at print time (a push applies at once).
+    let cfg = ReceiptConfig {
+        language: crate::lang::current(),
+        ..receipt_cfg.clone()
+    };
+    let parts = match job.doc.parts(&cfg) {
         Ok(p) => p,
         Err(e) => {
             // A job that cannot be encoded never will be: record why and move on.

@@ -14,6 +14,7 @@ fn cashier(cur: &str, max: i64) -> Cashier {
         result_ms: 5000,
         pin_min_len: 4,
         pin_max_len: 8,
+        language: posd_core::i18n::Language::En,
     })
 }
 

@@ -9,6 +9,7 @@ mod fixtures;
 
 use std::path::PathBuf;
 
+use posd_core::i18n::Language;
 use posd_core::money::Currency;
 use posd_core::receipt::charset::TextEncoding;
 use posd_core::receipt::escpos_enc::{encode, PrinterProfile};
@@ -89,6 +90,139 @@ fn cases() -> Vec<Case> {
         bytes: encode(&layout(&data, &cfg), &PrinterProfile::from_config(&cfg)).expect("encode"),
         qr: Some(data.receipt_ref.clone()),
     });
+    out.extend(language_cases());
+    out
+}
+
+/// The Chinese shop's receipt config in `lang` (`[terminal] language`) on a GB18030 printer.
+fn zh_shop(width: PaperWidth, lang: Language) -> ReceiptConfig {
+    ReceiptConfig {
+        shop_name: "金莲面馆".into(),
+        address: vec!["深圳市南山区海港路12号".into()],
+        tax_id: "91440300MA5F000X1Q".into(),
+        footer: vec!["谢谢惠顾".into()],
+        language: lang,
+        ..fixtures::config(width, TextEncoding::Gb18030, true)
+    }
+}
+
+/// Receipts in the shop's language (issue 15): zh-CN in the printer's Chinese mode at both
+/// widths (a sale with the platform's reference, an offline sale, the Z report, the pay slip),
+/// Spanish in code page 858 and on an ASCII-only printer, and zh-CN on a printer without
+/// Chinese mode (English labels, never `?`).
+fn language_cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    let one = |name: String, width: PaperWidth, r: &Receipt, cfg: &ReceiptConfig, qr| Case {
+        name,
+        width,
+        bytes: encode(r, &PrinterProfile::from_config(cfg)).expect("encode"),
+        qr,
+    };
+    let sale = ReceiptData {
+        channel: "wechat".into(),
+        notes: vec!["Host ref 4200001234202611211403".into()],
+        ..fixtures::sale()
+    };
+    for width in [PaperWidth::Mm58, PaperWidth::Mm80] {
+        let cols = width.columns();
+        let cfg = zh_shop(width, Language::ZhCn);
+        let qr = Some(sale.receipt_ref.clone());
+        out.push(one(
+            format!("lang-zh-CN-sale-{cols}"),
+            width,
+            &layout(&sale, &cfg),
+            &cfg,
+            qr,
+        ));
+        let z = layout_z(&fixtures::z_report(), &cfg);
+        out.push(one(
+            format!("lang-zh-CN-z-report-{cols}"),
+            width,
+            &z,
+            &cfg,
+            None,
+        ));
+    }
+    let cfg = zh_shop(PaperWidth::Mm58, Language::ZhCn);
+    let offline = ReceiptData {
+        status: ReceiptStatus::ApprovedOffline,
+        method: PayMethod::OfflineCode,
+        channel: "p1".into(),
+        masked: "user ****5678".into(),
+        amount_minor: 350,
+        reprint: true,
+        ..fixtures::sale()
+    };
+    out.push(one(
+        "lang-zh-CN-sale-offline-32".into(),
+        PaperWidth::Mm58,
+        &layout(&offline, &cfg),
+        &cfg,
+        Some(offline.receipt_ref.clone()),
+    ));
+    let slip = PaySlip {
+        terminal_id: "T0001".into(),
+        txn_ref: "20261121-000043".into(),
+        amount_minor: 2_800,
+        currency: "CNY".into(),
+        exponent: 2,
+        qr: "00020101021226190015cn.example.pay520458125303156540528.005802CN5904Shop6008Shenzhen6304ABCD".into(),
+        at: fixtures::at(),
+        reprint: false,
+        printer_fault: false,
+    };
+    out.push(one(
+        "lang-zh-CN-pay-slip-32".into(),
+        PaperWidth::Mm58,
+        &layout_pay_slip(&slip, &cfg),
+        &cfg,
+        Some(slip.qr.clone()),
+    ));
+    for (name, encoding) in [
+        ("cp858", TextEncoding::Cp858),
+        ("ascii", TextEncoding::Ascii),
+    ] {
+        let cfg = ReceiptConfig {
+            language: Language::Es,
+            ..fixtures::config(PaperWidth::Mm58, encoding, true)
+        };
+        let refund = fixtures::transactions()
+            .into_iter()
+            .find(|(n, _)| *n == "refund")
+            .map(|(_, d)| d)
+            .expect("refund fixture");
+        out.push(one(
+            format!("lang-es-refund-{name}-32"),
+            PaperWidth::Mm58,
+            &layout(&refund, &cfg),
+            &cfg,
+            Some(refund.receipt_ref.clone()),
+        ));
+    }
+    let cfg = ReceiptConfig {
+        language: Language::Es,
+        ..fixtures::config(PaperWidth::Mm80, TextEncoding::Cp858, true)
+    };
+    let z = layout_z(&fixtures::z_report(), &cfg);
+    out.push(one(
+        "lang-es-z-report-48".into(),
+        PaperWidth::Mm80,
+        &z,
+        &cfg,
+        None,
+    ));
+    let epson = ReceiptConfig {
+        language: Language::ZhCn,
+        printer_model: posd_core::receipt::PrinterModel::EpsonTmT88,
+        ..fixtures::config(PaperWidth::Mm80, TextEncoding::Cp858, true)
+    };
+    out.push(one(
+        "lang-zh-CN-on-epson-sale-48".into(),
+        PaperWidth::Mm80,
+        &layout(&sale, &epson),
+        &epson,
+        Some(sale.receipt_ref.clone()),
+    ));
     out
 }
 
@@ -261,4 +395,109 @@ fn z_report_totals_per_currency() {
     assert!(text.contains("CNY 39,223.00"), "{text}");
     assert!(text.contains("Voids"), "{text}");
     assert!(text.contains("JPY 15,800"), "{text}");
+}
+
+fn case(name: &str) -> Case {
+    cases()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
+#[test]
+fn zh_cn_receipt_and_z_report_print_in_chinese_mode() {
+    for name in ["lang-zh-CN-sale-32", "lang-zh-CN-z-report-48"] {
+        let c = case(name);
+        // ESC @, then FS & (Chinese mode) before any text.
+        assert_eq!(&c.bytes[..4], &[0x1B, b'@', 0x1C, b'&'], "{name}");
+        assert!(!c.bytes.windows(2).any(|w| w == [0x1C, b'.']), "{name}");
+        let text = render_text(&c.bytes, &RenderOptions::for_width(c.width));
+        assert!(!text.contains('?'), "{name}: {text}");
+        if name.contains("sale") {
+            // "消费" and "交易成功" in GB18030, as the printer receives them.
+            assert!(
+                c.bytes.windows(4).any(|w| w == [0xCF, 0xFB, 0xB7, 0xD1]),
+                "{name}"
+            );
+            for want in [
+                "消费",
+                "交易成功",
+                "合计",
+                "微信支付",
+                "平台单号",
+                "客户存根",
+                "123.45",
+            ] {
+                assert!(text.contains(want), "{name}: no {want} in\n{text}");
+            }
+        } else {
+            for want in [
+                "结算报告",
+                "批次号",
+                "净额",
+                "成功, 未结算",
+                "CNY 39,223.00",
+            ] {
+                assert!(text.contains(want), "{name}: no {want} in\n{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_printer_without_chinese_mode_prints_english_labels_not_question_marks() {
+    let c = case("lang-zh-CN-on-epson-sale-48");
+    assert!(!c.bytes.windows(2).any(|w| w == [0x1C, b'&']));
+    let text = render_text(&c.bytes, &RenderOptions::for_width(c.width));
+    assert!(text.contains("SALE") && text.contains("APPROVED"), "{text}");
+    assert!(
+        text.contains("Host ref") && text.contains("WeChat Pay"),
+        "{text}"
+    );
+    assert!(!text.contains('?'), "{text}");
+}
+
+#[test]
+fn spanish_prints_its_accents_where_the_code_page_has_them_and_folds_them_on_ascii() {
+    let cp = render_text(
+        &case("lang-es-refund-cp858-32").bytes,
+        &RenderOptions::for_width(PaperWidth::Mm58),
+    );
+    assert!(cp.contains("DEVOLUCIÓN") && cp.contains("Código"), "{cp}");
+    let ascii = render_text(
+        &case("lang-es-refund-ascii-32").bytes,
+        &RenderOptions::for_width(PaperWidth::Mm58),
+    );
+    assert!(
+        ascii.contains("DEVOLUCION") && ascii.contains("Codigo"),
+        "{ascii}"
+    );
+    assert!(!ascii.contains('?'), "{ascii}");
+}
+
+/// The zh-CN sale and Z report as pictures: `docs/receipts/*-zh-CN-58mm.png` are the renderer's
+/// output for the golden bytes (CJK from GNU Unifont, in the tree through the `unifont` crate);
+/// `UPDATE_GOLDEN=1` rewrites them.
+#[test]
+fn zh_cn_pngs_match_the_golden_pictures() {
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/receipts");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    for (name, file) in [
+        ("lang-zh-CN-sale-32", "sale-zh-CN-58mm.png"),
+        ("lang-zh-CN-z-report-32", "z-report-zh-CN-58mm.png"),
+    ] {
+        let c = case(name);
+        let opts = RenderOptions::for_width(c.width);
+        let path = docs.join(file);
+        if update {
+            std::fs::write(&path, render_png(&c.bytes, &opts).unwrap()).unwrap();
+            continue;
+        }
+        let want = image::open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()))
+            .to_luma8();
+        let got = render_image(&c.bytes, &opts);
+        assert_eq!(got.dimensions(), want.dimensions(), "{file}");
+        assert!(got.as_raw() == want.as_raw(), "{file}: pixels differ");
+    }
 }

@@ -55,6 +55,9 @@ pub struct TerminalConfig {
     pub currency: Currency,
     /// Where the journal (SQLite) lives.
     pub state_dir: PathBuf,
+    /// The shop's language: every word a cashier, a customer or a receipt reader sees
+    /// (`en`, `zh-CN`, `es`; docs/languages.md). Pushable; applied without a restart.
+    pub language: posd_core::i18n::Language,
     /// The shop's offset from UTC in seconds (28800 for China), for receipts.
     pub utc_offset_s: i32,
 }
@@ -72,6 +75,7 @@ impl Default for TerminalConfig {
             id: String::new(),
             currency: default_currency(),
             state_dir: default_state_dir(),
+            language: posd_core::i18n::Language::En,
             utc_offset_s: 0,
         }
     }
@@ -755,7 +759,7 @@ impl Config {
                 });
             }
         }
-        let cfg = Config {
+        let mut cfg = Config {
             terminal: section(&table, "terminal", &mut problems, &mut failed),
             broker: section(&table, "broker", &mut problems, &mut failed),
             control: section(&table, "control", &mut problems, &mut failed),
@@ -772,6 +776,8 @@ impl Config {
             card: section(&table, "card", &mut problems, &mut failed),
             retention: section(&table, "retention", &mut problems, &mut failed),
         };
+        // The words on paper follow the shop's language (`[terminal] language`).
+        cfg.receipt.language = cfg.terminal.language;
         // Each problem once: a section that did not parse was reported; its defaults are not
         // checked again (no "terminal.id: missing" after a bad terminal.currency).
         problems.extend(cfg.validate().into_iter().filter(|p| {

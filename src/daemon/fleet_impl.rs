@@ -47,6 +47,7 @@ impl ApplyConfig for EngineApplier {
         done.await
             .map_err(|_| "the engine is stopping".to_string())?;
         crate::logging::init(&new.logging.level);
+        crate::lang::set(new.terminal.language);
         Ok(())
     }
 

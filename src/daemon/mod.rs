@@ -42,6 +42,7 @@ pub async fn run(
     // Fleet (issue 8): the local file overlaid with the last applied push.
     let local = cfg;
     let (cfg, fleet_view) = crate::fleet::startup(&store, &local).await;
+    crate::lang::set(cfg.terminal.language);
     let patterns = posd_core::codes::Patterns::new(cfg.codes.clone())
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     let offline = OfflineRuntime::from_config(&cfg.offline, cfg.terminal.currency)
@@ -497,7 +498,7 @@ fn forward_printer_to_ui(
                     }
                     last = Some(key);
                     let _ = ui.send(UiEvent::Printer {
-                        text: posd_core::display::printer_text(&h),
+                        text: posd_core::display::printer_text_in(&h, crate::lang::current()),
                         ok: !h.state.is_fault(),
                     });
                 }
@@ -559,7 +560,10 @@ fn spawn_console(
                 ev = ui.recv() => ev,
             };
             match ev {
-                Ok(ev) => println!("{}", posd_core::display::console_text(&ev)),
+                Ok(ev) => println!(
+                    "{}",
+                    posd_core::display::console_text_in(&ev, crate::lang::current())
+                ),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             }

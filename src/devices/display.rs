@@ -55,7 +55,7 @@ pub fn run_vfd(
                 // Printer trouble is for the cashier, not the customer.
                 Ok(ev) if !ev.for_customer() => {}
                 Ok(ev) => {
-                    want = vfd::frame_for(&ev);
+                    want = vfd::frame_for_in(&ev, crate::lang::current());
                     back_to_idle =
                         matches!(ev, UiEvent::Result { .. }).then(|| Instant::now() + RESULT_HOLD);
                 }

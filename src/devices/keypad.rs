@@ -13,11 +13,17 @@ use crate::config::devices::KeypadConfig;
 use crate::engine::EngineMsg;
 use posd_core::cashier::{Action, Cashier, CashierConfig, Input, PayMethod, Screen};
 use posd_core::display::UiEvent;
+use posd_core::i18n::Msg;
 use posd_core::money::Currency;
 use posd_core::txn::SaleOutcome;
 
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// `m` in the shop's language now.
+fn t(m: Msg) -> String {
+    posd_core::i18n::text(crate::lang::current(), m).to_string()
+}
 
 /// What a UI event from the engine means for the keypad's machine.
 pub fn ui_input(ev: &UiEvent, currency: Currency) -> Option<Input> {
@@ -30,14 +36,14 @@ pub fn ui_input(ev: &UiEvent, currency: Currency) -> Option<Input> {
         }
         UiEvent::Processing { what, .. } => Some(Input::Pending { text: what.clone() }),
         UiEvent::CustomerConfirming { .. } => Some(Input::Pending {
-            text: "Customer confirming".into(),
+            text: t(Msg::KeyCustomerConfirming),
         }),
         UiEvent::Result { text, approved, .. } => Some(Input::Outcome {
             approved: *approved,
             text: text.clone(),
         }),
         UiEvent::ShowQr { .. } => Some(Input::Pending {
-            text: "Customer scans QR".into(),
+            text: t(Msg::KeyCustomerScansQr),
         }),
         UiEvent::Notice { .. } | UiEvent::Printer { .. } => None,
     }
@@ -55,7 +61,7 @@ fn outcome_input(r: Result<posd_core::control::SaleReply, crate::engine::SaleErr
         Ok(reply) => match reply.outcome {
             SaleOutcome::Approved { .. } => Input::Outcome {
                 approved: true,
-                text: "Paid".into(),
+                text: t(Msg::KeyPaid),
             },
             SaleOutcome::Declined { reason }
             | SaleOutcome::Cancelled { reason }
@@ -146,7 +152,7 @@ fn perform(
                     }
                     let text = match rx.await {
                         Ok(Ok(r)) => match r.outcome {
-                            SaleOutcome::Approved { .. } => "Refunded".to_string(),
+                            SaleOutcome::Approved { .. } => t(Msg::KeyRefunded),
                             SaleOutcome::Declined { reason }
                             | SaleOutcome::Cancelled { reason }
                             | SaleOutcome::Pending { reason } => reason,
@@ -162,14 +168,14 @@ fn perform(
                 let printer = printer.cloned();
                 tokio::spawn(async move {
                     let text = match printer {
-                        None => "No printer".to_string(),
+                        None => t(Msg::KeyNoPrinter),
                         Some(p) => match p.reprint(None).await {
-                            Ok(_) => "Reprint queued".to_string(),
+                            Ok(_) => t(Msg::KeyReprintQueued),
                             Err(e) => {
                                 log::info!("keypad reprint: {e}");
                                 match e {
                                     crate::printq::ReprintError::NotFound => {
-                                        "No receipt yet".into()
+                                        t(Msg::KeyNoReceiptYet)
                                     }
                                     other => other.to_string(),
                                 }
@@ -188,7 +194,11 @@ fn perform(
                         return;
                     }
                     let text = match rx.await {
-                        Ok(Ok(r)) => format!("Batch {} closed", r.report.batch_no),
+                        Ok(Ok(r)) => posd_core::i18n::tr(
+                            crate::lang::current(),
+                            Msg::KeyBatchClosed,
+                            &[("batch", &r.report.batch_no)],
+                        ),
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => return,
                     };
@@ -197,7 +207,7 @@ fn perform(
             }
             Action::Status => {
                 let _ = done.try_send(Input::OperationDone {
-                    text: "See posctl status".into(),
+                    text: t(Msg::KeySeeStatus),
                 });
             }
         }
@@ -243,6 +253,7 @@ pub async fn run<O: Opener>(
         result_ms: cfg.result_ms,
         pin_min_len: cfg.pin_min_len,
         pin_max_len: cfg.pin_max_len,
+        language: crate::lang::current(),
     });
     let start = Instant::now();
     let rescan = Duration::from_millis(cfg.rescan_ms.max(10));
@@ -295,6 +306,8 @@ pub async fn run<O: Opener>(
             _ = tick.tick() => Some(Input::Tick),
         };
         if let Some(input) = input {
+            // A pushed language shows from the next screen on.
+            cashier.set_language(crate::lang::current());
             let actions = cashier.handle(input, now_ms(start));
             perform(actions, currency, &engine, &ui, printer.as_ref(), &done_tx);
         }

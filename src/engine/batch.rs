@@ -26,7 +26,7 @@ impl Engine {
         self.p.link.kick();
         log::info!(txn_id = t.id.to_string(), seq = seq; "batch closed");
         self.ui(UiEvent::Notice {
-            text: "Batch closed\nZ report printed".into(),
+            text: super::say(posd_core::i18n::Msg::NoticeBatchClosed),
         });
         Ok(BatchReply {
             txn_id: t.id.to_string(),

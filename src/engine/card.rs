@@ -28,12 +28,12 @@ impl Engine {
         zeroize::Zeroize::zeroize(&mut swipe);
         let card = match parsed {
             Ok(c) => c,
-            Err(e) => return refuse(self, format!("card not read: {e}"), reply),
+            Err(e) => return refuse(self, super::say(e.msg()), reply),
         };
         let now = now_ms();
         let (year, month) = local_year_month(now, self.p.card.utc_offset_s);
         if let Err(e) = card.check(year, month, self.p.card.chip_reader) {
-            return refuse(self, e.to_string(), reply);
+            return refuse(self, super::say(e.msg()), reply);
         }
         let Some(host_key) = self.p.card.host_key else {
             return refuse(
@@ -81,16 +81,20 @@ impl Engine {
         match card_path(online, &self.p.card.saf, amount, queued, oldest, now) {
             CardPath::Online => {
                 let (m, actions) = OnlineSale::start_card(txn, card_json, self.p.policy, now);
-                self.launch(Flow::Online(m), actions, reply, "authorizing the card")
-                    .await;
+                self.launch(
+                    Flow::Online(m),
+                    actions,
+                    reply,
+                    &super::say(posd_core::i18n::Msg::DoingAuthorizeCard),
+                )
+                .await;
                 return;
             }
             CardPath::Refuse(r) => {
                 log::info!("card store-and-forward refused: {}", r.code());
-                self.ui(UiEvent::Notice {
-                    text: r.to_string(),
-                });
-                let _ = reply.send(Err(SaleError::HostUnreachable(r.to_string())));
+                let text = super::say(r.msg());
+                self.ui(UiEvent::Notice { text: text.clone() });
+                let _ = reply.send(Err(SaleError::HostUnreachable(text)));
                 return;
             }
             CardPath::StoreAndForward => {}
@@ -110,7 +114,7 @@ impl Engine {
         }
         self.ui(UiEvent::Result {
             txn_id: txn.id.to_string(),
-            text: "APPROVED (STORED)".into(),
+            text: super::say(posd_core::i18n::Msg::ResultApprovedStored),
             approved: true,
         });
         let _ = reply.send(Ok(SaleReply::of(

@@ -26,6 +26,7 @@ use crate::clock::now_ms;
 use crate::store::StoreError;
 use posd_core::control::{BatchReply, CurrentReply, SaleMethod, SaleReply};
 use posd_core::display::UiEvent;
+use posd_core::i18n::Msg;
 use posd_core::money::Currency;
 use posd_core::order::MerchantOrder;
 use posd_core::protocol::{RespStatus, Response};
@@ -39,11 +40,22 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+/// `m` in the shop's language now (`posd_core::i18n`, `crate::lang`).
+pub(crate) fn say(m: Msg) -> String {
+    posd_core::i18n::text(crate::lang::current(), m).to_string()
+}
+
+/// `m` with its values, in the shop's language now.
+pub(crate) fn say_with(m: Msg, args: &[(&str, &dyn std::fmt::Display)]) -> String {
+    posd_core::i18n::tr(crate::lang::current(), m, args)
+}
+
 /// Why a sale could not be started or completed.
 #[derive(Debug, thiserror::Error)]
 pub enum SaleError {
     /// The till's rules said no (busy, limits, PIN, host needed, batch preconditions).
-    #[error(transparent)]
+    /// In the shop's language; its `code` stays English.
+    #[error("{}", .0.text(crate::lang::current()))]
     Till(#[from] TillRefusal),
     #[error("{0}")]
     Code(String),
@@ -561,12 +573,19 @@ impl Engine {
                     };
                     let t = m.txn();
                     let refund = t.kind == TxnKind::Refund;
+                    let with = |m, reason: &String| say_with(m, &[("reason", reason)]);
                     let (text, approved) = match &outcome {
-                        SaleOutcome::Approved { .. } if refund => ("REFUNDED".to_string(), true),
-                        SaleOutcome::Approved { .. } => ("APPROVED".to_string(), true),
-                        SaleOutcome::Declined { reason } => (format!("DECLINED: {reason}"), false),
-                        SaleOutcome::Cancelled { reason } => (format!("NOT PAID: {reason}"), false),
-                        SaleOutcome::Pending { reason } => (format!("PENDING: {reason}"), false),
+                        SaleOutcome::Approved { .. } if refund => (say(Msg::ResultRefunded), true),
+                        SaleOutcome::Approved { .. } => (say(Msg::ResultApproved), true),
+                        SaleOutcome::Declined { reason } => {
+                            (with(Msg::ResultDeclined, reason), false)
+                        }
+                        SaleOutcome::Cancelled { reason } => {
+                            (with(Msg::ResultNotPaid, reason), false)
+                        }
+                        SaleOutcome::Pending { reason } => {
+                            (with(Msg::ResultPending, reason), false)
+                        }
                     };
                     self.ui(UiEvent::Result {
                         txn_id: id.to_string(),

@@ -36,7 +36,7 @@ impl Engine {
             refuse(
                 self,
                 "offline_disabled",
-                "Offline not accepted",
+                &super::say(posd_core::i18n::Msg::OfflineNotAccepted),
                 "this terminal does not accept offline codes".into(),
                 reply,
             );
@@ -50,7 +50,7 @@ impl Engine {
                 refuse(
                     self,
                     r.code(),
-                    r.short_message(),
+                    &super::say(r.short_msg()),
                     r.message_in(currency),
                     reply,
                 );
@@ -95,7 +95,7 @@ impl Engine {
             refuse(
                 self,
                 r.code(),
-                r.short_message(),
+                &super::say(r.short_msg()),
                 r.message_in(currency),
                 reply,
             );
@@ -134,7 +134,7 @@ impl Engine {
                 refuse(
                     self,
                     "counter_replayed",
-                    "Code already used",
+                    &super::say(posd_core::i18n::Msg::OfflineCodeUsed),
                     "this code was already used".into(),
                     reply,
                 );
@@ -147,7 +147,7 @@ impl Engine {
         }
         self.ui(UiEvent::Result {
             txn_id: txn.id.to_string(),
-            text: "APPROVED OFFLINE".into(),
+            text: super::say(posd_core::i18n::Msg::ResultApprovedOffline),
             approved: true,
         });
         let _ = reply.send(Ok(SaleReply::of(

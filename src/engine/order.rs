@@ -74,7 +74,7 @@ impl Engine {
             Flow::Order(m),
             actions,
             reply,
-            "waiting for the customer to pay",
+            &super::say(posd_core::i18n::Msg::DoingWaitCustomerPay),
         )
         .await;
     }

@@ -36,7 +36,7 @@ impl Engine {
         }
         if req.original.is_none() {
             self.ui(UiEvent::Notice {
-                text: "Refund\nScan the receipt".into(),
+                text: super::say(posd_core::i18n::Msg::NoticeRefundScanReceipt),
             });
             self.till.wait_for(Awaiting::Receipt {
                 amount: req.amount,
@@ -142,8 +142,13 @@ impl Engine {
             let _ = reply.send(Err(SaleError::Refused("refund without keys".into())));
             return;
         };
-        self.launch(Flow::Refund(m), actions, reply, "refunding")
-            .await;
+        self.launch(
+            Flow::Refund(m),
+            actions,
+            reply,
+            &super::say(posd_core::i18n::Msg::DoingRefund),
+        )
+        .await;
     }
 
     pub(super) async fn void(&mut self, original: String, reply: Reply) {
@@ -171,7 +176,7 @@ impl Engine {
                 self.p.link.kick();
                 self.ui(UiEvent::Result {
                     txn_id: t.id.to_string(),
-                    text: "VOIDED".into(),
+                    text: super::say(posd_core::i18n::Msg::ResultVoided),
                     approved: true,
                 });
                 let _ = reply.send(Ok(SaleReply::of(

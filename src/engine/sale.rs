@@ -81,7 +81,7 @@ impl Engine {
                     let mut text = text;
                     zeroize::Zeroize::zeroize(&mut text);
                     self.ui(UiEvent::Notice {
-                        text: "Scan the receipt's QR code".into(),
+                        text: super::say(posd_core::i18n::Msg::NoticeScanReceiptQr),
                     });
                     self.till.wait_for(Awaiting::Receipt {
                         amount,
@@ -95,7 +95,7 @@ impl Engine {
                 let mut text = text;
                 zeroize::Zeroize::zeroize(&mut text);
                 self.ui(UiEvent::Notice {
-                    text: "No sale in progress".into(),
+                    text: super::say(posd_core::i18n::Msg::NoticeNoSale),
                 });
             }
         }
@@ -225,7 +225,7 @@ impl Engine {
             Flow::Online(m),
             actions,
             reply,
-            "asking the payment platform",
+            &super::say(posd_core::i18n::Msg::DoingAskPlatform),
         )
         .await;
     }

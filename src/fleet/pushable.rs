@@ -37,6 +37,11 @@ pub struct Pushable {
 /// The documented allow-list (docs/fleet.md repeats it).
 pub const PUSHABLE: &[Pushable] = &[
     Pushable {
+        path: "terminal.language",
+        takes: Takes::Now,
+        what: "the shop's language (en, zh-CN, es): screens, refusals, receipts",
+    },
+    Pushable {
         path: "limits.max_sale_amount",
         takes: Takes::Now,
         what: "largest sale, minor units",
@@ -441,6 +446,29 @@ mod tests {
                 "offline.issuer_keys"
             ]
         );
+    }
+
+    #[test]
+    fn the_language_is_pushable_at_once_and_checked() {
+        use posd_core::i18n::Language;
+        let l = local();
+        let m = merge(&l, &obj(json!({"terminal": {"language": "zh-CN"}}))).unwrap();
+        assert_eq!(m.terminal.language, Language::ZhCn);
+        assert_eq!(m.receipt.language, Language::ZhCn, "receipts follow it");
+        assert_eq!(m.terminal.id, l.terminal.id);
+        assert!(!check_keys(&obj(json!({"terminal": {"language": "es"}}))).unwrap());
+        let e = merge(&l, &obj(json!({"terminal": {"language": "fr"}}))).unwrap_err();
+        assert_eq!(e.code(), "invalid_config");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("terminal.language") && msg.contains("\"zh-CN\""),
+            "{msg}"
+        );
+        let e = merge(&l, &obj(json!({"terminal": {"language": "es", "id": "X"}}))).unwrap_err();
+        let PushError::NotPushable(keys) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(keys, ["terminal.id"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! [`Input::SaleStarted`], so the keypad's Cancel cancels *that* sale: there is one sale.
 //! Amounts are integer minor units keyed digit by digit against the currency's exponent.
 
+use super::i18n::{text, tr, Language, Msg};
 use super::money::Currency;
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +139,8 @@ pub struct CashierConfig {
     pub result_ms: u64,
     pub pin_min_len: usize,
     pub pin_max_len: usize,
+    /// The words on the screens ([`crate::i18n`]).
+    pub language: Language,
 }
 
 /// The amount being keyed.
@@ -213,6 +216,15 @@ impl Cashier {
         }
     }
 
+    /// Switches the screens' language (a pushed configuration); the next screen uses it.
+    pub fn set_language(&mut self, lang: Language) {
+        self.cfg.language = lang;
+    }
+
+    fn t(&self, m: Msg) -> &'static str {
+        text(self.cfg.language, m)
+    }
+
     pub fn state(&self) -> &State {
         &self.state
     }
@@ -221,11 +233,14 @@ impl Cashier {
     pub fn screen(&self) -> Screen {
         let cur = self.cfg.currency;
         match &self.state {
-            State::Idle => Screen::new("Ready", "Enter amount"),
-            State::Amount(e) => Screen::new(format!("Amount {cur}"), e.text()),
+            State::Idle => Screen::new(self.t(Msg::KeyReady), self.t(Msg::KeyEnterAmount)),
+            State::Amount(e) => Screen::new(
+                tr(self.cfg.language, Msg::KeyAmount, &[("currency", &cur)]),
+                e.text(),
+            ),
             State::Method { amount, .. } => Screen::new(
                 format!("{} {cur}", cur.format(*amount)),
-                "1 Scan 2 QR 3 Card",
+                self.t(Msg::KeyMethods),
             ),
             State::Waiting(Awaiting::Sale {
                 amount,
@@ -233,15 +248,17 @@ impl Cashier {
             }) => Screen::new(
                 format!("{} {cur}", cur.format(*amount)),
                 if *cancel_requested {
-                    "Cancelling..."
+                    self.t(Msg::KeyCancelling)
                 } else {
-                    "Scan customer code"
+                    self.t(Msg::KeyScanCode)
                 },
             ),
-            State::Waiting(Awaiting::Operation(what)) => Screen::new(*what, "Please wait..."),
+            State::Waiting(Awaiting::Operation(what)) => {
+                Screen::new(*what, self.t(Msg::KeyPleaseWait))
+            }
             State::Result { .. } => Screen::new("", ""),
-            State::Menu => Screen::new("1 Refund 2 Reprint", "3 Close 4 Status"),
-            State::Pin(p) => Screen::new("Manager PIN", "*".repeat(p.len())),
+            State::Menu => Screen::new(self.t(Msg::KeyMenu1), self.t(Msg::KeyMenu2)),
+            State::Pin(p) => Screen::new(self.t(Msg::KeyManagerPin), "*".repeat(p.len())),
         }
     }
 
@@ -287,7 +304,12 @@ impl Cashier {
             },
             Input::Outcome { approved, text } => match &self.state {
                 State::Waiting(_) => {
-                    self.result(now_ms, if approved { "APPROVED" } else { "NOT PAID" }, text)
+                    let head = if approved {
+                        self.t(Msg::ResultApproved)
+                    } else {
+                        self.t(Msg::StatusNotPaid)
+                    };
+                    self.result(now_ms, head, text)
                 }
                 _ => vec![],
             },
@@ -362,7 +384,8 @@ impl Cashier {
             },
             Key::Point => {
                 if exp == 0 {
-                    return self.refuse(State::Amount(e), format!("No decimals in {cur}"));
+                    let why = tr(self.cfg.language, Msg::KeyNoDecimals, &[("currency", &cur)]);
+                    return self.refuse(State::Amount(e), why);
                 }
                 let mut n = e;
                 if n.frac_digits.is_none() {
@@ -395,7 +418,7 @@ impl Cashier {
                         _ => self.key_method(amount, e, k),
                     }
                 }
-                _ => self.refuse(State::Amount(e), "Enter an amount".into()),
+                _ => self.refuse(State::Amount(e), self.t(Msg::KeyAmountMissing).into()),
             },
             Key::Menu => {
                 self.state = State::Amount(e);
@@ -407,10 +430,14 @@ impl Cashier {
     /// The entry with one more digit, or why not (too many decimals, over the maximum).
     fn add_digit(&self, e: AmountEntry, d: u8) -> Result<AmountEntry, String> {
         let exp = self.cfg.currency.exponent();
-        let max = || format!("Max {}", self.cfg.currency.format(self.cfg.max_amount));
+        let lang = self.cfg.language;
+        let max = || {
+            let amount = self.cfg.currency.format(self.cfg.max_amount);
+            tr(lang, Msg::KeyMax, &[("amount", &amount)])
+        };
         let mut n = e;
         match n.frac_digits {
-            Some(k) if k >= exp => return Err(format!("Only {exp} decimals")),
+            Some(k) if k >= exp => return Err(tr(lang, Msg::KeyOnlyDecimals, &[("n", &exp)])),
             Some(k) => {
                 n.frac = n.frac * 10 + i64::from(d);
                 n.frac_digits = Some(k + 1);
@@ -475,9 +502,9 @@ impl Cashier {
     fn key_menu(&mut self, k: Key) -> Vec<Action> {
         let (op, name) = match k {
             Key::Digit(1) => return vec![self.enter(State::Pin(Pin::default()))],
-            Key::Digit(2) => (Action::Reprint, "Reprint"),
-            Key::Digit(3) => (Action::BatchClose, "Batch close"),
-            Key::Digit(4) => (Action::Status, "Status"),
+            Key::Digit(2) => (Action::Reprint, self.t(Msg::KeyReprint)),
+            Key::Digit(3) => (Action::BatchClose, self.t(Msg::KeyBatchClose)),
+            Key::Digit(4) => (Action::Status, self.t(Msg::KeyStatus)),
             Key::Cancel | Key::Menu | Key::Clear => return vec![self.enter(State::Idle)],
             _ => return vec![self.enter(State::Menu)],
         };
@@ -504,9 +531,10 @@ impl Cashier {
             Key::Cancel | Key::Menu => vec![self.enter(State::Idle)],
             Key::Enter => {
                 if p.len() < self.cfg.pin_min_len {
-                    return self.refuse(State::Pin(p), "PIN too short".into());
+                    return self.refuse(State::Pin(p), self.t(Msg::KeyPinTooShort).into());
                 }
-                let show = self.enter(State::Waiting(Awaiting::Operation("Refund")));
+                let refund = self.t(Msg::KeyRefund);
+                let show = self.enter(State::Waiting(Awaiting::Operation(refund)));
                 vec![Action::Refund { pin: p }, show]
             }
             _ => {

@@ -17,6 +17,7 @@ pub mod control;
 pub mod display;
 pub mod fleet;
 pub mod hid;
+pub mod i18n;
 pub mod money;
 pub mod order;
 pub mod outbox;

@@ -8,6 +8,7 @@
 
 use crate::card::saf::{saf_allowed, SafLimits, SafRefusal};
 use crate::codes::{self, CodeKind, Patterns};
+use crate::i18n::{text, tr, Language, Msg};
 use crate::money::Currency;
 use crate::txn::{Millis, Transaction};
 use uuid::Uuid;
@@ -44,6 +45,30 @@ pub enum TillRefusal {
 }
 
 impl TillRefusal {
+    /// What the cashier reads, in the shop's language (`Display` is the English text; the
+    /// machine [`code`](Self::code) never changes with the language).
+    pub fn text(&self, lang: Language) -> String {
+        match self {
+            TillRefusal::Busy => text(lang, Msg::RefuseBusy).to_string(),
+            TillRefusal::NoSale => text(lang, Msg::RefuseNoSale).to_string(),
+            TillRefusal::NotPositive => text(lang, Msg::RefuseNotPositive).to_string(),
+            TillRefusal::OverLimit { amount, limit } => tr(
+                lang,
+                Msg::RefuseOverLimit,
+                &[("amount", amount), ("limit", limit)],
+            ),
+            TillRefusal::Currency(c) => tr(lang, Msg::RefuseCurrency, &[("currency", c)]),
+            TillRefusal::WrongPin => text(lang, Msg::RefuseWrongPin).to_string(),
+            TillRefusal::PinLocked(s) => tr(lang, Msg::RefusePinLocked, &[("secs", s)]),
+            TillRefusal::NoPin => text(lang, Msg::RefuseNoPin).to_string(),
+            // The link's own words (built by the engine).
+            TillRefusal::HostUnreachable(why) => why.clone(),
+            TillRefusal::InFlight { count, ids } => {
+                tr(lang, Msg::RefuseInFlight, &[("count", count), ("ids", ids)])
+            }
+        }
+    }
+
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -358,6 +383,46 @@ mod tests {
 
     fn id(n: u8) -> Uuid {
         Uuid::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn refusals_speak_the_shop_language_and_keep_their_code() {
+        for r in [
+            TillRefusal::Busy,
+            TillRefusal::NoSale,
+            TillRefusal::NotPositive,
+            TillRefusal::OverLimit {
+                amount: "9.00".into(),
+                limit: "5.00".into(),
+            },
+            TillRefusal::Currency("USD".into()),
+            TillRefusal::WrongPin,
+            TillRefusal::PinLocked(60),
+            TillRefusal::NoPin,
+            TillRefusal::InFlight {
+                count: 2,
+                ids: "a, b".into(),
+            },
+        ] {
+            assert_eq!(r.text(Language::En), r.to_string(), "{r:?}");
+            let zh = r.text(Language::ZhCn);
+            let es = r.text(Language::Es);
+            assert_ne!(zh, r.to_string(), "{r:?}");
+            assert_ne!(es, r.to_string(), "{r:?}");
+            assert!(
+                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{zh}"
+            );
+        }
+        let over = TillRefusal::OverLimit {
+            amount: "9.00".into(),
+            limit: "5.00".into(),
+        };
+        assert_eq!(over.code(), "over_limit");
+        assert_eq!(
+            over.text(Language::Es),
+            "el importe 9.00 supera el límite 5.00"
+        );
     }
 
     #[test]

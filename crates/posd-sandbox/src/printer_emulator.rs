@@ -244,6 +244,16 @@ impl PrinterEmulator {
         lock(&self.state).printed.clone()
     }
 
+    /// What was printed, as the text on the paper: decoded the way the printer prints it
+    /// (`FS &` / `FS .` switch its Chinese mode, GB18030 two-byte characters in it, `ESC t` code
+    /// pages outside it; QR codes as `[QR ...]`), so a test reads the real words.
+    pub fn printed_text(&self, width: posd_core::receipt::PaperWidth) -> String {
+        posd_core::receipt::render_text(
+            &self.printed(),
+            &posd_core::receipt::RenderOptions::for_width(width),
+        )
+    }
+
     /// Every job byte received (real-time requests excluded), printed or still buffered.
     pub fn received(&self) -> Vec<u8> {
         lock(&self.state).received.clone()

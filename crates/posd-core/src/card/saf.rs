@@ -4,6 +4,7 @@
 //! the configuration enables it (off by default). The decision is a pure function of the limits,
 //! the amount, the queue's state and the time, so the engine asks it and tests pin every edge.
 
+use crate::i18n::Msg;
 use serde::Deserialize;
 
 /// Store-and-forward limits (config). The default is disabled with every limit at zero.
@@ -55,6 +56,20 @@ impl SafRefusal {
     }
 }
 
+impl SafRefusal {
+    /// The cashier's text in the catalogue (`Display` is the English one).
+    #[must_use]
+    pub fn msg(&self) -> Msg {
+        match self {
+            SafRefusal::Disabled => Msg::CardSafDisabled,
+            SafRefusal::BadAmount => Msg::CardSafBadAmount,
+            SafRefusal::OverFloorLimit => Msg::CardSafOverFloor,
+            SafRefusal::QueueFull => Msg::CardSafQueueFull,
+            SafRefusal::QueueTooOld => Msg::CardSafQueueOld,
+        }
+    }
+}
+
 /// Whether a sale of `amount` (minor units) may be stored, with `queued_count` sales already
 /// waiting, the oldest queued at `oldest_queued_at_s` (Unix seconds; `None` for an empty queue),
 /// at `now_s`. Checked in this order: enabled, amount > 0, amount ≤ floor limit,
@@ -92,6 +107,20 @@ pub fn saf_allowed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalogue_says_in_english_what_display_says() {
+        use crate::i18n::{text, Language};
+        for r in [
+            SafRefusal::Disabled,
+            SafRefusal::BadAmount,
+            SafRefusal::OverFloorLimit,
+            SafRefusal::QueueFull,
+            SafRefusal::QueueTooOld,
+        ] {
+            assert_eq!(text(Language::En, r.msg()), r.to_string());
+        }
+    }
 
     const NOW: u64 = 1_770_000_000;
 

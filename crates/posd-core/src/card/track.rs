@@ -68,6 +68,24 @@ pub enum CardError {
 }
 
 impl CardError {
+    /// The cashier's text in the catalogue (`Display` is the English one).
+    #[must_use]
+    pub fn msg(&self) -> crate::i18n::Msg {
+        use crate::i18n::Msg;
+        match self {
+            CardError::Truncated => Msg::CardTruncated,
+            CardError::Garbled => Msg::CardGarbled,
+            CardError::PanLength => Msg::CardPanLength,
+            CardError::Luhn => Msg::CardLuhn,
+            CardError::MissingExpiry => Msg::CardMissingExpiry,
+            CardError::BadExpiry => Msg::CardBadExpiry,
+            CardError::TrackMismatch => Msg::CardTrackMismatch,
+            CardError::Expired => Msg::CardExpired,
+            CardError::ServiceCode => Msg::CardServiceCode,
+            CardError::UseChip => Msg::CardUseChip,
+        }
+    }
+
     /// A stable reason code for journals and the host.
     #[must_use]
     pub fn code(&self) -> &'static str {
@@ -471,6 +489,25 @@ fn brand_of(pan: &str) -> Brand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalogue_says_in_english_what_display_says() {
+        use crate::i18n::{text, Language};
+        for e in [
+            CardError::Truncated,
+            CardError::Garbled,
+            CardError::PanLength,
+            CardError::Luhn,
+            CardError::MissingExpiry,
+            CardError::BadExpiry,
+            CardError::TrackMismatch,
+            CardError::Expired,
+            CardError::ServiceCode,
+            CardError::UseChip,
+        ] {
+            assert_eq!(text(Language::En, e.msg()), e.to_string());
+        }
+    }
     use proptest::prelude::*;
 
     const VISA: &str = "4111111111111111";

@@ -26,6 +26,7 @@ use thiserror::Error;
 
 use super::currency::Currency;
 use super::p1::{Credential, P1Code, P1Error, PublicKey};
+use crate::i18n::Msg;
 use sha2::{Digest, Sha256};
 
 /// How long a code is valid after the phone made it, before skew (DESIGN: "every ≤ 60 s").
@@ -224,31 +225,40 @@ impl OfflineReject {
         }
     }
 
-    /// A message of at most 20 characters for a customer display.
+    /// A message of at most 20 characters for a customer display (English).
     #[must_use]
     pub fn short_message(&self) -> &'static str {
+        crate::i18n::text(crate::i18n::Language::En, self.short_msg())
+    }
+
+    /// The customer display's message in the catalogue, for any language
+    /// ([`crate::i18n::text`]).
+    #[must_use]
+    pub fn short_msg(&self) -> Msg {
         match self {
-            OfflineReject::Malformed(P1Error::UnsupportedVersion(_)) => "Code version unknown",
-            OfflineReject::Malformed(_) => "Code unreadable",
-            OfflineReject::UnknownIssuerKey(_) => "Issuer key unknown",
-            OfflineReject::RetiredIssuerKey(_) => "Issuer key retired",
-            OfflineReject::BadIssuerSignature | OfflineReject::BadUserKey => "Invalid credential",
-            OfflineReject::BadUserSignature => "Invalid code",
-            OfflineReject::CurrencyMismatch { .. } => "Wrong currency",
-            OfflineReject::CredentialNotYetValid { .. } => "Wallet not yet valid",
-            OfflineReject::CredentialExpired { .. } => "Wallet expired",
-            OfflineReject::CodeTooOld { .. } => "Code expired",
-            OfflineReject::CodeFromFuture { .. } => "Check phone clock",
-            OfflineReject::ClockUntrusted => "Offline unavailable",
-            OfflineReject::Denylisted => "Wallet blocked",
-            OfflineReject::CounterReplayed { .. } => "Code already used",
-            OfflineReject::InvalidAmount => "Invalid amount",
-            OfflineReject::OverCredentialMax { .. } => "Over wallet limit",
-            OfflineReject::OverTxnLimit { .. } => "Over offline limit",
-            OfflineReject::OverDailyLimit { .. } => "Daily limit reached",
+            OfflineReject::Malformed(P1Error::UnsupportedVersion(_)) => Msg::OfflineVersionUnknown,
+            OfflineReject::Malformed(_) => Msg::OfflineUnreadable,
+            OfflineReject::UnknownIssuerKey(_) => Msg::OfflineIssuerUnknown,
+            OfflineReject::RetiredIssuerKey(_) => Msg::OfflineIssuerRetired,
+            OfflineReject::BadIssuerSignature | OfflineReject::BadUserKey => {
+                Msg::OfflineBadCredential
+            }
+            OfflineReject::BadUserSignature => Msg::OfflineBadCode,
+            OfflineReject::CurrencyMismatch { .. } => Msg::OfflineWrongCurrency,
+            OfflineReject::CredentialNotYetValid { .. } => Msg::OfflineNotYetValid,
+            OfflineReject::CredentialExpired { .. } => Msg::OfflineWalletExpired,
+            OfflineReject::CodeTooOld { .. } => Msg::OfflineCodeExpired,
+            OfflineReject::CodeFromFuture { .. } => Msg::OfflineCheckPhoneClock,
+            OfflineReject::ClockUntrusted => Msg::OfflineUnavailable,
+            OfflineReject::Denylisted => Msg::OfflineWalletBlocked,
+            OfflineReject::CounterReplayed { .. } => Msg::OfflineCodeUsed,
+            OfflineReject::InvalidAmount => Msg::OfflineInvalidAmount,
+            OfflineReject::OverCredentialMax { .. } => Msg::OfflineOverWallet,
+            OfflineReject::OverTxnLimit { .. } => Msg::OfflineOverTxn,
+            OfflineReject::OverDailyLimit { .. } => Msg::OfflineDailyLimit,
             OfflineReject::UnsyncedCountLimit { .. }
             | OfflineReject::UnsyncedAmountLimit { .. }
-            | OfflineReject::UnsyncedAgeLimit { .. } => "Offline limit full",
+            | OfflineReject::UnsyncedAgeLimit { .. } => Msg::OfflineFull,
         }
     }
 }

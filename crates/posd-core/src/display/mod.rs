@@ -1,11 +1,13 @@
 //! What the cashier and the customer see: the till's UI events and how each display shows
-//! them (a console line, a 2x20 customer display frame, a QR in half blocks).
+//! them (a console line, a 2x20 customer display frame, a QR in half blocks), in the shop's
+//! language (`*_in` functions; the catalogue is [`crate::i18n`]).
 //!
 //! Pure: the shells (the console task, the VFD thread) only move these texts and bytes.
 
 pub mod vfd;
 
 use crate::control::{PrinterHealth, PrinterState};
+use crate::i18n::{text, tr, Language, Msg};
 use serde::Serialize;
 
 /// What the cashier and customer should see (console, customer display).
@@ -51,10 +53,16 @@ impl UiEvent {
 }
 
 /// What the cashier reads about the printer (after "printer: "): its state and the fix, and
-/// how many jobs wait. Also the printer's entry in the status document's `devices`.
+/// how many jobs wait. Also the printer's entry in the status document's `devices` (English).
 pub fn printer_text(h: &PrinterHealth) -> String {
+    printer_text_in(h, Language::En)
+}
+
+/// [`printer_text`] in the shop's language.
+pub fn printer_text_in(h: &PrinterHealth, lang: Language) -> String {
+    let t = |m| text(lang, m);
     let near_end = if h.paper_near_end {
-        " — paper near its end: have a new roll ready"
+        t(Msg::PrinterNearEndSuffix)
     } else {
         ""
     };
@@ -63,65 +71,61 @@ pub fn printer_text(h: &PrinterHealth) -> String {
         .as_deref()
         .map(|d| format!(" ({d})"))
         .unwrap_or_default();
-    let mut text = match h.state {
-        PrinterState::Unknown => "not checked yet".to_string(),
-        PrinterState::Ok => format!("ok{near_end}"),
-        PrinterState::PaperNearEnd => {
-            "paper near its end — have a new roll ready (printing goes on)".to_string()
-        }
-        PrinterState::Printing => format!("printing{near_end}"),
-        PrinterState::PaperOut => "paper out — load a new roll".to_string(),
-        PrinterState::CoverOpen => "cover open — close the cover".to_string(),
-        PrinterState::Offline => {
-            "offline — check the paper and the cover, or press its feed button once".to_string()
-        }
-        PrinterState::Error => {
-            "error (cutter, head temperature or mechanism) — switch it off and on".to_string()
-        }
-        PrinterState::NotAnswering => {
-            format!("not answering — check its power and cable{detail}")
-        }
-        PrinterState::Unreachable => {
-            format!("unreachable — check its power, cable and address{detail}")
-        }
-        PrinterState::Unchecked => {
-            format!("gives no status — printing without checks{near_end}")
-        }
+    let mut out = match h.state {
+        PrinterState::Unknown => t(Msg::PrinterNotChecked).to_string(),
+        PrinterState::Ok => format!("{}{near_end}", t(Msg::PrinterOk)),
+        PrinterState::PaperNearEnd => t(Msg::PrinterPaperNearEnd).to_string(),
+        PrinterState::Printing => format!("{}{near_end}", t(Msg::PrinterPrinting)),
+        PrinterState::PaperOut => t(Msg::PrinterPaperOut).to_string(),
+        PrinterState::CoverOpen => t(Msg::PrinterCoverOpen).to_string(),
+        PrinterState::Offline => t(Msg::PrinterOffline).to_string(),
+        PrinterState::Error => t(Msg::PrinterError).to_string(),
+        PrinterState::NotAnswering => tr(lang, Msg::PrinterNotAnswering, &[("detail", &detail)]),
+        PrinterState::Unreachable => tr(lang, Msg::PrinterUnreachable, &[("detail", &detail)]),
+        PrinterState::Unchecked => format!("{}{near_end}", t(Msg::PrinterUnchecked)),
     };
     if h.state.is_fault() && h.waiting > 0 {
         if h.waiting == 1 {
-            text.push_str("; 1 job waits and prints by itself");
+            out.push_str(t(Msg::PrinterOneJobWaits));
         } else {
-            text.push_str(&format!(
-                "; {} jobs wait and print by themselves",
-                h.waiting
-            ));
+            out.push_str(&tr(lang, Msg::PrinterJobsWait, &[("n", &h.waiting)]));
         }
     }
-    text
+    out
 }
 
-/// One clean console line (or two, for a keypad screen) per UI event.
+/// One clean console line (or two, for a keypad screen) per UI event, in English.
 pub fn console_text(ev: &UiEvent) -> String {
+    console_text_in(ev, Language::En)
+}
+
+/// [`console_text`] in the shop's language (the texts inside events are already in it).
+pub fn console_text_in(ev: &UiEvent, lang: Language) -> String {
     match ev {
-        UiEvent::AwaitingCode { amount } => format!("[till] {amount} — scan the customer's code"),
+        UiEvent::AwaitingCode { amount } => {
+            format!(
+                "[till] {}",
+                tr(lang, Msg::ConsoleScanCode, &[("amount", amount)])
+            )
+        }
         UiEvent::Processing { txn_id, what } => format!("[till] {txn_id}: {what}…"),
         UiEvent::CustomerConfirming { txn_id } => {
-            format!("[till] {txn_id}: customer is confirming on the phone…")
+            format!("[till] {txn_id}: {}", text(lang, Msg::ConsoleConfirming))
         }
         UiEvent::Result { txn_id, text, .. } => format!("[till] {txn_id}: {text}"),
         UiEvent::ShowQr { txn_id, qr, amount } => {
             let blocks = qr_half_blocks(qr, true).unwrap_or_default();
-            format!(
-                "[till] {txn_id}: {amount} — the customer scans this code:\n{blocks}[till] {qr}"
-            )
+            let say = tr(lang, Msg::ConsoleShowQr, &[("amount", amount)]);
+            format!("[till] {txn_id}: {say}\n{blocks}[till] {qr}")
         }
         UiEvent::Notice { text } => match text.split_once('\n') {
             Some((a, b)) if b.trim().is_empty() => format!("[till] {a}"),
             Some((a, b)) => format!("[till] {a} | {b}"),
             None => format!("[till] {text}"),
         },
-        UiEvent::Printer { text, .. } => format!("[till] printer: {text}"),
+        UiEvent::Printer { text: t, .. } => {
+            format!("[till] {}: {t}", text(lang, Msg::ConsolePrinter))
+        }
     }
 }
 
@@ -164,6 +168,35 @@ pub fn qr_half_blocks(payload: &str, invert: bool) -> Result<String, qrcode::typ
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_and_printer_texts_speak_the_shop_language() {
+        let ev = UiEvent::AwaitingCode {
+            amount: "8.80 CNY".into(),
+        };
+        assert_eq!(
+            console_text(&ev),
+            "[till] 8.80 CNY — scan the customer's code"
+        );
+        assert_eq!(
+            console_text_in(&ev, Language::ZhCn),
+            "[till] 8.80 CNY — 请扫描顾客付款码"
+        );
+        let h = PrinterHealth {
+            state: PrinterState::PaperOut,
+            waiting: 2,
+            ..PrinterHealth::default()
+        };
+        assert_eq!(
+            printer_text_in(&h, Language::Es),
+            "sin papel — ponga un rollo nuevo; 2 trabajos esperan y se imprimirán solos"
+        );
+        let ev = UiEvent::Printer {
+            text: printer_text_in(&h, Language::ZhCn),
+            ok: false,
+        };
+        assert!(console_text_in(&ev, Language::ZhCn).starts_with("[till] 打印机: 缺纸"));
+    }
 
     #[test]
     fn printer_faults_name_the_fix_and_the_waiting_jobs() {

@@ -5,9 +5,10 @@
 //! two-line frame into those bytes, fitting each line to 20 columns in ASCII (the displays'
 //! code pages differ, so accents are folded and anything else becomes `?`), and decides what
 //! the customer sees for each UI event: the amount, the prompt, the result and the reason of a
-//! refusal. Pure.
+//! refusal, in the shop's language where the display can show it (see [`frame_for_in`]). Pure.
 
 use super::UiEvent;
+use crate::i18n::{text, Language, Msg};
 
 pub const COLS: usize = 20;
 /// Clear the display (FF).
@@ -96,45 +97,131 @@ pub fn wrap2(text: &str) -> (String, String) {
     (a.trim_end().to_string(), b.trim_start().to_string())
 }
 
-fn right(s: &str) -> String {
-    format!("{s:>width$}", width = COLS)
+/// What the customer sees for a UI event, in English.
+pub fn frame_for(ev: &UiEvent) -> VfdFrame {
+    frame_for_in(ev, Language::En)
 }
 
-/// What the customer sees for a UI event.
-pub fn frame_for(ev: &UiEvent) -> VfdFrame {
+/// Whether `s` shows on the display as written (every character folds to ASCII).
+pub fn shows(s: &str) -> bool {
+    s.chars()
+        .all(|c| c == '?' || c.is_control() || fold(c) != b'?')
+}
+
+/// What the customer sees for a UI event in the shop's language. The display shows ASCII only:
+/// Spanish loses its accents, and a language that does not fold to ASCII (Chinese) is shown in
+/// English; a text from an event that cannot be shown is replaced by the catalogue's words for
+/// the case (a refusal: "NOT PAID / Ask the cashier"), never by `?`.
+pub fn frame_for_in(ev: &UiEvent, lang: Language) -> VfdFrame {
+    let lang = if lang.folds_to_ascii() {
+        lang
+    } else {
+        Language::En
+    };
+    let t = |m| text(lang, m);
+    let total = |amount: &str| {
+        let word = t(Msg::VfdTotal);
+        let room = COLS.saturating_sub(word.chars().count());
+        format!("{word}{amount:>room$}")
+    };
+    let shown = |s: &str| {
+        if shows(s) {
+            s.to_string()
+        } else {
+            String::new()
+        }
+    };
     match ev {
-        UiEvent::AwaitingCode { amount } => VfdFrame::new(
-            format!("TOTAL{}", right(amount).get(5..).unwrap_or(amount)),
-            "Show your pay code",
-        ),
-        UiEvent::Processing { .. } => VfdFrame::new("Processing...", "Please wait"),
-        UiEvent::CustomerConfirming { .. } => VfdFrame::new("Please confirm", "on your phone"),
-        UiEvent::ShowQr { amount, .. } => VfdFrame::new(
-            format!("TOTAL{}", right(amount).get(5..).unwrap_or(amount)),
-            "Scan the QR to pay",
-        ),
+        UiEvent::AwaitingCode { amount } => VfdFrame::new(total(amount), t(Msg::VfdShowCode)),
+        UiEvent::Processing { .. } => VfdFrame::new(t(Msg::VfdProcessing), t(Msg::VfdPleaseWait)),
+        UiEvent::CustomerConfirming { .. } => {
+            VfdFrame::new(t(Msg::VfdPleaseConfirm), t(Msg::VfdOnYourPhone))
+        }
+        UiEvent::ShowQr { amount, .. } => VfdFrame::new(total(amount), t(Msg::VfdScanQr)),
         UiEvent::Result { text, approved, .. } => {
             if *approved {
-                VfdFrame::new("THANK YOU", text.clone())
+                let line2 = if shows(text) {
+                    text.clone()
+                } else {
+                    t(Msg::ResultApproved).to_string()
+                };
+                VfdFrame::new(t(Msg::VfdThankYou), line2)
+            } else if !shows(text) {
+                VfdFrame::new(t(Msg::VfdNotPaid), t(Msg::VfdAskCashier))
             } else {
                 let (a, b) = wrap2(text);
                 if b.is_empty() {
-                    VfdFrame::new("NOT PAID", a)
+                    VfdFrame::new(t(Msg::VfdNotPaid), a)
                 } else {
                     VfdFrame::new(a, b)
                 }
             }
         }
         UiEvent::Printer { text, .. } => {
-            let (a, b) = wrap2(text);
+            let (a, b) = wrap2(&shown(text));
             VfdFrame::new(a, b)
         }
         UiEvent::Notice { text } => match text.split_once('\n') {
-            Some((a, b)) => VfdFrame::new(a, b),
+            Some((a, b)) => VfdFrame::new(shown(a), shown(b)),
             None => {
-                let (a, b) = wrap2(text);
+                let (a, b) = wrap2(&shown(text));
                 VfdFrame::new(a, b)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> UiEvent {
+        UiEvent::Result {
+            txn_id: "t".into(),
+            text: text.into(),
+            approved: false,
+        }
+    }
+
+    #[test]
+    fn spanish_is_shown_without_accents() {
+        let f = frame_for_in(
+            &UiEvent::AwaitingCode {
+                amount: "12.50 CNY".into(),
+            },
+            Language::Es,
+        );
+        assert_eq!(f.line1, "TOTAL      12.50 CNY");
+        assert_eq!(&fit(&f.line2), b"Muestre su codigo   ");
+        let f = frame_for_in(&refused("Código caducado"), Language::Es);
+        assert_eq!(f, VfdFrame::new("NO PAGADO", "Código caducado"));
+        assert_eq!(&fit(&f.line2), b"Codigo caducado     ");
+    }
+
+    #[test]
+    fn chinese_shows_english_words_never_question_marks() {
+        let f = frame_for_in(&refused("付款码已过期"), Language::ZhCn);
+        assert_eq!(f, VfdFrame::new("NOT PAID", "Ask the cashier"));
+        let ok = UiEvent::Result {
+            txn_id: "t".into(),
+            text: "离线交易成功".into(),
+            approved: true,
+        };
+        assert_eq!(
+            frame_for_in(&ok, Language::ZhCn),
+            VfdFrame::new("THANK YOU", "APPROVED")
+        );
+        let screen = UiEvent::Notice {
+            text: "金额 CNY\n12.5".into(),
+        };
+        assert_eq!(
+            frame_for_in(&screen, Language::ZhCn),
+            VfdFrame::new("", "12.5")
+        );
+        // What English shows is unchanged.
+        assert_eq!(
+            frame_for(&refused("Code expired")),
+            VfdFrame::new("NOT PAID", "Code expired")
+        );
     }
 }

@@ -1,16 +1,21 @@
-//! Every word posd prints on paper — receipts, pay slips, the Z report — in one table, so that a
-//! message catalogue (zh-CN, en, es) can replace it without touching the layout. Layout asks
-//! [`labels()`] for its words and never spells one itself; the channel keys the journal keeps
-//! (`wechat`, `visa`, `emv_mpm`, ...) become names people know here too.
-//!
-//! Pure data: English today. The texts are ASCII except where a printer that lacks a character
-//! gets an ASCII stand-in from `layout::printable` (the em dash prints as `-` in code page 858).
+//! Every word posd prints on paper — receipts, pay slips, the Z report — gathered per language
+//! from the message catalogue ([`crate::i18n`]), so the layout asks one table for its words and
+//! never spells one itself; the channel keys the journal keeps (`wechat`, `visa`, `emv_mpm`, ...)
+//! become names people know here too. [`for_printer`] decides which language a printer can print
+//! (Chinese only in the printer's Chinese mode); a character a printer lacks gets an ASCII
+//! stand-in from `layout::printable` (the em dash prints as `-` in code page 858, `Ó` as `O` in
+//! code page 437).
 
+use super::charset::TextEncoding;
 use super::kinds::{CopyKind, PayMethod, ReceiptKind, ReceiptStatus};
+use super::model::PrinterModel;
+use crate::i18n::{text, Language, Msg};
 
 /// The words of one language.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labels {
+    /// Whose words these are.
+    pub language: Language,
     pub title_sale: &'static str,
     pub title_refund: &'static str,
     pub title_void: &'static str,
@@ -82,73 +87,99 @@ pub struct Labels {
 }
 
 /// English.
-pub const EN: Labels = Labels {
-    title_sale: "SALE",
-    title_refund: "REFUND",
-    title_void: "VOID",
-    title_reversal: "REVERSAL",
-    reprint: "*** REPRINT ***",
-    reprint_printer_fault: "REPRINT — printer fault",
+pub const EN: Labels = Labels::of(Language::En);
+/// 简体中文.
+pub const ZH_CN: Labels = Labels::of(Language::ZhCn);
+/// Español.
+pub const ES: Labels = Labels::of(Language::Es);
 
-    date: "Date",
-    terminal: "Terminal",
-    txn_ref: "Txn ref",
-    original: "Original",
-    method: "Method",
-    channel: "Channel",
-    code: "Code",
-    card: "Card",
-    total: "TOTAL",
-    tax_id: "Tax ID:",
-    ref_unavailable: "(receipt reference unavailable)",
+/// The words of `lang` (English for any language a printer cannot print: see [`for_printer`]).
+pub const fn labels_in(lang: Language) -> &'static Labels {
+    match lang {
+        Language::En => &EN,
+        Language::ZhCn => &ZH_CN,
+        Language::Es => &ES,
+    }
+}
 
-    status_approved: "APPROVED",
-    status_approved_offline: "APPROVED OFFLINE",
-    status_settled: "SETTLED",
-    status_declined: "DECLINED",
-    status_reversed: "REVERSED",
-    status_refund: "REFUND",
-    status_void: "VOID",
-    status_voided: "VOIDED",
-    status_rejected: "REJECTED",
-    status_not_paid: "NOT PAID",
-    status_refused: "REFUSED",
+/// The language a printer with character set `enc` prints `lang` in: Chinese needs the
+/// printer's Chinese mode (`gb18030`), and a model known to have no Chinese mode gets English
+/// labels rather than `?`. Spanish prints everywhere (accents fold to ASCII on `ascii`).
+pub fn for_printer(lang: Language, enc: TextEncoding, model: PrinterModel) -> Language {
+    match lang {
+        Language::ZhCn
+            if enc != TextEncoding::Gb18030 || model.spec().chinese_mode == Some(false) =>
+        {
+            Language::En
+        }
+        other => other,
+    }
+}
 
-    method_payment_code: "Payment code",
-    method_offline_code: "Offline code",
-    method_merchant_code: "Merchant QR",
-    method_card: "Card",
-
-    copy_merchant: "MERCHANT COPY",
-    copy_customer: "CUSTOMER COPY",
-
-    pay_slip_title: "SCAN TO PAY",
-    pay_slip_not_a_receipt: "This is not a receipt",
-
-    z_title: "Z REPORT",
-    z_batch: "Batch",
-    z_from: "From",
-    z_to: "To",
-    z_printed: "Printed",
-    z_empty: "No transactions",
-    z_sales: "Sales",
-    z_refunds: "Refunds",
-    z_voids: "Voids",
-    z_net: "NET",
-    z_approved_offline: "APPROVED, UNSETTLED",
-    z_settled: "APPROVED, SETTLED",
-    z_voided: "APPROVED, VOIDED",
-    z_rejected: "REJECTED AT SETTLEMENT",
-
-    note_host_ref: "Host ref",
-};
-
-/// The words in force.
+/// The English words (what code outside a layout, without a shop language, prints).
 pub fn labels() -> &'static Labels {
     &EN
 }
 
 impl Labels {
+    /// The catalogue's words for `lang`, gathered for the layout.
+    pub const fn of(lang: Language) -> Labels {
+        Labels {
+            language: lang,
+            title_sale: text(lang, Msg::TitleSale),
+            title_refund: text(lang, Msg::TitleRefund),
+            title_void: text(lang, Msg::TitleVoid),
+            title_reversal: text(lang, Msg::TitleReversal),
+            reprint: text(lang, Msg::Reprint),
+            reprint_printer_fault: text(lang, Msg::ReprintPrinterFault),
+            date: text(lang, Msg::Date),
+            terminal: text(lang, Msg::Terminal),
+            txn_ref: text(lang, Msg::TxnRef),
+            original: text(lang, Msg::Original),
+            method: text(lang, Msg::Method),
+            channel: text(lang, Msg::Channel),
+            code: text(lang, Msg::Code),
+            card: text(lang, Msg::Card),
+            total: text(lang, Msg::Total),
+            tax_id: text(lang, Msg::TaxId),
+            ref_unavailable: text(lang, Msg::RefUnavailable),
+            status_approved: text(lang, Msg::StatusApproved),
+            status_approved_offline: text(lang, Msg::StatusApprovedOffline),
+            status_settled: text(lang, Msg::StatusSettled),
+            status_declined: text(lang, Msg::StatusDeclined),
+            status_reversed: text(lang, Msg::StatusReversed),
+            status_refund: text(lang, Msg::StatusRefund),
+            status_void: text(lang, Msg::StatusVoid),
+            status_voided: text(lang, Msg::StatusVoided),
+            status_rejected: text(lang, Msg::StatusRejected),
+            status_not_paid: text(lang, Msg::StatusNotPaid),
+            status_refused: text(lang, Msg::StatusRefused),
+            method_payment_code: text(lang, Msg::MethodPaymentCode),
+            method_offline_code: text(lang, Msg::MethodOfflineCode),
+            method_merchant_code: text(lang, Msg::MethodMerchantCode),
+            method_card: text(lang, Msg::MethodCard),
+            copy_merchant: text(lang, Msg::CopyMerchant),
+            copy_customer: text(lang, Msg::CopyCustomer),
+            pay_slip_title: text(lang, Msg::PaySlipTitle),
+            pay_slip_not_a_receipt: text(lang, Msg::PaySlipNotAReceipt),
+            z_title: text(lang, Msg::ZTitle),
+            z_batch: text(lang, Msg::ZBatch),
+            z_from: text(lang, Msg::ZFrom),
+            z_to: text(lang, Msg::ZTo),
+            z_printed: text(lang, Msg::ZPrinted),
+            z_empty: text(lang, Msg::ZEmpty),
+            z_sales: text(lang, Msg::ZSales),
+            z_refunds: text(lang, Msg::ZRefunds),
+            z_voids: text(lang, Msg::ZVoids),
+            z_net: text(lang, Msg::ZNet),
+            z_approved_offline: text(lang, Msg::ZApprovedOffline),
+            z_settled: text(lang, Msg::ZSettled),
+            z_voided: text(lang, Msg::ZVoided),
+            z_rejected: text(lang, Msg::ZRejected),
+            note_host_ref: text(lang, Msg::NoteHostRef),
+        }
+    }
+
     pub fn kind_title(&self, k: ReceiptKind) -> &'static str {
         match k {
             ReceiptKind::Sale => self.title_sale,
@@ -208,20 +239,22 @@ impl Labels {
     /// existed already hold display names).
     pub fn channel_name<'a>(&self, key: &'a str) -> Option<std::borrow::Cow<'a, str>> {
         use std::borrow::Cow;
-        let name = match key.trim().to_ascii_lowercase().as_str() {
+        let m = match key.trim().to_ascii_lowercase().as_str() {
             "" | "p1" | "card" | "none" => return None,
-            "wechat" => "WeChat Pay",
-            "alipay" => "Alipay",
-            "unionpay" => "UnionPay",
-            "emv_cpm" | "emv_mpm" => "EMV QR",
-            "platform" => "Payment platform QR",
-            "visa" => "Visa",
-            "mastercard" => "Mastercard",
-            "amex" => "American Express",
-            "jcb" => "JCB",
-            "discover" => "Discover",
+            // Keys, and the English names receipts stored before the keys existed.
+            "wechat" | "wechat pay" => Msg::ChannelWechat,
+            "alipay" => Msg::ChannelAlipay,
+            "unionpay" => Msg::ChannelUnionpay,
+            "emv_cpm" | "emv_mpm" | "emv qr" => Msg::ChannelEmvQr,
+            "platform" | "payment platform qr" => Msg::ChannelPlatform,
+            "visa" => Msg::ChannelVisa,
+            "mastercard" => Msg::ChannelMastercard,
+            "amex" | "american express" => Msg::ChannelAmex,
+            "jcb" => Msg::ChannelJcb,
+            "discover" => Msg::ChannelDiscover,
             _ => return Some(Cow::Borrowed(key)),
         };
+        let name = text(self.language, m);
         Some(Cow::Borrowed(name))
     }
 }

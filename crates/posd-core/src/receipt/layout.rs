@@ -13,7 +13,7 @@ use std::fmt;
 
 use super::charset::TextEncoding;
 pub use super::kinds::{CopyKind, PayMethod, ReceiptKind, ReceiptStatus};
-use super::labels::labels;
+use super::labels::{for_printer, labels, labels_in, Labels};
 use super::model::PrinterModel;
 pub use super::paper::PaperWidth;
 
@@ -229,6 +229,10 @@ pub struct ReceiptConfig {
     pub footer: Vec<String>,
     /// Copies printed per transaction, in order.
     pub copies: Vec<CopyKind>,
+    /// The shop's language (`[terminal] language`, not a `[receipt]` key): the words on paper
+    /// ([`ReceiptConfig::labels`]). Set by the product from its configuration at print time.
+    #[serde(skip)]
+    pub language: crate::i18n::Language,
 }
 
 impl Default for ReceiptConfig {
@@ -254,6 +258,7 @@ impl Default for ReceiptConfig {
             header: Vec::new(),
             footer: Vec::new(),
             copies: vec![CopyKind::Merchant, CopyKind::Customer],
+            language: crate::i18n::Language::En,
         }
     }
 }
@@ -290,6 +295,16 @@ pub enum ConfigError {
 }
 
 impl ReceiptConfig {
+    /// The words this printer prints for the shop's language: Chinese only in the printer's
+    /// Chinese mode, else English (see `labels::for_printer`).
+    pub fn labels(&self) -> &'static Labels {
+        labels_in(for_printer(
+            self.language,
+            self.encoding,
+            self.printer_model,
+        ))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=16).contains(&self.qr_module) {
             return Err(ConfigError::QrModule(self.qr_module));
@@ -398,13 +413,28 @@ fn ascii_stand_in(c: char) -> Option<&'static str> {
         '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{2032}' => "'",
         '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{2033}' => "\"",
         '\u{2026}' => "...",
+        // Latin letters without their accents (Spanish on a code page or ASCII printer).
+        'à' | 'á' | 'â' | 'ä' | 'ã' | 'å' => "a",
+        'À' | 'Á' | 'Â' | 'Ä' | 'Ã' | 'Å' => "A",
+        'è' | 'é' | 'ê' | 'ë' => "e",
+        'È' | 'É' | 'Ê' | 'Ë' => "E",
+        'ì' | 'í' | 'î' | 'ï' => "i",
+        'Ì' | 'Í' | 'Î' | 'Ï' => "I",
+        'ò' | 'ó' | 'ô' | 'ö' | 'õ' => "o",
+        'Ò' | 'Ó' | 'Ô' | 'Ö' | 'Õ' => "O",
+        'ù' | 'ú' | 'û' | 'ü' => "u",
+        'Ù' | 'Ú' | 'Û' | 'Ü' => "U",
+        'ç' => "c",
+        'Ç' => "C",
+        'ñ' => "n",
+        'Ñ' => "N",
         _ => return None,
     })
 }
 
 /// Makes `s` printable in `enc`: control characters (C0, DEL, C1) and invisible format
 /// characters are removed, any whitespace becomes one space, typographic dashes and quotes the
-/// set lacks become their ASCII forms, other characters the printer's character set lacks
+/// set lacks become their ASCII forms, accented Latin letters it lacks lose their accents, other characters the printer's character set lacks
 /// become `?`, and the ends are trimmed. The result is safe to encode as-is.
 pub fn printable(s: &str, enc: TextEncoding) -> String {
     let mut out = String::with_capacity(s.len());
@@ -616,6 +646,8 @@ pub fn mask_digits(s: &str) -> String {
 struct Doc {
     width: PaperWidth,
     enc: TextEncoding,
+    /// The words in the shop's language.
+    l: &'static Labels,
     lines: Vec<Line>,
 }
 
@@ -624,6 +656,7 @@ impl Doc {
         Doc {
             width: cfg.width,
             enc: cfg.encoding,
+            l: cfg.labels(),
             lines: Vec::new(),
         }
     }
@@ -699,7 +732,7 @@ impl Doc {
             self.center(l, 2);
         }
         if !printable(&cfg.tax_id, self.enc).is_empty() {
-            self.center(&format!("{} {}", labels().tax_id, cfg.tax_id), 2);
+            self.center(&format!("{} {}", self.l.tax_id, cfg.tax_id), 2);
         }
         for l in &cfg.header {
             self.center(l, 2);
@@ -715,9 +748,9 @@ impl Doc {
     /// The reprint mark under a title, if any.
     fn reprint_mark(&mut self, reprint: bool, printer_fault: bool) {
         if printer_fault {
-            self.center(labels().reprint_printer_fault, 2);
+            self.center(self.l.reprint_printer_fault, 2);
         } else if reprint {
-            self.center(labels().reprint, 1);
+            self.center(self.l.reprint, 1);
         }
     }
 
@@ -767,7 +800,7 @@ pub struct PaySlip {
 
 /// Lays out a pay slip: the amount and the code, nothing that looks like a receipt.
 pub fn layout_pay_slip(s: &PaySlip, cfg: &ReceiptConfig) -> Receipt {
-    let l = labels();
+    let l = cfg.labels();
     let mut d = Doc::new(cfg);
     d.shop_header(cfg);
     d.rule('-');
@@ -793,9 +826,9 @@ pub fn layout_pay_slip(s: &PaySlip, cfg: &ReceiptConfig) -> Receipt {
 }
 
 /// The channel's name on paper, or nothing when it would only repeat the method.
-fn channel_shown(method: PayMethod, channel: &str) -> Option<String> {
-    let name = labels().channel_name(channel)?;
-    (!name.trim().eq_ignore_ascii_case(method.label())).then(|| name.into_owned())
+fn channel_shown(l: &Labels, method: PayMethod, channel: &str) -> Option<String> {
+    let name = l.channel_name(channel)?;
+    (!name.trim().eq_ignore_ascii_case(l.method(method))).then(|| name.into_owned())
 }
 
 /// Lines of a receipt reference: whole if it fits, else broken after `.` or `-` (inside a group
@@ -839,11 +872,17 @@ pub fn ref_lines(r: &str, cols: usize) -> Vec<String> {
 /// Lays out one copy (the one named in `data.copy`) of a transaction receipt. The cash drawer
 /// is never part of a receipt: it is its own job, owed once per sale at approval.
 pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
-    let l = labels();
+    let l = cfg.labels();
     let mut d = Doc::new(cfg);
     d.shop_header(cfg);
     d.rule('-');
-    d.text(data.kind.title(), Align::Center, TextSize::Big, true, 1);
+    d.text(
+        l.kind_title(data.kind),
+        Align::Center,
+        TextSize::Big,
+        true,
+        1,
+    );
     d.reprint_mark(data.reprint, data.printer_fault);
     d.feed(1);
     d.pair(l.date, &format_time(data.at), TextSize::Normal, false);
@@ -852,8 +891,8 @@ pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
     if let Some(orig) = &data.original_ref {
         d.pair(l.original, orig, TextSize::Normal, false);
     }
-    d.pair(l.method, data.method.label(), TextSize::Normal, false);
-    if let Some(ch) = channel_shown(data.method, &data.channel) {
+    d.pair(l.method, l.method(data.method), TextSize::Normal, false);
+    if let Some(ch) = channel_shown(l, data.method, &data.channel) {
         d.pair(l.channel, &ch, TextSize::Normal, false);
     }
     let masked_label = if data.method == PayMethod::Card {
@@ -875,9 +914,14 @@ pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
         true,
     );
     d.rule('-');
-    d.text(data.status.label(), Align::Center, TextSize::Big, true, 2);
+    d.text(l.status(data.status), Align::Center, TextSize::Big, true, 2);
     for n in data.notes.iter().take(8) {
-        d.text(n, Align::Left, TextSize::Normal, false, 4);
+        // The platform's reference is stored with the English word before it.
+        let n = match n.strip_prefix(labels().note_host_ref) {
+            Some(rest) if rest.starts_with(' ') => format!("{}{rest}", l.note_host_ref),
+            _ => n.clone(),
+        };
+        d.text(&n, Align::Left, TextSize::Normal, false, 4);
     }
     d.feed(1);
     if validate_ref(&data.receipt_ref).is_ok() {
@@ -888,7 +932,7 @@ pub fn layout(data: &ReceiptData, cfg: &ReceiptConfig) -> Receipt {
     }
     d.feed(1);
     d.footer(cfg);
-    d.center(&format!("-- {} --", data.copy.label()), 1);
+    d.center(&format!("-- {} --", l.copy(data.copy)), 1);
     d.finish(false)
 }
 
@@ -963,7 +1007,7 @@ pub fn z_totals(report: &ZReport) -> Vec<(String, u8, ZTotals)> {
 /// Lays out the end-of-day Z report: rows grouped by currency, then method and channel, with
 /// count and amount per state, and per-currency sales / refunds / net.
 pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
-    let l = labels();
+    let l = cfg.labels();
     let mut d = Doc::new(cfg);
     let cols = d.cols();
     d.shop_header(cfg);
@@ -1009,9 +1053,9 @@ pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
         for r in rows.iter().filter(|r| r.currency.eq_ignore_ascii_case(cur)) {
             if last_group != Some((r.method, r.channel.as_str())) {
                 d.rule('-');
-                let group = match channel_shown(r.method, &r.channel) {
-                    Some(ch) => format!("{} / {ch}", r.method.label()),
-                    None => r.method.label().to_string(),
+                let group = match channel_shown(l, r.method, &r.channel) {
+                    Some(ch) => format!("{} / {ch}", l.method(r.method)),
+                    None => l.method(r.method).to_string(),
                 };
                 d.text(&group, Align::Left, TextSize::Normal, true, 2);
                 last_group = Some((r.method, r.channel.as_str()));
@@ -1158,7 +1202,10 @@ mod tests {
     fn printable_strips_controls_and_unencodables() {
         let s = "A\u{1b}@B\tC\n\u{7f}D\u{202e}E\u{0085}F  ";
         assert_eq!(printable(s, TextEncoding::Ascii), "A@B C DE F");
-        assert_eq!(printable("Café 咖啡", TextEncoding::Ascii), "Caf? ??");
+        // Accents the set lacks are dropped (Spanish labels on an ASCII printer); CJK is not Latin.
+        assert_eq!(printable("Café 咖啡", TextEncoding::Ascii), "Cafe ??");
+        assert_eq!(printable("DEVOLUCIÓN", TextEncoding::Cp437), "DEVOLUCION");
+        assert_eq!(printable("DEVOLUCIÓN", TextEncoding::Cp858), "DEVOLUCIÓN");
         assert_eq!(printable("Café 咖啡", TextEncoding::Cp858), "Café ??");
         assert_eq!(printable("Café 咖啡", TextEncoding::Gb18030), "Café 咖啡");
         // Emoji encode to 4 bytes in GB18030: printers that take GB18030 print 2-byte codes only.
