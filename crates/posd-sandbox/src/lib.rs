@@ -9,6 +9,7 @@
 
 pub mod broker;
 pub mod demo;
+pub mod fleet_sim;
 pub mod host;
 pub mod logging;
 pub mod mqtt;
@@ -16,3 +17,4 @@ pub mod netem;
 pub mod printer_emulator;
 pub mod soak;
 pub mod wallet;
+pub mod world;
