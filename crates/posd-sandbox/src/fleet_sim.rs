@@ -992,16 +992,17 @@ fn finish_with_audit(
         }
     };
     let mut audit_ok = false;
+    let mut gap_free = false;
     let mut audit_fig = json!(null);
     match (&audit, &last_seqs) {
         (Ok(a), Ok(seqs)) => {
-            audit_ok = a.ok();
+            gap_free = a.terminals.values().all(|t| t.gaps == 0);
             for (id, last) in seqs {
                 match a.terminals.get(id) {
                     Some(ta)
                         if ta.max_seq == *last && ta.contiguous_seq == *last && ta.gaps == 0 => {}
                     Some(ta) => {
-                        audit_ok = false;
+                        gap_free = false;
                         problems.push(format!(
                             "{id}: journal ends at seq {last}, host holds {} events up to {} (contiguous {})",
                             ta.events, ta.max_seq, ta.contiguous_seq
@@ -1009,11 +1010,12 @@ fn finish_with_audit(
                     }
                     None if *last == 0 => {}
                     None => {
-                        audit_ok = false;
+                        gap_free = false;
                         problems.push(format!("{id}: journal ends at seq {last}, host has none"));
                     }
                 }
             }
+            audit_ok = a.ok() && gap_free;
             if !a.charged_without_sale.is_empty() || !a.sale_without_charge.is_empty() {
                 problems.push(format!(
                     "charged without a sale: {:?}; sale without a charge: {:?}",
@@ -1042,13 +1044,13 @@ fn finish_with_audit(
             a.map(|a| a.events).unwrap_or(0),
             a.map(|a| a.charges).unwrap_or(0),
             a.map(|a| a.terminals.len()).unwrap_or(0),
-            if audit_ok { "yes" } else { "NO" },
+            if gap_free { "yes" } else { "NO" },
             a.map(|a| a.charged_without_sale.len()).unwrap_or(0),
             a.map(|a| a.sale_without_charge.len()).unwrap_or(0),
             if audit_ok { "OK" } else { "MISMATCH" },
             if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) },
         ),
-        figures: obj(json!({ "drain_ms": drain_ms, "audit": audit_fig, "problems": problems })),
+        figures: obj(json!({ "drain_ms": drain_ms, "audit": audit_fig, "gap_free": gap_free, "problems": problems })),
     };
     if args.json {
         println!("{}", serde_json::to_string(&p)?);

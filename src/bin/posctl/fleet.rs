@@ -104,11 +104,20 @@ pub enum FleetCmd {
         #[command(flatten)]
         mqtt: FleetBroker,
     },
-    /// Every terminal's retained status and config report, as a table.
+    /// Every terminal's retained status and config report, as a table; with --summary, the
+    /// fleet at a glance (online and offline, the oldest unsynced queue, config versions,
+    /// device faults), fast with tens of thousands of terminals.
     Status {
-        /// How long to collect retained messages.
-        #[arg(long, default_value_t = 1000)]
-        wait_ms: u64,
+        /// How long to collect retained messages (with --summary: at most; default 1000 for
+        /// the table, 60000 for the summary).
+        #[arg(long)]
+        wait_ms: Option<u64>,
+        /// Counts instead of a row per terminal.
+        #[arg(long)]
+        summary: bool,
+        /// With --summary: the collection ends when the broker sent nothing this long.
+        #[arg(long, default_value_t = 500)]
+        quiet_ms: u64,
         #[command(flatten)]
         mqtt: FleetBroker,
     },
@@ -242,10 +251,32 @@ pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(crate::out::exit::REFUSED));
             }
         }
-        FleetCmd::Status { wait_ms, mqtt } => {
+        FleetCmd::Status {
+            wait_ms,
+            summary: true,
+            quiet_ms,
+            mqtt,
+        } => {
+            let s = rt.block_on(tool::fleet_summary(
+                &mqtt.broker(),
+                std::time::Duration::from_millis(wait_ms.unwrap_or(60_000)),
+                std::time::Duration::from_millis(quiet_ms),
+            ))?;
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                print!("{}", tool::format_summary(&s));
+            }
+        }
+        FleetCmd::Status {
+            wait_ms,
+            summary: false,
+            mqtt,
+            ..
+        } => {
             let rows = rt.block_on(tool::fleet_status(
                 &mqtt.broker(),
-                std::time::Duration::from_millis(wait_ms),
+                std::time::Duration::from_millis(wait_ms.unwrap_or(1000)),
             ))?;
             if json {
                 println!("{}", tool::table_json(&rows));
