@@ -14,7 +14,7 @@
 
 use crate::soak::{pct, Pct};
 use crate::world::{
-    issue_wallets, posd_binary, rss_kib, signal, FleetKey, Mosquitto, Till, Wallet,
+    issue_wallets, posd_binary, pss_kib, rss_kib, signal, FleetKey, Mosquitto, Till, Wallet,
 };
 use anyhow::{bail, Context};
 use posd_core::codes::PrivateKey;
@@ -980,6 +980,7 @@ fn finish_with_audit(
     let total_kib: u64 = rss.iter().sum();
     let max_kib = rss.iter().copied().max().unwrap_or(0);
     let per_kib = total_kib / rss.len().max(1) as u64;
+    let pss_total_kib: u64 = terms.iter().map(|t| pss_kib(t.pid)).sum();
     let audit = crate::host::open_db(host_db)
         .map_err(anyhow::Error::from)
         .and_then(|db| crate::host::audit(&db).map_err(anyhow::Error::from));
@@ -1062,10 +1063,11 @@ fn finish_with_audit(
         phase: "memory",
         ok: true,
         text: format!(
-            "posd {:.1} MB per daemon (max {:.1}), {:.0} MB for {}; mosquitto {:.1} MB idle, {:.1} MB with the fleet connected = {:.1} KB per terminal",
+            "posd {:.1} MB RSS per daemon (max {:.1}), {:.0} MB RSS / {:.0} MB PSS (shared pages counted once) for {}; mosquitto {:.1} MB idle, {:.1} MB with the fleet connected = {:.1} KB per terminal",
             per_kib as f64 / 1024.0,
             max_kib as f64 / 1024.0,
             total_kib as f64 / 1024.0,
+            pss_total_kib as f64 / 1024.0,
             rss.len(),
             mosquitto_idle_kib as f64 / 1024.0,
             mosquitto_fleet_kib as f64 / 1024.0,
@@ -1075,6 +1077,7 @@ fn finish_with_audit(
             "posd_rss_kib_mean": per_kib,
             "posd_rss_kib_max": max_kib,
             "posd_rss_kib_total": total_kib,
+            "posd_pss_kib_total": pss_total_kib,
             "mosquitto_rss_kib_idle": mosquitto_idle_kib,
             "mosquitto_rss_kib_fleet": mosquitto_fleet_kib,
         })),

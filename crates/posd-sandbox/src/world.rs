@@ -208,6 +208,20 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A process's proportional share of memory (Pss: shared pages such as the binary's text split
+/// among the processes sharing them), KiB; 0 when it is gone. Summed over many daemons of one
+/// binary, it is what they really take, where VmRSS would count the shared pages each time.
+pub fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 /// A P1 customer: key, credential, the next counter.
 pub struct Wallet {
     pub key: PrivateKey,
