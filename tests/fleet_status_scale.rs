@@ -23,7 +23,7 @@ fn id(i: usize) -> String {
 /// Terminal `i`'s retained status: every tenth offline (its Will), the rest with a mix of
 /// config versions, queues and device faults.
 fn status(i: usize) -> Vec<u8> {
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         return serde_json::to_vec(
             &serde_json::json!({"terminal": id(i), "online": false, "session": "s"}),
         )
@@ -141,8 +141,8 @@ async fn a_summary_of_ten_thousand_terminals_counts_every_one() {
         s.collect_ms
     );
     // What the synthetic fleet holds, counted here the plain way.
-    let offline = (0..N).filter(|i| i % 10 == 0).count() as u64;
-    let online: Vec<usize> = (0..N).filter(|i| i % 10 != 0).collect();
+    let offline = (0..N).filter(|i| i.is_multiple_of(10)).count() as u64;
+    let online: Vec<usize> = (0..N).filter(|i| !i.is_multiple_of(10)).collect();
     assert_eq!(s.terminals, N as u64);
     assert_eq!((s.online, s.offline), (N as u64 - offline, offline));
     assert_eq!(s.unreadable, 0);
@@ -150,7 +150,7 @@ async fn a_summary_of_ten_thousand_terminals_counts_every_one() {
     assert_eq!(s.pending_total, pending);
     assert_eq!(
         s.terminals_pending,
-        online.iter().filter(|i| *i % 7 != 0).count() as u64
+        online.iter().filter(|i| !i.is_multiple_of(7)).count() as u64
     );
     assert_eq!(
         s.oldest_unsynced,

@@ -14,7 +14,7 @@
 
 use crate::soak::{pct, Pct};
 use crate::world::{
-    issue_wallets, posd_binary, pss_kib, rss_kib, signal, FleetKey, Mosquitto, Till, Wallet,
+    cpu_s, issue_wallets, posd_binary, pss_kib, rss_kib, signal, FleetKey, Mosquitto, Till, Wallet,
 };
 use anyhow::{bail, Context};
 use posd_core::codes::PrivateKey;
@@ -397,11 +397,20 @@ pub fn run(args: FleetSimArgs) -> anyhow::Result<ExitCode> {
     emit(&p, args.json);
     phases.push(p);
 
+    let live_workers: Vec<(String, u32)> = started
+        .workers
+        .iter()
+        .enumerate()
+        .filter_map(|(k, w)| w.as_ref().map(|c| (worker_id(k), c.id())))
+        .collect();
+    let mosquitto_pid = started.mosquitto.pid();
     finish_with_audit(
         &args,
         &dir,
         phases,
         &mut terms,
+        &live_workers,
+        mosquitto_pid,
         mosquitto_idle_kib,
         mosquitto_fleet_kib,
         &host_db,
@@ -965,6 +974,8 @@ fn finish_with_audit(
     dir: &Path,
     mut phases: Vec<Phase>,
     terms: &mut [Term],
+    workers: &[(String, u32)],
+    mosquitto_pid: Option<u32>,
     mosquitto_idle_kib: u64,
     mosquitto_fleet_kib: u64,
     host_db: &Path,
@@ -1088,6 +1099,40 @@ fn finish_with_audit(
         println!("{:<14} {}", mem.phase, mem.text);
     }
     phases.push(mem);
+    // What the host workers and the broker spent, for sizing (docs/fleet-sizing.md).
+    let stored = events_by_worker(host_db, 0, u64::MAX);
+    let mut worker_cpu = serde_json::Map::new();
+    let mut cpu_text = Vec::new();
+    for (w, pid) in workers {
+        let cpu = cpu_s(*pid);
+        let n = stored.get(w).copied().unwrap_or(0);
+        cpu_text.push(format!(
+            "{w} {n} events in {cpu:.1} CPU-s ({:.0}/CPU-s)",
+            n as f64 / cpu.max(0.01)
+        ));
+        worker_cpu.insert(w.clone(), json!({"events": n, "cpu_s": cpu}));
+    }
+    let broker_cpu = mosquitto_pid.map(cpu_s).unwrap_or(0.0);
+    let daemons_cpu: f64 = terms.iter().map(|t| cpu_s(t.pid)).sum();
+    let cpu = Phase {
+        phase: "cpu",
+        ok: true,
+        text: format!(
+            "host workers: {}; mosquitto {broker_cpu:.1} CPU-s since its restart; the daemons {daemons_cpu:.0} CPU-s in all",
+            cpu_text.join(", ")
+        ),
+        figures: obj(json!({
+            "workers": worker_cpu,
+            "mosquitto_cpu_s_since_restart": broker_cpu,
+            "posd_cpu_s_total": daemons_cpu,
+        })),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&cpu)?);
+    } else {
+        println!("{:<14} {}", cpu.phase, cpu.text);
+    }
+    phases.push(cpu);
     finish(args, dir, phases, Some(audit_ok))
 }
 
