@@ -680,7 +680,8 @@ fn events_by_worker(db: &Path, from: u64, to: u64) -> BTreeMap<String, u64> {
          WHERE received_at >= ?1 AND received_at <= ?2 GROUP BY stored_by",
     );
     if let Ok(mut st) = q {
-        if let Ok(rows) = st.query_map([from as i64, to as i64], |r| {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Ok(rows) = st.query_map([clamp(from), clamp(to)], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         }) {
             for (w, n) in rows.flatten() {
