@@ -182,9 +182,17 @@ async fn a_summary_of_ten_thousand_terminals_counts_every_one() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    // The largest resident set of any child waited for so far: posctl (mosquitto still runs).
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; zeroed is a valid rusage.
+    let peak_kib = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init().ru_maxrss
+    };
     eprintln!(
-        "posctl fleet status --summary: {} ms\n{text}",
-        t0.elapsed().as_millis()
+        "posctl fleet status --summary: {} ms, peak RSS {:.1} MB\n{text}",
+        t0.elapsed().as_millis(),
+        peak_kib as f64 / 1024.0
     );
     assert!(out.status.success(), "{text}");
     assert!(

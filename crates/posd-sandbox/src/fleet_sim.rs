@@ -777,20 +777,29 @@ fn fleet_push(
     const V: u64 = 10;
     let body = fleet.sign_config("*", V, json!({"limits": {"max_sale_amount": 900_000}}))?;
     let topic = posd_core::protocol::all_cfg_desired(PREFIX);
+    let cpu0: f64 = terms.iter().map(|t| cpu_s(t.pid)).sum();
     crate::world::publish_all(url, "fleet-sim-push", true, vec![(topic, body)])?;
     let w = wait_all(terms, args.tills, timeout, |st| {
         st.config_version == Some(V)
     })?;
+    // What taking the push cost the daemons (with the status polls meanwhile).
+    let cpu_ms_each =
+        (terms.iter().map(|t| cpu_s(t.pid)).sum::<f64>() - cpu0) * 1000.0 / terms.len() as f64;
     Ok(Phase {
         phase: "fleet-push",
         ok: true,
         text: format!(
-            "version {V} on {PREFIX}/all/cfg/desired applied by all {} in {:.0} ms (p50 {:.0} ms)",
+            "version {V} on {PREFIX}/all/cfg/desired applied by all {} in {:.0} ms (p50 {:.0} ms); {cpu_ms_each:.0} CPU-ms per daemon meanwhile",
             terms.len(),
             w.last_ms,
             w.p50_ms
         ),
-        figures: obj(json!({ "version": V, "all_applied_ms": w.last_ms, "p50_ms": w.p50_ms })),
+        figures: obj(json!({
+            "version": V,
+            "all_applied_ms": w.last_ms,
+            "p50_ms": w.p50_ms,
+            "cpu_ms_per_daemon": cpu_ms_each,
+        })),
     })
 }
 
