@@ -751,13 +751,17 @@ _posctl() {
             return 0
             ;;
         posctl__subcmd__fleet__subcmd__status)
-            opts="-h --wait-ms --broker --prefix --client-id --tls-ca --tls-cert --tls-key --socket --json --help"
+            opts="-h --wait-ms --summary --quiet-ms --broker --prefix --client-id --tls-ca --tls-cert --tls-key --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --wait-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quiet-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

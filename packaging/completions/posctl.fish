@@ -161,7 +161,7 @@ complete -c posctl -n "__fish_posctl_using_subcommand fleet; and not __fish_seen
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and not __fish_seen_subcommand_from keygen push cmd status help" -f -a "keygen" -d 'A new Ed25519 fleet signing key: writes the key file (0600), prints the `[fleet]` line'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and not __fish_seen_subcommand_from keygen push cmd status help" -f -a "push" -d 'Sign a config overlay (TOML or .json, shaped like posd.toml) and publish it retained. It is first checked as the terminal would (the pushable list, the merged result under the terminal\'s schema): a push the terminal would reject is refused here, unsigned'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and not __fish_seen_subcommand_from keygen push cmd status help" -f -a "cmd" -d 'Send a signed command to one terminal and print its result'
-complete -c posctl -n "__fish_posctl_using_subcommand fleet; and not __fish_seen_subcommand_from keygen push cmd status help" -f -a "status" -d 'Every terminal\'s retained status and config report, as a table'
+complete -c posctl -n "__fish_posctl_using_subcommand fleet; and not __fish_seen_subcommand_from keygen push cmd status help" -f -a "status" -d 'Every terminal\'s retained status and config report, as a table; with --summary, the fleet at a glance (online and offline, the oldest unsynced queue, config versions, device faults), fast with tens of thousands of terminals'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and not __fish_seen_subcommand_from keygen push cmd status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from keygen" -l id -d 'The key\'s name (the envelope\'s key_id)' -r
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from keygen" -l out -r -F
@@ -197,7 +197,8 @@ complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_sub
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from cmd" -l socket -d 'posd\'s control socket' -r -F
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from cmd" -l json -d 'One JSON document on stdout, failures included ({"ok":false,"code":...,"error":...})'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from cmd" -s h -l help -d 'Print help'
-complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l wait-ms -d 'How long to collect retained messages' -r
+complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l wait-ms -d 'How long to collect retained messages (with --summary: at most; default 1000 for the table, 60000 for the summary)' -r
+complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l quiet-ms -d 'With --summary: the collection ends when the broker sent nothing this long' -r
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l broker -d 'Broker URL: mqtt://host:port, or mqtts://host:port with --tls-*' -r
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l prefix -r
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l client-id -d 'MQTT client id (default: posctl-fleet-<pid>)' -r
@@ -205,12 +206,13 @@ complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_sub
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l tls-cert -d 'Client certificate (PEM, X.509 v3)' -r -F
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l tls-key -r -F
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l socket -d 'posd\'s control socket' -r -F
+complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l summary -d 'Counts instead of a row per terminal'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -l json -d 'One JSON document on stdout, failures included ({"ok":false,"code":...,"error":...})'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from help" -f -a "keygen" -d 'A new Ed25519 fleet signing key: writes the key file (0600), prints the `[fleet]` line'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from help" -f -a "push" -d 'Sign a config overlay (TOML or .json, shaped like posd.toml) and publish it retained. It is first checked as the terminal would (the pushable list, the merged result under the terminal\'s schema): a push the terminal would reject is refused here, unsigned'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from help" -f -a "cmd" -d 'Send a signed command to one terminal and print its result'
-complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from help" -f -a "status" -d 'Every terminal\'s retained status and config report, as a table'
+complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from help" -f -a "status" -d 'Every terminal\'s retained status and config report, as a table; with --summary, the fleet at a glance (online and offline, the oldest unsynced queue, config versions, device faults), fast with tens of thousands of terminals'
 complete -c posctl -n "__fish_posctl_using_subcommand fleet; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posctl -n "__fish_posctl_using_subcommand completions" -l socket -d 'posd\'s control socket' -r -F
 complete -c posctl -n "__fish_posctl_using_subcommand completions" -l json -d 'One JSON document on stdout, failures included ({"ok":false,"code":...,"error":...})'
@@ -244,4 +246,4 @@ complete -c posctl -n "__fish_posctl_using_subcommand help; and __fish_seen_subc
 complete -c posctl -n "__fish_posctl_using_subcommand help; and __fish_seen_subcommand_from fleet" -f -a "keygen" -d 'A new Ed25519 fleet signing key: writes the key file (0600), prints the `[fleet]` line'
 complete -c posctl -n "__fish_posctl_using_subcommand help; and __fish_seen_subcommand_from fleet" -f -a "push" -d 'Sign a config overlay (TOML or .json, shaped like posd.toml) and publish it retained. It is first checked as the terminal would (the pushable list, the merged result under the terminal\'s schema): a push the terminal would reject is refused here, unsigned'
 complete -c posctl -n "__fish_posctl_using_subcommand help; and __fish_seen_subcommand_from fleet" -f -a "cmd" -d 'Send a signed command to one terminal and print its result'
-complete -c posctl -n "__fish_posctl_using_subcommand help; and __fish_seen_subcommand_from fleet" -f -a "status" -d 'Every terminal\'s retained status and config report, as a table'
+complete -c posctl -n "__fish_posctl_using_subcommand help; and __fish_seen_subcommand_from fleet" -f -a "status" -d 'Every terminal\'s retained status and config report, as a table; with --summary, the fleet at a glance (online and offline, the oldest unsynced queue, config versions, device faults), fast with tens of thousands of terminals'

@@ -341,11 +341,20 @@ pub enum FleetCmd {
         #[command(flatten)]
         mqtt: FleetBroker,
     },
-    /// Every terminal's retained status and config report, as a table.
+    /// Every terminal's retained status and config report, as a table; with --summary, the
+    /// fleet at a glance (online and offline, the oldest unsynced queue, config versions,
+    /// device faults), fast with tens of thousands of terminals.
     Status {
-        /// How long to collect retained messages.
-        #[arg(long, default_value_t = 1000)]
-        wait_ms: u64,
+        /// How long to collect retained messages (with --summary: at most; default 1000 for
+        /// the table, 60000 for the summary).
+        #[arg(long)]
+        wait_ms: Option<u64>,
+        /// Counts instead of a row per terminal.
+        #[arg(long)]
+        summary: bool,
+        /// With --summary: the collection ends when the broker sent nothing this long.
+        #[arg(long, default_value_t = 500)]
+        quiet_ms: u64,
         #[command(flatten)]
         mqtt: FleetBroker,
     },

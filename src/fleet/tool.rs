@@ -1,5 +1,6 @@
 //! The fleet manager's side, behind `posctl fleet`: key files, signing and publishing pushes
-//! and commands, and the fleet status table from the retained `status` and `cfg/reported`.
+//! and commands, and the fleet status table from the retained `status` and `cfg/reported`, or
+//! its summary for fleets of thousands.
 
 use super::envelope::{self, ConfigDocument};
 use crate::config::TlsConfig;
@@ -514,4 +515,278 @@ pub fn format_table(rows: &[TerminalRow]) -> String {
 /// The JSON form of the table.
 pub fn table_json(rows: &[TerminalRow]) -> Value {
     json!(rows)
+}
+
+/// The fleet at a glance (`posctl fleet status --summary`), from the retained `+/status`
+/// alone. Built for tens of thousands of terminals: each message is folded into a few numbers
+/// per terminal as it arrives (the payloads are not kept), and collection ends once the broker
+/// has been quiet for a moment after the subscription (docs/fleet-sizing.md has the timing).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FleetSummary {
+    /// Terminals with a retained status.
+    pub terminals: u64,
+    pub online: u64,
+    pub offline: u64,
+    /// Events waiting in the terminals' outboxes, all together.
+    pub pending_total: u64,
+    /// Terminals with something unsynced.
+    pub terminals_pending: u64,
+    /// The terminal whose oldest unsynced event is the oldest.
+    pub oldest_unsynced: Option<OldestQueue>,
+    /// Fleet push in force → terminals ("none": the local file alone).
+    pub config_versions: BTreeMap<String, u64>,
+    /// Terminals with a device in `error` or configured but `absent`.
+    pub terminals_with_faults: u64,
+    /// "device: state" (error, absent) → terminals.
+    pub faults: BTreeMap<String, u64>,
+    /// The first terminals with a fault (at most [`FAULT_EXAMPLES`]), by id.
+    pub fault_examples: Vec<String>,
+    /// Messages that were not a status document.
+    pub unreadable: u64,
+    /// How long the collection took, ms.
+    pub collect_ms: u64,
+}
+
+/// The oldest unsynced queue of the fleet.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct OldestQueue {
+    pub terminal: String,
+    pub oldest_age_s: u64,
+    pub pending: u64,
+}
+
+/// How many terminals with a fault the summary names.
+pub const FAULT_EXAMPLES: usize = 10;
+
+/// What the summary keeps of one terminal's latest status: a few numbers, not the payload.
+#[derive(Debug, Clone, Default)]
+struct Folded {
+    online: bool,
+    config_version: Option<u64>,
+    pending: u64,
+    oldest_age_s: u64,
+    /// Indexes into the fault names seen.
+    faults: Vec<u16>,
+}
+
+/// Only the fields the summary reads; the rest of a status document is skipped unparsed.
+#[derive(Deserialize)]
+struct StatusFields {
+    #[serde(default)]
+    online: bool,
+    #[serde(default)]
+    config_version: Option<u64>,
+    #[serde(default)]
+    queue: Option<QueueFields>,
+    #[serde(default)]
+    devices: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct QueueFields {
+    #[serde(default)]
+    pending: u64,
+    #[serde(default)]
+    oldest_age_s: u64,
+}
+
+/// A device state that is a fault: `error: ...` or `absent: ...` (`ok`, `disabled` are not).
+fn fault_kind(state: &str) -> Option<&'static str> {
+    let head = state.split(':').next().unwrap_or("").trim();
+    match head {
+        "error" => Some("error"),
+        "absent" => Some("absent"),
+        _ => None,
+    }
+}
+
+/// Folds a stream of retained `status` messages into the summary.
+#[derive(Debug, Default)]
+pub struct SummaryBuilder {
+    terminals: std::collections::HashMap<String, Folded>,
+    fault_names: Vec<String>,
+    unreadable: u64,
+}
+
+impl SummaryBuilder {
+    /// One `status` message of `terminal`; a later one replaces an earlier one.
+    pub fn add(&mut self, terminal: &str, payload: &[u8]) {
+        let Ok(s) = serde_json::from_slice::<StatusFields>(payload) else {
+            self.unreadable += 1;
+            return;
+        };
+        let mut faults = Vec::new();
+        for (device, state) in &s.devices {
+            if let Some(kind) = fault_kind(state) {
+                let name = format!("{device}: {kind}");
+                let i = match self.fault_names.iter().position(|n| *n == name) {
+                    Some(i) => i,
+                    None => {
+                        self.fault_names.push(name);
+                        self.fault_names.len() - 1
+                    }
+                };
+                faults.push(u16::try_from(i).unwrap_or(u16::MAX));
+            }
+        }
+        let q = s.queue.unwrap_or(QueueFields {
+            pending: 0,
+            oldest_age_s: 0,
+        });
+        let folded = Folded {
+            online: s.online,
+            config_version: s.config_version,
+            pending: q.pending,
+            oldest_age_s: q.oldest_age_s,
+            faults,
+        };
+        match self.terminals.get_mut(terminal) {
+            Some(f) => *f = folded,
+            None => {
+                self.terminals.insert(terminal.to_string(), folded);
+            }
+        }
+    }
+
+    pub fn finish(self, collect_ms: u64) -> FleetSummary {
+        let mut s = FleetSummary {
+            terminals: self.terminals.len() as u64,
+            unreadable: self.unreadable,
+            collect_ms,
+            ..FleetSummary::default()
+        };
+        let mut examples: Vec<&String> = Vec::new();
+        for (id, f) in &self.terminals {
+            if f.online {
+                s.online += 1;
+            } else {
+                s.offline += 1;
+            }
+            s.pending_total += f.pending;
+            if f.pending > 0 {
+                s.terminals_pending += 1;
+                // The oldest wins; a tie goes to the smaller id (the same answer every run).
+                let older = match &s.oldest_unsynced {
+                    None => true,
+                    Some(o) => {
+                        f.oldest_age_s > o.oldest_age_s
+                            || (f.oldest_age_s == o.oldest_age_s && id < &o.terminal)
+                    }
+                };
+                if older {
+                    s.oldest_unsynced = Some(OldestQueue {
+                        terminal: id.clone(),
+                        oldest_age_s: f.oldest_age_s,
+                        pending: f.pending,
+                    });
+                }
+            }
+            let v = f
+                .config_version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "none".into());
+            *s.config_versions.entry(v).or_default() += 1;
+            if !f.faults.is_empty() {
+                s.terminals_with_faults += 1;
+                examples.push(id);
+                for i in &f.faults {
+                    if let Some(n) = self.fault_names.get(usize::from(*i)) {
+                        *s.faults.entry(n.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        examples.sort();
+        s.fault_examples = examples.into_iter().take(FAULT_EXAMPLES).cloned().collect();
+        s
+    }
+}
+
+/// Collects every retained `+/status` and summarises it. Collection ends when nothing arrived
+/// for `quiet` after the subscription was granted, or at `wait`, whichever comes first.
+pub async fn fleet_summary(
+    broker: &Broker,
+    wait: Duration,
+    quiet: Duration,
+) -> Result<FleetSummary, ToolError> {
+    let prefix = broker.prefix.trim_end_matches('/').to_string();
+    let started = tokio::time::Instant::now();
+    let deadline = started + wait;
+    let (client, mut ev) = broker.client()?;
+    let mut b = SummaryBuilder::default();
+    let mut subscribed = false;
+    let mut last = started;
+    loop {
+        let until = if subscribed {
+            (last + quiet).min(deadline)
+        } else {
+            deadline
+        };
+        let e = tokio::select! {
+            e = ev.poll() => e,
+            _ = tokio::time::sleep_until(until) => break,
+        };
+        match e.map_err(|e| ToolError::Mqtt(e.to_string()))? {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                // `+`: every terminal, an MQTT wildcard in the terminal's place.
+                client
+                    .subscribe(Topics::new(&prefix, "+").status(), QoS::AtLeastOnce)
+                    .await
+                    .map_err(|e| ToolError::Mqtt(e.to_string()))?;
+            }
+            Event::Incoming(Packet::SubAck(_)) => {
+                subscribed = true;
+                last = tokio::time::Instant::now();
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                last = tokio::time::Instant::now();
+                if let Some((terminal, "status")) = split_topic(&prefix, &p.topic) {
+                    b.add(terminal, &p.payload);
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = client.disconnect().await;
+    Ok(b.finish(started.elapsed().as_millis() as u64))
+}
+
+/// The summary for people.
+pub fn format_summary(s: &FleetSummary) -> String {
+    let mut out = format!(
+        "terminals: {} ({} online, {} offline)\n",
+        s.terminals, s.online, s.offline
+    );
+    match &s.oldest_unsynced {
+        Some(o) => out.push_str(&format!(
+            "unsynced: {} events on {} terminals; the oldest waits {} s on {} ({} pending)\n",
+            s.pending_total, s.terminals_pending, o.oldest_age_s, o.terminal, o.pending
+        )),
+        None => out.push_str("unsynced: none\n"),
+    }
+    let versions: Vec<String> = s
+        .config_versions
+        .iter()
+        .map(|(v, n)| format!("{v}: {n}"))
+        .collect();
+    out.push_str(&format!("config versions: {}\n", versions.join(", ")));
+    if s.terminals_with_faults == 0 {
+        out.push_str("device faults: none\n");
+    } else {
+        let kinds: Vec<String> = s.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        out.push_str(&format!(
+            "device faults on {} terminals ({}), e.g. {}\n",
+            s.terminals_with_faults,
+            kinds.join(", "),
+            s.fault_examples.join(", ")
+        ));
+    }
+    if s.unreadable > 0 {
+        out.push_str(&format!(
+            "{} status messages were not readable\n",
+            s.unreadable
+        ));
+    }
+    out.push_str(&format!("collected in {} ms\n", s.collect_ms));
+    out
 }

@@ -11,10 +11,9 @@
 
 use crate::broker::start_embedded_broker;
 use crate::host::{self, HostConfig};
+use crate::world::{free_port, posd_binary, stop, Till};
 use anyhow::{bail, Context};
-use posd_core::control::{self as ctl, AnswerError, Command};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use posd_core::control::{self as ctl, AnswerError};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process};
 use std::sync::atomic::AtomicBool;
@@ -35,79 +34,6 @@ pub struct DemoArgs {
     /// The posd binary (default: the one next to this program, then `posd` on PATH).
     #[arg(long)]
     pub posd: Option<PathBuf>,
-}
-
-/// The `posd` to run: `--posd`, the one built beside this binary, or `posd` on PATH.
-pub(crate) fn posd_binary(arg: &Option<PathBuf>) -> PathBuf {
-    if let Some(p) = arg {
-        return p.clone();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join("posd")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("posd"))
-}
-
-/// A control-socket client of the kind any till software would write: one JSON line out, one
-/// typed answer back (`posd_core::control`).
-/// Shared with the soak.
-pub(crate) struct Till {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Till {
-    /// Connects, waiting up to `wait` for the socket; gives up at once when `daemon` exits.
-    pub(crate) fn connect(
-        socket: &Path,
-        mut daemon: Option<&mut Child>,
-        wait: Duration,
-    ) -> anyhow::Result<Till> {
-        let deadline = Instant::now() + wait;
-        let s = loop {
-            match UnixStream::connect(socket) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() > deadline => {
-                    return Err(e).with_context(|| format!("posd's socket {}", socket.display()))
-                }
-                Err(_) => {
-                    if let Some(Ok(Some(st))) = daemon.as_deref_mut().map(Child::try_wait) {
-                        bail!("posd exited at start: {st}");
-                    }
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-            }
-        };
-        Ok(Till {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
-        })
-    }
-
-    pub(crate) fn call<C: Command>(
-        &mut self,
-        req: C,
-    ) -> anyhow::Result<Result<C::Reply, AnswerError>> {
-        let mut line = serde_json::to_vec(&req.into())?;
-        line.push(b'\n');
-        self.writer.write_all(&line)?;
-        let mut answer = Vec::new();
-        if self.reader.read_until(b'\n', &mut answer)? == 0 {
-            bail!("posd closed the control socket");
-        }
-        Ok(ctl::parse_answer(&answer))
-    }
-
-    /// A call whose refusal ends the demo.
-    pub(crate) fn must<C: Command>(&mut self, req: C) -> anyhow::Result<C::Reply> {
-        Ok(self.call(req)??)
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -332,17 +258,6 @@ fields = {{ "01" = "M0001" }}
         bail!("the ledger audit found a mismatch");
     }
     Ok(())
-}
-
-/// Stops the daemon as systemd would (SIGTERM), then waits for it.
-fn stop(daemon: &mut Child) {
-    if let Ok(pid) = i32::try_from(daemon.id()) {
-        // SAFETY: kill(2) on our own child's pid with SIGTERM has no memory effects.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    let _ = daemon.wait();
 }
 
 /// The demo's sales, refund and batch close through the control socket.

@@ -52,6 +52,10 @@ enum Cmd {
     /// The real daemon through simulated days with faults; a row per day (docs/soak.md).
     /// Exit 3: a money effect lost or doubled; 4: a day that did not drain.
     Soak(posd_sandbox::soak::SoakArgs),
+    /// Hundreds of real daemons on one mosquitto, host workers sharing the load through
+    /// `$share`, a fleet push, a broker restart and a worker killed; a line per phase
+    /// (docs/fleet-sizing.md). Exit 3: the audit is not clean; 4: a phase did not complete.
+    FleetSim(posd_sandbox::fleet_sim::FleetSimArgs),
 }
 
 #[derive(Args)]
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
         Cmd::Demo(args) => posd_sandbox::demo::run(args).map(|()| ExitCode::SUCCESS),
         Cmd::Netem(args) => netem(args),
         Cmd::Soak(args) => posd_sandbox::soak::run(args),
+        Cmd::FleetSim(args) => posd_sandbox::fleet_sim::run(args),
     };
     match r {
         Ok(code) => code,

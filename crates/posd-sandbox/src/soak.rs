@@ -11,12 +11,12 @@
 //! would. At the end the host's ledger is audited against what the terminal sent. Exit 3: a money
 //! effect lost or doubled; exit 4: a day that did not drain (docs/soak.md).
 
-use crate::demo::{posd_binary, Till};
 use crate::host::{self, HostConfig};
 use crate::netem::{Netem, NetemConfig};
 use crate::printer_emulator::{EmulatorScript, PrinterEmulator};
+use crate::world::{issue_wallets, posd_binary, rss_kib, stop, FleetKey, Mosquitto, Till, Wallet};
 use anyhow::{bail, Context};
-use posd_core::codes::{self, Credential, PrivateKey};
+use posd_core::codes::PrivateKey;
 use posd_core::control as ctl;
 use posd_core::txn::SaleOutcome;
 use std::path::{Path, PathBuf};
@@ -143,7 +143,7 @@ pub struct Pct {
     pub p99_ms: f64,
 }
 
-fn pct(v: &mut [f64]) -> Pct {
+pub(crate) fn pct(v: &mut [f64]) -> Pct {
     if v.is_empty() {
         return Pct::default();
     }
@@ -187,106 +187,6 @@ pub struct DayRow {
     pub quick: bool,
 }
 
-/// The soak's own mosquitto on a free loopback port.
-struct Mosquitto {
-    port: u16,
-    conf: PathBuf,
-    child: Option<Child>,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let p = l.local_addr()?.port();
-        if p != 1883 {
-            return Ok(p);
-        }
-    }
-}
-
-impl Mosquitto {
-    fn start(dir: &Path) -> anyhow::Result<Mosquitto> {
-        let port = free_port()?;
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
-            ),
-        )?;
-        let mut m = Mosquitto {
-            port,
-            conf,
-            child: None,
-        };
-        m.restart()?;
-        Ok(m)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill();
-        let child = Process::new("mosquitto")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("mosquitto must be installed (apt-get install mosquitto)")?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("mosquitto did not listen on 127.0.0.1:{}", self.port);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A P1 customer: key, credential, the next counter.
-struct Wallet {
-    key: PrivateKey,
-    credential: Credential,
-    counter: u32,
-}
-
-/// Stops the daemon as systemd would (SIGTERM), then waits for it.
-fn stop(daemon: &mut Child) {
-    if let Ok(pid) = i32::try_from(daemon.id()) {
-        // SAFETY: kill(2) on our own child's pid with SIGTERM has no memory effects.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    let _ = daemon.wait();
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -328,7 +228,7 @@ struct World {
     netem: Netem,
     printer: PrinterEmulator,
     wallets: Vec<Wallet>,
-    fleet_key: ed25519_dalek::SigningKey,
+    fleet_key: FleetKey,
     config: PathBuf,
     socket: PathBuf,
     posd: PathBuf,
@@ -385,8 +285,11 @@ pub fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let host_keys = signer.toml_entry();
     let mut seed32 = [0u8; 32];
     seed32.iter_mut().for_each(|b| *b = rng.u8(..));
-    let fleet_key = ed25519_dalek::SigningKey::from_bytes(&seed32);
-    let fleet_pub = hex::encode(fleet_key.verifying_key().to_bytes());
+    let fleet_key = FleetKey {
+        id: "soak".into(),
+        key: ed25519_dalek::SigningKey::from_bytes(&seed32),
+    };
+    let fleet_pub = fleet_key.public_hex();
 
     // The first simulated day: tomorrow (UTC) at opening time.
     let first_day = (crate::mqtt::wall_ms() / DAY_MS + 1) * DAY_MS;
@@ -396,27 +299,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
     };
     let valid_from = (first_day / 1000).saturating_sub(86_400) as u32;
     let valid_until = (first_day / 1000 + u64::from(args.days + 2) * 86_400) as u32;
-    let mut wallets = Vec::with_capacity(users);
-    for u in 0..users {
-        let key = PrivateKey::generate()?;
-        let credential = codes::issue_credential(
-            &issuer,
-            1,
-            &codes::CredentialRequest {
-                user_id: 10_000 + u as u64,
-                user_key: key.public_key(),
-                valid_from,
-                valid_until,
-                max_amount: 100_000,
-                currency: 156,
-            },
-        )?;
-        wallets.push(Wallet {
-            key,
-            credential,
-            counter: 0,
-        });
-    }
+    let wallets = issue_wallets(&issuer, users, valid_from, valid_until)?;
 
     let stop_host = Arc::new(AtomicBool::new(false));
     let mut hc = HostConfig::new(&broker, &dir.join("host.sqlite"));
@@ -955,11 +838,7 @@ impl World {
                 Kind::P1 => {
                     let w = self.rng.usize(0..self.wallets.len());
                     let now_s = (crate::mqtt::now_ms() / 1000) as u32;
-                    let wallet = &mut self.wallets[w];
-                    wallet.counter += 1;
-                    let code =
-                        codes::make_code(&wallet.key, &wallet.credential, now_s, wallet.counter)?
-                            .to_text();
+                    let code = self.wallets[w].next_code(now_s)?;
                     let amount = match self.args.profile {
                         Profile::Bus => "2.00".to_string(),
                         Profile::Shop => {
@@ -1115,35 +994,22 @@ impl World {
     }
 
     fn sign_push(&self, version: u64) -> anyhow::Result<Vec<u8>> {
-        let doc = serde_json::json!({
-            "version": version,
-            "issued_at": crate::mqtt::now_ms() / 1000,
-            "terminal": TERMINAL,
-            "config": {"limits": {"max_sale_amount": 500_000 + version}},
-        });
-        let payload = serde_json::to_vec(&doc)?;
-        let env = posd_core::fleet::envelope::seal(&payload, "soak", &self.fleet_key);
-        Ok(serde_json::to_vec(&env)?)
+        self.fleet_key.sign_config(
+            TERMINAL,
+            version,
+            serde_json::json!({"limits": {"max_sale_amount": 500_000 + version}}),
+        )
     }
 
     fn send_retained(&self, body: Vec<u8>) -> anyhow::Result<()> {
         let topic = posd_core::protocol::Topics::new("pos/v1", TERMINAL).cfg_desired();
-        let url = format!("mqtt://127.0.0.1:{}", self.mosquitto.port);
-        let opts = crate::mqtt::options("posd-soak-fleet", &url, 10).map_err(anyhow::Error::msg)?;
-        let (client, mut conn) = rumqttc::Client::new(opts, 10);
-        client.publish(topic, rumqttc::QoS::AtLeastOnce, true, body)?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            match conn.recv_timeout(Duration::from_millis(200)) {
-                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) => {
-                    let _ = client.disconnect();
-                    return Ok(());
-                }
-                Ok(Err(e)) => bail!("fleet push: {e}"),
-                _ => {}
-            }
-        }
-        bail!("fleet push: no PUBACK from the broker within 10 s")
+        crate::world::publish_all(
+            &self.mosquitto.url(),
+            "posd-soak-fleet",
+            true,
+            vec![(topic, body)],
+        )
+        .context("fleet push")
     }
 }
 

@@ -155,10 +155,32 @@ pub fn run(cmd: FleetCmd, json: bool) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(crate::out::exit::REFUSED));
             }
         }
-        FleetCmd::Status { wait_ms, mqtt } => {
+        FleetCmd::Status {
+            wait_ms,
+            summary: true,
+            quiet_ms,
+            mqtt,
+        } => {
+            let s = rt.block_on(tool::fleet_summary(
+                &broker(&mqtt),
+                std::time::Duration::from_millis(wait_ms.unwrap_or(60_000)),
+                std::time::Duration::from_millis(quiet_ms),
+            ))?;
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                print!("{}", tool::format_summary(&s));
+            }
+        }
+        FleetCmd::Status {
+            wait_ms,
+            summary: false,
+            mqtt,
+            ..
+        } => {
             let rows = rt.block_on(tool::fleet_status(
                 &broker(&mqtt),
-                std::time::Duration::from_millis(wait_ms),
+                std::time::Duration::from_millis(wait_ms.unwrap_or(1000)),
             ))?;
             if json {
                 println!("{}", tool::table_json(&rows));

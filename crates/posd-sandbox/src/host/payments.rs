@@ -98,7 +98,7 @@ pub(super) fn authorize(
 }
 
 /// `query`: the ledger's state; pending behaviours confirm on a query, silent and late ones
-/// never answer once charged.
+/// never answer once charged; an unknown payment is `unknown` (no verdict), not declined.
 pub(super) fn query(
     db: &Connection,
     req: &Request,
@@ -106,8 +106,13 @@ pub(super) fn query(
     now: u64,
 ) -> Result<Reply, HostError> {
     let Some((b, state, queries, href)) = row else {
-        let mut r = resp(req, RespStatus::Declined);
-        r.reason = Some("no such payment".into());
+        // Not a verdict: with host workers sharing the load (`$share`), a query can overtake
+        // its authorize on another worker; a final "declined" here would let that authorize
+        // charge a sale the terminal already declined (found by fleet-sim, issue 20). The
+        // terminal queries again and reverses at its deadline, which records the payment as
+        // never having happened.
+        let mut r = resp(req, RespStatus::Unknown);
+        r.reason = Some("no such payment (yet)".into());
         return Ok(Reply::Now(r));
     };
     let b = Behaviour::parse(&b);

@@ -1,0 +1,359 @@
+//! What the demo, the soak and the fleet simulation share to run real daemons: a mosquitto of
+//! their own on a free loopback port, the `posd` binary and its control socket ([`Till`]),
+//! stopping a child like systemd would, its memory, P1 wallets from one issuer, and signed
+//! fleet pushes and commands published as the fleet manager's tool would.
+
+use anyhow::{bail, Context};
+use posd_core::codes::{self, Credential, PrivateKey};
+use posd_core::control::{self as ctl, AnswerError, Command};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback TCP port, never 1883 (a system mosquitto may own it).
+pub fn free_port() -> anyhow::Result<u16> {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let p = l.local_addr()?.port();
+        if p != 1883 {
+            return Ok(p);
+        }
+    }
+}
+
+/// A mosquitto of our own on a free loopback port, killed when dropped.
+pub struct Mosquitto {
+    pub port: u16,
+    conf: PathBuf,
+    /// Where its log (stderr) goes, appended across restarts; None: nowhere.
+    log: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    /// Starts one with the soak's settings (no persistence, deep queues, Nagle off).
+    pub fn start(dir: &Path) -> anyhow::Result<Mosquitto> {
+        Mosquitto::start_with(dir, "", None)
+    }
+
+    /// Starts one with `extra` lines appended to its configuration; with `log`, what it
+    /// writes to stderr (`log_dest stderr` in `extra`) is appended there — a file of its own
+    /// would be written by the `mosquitto` user it drops to when started as root.
+    pub fn start_with(dir: &Path, extra: &str, log: Option<PathBuf>) -> anyhow::Result<Mosquitto> {
+        let port = free_port()?;
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n{extra}"
+            ),
+        )?;
+        let mut m = Mosquitto {
+            port,
+            conf,
+            log,
+            child: None,
+        };
+        m.restart()?;
+        Ok(m)
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The running broker's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills it (SIGKILL, like a crash): nothing retained survives (no persistence).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// (Re)starts it and waits until it listens.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let stderr = match &self.log {
+            Some(p) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("open {}", p.display()))?,
+            ),
+            None => Stdio::null(),
+        };
+        let child = Process::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .context("mosquitto must be installed (apt-get install mosquitto)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not listen on 127.0.0.1:{}", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `posd` to run: `--posd`, the one built beside this binary, or `posd` on PATH.
+pub fn posd_binary(arg: &Option<PathBuf>) -> PathBuf {
+    if let Some(p) = arg {
+        return p.clone();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("posd")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("posd"))
+}
+
+/// A control-socket client of the kind any till software would write: one JSON line out, one
+/// typed answer back (`posd_core::control`).
+pub struct Till {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Till {
+    /// Connects, waiting up to `wait` for the socket; gives up at once when `daemon` exits.
+    pub fn connect(
+        socket: &Path,
+        mut daemon: Option<&mut Child>,
+        wait: Duration,
+    ) -> anyhow::Result<Till> {
+        let deadline = Instant::now() + wait;
+        let s = loop {
+            match UnixStream::connect(socket) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).with_context(|| format!("posd's socket {}", socket.display()))
+                }
+                Err(_) => {
+                    if let Some(Ok(Some(st))) = daemon.as_deref_mut().map(Child::try_wait) {
+                        bail!("posd exited at start: {st}");
+                    }
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+            }
+        };
+        Ok(Till {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
+    }
+
+    pub fn call<C: Command>(&mut self, req: C) -> anyhow::Result<Result<C::Reply, AnswerError>> {
+        let mut line = serde_json::to_vec(&req.into())?;
+        line.push(b'\n');
+        self.writer.write_all(&line)?;
+        let mut answer = Vec::new();
+        if self.reader.read_until(b'\n', &mut answer)? == 0 {
+            bail!("posd closed the control socket");
+        }
+        Ok(ctl::parse_answer(&answer))
+    }
+
+    /// A call whose refusal ends the run.
+    pub fn must<C: Command>(&mut self, req: C) -> anyhow::Result<C::Reply> {
+        Ok(self.call(req)??)
+    }
+}
+
+/// Stops a daemon as systemd would (SIGTERM), then waits for it.
+pub fn stop(daemon: &mut Child) {
+    signal(daemon.id(), libc::SIGTERM);
+    let _ = daemon.wait();
+}
+
+/// Sends `sig` to our own child `pid`.
+pub fn signal(pid: u32, sig: i32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// A process's resident memory (VmRSS), KiB; 0 when it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// A process's proportional share of memory (Pss: shared pages such as the binary's text split
+/// among the processes sharing them), KiB; 0 when it is gone. Summed over many daemons of one
+/// binary, it is what they really take, where VmRSS would count the shared pages each time.
+pub fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time a process has used (user + system), seconds; 0 when it is gone.
+pub fn cpu_s(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) as f64 / hz
+}
+
+/// A P1 customer: key, credential, the next counter.
+pub struct Wallet {
+    pub key: PrivateKey,
+    pub credential: Credential,
+    pub counter: u32,
+}
+
+impl Wallet {
+    /// The next offline code of this customer, made at unix second `now_s`.
+    pub fn next_code(&mut self, now_s: u32) -> anyhow::Result<String> {
+        self.counter += 1;
+        Ok(codes::make_code(&self.key, &self.credential, now_s, self.counter)?.to_text())
+    }
+}
+
+/// `n` customers with credentials from `issuer` (key id 1), users 10,000 and up, CNY.
+pub fn issue_wallets(
+    issuer: &PrivateKey,
+    n: usize,
+    valid_from: u32,
+    valid_until: u32,
+) -> anyhow::Result<Vec<Wallet>> {
+    let mut wallets = Vec::with_capacity(n);
+    for u in 0..n {
+        let key = PrivateKey::generate()?;
+        let credential = codes::issue_credential(
+            issuer,
+            1,
+            &codes::CredentialRequest {
+                user_id: 10_000 + u as u64,
+                user_key: key.public_key(),
+                valid_from,
+                valid_until,
+                max_amount: 100_000,
+                currency: 156,
+            },
+        )?;
+        wallets.push(Wallet {
+            key,
+            credential,
+            counter: 0,
+        });
+    }
+    Ok(wallets)
+}
+
+/// The fleet manager's signing key, as terminals list it in `[[fleet.keys]]`.
+pub struct FleetKey {
+    pub id: String,
+    pub key: ed25519_dalek::SigningKey,
+}
+
+impl FleetKey {
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().to_bytes())
+    }
+
+    /// A signed `cfg/desired` envelope for `terminal` (`*`: the fleet-wide topic).
+    pub fn sign_config(
+        &self,
+        terminal: &str,
+        version: u64,
+        config: serde_json::Value,
+    ) -> anyhow::Result<Vec<u8>> {
+        let doc = serde_json::json!({
+            "version": version,
+            "issued_at": crate::mqtt::now_ms() / 1000,
+            "terminal": terminal,
+            "config": config,
+        });
+        let env = posd_core::fleet::envelope::seal(&serde_json::to_vec(&doc)?, &self.id, &self.key);
+        Ok(serde_json::to_vec(&env)?)
+    }
+
+    /// A signed `cmd` envelope for `terminal`.
+    pub fn sign_command(
+        &self,
+        terminal: &str,
+        cmd_id: &str,
+        op: posd_core::fleet::command::Op,
+    ) -> anyhow::Result<Vec<u8>> {
+        let cmd = posd_core::fleet::command::Command {
+            cmd_id: cmd_id.to_string(),
+            op,
+            args: serde_json::Value::Null,
+            terminal: terminal.to_string(),
+            issued_at: crate::mqtt::now_ms() / 1000,
+        };
+        let env = posd_core::fleet::envelope::seal(&serde_json::to_vec(&cmd)?, &self.id, &self.key);
+        Ok(serde_json::to_vec(&env)?)
+    }
+}
+
+/// Publishes `(topic, body)` messages at QoS 1 on `url` with one short-lived client and waits
+/// for every PUBACK.
+pub fn publish_all(
+    url: &str,
+    client_id: &str,
+    retain: bool,
+    msgs: Vec<(String, Vec<u8>)>,
+) -> anyhow::Result<()> {
+    let opts = crate::mqtt::options(client_id, url, 10).map_err(anyhow::Error::msg)?;
+    let (client, mut conn) = rumqttc::Client::new(opts, msgs.len().max(10));
+    let mut left = msgs.len();
+    for (topic, body) in msgs {
+        client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, body)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while left > 0 {
+        if Instant::now() > deadline {
+            bail!("publish: {left} PUBACK(s) missing from the broker after 20 s");
+        }
+        match conn.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) => left -= 1,
+            Ok(Err(e)) => bail!("publish: {e}"),
+            _ => {}
+        }
+    }
+    let _ = client.disconnect();
+    Ok(())
+}
