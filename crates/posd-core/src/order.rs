@@ -226,6 +226,8 @@ impl MerchantOrder {
         }
         match input {
             Input::Paid { host_ref } => self.paid(host_ref, now, &mut out),
+            // An order's code may already be on show: the query/close rules decide.
+            Input::NotSent { .. } => {}
             Input::Cancel { reason } => {
                 if state != TxnState::Closing {
                     self.begin_close(reason, now, &mut out);
