@@ -182,6 +182,13 @@ impl LinkShared {
     pub fn conn_status(&self) -> posd_core::control::BrokerLinkStatus {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         c.connects = self.connects.load(Ordering::Relaxed);
+        let verdict = self.verdict(now_ms());
+        c.state = Some(verdict.as_str().to_string());
+        c.last_heard_at = self.last_heard();
+        c.silent_since = match verdict {
+            LinkVerdict::HostSilent { since, .. } => Some(since),
+            _ => None,
+        };
         c
     }
 

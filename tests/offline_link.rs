@@ -135,6 +135,8 @@ async fn broker_unreachable_online_codes_refused_at_once_offline_ways_sell_the_d
 
     broker.kill();
     wait_offline(&d).await;
+    let mut c = d.client().await;
+    assert_eq!(status(&mut c).await["broker"]["state"], "not_connected");
     let before = journal_counts(&d);
 
     // An online code and a merchant-presented QR: refused at once, nothing journaled.
@@ -223,13 +225,19 @@ async fn a_silent_host_is_offline_too() {
     // Still connected, still usable until the silence lasts host_silence_s.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let mut c = d.client().await;
-    assert_eq!(status(&mut c).await["online"], Value::Bool(true));
+    let st = status(&mut c).await;
+    assert_eq!(st["online"], Value::Bool(true));
+    // How the terminal knows: connected, the host silent since the P1 sale's event.
+    assert_eq!(st["broker"]["state"], "host_silent", "{st}");
+    assert!(st["broker"]["silent_since"].is_u64(), "{st}");
     let before = journal_counts(&d);
     refused_at_once("online code, host silent", sale(&d, "2.00", &code("80"))).await;
     assert_eq!(journal_counts(&d), before);
     // The host answers again: usable again.
     host.restart();
     wait_drained(&d, Duration::from_secs(20)).await;
+    let mut c = d.client().await;
+    assert_eq!(status(&mut c).await["broker"]["state"], "usable");
     let v = sale(&d, "2.00", &code("80")).await.expect("online again");
     assert_eq!(v["result"], "approved", "{v}");
     wait_state(&d, p1["txn_id"].as_str().unwrap(), "settled").await;
