@@ -263,6 +263,36 @@ const LAST_RECEIPT_SQL: &str = "SELECT {TXN_COLS} FROM txns INDEXED BY txns_rece
        AND kind IN ('sale', 'refund', 'void')
      ORDER BY updated_at DESC, id DESC LIMIT 1";
 
+/// The members an earlier close carried into batch `?1`, in first_seq order (migration #11).
+const CARRIED_IN_SQL: &str =
+    "SELECT c.first_seq, t.id, t.kind, t.method, t.channel, t.state, t.amount, t.created_at
+     FROM carried c JOIN txns t ON t.id = c.txn_id
+     WHERE c.into_batch = ?1 ORDER BY c.first_seq";
+
+/// The batch close's two writes to `carried`: carried-in rows still in flight move on to batch
+/// `?2`; the range's transactions in flight are carried into batch `?3`.
+fn carry_sql() -> (String, String) {
+    let in_flight = TxnState::ALL
+        .iter()
+        .filter(|s| s.in_flight())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (
+        format!(
+            "UPDATE carried SET into_batch = ?2 WHERE into_batch = ?1
+             AND EXISTS (SELECT 1 FROM txns t
+                         WHERE t.id = carried.txn_id AND t.state IN ({in_flight}))"
+        ),
+        format!(
+            "INSERT INTO carried (txn_id, first_seq, into_batch)
+             SELECT id, first_seq, ?3 FROM txns
+             WHERE first_seq > ?1 AND first_seq <= ?2 AND kind != 'batch_close'
+               AND state IN ({in_flight})"
+        ),
+    )
+}
+
 /// (id, txn_id, state, attempts, last_error) of a print job.
 pub type PrintJobRow = (i64, String, String, i64, Option<String>);
 
@@ -958,20 +988,9 @@ impl Db {
         // Carried in by earlier closes (their first events are older than the range, so they
         // come first in first_seq order), then the range; what is still in flight is carried
         // on into the next batch instead of being counted at its state of the moment.
-        let in_flight_sql = TxnState::ALL
-            .iter()
-            .filter(|s| s.in_flight())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
         for carried_in in [true, false] {
             let mut st = if carried_in {
-                tx.prepare_cached(
-                    "SELECT c.first_seq, t.id, t.kind, t.method, t.channel, t.state, t.amount,
-                            t.created_at
-                     FROM carried c JOIN txns t ON t.id = c.txn_id
-                     WHERE c.into_batch = ?1 ORDER BY c.first_seq",
-                )?
+                tx.prepare_cached(CARRIED_IN_SQL)?
             } else {
                 tx.prepare_cached(
                     "SELECT first_seq, id, kind, method, channel, state, amount, created_at
@@ -1017,25 +1036,14 @@ impl Db {
         // The carried rows follow: what was carried in and is still in flight moves on, the
         // rest is done with; what came in this batch and is in flight is carried for the
         // first time.
-        tx.execute(
-            &format!(
-                "UPDATE carried SET into_batch = ?2 WHERE into_batch = ?1
-                 AND EXISTS (SELECT 1 FROM txns t
-                             WHERE t.id = carried.txn_id AND t.state IN ({in_flight_sql}))"
-            ),
-            params![no as i64, (no + 1) as i64],
-        )?;
+        let (carry_on, carry_new) = carry_sql();
+        tx.execute(&carry_on, params![no as i64, (no + 1) as i64])?;
         tx.execute(
             "DELETE FROM carried WHERE into_batch = ?1",
             params![no as i64],
         )?;
         tx.execute(
-            &format!(
-                "INSERT INTO carried (txn_id, first_seq, into_batch)
-                 SELECT id, first_seq, ?3 FROM txns
-                 WHERE first_seq > ?1 AND first_seq <= ?2 AND kind != 'batch_close'
-                   AND state IN ({in_flight_sql})"
-            ),
+            &carry_new,
             params![from_seq as i64, upto_seq as i64, (no + 1) as i64],
         )?;
         // The first batch opens with its first transaction.
@@ -2231,6 +2239,10 @@ mod tests {
             format!(
                 "SELECT {TXN_COLS} FROM txns WHERE kind = 'batch_close' ORDER BY created_at DESC LIMIT ?1"
             ),
+            // Issue 15: what a close carries, by index only.
+            CARRIED_IN_SQL.into(),
+            carry_sql().0,
+            carry_sql().1,
         ];
         for sql in hot {
             let p = plan(&sql);
