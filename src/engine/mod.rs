@@ -572,6 +572,8 @@ impl Engine {
                         }
                     }
                 }
+                // A code is never shown for an order the link did not take.
+                Action::ShowQr(_) if not_sent.is_some() => {}
                 Action::ShowQr(qr) => {
                     let amount = self
                         .machines

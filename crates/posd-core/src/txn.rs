@@ -385,6 +385,19 @@ impl Requests {
             .ok_or_else(|| Ignored::UnknownRequest(req_id.to_string()))
     }
 
+    /// The operation of the one outstanding request, when exactly one is.
+    pub fn op_of_only(&self) -> Option<Op> {
+        match self.outstanding.as_slice() {
+            [(_, op)] => Some(*op),
+            _ => None,
+        }
+    }
+
+    /// Requests issued so far (cleared ones included).
+    pub fn issued(&self) -> u32 {
+        self.counter
+    }
+
     /// Answers to earlier requests are no longer accepted.
     pub fn clear(&mut self) {
         self.outstanding.clear();
@@ -553,8 +566,8 @@ impl OnlineSale {
                 // Once a query was due, the authorize itself may have left: the usual rules.
                 let only_authorize = state == TxnState::Authorizing
                     && !self.query_before_reverse
-                    && self.requests.counter == 1
-                    && matches!(self.requests.outstanding.as_slice(), [(_, Op::Authorize)]);
+                    && self.requests.issued() == 1
+                    && self.requests.op_of_only() == Some(Op::Authorize);
                 if !only_authorize {
                     return Ok(out);
                 }
