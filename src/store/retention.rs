@@ -566,6 +566,15 @@ fn prunable(
     if max_seq(tx, txn_id)? > acked {
         return Ok(false);
     }
+    // Carried into a batch not closed yet (issue 15): that close still counts it.
+    let carried: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM carried WHERE txn_id = ?1)",
+        [txn_id],
+        |r| r.get(0),
+    )?;
+    if carried {
+        return Ok(false);
+    }
     let printing: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM print_jobs WHERE txn_id = ?1 AND state IN ('queued', 'sending'))",
         [txn_id],
