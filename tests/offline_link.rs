@@ -86,6 +86,7 @@ async fn refused_at_once(
     let t0 = Instant::now();
     let r = f.await;
     let took = t0.elapsed();
+    eprintln!("{what}: answered in {took:?}");
     match r {
         Err(ControlError::Refused { code, message }) => {
             assert_eq!(code, "link_down", "{what}: {message}");
