@@ -27,6 +27,7 @@ use posd_core::protocol::limits::{
 };
 use posd_core::protocol::signed::{Admitted, GateError, HostGate, HostKeys, HostKind};
 use posd_core::protocol::{self, Request, Response, Topics};
+use posd_core::till::{LinkState, LinkVerdict};
 use rumqttc::{EventLoop, MqttOptions, TlsConfiguration, Transport};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -153,9 +154,34 @@ pub struct LinkShared {
     pub host_gate: Mutex<HostGate>,
     /// The last connection error and the next attempt, for `status`.
     pub conn: Mutex<posd_core::control::BrokerLinkStatus>,
+    /// Connected, owed answers, last heard from the host: what the till's decision reads
+    /// (`posd_core::till::LinkState`; docs/payments.md, "The link's state").
+    pub link_state: Mutex<LinkState>,
+    /// `broker.host_silence_s` in ms (0: the silence rule is off).
+    pub host_silence_ms: u64,
 }
 
 impl LinkShared {
+    fn link_state(&self, f: impl FnOnce(&mut LinkState)) {
+        f(&mut self.link_state.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Is the link usable now, and if not, how the terminal knows.
+    pub fn verdict(&self, now: u64) -> LinkVerdict {
+        self.link_state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .verdict(now, self.host_silence_ms)
+    }
+
+    /// When the host was last heard from (unix ms).
+    pub fn last_heard(&self) -> Option<u64> {
+        self.link_state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_heard()
+    }
+
     fn gate(&self) -> std::sync::MutexGuard<'_, HostGate> {
         self.host_gate.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -164,6 +190,13 @@ impl LinkShared {
     pub fn conn_status(&self) -> posd_core::control::BrokerLinkStatus {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         c.connects = self.connects.load(Ordering::Relaxed);
+        let verdict = self.verdict(now_ms());
+        c.state = Some(verdict.as_str().to_string());
+        c.last_heard_at = self.last_heard();
+        c.silent_since = match verdict {
+            LinkVerdict::HostSilent { since, .. } => Some(since),
+            _ => None,
+        };
         c
     }
 
@@ -217,9 +250,10 @@ pub struct Link {
 }
 
 impl Link {
-    /// Sends an online request. Refused at once when offline: the caller's state machine
-    /// treats it like an unanswered request (query, then reverse), and nothing is queued to
-    /// leave later at a surprising time.
+    /// Sends an online request. Refused at once when offline, and nothing is queued to leave
+    /// later at a surprising time: an `Err` means the request certainly never left the box
+    /// (the caller's state machine is told so: `Input::NotSent`). `Ok` means the MQTT client
+    /// has it: it may leave even if the connection drops now.
     pub fn send_request(&self, req: &Request) -> Result<(), LinkError> {
         if !self.shared.connected.load(Ordering::Acquire) {
             return Err(LinkError::Offline);
@@ -227,7 +261,14 @@ impl Link {
         let payload = serde_json::to_vec(req)?;
         self.client
             .try_publish(self.topics.req(), false, payload)
-            .map_err(|_| LinkError::Busy)
+            .map_err(|_| LinkError::Busy)?;
+        self.shared.link_state(|l| l.sent(now_ms()));
+        Ok(())
+    }
+
+    /// Is the link to the host usable now (the till's decision reads it)?
+    pub fn verdict(&self, now: u64) -> LinkVerdict {
+        self.shared.verdict(now)
     }
 
     /// New events are in the outbox.
@@ -343,6 +384,7 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
     }
     let shared = Arc::new(LinkShared {
         host_gate: Mutex::new(HostGate::new(host_keys, p.broker.lab_accept_unsigned)),
+        host_silence_ms: p.broker.host_silence_s.saturating_mul(1000),
         protocol: p.broker.protocol.as_str().to_string(),
         ..LinkShared::default()
     });
@@ -471,6 +513,7 @@ async fn event_loop(
                     "connected to the broker"
                 );
                 if awaiting_subacks == 0 {
+                    link.shared.link_state(|l| l.connected(now_ms()));
                     link.shared.connected.store(true, Ordering::Release);
                     gen_tx.send_modify(|g| *g += 1);
                 }
@@ -481,6 +524,7 @@ async fn event_loop(
                 if awaiting_subacks > 0 {
                     awaiting_subacks -= 1;
                     if awaiting_subacks == 0 {
+                        link.shared.link_state(|l| l.connected(now_ms()));
                         link.shared.connected.store(true, Ordering::Release);
                         gen_tx.send_modify(|g| *g += 1);
                     }
@@ -545,6 +589,7 @@ async fn event_loop(
                         ),
                     );
                 }
+                link.shared.link_state(|l| l.disconnected(now));
                 if link.shared.connected.swap(false, Ordering::AcqRel) {
                     log::warn!("broker connection lost: {e}");
                     gen_tx.send_modify(|g| *g += 1);
@@ -621,6 +666,10 @@ async fn route(link: &Link, inbound: &mpsc::Sender<Inbound>, topic: &str, payloa
             .shared
             .gate()
             .admit(terminal, kind, payload, published, now_ms());
+        // Signed by the host (a malformed payload is parsed only after its signature verified).
+        if matches!(verdict, Ok(_) | Err(GateError::Malformed(_))) {
+            link.shared.link_state(|l| l.heard(now_ms()));
+        }
         match verdict {
             Ok(Admitted::Ack(a)) => {
                 link.acks.send_if_modified(|v| {
@@ -795,7 +844,9 @@ async fn drain_loop(
                 log::warn!("cannot queue event {seq}: {}", e.0);
                 break;
             }
-            w.published_one(seq, now_ms());
+            let now = now_ms();
+            link.shared.link_state(|l| l.sent(now));
+            w.published_one(seq, now);
         }
     }
 }

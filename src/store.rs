@@ -221,6 +221,18 @@ CREATE TABLE set_aside (
     at INTEGER NOT NULL
 ) STRICT;
 "#,
+    r#"
+-- #11, issue 15: a batch close is local and immediate. A transaction still in flight at a close
+-- (authorizing, pending, reversing, closing) is carried into the next batch: one row here per
+-- carried transaction, read and dropped by the close of the batch it was carried into (or
+-- carried again). As many rows as transactions in flight, never more.
+CREATE TABLE carried (
+    txn_id TEXT PRIMARY KEY,
+    first_seq INTEGER NOT NULL,
+    into_batch INTEGER NOT NULL
+) STRICT;
+CREATE INDEX carried_into ON carried(into_batch, first_seq);
+"#,
 ];
 
 /// One outbox row for the drain: the payload only when it is within the size asked for.
@@ -250,6 +262,36 @@ const LAST_RECEIPT_SQL: &str = "SELECT {TXN_COLS} FROM txns INDEXED BY txns_rece
      WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided', 'settled', 'settlement_rejected')
        AND kind IN ('sale', 'refund', 'void')
      ORDER BY updated_at DESC, id DESC LIMIT 1";
+
+/// The members an earlier close carried into batch `?1`, in first_seq order (migration #11).
+const CARRIED_IN_SQL: &str =
+    "SELECT c.first_seq, t.id, t.kind, t.method, t.channel, t.state, t.amount, t.created_at
+     FROM carried c JOIN txns t ON t.id = c.txn_id
+     WHERE c.into_batch = ?1 ORDER BY c.first_seq";
+
+/// The batch close's two writes to `carried`: carried-in rows still in flight move on to batch
+/// `?2`; the range's transactions in flight are carried into batch `?3`.
+fn carry_sql() -> (String, String) {
+    let in_flight = TxnState::ALL
+        .iter()
+        .filter(|s| s.in_flight())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (
+        format!(
+            "UPDATE carried SET into_batch = ?2 WHERE into_batch = ?1
+             AND EXISTS (SELECT 1 FROM txns t
+                         WHERE t.id = carried.txn_id AND t.state IN ({in_flight}))"
+        ),
+        format!(
+            "INSERT INTO carried (txn_id, first_seq, into_batch)
+             SELECT id, first_seq, ?3 FROM txns
+             WHERE first_seq > ?1 AND first_seq <= ?2 AND kind != 'batch_close'
+               AND state IN ({in_flight})"
+        ),
+    )
+}
 
 /// (id, txn_id, state, attempts, last_error) of a print job.
 pub type PrintJobRow = (i64, String, String, i64, Option<String>);
@@ -960,8 +1002,10 @@ impl Db {
     }
 
     /// Closes the batch: sums every transaction whose first event came after the previous
-    /// close and journals the `batch_close` transaction carrying the Z report, in one SQLite
-    /// transaction (so no event can slip between the sum and the close).
+    /// close, and those an earlier close carried into this batch, and journals the
+    /// `batch_close` transaction carrying the Z report, in one SQLite transaction (so no event
+    /// can slip between the sum and the close). What is still in flight is not counted but
+    /// carried into the next batch (table `carried`, migration #11).
     pub fn batch_close(
         &mut self,
         mut close: Transaction,
@@ -988,12 +1032,23 @@ impl Db {
             close.created_at,
             close.currency.code(),
         );
-        {
-            let mut st = tx.prepare_cached(
-                "SELECT first_seq, id, kind, method, channel, state, amount, created_at
-                 FROM txns WHERE first_seq > ?1 AND first_seq <= ?2 ORDER BY first_seq",
-            )?;
-            let mut rows = st.query(params![from_seq as i64, upto_seq as i64])?;
+        // Carried in by earlier closes (their first events are older than the range, so they
+        // come first in first_seq order), then the range; what is still in flight is carried
+        // on into the next batch instead of being counted at its state of the moment.
+        for carried_in in [true, false] {
+            let mut st = if carried_in {
+                tx.prepare_cached(CARRIED_IN_SQL)?
+            } else {
+                tx.prepare_cached(
+                    "SELECT first_seq, id, kind, method, channel, state, amount, created_at
+                     FROM txns WHERE first_seq > ?1 AND first_seq <= ?2 ORDER BY first_seq",
+                )?
+            };
+            let mut rows = if carried_in {
+                st.query(params![no as i64])?
+            } else {
+                st.query(params![from_seq as i64, upto_seq as i64])?
+            };
             while let Some(r) = rows.next()? {
                 let id: String = r.get(1)?;
                 let bad =
@@ -1002,18 +1057,42 @@ impl Db {
                 let method: String = r.get(3)?;
                 let channel: Option<String> = r.get(4)?;
                 let state: String = r.get(5)?;
-                zb.add(&posd_core::batch::ZMember {
+                let kind = TxnKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?;
+                let state = TxnState::parse(&state).ok_or_else(|| bad("state", &state))?;
+                if state.in_flight() && kind != TxnKind::BatchClose {
+                    zb.carry(&id);
+                    continue;
+                }
+                let m = posd_core::batch::ZMember {
                     first_seq: r.get::<_, i64>(0)?.max(0) as u64,
                     txn_id: &id,
-                    kind: TxnKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+                    kind,
                     method: &method,
                     channel: channel.as_deref(),
-                    state: TxnState::parse(&state).ok_or_else(|| bad("state", &state))?,
+                    state,
                     amount: r.get(6)?,
                     created_at: r.get::<_, i64>(7)?.max(0) as u64,
-                });
+                };
+                if carried_in {
+                    zb.add_carried_in(&m);
+                } else {
+                    zb.add(&m);
+                }
             }
         }
+        // The carried rows follow: what was carried in and is still in flight moves on, the
+        // rest is done with; what came in this batch and is in flight is carried for the
+        // first time.
+        let (carry_on, carry_new) = carry_sql();
+        tx.execute(&carry_on, params![no as i64, (no + 1) as i64])?;
+        tx.execute(
+            "DELETE FROM carried WHERE into_batch = ?1",
+            params![no as i64],
+        )?;
+        tx.execute(
+            &carry_new,
+            params![from_seq as i64, upto_seq as i64, (no + 1) as i64],
+        )?;
         // The first batch opens with its first transaction.
         let opened_at = if opened_at == 0 {
             zb.first_created().unwrap_or(close.created_at)
@@ -1824,7 +1903,8 @@ mod tests {
         r1.state = TxnState::Approved;
         db.record(&r1).unwrap();
         assert_eq!(db.refund_by_id("r1").unwrap().unwrap().id, r1.id);
-        db.record_refund(&refund(250, 3), &orig).unwrap();
+        let mut r3 = refund(250, 3);
+        db.record_refund(&r3, &orig).unwrap();
         // An online sale cannot be voided; an unsettled offline one can.
         let void = |n: u8| {
             Transaction::new(
@@ -1864,8 +1944,12 @@ mod tests {
         let (b, seq) = db.batch_close(close.clone()).unwrap();
         let z: posd_core::batch::ZTotals =
             serde_json::from_value(b.detail.clone().unwrap()).unwrap();
-        // 1250 sold, 1000 refunded, 250 still in flight (0), the voided sale 0.
+        // 1250 sold, 1000 refunded, the voided sale 0; the 250 refund still in flight is
+        // carried into the next batch, not counted here.
         assert_eq!(z.net_total, 250);
+        assert_eq!(z.carried_count, 1);
+        assert_eq!(z.carried_txns, [r3.id.to_string()]);
+        assert!(!z.rows.iter().any(|r| r.state == "authorizing"), "{z:?}");
         assert_eq!(z.net["payment_code/wechat"], 250);
         assert_eq!(z.net["offline_code/p1"], 0);
         assert_eq!((z.batch_no, z.from_seq, z.upto_seq), (1, 0, seq - 1));
@@ -1876,9 +1960,37 @@ mod tests {
         // The next batch holds only what came after the close.
         let mut c2 = close.clone();
         c2.id = posd_core::txn::uuid_v7(60, [8; 10]);
-        let (b2, _) = db.batch_close(c2).unwrap();
+        let (b2, seq2) = db.batch_close(c2.clone()).unwrap();
         let z2: posd_core::batch::ZTotals = serde_json::from_value(b2.detail.unwrap()).unwrap();
         assert_eq!((z2.batch_no, z2.from_seq, z2.rows.len()), (2, seq, 0));
+        // Still in flight: carried on.
+        assert_eq!((z2.carried_count, z2.carried_in_count), (1, 0));
+        // It ends: the third batch counts it, with its own first seq, and carries nothing.
+        r3.state = TxnState::Approved;
+        db.record(&r3).unwrap();
+        let mut c3 = c2.clone();
+        c3.id = posd_core::txn::uuid_v7(70, [7; 10]);
+        let (b3, _) = db.batch_close(c3).unwrap();
+        let z3: posd_core::batch::ZTotals = serde_json::from_value(b3.detail.unwrap()).unwrap();
+        assert_eq!((z3.batch_no, z3.from_seq), (3, seq2));
+        assert_eq!((z3.carried_count, z3.carried_in_count), (0, 1));
+        assert_eq!((z3.txn_count, z3.net_total), (1, -250));
+        let first: i64 = db
+            .conn
+            .query_row(
+                "SELECT first_seq FROM txns WHERE id = ?1",
+                [r3.id.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut d = posd_core::batch::MembershipDigest::new();
+        d.add(first as u64, &r3.id.to_string(), -250);
+        assert_eq!(d.finish().1, z3.txn_digest);
+        let left: i64 = db
+            .conn
+            .query_row("SELECT COUNT(*) FROM carried", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "nothing carried stays behind");
     }
 
     fn p1_sale(now: Millis, user: u64, amount: i64, n: u8) -> Transaction {
@@ -2174,6 +2286,10 @@ mod tests {
             format!(
                 "SELECT {TXN_COLS} FROM txns WHERE kind = 'batch_close' ORDER BY created_at DESC LIMIT ?1"
             ),
+            // Issue 15: what a close carries, by index only.
+            CARRIED_IN_SQL.into(),
+            carry_sql().0,
+            carry_sql().1,
         ];
         for sql in hot {
             let p = plan(&sql);

@@ -110,6 +110,10 @@ pub struct BrokerConfig {
     pub status_interval_s: u64,
     /// Publish unacknowledged events again when the host has acknowledged nothing this long.
     pub ack_timeout_s: u64,
+    /// Connected, but the host owes an answer (to a request or an event) and has said nothing
+    /// at all for this long: the link is taken as down and online codes are refused at once
+    /// (docs/payments.md, "The link's state"). 0: only a lost connection counts.
+    pub host_silence_s: u64,
     /// Lab only: accept `resp`, `notify` and `ack` messages that are not signed envelopes.
     /// Off by default; `status` says when it is on. Never pushable.
     pub lab_accept_unsigned: bool,
@@ -132,6 +136,7 @@ impl Default for BrokerConfig {
             backoff_max_ms: 30_000,
             status_interval_s: 60,
             ack_timeout_s: 10,
+            host_silence_s: 15,
             lab_accept_unsigned: false,
             tls: None,
             host_keys: Vec::new(),
@@ -1045,6 +1050,13 @@ impl Config {
             "broker.ack_timeout_s",
             self.broker.ack_timeout_s,
             1,
+            3600,
+        );
+        within(
+            &mut p,
+            "broker.host_silence_s",
+            self.broker.host_silence_s,
+            0,
             3600,
         );
         within(

@@ -9,8 +9,8 @@ use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 
 impl Engine {
     pub(super) async fn batch_close(&mut self) -> Result<BatchReply, SaleError> {
-        let in_flight: Vec<_> = self.machines.keys().copied().collect();
-        self.till.check_batch_close(&in_flight)?;
+        // Local and immediate (issue 15): what still talks to the host is carried into the
+        // next batch by the journal (`Db::batch_close`), whatever the link's state.
         let now = now_ms();
         let mut t = Transaction::new(
             TxnKind::BatchClose,
@@ -24,7 +24,13 @@ impl Engine {
         t.channel = None;
         let (t, seq) = self.p.store.call(move |db| db.batch_close(t)).await?;
         self.p.link.kick();
-        log::info!(txn_id = t.id.to_string(), seq = seq; "batch closed");
+        let carried = t
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("carried_count"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        log::info!(txn_id = t.id.to_string(), seq = seq; "batch closed ({carried} transaction(s) in flight carried into the next batch)");
         self.ui(UiEvent::Notice {
             text: super::say(posd_core::i18n::Msg::NoticeBatchClosed),
         });

@@ -65,7 +65,8 @@ impl Engine {
             "brand": txn.channel,
             "sealed": sealed,
         });
-        let online = self.p.link.is_connected();
+        // The till's verdict on the link: connected and the host not silent.
+        let online = self.p.link.verdict(now).usable();
         // The store-and-forward queue is read only when the host is unreachable.
         let (queued, oldest) = if online {
             (0, None)

@@ -499,7 +499,46 @@ impl Engine {
         }
     }
 
+    /// Carries out a flow's actions in order. A request the link could not take certainly
+    /// never left the box: the flow is told (`Input::NotSent`) and its answer carried out too.
     pub(crate) async fn execute(&mut self, id: Uuid, actions: Vec<Action>) {
+        let mut actions = actions;
+        loop {
+            let Some(not_sent) = self.execute_once(id, actions).await else {
+                return;
+            };
+            let now = now_ms();
+            let reason = format!("not sent: {not_sent}");
+            let r = match self.machines.get_mut(&id) {
+                Some(m) => m.handle(Input::NotSent { reason }, now),
+                None => return,
+            };
+            actions = match r {
+                Ok(a) if !a.is_empty() => a,
+                _ => return,
+            };
+            // The authorize never left: the caller is refused as if the till had seen the
+            // link down first (nothing is charged, nothing stays in flight).
+            if let Some(w) = self.waiters.remove(&id) {
+                let refusal = match not_sent {
+                    crate::link::LinkError::Offline => {
+                        SaleError::Till(TillRefusal::LinkDown(self.p.link.verdict(now)))
+                    }
+                    other => SaleError::HostUnreachable(format!("not sent: {other}")),
+                };
+                let _ = w.send(Err(refusal));
+            }
+        }
+    }
+
+    /// Carries out actions in order; returns why the first `Send` the link refused was not
+    /// sent, if one was.
+    async fn execute_once(
+        &mut self,
+        id: Uuid,
+        actions: Vec<Action>,
+    ) -> Option<crate::link::LinkError> {
+        let mut not_sent = None;
         for action in actions {
             match action {
                 Action::Persist(t) => {
@@ -522,7 +561,7 @@ impl Engine {
                         Err(e) => {
                             log::error!(txn_id = id.to_string(); "journal refused state {}: {e}", state.as_str());
                             self.resume_from_journal(id, e).await;
-                            return;
+                            return None;
                         }
                     }
                 }
@@ -541,10 +580,12 @@ impl Engine {
                         Err(e) => {
                             log::error!(txn_id = id.to_string(); "journal refused the paid order and its refund: {e}");
                             self.resume_from_journal(id, e).await;
-                            return;
+                            return None;
                         }
                     }
                 }
+                // A code is never shown for an order the link did not take.
+                Action::ShowQr(_) if not_sent.is_some() => {}
                 Action::ShowQr(qr) => {
                     let amount = self
                         .machines
@@ -564,6 +605,7 @@ impl Engine {
                 Action::Send(req) => {
                     if let Err(e) = self.p.link.send_request(&req) {
                         log::warn!(txn_id = id.to_string(); "{} not sent: {e}", req.op.as_str());
+                        not_sent.get_or_insert(e);
                     }
                 }
                 Action::Outcome(outcome) => {
@@ -604,6 +646,7 @@ impl Engine {
                 }
             }
         }
+        not_sent
     }
 }
 

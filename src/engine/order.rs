@@ -14,6 +14,17 @@ impl Engine {
     /// DESIGN §1.3: make (or ask for) the code, show it, wait for the payment.
     pub(super) async fn start_order(&mut self, amount: i64, currency: Currency, reply: Reply) {
         let now = now_ms();
+        // Both modes need the host (the platform matches the payment to the `order`): refused
+        // at once while the link is not usable, before anything is journaled or shown.
+        let link = self.p.link.verdict(now);
+        if let Err(r) = self.till.check_online(link) {
+            log::info!("merchant QR refused: {link}");
+            self.ui(UiEvent::Notice {
+                text: r.to_string(),
+            });
+            let _ = reply.send(Err(r.into()));
+            return;
+        }
         let mut txn = Transaction::new(
             TxnKind::Sale,
             Method::MerchantQr,
@@ -59,12 +70,6 @@ impl Engine {
                 }
             }
             None => {
-                if !self.p.link.is_connected() {
-                    let _ = reply.send(Err(SaleError::HostUnreachable(
-                        "the platform's merchant QR needs the host".into(),
-                    )));
-                    return;
-                }
                 txn.channel = Some("platform".into());
                 None
             }

@@ -99,7 +99,7 @@ impl Engine {
                 }
             }
         }
-        if let Err(r) = self.till.check_refund_online(self.p.link.is_connected()) {
+        if let Err(r) = self.till.check_refund_online(self.p.link.verdict(now_ms())) {
             self.ui(UiEvent::Notice {
                 text: r.to_string(),
             });

@@ -210,6 +210,18 @@ impl Engine {
             }
         };
         let now = now_ms();
+        // The till decides from the link's state: an online code while the link is not
+        // usable is refused now, before its intent is journaled (nothing left in flight).
+        let link = self.p.link.verdict(now);
+        if let Err(r) = self.till.check_online(link) {
+            zeroize::Zeroize::zeroize(&mut text);
+            log::info!("online code refused at once: {link}");
+            self.ui(UiEvent::Notice {
+                text: r.to_string(),
+            });
+            let _ = reply.send(Err(r.into()));
+            return;
+        }
         let mut txn = Transaction::new(
             TxnKind::Sale,
             Method::PaymentCode,

@@ -175,6 +175,9 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
 
     async fn run(mut self, mut rx: mpsc::Receiver<FleetMsg>, mut shutdown: watch::Receiver<bool>) {
         let mut seen_connects = 0u64;
+        // The report the MQTT client last took, and the one whose failure was last logged.
+        let mut published: Option<Value> = None;
+        let mut warned: Option<Value> = None;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
@@ -185,14 +188,35 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                 },
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
+            if !self.link.is_connected() {
+                continue;
+            }
             // After every (re)connect, publish the last report again: a broker without
             // persistence forgets retained messages.
             let connects = self.link.shared.connects.load(Ordering::Relaxed);
-            if connects != seen_connects && self.link.is_connected() {
+            if connects != seen_connects {
                 seen_connects = connects;
-                if let Some(r) = view_get(&self.view).report {
-                    self.publish("cfg/reported", true, &r);
+                published = None;
+            }
+            // `cfg/reported` is coalesced: only the newest report matters (it is retained),
+            // and it is published again every turn until the MQTT client takes it — a full
+            // client queue after a long outage delays it, never loses it.
+            let Some(r) = view_get(&self.view).report else {
+                continue;
+            };
+            if published.as_ref() == Some(&r) {
+                continue;
+            }
+            match self.link.publish_json("cfg/reported", true, &r) {
+                Ok(()) => {
+                    published = Some(r);
+                    warned = None;
                 }
+                Err(e) if warned.as_ref() != Some(&r) => {
+                    log::warn!("cfg/reported not published yet ({e}): retrying");
+                    warned = Some(r);
+                }
+                Err(e) => log::debug!("cfg/reported not published yet: {e}"),
             }
         }
     }
@@ -348,9 +372,10 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         {
             log::error!("config outcome not recorded: {e}");
         }
-        summary.report = Some(report.clone());
+        summary.report = Some(report);
         view_set(&self.view, summary);
-        self.publish("cfg/reported", true, &report);
+        // Published by the agent's loop right after this message (and until the client
+        // takes it).
         self.link.status_changed();
     }
 

@@ -566,6 +566,15 @@ fn prunable(
     if max_seq(tx, txn_id)? > acked {
         return Ok(false);
     }
+    // Carried into a batch not closed yet (issue 15): that close still counts it.
+    let carried: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM carried WHERE txn_id = ?1)",
+        [txn_id],
+        |r| r.get(0),
+    )?;
+    if carried {
+        return Ok(false);
+    }
     let printing: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM print_jobs WHERE txn_id = ?1 AND state IN ('queued', 'sending'))",
         [txn_id],
@@ -845,12 +854,19 @@ mod tests {
                 .committed,
             0
         );
-        // The refund approved: the original and the refund go (both out of the window).
+        // The refund approved: the original goes (out of the window, nothing in flight). The
+        // refund was in flight at the close, so the next batch counts it (issue 15): it stays
+        // until that batch is closed, then goes too.
         r.state = TxnState::Approved;
         r.updated_at = now - 300 * DAY + 10;
         j.db.record(&r).unwrap();
         j.ack_all();
-        assert_eq!(j.prune(now, 30, 180).txns, 2);
+        assert_eq!(j.prune(now, 30, 180).txns, 1);
+        assert!(!j.has(&refunded) && j.has(&r));
+        j.close(now - 98 * DAY, Some(true));
+        j.ack_all();
+        assert_eq!(j.prune(now, 30, 180).txns, 1);
+        assert!(!j.has(&r) && j.has(&in_window));
         assert!(!j.has(&refunded) && !j.has(&r) && j.has(&in_window));
     }
 

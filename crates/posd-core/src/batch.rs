@@ -13,6 +13,12 @@
 //! so the host, which holds every event, can recompute the membership and compare, instead of
 //! receiving a per-transaction map (43 bytes a sale: a 6,000-sale batch overflowed a 256 KiB
 //! MQTT packet).
+//!
+//! A batch close is local and immediate (issue 15): a transaction still talking to the host at
+//! the close (in flight: authorizing, pending, reversing, closing) is not counted at its state
+//! of the moment but **carried** into the next batch ([`ZBuilder::carry`]); a transaction
+//! belongs to the batch in which it is first seen decided. The report counts the carried ones
+//! and names at most [`CARRIED_LIST_MAX`] of them.
 
 use crate::txn::{Transaction, TxnKind, TxnState};
 use serde::{Deserialize, Serialize};
@@ -61,7 +67,20 @@ pub struct ZTotals {
     #[serde(default)]
     pub voids_amount: i64,
     pub net_total: i64,
+    /// Transactions in flight at the close, carried into the next batch (issue 15).
+    #[serde(default)]
+    pub carried_count: u64,
+    /// The first [`CARRIED_LIST_MAX`] of them, in `first_seq` order.
+    #[serde(default)]
+    pub carried_txns: Vec<String>,
+    /// Members of this batch that an earlier close carried into it (counted in the totals and
+    /// the digest here).
+    #[serde(default)]
+    pub carried_in_count: u64,
 }
+
+/// Carried transactions a Z report names at most (it counts them all).
+pub const CARRIED_LIST_MAX: usize = 10;
 
 /// The `net` key of a transaction.
 pub fn net_key(method: &str, channel: Option<&str>) -> String {
@@ -169,6 +188,9 @@ impl ZBuilder {
                 voids_count: 0,
                 voids_amount: 0,
                 net_total: 0,
+                carried_count: 0,
+                carried_txns: Vec::new(),
+                carried_in_count: 0,
             },
             lines: BTreeMap::new(),
             digest: MembershipDigest::new(),
@@ -214,6 +236,22 @@ impl ZBuilder {
             z.refunds_amount = z.refunds_amount.saturating_sub(n);
         }
         z.net_total = z.net_total.saturating_add(n);
+    }
+
+    /// A member an earlier close carried into this batch, decided since: counted here. Members
+    /// must still come in `first_seq` order: carried ones (older) first.
+    pub fn add_carried_in(&mut self, t: &ZMember<'_>) {
+        self.z.carried_in_count += 1;
+        self.add(t);
+    }
+
+    /// A transaction still in flight at the close: not counted here, carried into the next
+    /// batch (counted, named while under [`CARRIED_LIST_MAX`]).
+    pub fn carry(&mut self, txn_id: &str) {
+        self.z.carried_count += 1;
+        if self.z.carried_txns.len() < CARRIED_LIST_MAX {
+            self.z.carried_txns.push(txn_id.to_string());
+        }
     }
 
     /// The earliest creation time among the members so far (the first batch opens with it).
@@ -433,11 +471,72 @@ mod tests {
                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
             )
         );
+        assert_eq!((z.carried_count, z.carried_in_count), (0, 0));
         let declined = z
             .rows
             .iter()
             .find(|r| r.state == "declined" && r.kind == "sale")
             .unwrap();
         assert_eq!((declined.count, declined.amount), (1, 700));
+    }
+
+    #[test]
+    fn in_flight_transactions_are_carried_and_counted_where_they_end() {
+        let pending = t(
+            TxnKind::Sale,
+            Method::PaymentCode,
+            "wechat",
+            TxnState::Authorizing,
+            500,
+            1,
+        );
+        let approved = t(
+            TxnKind::Sale,
+            Method::PaymentCode,
+            "wechat",
+            TxnState::Approved,
+            700,
+            2,
+        );
+        let member = |seq: u64, x: &Transaction, f: &mut dyn FnMut(&ZMember<'_>)| {
+            let id = x.id.to_string();
+            f(&ZMember {
+                first_seq: seq,
+                txn_id: &id,
+                kind: x.kind,
+                method: x.method.as_str(),
+                channel: x.channel.as_deref(),
+                state: x.state,
+                amount: x.amount,
+                created_at: x.created_at,
+            });
+        };
+        // Batch 1: the pending sale is carried, not counted.
+        let mut b1 = ZBuilder::new(1, 0, 10, 5, "CNY");
+        b1.carry(&pending.id.to_string());
+        member(4, &approved, &mut |m| b1.add(m));
+        let z1 = b1.finish(0);
+        assert_eq!(z1.carried_count, 1);
+        assert_eq!(z1.carried_txns, [pending.id.to_string()]);
+        assert_eq!((z1.txn_count, z1.net_total), (1, 700));
+        // Batch 2: it ended approved, and counts here with its own first seq, first.
+        let mut done = pending.clone();
+        done.state = TxnState::Approved;
+        let mut b2 = ZBuilder::new(2, 11, 20, 6, "CNY");
+        member(3, &done, &mut |m| b2.add_carried_in(m));
+        let z2 = b2.finish(5);
+        assert_eq!((z2.carried_in_count, z2.carried_count), (1, 0));
+        assert_eq!((z2.txn_count, z2.net_total), (1, 500));
+        let mut d = MembershipDigest::new();
+        d.add(3, &done.id.to_string(), 500);
+        assert_eq!(d.finish().1, z2.txn_digest);
+        // However many are carried, the report names at most CARRIED_LIST_MAX.
+        let mut b = ZBuilder::new(3, 20, 30, 7, "CNY");
+        for i in 0..(CARRIED_LIST_MAX as u64 + 5) {
+            b.carry(&format!("t{i}"));
+        }
+        let z = b.finish(6);
+        assert_eq!(z.carried_count, CARRIED_LIST_MAX as u64 + 5);
+        assert_eq!(z.carried_txns.len(), CARRIED_LIST_MAX);
     }
 }

@@ -295,6 +295,17 @@ pub struct BrokerLinkStatus {
     /// Unix ms of the next attempt, while not connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_retry_at: Option<u64>,
+    /// The till's verdict on the link (issue 15, docs/payments.md "The link's state"):
+    /// `usable`, `not_connected` or `host_silent` (online codes are refused unless `usable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Unix ms the host was last heard from (a `resp`, `notify` or `ack` whose signature
+    /// verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heard_at: Option<u64>,
+    /// While `host_silent`: unix ms of the first message the host still owes an answer to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_since: Option<u64>,
 }
 
 /// The broker connection as `status` shows it: the protocol, connections since start, and the

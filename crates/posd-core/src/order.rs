@@ -226,6 +226,21 @@ impl MerchantOrder {
         }
         match input {
             Input::Paid { host_ref } => self.paid(host_ref, now, &mut out),
+            Input::NotSent { reason } => {
+                // Platform mode, the `order` itself not taken by the link: nothing was shown
+                // and nothing reached the platform, so the sale ends `refused`. In local mode
+                // the code may be on show already: the query/close rules decide.
+                let first_order = state == TxnState::Authorizing
+                    && !self.query_first
+                    && self.requests.issued() == 1
+                    && self.requests.op_of_only() == Some(Op::Order);
+                if first_order {
+                    self.txn.reason = Some(reason.clone());
+                    self.persist(TxnState::Refused, now, &mut out);
+                    self.tell(SaleOutcome::Declined { reason }, &mut out);
+                    self.finish(&mut out);
+                }
+            }
             Input::Cancel { reason } => {
                 if state != TxnState::Closing {
                     self.begin_close(reason, now, &mut out);
@@ -412,6 +427,32 @@ mod tests {
         assert_eq!(m.qr(), Some("000201010212...6304ABCD"));
         let d = m.txn().detail.clone().unwrap();
         assert_eq!(d["reference"].as_str().unwrap().len(), 25);
+    }
+
+    #[test]
+    fn an_order_never_sent_ends_refused_in_platform_mode_only() {
+        let (mut m, _a) = order(1_000, false);
+        let out = m
+            .handle(
+                Input::NotSent {
+                    reason: "not sent: not connected to the broker".into(),
+                },
+                1_001,
+            )
+            .unwrap();
+        assert_eq!(states(&out), [TxnState::Refused]);
+        assert!(sent(&out).is_empty());
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::Outcome(SaleOutcome::Declined { .. }))));
+        assert_eq!(out.last(), Some(&Action::Finished));
+        // Local mode: the code may be on show; query and close decide.
+        let (mut l, _a) = order(1_000, true);
+        assert!(l
+            .handle(Input::NotSent { reason: "x".into() }, 1_001)
+            .unwrap()
+            .is_empty());
+        assert_eq!(l.txn().state, TxnState::Pending);
     }
 
     #[test]

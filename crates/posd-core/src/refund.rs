@@ -160,6 +160,8 @@ impl RefundFlow {
             // A refund cannot be called back once asked for: the same refund_id is resent
             // until the host answers; cancelling only stops the wait.
             Input::Cancel { .. } => {}
+            // The same refund_id is resent with backoff until the host answers.
+            Input::NotSent { .. } => {}
             Input::Tick => {
                 if self.next_wake.is_none_or(|w| now < w) {
                     return Ok(out);

@@ -1,6 +1,7 @@
 //! The till's rules, without I/O: one sale undecided at a time, what the till waits for, the
-//! manager-PIN lockout, which money moves need the host, when a batch may close, the card's
-//! store-and-forward decision, how a scanned text is paid and the shop-time calendar.
+//! manager-PIN lockout, whether the link to the host is usable now ([`LinkState`]), which money
+//! moves need the host, the card's store-and-forward decision, how a scanned text is paid and
+//! the shop-time calendar.
 //!
 //! [`Till`] is the state a cashier sees; the engine (the product's shell) asks it before every
 //! step and carries out the answer — journal writes, MQTT, the argon2 check itself. Every rule
@@ -38,10 +39,10 @@ pub enum TillRefusal {
     NoPin,
     #[error("{0}")]
     HostUnreachable(String),
-    #[error(
-        "{count} transaction(s) still waiting for the host ({ids}); close the batch when they end"
-    )]
-    InFlight { count: usize, ids: String },
+    /// An online code (or a merchant-presented order) while the link is not usable: refused
+    /// before anything is journaled or sent.
+    #[error("Offline — ask for the offline code, or pay another way")]
+    LinkDown(LinkVerdict),
 }
 
 impl TillRefusal {
@@ -63,9 +64,7 @@ impl TillRefusal {
             TillRefusal::NoPin => text(lang, Msg::RefuseNoPin).to_string(),
             // The link's own words (built by the engine).
             TillRefusal::HostUnreachable(why) => why.clone(),
-            TillRefusal::InFlight { count, ids } => {
-                tr(lang, Msg::RefuseInFlight, &[("count", count), ("ids", ids)])
-            }
+            TillRefusal::LinkDown(_) => text(lang, Msg::RefuseLinkDown).to_string(),
         }
     }
 
@@ -80,7 +79,123 @@ impl TillRefusal {
             TillRefusal::WrongPin => "wrong_pin",
             TillRefusal::PinLocked(_) => "pin_locked",
             TillRefusal::HostUnreachable(_) => "host_unreachable",
-            TillRefusal::InFlight { .. } => "in_flight",
+            TillRefusal::LinkDown(_) => LINK_DOWN,
+        }
+    }
+}
+
+/// The machine code of [`TillRefusal::LinkDown`] (control socket, `posctl --json`).
+pub const LINK_DOWN: &str = "link_down";
+
+/// Is the link to the host usable now, and if not, how the terminal knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkVerdict {
+    /// Connected to the broker, and the host answered (or owes nothing).
+    Usable,
+    /// Not connected to the broker (never yet, or since `since`): nothing can leave the box.
+    NotConnected { since: Option<Millis> },
+    /// Connected, but something sent at `since` that the host owes an answer to (a request or
+    /// an event) has had no message at all from the host for `silent_ms` — at least the
+    /// configured `broker.host_silence_s`.
+    HostSilent { since: Millis, silent_ms: u64 },
+}
+
+impl LinkVerdict {
+    pub fn usable(&self) -> bool {
+        matches!(self, LinkVerdict::Usable)
+    }
+
+    /// Stable name of the case (`status.link.state`, logs).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LinkVerdict::Usable => "usable",
+            LinkVerdict::NotConnected { .. } => "not_connected",
+            LinkVerdict::HostSilent { .. } => "host_silent",
+        }
+    }
+}
+
+impl std::fmt::Display for LinkVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkVerdict::Usable => write!(f, "the link to the host is usable"),
+            LinkVerdict::NotConnected { .. } => write!(f, "not connected to the broker"),
+            LinkVerdict::HostSilent { silent_ms, .. } => write!(
+                f,
+                "connected, but the host has not answered for {} s",
+                silent_ms / 1000
+            ),
+        }
+    }
+}
+
+/// What the terminal knows of its link to the host, fed by the MQTT link as things happen
+/// (times as values), read by the till before anything that needs the host.
+///
+/// The host is judged silent only when it owes an answer: `sent` marks the first message
+/// (request or event) after the host was last heard from; any message from the host (`heard`:
+/// a `resp`, `notify` or `ack` that passed the signature check) clears it. A new connection
+/// clears it too: answers owed on the old one may have been lost with it, and what is still
+/// owed is sent again on the new one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkState {
+    connected: bool,
+    /// When the link last went down (None: never connected since start).
+    down_since: Option<Millis>,
+    /// The first send the host owes an answer to since it was last heard from.
+    owed_since: Option<Millis>,
+    last_heard: Option<Millis>,
+}
+
+impl LinkState {
+    /// The broker accepted the connection and every subscription stands.
+    pub fn connected(&mut self, _now: Millis) {
+        self.connected = true;
+        self.down_since = None;
+        self.owed_since = None;
+    }
+
+    /// The connection is lost (or an attempt failed).
+    pub fn disconnected(&mut self, now: Millis) {
+        if self.connected || self.down_since.is_none() {
+            self.down_since = Some(now);
+        }
+        self.connected = false;
+    }
+
+    /// A request or an event was handed to the MQTT client: the host owes an answer.
+    pub fn sent(&mut self, now: Millis) {
+        if self.owed_since.is_none() {
+            self.owed_since = Some(now);
+        }
+    }
+
+    /// A message from the host arrived (its signature verified).
+    pub fn heard(&mut self, now: Millis) {
+        self.last_heard = Some(now);
+        self.owed_since = None;
+    }
+
+    pub fn last_heard(&self) -> Option<Millis> {
+        self.last_heard
+    }
+
+    /// Usable now? `host_silence_ms` is how long an owed answer may take before the host is
+    /// taken for gone (0: never).
+    pub fn verdict(&self, now: Millis, host_silence_ms: u64) -> LinkVerdict {
+        if !self.connected {
+            return LinkVerdict::NotConnected {
+                since: self.down_since,
+            };
+        }
+        match self.owed_since {
+            Some(since) if host_silence_ms > 0 && now.saturating_sub(since) >= host_silence_ms => {
+                LinkVerdict::HostSilent {
+                    since,
+                    silent_ms: now - since,
+                }
+            }
+            _ => LinkVerdict::Usable,
         }
     }
 }
@@ -250,8 +365,8 @@ impl<R> Till<R> {
     }
 
     /// Refunds move money at the host: refused at once while it cannot be reached.
-    pub fn check_refund_online(&self, online: bool) -> Result<(), TillRefusal> {
-        if online {
+    pub fn check_refund_online(&self, link: LinkVerdict) -> Result<(), TillRefusal> {
+        if link.usable() {
             Ok(())
         } else {
             Err(TillRefusal::HostUnreachable(
@@ -260,20 +375,16 @@ impl<R> Till<R> {
         }
     }
 
-    /// May the batch close now? Not during a sale, and not while transactions still talk to
-    /// the host (they would be counted at their state now and never again).
-    pub fn check_batch_close(&self, in_flight: &[Uuid]) -> Result<(), TillRefusal> {
-        if self.busy() {
-            return Err(TillRefusal::Busy);
+    /// May a request that needs the host now (an online code's `authorize`, a merchant-presented
+    /// `order`) start? Refused at once while the link is not usable: nothing is journaled, so
+    /// nothing is left in flight for a request that never left. (The card asks [`card_path`],
+    /// P1 codes need no link.)
+    pub fn check_online(&self, link: LinkVerdict) -> Result<(), TillRefusal> {
+        if link.usable() {
+            Ok(())
+        } else {
+            Err(TillRefusal::LinkDown(link))
         }
-        if !in_flight.is_empty() {
-            let ids: Vec<String> = in_flight.iter().take(5).map(|id| id.to_string()).collect();
-            return Err(TillRefusal::InFlight {
-                count: in_flight.len(),
-                ids: ids.join(", "),
-            });
-        }
-        Ok(())
     }
 
     /// Wait for the customer's code (or the refund's receipt).
@@ -399,10 +510,7 @@ mod tests {
             TillRefusal::WrongPin,
             TillRefusal::PinLocked(60),
             TillRefusal::NoPin,
-            TillRefusal::InFlight {
-                count: 2,
-                ids: "a, b".into(),
-            },
+            TillRefusal::LinkDown(LinkVerdict::NotConnected { since: None }),
         ] {
             assert_eq!(r.text(Language::En), r.to_string(), "{r:?}");
             let zh = r.text(Language::ZhCn);
@@ -506,23 +614,86 @@ mod tests {
     fn refunds_need_the_host() {
         let t = till();
         assert!(matches!(
-            t.check_refund_online(false),
+            t.check_refund_online(LinkVerdict::NotConnected { since: None }),
             Err(TillRefusal::HostUnreachable(_))
         ));
-        assert_eq!(t.check_refund_online(true), Ok(()));
+        assert_eq!(t.check_refund_online(LinkVerdict::Usable), Ok(()));
+    }
+
+    const SILENCE: u64 = 15_000;
+
+    #[test]
+    fn never_connected_is_not_connected() {
+        let l = LinkState::default();
+        assert_eq!(
+            l.verdict(1_000, SILENCE),
+            LinkVerdict::NotConnected { since: None }
+        );
+        let err = till().check_online(l.verdict(1_000, SILENCE)).unwrap_err();
+        assert_eq!(err.code(), "link_down");
+        assert_eq!(
+            err.to_string(),
+            "Offline — ask for the offline code, or pay another way"
+        );
     }
 
     #[test]
-    fn batch_close_waits_for_sales_and_the_host() {
-        let mut t = till();
-        assert_eq!(t.check_batch_close(&[]), Ok(()));
-        let err = t.check_batch_close(&[id(1), id(2)]).unwrap_err();
-        assert_eq!(err.code(), "in_flight");
-        assert!(err
-            .to_string()
-            .starts_with("2 transaction(s) still waiting"));
-        t.started(id(3));
-        assert_eq!(t.check_batch_close(&[]), Err(TillRefusal::Busy));
+    fn a_lost_connection_refuses_online_codes_at_once() {
+        let mut l = LinkState::default();
+        l.connected(1_000);
+        assert_eq!(l.verdict(1_001, SILENCE), LinkVerdict::Usable);
+        assert_eq!(till().check_online(l.verdict(1_001, SILENCE)), Ok(()));
+        l.disconnected(2_000);
+        // At once: no grace period, no timeout to wait out.
+        assert_eq!(
+            l.verdict(2_000, SILENCE),
+            LinkVerdict::NotConnected { since: Some(2_000) }
+        );
+        // Failed attempts afterwards keep the time it went down.
+        l.disconnected(3_000);
+        assert_eq!(
+            l.verdict(3_000, SILENCE),
+            LinkVerdict::NotConnected { since: Some(2_000) }
+        );
+        l.connected(4_000);
+        assert!(l.verdict(4_000, SILENCE).usable());
+    }
+
+    #[test]
+    fn the_host_is_silent_only_when_it_owes_an_answer() {
+        let mut l = LinkState::default();
+        l.connected(0);
+        // Nothing owed: however long the host says nothing, the link is usable.
+        assert!(l.verdict(10 * SILENCE, SILENCE).usable());
+        // Something sent at 100_000 and nothing heard since.
+        l.sent(100_000);
+        l.sent(105_000); // a later send does not restart the clock
+        assert!(l.verdict(100_000 + SILENCE - 1, SILENCE).usable());
+        assert_eq!(
+            l.verdict(100_000 + SILENCE, SILENCE),
+            LinkVerdict::HostSilent {
+                since: 100_000,
+                silent_ms: SILENCE
+            }
+        );
+        assert_eq!(
+            till()
+                .check_online(l.verdict(120_000, SILENCE))
+                .unwrap_err()
+                .code(),
+            LINK_DOWN
+        );
+        // Any word from the host: usable again.
+        l.heard(121_000);
+        assert!(l.verdict(121_000, SILENCE).usable());
+        assert_eq!(l.last_heard(), Some(121_000));
+        // 0 turns the silence rule off.
+        l.sent(130_000);
+        assert!(l.verdict(1_000_000, 0).usable());
+        // A new connection starts the judgement again (what is owed is sent again on it).
+        l.disconnected(140_000);
+        l.connected(141_000);
+        assert!(l.verdict(141_000 + SILENCE, SILENCE).usable());
     }
 
     #[test]

@@ -327,6 +327,11 @@ pub enum Input {
     Paid {
         host_ref: Option<String>,
     },
+    /// The shell could not hand the last `Send` to the MQTT client (not connected, or its
+    /// queue full): that request certainly never left the box.
+    NotSent {
+        reason: String,
+    },
 }
 
 /// Why an input was ignored (logged by the shell; nothing changes).
@@ -378,6 +383,19 @@ impl Requests {
             .find(|(id, _)| id == req_id)
             .map(|(_, op)| *op)
             .ok_or_else(|| Ignored::UnknownRequest(req_id.to_string()))
+    }
+
+    /// The operation of the one outstanding request, when exactly one is.
+    pub fn op_of_only(&self) -> Option<Op> {
+        match self.outstanding.as_slice() {
+            [(_, op)] => Some(*op),
+            _ => None,
+        }
+    }
+
+    /// Requests issued so far (cleared ones included).
+    pub fn issued(&self) -> u32 {
+        self.counter
     }
 
     /// Answers to earlier requests are no longer accepted.
@@ -542,6 +560,21 @@ impl OnlineSale {
         }
         match input {
             Input::Paid { .. } => return Err(Ignored::NotExpected("paid")),
+            Input::NotSent { reason } => {
+                // Only the first `authorize` certainly never reached the host: nothing can
+                // have been charged, so the sale ends `refused` with no reversal or query.
+                // Once a query was due, the authorize itself may have left: the usual rules.
+                let only_authorize = state == TxnState::Authorizing
+                    && !self.query_before_reverse
+                    && self.requests.issued() == 1
+                    && self.requests.op_of_only() == Some(Op::Authorize);
+                if !only_authorize {
+                    return Ok(out);
+                }
+                self.txn.reason = Some(reason.clone());
+                self.set_state(TxnState::Refused, now, &mut out);
+                self.finish(Some(SaleOutcome::Declined { reason }), &mut out);
+            }
             Input::Cancel { reason } => {
                 if state == TxnState::Reversing {
                     return Ok(out);
@@ -712,6 +745,49 @@ mod tests {
         })));
         assert_eq!(out.last(), Some(&Action::Finished));
         assert_eq!(m.handle(Input::Tick, 99_999), Err(Ignored::AlreadyFinal));
+    }
+
+    #[test]
+    fn an_authorize_that_never_left_ends_refused_without_reversal() {
+        let (mut m, _a) = sale(1_000);
+        let out = m
+            .handle(
+                Input::NotSent {
+                    reason: "not connected to the broker".into(),
+                },
+                1_001,
+            )
+            .unwrap();
+        assert!(
+            matches!(&out[0], Action::Persist(t) if t.state == TxnState::Refused
+                && t.reason.as_deref() == Some("not connected to the broker"))
+        );
+        assert!(sent(&out).is_empty(), "no query, no reversal: {out:?}");
+        assert_eq!(out.last(), Some(&Action::Finished));
+        assert_eq!(m.handle(Input::Tick, 99_999), Err(Ignored::AlreadyFinal));
+    }
+
+    #[test]
+    fn a_query_not_sent_leaves_the_usual_rules() {
+        // The authorize went out; a later query could not: it may have been charged.
+        let (mut m, _a) = sale(0);
+        let q = m.handle(Input::Tick, 5_000).unwrap();
+        assert_eq!(sent(&q)[0].op, Op::Query);
+        let out = m
+            .handle(Input::NotSent { reason: "x".into() }, 5_001)
+            .unwrap();
+        assert!(out.is_empty());
+        assert_eq!(m.txn().state, TxnState::Authorizing);
+        // After a restart nothing certain is known of the authorize either.
+        let r = OnlineSale::recover(m.txn().clone(), OnlinePolicy::default(), 6_000);
+        let mut r = r;
+        assert!(r
+            .handle(Input::NotSent { reason: "x".into() }, 6_001)
+            .unwrap()
+            .is_empty());
+        // The reversal is still decided at the deadline.
+        let out = m.handle(Input::Tick, 45_000).unwrap();
+        assert!(matches!(&out[0], Action::Persist(t) if t.state == TxnState::Reversing));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::printer_emulator::{EmulatorScript, PrinterEmulator};
 use crate::world::{issue_wallets, posd_binary, rss_kib, stop, FleetKey, Mosquitto, Till, Wallet};
 use anyhow::{bail, Context};
 use posd_core::codes::PrivateKey;
-use posd_core::control as ctl;
+use posd_core::control::{self as ctl, AnswerError};
 use posd_core::txn::SaleOutcome;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, ExitCode, Stdio};
@@ -166,6 +166,9 @@ pub struct DayRow {
     pub approved: u32,
     /// Declined, cancelled (reversed) or refused (e.g. offline limits while the broker was down).
     pub not_approved: u32,
+    /// Online codes and merchant QR refused at once with `link_down` (issue 15) and paid
+    /// instead with an offline code, as the refusal tells the cashier (counted once in `sales`).
+    pub link_down: u32,
     /// The journal's files (SQLite + WAL) at the end of the day, bytes.
     pub db_bytes: u64,
     /// The daemon's resident memory after the close and drain (VmRSS), KiB.
@@ -835,22 +838,7 @@ impl World {
                         ..ctl::Sale::default()
                     })?
                 }
-                Kind::P1 => {
-                    let w = self.rng.usize(0..self.wallets.len());
-                    let now_s = (crate::mqtt::now_ms() / 1000) as u32;
-                    let code = self.wallets[w].next_code(now_s)?;
-                    let amount = match self.args.profile {
-                        Profile::Bus => "2.00".to_string(),
-                        Profile::Shop => {
-                            format!("{}.{:02}", self.rng.u32(1..20), self.rng.u32(0..100))
-                        }
-                    };
-                    c.call(ctl::Sale {
-                        amount,
-                        code: Some(code),
-                        ..ctl::Sale::default()
-                    })?
-                }
+                Kind::P1 => self.p1_sale(&mut c)?,
                 Kind::Qr => c.call(ctl::Sale {
                     amount: format!("{}.11", self.rng.u32(1..60)),
                     method: Some(ctl::SaleMethod::MerchantQr),
@@ -875,6 +863,15 @@ impl World {
                     })?
                 }
                 Kind::Reprint | Kind::Status => unreachable!("not a sale"),
+            };
+            // The till says the link is down (issue 15): the cashier does what it says and asks
+            // for the offline code.
+            let answer = match answer {
+                Err(AnswerError::Refused(r)) if r.code == posd_core::till::LINK_DOWN => {
+                    row.link_down += 1;
+                    self.p1_sale(&mut c)?
+                }
+                other => other,
             };
             times.entry(kind).or_default().push(ms(t0));
             row.sales += 1;
@@ -962,6 +959,25 @@ impl World {
     }
 
     /// The profile's mix; while the broker is down, customers pay offline.
+    /// A sale paid with a fresh P1 offline code of one of the wallets.
+    fn p1_sale(
+        &mut self,
+        c: &mut Till,
+    ) -> anyhow::Result<Result<posd_core::control::SaleReply, AnswerError>> {
+        let w = self.rng.usize(0..self.wallets.len());
+        let now_s = (crate::mqtt::now_ms() / 1000) as u32;
+        let code = self.wallets[w].next_code(now_s)?;
+        let amount = match self.args.profile {
+            Profile::Bus => "2.00".to_string(),
+            Profile::Shop => format!("{}.{:02}", self.rng.u32(1..20), self.rng.u32(0..100)),
+        };
+        c.call(ctl::Sale {
+            amount,
+            code: Some(code),
+            ..ctl::Sale::default()
+        })
+    }
+
     fn pick_kind(&mut self, broker_down: bool, no_refundable: bool) -> Kind {
         if broker_down || self.args.profile == Profile::Bus {
             return Kind::P1;

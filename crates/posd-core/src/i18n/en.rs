@@ -153,9 +153,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseNoPin => {
             "no manager PIN is configured ([manager] pin_hash): refunds and voids are disabled"
         }
-        RefuseInFlight => {
-            "{count} transaction(s) still waiting for the host ({ids}); close the batch when they end"
-        }
+        RefuseLinkDown => "Offline — ask for the offline code, or pay another way",
         CardTruncated => "card read incomplete: swipe again",
         CardGarbled => "card read garbled: swipe again",
         CardPanLength => "card number has a wrong length",

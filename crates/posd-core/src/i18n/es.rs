@@ -160,9 +160,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseNoPin => {
             "no hay PIN de encargado ([manager] pin_hash): devoluciones y anulaciones desactivadas"
         }
-        RefuseInFlight => {
-            "{count} transacción(es) aún esperan al host ({ids}); cierre el lote cuando terminen"
-        }
+        RefuseLinkDown => "Sin conexión — pida el código sin conexión o pague de otra forma",
         CardTruncated => "lectura incompleta: pase la tarjeta otra vez",
         CardGarbled => "lectura ilegible: pase la tarjeta otra vez",
         CardPanLength => "el número de tarjeta tiene una longitud incorrecta",

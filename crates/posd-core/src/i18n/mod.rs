@@ -240,8 +240,8 @@ messages! {
     /// `{secs}`.
     RefusePinLocked,
     RefuseNoPin,
-    /// `{count}`, `{ids}`.
-    RefuseInFlight,
+    /// An online code or a merchant QR while the link to the host is not usable.
+    RefuseLinkDown,
     /// Why a swipe or a card was refused (`card::track::CardError`).
     CardTruncated,
     CardGarbled,

@@ -152,7 +152,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         RefuseWrongPin => "主管密码错误",
         RefusePinLocked => "主管密码错误次数过多: 锁定 {secs} 秒",
         RefuseNoPin => "未设置主管密码 ([manager] pin_hash): 退款和撤销不可用",
-        RefuseInFlight => "{count} 笔交易仍在等待主机 ({ids}); 请在其结束后再结算批次",
+        RefuseLinkDown => "离线 — 请顾客出示离线码，或换一种方式付款",
         CardTruncated => "读卡不完整: 请重新刷卡",
         CardGarbled => "读卡数据错误: 请重新刷卡",
         CardPanLength => "卡号长度错误",

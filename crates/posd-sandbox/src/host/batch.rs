@@ -111,8 +111,8 @@ fn terminal_net(ev: &PosEvent) -> i64 {
 }
 
 /// Compares a terminal's Z report (`detail` of its `batch_close` event) with the host's own
-/// view: every transaction of that terminal whose first event has `from_seq < seq <= upto_seq`,
-/// in that order; a sale counts its ledger amount when charged, a refund minus its approved
+/// view: every transaction of that terminal first seen decided (in a state that is not in
+/// flight) at `from_seq < seq <= upto_seq`, in the order of its first event's seq; a sale counts its ledger amount when charged, a refund minus its approved
 /// refund's amount, under `"{method}/{channel}"` of the transaction's last event in the range.
 /// The host's digest over `(first seq, id, ledger net)` must equal the report's; a transaction
 /// whose ledger net differs from what the terminal's own events say is listed (capped).
@@ -149,14 +149,29 @@ pub fn reconcile_batch(
     };
     let mut digest = batch::MembershipDigest::new();
     let mut host_ids = BTreeSet::new();
-    // Members in first-seq order: events of the range that are their transaction's first.
-    let mut members = db.prepare(
-        "SELECT e.txn_id, e.seq FROM events e
+    // Members (issue 15): the transactions first seen decided in the range — the event of the
+    // range that is the first of its transaction in a state that is not in flight. One still
+    // in flight at the close was carried by the terminal into the next batch and is counted
+    // there; one carried into this batch (first event before the range) is counted here.
+    // In first-seq order, each with the seq of its very first event (the digest's line).
+    let in_flight = TxnState::ALL
+        .iter()
+        .filter(|s| s.in_flight())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut members = db.prepare(&format!(
+        "SELECT e.txn_id,
+                (SELECT MIN(f.seq) FROM events f
+                 WHERE f.terminal = e.terminal AND f.txn_id = e.txn_id) AS first_seq
+         FROM events e
          WHERE e.terminal = ?1 AND e.seq > ?2 AND e.seq <= ?3
+           AND e.state NOT IN ({in_flight})
            AND NOT EXISTS (SELECT 1 FROM events f
-                           WHERE f.terminal = e.terminal AND f.txn_id = e.txn_id AND f.seq < e.seq)
-         ORDER BY e.seq",
-    )?;
+                           WHERE f.terminal = e.terminal AND f.txn_id = e.txn_id
+                             AND f.seq < e.seq AND f.state NOT IN ({in_flight}))
+         ORDER BY first_seq, e.seq"
+    ))?;
     let mut rows = members.query(params![terminal, from_i, upto_i])?;
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
@@ -564,5 +579,50 @@ mod tests {
         assert_eq!(a.batches.len(), 1);
         assert_eq!(a.batches[0].status, "reconciled");
         assert_eq!(a.refunds, 1);
+    }
+
+    /// Issue 15: a sale in flight at a close belongs to the batch in which it ends.
+    #[test]
+    fn a_transaction_in_flight_at_the_close_reconciles_in_the_next_batch() {
+        let db = mem_db();
+        for (t, amount) in [("p1", 500), ("a1", 700)] {
+            db.execute(
+                "INSERT INTO ledger (txn_id, terminal, amount, currency, behaviour, state, created_at, updated_at)
+                 VALUES (?1, 'T1', ?2, 'CNY', 'approve', 'charged', 0, 0)",
+                params![t, amount],
+            )
+            .unwrap();
+        }
+        let report = |no: u64, from: u64, upto: u64, net: i64, members: &[(u64, &str, i64)]| {
+            let mut d = batch::MembershipDigest::new();
+            for (seq, id, n) in members {
+                d.add(*seq, id, *n);
+            }
+            let (count, digest) = d.finish();
+            json!({"batch_no": no, "from_seq": from, "upto_seq": upto,
+                   "net": {"payment_code/wechat": net}, "txn_count": count, "txn_digest": digest,
+                   "carried_count": if no == 1 { 1 } else { 0 }})
+        };
+        // Batch 1: p1 is still authorizing at the close (seq 3): carried, not a member.
+        store(&db, &event(1, "p1", "sale", "authorizing", 500, None));
+        store(&db, &event(2, "a1", "sale", "approved", 700, None));
+        let z1 = report(1, 0, 2, 700, &[(2, "a1", 700)]);
+        let n1 = store(&db, &event(3, "b1", "batch_close", "closed", 0, Some(z1))).unwrap();
+        assert_eq!(n1["status"], "reconciled", "{n1}");
+        // Batch 2: p1 ends approved; it is counted here, with the seq of its first event.
+        store(&db, &event(4, "p1", "sale", "pending", 500, None));
+        store(&db, &event(5, "p1", "sale", "approved", 500, None));
+        let z2 = report(2, 3, 5, 500, &[(1, "p1", 500)]);
+        let r = reconcile_batch(&db, "T1", &z2).unwrap();
+        assert_eq!(r.status(), "reconciled", "{r:?}");
+        assert_eq!((r.host_count, r.txns_count), (1, 0));
+        let n2 = store(&db, &event(6, "b2", "batch_close", "closed", 0, Some(z2))).unwrap();
+        assert_eq!(n2["status"], "reconciled", "{n2}");
+        // Counting p1 in the first batch (the rule before issue 15) is a mismatch now.
+        let old = report(1, 0, 2, 1200, &[(1, "p1", 500), (2, "a1", 700)]);
+        assert_eq!(
+            reconcile_batch(&db, "T1", &old).unwrap().status(),
+            "mismatch"
+        );
     }
 }
