@@ -39,6 +39,12 @@ pub fn ui_input(ev: &UiEvent, currency: Currency) -> Option<Input> {
         UiEvent::ShowQr { .. } => Some(Input::Pending {
             text: "Customer scans QR".into(),
         }),
+        UiEvent::Recovered { short_ref, .. } => Some(Input::Recovered {
+            short_ref: short_ref.clone(),
+        }),
+        UiEvent::Alert { current, .. } => Some(Input::Alerts {
+            current: current.clone(),
+        }),
         UiEvent::Notice { .. } | UiEvent::Printer { .. } => None,
     }
 }
@@ -248,6 +254,26 @@ pub async fn run<O: Opener>(
     let rescan = Duration::from_millis(cfg.rescan_ms.max(10));
     let mut ui_rx = ui.subscribe();
     let (done_tx, mut done_rx) = mpsc::channel::<Input>(16);
+    // A sale recovered at start may have been announced before this task listened: ask.
+    {
+        let engine = engine.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let (reply, rx) = oneshot::channel();
+            if engine.send(EngineMsg::Current { reply }).await.is_err() {
+                return;
+            }
+            if let Ok(Some(posd_core::control::CurrentReply::Txn(t))) = rx.await {
+                if t.recovered {
+                    let _ = done
+                        .send(Input::Recovered {
+                            short_ref: t.short_ref,
+                        })
+                        .await;
+                }
+            }
+        });
+    }
     let mut src: Option<HidSource> = None;
     let mut desc = String::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));

@@ -21,8 +21,9 @@ impl Engine {
     ) {
         let refuse = |this: &Self, text: String, reply: Reply| {
             log::info!("card refused: {text}");
-            this.ui(UiEvent::Notice { text: text.clone() });
-            let _ = reply.send(Err(SaleError::Refused(text)));
+            let e = SaleError::Refused(text);
+            this.refused(&e, None);
+            let _ = reply.send(Err(e));
         };
         let parsed = posd_core::card::track::parse_swipe(&swipe);
         zeroize::Zeroize::zeroize(&mut swipe);
@@ -53,6 +54,8 @@ impl Engine {
         );
         txn.channel = Some(card.brand().as_str().to_string());
         txn.code_masked = Some(card.masked_pan());
+        // The card's name in the in-flight index (issue 15), taken before the data is wiped.
+        let digest = self.p.code_key.card(&card.pan);
         let aad = card_aad(&txn);
         let sealed = posd_core::card::seal::seal_random(&card, &host_key, aad.as_bytes());
         drop(card);
@@ -81,8 +84,14 @@ impl Engine {
         match card_path(online, &self.p.card.saf, amount, queued, oldest, now) {
             CardPath::Online => {
                 let (m, actions) = OnlineSale::start_card(txn, card_json, self.p.policy, now);
-                self.launch(Flow::Online(m), actions, reply, "authorizing the card")
-                    .await;
+                self.launch(
+                    Flow::Online(m),
+                    actions,
+                    reply,
+                    "authorizing the card",
+                    Some(digest),
+                )
+                .await;
                 return;
             }
             CardPath::Refuse(r) => {

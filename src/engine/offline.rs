@@ -29,6 +29,7 @@ impl Engine {
                 this.ui(UiEvent::Notice {
                     text: short.to_string(),
                 });
+                this.note_refusal(code, &message, None);
                 let _ = reply.send(Err(SaleError::Offline { code, message }));
             };
         let off = &self.p.offline;

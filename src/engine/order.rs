@@ -75,6 +75,7 @@ impl Engine {
             actions,
             reply,
             "waiting for the customer to pay",
+            None,
         )
         .await;
     }

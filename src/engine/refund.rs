@@ -142,7 +142,7 @@ impl Engine {
             let _ = reply.send(Err(SaleError::Refused("refund without keys".into())));
             return;
         };
-        self.launch(Flow::Refund(m), actions, reply, "refunding")
+        self.launch(Flow::Refund(m), actions, reply, "refunding", None)
             .await;
     }
 

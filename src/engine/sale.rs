@@ -20,6 +20,15 @@ impl Engine {
         method: SaleMethod,
         reply: Reply,
     ) {
+        // One code, one sale: a code already paying a transaction in flight is refused with
+        // that transaction, even while the till waits for it (issue 15).
+        if let Some(c) = &code {
+            if let Some(e) = self.in_flight_for(c).await {
+                self.refused(&e, None);
+                let _ = reply.send(Err(e));
+                return;
+            }
+        }
         if let Err(r) = self.till.check_sale(amount, currency) {
             let _ = reply.send(Err(r.into()));
             return;
@@ -91,12 +100,21 @@ impl Engine {
                 }
             },
             None => {
-                log::info!("code from {source} ignored: no sale waits for one");
                 let mut text = text;
+                let in_flight = self.in_flight_for(&text).await;
                 zeroize::Zeroize::zeroize(&mut text);
-                self.ui(UiEvent::Notice {
-                    text: "No sale in progress".into(),
-                });
+                match in_flight {
+                    Some(e) => {
+                        log::info!("code from {source} refused: {e}");
+                        self.refused(&e, None);
+                    }
+                    None => {
+                        log::info!("code from {source} ignored: no sale waits for one");
+                        self.ui(UiEvent::Notice {
+                            text: "No sale in progress".into(),
+                        });
+                    }
+                }
             }
         }
     }
@@ -150,6 +168,8 @@ impl Engine {
                     Flow::Order(o) => o.qr().map(str::to_string),
                     _ => None,
                 },
+                short_ref: posd_core::txn::short_ref(&t.id),
+                recovered: self.recovered.contains(&t.id),
             }));
         }
         self.till.awaiting().map(|a| {
@@ -195,20 +215,19 @@ impl Engine {
                 let reason =
                     "this is a receipt: scan the customer's payment code, or use the refund menu"
                         .to_string();
-                self.ui(UiEvent::Notice {
-                    text: reason.clone(),
-                });
-                let _ = reply.send(Err(SaleError::Code(reason)));
+                let e = SaleError::Code(reason);
+                self.refused(&e, None);
+                let _ = reply.send(Err(e));
                 return;
             }
             CodeRoute::Refuse(reason) => {
-                self.ui(UiEvent::Notice {
-                    text: reason.clone(),
-                });
-                let _ = reply.send(Err(SaleError::Code(reason)));
+                let e = SaleError::Code(reason);
+                self.refused(&e, None);
+                let _ = reply.send(Err(e));
                 return;
             }
         };
+        let digest = self.p.code_key.payment_code(&code);
         let now = now_ms();
         let mut txn = Transaction::new(
             TxnKind::Sale,
@@ -226,6 +245,7 @@ impl Engine {
             actions,
             reply,
             "asking the payment platform",
+            Some(digest),
         )
         .await;
     }

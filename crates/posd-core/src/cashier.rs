@@ -126,6 +126,15 @@ pub enum Input {
     },
     /// Time passes (results clear themselves).
     Tick,
+    /// A sale left in flight by the last run is being resolved: wait for it (issue 15).
+    Recovered {
+        short_ref: String,
+    },
+    /// The alerts in force now ("offline: 3 sales to sync", ...); the idle screen shows the
+    /// first.
+    Alerts {
+        current: Vec<String>,
+    },
 }
 
 /// Settings for the machine.
@@ -182,8 +191,17 @@ impl AmountEntry {
 /// What is awaited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Awaiting {
-    Sale { amount: i64, cancel_requested: bool },
+    Sale {
+        amount: i64,
+        cancel_requested: bool,
+    },
     Operation(&'static str),
+    /// A sale from before a restart (crash, power cut), resolved by the engine: its outcome
+    /// ends the wait; Cancel asks for its reversal.
+    Recovered {
+        short_ref: String,
+        cancel_requested: bool,
+    },
 }
 
 /// The machine's state.
@@ -203,6 +221,8 @@ pub enum State {
 pub struct Cashier {
     cfg: CashierConfig,
     state: State,
+    /// The first alert in force, shown on the idle screen.
+    alert: Option<String>,
 }
 
 impl Cashier {
@@ -210,6 +230,7 @@ impl Cashier {
         Cashier {
             cfg,
             state: State::Idle,
+            alert: None,
         }
     }
 
@@ -221,7 +242,10 @@ impl Cashier {
     pub fn screen(&self) -> Screen {
         let cur = self.cfg.currency;
         match &self.state {
-            State::Idle => Screen::new("Ready", "Enter amount"),
+            State::Idle => Screen::new(
+                "Ready",
+                self.alert.clone().unwrap_or_else(|| "Enter amount".into()),
+            ),
             State::Amount(e) => Screen::new(format!("Amount {cur}"), e.text()),
             State::Method { amount, .. } => Screen::new(
                 format!("{} {cur}", cur.format(*amount)),
@@ -239,6 +263,20 @@ impl Cashier {
                 },
             ),
             State::Waiting(Awaiting::Operation(what)) => Screen::new(*what, "Please wait..."),
+            State::Waiting(Awaiting::Recovered {
+                short_ref,
+                cancel_requested,
+            }) => {
+                let (a, b) = crate::display::notices::recovered_keypad(short_ref);
+                Screen::new(
+                    a,
+                    if *cancel_requested {
+                        "Cancelling...".into()
+                    } else {
+                        b
+                    },
+                )
+            }
             State::Result { .. } => Screen::new("", ""),
             State::Menu => Screen::new("1 Refund 2 Reprint", "3 Close 4 Status"),
             State::Pin(p) => Screen::new("Manager PIN", "*".repeat(p.len())),
@@ -302,6 +340,21 @@ impl Cashier {
                 State::Result { until_ms } if now_ms >= *until_ms => vec![self.enter(State::Idle)],
                 _ => vec![],
             },
+            Input::Recovered { short_ref } => match &self.state {
+                // The keypad's own sale in progress is the engine's business already.
+                State::Waiting(Awaiting::Sale { .. }) => vec![],
+                _ => vec![self.enter(State::Waiting(Awaiting::Recovered {
+                    short_ref,
+                    cancel_requested: false,
+                }))],
+            },
+            Input::Alerts { current } => {
+                self.alert = current.into_iter().next();
+                match self.state {
+                    State::Idle => vec![self.show()],
+                    _ => vec![],
+                }
+            }
         }
     }
 
@@ -461,6 +514,19 @@ impl Cashier {
             ) => {
                 let show = self.enter(State::Waiting(Awaiting::Sale {
                     amount,
+                    cancel_requested: true,
+                }));
+                vec![Action::CancelSale, show]
+            }
+            (
+                Awaiting::Recovered {
+                    short_ref,
+                    cancel_requested: false,
+                },
+                Key::Cancel,
+            ) => {
+                let show = self.enter(State::Waiting(Awaiting::Recovered {
+                    short_ref,
                     cancel_requested: true,
                 }));
                 vec![Action::CancelSale, show]

@@ -3,6 +3,7 @@
 //!
 //! Pure: the shells (the console task, the VFD thread) only move these texts and bytes.
 
+pub mod notices;
 pub mod vfd;
 
 use crate::control::{PrinterHealth, PrinterState};
@@ -41,12 +42,27 @@ pub enum UiEvent {
         text: String,
         ok: bool,
     },
+    /// A sale left in flight by the last run (crash, power cut) is being resolved: the
+    /// cashier waits for its outcome instead of selling again (issue 15).
+    Recovered {
+        txn_id: String,
+        short_ref: String,
+        amount: String,
+    },
+    /// Something the cashier must know changed (`notices::alerts`, a receipt printed after a
+    /// fault); for the cashier, not the customer.
+    Alert {
+        /// What changed, for the console.
+        text: String,
+        /// Every alert in force now (the keypad's idle screen shows the first).
+        current: Vec<String>,
+    },
 }
 
 impl UiEvent {
     /// Whether the customer display shows it (printer trouble is the cashier's business).
     pub fn for_customer(&self) -> bool {
-        !matches!(self, UiEvent::Printer { .. })
+        !matches!(self, UiEvent::Printer { .. } | UiEvent::Alert { .. })
     }
 }
 
@@ -122,6 +138,15 @@ pub fn console_text(ev: &UiEvent) -> String {
             None => format!("[till] {text}"),
         },
         UiEvent::Printer { text, .. } => format!("[till] printer: {text}"),
+        UiEvent::Recovered {
+            txn_id,
+            short_ref,
+            amount,
+        } => format!(
+            "[till] {txn_id}: {}",
+            notices::recovered_sale(short_ref, amount)
+        ),
+        UiEvent::Alert { text, .. } => format!("[till] {text}"),
     }
 }
 
