@@ -119,7 +119,7 @@ impl Engine {
         }
         self.ui(UiEvent::Result {
             txn_id: txn.id.to_string(),
-            text: "APPROVED (STORED)".into(),
+            text: self.with_receipt_note("APPROVED (STORED)"),
             approved: true,
         });
         let _ = reply.send(Ok(SaleReply::of(

@@ -148,7 +148,7 @@ impl Engine {
         }
         self.ui(UiEvent::Result {
             txn_id: txn.id.to_string(),
-            text: "APPROVED OFFLINE".into(),
+            text: self.with_receipt_note("APPROVED OFFLINE"),
             approved: true,
         });
         let _ = reply.send(Ok(SaleReply::of(

@@ -90,6 +90,15 @@ impl Engine {
         notices::receipt_waiting(h.state)
     }
 
+    /// A result as the cashier reads it: "APPROVED — receipt waiting: paper out" while the
+    /// receipt it earned cannot print.
+    pub(super) fn with_receipt_note(&self, text: &str) -> String {
+        match self.receipt_waiting() {
+            Some(w) => format!("{text} — {w}"),
+            None => text.to_string(),
+        }
+    }
+
     /// Tells every display that a sale from the last run is being resolved.
     pub(super) fn announce_recovered(&self, t: &Transaction) {
         let amount = format!("{} {}", t.currency.format(t.amount), t.currency);
