@@ -123,6 +123,13 @@ pub enum EngineMsg {
         req: RefundRequest,
         reply: Reply,
     },
+    /// Wait for a receipt's QR to be scanned and answer with the transaction it names on
+    /// this terminal (the keypad's reprint and void, issue 15). Cancel ends the wait.
+    FindReceipt {
+        /// What the displays say while it waits.
+        prompt: String,
+        reply: Reply,
+    },
     /// Void an offline sale not yet settled.
     Void {
         original: String,
@@ -361,6 +368,15 @@ impl Engine {
                     let _ = reply.send(Err(e));
                 }
             },
+            EngineMsg::FindReceipt { prompt, reply } => {
+                if let Err(r) = self.till.check_refund() {
+                    let _ = reply.send(Err(r.into()));
+                } else {
+                    self.ui(UiEvent::Notice { text: prompt });
+                    self.till
+                        .wait_for(posd_core::till::Awaiting::Lookup { reply });
+                }
+            }
             EngineMsg::BatchClose { reply } => {
                 let r = self.batch_close().await;
                 let _ = reply.send(r);

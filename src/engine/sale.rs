@@ -99,6 +99,7 @@ impl Engine {
                     });
                 }
             },
+            Some(Awaiting::Lookup { reply }) => self.lookup_receipt(text, reply).await,
             None => {
                 let mut text = text;
                 let in_flight = self.in_flight_for(&text).await;
@@ -119,12 +120,58 @@ impl Engine {
         }
     }
 
+    /// A receipt scanned for a lookup: the transaction its QR names on this terminal. Anything
+    /// else is wiped and the wait goes on.
+    async fn lookup_receipt(&mut self, text: String, reply: Reply) {
+        let txn_id = match route(&text, &self.p.patterns) {
+            CodeRoute::Receipt(r) => r.txn_on(&self.p.terminal).map(|id| id.to_string()),
+            _ => {
+                let mut text = text;
+                zeroize::Zeroize::zeroize(&mut text);
+                self.ui(UiEvent::Notice {
+                    text: "Scan the receipt's QR code".into(),
+                });
+                self.till.wait_for(Awaiting::Lookup { reply });
+                return;
+            }
+        };
+        let txn_id = match txn_id {
+            Ok(id) => id,
+            Err(other) => {
+                self.ui(UiEvent::Notice {
+                    text: other.to_string(),
+                });
+                self.till.wait_for(Awaiting::Lookup { reply });
+                return;
+            }
+        };
+        let key = txn_id.clone();
+        let _ = match self.p.store.call(move |db| db.txn(&key)).await {
+            Ok(Some(t)) => {
+                let outcome = match t.state {
+                    TxnState::Declined => posd_core::txn::SaleOutcome::Declined {
+                        reason: t.reason.clone().unwrap_or_default(),
+                    },
+                    _ => posd_core::txn::SaleOutcome::Approved {
+                        host_ref: t.host_ref.clone(),
+                    },
+                };
+                reply.send(Ok(posd_core::control::SaleReply::of(&t, outcome)))
+            }
+            Ok(None) => reply.send(Err(SaleError::NotFound(format!(
+                "no transaction {txn_id} on this terminal"
+            )))),
+            Err(e) => reply.send(Err(SaleError::Store(e))),
+        };
+    }
+
     /// The cashier cancels: what was awaited ends; a transaction in flight is reversed or closed.
     pub(super) async fn cancel(&mut self) -> Result<String, SaleError> {
         if let Some(a) = self.till.take_awaiting() {
             let what = match &a {
                 Awaiting::Code { .. } => "cancelled before a code was scanned",
                 Awaiting::Receipt { .. } => "refund cancelled before a receipt was scanned",
+                Awaiting::Lookup { .. } => "stopped waiting for a receipt",
             };
             let _ = a
                 .reply()
@@ -181,7 +228,7 @@ impl Engine {
                     amount: Some(*amount),
                     currency: Some(currency.code().to_string()),
                 },
-                Awaiting::Receipt { .. } => AwaitingInput {
+                Awaiting::Receipt { .. } | Awaiting::Lookup { .. } => AwaitingInput {
                     awaiting: "receipt".into(),
                     amount: None,
                     currency: None,

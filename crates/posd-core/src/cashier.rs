@@ -1,13 +1,16 @@
 //! The cashier's keypad state machine: what each key means at each step of a sale.
 //!
-//! idle → amount entry → method → waiting → result → idle, plus a menu (refund behind the
-//! manager PIN, reprint last, batch close, status). Pure: it takes key actions, sale outcomes
+//! idle → amount entry → method → waiting → result → idle, plus a menu: a refund (manager PIN,
+//! then the amount — Enter alone: all that is left — then the receipt scanned), a reprint of any
+//! receipt found by scanning its QR (Enter: the last one), the batch close, status, a void
+//! (manager PIN, then the receipt scanned) and the last Z report again (issue 15 item 5). Pure: it takes key actions, sale outcomes
 //! and `now`, and returns actions for the shell (start or cancel the sale in the engine, show a
 //! screen, run an operation). Sales started on the control socket reach it as
 //! [`Input::SaleStarted`], so the keypad's Cancel cancels *that* sale: there is one sale.
 //! Amounts are integer minor units keyed digit by digit against the currency's exponent.
 
 use super::money::Currency;
+use crate::display::notices::keypad;
 use serde::{Deserialize, Serialize};
 
 /// What a key on the keypad means (the binding from physical keys is configuration).
@@ -94,11 +97,23 @@ pub enum Action {
     },
     /// Cancel the sale in progress (whoever started it).
     CancelSale,
-    /// Refund, after the manager PIN was keyed (the shell verifies it against the hash).
+    /// Refund, after the manager PIN was keyed (the shell verifies it against the hash):
+    /// `amount` in minor units, None for all that is left; the receipt scanned names the sale.
     Refund {
         pin: Pin,
+        amount: Option<i64>,
     },
+    /// Void the offline sale whose receipt is scanned next, behind the manager PIN.
+    Void {
+        pin: Pin,
+    },
+    /// Reprint the receipt scanned next (its QR names the transaction).
     Reprint,
+    /// Reprint the newest receipt instead (Enter while the reprint waits for a scan): the
+    /// shell ends the wait for a scan first.
+    ReprintLast,
+    /// Print the last batch's Z report again.
+    ZAgain,
     BatchClose,
     Status,
 }
@@ -209,11 +224,29 @@ pub enum Awaiting {
 pub enum State {
     Idle,
     Amount(AmountEntry),
-    Method { amount: i64, entry: AmountEntry },
+    Method {
+        amount: i64,
+        entry: AmountEntry,
+    },
     Waiting(Awaiting),
-    Result { until_ms: u64 },
+    Result {
+        until_ms: u64,
+    },
     Menu,
+    /// The manager PIN, for what [`Cashier::pin_for`] says.
     Pin(Pin),
+    /// The refund's amount, after the PIN (empty: all that is left).
+    RefundAmount {
+        pin: Pin,
+        entry: AmountEntry,
+    },
+}
+
+/// What the manager PIN being keyed is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinFor {
+    Refund,
+    Void,
 }
 
 /// The cashier's keypad.
@@ -223,6 +256,7 @@ pub struct Cashier {
     state: State,
     /// The first alert in force, shown on the idle screen.
     alert: Option<String>,
+    pin_for: PinFor,
 }
 
 impl Cashier {
@@ -231,11 +265,17 @@ impl Cashier {
             cfg,
             state: State::Idle,
             alert: None,
+            pin_for: PinFor::Refund,
         }
     }
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// What the PIN being keyed is for.
+    pub fn pin_for(&self) -> PinFor {
+        self.pin_for
     }
 
     /// The screen for the current state (after a restart of a display, say).
@@ -278,8 +318,16 @@ impl Cashier {
                 )
             }
             State::Result { .. } => Screen::new("", ""),
-            State::Menu => Screen::new("1 Refund 2 Reprint", "3 Close 4 Status"),
+            State::Menu => Screen::new(keypad::MENU_1, keypad::MENU_2),
             State::Pin(p) => Screen::new("Manager PIN", "*".repeat(p.len())),
+            State::RefundAmount { entry, .. } => Screen::new(
+                format!("{} {cur}", keypad::REFUND_AMOUNT),
+                if entry.is_empty() {
+                    keypad::REFUND_AMOUNT_HINT.to_string()
+                } else {
+                    entry.text()
+                },
+            ),
         }
     }
 
@@ -377,6 +425,7 @@ impl Cashier {
             }
             State::Menu => self.key_menu(k),
             State::Pin(p) => self.key_pin(p, k, now_ms),
+            State::RefundAmount { pin, entry } => self.key_refund_amount(pin, entry, k),
         }
     }
 
@@ -531,6 +580,18 @@ impl Cashier {
                 }));
                 vec![Action::CancelSale, show]
             }
+            // A reprint waits for a receipt's QR: Enter takes the newest receipt instead,
+            // Cancel ends the wait.
+            (Awaiting::Operation(what), Key::Enter) if what == keypad::REPRINT => {
+                let show = self.enter(State::Waiting(Awaiting::Operation(what)));
+                vec![Action::ReprintLast, show]
+            }
+            (Awaiting::Operation(what), Key::Cancel)
+                if what == keypad::REPRINT || what == keypad::VOID || what == "Refund" =>
+            {
+                self.state = State::Waiting(Awaiting::Operation(what));
+                vec![Action::CancelSale]
+            }
             (w, _) => {
                 self.state = State::Waiting(w);
                 vec![]
@@ -540,15 +601,72 @@ impl Cashier {
 
     fn key_menu(&mut self, k: Key) -> Vec<Action> {
         let (op, name) = match k {
-            Key::Digit(1) => return vec![self.enter(State::Pin(Pin::default()))],
-            Key::Digit(2) => (Action::Reprint, "Reprint"),
+            Key::Digit(1) => {
+                self.pin_for = PinFor::Refund;
+                return vec![self.enter(State::Pin(Pin::default()))];
+            }
+            Key::Digit(5) => {
+                self.pin_for = PinFor::Void;
+                return vec![self.enter(State::Pin(Pin::default()))];
+            }
+            Key::Digit(2) => (Action::Reprint, keypad::REPRINT),
             Key::Digit(3) => (Action::BatchClose, "Batch close"),
             Key::Digit(4) => (Action::Status, "Status"),
+            Key::Digit(6) => (Action::ZAgain, keypad::Z_AGAIN),
             Key::Cancel | Key::Menu | Key::Clear => return vec![self.enter(State::Idle)],
             _ => return vec![self.enter(State::Menu)],
         };
         let show = self.enter(State::Waiting(Awaiting::Operation(name)));
         vec![op, show]
+    }
+
+    /// The refund's amount, keyed like a sale's; Enter alone refunds all that is left.
+    fn key_refund_amount(&mut self, pin: Pin, e: AmountEntry, k: Key) -> Vec<Action> {
+        let exp = self.cfg.currency.exponent();
+        match k {
+            Key::Digit(_) | Key::DoubleZero | Key::Point | Key::Backspace | Key::Clear => {
+                // The sale's amount entry rules, then back to this state with the result.
+                let actions = self.key_amount(e, k);
+                let entry = match &self.state {
+                    State::Amount(n) => *n,
+                    _ => e,
+                };
+                let why = match actions.last() {
+                    Some(Action::Show(s)) if entry == e && !matches!(k, Key::Clear) => {
+                        Some(s.line2.clone())
+                    }
+                    _ => None,
+                };
+                self.state = State::RefundAmount { pin, entry };
+                let mut screen = self.screen();
+                if let Some(w) = why.filter(|w| *w != entry.text()) {
+                    screen.line2 = w;
+                }
+                vec![Action::Show(screen)]
+            }
+            Key::Cancel | Key::Menu => vec![self.enter(State::Idle)],
+            Key::Enter => {
+                let amount = if e.is_empty() {
+                    None
+                } else {
+                    match e.minor(exp) {
+                        Some(a) if a > 0 => Some(a),
+                        _ => {
+                            self.state = State::RefundAmount { pin, entry: e };
+                            let mut s = self.screen();
+                            s.line2 = "Enter an amount".into();
+                            return vec![Action::Show(s)];
+                        }
+                    }
+                };
+                let show = self.enter(State::Waiting(Awaiting::Operation("Refund")));
+                vec![Action::Refund { pin, amount }, show]
+            }
+            _ => {
+                self.state = State::RefundAmount { pin, entry: e };
+                vec![]
+            }
+        }
     }
 
     fn key_pin(&mut self, mut p: Pin, k: Key, _now_ms: u64) -> Vec<Action> {
@@ -572,8 +690,16 @@ impl Cashier {
                 if p.len() < self.cfg.pin_min_len {
                     return self.refuse(State::Pin(p), "PIN too short".into());
                 }
-                let show = self.enter(State::Waiting(Awaiting::Operation("Refund")));
-                vec![Action::Refund { pin: p }, show]
+                match self.pin_for {
+                    PinFor::Refund => vec![self.enter(State::RefundAmount {
+                        pin: p,
+                        entry: AmountEntry::default(),
+                    })],
+                    PinFor::Void => {
+                        let show = self.enter(State::Waiting(Awaiting::Operation(keypad::VOID)));
+                        vec![Action::Void { pin: p }, show]
+                    }
+                }
             }
             _ => {
                 self.state = State::Pin(p);

@@ -122,12 +122,18 @@ pub fn alerts(i: &AlertInputs<'_>) -> Vec<Alert> {
 
 /// The keypad's menu and its operations (issue 15 item 5).
 pub mod keypad {
+    /// The menu on a 2×20 display: 1 refund, 2 reprint, 3 batch close, 4 status, 5 void,
+    /// 6 the last Z report again.
     pub const MENU_1: &str = "1 Refund 2 Reprint";
-    pub const MENU_2: &str = "3 Close 4 Status";
-    pub const MENU_MORE_1: &str = "5 Void 6 Z again";
+    pub const MENU_2: &str = "3Cls 4Stat 5Void 6Z";
+    /// What the engine shows while a reprint or void waits for the receipt.
+    pub const SCAN_FOR_REPRINT: &str = "Scan QR / Enter=last";
     pub const REFUND_AMOUNT: &str = "Refund amount";
     pub const REFUND_AMOUNT_HINT: &str = "Enter: all that is left";
     pub const SCAN_RECEIPT: &str = "Scan the receipt";
+    pub const REPRINT_QUEUED: &str = "Reprint queued";
+    pub const VOIDED: &str = "Voided";
+    pub const NO_BATCH: &str = "No batch closed yet";
     pub const VOID: &str = "Void";
     pub const REPRINT: &str = "Reprint";
     pub const Z_AGAIN: &str = "Z report again";
