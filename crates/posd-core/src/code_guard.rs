@@ -101,7 +101,7 @@ mod tests {
     fn the_digest_is_hmac_sha256_not_a_plain_hash() {
         use sha2::{Digest, Sha256};
         let k = CodeKey::from_bytes([1; 32]);
-        let plain: [u8; 32] = Sha256::digest(b"posd-code-v1\0code\0134567890123456789").into();
+        let plain: [u8; 32] = Sha256::digest(b"posd-code-v1\x00code\x00134567890123456789").into();
         assert_ne!(k.payment_code("134567890123456789").0, plain);
         assert_eq!(format!("{k:?}"), "CodeKey(..)");
     }
