@@ -412,7 +412,7 @@ impl Cashier {
             State::Idle => self.key_idle(k),
             State::Amount(e) => self.key_amount(e, k),
             State::Method { amount, entry } => self.key_method(amount, entry, k),
-            State::Waiting(w) => self.key_waiting(w, k),
+            State::Waiting(w) => self.key_waiting(w, k, now_ms),
             State::Result { until_ms } => {
                 if matches!(k, Key::Digit(_) | Key::DoubleZero | Key::Point | Key::Menu) {
                     self.key_idle(k)
@@ -552,7 +552,7 @@ impl Cashier {
         vec![Action::StartSale { amount, method }, show]
     }
 
-    fn key_waiting(&mut self, w: Awaiting, k: Key) -> Vec<Action> {
+    fn key_waiting(&mut self, w: Awaiting, k: Key, now_ms: u64) -> Vec<Action> {
         match (w, k) {
             (
                 Awaiting::Sale {
@@ -586,10 +586,18 @@ impl Cashier {
                 let show = self.enter(State::Waiting(Awaiting::Operation(what)));
                 vec![Action::ReprintLast, show]
             }
+            // A reprint or void waiting for its receipt ends here: nothing was asked yet.
             (Awaiting::Operation(what), Key::Cancel)
-                if what == keypad::REPRINT || what == keypad::VOID || what == "Refund" =>
+                if what == keypad::REPRINT || what == keypad::VOID =>
             {
-                self.state = State::Waiting(Awaiting::Operation(what));
+                let mut out = vec![Action::CancelSale];
+                out.extend(self.result(now_ms, what, keypad::CANCELLED.into()));
+                out
+            }
+            // A refund: the engine says what became of it (ended before its receipt, or — once
+            // asked of the host — its own outcome: a refund is not called back).
+            (Awaiting::Operation("Refund"), Key::Cancel) => {
+                self.state = State::Waiting(Awaiting::Operation("Refund"));
                 vec![Action::CancelSale]
             }
             (w, _) => {

@@ -132,6 +132,7 @@ pub mod keypad {
     pub const REFUND_AMOUNT_HINT: &str = "Enter: all that is left";
     pub const SCAN_RECEIPT: &str = "Scan the receipt";
     pub const REPRINT_QUEUED: &str = "Reprint queued";
+    pub const CANCELLED: &str = "Cancelled";
     pub const VOIDED: &str = "Voided";
     pub const NO_BATCH: &str = "No batch closed yet";
     pub const VOID: &str = "Void";
