@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 mod print_jobs;
 pub use print_jobs::NextPrintJob;
+mod code_key;
+pub use code_key::load_or_create as code_key;
 mod retention;
 pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules};
 
@@ -49,6 +51,9 @@ pub enum StoreError {
     },
     #[error("stored row is invalid: {0}")]
     BadRow(String),
+    /// The code or card already pays this transaction, still in flight (issue 15).
+    #[error("the code already pays transaction {0}, still in flight")]
+    CodeInFlight(String),
     #[error("{0}")]
     Refused(String),
     #[error("the journal writer has stopped")]
@@ -232,6 +237,16 @@ CREATE TABLE carried (
     into_batch INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX carried_into ON carried(into_batch, first_seq);
+"#,
+    r#"
+-- #12, issue 15 item 3 (one code, one sale): the codes and cards of transactions in flight, by
+-- keyed digest (posd_core::code_guard: HMAC-SHA256, never the code). A row is written with the
+-- transaction's first state and deleted in the SQLite transaction that makes it final, so the
+-- table holds only what is in flight, whatever the journal's age.
+CREATE TABLE codes_in_flight (
+    digest BLOB PRIMARY KEY,
+    txn_id TEXT NOT NULL UNIQUE
+) STRICT, WITHOUT ROWID;
 "#,
 ];
 
@@ -490,6 +505,42 @@ impl Db {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         commit_one(tx, &mut self.last_seq, txn, self.receipts.as_ref())
+    }
+
+    /// A transaction's first state together with the digest of the code or card paying it
+    /// (issue 15): refused with [`StoreError::CodeInFlight`], nothing written, when that
+    /// digest already pays a transaction in flight. One primary-key lookup.
+    pub fn record_with_code(
+        &mut self,
+        txn: &Transaction,
+        digest: &[u8; 32],
+    ) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(other) = code_owner(&tx, digest)? {
+            return Err(StoreError::CodeInFlight(other));
+        }
+        tx.prepare_cached("INSERT INTO codes_in_flight (digest, txn_id) VALUES (?1, ?2)")?
+            .execute(params![&digest[..], txn.id.to_string()])?;
+        commit_one(tx, &mut self.last_seq, txn, self.receipts.as_ref())
+    }
+
+    /// The transaction in flight that the code or card with this digest pays, if any: a
+    /// primary-key lookup in `codes_in_flight`, then one in `txns` (never a scan of history).
+    pub fn txn_for_code(&self, digest: &[u8; 32]) -> Result<Option<Transaction>, StoreError> {
+        match code_owner(&self.conn, digest)? {
+            Some(id) => txn_by_id(&self.conn, &id),
+            None => Ok(None),
+        }
+    }
+
+    /// Rows in `codes_in_flight` (tests and diagnostics).
+    pub fn codes_in_flight(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM codes_in_flight", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
     }
 
     /// Several state changes in one SQLite transaction (one fsync), each with its own seq.
@@ -757,6 +808,7 @@ impl Db {
             acked_seq: self.acked_seq,
             set_aside: self.set_aside.0,
             set_aside_last_seq: self.set_aside.1,
+            offline_unsynced: counter(&self.conn, "offline_unsynced_count")?.max(0) as u64,
         })
     }
 
@@ -863,6 +915,12 @@ fn txn_by_id(conn: &Connection, id: &str) -> Result<Option<Transaction>, StoreEr
     let mut st = conn.prepare_cached(&format!("SELECT {TXN_COLS} FROM txns WHERE id = ?1"))?;
     let row = st.query_row([id], row_raw).optional()?;
     row.map(raw_to_txn).transpose()
+}
+
+/// The transaction whose code has this digest, while it is in flight.
+fn code_owner(conn: &Connection, digest: &[u8; 32]) -> Result<Option<String>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT txn_id FROM codes_in_flight WHERE digest = ?1")?;
+    Ok(st.query_row([&digest[..]], |r| r.get(0)).optional()?)
 }
 
 /// What is already refunded, or being refunded, from a sale (approved and in-flight refunds).
@@ -1374,6 +1432,11 @@ fn write_states(
         )?;
         let after = counted_row(tx, &id)?;
         count_row_change(tx, before.as_ref(), after.as_ref())?;
+        // Final: its code no longer pays anything in flight (issue 15).
+        if prev.is_some_and(|p| p.in_flight()) && !txn.state.in_flight() {
+            tx.prepare_cached("DELETE FROM codes_in_flight WHERE txn_id = ?1")?
+                .execute([&id])?;
+        }
         tx.execute(
             "INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, ?3, ?4)",
             params![
@@ -2290,10 +2353,13 @@ mod tests {
             CARRIED_IN_SQL.into(),
             carry_sql().0,
             carry_sql().1,
+            // Issue 15: is this code in flight? (and its row leaving with the final state)
+            "SELECT txn_id FROM codes_in_flight WHERE digest = ?1".into(),
+            "DELETE FROM codes_in_flight WHERE txn_id = ?1".into(),
         ];
         for sql in hot {
             let p = plan(&sql);
-            for table in ["txns", "journal", "outbox", "p1_totals"] {
+            for table in ["txns", "journal", "outbox", "p1_totals", "codes_in_flight"] {
                 for bad in [
                     format!("SCAN {table}"),
                     "SCAN t".to_string(),
@@ -2312,6 +2378,45 @@ mod tests {
             plan("SELECT created_at FROM outbox ORDER BY seq LIMIT 1"),
             "SCAN outbox"
         );
+    }
+
+    #[test]
+    fn a_code_pays_one_transaction_in_flight_and_leaves_the_index_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let digest = [0xab; 32];
+        let mut first = txn(1_000, TxnState::Authorizing);
+        db.record_with_code(&first, &digest).unwrap();
+        assert_eq!(db.codes_in_flight().unwrap(), 1);
+        let found = db.txn_for_code(&digest).unwrap().expect("in flight");
+        assert_eq!(found.id, first.id);
+        // The same code for another sale: refused, naming the first; nothing written.
+        let second = txn(2_000, TxnState::Authorizing);
+        let seq = db.last_seq();
+        match db.record_with_code(&second, &digest) {
+            Err(StoreError::CodeInFlight(id)) => assert_eq!(id, first.id.to_string()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(db.last_seq(), seq);
+        assert!(db.txn(&second.id.to_string()).unwrap().is_none());
+        // Pending is still in flight; reversing too.
+        for state in [TxnState::Pending, TxnState::Reversing] {
+            first.state = state;
+            db.record(&first).unwrap();
+            assert_eq!(db.codes_in_flight().unwrap(), 1, "{state:?}");
+        }
+        // Final: the digest is gone with it, and the code may pay again.
+        first.state = TxnState::Reversed;
+        db.record(&first).unwrap();
+        assert_eq!(db.codes_in_flight().unwrap(), 0);
+        assert!(db.txn_for_code(&digest).unwrap().is_none());
+        db.record_with_code(&second, &digest).unwrap();
+        // Nothing of the code itself is stored: only the digest and the masked code.
+        let blob: Vec<u8> = db
+            .conn()
+            .query_row("SELECT digest FROM codes_in_flight", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blob, digest);
     }
 
     #[test]

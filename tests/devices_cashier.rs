@@ -1,6 +1,8 @@
 //! The cashier's keypad state machine, path by path: full sales with each method, cancel at
 //! every step, overflow and decimals per currency exponent, the menu, masked PIN entry, and
-//! sales started elsewhere (the control socket) becoming the keypad's sale.
+//! sales started elsewhere (the control socket) becoming the keypad's sale; issue 15: the
+//! partial refund's amount entry, the void, the reprint by a receipt's QR (Enter: the newest),
+//! the Z report again, a sale recovered after a restart and the alerts on the idle screen.
 
 use posd_core::cashier::{
     Action, Awaiting, Cashier, CashierConfig, Input, Key, PayMethod, Screen, State,
@@ -290,7 +292,14 @@ fn menu_operations() {
         let a = keys(&mut c, &[Key::Digit(d)]);
         assert_eq!(a.first(), Some(&want));
         assert_eq!(c.state(), &State::Waiting(Awaiting::Operation(name)));
-        // Cancel cannot abort an operation; its result ends it.
+        // Cancel cannot abort an operation (its result ends it), except the reprint's wait
+        // for a receipt to be scanned.
+        if d == 2 {
+            let a = keys(&mut c, &[Key::Cancel]);
+            assert_eq!(a.first(), Some(&Action::CancelSale));
+            assert_eq!(last_screen(&a), Screen::new(name, "Cancelled"));
+            continue;
+        }
         assert!(keys(&mut c, &[Key::Cancel]).is_empty());
         let a = c.handle(
             Input::OperationDone {
@@ -319,14 +328,22 @@ fn refund_pin_is_masked_and_needs_minimum_length() {
     assert_eq!(last_screen(&a).line2, "PIN too short");
     shown.extend(a);
     shown.extend(keys(&mut c, &digits("5")));
+    // PIN, then the amount (Enter alone: all that is left).
     let a = keys(&mut c, &[Key::Enter]);
-    let pin = a
+    assert_eq!(
+        last_screen(&a),
+        Screen::new("Refund amount CNY", "Enter: all that is left")
+    );
+    shown.extend(a);
+    let a = keys(&mut c, &[Key::Enter]);
+    let (pin, amount) = a
         .iter()
         .find_map(|a| match a {
-            Action::Refund { pin } => Some(pin.clone()),
+            Action::Refund { pin, amount } => Some((pin.clone(), *amount)),
             _ => None,
         })
         .expect("refund");
+    assert_eq!(amount, None);
     assert_eq!(pin.expose(), b"9875");
     shown.extend(a);
     // No screen and no debug output ever shows a PIN digit.
@@ -433,4 +450,172 @@ fn exhaustive_key_by_state_never_panics() {
             }
         }
     }
+}
+
+fn refund_action(a: &[Action]) -> Option<(Vec<u8>, Option<i64>)> {
+    a.iter().find_map(|a| match a {
+        Action::Refund { pin, amount } => Some((pin.expose().to_vec(), *amount)),
+        _ => None,
+    })
+}
+
+#[test]
+fn partial_refund_keys_its_amount_after_the_pin() {
+    let mut c = cashier("CNY", 1_000_000);
+    keys(&mut c, &[Key::Menu, Key::Digit(1)]);
+    keys(&mut c, &digits("4711"));
+    keys(&mut c, &[Key::Enter]);
+    assert!(matches!(c.state(), State::RefundAmount { .. }));
+    // Keyed like a sale's amount: decimals per the currency, backspace, the same limits.
+    let a = keys(&mut c, &digits("4.505"));
+    assert_eq!(last_screen(&a).line2, "Only 2 decimals");
+    let a = keys(&mut c, &[Key::Backspace]);
+    assert_eq!(last_screen(&a).line2, "4.5");
+    let a = keys(&mut c, &[Key::Enter]);
+    assert_eq!(refund_action(&a), Some((b"4711".to_vec(), Some(450))));
+    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation("Refund")));
+    // The engine then waits for the receipt; Cancel ends that wait.
+    assert_eq!(keys(&mut c, &[Key::Cancel]), vec![Action::CancelSale]);
+    let a = c.handle(
+        Input::OperationDone {
+            text: "Refunded".into(),
+        },
+        0,
+    );
+    assert_eq!(last_screen(&a), Screen::new("Refund", "Refunded"));
+    // A zero amount is not a refund; Cancel leaves without one.
+    let mut c = cashier("CNY", 1_000_000);
+    keys(&mut c, &[Key::Menu, Key::Digit(1)]);
+    keys(&mut c, &digits("4711"));
+    keys(&mut c, &[Key::Enter]);
+    let a = keys(&mut c, &[Key::Digit(0), Key::Enter]);
+    assert_eq!(last_screen(&a).line2, "Enter an amount");
+    assert!(refund_action(&a).is_none());
+    let a = keys(&mut c, &[Key::Cancel]);
+    assert!(refund_action(&a).is_none());
+    assert_eq!(c.state(), &State::Idle);
+}
+
+#[test]
+fn void_needs_the_pin_then_a_receipt() {
+    let mut c = cashier("CNY", 1_000_000);
+    let a = keys(&mut c, &[Key::Menu]);
+    assert_eq!(
+        last_screen(&a),
+        Screen::new("1 Refund 2 Reprint", "3Cls 4Stat 5Void 6Z")
+    );
+    assert!(last_screen(&a).line2.chars().count() <= 20);
+    let a = keys(&mut c, &[Key::Digit(5)]);
+    assert_eq!(last_screen(&a).line1, "Manager PIN");
+    keys(&mut c, &digits("4711"));
+    let a = keys(&mut c, &[Key::Enter]);
+    let pin = a.iter().find_map(|a| match a {
+        Action::Void { pin } => Some(pin.expose().to_vec()),
+        _ => None,
+    });
+    assert_eq!(pin, Some(b"4711".to_vec()));
+    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation("Void")));
+    let a = c.handle(
+        Input::OperationDone {
+            text: "Voided".into(),
+        },
+        0,
+    );
+    assert_eq!(last_screen(&a), Screen::new("Void", "Voided"));
+    // Cancel while the receipt is awaited: the wait ends, nothing is voided.
+    keys(&mut c, &[Key::Cancel]);
+    keys(&mut c, &[Key::Menu, Key::Digit(5)]);
+    keys(&mut c, &digits("4711"));
+    keys(&mut c, &[Key::Enter]);
+    let a = keys(&mut c, &[Key::Cancel]);
+    assert_eq!(a.first(), Some(&Action::CancelSale));
+    assert_eq!(last_screen(&a), Screen::new("Void", "Cancelled"));
+    assert!(c
+        .handle(
+            Input::OperationDone {
+                text: "late".into()
+            },
+            0
+        )
+        .is_empty());
+}
+
+#[test]
+fn reprint_waits_for_a_receipt_or_takes_the_newest_on_enter() {
+    let mut c = cashier("CNY", 1_000_000);
+    keys(&mut c, &[Key::Menu]);
+    let a = keys(&mut c, &[Key::Digit(2)]);
+    assert_eq!(a.first(), Some(&Action::Reprint));
+    let a = keys(&mut c, &[Key::Enter]);
+    assert_eq!(a.first(), Some(&Action::ReprintLast));
+    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation("Reprint")));
+    let a = c.handle(
+        Input::OperationDone {
+            text: "Reprint queued".into(),
+        },
+        0,
+    );
+    assert_eq!(last_screen(&a), Screen::new("Reprint", "Reprint queued"));
+    // Z again: no PIN (no money moves).
+    let mut c = cashier("CNY", 1_000_000);
+    keys(&mut c, &[Key::Menu]);
+    let a = keys(&mut c, &[Key::Digit(6)]);
+    assert_eq!(a.first(), Some(&Action::ZAgain));
+    assert_eq!(
+        c.state(),
+        &State::Waiting(Awaiting::Operation("Z report again"))
+    );
+}
+
+#[test]
+fn a_recovered_sale_holds_the_keypad_until_its_outcome() {
+    let mut c = cashier("CNY", 1_000_000);
+    let a = c.handle(
+        Input::Recovered {
+            short_ref: "0123456789ab".into(),
+        },
+        0,
+    );
+    assert_eq!(
+        last_screen(&a),
+        Screen::new("Recovered 0123456789ab", "Wait for result")
+    );
+    // Digits and the menu do nothing: no second sale while it is resolved.
+    for k in [Key::Digit(1), Key::Menu, Key::Enter] {
+        assert!(keys(&mut c, &[k]).is_empty(), "{k:?}");
+    }
+    let a = keys(&mut c, &[Key::Cancel]);
+    assert_eq!(a.first(), Some(&Action::CancelSale));
+    assert_eq!(last_screen(&a).line2, "Cancelling...");
+    let a = c.handle(
+        Input::Outcome {
+            approved: false,
+            text: "no final answer from the host in time".into(),
+        },
+        0,
+    );
+    assert_eq!(last_screen(&a).line1, "NOT PAID");
+}
+
+#[test]
+fn the_idle_screen_shows_the_first_alert() {
+    let mut c = cashier("CNY", 1_000_000);
+    let a = c.handle(
+        Input::Alerts {
+            current: vec![
+                "receipt waiting: paper out".into(),
+                "offline: 2 sales to sync".into(),
+            ],
+        },
+        0,
+    );
+    assert_eq!(
+        last_screen(&a),
+        Screen::new("Ready", "receipt waiting: paper out")
+    );
+    // Not while keying: the alert waits for the idle screen.
+    keys(&mut c, &digits("1"));
+    assert!(c.handle(Input::Alerts { current: vec![] }, 0).is_empty());
+    keys(&mut c, &[Key::Cancel]);
+    assert_eq!(c.screen(), Screen::new("Ready", "Enter amount"));
 }

@@ -12,6 +12,22 @@ use posd_core::money::Currency;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
+/// The engine's next message to the keypad, answering its start-up question (is a sale
+/// recovered after a restart in progress? here: nothing in progress).
+async fn next_engine_msg(rx: &mut mpsc::Receiver<EngineMsg>) -> Option<EngineMsg> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap();
+        match msg {
+            Some(EngineMsg::Current { reply }) => {
+                let _ = reply.send(None);
+            }
+            other => return other,
+        }
+    }
+}
+
 fn press(t: u64, k: u16) -> [evdev::InputEvent; 2] {
     [
         input_event(t, EV_KEY, k, 1),
@@ -53,9 +69,7 @@ async fn keyed_amount_becomes_the_engines_sale_and_cancel_reaches_it() {
         stop_rx,
     ));
     st_rx.wait_for(|s| s.is_ok()).await.unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(20), engine_rx.recv())
-        .await
-        .unwrap();
+    let msg = next_engine_msg(&mut engine_rx).await;
     let Some(EngineMsg::Sale {
         amount,
         currency,
@@ -67,9 +81,7 @@ async fn keyed_amount_becomes_the_engines_sale_and_cancel_reaches_it() {
         panic!("expected a sale");
     };
     assert_eq!((amount, currency, code), (1250, cny, None));
-    let msg = tokio::time::timeout(Duration::from_secs(20), engine_rx.recv())
-        .await
-        .unwrap();
+    let msg = next_engine_msg(&mut engine_rx).await;
     assert!(matches!(msg, Some(EngineMsg::Cancel { .. })));
     drop(reply);
     // The keypad's screens went out as notices (amount as keyed, then the method prompt).

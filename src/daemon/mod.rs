@@ -67,11 +67,23 @@ pub async fn run(
         .as_ref()
         .map(|_| watch::channel(posd_core::control::PrinterHealth::default()));
     let printer_rx = printer_state.as_ref().map(|(_, rx)| rx.clone());
+    // One code, one sale (issue 15): the key of the in-flight digests, beside the journal.
+    let code_key = crate::store::code_key(&cfg.terminal.state_dir)?;
+    let (refusal_tx, refusal_rx) = watch::channel::<Option<posd_core::control::CodeRefusal>>(None);
+    // Offline codes are off while the clock is not trusted: the cashier is told (issue 15).
+    let offline_clock = cfg.offline.enabled.then_some(cfg.offline.clock);
     let session = uuid::Uuid::now_v7().to_string();
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
     let (engine_tx, engine_rx) = mpsc::channel::<EngineMsg>(256);
     let (ui_tx, _) = broadcast::channel::<UiEvent>(64);
+    // The displays listen before the engine starts, so a sale recovered at start is shown.
+    let console_rx = cfg.devices.console.then(|| ui_tx.subscribe());
+    let vfd_rx = cfg
+        .devices
+        .customer_display
+        .as_ref()
+        .map(|_| ui_tx.subscribe());
 
     let terminal = cfg.terminal.id.clone();
     let camera_status = cfg
@@ -112,6 +124,7 @@ pub async fn run(
     .into_iter()
     .filter_map(|(n, rx)| rx.map(|rx| (n, rx)))
     .collect();
+    let printer_rx_for_alerts = printer_rx.clone();
     let status_fn: StatusFn = {
         let dev_rx = dev_rx.clone();
         let terminal = terminal.clone();
@@ -139,6 +152,8 @@ pub async fn run(
             }
             let summary = crate::fleet::summary(&fleet_view);
             StatusDoc {
+                alerts: Vec::new(),
+                last_refusal: None,
                 terminal: terminal.clone(),
                 online,
                 session: session.clone(),
@@ -212,6 +227,9 @@ pub async fn run(
             printer: print_wake.clone(),
             utc_offset_s: cfg.terminal.utc_offset_s,
             disk: disk.clone(),
+            code_key,
+            printer_health: printer_state.as_ref().map(|(_, rx)| rx.clone()),
+            refusals: refusal_tx,
         },
         engine_rx,
         engine_beat.clone(),
@@ -277,17 +295,27 @@ pub async fn run(
         let link = link.clone();
         let status_fn = status_fn.clone();
         let broker_url = cfg.broker.url.clone();
+        let refusal_rx = refusal_rx.clone();
         Arc::new(move || {
             let store = store.clone();
             let link = link.clone();
             let status_fn = status_fn.clone();
             let broker_url = broker_url.clone();
+            let refusal_rx = refusal_rx.clone();
             Box::pin(async move {
                 let now = now_ms();
                 let q = store.call(move |db| db.queue_stats(now)).await;
                 let q = q.unwrap_or_default();
-                let mut v = status_fn(link.is_connected(), q);
+                let online = link.is_connected();
+                let mut v = status_fn(online, q);
                 v.queue = q;
+                v.alerts = posd_core::display::notices::alerts(&alert_inputs(
+                    online,
+                    &q,
+                    v.printer.as_ref(),
+                    offline_clock,
+                ));
+                v.last_refusal = refusal_rx.borrow().clone();
                 v.host_messages = link.shared.host_trust();
                 v.wire = link.wire_status();
                 v.commit = Some(GIT_COMMIT.to_string());
@@ -332,9 +360,17 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    if cfg.devices.console {
-        spawn_console(ui_tx.subscribe(), engine_tx.clone(), shutdown.clone());
+    if let Some(rx) = console_rx {
+        spawn_console(rx, engine_tx.clone(), shutdown.clone());
     }
+    spawn_alerts(
+        store.clone(),
+        link.clone(),
+        printer_rx_for_alerts,
+        offline_clock,
+        ui_tx.clone(),
+        shutdown.clone(),
+    );
     if let Some((c, (tx, _))) = hid {
         devices::spawn_hid_scanner(c, engine_tx.clone(), tx, shutdown.clone());
     }
@@ -353,8 +389,8 @@ pub async fn run(
             shutdown.clone(),
         );
     }
-    if let Some((c, (tx, _))) = vfd {
-        devices::spawn_customer_display(c, ui_tx.subscribe(), tx, shutdown.clone());
+    if let (Some((c, (tx, _))), Some(rx)) = (vfd, vfd_rx) {
+        devices::spawn_customer_display(c, rx, tx, shutdown.clone());
     }
     // A device that comes or goes changes the retained status at once.
     for (_, rx) in dev_rx.clone() {
@@ -503,6 +539,87 @@ fn forward_printer_to_ui(
                     });
                 }
             }
+        }
+    });
+}
+
+/// What the alerts are made of, from what `status` already holds (counters, no scans).
+fn alert_inputs<'a>(
+    online: bool,
+    q: &QueueStats,
+    printer: Option<&'a posd_core::control::PrinterHealth>,
+    offline_clock: Option<crate::config::ClockTrust>,
+) -> posd_core::display::notices::AlertInputs<'a> {
+    posd_core::display::notices::AlertInputs {
+        online,
+        unsynced_sales: q.offline_unsynced,
+        printer,
+        offline_codes_blocked_by_clock: offline_clock
+            .is_some_and(|mode| !engine::clock_trusted(mode, now_ms())),
+    }
+}
+
+/// Tells the cashier (console, keypad) when an alert starts, and when the receipts that
+/// waited for the printer came out (issue 15). Reads the running counters once a second.
+fn spawn_alerts(
+    store: Store,
+    link: link::Link,
+    printer: Option<watch::Receiver<posd_core::control::PrinterHealth>>,
+    offline_clock: Option<crate::config::ClockTrust>,
+    ui: broadcast::Sender<UiEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use posd_core::display::notices;
+    tokio::spawn(async move {
+        let mut shown: Vec<posd_core::control::Alert> = Vec::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let now = now_ms();
+            let Ok(q) = store.call(move |db| db.queue_stats(now)).await else {
+                continue;
+            };
+            let health = printer.as_ref().map(|rx| rx.borrow().clone());
+            let alerts = notices::alerts(&alert_inputs(
+                link.is_connected(),
+                &q,
+                health.as_ref(),
+                offline_clock,
+            ));
+            if alerts == shown {
+                continue;
+            }
+            let current: Vec<String> = alerts.iter().map(|a| a.text.clone()).collect();
+            let mut said: Vec<String> = Vec::new();
+            for a in shown
+                .iter()
+                .filter(|a| !alerts.iter().any(|n| n.code == a.code))
+            {
+                // The waiting receipts came out only if the printer is fine now.
+                let printed =
+                    a.code != "receipt_waiting" || health.as_ref().is_some_and(|h| h.state.is_ok());
+                if let (true, Some(t)) = (printed, notices::alert_ended(&a.code)) {
+                    said.push(t.to_string());
+                }
+            }
+            said.extend(
+                alerts
+                    .iter()
+                    .filter(|a| !shown.contains(a))
+                    .map(|a| a.text.clone()),
+            );
+            if said.is_empty() {
+                said.push(current.first().cloned().unwrap_or_default());
+            }
+            for text in said {
+                let _ = ui.send(UiEvent::Alert {
+                    text,
+                    current: current.clone(),
+                });
+            }
+            shown = alerts;
         }
     });
 }

@@ -12,6 +12,7 @@ use super::DeviceStatus;
 use crate::config::devices::KeypadConfig;
 use crate::engine::EngineMsg;
 use posd_core::cashier::{Action, Cashier, CashierConfig, Input, PayMethod, Screen};
+use posd_core::display::notices::keypad as keypad_text;
 use posd_core::display::UiEvent;
 use posd_core::i18n::Msg;
 use posd_core::money::Currency;
@@ -45,6 +46,12 @@ pub fn ui_input(ev: &UiEvent, currency: Currency) -> Option<Input> {
         UiEvent::ShowQr { .. } => Some(Input::Pending {
             text: t(Msg::KeyCustomerScansQr),
         }),
+        UiEvent::Recovered { short_ref, .. } => Some(Input::Recovered {
+            short_ref: short_ref.clone(),
+        }),
+        UiEvent::Alert { current, .. } => Some(Input::Alerts {
+            current: current.clone(),
+        }),
         UiEvent::Notice { .. } | UiEvent::Printer { .. } => None,
     }
 }
@@ -74,6 +81,40 @@ fn outcome_input(r: Result<posd_core::control::SaleReply, crate::engine::SaleErr
             approved: false,
             text: e.to_string(),
         },
+    }
+}
+
+/// Asks the engine to wait for a receipt's QR: Some(txn id) when one was scanned, None when the
+/// wait was cancelled (Cancel, or Enter for the newest), Err(text) when it was refused.
+async fn find_receipt(
+    engine: &mpsc::Sender<EngineMsg>,
+    title: &str,
+    prompt: &str,
+) -> Result<Option<String>, String> {
+    let (reply, rx) = oneshot::channel();
+    let msg = EngineMsg::FindReceipt {
+        prompt: format!("{title}\n{prompt}"),
+        reply,
+    };
+    if engine.send(msg).await.is_err() {
+        return Ok(None);
+    }
+    match rx.await {
+        Ok(Ok(found)) => Ok(Some(found.txn_id)),
+        Ok(Err(crate::engine::SaleError::Refused(_))) | Err(_) => Ok(None),
+        Ok(Err(e)) => Err(e.to_string()),
+    }
+}
+
+/// What the cashier reads after a reprint was asked for.
+fn reprint_text(r: Result<(i64, String), crate::printq::ReprintError>) -> String {
+    match r {
+        Ok(_) => t(Msg::KeyReprintQueued),
+        Err(crate::printq::ReprintError::NotFound) => t(Msg::KeyNoReceiptYet),
+        Err(e) => {
+            log::info!("keypad reprint: {e}");
+            e.to_string()
+        }
     }
 }
 
@@ -131,8 +172,8 @@ fn perform(
                     }
                 });
             }
-            Action::Refund { pin } => {
-                // The full amount left of the sale whose receipt is scanned next.
+            Action::Refund { pin, amount } => {
+                // `amount` (None: all that is left) of the sale whose receipt is scanned next.
                 let done = done.clone();
                 let engine = engine.clone();
                 let pin = String::from_utf8_lossy(pin.expose()).into_owned();
@@ -141,7 +182,7 @@ fn perform(
                     let msg = EngineMsg::Refund {
                         req: crate::engine::RefundRequest {
                             original: None,
-                            amount: None,
+                            amount,
                             refund_id: None,
                             pin,
                         },
@@ -163,24 +204,99 @@ fn perform(
                     let _ = done.send(Input::OperationDone { text }).await;
                 });
             }
+            Action::Void { pin } => {
+                // The receipt scanned next names the offline sale; the engine checks the PIN.
+                let done = done.clone();
+                let engine = engine.clone();
+                let pin = String::from_utf8_lossy(pin.expose()).into_owned();
+                tokio::spawn(async move {
+                    let text =
+                        match find_receipt(&engine, keypad_text::VOID, keypad_text::SCAN_RECEIPT)
+                            .await
+                        {
+                            Ok(Some(original)) => {
+                                let (reply, rx) = oneshot::channel();
+                                let msg = EngineMsg::Void {
+                                    original,
+                                    pin,
+                                    reply,
+                                };
+                                if engine.send(msg).await.is_err() {
+                                    return;
+                                }
+                                match rx.await {
+                                    Ok(Ok(_)) => keypad_text::VOIDED.to_string(),
+                                    Ok(Err(e)) => e.to_string(),
+                                    Err(_) => return,
+                                }
+                            }
+                            Ok(None) => return,
+                            Err(e) => e,
+                        };
+                    let _ = done.send(Input::OperationDone { text }).await;
+                });
+            }
             Action::Reprint => {
+                // The receipt whose QR is scanned next (Enter: the newest, `ReprintLast`).
+                let done = done.clone();
+                let engine = engine.clone();
+                let printer = printer.cloned();
+                tokio::spawn(async move {
+                    let Some(p) = printer else {
+                        let _ = done
+                            .send(Input::OperationDone {
+                                text: t(Msg::KeyNoPrinter),
+                            })
+                            .await;
+                        return;
+                    };
+                    let text = match find_receipt(
+                        &engine,
+                        keypad_text::REPRINT,
+                        keypad_text::SCAN_FOR_REPRINT,
+                    )
+                    .await
+                    {
+                        Ok(Some(txn_id)) => reprint_text(p.reprint(Some(txn_id)).await),
+                        // Ended by Enter (the newest is reprinted) or by Cancel.
+                        Ok(None) => return,
+                        Err(e) => e,
+                    };
+                    let _ = done.send(Input::OperationDone { text }).await;
+                });
+            }
+            Action::ZAgain => {
                 let done = done.clone();
                 let printer = printer.cloned();
                 tokio::spawn(async move {
                     let text = match printer {
                         None => t(Msg::KeyNoPrinter),
-                        Some(p) => match p.reprint(None).await {
-                            Ok(_) => t(Msg::KeyReprintQueued),
-                            Err(e) => {
-                                log::info!("keypad reprint: {e}");
-                                match e {
-                                    crate::printq::ReprintError::NotFound => {
-                                        t(Msg::KeyNoReceiptYet)
-                                    }
-                                    other => other.to_string(),
+                        Some(p) => match p.store.call(|db| db.batches(1)).await {
+                            Ok(b) => match b.first() {
+                                Some(close) => {
+                                    reprint_text(p.reprint(Some(close.id.to_string())).await)
                                 }
-                            }
+                                None => keypad_text::NO_BATCH.to_string(),
+                            },
+                            Err(e) => e.to_string(),
                         },
+                    };
+                    let _ = done.send(Input::OperationDone { text }).await;
+                });
+            }
+            Action::ReprintLast => {
+                let done = done.clone();
+                let engine = engine.clone();
+                let printer = printer.cloned();
+                tokio::spawn(async move {
+                    // End the wait for a scan first: the till is free again.
+                    let (reply, rx) = oneshot::channel();
+                    if engine.send(EngineMsg::Cancel { reply }).await.is_ok() {
+                        let _ = rx.await;
+                    }
+                    let text = match printer {
+                        None => t(Msg::KeyNoPrinter),
+                        Some(p) => reprint_text(p.reprint(None).await),
                     };
                     let _ = done.send(Input::OperationDone { text }).await;
                 });
@@ -259,6 +375,26 @@ pub async fn run<O: Opener>(
     let rescan = Duration::from_millis(cfg.rescan_ms.max(10));
     let mut ui_rx = ui.subscribe();
     let (done_tx, mut done_rx) = mpsc::channel::<Input>(16);
+    // A sale recovered at start may have been announced before this task listened: ask.
+    {
+        let engine = engine.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let (reply, rx) = oneshot::channel();
+            if engine.send(EngineMsg::Current { reply }).await.is_err() {
+                return;
+            }
+            if let Ok(Some(posd_core::control::CurrentReply::Txn(t))) = rx.await {
+                if t.recovered {
+                    let _ = done
+                        .send(Input::Recovered {
+                            short_ref: t.short_ref,
+                        })
+                        .await;
+                }
+            }
+        });
+    }
     let mut src: Option<HidSource> = None;
     let mut desc = String::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));

@@ -21,8 +21,9 @@ impl Engine {
     ) {
         let refuse = |this: &Self, text: String, reply: Reply| {
             log::info!("card refused: {text}");
-            this.ui(UiEvent::Notice { text: text.clone() });
-            let _ = reply.send(Err(SaleError::Refused(text)));
+            let e = SaleError::Refused(text);
+            this.refused(&e, None);
+            let _ = reply.send(Err(e));
         };
         let parsed = posd_core::card::track::parse_swipe(&swipe);
         zeroize::Zeroize::zeroize(&mut swipe);
@@ -53,6 +54,8 @@ impl Engine {
         );
         txn.channel = Some(card.brand().as_str().to_string());
         txn.code_masked = Some(card.masked_pan());
+        // The card's name in the in-flight index (issue 15), taken before the data is wiped.
+        let digest = self.p.code_key.card(&card.pan);
         let aad = card_aad(&txn);
         let sealed = posd_core::card::seal::seal_random(&card, &host_key, aad.as_bytes());
         drop(card);
@@ -87,6 +90,7 @@ impl Engine {
                     actions,
                     reply,
                     &super::say(posd_core::i18n::Msg::DoingAuthorizeCard),
+                    Some(digest),
                 )
                 .await;
                 return;
@@ -115,7 +119,7 @@ impl Engine {
         }
         self.ui(UiEvent::Result {
             txn_id: txn.id.to_string(),
-            text: super::say(posd_core::i18n::Msg::ResultApprovedStored),
+            text: self.with_receipt_note(&super::say(posd_core::i18n::Msg::ResultApprovedStored)),
             approved: true,
         });
         let _ = reply.send(Ok(SaleReply::of(

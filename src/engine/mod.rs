@@ -12,6 +12,7 @@
 mod batch;
 mod card;
 mod offline;
+mod onecode;
 mod order;
 mod pin;
 mod refund;
@@ -77,6 +78,9 @@ pub enum SaleError {
     /// Below `[retention] refuse_free_mb` free on the journal's disk.
     #[error("{0}")]
     DiskFull(String),
+    /// The code or card already pays a transaction in flight (issue 15); the message names it.
+    #[error("{message}")]
+    CodeInFlight { txn_id: String, message: String },
 }
 
 fn store_message(e: &StoreError) -> String {
@@ -102,6 +106,7 @@ impl SaleError {
             SaleError::Stopping => "stopping",
             SaleError::NotFound(_) => "not_found",
             SaleError::HostUnreachable(_) => "host_unreachable",
+            SaleError::CodeInFlight { .. } => posd_core::control::codes::CODE_IN_FLIGHT,
         }
     }
 }
@@ -128,6 +133,13 @@ pub enum EngineMsg {
     },
     Refund {
         req: RefundRequest,
+        reply: Reply,
+    },
+    /// Wait for a receipt's QR to be scanned and answer with the transaction it names on
+    /// this terminal (the keypad's reprint and void, issue 15). Cancel ends the wait.
+    FindReceipt {
+        /// What the displays say while it waits.
+        prompt: String,
         reply: Reply,
     },
     /// Void an offline sale not yet settled.
@@ -243,6 +255,8 @@ pub(crate) struct Engine {
     pub(crate) pin: pin::PinThread,
     /// P1 codes, remembering credentials whose issuer signature verified (bounded).
     pub(crate) p1: posd_core::codes::offline::P1Verifier,
+    /// Sales left in flight by the last run and resumed at start (`current` says so).
+    pub(crate) recovered: std::collections::HashSet<Uuid>,
 }
 
 /// Unix ms of the engine loop's last turn (watchdog).
@@ -264,21 +278,41 @@ pub async fn run(
         next_settle_check: 0,
         pin: pin::PinThread::default(),
         p1: posd_core::codes::offline::P1Verifier::default(),
+        recovered: std::collections::HashSet::new(),
     };
     let now = now_ms();
     let in_flight = e.p.store.call(|db| db.in_flight()).await?;
+    // The newest customer-facing sale still undecided (its outcome not yet told): the till
+    // waits for it, as if it had just started (issue 15: the cashier must not sell it again).
+    let mut till_waits: Option<Transaction> = None;
     for txn in in_flight {
         let id = txn.id;
         let state = txn.state;
+        let undecided_sale =
+            txn.kind == TxnKind::Sale && matches!(state, TxnState::Authorizing | TxnState::Pending);
+        let snapshot = undecided_sale.then(|| txn.clone());
         match Flow::recover(txn, &e.p, now) {
             Some(f) => {
                 log::warn!(txn_id = id.to_string(); "resolving a transaction left {} by the last run", state.as_str());
                 e.machines.insert(id, f);
+                if let Some(t) = snapshot {
+                    if till_waits
+                        .as_ref()
+                        .is_none_or(|w| w.created_at <= t.created_at)
+                    {
+                        till_waits = Some(t);
+                    }
+                }
             }
             None => {
                 log::error!(txn_id = id.to_string(); "transaction left {} cannot be resumed", state.as_str())
             }
         }
+    }
+    if let Some(t) = till_waits {
+        e.till.started(t.id);
+        e.recovered.insert(t.id);
+        e.announce_recovered(&t);
     }
     loop {
         heartbeat.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
@@ -346,6 +380,15 @@ impl Engine {
                     let _ = reply.send(Err(e));
                 }
             },
+            EngineMsg::FindReceipt { prompt, reply } => {
+                if let Err(r) = self.till.check_refund() {
+                    let _ = reply.send(Err(r.into()));
+                } else {
+                    self.ui(UiEvent::Notice { text: prompt });
+                    self.till
+                        .wait_for(posd_core::till::Awaiting::Lookup { reply });
+                }
+            }
             EngineMsg::BatchClose { reply } => {
                 let r = self.batch_close().await;
                 let _ = reply.send(r);
@@ -419,6 +462,7 @@ impl Engine {
         actions: Vec<Action>,
         reply: Reply,
         what: &str,
+        code: Option<posd_core::code_guard::CodeDigest>,
     ) {
         let id = flow.txn().id;
         // A refund's intent is checked against its original inside the same SQLite transaction.
@@ -431,15 +475,25 @@ impl Engine {
             let r = self
                 .p
                 .store
-                .call(move |db| match &original {
-                    Some(o) => db.record_refund(&t, o),
-                    None => db.record(&t),
+                .call(move |db| match (&original, code) {
+                    (Some(o), _) => db.record_refund(&t, o),
+                    (None, Some(d)) => db.record_with_code(&t, &d.0),
+                    (None, None) => db.record(&t),
                 })
                 .await;
-            if let Err(e) = r {
-                log::info!("transaction refused by the journal: {e}");
-                let _ = reply.send(Err(SaleError::Store(e)));
-                return;
+            match r {
+                Ok(_) => {}
+                Err(StoreError::CodeInFlight(other)) => {
+                    let e = self.code_in_flight_error(other).await;
+                    self.refused(&e, None);
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                Err(e) => {
+                    log::info!("transaction refused by the journal: {e}");
+                    let _ = reply.send(Err(SaleError::Store(e)));
+                    return;
+                }
             }
             self.p.link.kick();
         }
@@ -616,7 +670,7 @@ impl Engine {
                     let t = m.txn();
                     let refund = t.kind == TxnKind::Refund;
                     let with = |m, reason: &String| say_with(m, &[("reason", reason)]);
-                    let (text, approved) = match &outcome {
+                    let (mut text, approved) = match &outcome {
                         SaleOutcome::Approved { .. } if refund => (say(Msg::ResultRefunded), true),
                         SaleOutcome::Approved { .. } => (say(Msg::ResultApproved), true),
                         SaleOutcome::Declined { reason } => {
@@ -629,6 +683,20 @@ impl Engine {
                             (with(Msg::ResultPending, reason), false)
                         }
                     };
+                    if let SaleOutcome::Declined { reason } = &outcome {
+                        self.note_refusal("declined", reason, Some(id.to_string()));
+                    }
+                    // The receipt it earned cannot print now: the cashier hears it with the
+                    // result, not from the log (issue 15).
+                    if matches!(
+                        outcome,
+                        SaleOutcome::Approved { .. } | SaleOutcome::Declined { .. }
+                    ) {
+                        if let Some(w) = self.receipt_waiting() {
+                            text = format!("{text} — {w}");
+                        }
+                    }
+                    self.recovered.remove(&id);
                     self.ui(UiEvent::Result {
                         txn_id: id.to_string(),
                         text,
@@ -640,6 +708,7 @@ impl Engine {
                     }
                 }
                 Action::Finished => {
+                    self.recovered.remove(&id);
                     self.machines.remove(&id);
                     self.waiters.remove(&id);
                     self.till.decided(id);

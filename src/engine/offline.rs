@@ -29,6 +29,7 @@ impl Engine {
                 this.ui(UiEvent::Notice {
                     text: short.to_string(),
                 });
+                this.note_refusal(code, &message, None);
                 let _ = reply.send(Err(SaleError::Offline { code, message }));
             };
         let off = &self.p.offline;
@@ -147,7 +148,7 @@ impl Engine {
         }
         self.ui(UiEvent::Result {
             txn_id: txn.id.to_string(),
-            text: super::say(posd_core::i18n::Msg::ResultApprovedOffline),
+            text: self.with_receipt_note(&super::say(posd_core::i18n::Msg::ResultApprovedOffline)),
             approved: true,
         });
         let _ = reply.send(Ok(SaleReply::of(

@@ -80,6 +80,7 @@ impl Engine {
             actions,
             reply,
             &super::say(posd_core::i18n::Msg::DoingWaitCustomerPay),
+            None,
         )
         .await;
     }

@@ -147,6 +147,7 @@ impl Engine {
             actions,
             reply,
             &super::say(posd_core::i18n::Msg::DoingRefund),
+            None,
         )
         .await;
     }

@@ -112,4 +112,10 @@ pub struct EngineParams {
     pub utc_offset_s: i32,
     /// The journal's free space: new sales and refunds are refused on a full disk.
     pub disk: crate::retention::DiskWatch,
+    /// The key of the digests naming codes and cards in flight (`store::code_key`).
+    pub code_key: posd_core::code_guard::CodeKey,
+    /// The receipt printer's health, when one is configured ("receipt waiting" in results).
+    pub printer_health: Option<tokio::sync::watch::Receiver<posd_core::control::PrinterHealth>>,
+    /// The last code or card refused (`status.last_refusal`).
+    pub refusals: tokio::sync::watch::Sender<Option<posd_core::control::CodeRefusal>>,
 }

@@ -20,6 +20,15 @@ impl Engine {
         method: SaleMethod,
         reply: Reply,
     ) {
+        // One code, one sale: a code already paying a transaction in flight is refused with
+        // that transaction, even while the till waits for it (issue 15).
+        if let Some(c) = &code {
+            if let Some(e) = self.in_flight_for(c).await {
+                self.refused(&e, None);
+                let _ = reply.send(Err(e));
+                return;
+            }
+        }
         if let Err(r) = self.till.check_sale(amount, currency) {
             let _ = reply.send(Err(r.into()));
             return;
@@ -90,15 +99,70 @@ impl Engine {
                     });
                 }
             },
+            Some(Awaiting::Lookup { reply }) => self.lookup_receipt(text, reply).await,
             None => {
-                log::info!("code from {source} ignored: no sale waits for one");
+                let mut text = text;
+                let in_flight = self.in_flight_for(&text).await;
+                zeroize::Zeroize::zeroize(&mut text);
+                match in_flight {
+                    Some(e) => {
+                        log::info!("code from {source} refused: {e}");
+                        self.refused(&e, None);
+                    }
+                    None => {
+                        log::info!("code from {source} ignored: no sale waits for one");
+                        self.ui(UiEvent::Notice {
+                            text: super::say(posd_core::i18n::Msg::NoticeNoSale),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A receipt scanned for a lookup: the transaction its QR names on this terminal. Anything
+    /// else is wiped and the wait goes on.
+    async fn lookup_receipt(&mut self, text: String, reply: Reply) {
+        let txn_id = match route(&text, &self.p.patterns) {
+            CodeRoute::Receipt(r) => r.txn_on(&self.p.terminal).map(|id| id.to_string()),
+            _ => {
                 let mut text = text;
                 zeroize::Zeroize::zeroize(&mut text);
                 self.ui(UiEvent::Notice {
-                    text: super::say(posd_core::i18n::Msg::NoticeNoSale),
+                    text: "Scan the receipt's QR code".into(),
                 });
+                self.till.wait_for(Awaiting::Lookup { reply });
+                return;
             }
-        }
+        };
+        let txn_id = match txn_id {
+            Ok(id) => id,
+            Err(other) => {
+                self.ui(UiEvent::Notice {
+                    text: other.to_string(),
+                });
+                self.till.wait_for(Awaiting::Lookup { reply });
+                return;
+            }
+        };
+        let key = txn_id.clone();
+        let _ = match self.p.store.call(move |db| db.txn(&key)).await {
+            Ok(Some(t)) => {
+                let outcome = match t.state {
+                    TxnState::Declined => posd_core::txn::SaleOutcome::Declined {
+                        reason: t.reason.clone().unwrap_or_default(),
+                    },
+                    _ => posd_core::txn::SaleOutcome::Approved {
+                        host_ref: t.host_ref.clone(),
+                    },
+                };
+                reply.send(Ok(posd_core::control::SaleReply::of(&t, outcome)))
+            }
+            Ok(None) => reply.send(Err(SaleError::NotFound(format!(
+                "no transaction {txn_id} on this terminal"
+            )))),
+            Err(e) => reply.send(Err(SaleError::Store(e))),
+        };
     }
 
     /// The cashier cancels: what was awaited ends; a transaction in flight is reversed or closed.
@@ -107,6 +171,7 @@ impl Engine {
             let what = match &a {
                 Awaiting::Code { .. } => "cancelled before a code was scanned",
                 Awaiting::Receipt { .. } => "refund cancelled before a receipt was scanned",
+                Awaiting::Lookup { .. } => "stopped waiting for a receipt",
             };
             let _ = a
                 .reply()
@@ -150,6 +215,8 @@ impl Engine {
                     Flow::Order(o) => o.qr().map(str::to_string),
                     _ => None,
                 },
+                short_ref: posd_core::txn::short_ref(&t.id),
+                recovered: self.recovered.contains(&t.id),
             }));
         }
         self.till.awaiting().map(|a| {
@@ -161,7 +228,7 @@ impl Engine {
                     amount: Some(*amount),
                     currency: Some(currency.code().to_string()),
                 },
-                Awaiting::Receipt { .. } => AwaitingInput {
+                Awaiting::Receipt { .. } | Awaiting::Lookup { .. } => AwaitingInput {
                     awaiting: "receipt".into(),
                     amount: None,
                     currency: None,
@@ -195,20 +262,19 @@ impl Engine {
                 let reason =
                     "this is a receipt: scan the customer's payment code, or use the refund menu"
                         .to_string();
-                self.ui(UiEvent::Notice {
-                    text: reason.clone(),
-                });
-                let _ = reply.send(Err(SaleError::Code(reason)));
+                let e = SaleError::Code(reason);
+                self.refused(&e, None);
+                let _ = reply.send(Err(e));
                 return;
             }
             CodeRoute::Refuse(reason) => {
-                self.ui(UiEvent::Notice {
-                    text: reason.clone(),
-                });
-                let _ = reply.send(Err(SaleError::Code(reason)));
+                let e = SaleError::Code(reason);
+                self.refused(&e, None);
+                let _ = reply.send(Err(e));
                 return;
             }
         };
+        let digest = self.p.code_key.payment_code(&code);
         let now = now_ms();
         // The till decides from the link's state: an online code while the link is not
         // usable is refused now, before its intent is journaled (nothing left in flight).
@@ -238,6 +304,7 @@ impl Engine {
             actions,
             reply,
             &super::say(posd_core::i18n::Msg::DoingAskPlatform),
+            Some(digest),
         )
         .await;
     }

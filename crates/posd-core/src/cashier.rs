@@ -1,7 +1,9 @@
 //! The cashier's keypad state machine: what each key means at each step of a sale.
 //!
-//! idle → amount entry → method → waiting → result → idle, plus a menu (refund behind the
-//! manager PIN, reprint last, batch close, status). Pure: it takes key actions, sale outcomes
+//! idle → amount entry → method → waiting → result → idle, plus a menu: a refund (manager PIN,
+//! then the amount — Enter alone: all that is left — then the receipt scanned), a reprint of any
+//! receipt found by scanning its QR (Enter: the last one), the batch close, status, a void
+//! (manager PIN, then the receipt scanned) and the last Z report again (issue 15 item 5). Pure: it takes key actions, sale outcomes
 //! and `now`, and returns actions for the shell (start or cancel the sale in the engine, show a
 //! screen, run an operation). Sales started on the control socket reach it as
 //! [`Input::SaleStarted`], so the keypad's Cancel cancels *that* sale: there is one sale.
@@ -9,6 +11,7 @@
 
 use super::i18n::{text, tr, Language, Msg};
 use super::money::Currency;
+use crate::display::notices::keypad;
 use serde::{Deserialize, Serialize};
 
 /// What a key on the keypad means (the binding from physical keys is configuration).
@@ -95,11 +98,23 @@ pub enum Action {
     },
     /// Cancel the sale in progress (whoever started it).
     CancelSale,
-    /// Refund, after the manager PIN was keyed (the shell verifies it against the hash).
+    /// Refund, after the manager PIN was keyed (the shell verifies it against the hash):
+    /// `amount` in minor units, None for all that is left; the receipt scanned names the sale.
     Refund {
         pin: Pin,
+        amount: Option<i64>,
     },
+    /// Void the offline sale whose receipt is scanned next, behind the manager PIN.
+    Void {
+        pin: Pin,
+    },
+    /// Reprint the receipt scanned next (its QR names the transaction).
     Reprint,
+    /// Reprint the newest receipt instead (Enter while the reprint waits for a scan): the
+    /// shell ends the wait for a scan first.
+    ReprintLast,
+    /// Print the last batch's Z report again.
+    ZAgain,
     BatchClose,
     Status,
 }
@@ -127,6 +142,15 @@ pub enum Input {
     },
     /// Time passes (results clear themselves).
     Tick,
+    /// A sale left in flight by the last run is being resolved: wait for it (issue 15).
+    Recovered {
+        short_ref: String,
+    },
+    /// The alerts in force now ("offline: 3 sales to sync", ...); the idle screen shows the
+    /// first.
+    Alerts {
+        current: Vec<String>,
+    },
 }
 
 /// Settings for the machine.
@@ -185,8 +209,17 @@ impl AmountEntry {
 /// What is awaited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Awaiting {
-    Sale { amount: i64, cancel_requested: bool },
+    Sale {
+        amount: i64,
+        cancel_requested: bool,
+    },
     Operation(&'static str),
+    /// A sale from before a restart (crash, power cut), resolved by the engine: its outcome
+    /// ends the wait; Cancel asks for its reversal.
+    Recovered {
+        short_ref: String,
+        cancel_requested: bool,
+    },
 }
 
 /// The machine's state.
@@ -194,11 +227,29 @@ pub enum Awaiting {
 pub enum State {
     Idle,
     Amount(AmountEntry),
-    Method { amount: i64, entry: AmountEntry },
+    Method {
+        amount: i64,
+        entry: AmountEntry,
+    },
     Waiting(Awaiting),
-    Result { until_ms: u64 },
+    Result {
+        until_ms: u64,
+    },
     Menu,
+    /// The manager PIN, for what [`Cashier::pin_for`] says.
     Pin(Pin),
+    /// The refund's amount, after the PIN (empty: all that is left).
+    RefundAmount {
+        pin: Pin,
+        entry: AmountEntry,
+    },
+}
+
+/// What the manager PIN being keyed is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinFor {
+    Refund,
+    Void,
 }
 
 /// The cashier's keypad.
@@ -206,6 +257,9 @@ pub enum State {
 pub struct Cashier {
     cfg: CashierConfig,
     state: State,
+    /// The first alert in force, shown on the idle screen.
+    alert: Option<String>,
+    pin_for: PinFor,
 }
 
 impl Cashier {
@@ -213,6 +267,8 @@ impl Cashier {
         Cashier {
             cfg,
             state: State::Idle,
+            alert: None,
+            pin_for: PinFor::Refund,
         }
     }
 
@@ -229,11 +285,21 @@ impl Cashier {
         &self.state
     }
 
+    /// What the PIN being keyed is for.
+    pub fn pin_for(&self) -> PinFor {
+        self.pin_for
+    }
+
     /// The screen for the current state (after a restart of a display, say).
     pub fn screen(&self) -> Screen {
         let cur = self.cfg.currency;
         match &self.state {
-            State::Idle => Screen::new(self.t(Msg::KeyReady), self.t(Msg::KeyEnterAmount)),
+            State::Idle => Screen::new(
+                self.t(Msg::KeyReady),
+                self.alert
+                    .clone()
+                    .unwrap_or_else(|| self.t(Msg::KeyEnterAmount).into()),
+            ),
             State::Amount(e) => Screen::new(
                 tr(self.cfg.language, Msg::KeyAmount, &[("currency", &cur)]),
                 e.text(),
@@ -256,9 +322,31 @@ impl Cashier {
             State::Waiting(Awaiting::Operation(what)) => {
                 Screen::new(*what, self.t(Msg::KeyPleaseWait))
             }
+            State::Waiting(Awaiting::Recovered {
+                short_ref,
+                cancel_requested,
+            }) => {
+                let (a, b) = crate::display::notices::recovered_keypad(short_ref);
+                Screen::new(
+                    a,
+                    if *cancel_requested {
+                        "Cancelling...".into()
+                    } else {
+                        b
+                    },
+                )
+            }
             State::Result { .. } => Screen::new("", ""),
             State::Menu => Screen::new(self.t(Msg::KeyMenu1), self.t(Msg::KeyMenu2)),
             State::Pin(p) => Screen::new(self.t(Msg::KeyManagerPin), "*".repeat(p.len())),
+            State::RefundAmount { entry, .. } => Screen::new(
+                format!("{} {cur}", keypad::REFUND_AMOUNT),
+                if entry.is_empty() {
+                    keypad::REFUND_AMOUNT_HINT.to_string()
+                } else {
+                    entry.text()
+                },
+            ),
         }
     }
 
@@ -324,6 +412,21 @@ impl Cashier {
                 State::Result { until_ms } if now_ms >= *until_ms => vec![self.enter(State::Idle)],
                 _ => vec![],
             },
+            Input::Recovered { short_ref } => match &self.state {
+                // The keypad's own sale in progress is the engine's business already.
+                State::Waiting(Awaiting::Sale { .. }) => vec![],
+                _ => vec![self.enter(State::Waiting(Awaiting::Recovered {
+                    short_ref,
+                    cancel_requested: false,
+                }))],
+            },
+            Input::Alerts { current } => {
+                self.alert = current.into_iter().next();
+                match self.state {
+                    State::Idle => vec![self.show()],
+                    _ => vec![],
+                }
+            }
         }
     }
 
@@ -333,7 +436,7 @@ impl Cashier {
             State::Idle => self.key_idle(k),
             State::Amount(e) => self.key_amount(e, k),
             State::Method { amount, entry } => self.key_method(amount, entry, k),
-            State::Waiting(w) => self.key_waiting(w, k),
+            State::Waiting(w) => self.key_waiting(w, k, now_ms),
             State::Result { until_ms } => {
                 if matches!(k, Key::Digit(_) | Key::DoubleZero | Key::Point | Key::Menu) {
                     self.key_idle(k)
@@ -346,6 +449,7 @@ impl Cashier {
             }
             State::Menu => self.key_menu(k),
             State::Pin(p) => self.key_pin(p, k, now_ms),
+            State::RefundAmount { pin, entry } => self.key_refund_amount(pin, entry, k),
         }
     }
 
@@ -477,7 +581,7 @@ impl Cashier {
         vec![Action::StartSale { amount, method }, show]
     }
 
-    fn key_waiting(&mut self, w: Awaiting, k: Key) -> Vec<Action> {
+    fn key_waiting(&mut self, w: Awaiting, k: Key, now_ms: u64) -> Vec<Action> {
         match (w, k) {
             (
                 Awaiting::Sale {
@@ -492,6 +596,39 @@ impl Cashier {
                 }));
                 vec![Action::CancelSale, show]
             }
+            (
+                Awaiting::Recovered {
+                    short_ref,
+                    cancel_requested: false,
+                },
+                Key::Cancel,
+            ) => {
+                let show = self.enter(State::Waiting(Awaiting::Recovered {
+                    short_ref,
+                    cancel_requested: true,
+                }));
+                vec![Action::CancelSale, show]
+            }
+            // A reprint waits for a receipt's QR: Enter takes the newest receipt instead,
+            // Cancel ends the wait.
+            (Awaiting::Operation(what), Key::Enter) if what == keypad::REPRINT => {
+                let show = self.enter(State::Waiting(Awaiting::Operation(what)));
+                vec![Action::ReprintLast, show]
+            }
+            // A reprint or void waiting for its receipt ends here: nothing was asked yet.
+            (Awaiting::Operation(what), Key::Cancel)
+                if what == keypad::REPRINT || what == keypad::VOID =>
+            {
+                let mut out = vec![Action::CancelSale];
+                out.extend(self.result(now_ms, what, keypad::CANCELLED.into()));
+                out
+            }
+            // A refund: the engine says what became of it (ended before its receipt, or — once
+            // asked of the host — its own outcome: a refund is not called back).
+            (Awaiting::Operation("Refund"), Key::Cancel) => {
+                self.state = State::Waiting(Awaiting::Operation("Refund"));
+                vec![Action::CancelSale]
+            }
             (w, _) => {
                 self.state = State::Waiting(w);
                 vec![]
@@ -501,15 +638,72 @@ impl Cashier {
 
     fn key_menu(&mut self, k: Key) -> Vec<Action> {
         let (op, name) = match k {
-            Key::Digit(1) => return vec![self.enter(State::Pin(Pin::default()))],
+            Key::Digit(1) => {
+                self.pin_for = PinFor::Refund;
+                return vec![self.enter(State::Pin(Pin::default()))];
+            }
+            Key::Digit(5) => {
+                self.pin_for = PinFor::Void;
+                return vec![self.enter(State::Pin(Pin::default()))];
+            }
             Key::Digit(2) => (Action::Reprint, self.t(Msg::KeyReprint)),
             Key::Digit(3) => (Action::BatchClose, self.t(Msg::KeyBatchClose)),
             Key::Digit(4) => (Action::Status, self.t(Msg::KeyStatus)),
+            Key::Digit(6) => (Action::ZAgain, keypad::Z_AGAIN),
             Key::Cancel | Key::Menu | Key::Clear => return vec![self.enter(State::Idle)],
             _ => return vec![self.enter(State::Menu)],
         };
         let show = self.enter(State::Waiting(Awaiting::Operation(name)));
         vec![op, show]
+    }
+
+    /// The refund's amount, keyed like a sale's; Enter alone refunds all that is left.
+    fn key_refund_amount(&mut self, pin: Pin, e: AmountEntry, k: Key) -> Vec<Action> {
+        let exp = self.cfg.currency.exponent();
+        match k {
+            Key::Digit(_) | Key::DoubleZero | Key::Point | Key::Backspace | Key::Clear => {
+                // The sale's amount entry rules, then back to this state with the result.
+                let actions = self.key_amount(e, k);
+                let entry = match &self.state {
+                    State::Amount(n) => *n,
+                    _ => e,
+                };
+                let why = match actions.last() {
+                    Some(Action::Show(s)) if entry == e && !matches!(k, Key::Clear) => {
+                        Some(s.line2.clone())
+                    }
+                    _ => None,
+                };
+                self.state = State::RefundAmount { pin, entry };
+                let mut screen = self.screen();
+                if let Some(w) = why.filter(|w| *w != entry.text()) {
+                    screen.line2 = w;
+                }
+                vec![Action::Show(screen)]
+            }
+            Key::Cancel | Key::Menu => vec![self.enter(State::Idle)],
+            Key::Enter => {
+                let amount = if e.is_empty() {
+                    None
+                } else {
+                    match e.minor(exp) {
+                        Some(a) if a > 0 => Some(a),
+                        _ => {
+                            self.state = State::RefundAmount { pin, entry: e };
+                            let mut s = self.screen();
+                            s.line2 = "Enter an amount".into();
+                            return vec![Action::Show(s)];
+                        }
+                    }
+                };
+                let show = self.enter(State::Waiting(Awaiting::Operation("Refund")));
+                vec![Action::Refund { pin, amount }, show]
+            }
+            _ => {
+                self.state = State::RefundAmount { pin, entry: e };
+                vec![]
+            }
+        }
     }
 
     fn key_pin(&mut self, mut p: Pin, k: Key, _now_ms: u64) -> Vec<Action> {
@@ -533,9 +727,16 @@ impl Cashier {
                 if p.len() < self.cfg.pin_min_len {
                     return self.refuse(State::Pin(p), self.t(Msg::KeyPinTooShort).into());
                 }
-                let refund = self.t(Msg::KeyRefund);
-                let show = self.enter(State::Waiting(Awaiting::Operation(refund)));
-                vec![Action::Refund { pin: p }, show]
+                match self.pin_for {
+                    PinFor::Refund => vec![self.enter(State::RefundAmount {
+                        pin: p,
+                        entry: AmountEntry::default(),
+                    })],
+                    PinFor::Void => {
+                        let show = self.enter(State::Waiting(Awaiting::Operation(keypad::VOID)));
+                        vec![Action::Void { pin: p }, show]
+                    }
+                }
             }
             _ => {
                 self.state = State::Pin(p);

@@ -228,6 +228,10 @@ pub struct QueueStats {
     /// The seq of the last event set aside (0: none).
     #[serde(default)]
     pub set_aside_last_seq: u64,
+    /// Offline (P1) sales the host has not acknowledged yet: the running counter
+    /// `offline_unsynced_count` (issue 15, "offline: N sales to sync").
+    #[serde(default)]
+    pub offline_unsynced: u64,
 }
 
 /// The terminal's status: the retained MQTT `status` (DESIGN §4) and the `status` command.
@@ -273,6 +277,37 @@ pub struct StatusDoc {
     /// done (issue 14, docs/retention.md); absent until first measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskStatus>,
+    /// What the cashier must know now (issue 15): a receipt waiting for the printer, sales
+    /// waiting to sync while offline, offline codes off for an untrusted clock. Control
+    /// socket only; empty when all is well.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Alert>,
+    /// The last code or card refused at the till, and why (control socket only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refusal: Option<CodeRefusal>,
+}
+
+/// Something the cashier must know (`status.alerts`): a stable machine code and the sentence
+/// shown on the console, the keypad and by `posctl status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// `receipt_waiting`, `offline`, `clock_untrusted`.
+    pub code: String,
+    pub text: String,
+}
+
+/// A code or card refused at the till (`status.last_refusal`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRefusal {
+    /// The refusal's machine code (`code_in_flight`, `bad_code`, an offline rule's code, ...).
+    pub code: String,
+    /// Why, for people.
+    pub reason: String,
+    /// The transaction it names, when it names one (`code_in_flight`: the sale the code pays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_id: Option<String>,
+    /// Unix ms.
+    pub at: u64,
 }
 
 /// The MQTT link as `status` shows it.
@@ -544,6 +579,13 @@ pub struct CurrentTxn {
     pub currency: String,
     /// The merchant-presented code it shows.
     pub qr: Option<String>,
+    /// The short reference printed on its receipt (the last 12 hex digits of `txn_id`).
+    #[serde(default)]
+    pub short_ref: String,
+    /// Left in flight by the last run of the daemon (a crash or power cut) and resumed: the
+    /// cashier waits for its outcome instead of selling again.
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -621,6 +663,9 @@ pub mod codes {
     pub const AMBIGUOUS: &str = "ambiguous";
     /// The journal's disk is below `[retention] refuse_free_mb`: no new sale or refund.
     pub const DISK_FULL: &str = "disk_full";
+    /// The code or card already pays a transaction in flight at this terminal (issue 15); the
+    /// message names it (txn id and short reference).
+    pub const CODE_IN_FLIGHT: &str = "code_in_flight";
 }
 
 /// A refusal: its machine code and the message for people.

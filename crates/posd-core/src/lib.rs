@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod batch;
 pub mod card;
 pub mod cashier;
+pub mod code_guard;
 pub mod codes;
 pub mod control;
 pub mod display;

@@ -216,12 +216,17 @@ pub enum Awaiting<R> {
         refund_id: Option<String>,
         reply: R,
     },
+    /// A receipt to find (the keypad's reprint and void): the transaction its QR names on
+    /// this terminal is the answer; nothing else happens.
+    Lookup { reply: R },
 }
 
 impl<R> Awaiting<R> {
     pub fn reply(self) -> R {
         match self {
-            Awaiting::Code { reply, .. } | Awaiting::Receipt { reply, .. } => reply,
+            Awaiting::Code { reply, .. }
+            | Awaiting::Receipt { reply, .. }
+            | Awaiting::Lookup { reply } => reply,
         }
     }
 }
@@ -566,6 +571,18 @@ mod tests {
         });
         assert!(t.take_awaited_code().is_none());
         assert!(matches!(t.take_awaiting(), Some(Awaiting::Receipt { .. })));
+    }
+
+    #[test]
+    fn a_receipt_lookup_holds_the_till_like_a_refund() {
+        let mut t = till();
+        assert_eq!(t.check_refund(), Ok(()));
+        t.wait_for(Awaiting::Lookup { reply: () });
+        assert_eq!(t.check_sale(100, cny()), Err(TillRefusal::Busy));
+        assert_eq!(t.check_refund(), Err(TillRefusal::Busy));
+        assert!(t.take_awaited_code().is_none());
+        assert!(matches!(t.take_awaiting(), Some(Awaiting::Lookup { .. })));
+        assert!(!t.busy());
     }
 
     #[test]

@@ -242,6 +242,13 @@ pub fn uuid_v7(now: Millis, random: [u8; 10]) -> Uuid {
     Uuid::from_bytes(b)
 }
 
+/// The short reference people read (receipts, refusals, `posctl current`): the last 12 hex
+/// digits of the UUIDv7, its random part.
+pub fn short_ref(id: &Uuid) -> String {
+    let id = id.simple().to_string();
+    id[id.len().saturating_sub(12)..].to_string()
+}
+
 /// Masks a payment code for storage and display: first 4 and last 4 characters.
 pub fn mask_code(code: &str) -> String {
     let chars: Vec<char> = code.chars().collect();

@@ -248,13 +248,23 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                     None => println!("idle: no sale in progress"),
                     Some(ctl::CurrentReply::Txn(t)) => {
                         println!(
-                            "{} {} {} {} — txn {}",
+                            "{} {} {} {} — txn {} (ref {})",
                             t.kind.as_str(),
                             t.method.as_str(),
                             money_code(t.amount, &t.currency),
                             t.state.as_str(),
-                            t.txn_id
+                            t.txn_id,
+                            t.short_ref
                         );
+                        if t.recovered {
+                            println!(
+                                "{}",
+                                posd_core::display::notices::recovered_sale(
+                                    &t.short_ref,
+                                    &money_code(t.amount, &t.currency)
+                                )
+                            );
+                        }
                         if let Some(qr) = &t.qr {
                             println!("merchant QR: {qr}");
                         }
@@ -272,6 +282,9 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                         }
                     }
                 }
+                // What else the cashier must know: alerts and the last refusal.
+                let st = c.call(ctl::Status {}).await?;
+                print_cashier_notes(&st);
             }
         }
         TillCmd::Cancel => {
@@ -548,10 +561,26 @@ fn set_aside_line(q: &ctl::QueueStats) -> String {
     )
 }
 
+/// What the cashier must know (issue 15): the alerts in force and the last refusal.
+fn print_cashier_notes(v: &ctl::StatusDoc) {
+    for a in &v.alerts {
+        println!("ALERT      {}", a.text);
+    }
+    if let Some(r) = &v.last_refusal {
+        println!(
+            "refused    {}: {} ({})",
+            shop_time(r.at, v.utc_offset_s.unwrap_or(0)),
+            r.reason,
+            r.code
+        );
+    }
+}
+
 fn print_status(v: &ctl::StatusDoc) {
     let off = v.utc_offset_s.unwrap_or(0);
     println!("terminal   {}", v.terminal);
     println!("online     {}", v.online);
+    print_cashier_notes(v);
     if let Some(b) = &v.broker {
         let state = if v.online {
             format!("connected ({} connection(s) since start)", b.connects)

@@ -4,6 +4,7 @@
 //!
 //! Pure: the shells (the console task, the VFD thread) only move these texts and bytes.
 
+pub mod notices;
 pub mod vfd;
 
 use crate::control::{PrinterHealth, PrinterState};
@@ -43,12 +44,27 @@ pub enum UiEvent {
         text: String,
         ok: bool,
     },
+    /// A sale left in flight by the last run (crash, power cut) is being resolved: the
+    /// cashier waits for its outcome instead of selling again (issue 15).
+    Recovered {
+        txn_id: String,
+        short_ref: String,
+        amount: String,
+    },
+    /// Something the cashier must know changed (`notices::alerts`, a receipt printed after a
+    /// fault); for the cashier, not the customer.
+    Alert {
+        /// What changed, for the console.
+        text: String,
+        /// Every alert in force now (the keypad's idle screen shows the first).
+        current: Vec<String>,
+    },
 }
 
 impl UiEvent {
     /// Whether the customer display shows it (printer trouble is the cashier's business).
     pub fn for_customer(&self) -> bool {
-        !matches!(self, UiEvent::Printer { .. })
+        !matches!(self, UiEvent::Printer { .. } | UiEvent::Alert { .. })
     }
 }
 
@@ -126,6 +142,15 @@ pub fn console_text_in(ev: &UiEvent, lang: Language) -> String {
         UiEvent::Printer { text: t, .. } => {
             format!("[till] {}: {t}", text(lang, Msg::ConsolePrinter))
         }
+        UiEvent::Recovered {
+            txn_id,
+            short_ref,
+            amount,
+        } => format!(
+            "[till] {txn_id}: {}",
+            notices::recovered_sale(short_ref, amount)
+        ),
+        UiEvent::Alert { text: t, .. } => format!("[till] {t}"),
     }
 }
 

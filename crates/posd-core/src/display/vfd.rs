@@ -157,10 +157,14 @@ pub fn frame_for_in(ev: &UiEvent, lang: Language) -> VfdFrame {
                 }
             }
         }
-        UiEvent::Printer { text, .. } => {
+        UiEvent::Printer { text, .. } | UiEvent::Alert { text, .. } => {
             let (a, b) = wrap2(&shown(text));
             VfdFrame::new(a, b)
         }
+        UiEvent::Recovered { .. } => VfdFrame::new(
+            super::notices::RECOVERED_CUSTOMER.0,
+            super::notices::RECOVERED_CUSTOMER.1,
+        ),
         UiEvent::Notice { text } => match text.split_once('\n') {
             Some((a, b)) => VfdFrame::new(shown(a), shown(b)),
             None => {

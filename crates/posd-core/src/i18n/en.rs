@@ -105,7 +105,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         KeyScanCode => "Scan customer code",
         KeyPleaseWait => "Please wait...",
         KeyMenu1 => "1 Refund 2 Reprint",
-        KeyMenu2 => "3 Close 4 Status",
+        KeyMenu2 => "3Cls 4Stat 5Void 6Z",
         KeyManagerPin => "Manager PIN",
         KeyNoDecimals => "No decimals in {currency}",
         KeyMax => "Max {amount}",

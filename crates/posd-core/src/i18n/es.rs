@@ -112,7 +112,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         KeyScanCode => "Lea el codigo",
         KeyPleaseWait => "Espere...",
         KeyMenu1 => "1 Devol. 2 Reimpr.",
-        KeyMenu2 => "3 Cierre 4 Estado",
+        KeyMenu2 => "3Cie 4Est 5Anu 6Z",
         KeyManagerPin => "PIN del encargado",
         KeyNoDecimals => "{currency} sin decimales",
         KeyMax => "Máx. {amount}",

@@ -106,7 +106,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         KeyScanCode => "请扫顾客付款码",
         KeyPleaseWait => "请稍候...",
         KeyMenu1 => "1退款 2重打印",
-        KeyMenu2 => "3结算 4状态",
+        KeyMenu2 => "3结算 4状态 5撤销 6Z",
         KeyManagerPin => "主管密码",
         KeyNoDecimals => "{currency} 没有小数",
         KeyMax => "最大 {amount}",

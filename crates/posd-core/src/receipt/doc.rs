@@ -120,8 +120,7 @@ fn kind_status(txn: &Transaction, any: bool) -> Option<(ReceiptKind, ReceiptStat
 
 /// The short reference people read: the last 12 hex digits of the UUIDv7 (its random part).
 fn short_ref(id: &uuid::Uuid) -> String {
-    let id = id.simple().to_string();
-    id[id.len().saturating_sub(12)..].to_string()
+    crate::txn::short_ref(id)
 }
 
 /// The receipt a transaction state earns when it is reached, if any (pure).
