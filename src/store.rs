@@ -1744,7 +1744,7 @@ mod tests {
         let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
         db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
             terminal: "T1".into(),
-            utc_offset_s: 0,
+            zone: Default::default(),
             ..Default::default()
         }));
         let sale = txn(10, TxnState::Approved);

@@ -2,7 +2,8 @@
 //! transactions, sales, refunds, voids, the batch close, receipts and the print queue — each
 //! printed for people, or as the contract's JSON with `--json`.
 
-use crate::out::{exit, money, money_code, shop_time, table, Align, Failure};
+use crate::out::{exit, money, money_code, shop_time, table, zone_of_status, Align, Failure};
+use posd_core::zone::ShopZone;
 use anyhow::Context;
 use clap::Subcommand;
 use posd::control::ControlClient;
@@ -161,9 +162,9 @@ fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The shop's offset from UTC, as the daemon says (0 from a daemon too old to say).
-async fn shop_offset(c: &mut ControlClient) -> anyhow::Result<i32> {
-    Ok(c.call(ctl::Status {}).await?.utc_offset_s.unwrap_or(0))
+/// The shop's time zone, as the daemon says (UTC from a daemon too old to say).
+async fn shop_zone(c: &mut ControlClient) -> anyhow::Result<ShopZone> {
+    Ok(zone_of_status(&c.call(ctl::Status {}).await?))
 }
 
 async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -197,8 +198,8 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             if json {
                 print_json(&v)?;
             } else {
-                let off = shop_offset(c).await?;
-                print!("{}", txn_table(&v, off));
+                let off = shop_zone(c).await?;
+                print!("{}", txn_table(&v, &off));
             }
         }
         TillCmd::Txn {
@@ -208,8 +209,8 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             if json {
                 print_json(&v)?;
             } else {
-                let off = shop_offset(c).await?;
-                print!("{}", txn_detail(&v, off));
+                let off = shop_zone(c).await?;
+                print!("{}", txn_detail(&v, &off));
             }
         }
         TillCmd::Sale {
@@ -273,8 +274,13 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             } else {
                 let z = &v.report;
                 let m = |minor: i64| money_code(minor, &z.currency);
+                let day = v
+                    .business_day
+                    .as_deref()
+                    .map(|d| format!(", business day {d}"))
+                    .unwrap_or_default();
                 println!(
-                    "batch {} closed (txn {}, seq {}): {} sales {}, {} refunds {}, net {}",
+                    "batch {} closed (txn {}, seq {}{day}): {} sales {}, {} refunds {}, net {}",
                     z.batch_no,
                     v.txn_id,
                     v.seq,
@@ -319,7 +325,7 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             if json {
                 print_json(&v)?;
             } else {
-                let off = shop_offset(c).await?;
+                let off = shop_zone(c).await?;
                 let rows: Vec<Vec<String>> = v
                     .iter()
                     .map(|b| {
@@ -329,7 +335,7 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                                 .and_then(|d| d.get("batch_no"))
                                 .map(plain)
                                 .unwrap_or_default(),
-                            shop_time(b.created_at, off),
+                            shop_time(b.created_at, &off),
                             b.state.as_str().to_string(),
                             money(b.amount, b.currency),
                             b.id.to_string(),
@@ -578,7 +584,7 @@ fn short_ref(t: &Transaction) -> String {
     id[id.len().saturating_sub(12)..].to_string()
 }
 
-fn txn_table(v: &[Transaction], off: i32) -> String {
+fn txn_table(v: &[Transaction], off: &ShopZone) -> String {
     let rows: Vec<Vec<String>> = v
         .iter()
         .map(|t| {
@@ -607,7 +613,7 @@ fn txn_table(v: &[Transaction], off: i32) -> String {
     )
 }
 
-fn txn_detail(v: &ctl::TxnDetail, off: i32) -> String {
+fn txn_detail(v: &ctl::TxnDetail, off: &ShopZone) -> String {
     let t = &v.txn;
     let mut s = String::new();
     let mut field = |k: &str, val: String| {
@@ -663,7 +669,7 @@ fn set_aside_line(q: &ctl::QueueStats) -> String {
 }
 
 fn print_status(v: &ctl::StatusDoc) {
-    let off = v.utc_offset_s.unwrap_or(0);
+    let off = &zone_of_status(v);
     println!("terminal   {}", v.terminal);
     println!("online     {}", v.online);
     if let Some(b) = &v.broker {
@@ -693,6 +699,14 @@ fn print_status(v: &ctl::StatusDoc) {
         v.commit.as_deref().unwrap_or("")
     );
     println!("session    {}", v.session);
+    println!(
+        "time zone  {} (UTC{} now)",
+        off.name(),
+        posd_core::receipt::layout::format_time(off.local_time(v.at))
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+    );
     println!(
         "queue      {} pending, oldest {} s (last seq {}, acked {})",
         v.queue.pending, v.queue.oldest_age_s, v.queue.last_seq, v.queue.acked_seq

@@ -60,6 +60,7 @@ pub struct Labels {
 
     pub z_title: &'static str,
     pub z_batch: &'static str,
+    pub z_business_day: &'static str,
     pub z_from: &'static str,
     pub z_to: &'static str,
     pub z_printed: &'static str,
@@ -127,6 +128,7 @@ pub const EN: Labels = Labels {
 
     z_title: "Z REPORT",
     z_batch: "Batch",
+    z_business_day: "Business day",
     z_from: "From",
     z_to: "To",
     z_printed: "Printed",
