@@ -187,7 +187,11 @@ async fn posctl_words_json_and_exit_codes() {
     let conf = std::fs::read_to_string(&d.config).unwrap();
     std::fs::write(
         &d.config,
-        conf.replacen("[terminal]\n", "[terminal]\ntime_zone = \"Asia/Shanghai\"\n", 1),
+        conf.replacen(
+            "[terminal]\n",
+            "[terminal]\ntime_zone = \"Asia/Shanghai\"\n",
+            1,
+        ),
     )
     .unwrap();
     d.restart();

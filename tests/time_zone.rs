@@ -7,8 +7,8 @@
 //! at local midnight (an hour before UTC's) and not at the change.
 
 mod common;
-use common::*;
 use base64::Engine as _;
+use common::*;
 use posd::control::ControlError;
 use posd_core::control as ctl;
 use posd_core::receipt::{render_text, PaperWidth, RenderOptions};
@@ -53,7 +53,9 @@ impl Shop {
 
     async fn p1(&mut self, amount: &str) -> Result<serde_json::Value, ControlError> {
         self.wallet.counter += 1;
-        let code = self.wallet.code_at(self.daemon_now_s(), self.wallet.counter);
+        let code = self
+            .wallet
+            .code_at(self.daemon_now_s(), self.wallet.counter);
         sale(&self.d, amount, &code).await
     }
 
@@ -221,7 +223,10 @@ async fn a_batch_across_the_spring_daylight_saving_change_in_madrid() {
     let show = shop.posctl(&["txn", "show", &sat]);
     assert!(show.contains("2027-03-27 23:40:"), "{show}");
     let show = shop.posctl(&["txn", "show", &after]);
-    assert!(line_with(&show, "created").contains("2027-03-28 03:00:"), "{show}");
+    assert!(
+        line_with(&show, "created").contains("2027-03-28 03:00:"),
+        "{show}"
+    );
     assert!(
         line_with(&show, "created").trim_end().ends_with("+02:00"),
         "{show}"
@@ -244,10 +249,7 @@ async fn a_batch_across_the_spring_daylight_saving_change_in_madrid() {
     })
     .await;
     let zr = &paper[paper.find("Z REPORT").unwrap()..];
-    assert!(
-        line_with(zr, "Business day").contains("2027-03-28"),
-        "{zr}"
-    );
+    assert!(line_with(zr, "Business day").contains("2027-03-28"), "{zr}");
     let from = line_with(zr, "From");
     assert!(
         from.contains("2027-03-27 23:40:") && from.trim_end().ends_with("+01:00"),

@@ -1414,6 +1414,29 @@ mod tests {
     }
 
     #[test]
+    fn the_shop_zone_is_time_zone_else_the_fixed_offset_else_utc() {
+        let zone = |extra: &str| {
+            let c = Config::from_toml(&format!("[terminal]\nid = \"T\"\n{extra}")).unwrap();
+            (
+                c.shop_zone().unwrap().0.name().to_string(),
+                c.warnings().len(),
+            )
+        };
+        assert_eq!(zone(""), ("UTC".into(), 0));
+        assert_eq!(zone("utc_offset_s = 28800\n"), ("UTC+08:00".into(), 1));
+        assert_eq!(
+            zone("time_zone = \"europe/madrid\"\n"),
+            ("Europe/Madrid".into(), 0)
+        );
+        assert_eq!(
+            zone("time_zone = \"Asia/Shanghai\"\nutc_offset_s = -3600\n"),
+            ("Asia/Shanghai".into(), 1)
+        );
+        let e = Config::from_toml("[terminal]\nid = \"T\"\ntime_zone = \"\"\n").unwrap_err();
+        assert!(e.to_string().contains("terminal.time_zone: empty"), "{e}");
+    }
+
+    #[test]
     fn every_problem_reported_with_its_path() {
         let text = r#"
             colour = "blue"

@@ -223,7 +223,10 @@ mod tests {
         assert_eq!(z.business_day(next), "2027-03-29");
         // 23:30 UTC on the 27th is already the 28th in Madrid (the UTC day is still the 27th).
         assert_eq!(z.business_day(utc(2027, 3, 27, 23, 30)), "2027-03-28");
-        assert_eq!(z.day_start_ms(utc(2027, 3, 27, 22, 59)), utc(2027, 3, 26, 23, 0));
+        assert_eq!(
+            z.day_start_ms(utc(2027, 3, 27, 22, 59)),
+            utc(2027, 3, 26, 23, 0)
+        );
     }
 
     #[test]
@@ -277,7 +280,10 @@ mod tests {
             assert_eq!(z.local_time(ms), f.local_time(ms));
             assert_eq!(z.day_start_ms(ms), f.day_start_ms(ms));
         }
-        assert_eq!(z.day_start_ms(utc(2027, 1, 1, 16, 0)), utc(2027, 1, 1, 16, 0));
+        assert_eq!(
+            z.day_start_ms(utc(2027, 1, 1, 16, 0)),
+            utc(2027, 1, 1, 16, 0)
+        );
         assert_eq!(z.year_month(utc(2026, 11, 30, 16, 0)), (2026, 12));
         assert_eq!(ShopZone::fixed(0).unwrap(), ShopZone::utc());
         assert_eq!(ShopZone::fixed(-19_800).unwrap().name(), "UTC-05:30");

@@ -3,12 +3,12 @@
 //! printed for people, or as the contract's JSON with `--json`.
 
 use crate::out::{exit, money, money_code, shop_time, table, zone_of_status, Align, Failure};
-use posd_core::zone::ShopZone;
 use anyhow::Context;
 use clap::Subcommand;
 use posd::control::ControlClient;
 use posd_core::control as ctl;
 use posd_core::txn::{SaleOutcome, Transaction};
+use posd_core::zone::ShopZone;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;

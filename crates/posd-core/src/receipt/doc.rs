@@ -6,8 +6,8 @@
 //! with [`doc_bytes`].
 
 use super::{
-    self as receipt, CopyKind, DrawerOn, DrawerPin, PayMethod, ReceiptConfig,
-    ReceiptData, ReceiptKind, ReceiptStatus,
+    self as receipt, CopyKind, DrawerOn, DrawerPin, PayMethod, ReceiptConfig, ReceiptData,
+    ReceiptKind, ReceiptStatus,
 };
 use crate::txn::{Method, Transaction, TxnKind, TxnState};
 

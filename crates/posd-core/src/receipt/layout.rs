@@ -1328,7 +1328,10 @@ mod tests {
             printer_fault: false,
         };
         let t = text_of(&layout_z(&z, &ReceiptConfig::default()));
-        assert!(t.contains("Business day") && t.contains("1970-01-01"), "{t}");
+        assert!(
+            t.contains("Business day") && t.contains("1970-01-01"),
+            "{t}"
+        );
         assert!(t.contains("APPROVED, SETTLED"), "{t}");
         assert!(t.contains("APPROVED, VOIDED"), "{t}");
         assert!(t.contains("APPROVED, UNSETTLED"), "{t}");
