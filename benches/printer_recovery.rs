@@ -42,7 +42,7 @@ async fn queue(emu: &PrinterEmulator, model: &str) -> Queue {
         .call(|db| {
             db.set_receipts(Some(ReceiptCtx {
                 terminal: "T-BENCH".into(),
-                utc_offset_s: 0,
+                zone: Default::default(),
                 ..Default::default()
             }));
             Ok(())

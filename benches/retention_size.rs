@@ -14,7 +14,7 @@ const DAY: u64 = 86_400_000;
 fn fill(db: &mut Db, days: u64, per_day: u64) -> u64 {
     db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
         terminal: "T-SHOP-0001".into(),
-        utc_offset_s: 28_800,
+        zone: posd_core::zone::ShopZone::fixed(28_800).expect("UTC+8"),
         ..Default::default()
     }));
     // Size, not durability, is measured here: no fsync while filling.

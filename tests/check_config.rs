@@ -62,6 +62,65 @@ fn a_bad_value_is_one_problem() {
 }
 
 #[test]
+fn time_zone_names_are_checked_and_utc_offset_s_is_deprecated() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = base(dir.path());
+    // A misspelt zone: one problem, naming the fix.
+    let f = write(dir.path(), &format!("{b}time_zone = \"Europe/Madird\"\n"));
+    let (code, _, err) = check(&f, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("terminal.time_zone").count(), 1, "{err}");
+    assert!(
+        err.contains("\"Europe/Madird\" is not a time zone"),
+        "{err}"
+    );
+    assert!(err.contains("\"Europe/Madrid\""), "names a fix: {err}");
+    // Found in the bundled copy when the system has no tz database at all.
+    let f = write(
+        dir.path(),
+        &format!("{b}time_zone = \"America/Mexico_City\"\n"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_posd"))
+        .arg("check-config")
+        .arg(&f)
+        .env("TZDIR", dir.path().join("no-zoneinfo"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    // Both set: time_zone wins, one warning; still ok.
+    let f = write(
+        dir.path(),
+        &format!("{b}time_zone = \"Europe/Madrid\"\nutc_offset_s = 3600\n"),
+    );
+    let (code, out, err) = check(&f, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok"), "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("warning: terminal.utc_offset_s: 3600 is ignored: terminal.time_zone"),
+        "{err}"
+    );
+    // Only the deprecated key: accepted as a fixed offset, with the way to the new one.
+    let f = write(dir.path(), &format!("{b}utc_offset_s = 28800\n"));
+    let (code, _, err) = check(&f, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("deprecated") && err.contains("terminal.time_zone"),
+        "{err}"
+    );
+    // Out of range.
+    let f = write(dir.path(), &format!("{b}utc_offset_s = 90000\n"));
+    let (code, _, err) = check(&f, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("terminal.utc_offset_s: 90000 s is not a UTC offset"),
+        "{err}"
+    );
+}
+
+#[test]
 fn tls_files_present_parseable_matching_and_readable_by_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");

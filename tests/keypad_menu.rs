@@ -145,7 +145,7 @@ async fn keypad_refunds_part_voids_reprints_by_qr_and_prints_the_z_again() {
         store: store.clone(),
         ctx: posd_core::receipt::ReceiptCtx {
             terminal: "T-KEYPAD".into(),
-            utc_offset_s: 0,
+            zone: Default::default(),
             drawer: Default::default(),
         },
         wake: Arc::new(Notify::new()),

@@ -55,8 +55,19 @@ fn time_at(b: &[u8], i: usize) -> bool {
         })
 }
 
-/// Replaces what changes from run to run: times, transaction ids, receipt references, host
-/// references and unix-ms numbers in JSON.
+/// `2026-11-21` at byte `i` (a business day), not followed by a time.
+fn date_at(b: &[u8], i: usize) -> bool {
+    const PAT: &[u8] = b"dddd-dd-dd";
+    b.len() >= i + PAT.len()
+        && PAT.iter().zip(&b[i..]).all(|(p, c)| match p {
+            b'd' => c.is_ascii_digit(),
+            other => other == c,
+        })
+        && b.get(i + PAT.len()).is_none_or(|c| !c.is_ascii_digit())
+}
+
+/// Replaces what changes from run to run: times, dates, transaction ids, receipt references,
+/// host references and unix-ms numbers in JSON.
 fn normalise(text: &str) -> String {
     let b = text.as_bytes();
     let mut no_times = String::new();
@@ -67,6 +78,9 @@ fn normalise(text: &str) -> String {
             no_times.push_str("YYYY-MM-DD hh:mm:ss ");
             no_times.push_str(&text[i + 20..i + 26]);
             i += 26;
+        } else if date_at(b, i) {
+            no_times.push_str("YYYY-MM-DD");
+            i += 10;
         } else {
             let ch = text[i..].chars().next().unwrap_or(' ');
             no_times.push(ch);
@@ -169,11 +183,15 @@ async fn posctl_words_json_and_exit_codes() {
     );
     let extra = format!("{}\n{}", manager_toml(), platform.offline_toml(""));
     let mut d = Daemon::start(&dir.path().join("t"), "T-CLI", &broker.url(), &extra);
-    // The shop is at UTC+8: times are shown in its zone.
+    // The shop is in China (UTC+8 all year): times are shown in its zone.
     let conf = std::fs::read_to_string(&d.config).unwrap();
     std::fs::write(
         &d.config,
-        conf.replacen("[terminal]\n", "[terminal]\nutc_offset_s = 28800\n", 1),
+        conf.replacen(
+            "[terminal]\n",
+            "[terminal]\ntime_zone = \"Asia/Shanghai\"\n",
+            1,
+        ),
     )
     .unwrap();
     d.restart();

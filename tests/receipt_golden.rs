@@ -329,7 +329,7 @@ fn both_copies_are_printed_and_the_drawer_opens_once() {
     // An approved sale owes one drawer pulse, before its receipt, exactly once.
     let ctx = ReceiptCtx {
         terminal: "T0001".into(),
-        utc_offset_s: 8 * 3600,
+        zone: posd_core::zone::ShopZone::fixed(8 * 3600).unwrap(),
         drawer: DrawerPolicy::from_config(&cfg),
     };
     let mut sale = Transaction::new(

@@ -15,7 +15,10 @@ fn main() -> std::process::ExitCode {
                 p if p.is_empty() => Ok(c),
                 p => Err(ConfigError::Invalid(p)),
             }) {
-                Ok(_) => {
+                Ok(c) => {
+                    for w in c.warnings() {
+                        eprintln!("{}: warning: {w}", file.display());
+                    }
                     println!("{}: ok", file.display());
                     std::process::ExitCode::SUCCESS
                 }

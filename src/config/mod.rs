@@ -58,8 +58,15 @@ pub struct TerminalConfig {
     /// The shop's language: every word a cashier, a customer or a receipt reader sees
     /// (`en`, `zh-CN`, `es`; docs/languages.md). Pushable; applied without a restart.
     pub language: posd_core::i18n::Language,
-    /// The shop's offset from UTC in seconds (28800 for China), for receipts.
-    pub utc_offset_s: i32,
+    /// The shop's time zone, an IANA name (`Asia/Shanghai`, `Europe/Madrid`): the times on
+    /// receipts and the Z report, the Z report's business day, "today" for the per-user
+    /// offline limit, card expiry. Daylight saving follows the tz database. Default: UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Deprecated: the shop's fixed offset from UTC in seconds (28800 for China), no daylight
+    /// saving. Used only when `time_zone` is not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utc_offset_s: Option<i32>,
 }
 
 fn default_currency() -> Currency {
@@ -76,7 +83,8 @@ impl Default for TerminalConfig {
             currency: default_currency(),
             state_dir: default_state_dir(),
             language: posd_core::i18n::Language::En,
-            utc_offset_s: 0,
+            time_zone: None,
+            utc_offset_s: None,
         }
     }
 }
@@ -981,6 +989,52 @@ impl Config {
         p
     }
 
+    /// The shop's time zone: `terminal.time_zone`, else the deprecated fixed
+    /// `terminal.utc_offset_s`, else UTC; and where its rules came from.
+    pub fn shop_zone(
+        &self,
+    ) -> Result<(posd_core::zone::ShopZone, crate::clock::ZoneSource), Problem> {
+        use crate::clock::ZoneSource;
+        let problem = |path: &str, message: String| Problem {
+            path: path.into(),
+            message,
+        };
+        match (&self.terminal.time_zone, self.terminal.utc_offset_s) {
+            (Some(name), _) => {
+                crate::clock::named_zone(name).map_err(|m| problem("terminal.time_zone", m))
+            }
+            (None, Some(off)) => posd_core::zone::ShopZone::fixed(off)
+                .map(|z| (z, ZoneSource::Fixed))
+                .map_err(|e| problem("terminal.utc_offset_s", e.to_string())),
+            (None, None) => Ok((posd_core::zone::ShopZone::utc(), ZoneSource::Fixed)),
+        }
+    }
+
+    /// What is accepted but should change (`check-config` prints each once; the daemon logs
+    /// them at start): the deprecated `terminal.utc_offset_s`.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut w = Vec::new();
+        match (&self.terminal.time_zone, self.terminal.utc_offset_s) {
+            (Some(name), Some(off)) => w.push(Problem {
+                path: "terminal.utc_offset_s".into(),
+                message: format!(
+                    "{off} is ignored: terminal.time_zone ({name:?}) is used; remove \
+                     utc_offset_s (deprecated)"
+                ),
+            }),
+            (None, Some(off)) => w.push(Problem {
+                path: "terminal.utc_offset_s".into(),
+                message: format!(
+                    "deprecated: {off} s is a fixed offset with no daylight saving; set \
+                     terminal.time_zone to the shop's IANA zone (e.g. \"Asia/Shanghai\", \
+                     \"Europe/Madrid\") and remove utc_offset_s"
+                ),
+            }),
+            _ => {}
+        }
+        w
+    }
+
     /// Semantic checks on values that parsed.
     pub fn validate(&self) -> Vec<Problem> {
         let mut p = Vec::new();
@@ -1249,8 +1303,18 @@ impl Config {
                 ),
             );
         }
-        if !(-18 * 3600..=18 * 3600).contains(&self.terminal.utc_offset_s) {
-            bad("terminal.utc_offset_s", "must be within ±18 h".into());
+        if let Some(off) = self.terminal.utc_offset_s {
+            if let Err(e) = posd_core::zone::ShopZone::fixed(off) {
+                bad(
+                    "terminal.utc_offset_s",
+                    format!("{e}; better, set terminal.time_zone (an IANA name)"),
+                );
+            }
+        }
+        if let Some(name) = &self.terminal.time_zone {
+            if let Err(e) = crate::clock::named_zone(name) {
+                bad("terminal.time_zone", e);
+            }
         }
         if let Some(h) = &self.devices.hid_scanner {
             if let Err(e) = h.validate() {
@@ -1376,6 +1440,29 @@ mod tests {
         assert_eq!(c.terminal.currency.code(), "CNY");
         assert_eq!(c.online.query_total_s, 45);
         assert_eq!(c.broker.addr().unwrap().port, 1883);
+    }
+
+    #[test]
+    fn the_shop_zone_is_time_zone_else_the_fixed_offset_else_utc() {
+        let zone = |extra: &str| {
+            let c = Config::from_toml(&format!("[terminal]\nid = \"T\"\n{extra}")).unwrap();
+            (
+                c.shop_zone().unwrap().0.name().to_string(),
+                c.warnings().len(),
+            )
+        };
+        assert_eq!(zone(""), ("UTC".into(), 0));
+        assert_eq!(zone("utc_offset_s = 28800\n"), ("UTC+08:00".into(), 1));
+        assert_eq!(
+            zone("time_zone = \"europe/madrid\"\n"),
+            ("Europe/Madrid".into(), 0)
+        );
+        assert_eq!(
+            zone("time_zone = \"Asia/Shanghai\"\nutc_offset_s = -3600\n"),
+            ("Asia/Shanghai".into(), 1)
+        );
+        let e = Config::from_toml("[terminal]\nid = \"T\"\ntime_zone = \"\"\n").unwrap_err();
+        assert!(e.to_string().contains("terminal.time_zone: empty"), "{e}");
     }
 
     #[test]

@@ -47,9 +47,16 @@ pub async fn run(
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     let offline = OfflineRuntime::from_config(&cfg.offline, cfg.terminal.currency)
         .map_err(|e| DaemonError::Config(e.to_string()))?;
+    for w in cfg.warnings() {
+        log::warn!("configuration: {w}");
+    }
+    let (zone, zone_source) = cfg
+        .shop_zone()
+        .map_err(|p| DaemonError::Config(p.to_string()))?;
+    log::info!("shop time zone {} ({zone_source})", zone.name());
     let receipt_ctx = posd_core::receipt::ReceiptCtx {
         terminal: cfg.terminal.id.clone(),
-        utc_offset_s: cfg.terminal.utc_offset_s,
+        zone: zone.clone(),
         drawer: posd_core::receipt::DrawerPolicy::from_config(&cfg.receipt),
     };
     if cfg.devices.printer.is_some() {
@@ -132,7 +139,7 @@ pub async fn run(
         let console = cfg.devices.console;
         let camera_rx = camera_rx.clone();
         let fleet_view = fleet_view.clone();
-        let utc_offset_s = cfg.terminal.utc_offset_s;
+        let zone = zone.clone();
         let disk = disk.clone();
         Arc::new(move |online: bool, q: QueueStats| {
             let mut devices = BTreeMap::new();
@@ -172,7 +179,10 @@ pub async fn run(
                 at: now_ms(),
                 printer,
                 commit: None,
-                utc_offset_s: Some(utc_offset_s),
+                // The offset in force now (the daylight-saving one in summer), for tools that
+                // predate `time_zone`.
+                utc_offset_s: Some(zone.offset_s_at(now_ms())),
+                time_zone: Some(zone.name().to_string()),
                 // Filled in from the link by the control socket's status.
                 broker: None,
                 // Filled in from the link (`LinkShared::wire_status`) by whoever publishes it.
@@ -220,12 +230,11 @@ pub async fn run(
                 host_key: cfg.card.host_key().map_err(DaemonError::Config)?,
                 chip_reader: cfg.card.chip_reader,
                 saf: cfg.card.store_and_forward,
-                utc_offset_s: cfg.terminal.utc_offset_s,
             },
             refund_policy: posd_core::refund::RefundPolicy::default(),
             pin_hash: (!cfg.manager.pin_hash.is_empty()).then(|| cfg.manager.pin_hash.clone()),
             printer: print_wake.clone(),
-            utc_offset_s: cfg.terminal.utc_offset_s,
+            zone: zone.clone(),
             disk: disk.clone(),
             code_key,
             printer_health: printer_state.as_ref().map(|(_, rx)| rx.clone()),

@@ -37,6 +37,7 @@ impl Engine {
         Ok(BatchReply {
             txn_id: t.id.to_string(),
             seq,
+            business_day: Some(self.p.zone.business_day(t.created_at)),
             report: serde_json::from_value(t.detail.clone().unwrap_or_default()).map_err(|e| {
                 SaleError::Refused(format!("the Z report cannot be read back: {e}"))
             })?,

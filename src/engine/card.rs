@@ -6,7 +6,7 @@ use crate::clock::now_ms;
 use posd_core::control::SaleReply;
 use posd_core::display::UiEvent;
 use posd_core::money::Currency;
-use posd_core::till::{card_aad, card_path, local_year_month, CardPath};
+use posd_core::till::{card_aad, card_path, CardPath};
 use posd_core::txn::{Method, OnlineSale, SaleOutcome, Transaction, TxnKind, TxnState};
 
 impl Engine {
@@ -32,7 +32,7 @@ impl Engine {
             Err(e) => return refuse(self, super::say(e.msg()), reply),
         };
         let now = now_ms();
-        let (year, month) = local_year_month(now, self.p.card.utc_offset_s);
+        let (year, month) = self.p.zone.year_month(now);
         if let Err(e) = card.check(year, month, self.p.card.chip_reader) {
             return refuse(self, super::say(e.msg()), reply);
         }

@@ -60,7 +60,9 @@ impl Engine {
         };
         let user = verified.user_id();
         let counter = verified.counter();
-        let day_start = now - now % 86_400_000;
+        // "Today" is the shop's local day (23, 24 or 25 hours): the totals are kept per UTC
+        // quarter hour, and every local midnight in use is on one.
+        let day_start = self.p.zone.day_start_ms(now);
         let snap = match self
             .p
             .store

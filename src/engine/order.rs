@@ -102,7 +102,7 @@ impl Engine {
         }
         let ctx = posd_core::receipt::ReceiptCtx {
             terminal: self.p.terminal.clone(),
-            utc_offset_s: self.p.utc_offset_s,
+            zone: self.p.zone.clone(),
             ..Default::default()
         };
         let Some(slip) = posd_core::receipt::pay_slip_of(&t, &ctx) else {

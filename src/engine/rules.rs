@@ -89,7 +89,6 @@ pub struct CardRuntime {
     /// A chip reader exists: chip cards are told to use it.
     pub chip_reader: bool,
     pub saf: posd_core::card::saf::SafLimits,
-    pub utc_offset_s: i32,
 }
 
 pub struct EngineParams {
@@ -109,7 +108,9 @@ pub struct EngineParams {
     pub pin_hash: Option<String>,
     /// The printer task's wake-up, when a printer is configured (pay slips).
     pub printer: Option<std::sync::Arc<tokio::sync::Notify>>,
-    pub utc_offset_s: i32,
+    /// The shop's time zone: receipts, the business day, "today" for offline limits, card
+    /// expiry.
+    pub zone: posd_core::zone::ShopZone,
     /// The journal's free space: new sales and refunds are refused on a full disk.
     pub disk: crate::retention::DiskWatch,
     /// The key of the digests naming codes and cards in flight (`store::code_key`).

@@ -200,7 +200,7 @@ mod tests {
         let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
         db.set_receipts(Some(ReceiptCtx {
             terminal: "T1".into(),
-            utc_offset_s: 0,
+            zone: Default::default(),
             drawer: DrawerPolicy {
                 enabled: true,
                 on: DrawerOn::All,

@@ -719,7 +719,7 @@ mod tests {
         let mut j = J::new();
         j.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
             terminal: "T1".into(),
-            utc_offset_s: 0,
+            zone: Default::default(),
             ..Default::default()
         }));
         let d10 = 10 * DAY;
@@ -896,7 +896,7 @@ mod tests {
         let mut j = J::new();
         j.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
             terminal: "T1".into(),
-            utc_offset_s: 0,
+            zone: Default::default(),
             ..Default::default()
         }));
         assert_eq!(

@@ -240,6 +240,8 @@ pub struct Daemon {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub socket: PathBuf,
+    /// `POSD_CLOCK_OFFSET_MS` for the next [`Daemon::restart`] (the daemon's clock shifted).
+    pub clock_offset_ms: Option<i64>,
     child: Option<Child>,
 }
 
@@ -277,6 +279,7 @@ impl Daemon {
             dir: dir.to_path_buf(),
             config,
             socket,
+            clock_offset_ms: None,
             child: None,
         };
         d.restart();
@@ -303,7 +306,12 @@ impl Daemon {
                 .open(p)
                 .expect("daemon output file")
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_posd"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_posd"));
+        match self.clock_offset_ms {
+            Some(ms) => cmd.env("POSD_CLOCK_OFFSET_MS", ms.to_string()),
+            None => cmd.env_remove("POSD_CLOCK_OFFSET_MS"),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config)
             .env_remove("NOTIFY_SOCKET")

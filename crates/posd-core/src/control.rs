@@ -265,10 +265,15 @@ pub struct StatusDoc {
     /// The build's git commit (control socket only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
-    /// The shop's offset from UTC in seconds (`terminal.utc_offset_s`): how tools show the
-    /// journal's unix-ms times in the shop's time.
+    /// The shop's offset from UTC in force now, in seconds (it changes with daylight saving):
+    /// kept for tools that predate `time_zone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utc_offset_s: Option<i32>,
+    /// The shop's time zone (`terminal.time_zone`: an IANA name such as `Europe/Madrid`, or
+    /// `UTC+08:00` for the deprecated fixed `utc_offset_s`): how tools show the journal's
+    /// unix-ms times in the shop's time, each with the offset in force at that instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Why it is (or was) offline: the broker, the last connection error and the next try
     /// (control socket only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -556,6 +561,9 @@ impl SaleReply {
 pub struct BatchReply {
     pub txn_id: String,
     pub seq: u64,
+    /// The business day of the batch: the local date of the close in the shop's time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_day: Option<String>,
     pub report: ZTotals,
 }
 

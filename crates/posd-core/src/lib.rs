@@ -28,3 +28,4 @@ pub mod receipt;
 pub mod refund;
 pub mod till;
 pub mod txn;
+pub mod zone;

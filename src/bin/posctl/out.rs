@@ -5,6 +5,7 @@
 
 use posd::control::ControlError;
 use posd_core::money::{Currency, Money};
+use posd_core::zone::ShopZone;
 use std::process::ExitCode;
 
 /// The exit codes (their meanings: `posd::cli::posctl::EXIT_STATUS`).
@@ -104,15 +105,25 @@ pub fn money_code(minor: i64, currency: &str) -> String {
     }
 }
 
-/// Unix ms as the shop's wall clock (`2026-11-21 14:03:05 +08:00`); 0 is "-".
-pub fn shop_time(ms: u64, utc_offset_s: i32) -> String {
+/// Unix ms as the shop's wall clock (`2026-11-21 14:03:05 +08:00`, with the offset in force
+/// at that instant); 0 is "-".
+pub fn shop_time(ms: u64, zone: &ShopZone) -> String {
     if ms == 0 {
         return "-".into();
     }
-    posd_core::receipt::layout::format_time(posd_core::receipt::layout::LocalTime {
-        unix_secs: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
-        utc_offset_secs: utc_offset_s,
-    })
+    posd_core::receipt::layout::format_time(zone.local_time(ms))
+}
+
+/// The shop's zone as a daemon's status names it: its `time_zone` when this machine's tz data
+/// (or posctl's bundled copy) knows it, else the fixed `utc_offset_s` (a daemon that predates
+/// `time_zone`), else UTC.
+pub fn zone_of_status(v: &posd_core::control::StatusDoc) -> ShopZone {
+    v.time_zone
+        .as_deref()
+        .and_then(|n| posd::clock::named_zone(n).ok())
+        .map(|(z, _)| z)
+        .or_else(|| v.utc_offset_s.and_then(|o| ShopZone::fixed(o).ok()))
+        .unwrap_or_default()
 }
 
 /// Which way a column's cells line up.
@@ -183,10 +194,38 @@ mod tests {
     fn money_in_major_units() {
         assert_eq!(money_code(320, "CNY"), "3.20 CNY");
         assert_eq!(money_code(320, "JPY"), "320 JPY");
-        assert_eq!(shop_time(0, 0), "-");
+        let cst = ShopZone::fixed(8 * 3600).unwrap();
+        assert_eq!(shop_time(0, &cst), "-");
         assert_eq!(
-            shop_time(1_700_000_000_000, 8 * 3600),
+            shop_time(1_700_000_000_000, &cst),
             "2023-11-15 06:13:20 +08:00"
         );
+        // A named zone: each time with the offset in force then (Madrid, 2027-03-28 01:00 UTC).
+        let madrid = zone_of_status(&posd_core::control::StatusDoc {
+            time_zone: Some("Europe/Madrid".into()),
+            utc_offset_s: Some(7200),
+            ..Default::default()
+        });
+        assert_eq!(madrid.name(), "Europe/Madrid");
+        assert_eq!(
+            shop_time(1_806_195_540_000, &madrid),
+            "2027-03-28 01:59:00 +01:00"
+        );
+        assert_eq!(
+            shop_time(1_806_195_600_000, &madrid),
+            "2027-03-28 03:00:00 +02:00"
+        );
+        // A daemon that predates `time_zone`, or a name this machine does not know.
+        let old = posd_core::control::StatusDoc {
+            utc_offset_s: Some(3600),
+            ..Default::default()
+        };
+        assert_eq!(zone_of_status(&old).name(), "UTC+01:00");
+        let unknown = posd_core::control::StatusDoc {
+            time_zone: Some("Mars/Olympus_Mons".into()),
+            utc_offset_s: Some(-3600),
+            ..Default::default()
+        };
+        assert_eq!(zone_of_status(&unknown).name(), "UTC-01:00");
     }
 }

@@ -2,12 +2,13 @@
 //! transactions, sales, refunds, voids, the batch close, receipts and the print queue — each
 //! printed for people, or as the contract's JSON with `--json`.
 
-use crate::out::{exit, money, money_code, shop_time, table, Align, Failure};
+use crate::out::{exit, money, money_code, shop_time, table, zone_of_status, Align, Failure};
 use anyhow::Context;
 use posd::cli::posctl::{ReceiptCmd, TillCmd, TxnCmd};
 use posd::control::ControlClient;
 use posd_core::control as ctl;
 use posd_core::txn::{SaleOutcome, Transaction};
+use posd_core::zone::ShopZone;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,9 +48,9 @@ fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The shop's offset from UTC, as the daemon says (0 from a daemon too old to say).
-async fn shop_offset(c: &mut ControlClient) -> anyhow::Result<i32> {
-    Ok(c.call(ctl::Status {}).await?.utc_offset_s.unwrap_or(0))
+/// The shop's time zone, as the daemon says (UTC from a daemon too old to say).
+async fn shop_zone(c: &mut ControlClient) -> anyhow::Result<ShopZone> {
+    Ok(zone_of_status(&c.call(ctl::Status {}).await?))
 }
 
 async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -83,8 +84,8 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             if json {
                 print_json(&v)?;
             } else {
-                let off = shop_offset(c).await?;
-                print!("{}", txn_table(&v, off));
+                let off = shop_zone(c).await?;
+                print!("{}", txn_table(&v, &off));
             }
         }
         TillCmd::Txn {
@@ -94,8 +95,8 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             if json {
                 print_json(&v)?;
             } else {
-                let off = shop_offset(c).await?;
-                print!("{}", txn_detail(&v, off));
+                let off = shop_zone(c).await?;
+                print!("{}", txn_detail(&v, &off));
             }
         }
         TillCmd::Sale {
@@ -159,8 +160,13 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             } else {
                 let z = &v.report;
                 let m = |minor: i64| money_code(minor, &z.currency);
+                let day = v
+                    .business_day
+                    .as_deref()
+                    .map(|d| format!(", business day {d}"))
+                    .unwrap_or_default();
                 println!(
-                    "batch {} closed (txn {}, seq {}): {} sales {}, {} refunds {}, net {}",
+                    "batch {} closed (txn {}, seq {}{day}): {} sales {}, {} refunds {}, net {}",
                     z.batch_no,
                     v.txn_id,
                     v.seq,
@@ -205,7 +211,7 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             if json {
                 print_json(&v)?;
             } else {
-                let off = shop_offset(c).await?;
+                let off = shop_zone(c).await?;
                 let rows: Vec<Vec<String>> = v
                     .iter()
                     .map(|b| {
@@ -215,7 +221,7 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                                 .and_then(|d| d.get("batch_no"))
                                 .map(plain)
                                 .unwrap_or_default(),
-                            shop_time(b.created_at, off),
+                            shop_time(b.created_at, &off),
                             b.state.as_str().to_string(),
                             money(b.amount, b.currency),
                             b.id.to_string(),
@@ -477,7 +483,7 @@ fn short_ref(t: &Transaction) -> String {
     id[id.len().saturating_sub(12)..].to_string()
 }
 
-fn txn_table(v: &[Transaction], off: i32) -> String {
+fn txn_table(v: &[Transaction], off: &ShopZone) -> String {
     let rows: Vec<Vec<String>> = v
         .iter()
         .map(|t| {
@@ -506,7 +512,7 @@ fn txn_table(v: &[Transaction], off: i32) -> String {
     )
 }
 
-fn txn_detail(v: &ctl::TxnDetail, off: i32) -> String {
+fn txn_detail(v: &ctl::TxnDetail, off: &ShopZone) -> String {
     let t = &v.txn;
     let mut s = String::new();
     let mut field = |k: &str, val: String| {
@@ -569,7 +575,7 @@ fn print_cashier_notes(v: &ctl::StatusDoc) {
     if let Some(r) = &v.last_refusal {
         println!(
             "refused    {}: {} ({})",
-            shop_time(r.at, v.utc_offset_s.unwrap_or(0)),
+            shop_time(r.at, &zone_of_status(v)),
             r.reason,
             r.code
         );
@@ -577,7 +583,7 @@ fn print_cashier_notes(v: &ctl::StatusDoc) {
 }
 
 fn print_status(v: &ctl::StatusDoc) {
-    let off = v.utc_offset_s.unwrap_or(0);
+    let off = &zone_of_status(v);
     println!("terminal   {}", v.terminal);
     println!("online     {}", v.online);
     print_cashier_notes(v);
@@ -608,6 +614,14 @@ fn print_status(v: &ctl::StatusDoc) {
         v.commit.as_deref().unwrap_or("")
     );
     println!("session    {}", v.session);
+    println!(
+        "time zone  {} (UTC{} now)",
+        off.name(),
+        posd_core::receipt::layout::format_time(off.local_time(v.at))
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+    );
     println!(
         "queue      {} pending, oldest {} s (last seq {}, acked {})",
         v.queue.pending, v.queue.oldest_age_s, v.queue.last_seq, v.queue.acked_seq

@@ -42,6 +42,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         PaySlipNotAReceipt => "This is not a receipt",
         ZTitle => "Z REPORT",
         ZBatch => "Batch",
+        ZBusinessDay => "Business day",
         ZFrom => "From",
         ZTo => "To",
         ZPrinted => "Printed",

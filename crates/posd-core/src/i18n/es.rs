@@ -43,6 +43,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         PaySlipNotAReceipt => "Esto no es un recibo",
         ZTitle => "INFORME Z",
         ZBatch => "Lote",
+        ZBusinessDay => "Día comercial",
         ZFrom => "Desde",
         ZTo => "Hasta",
         ZPrinted => "Impreso",

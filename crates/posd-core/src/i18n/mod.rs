@@ -163,7 +163,7 @@ messages! {
     MethodPaymentCode, MethodOfflineCode, MethodMerchantCode, MethodCard,
     CopyMerchant, CopyCustomer,
     PaySlipTitle, PaySlipNotAReceipt,
-    ZTitle, ZBatch, ZFrom, ZTo, ZPrinted, ZEmpty, ZSales, ZRefunds, ZVoids, ZNet,
+    ZTitle, ZBatch, ZBusinessDay, ZFrom, ZTo, ZPrinted, ZEmpty, ZSales, ZRefunds, ZVoids, ZNet,
     ZApprovedOffline, ZSettled, ZVoided, ZRejected,
     /// Before the platform's reference, as a note.
     NoteHostRef,

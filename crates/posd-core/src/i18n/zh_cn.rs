@@ -43,6 +43,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         PaySlipNotAReceipt => "本单不是交易凭证",
         ZTitle => "结算报告 (Z)",
         ZBatch => "批次号",
+        ZBusinessDay => "营业日",
         ZFrom => "开始",
         ZTo => "结束",
         ZPrinted => "打印时间",

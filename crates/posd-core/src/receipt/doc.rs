@@ -6,8 +6,8 @@
 //! with [`doc_bytes`].
 
 use super::{
-    self as receipt, CopyKind, DrawerOn, DrawerPin, LocalTime, PayMethod, ReceiptConfig,
-    ReceiptData, ReceiptKind, ReceiptStatus,
+    self as receipt, CopyKind, DrawerOn, DrawerPin, PayMethod, ReceiptConfig, ReceiptData,
+    ReceiptKind, ReceiptStatus,
 };
 use crate::txn::{Method, Transaction, TxnKind, TxnState};
 
@@ -15,7 +15,8 @@ use crate::txn::{Method, Transaction, TxnKind, TxnState};
 #[derive(Debug, Clone, Default)]
 pub struct ReceiptCtx {
     pub terminal: String,
-    pub utc_offset_s: i32,
+    /// The shop's time zone: each printed time carries the offset in force at that instant.
+    pub zone: crate::zone::ShopZone,
     /// When the cash drawer opens.
     pub drawer: DrawerPolicy,
 }
@@ -192,10 +193,7 @@ fn build_receipt(
         amount_minor: txn.amount,
         currency: txn.currency.code().to_string(),
         exponent: txn.currency.exponent(),
-        at: LocalTime {
-            unix_secs: (txn.updated_at / 1000) as i64,
-            utc_offset_secs: ctx.utc_offset_s,
-        },
+        at: ctx.zone.local_time(txn.updated_at),
         copy: CopyKind::Merchant,
         reprint,
         printer_fault: false,
@@ -217,10 +215,7 @@ pub fn pay_slip_of(txn: &Transaction, ctx: &ReceiptCtx) -> Option<receipt::PaySl
         currency: txn.currency.code().to_string(),
         exponent: txn.currency.exponent(),
         qr,
-        at: LocalTime {
-            unix_secs: (txn.created_at / 1000) as i64,
-            utc_offset_secs: ctx.utc_offset_s,
-        },
+        at: ctx.zone.local_time(txn.created_at),
         reprint: false,
         printer_fault: false,
     })
@@ -327,10 +322,7 @@ pub fn z_report_for(
     ctx: &ReceiptCtx,
     currency: crate::money::Currency,
 ) -> receipt::ZReport {
-    let at = |ms: u64| LocalTime {
-        unix_secs: (ms / 1000) as i64,
-        utc_offset_secs: ctx.utc_offset_s,
-    };
+    let at = |ms: u64| ctx.zone.local_time(ms);
     let rows = z
         .rows
         .iter()
@@ -371,6 +363,7 @@ pub fn z_report_for(
         from: at(z.opened_at),
         to: at(z.closed_at),
         printed_at: at(z.closed_at),
+        business_day: Some(ctx.zone.business_day(z.closed_at)),
         rows,
         reprint: false,
         printer_fault: false,
@@ -395,7 +388,7 @@ mod tests {
     fn ctx(drawer: bool, on: DrawerOn) -> ReceiptCtx {
         ReceiptCtx {
             terminal: "T1".into(),
-            utc_offset_s: 0,
+            zone: Default::default(),
             drawer: DrawerPolicy {
                 enabled: drawer,
                 on,

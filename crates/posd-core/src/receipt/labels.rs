@@ -65,6 +65,7 @@ pub struct Labels {
 
     pub z_title: &'static str,
     pub z_batch: &'static str,
+    pub z_business_day: &'static str,
     pub z_from: &'static str,
     pub z_to: &'static str,
     pub z_printed: &'static str,
@@ -164,6 +165,7 @@ impl Labels {
             pay_slip_not_a_receipt: text(lang, Msg::PaySlipNotAReceipt),
             z_title: text(lang, Msg::ZTitle),
             z_batch: text(lang, Msg::ZBatch),
+            z_business_day: text(lang, Msg::ZBusinessDay),
             z_from: text(lang, Msg::ZFrom),
             z_to: text(lang, Msg::ZTo),
             z_printed: text(lang, Msg::ZPrinted),

@@ -166,6 +166,10 @@ pub struct ZReport {
     pub from: LocalTime,
     pub to: LocalTime,
     pub printed_at: LocalTime,
+    /// The shop's business day the batch belongs to (the local date of the close in the shop's
+    /// time zone, `2027-03-28`); Z reports stored before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_day: Option<String>,
     pub rows: Vec<ZRow>,
     /// Printed again (by batch number, or after a printer fault).
     #[serde(default)]
@@ -1017,6 +1021,9 @@ pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
     d.feed(1);
     d.pair(l.terminal, &report.terminal_id, TextSize::Normal, false);
     d.pair(l.z_batch, &report.batch, TextSize::Normal, false);
+    if let Some(day) = &report.business_day {
+        d.pair(l.z_business_day, day, TextSize::Normal, false);
+    }
     d.pair(l.z_from, &format_time(report.from), TextSize::Normal, false);
     d.pair(l.z_to, &format_time(report.to), TextSize::Normal, false);
     d.pair(
@@ -1357,6 +1364,7 @@ mod tests {
                 unix_secs: 0,
                 utc_offset_secs: 0,
             },
+            business_day: Some("1970-01-01".into()),
             rows: vec![
                 row(ReceiptStatus::Settled, 3),
                 row(ReceiptStatus::Voided, 1),
@@ -1367,6 +1375,10 @@ mod tests {
             printer_fault: false,
         };
         let t = text_of(&layout_z(&z, &ReceiptConfig::default()));
+        assert!(
+            t.contains("Business day") && t.contains("1970-01-01"),
+            "{t}"
+        );
         assert!(t.contains("APPROVED, SETTLED"), "{t}");
         assert!(t.contains("APPROVED, VOIDED"), "{t}");
         assert!(t.contains("APPROVED, UNSETTLED"), "{t}");
