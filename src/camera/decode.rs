@@ -456,7 +456,7 @@ mod tests {
         assert!(out.codes.is_empty());
         assert!(out.stages_run >= 3);
         let out = Pipeline::standard(Duration::ZERO).decode(&f);
-        assert_eq!((out.stages_run, out.stages_skipped), (0, 6));
+        assert_eq!((out.stages_run, out.stages_skipped), (0, 8));
         let out = Pipeline::standard(Duration::ZERO).decode_nth(&f, 1);
         assert_eq!((out.stages_run, out.stages_skipped), (0, 3));
         let out = Pipeline::standard(Duration::ZERO).decode_nth(&f, 2);

@@ -801,8 +801,16 @@ impl World {
                             self.republish_push()?;
                         }
                     }
-                    Event::SilentDrop => self.netem.drop_now(),
-                    Event::Reset => self.netem.reset_now(),
+                    // A link fault needs a connection to hit: after the outage the daemon may
+                    // still be reconnecting (sales refused at once as offline go fast).
+                    Event::SilentDrop => {
+                        self.wait_online(&mut c, daemon, Duration::from_secs(30))?;
+                        self.netem.drop_now()
+                    }
+                    Event::Reset => {
+                        self.wait_online(&mut c, daemon, Duration::from_secs(30))?;
+                        self.netem.reset_now()
+                    }
                     Event::FleetPush => {
                         self.push_version = u64::from(day) * 10 + 10;
                         self.publish_push(self.push_version)?;
