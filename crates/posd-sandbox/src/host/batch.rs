@@ -302,6 +302,27 @@ pub(super) fn batch_close(
             return Ok(None);
         }
     };
+    if res.missing_events > 0 {
+        // Not yet: the batch's journal is incomplete here (events behind the close were lost
+        // with a broker session and are on their way again). Reconcile when they are in.
+        let payload = serde_json::to_string(ev).unwrap_or_default();
+        let fresh = db.execute(
+            "INSERT OR IGNORE INTO deferred_closes (terminal, seq, payload) VALUES (?1, ?2, ?3)",
+            params![terminal, i64::try_from(ev.seq).unwrap_or(i64::MAX), payload],
+        )?;
+        if fresh > 0 {
+            log::info!(
+                "host: batch close {} of {terminal} waits for {} missing event(s) of its batch",
+                ev.txn_id,
+                res.missing_events
+            );
+        }
+        return Ok(None);
+    }
+    db.execute(
+        "DELETE FROM deferred_closes WHERE terminal = ?1 AND seq = ?2",
+        params![terminal, i64::try_from(ev.seq).unwrap_or(i64::MAX)],
+    )?;
     let status = res.status();
     if status != "reconciled" {
         log::warn!(
@@ -353,6 +374,32 @@ pub(super) fn batch_close(
         // The notify stays within the wire's size limit whatever the batch (docs/payments.md).
         .bounded(),
     )))
+}
+
+/// Batch closes of `terminal` that were waiting for missing events, reconciled now if those
+/// have arrived (called after each new event of the terminal; a primary-key probe when none wait).
+pub(super) fn release_deferred(
+    db: &Connection,
+    terminal: &str,
+    now: u64,
+) -> Result<Vec<Notify>, HostError> {
+    let waiting: Vec<String> = {
+        let mut st = db.prepare_cached(
+            "SELECT payload FROM deferred_closes WHERE terminal = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map([terminal], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::new();
+    for payload in waiting {
+        let Ok(ev) = protocol::parse_event(payload.as_bytes()) else {
+            continue;
+        };
+        if let Some(n) = batch_close(db, terminal, &ev, now)? {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 /// The amount one row of a query holds, 0 when there is no such row (reconciliation).
@@ -552,6 +599,53 @@ mod tests {
         // Non-integer entries are skipped, not fatal.
         let r = reconcile_batch(&db, "T1", &z(json!({"card/": "x"}), json!([]))).unwrap();
         assert_eq!(r.status(), "mismatch");
+    }
+
+    #[test]
+    fn a_close_ahead_of_its_batch_waits_for_the_missing_events() {
+        // A reconnect delivered the close (seq 4) before seq 2, which the broker lost with the
+        // host's session: reconciling now would call a complete batch a mismatch.
+        let db = mem_db();
+        let mut d = batch::MembershipDigest::new();
+        for (seq, id) in [(1, "a1"), (2, "a2"), (3, "a3")] {
+            d.add(seq, id, 100);
+        }
+        let (count, digest) = d.finish();
+        let detail = json!({"batch_no": 1, "from_seq": 0, "upto_seq": 3,
+            "net": {"payment_code/wechat": 300}, "txn_count": count, "txn_digest": digest});
+        for (ledger_id, state) in [("a1", "charged"), ("a2", "charged"), ("a3", "charged")] {
+            db.execute(
+                "INSERT INTO ledger (txn_id, terminal, amount, currency, behaviour, state, created_at, updated_at)
+                 VALUES (?1, 'T1', 100, 'CNY', 'approve', ?2, 0, 0)",
+                params![ledger_id, state],
+            )
+            .unwrap();
+        }
+        store(&db, &event(1, "a1", "sale", "approved", 100, None));
+        store(&db, &event(3, "a3", "sale", "approved", 100, None));
+        let early = store(
+            &db,
+            &event(4, "b1", "batch_close", "closed", 0, Some(detail)),
+        );
+        assert!(early.is_none(), "{early:?}");
+        assert!(audit(&db).unwrap().batches.is_empty());
+        // The missing event arrives (resent after the ack timeout): the close is reconciled.
+        let n = store(&db, &event(2, "a2", "sale", "approved", 100, None)).unwrap();
+        assert_eq!(
+            (n["txn_id"].as_str(), n["status"].as_str()),
+            (Some("b1"), Some("reconciled")),
+            "{n}"
+        );
+        // Once: a redelivery of the close changes nothing.
+        let detail_again = json!({"batch_no": 1, "from_seq": 0, "upto_seq": 3});
+        assert!(store(
+            &db,
+            &event(4, "b1", "batch_close", "closed", 0, Some(detail_again))
+        )
+        .is_none());
+        let a = audit(&db).unwrap();
+        assert_eq!(a.batches.len(), 1);
+        assert_eq!(a.batches[0].status, "reconciled");
     }
 
     #[test]

@@ -21,6 +21,15 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (terminal, seq)
 );
 CREATE INDEX IF NOT EXISTS events_txn ON events(txn_id);
+-- Batch closes that arrived before every event of their batch (a reconnect can deliver the close
+-- ahead of events the broker lost with the host's session; the terminal sends those again):
+-- reconciled when the missing events have arrived, never on a partial journal.
+CREATE TABLE IF NOT EXISTS deferred_closes (
+    terminal TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (terminal, seq)
+);
 CREATE TABLE IF NOT EXISTS terminals (
     terminal TEXT PRIMARY KEY,
     contiguous_seq INTEGER NOT NULL

@@ -2,7 +2,7 @@
 //! acknowledged (`ack {upto_seq}` = the contiguous stored seq), voids applied to the ledger,
 //! offline sales and batch closes handed on the first time they arrive.
 
-use super::batch::batch_close;
+use super::batch::{batch_close, release_deferred};
 use super::settlement::{settle_card, settle_offline};
 use super::{HostConfig, HostError};
 use posd_core::protocol::{self, Event as PosEvent, Notify};
@@ -16,9 +16,13 @@ pub(super) enum Stored {
     Ok,
     /// Stored now, and it settled an offline sale or reconciled a batch: tell the terminal.
     Notify(Notify),
+    /// Stored now, and it completed the journal of batch closes that were waiting for it
+    /// (plus its own notify, if any): tell the terminal each.
+    Notifies(Vec<Notify>),
 }
 
-/// Stores one event if new; settles offline sales the first time they arrive.
+/// Stores one event if new; settles offline sales the first time they arrive; reconciles a
+/// batch close that was waiting for this event.
 pub(super) fn store_event(
     db: &Connection,
     terminal: &str,
@@ -26,11 +30,36 @@ pub(super) fn store_event(
     now: u64,
     cfg: &HostConfig,
 ) -> Result<Stored, HostError> {
+    let (stored, new_event) = store_one(db, terminal, payload, now, cfg)?;
+    if !new_event {
+        return Ok(stored);
+    }
+    let released = release_deferred(db, terminal, now)?;
+    if released.is_empty() {
+        return Ok(stored);
+    }
+    let mut all = match stored {
+        Stored::Notify(n) => vec![n],
+        Stored::Notifies(v) => v,
+        Stored::Bad | Stored::Ok => Vec::new(),
+    };
+    all.extend(released);
+    Ok(Stored::Notifies(all))
+}
+
+/// One event; also says whether it was new here (a gap it may have filled).
+fn store_one(
+    db: &Connection,
+    terminal: &str,
+    payload: &[u8],
+    now: u64,
+    cfg: &HostConfig,
+) -> Result<(Stored, bool), HostError> {
     let ev = match protocol::parse_event(payload) {
         Ok(e) => e,
         Err(e) => {
             log::error!("host: {e}");
-            return Ok(Stored::Bad);
+            return Ok((Stored::Bad, false));
         }
     };
     let text = String::from_utf8_lossy(payload);
@@ -69,7 +98,7 @@ pub(super) fn store_event(
                 same
             );
         }
-        return Ok(Stored::Ok);
+        return Ok((Stored::Ok, false));
     }
     if ev.kind == protocol::limits::SET_ASIDE_TYPE {
         // The terminal could not deliver this event (over the size limit): the stub holds its
@@ -85,7 +114,7 @@ pub(super) fn store_event(
             d["size"],
             ev.reason.as_deref().unwrap_or("?")
         );
-        return Ok(Stored::Ok);
+        return Ok((Stored::Ok, true));
     }
     if ev.kind == "void" {
         match ev
@@ -100,17 +129,20 @@ pub(super) fn store_event(
                 ev.txn_id
             ),
         }
-        return Ok(Stored::Ok);
+        return Ok((Stored::Ok, true));
     }
     if ev.kind == "sale" && ev.state == "voided" {
         void_sale(db, terminal, &ev.txn_id, &ev, now)?;
-        return Ok(Stored::Ok);
+        return Ok((Stored::Ok, true));
     }
     if ev.kind == "batch_close" {
-        return Ok(match batch_close(db, terminal, &ev, now)? {
-            Some(n) => Stored::Notify(n),
-            None => Stored::Ok,
-        });
+        return Ok((
+            match batch_close(db, terminal, &ev, now)? {
+                Some(n) => Stored::Notify(n),
+                None => Stored::Ok,
+            },
+            true,
+        ));
     }
     if ev.state == "approved_offline" && matches!(ev.method.as_str(), "offline_code" | "card") {
         // A sale voided before its approval arrived (out of order): never charge it.
@@ -126,16 +158,16 @@ pub(super) fn store_event(
                 "host: offline sale {} from {terminal} arrived after its void: not charged",
                 ev.txn_id
             );
-            return Ok(Stored::Ok);
+            return Ok((Stored::Ok, true));
         }
         let n = if ev.method == "card" {
             settle_card(db, terminal, &ev, now, cfg)?
         } else {
             settle_offline(db, terminal, &ev, now, cfg)?
         };
-        return Ok(Stored::Notify(n));
+        return Ok((Stored::Notify(n), true));
     }
-    Ok(Stored::Ok)
+    Ok((Stored::Ok, true))
 }
 
 /// A void (or the original sale's `voided` event): the original's ledger row becomes `voided`

@@ -187,6 +187,11 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                                 batch_terminals.insert(terminal);
                                 batch_started.get_or_insert(now);
                             }
+                            Stored::Notifies(ns) => {
+                                notifies.extend(ns.into_iter().map(|n| (terminal.clone(), n)));
+                                batch_terminals.insert(terminal);
+                                batch_started.get_or_insert(now);
+                            }
                         }
                     }
                     "req" => {

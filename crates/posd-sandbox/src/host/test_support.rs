@@ -69,6 +69,7 @@ pub(super) fn event(
 pub(super) fn store(db: &Connection, payload: &[u8]) -> Option<serde_json::Value> {
     match store_event(db, "T1", payload, 1_000, &cfg()).unwrap() {
         Stored::Notify(n) => Some(serde_json::to_value(n).unwrap()),
+        Stored::Notifies(mut v) => v.pop().map(|n| serde_json::to_value(n).unwrap()),
         _ => None,
     }
 }
