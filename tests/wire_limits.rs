@@ -208,6 +208,45 @@ async fn on_mqtt_3_a_refused_packet_costs_one_reconnect_with_a_clean_session() {
     assert_eq!(w["refused_packets"], 5, "{w}");
 }
 
+/// Journals a batch close of `txns` members (each `{id: 100}`) as the next seq of the stopped
+/// daemon's outbox, the way a Z report of a huge batch once was; returns (seq, payload).
+fn journal_big_close(d: &Daemon, txns: usize, ids: (&str, &str), amount: i64) -> (u64, String) {
+    let conn = rusqlite::Connection::open(d.db_path()).unwrap();
+    let last: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let seq = last.parse::<u64>().unwrap() + 1;
+    let members: serde_json::Map<String, Value> = (0..txns)
+        .map(|i| (format!("0190c0de-0000-7000-8000-{i:012}"), Value::from(100)))
+        .collect();
+    let (event_id, txn_id) = ids;
+    let ev = serde_json::json!({
+        "seq": seq, "event_id": event_id, "txn_id": txn_id, "type": "batch_close",
+        "state": "closed", "method": "none", "amount": amount, "currency": "EUR",
+        "at": 1, "detail": {"txns": members}
+    })
+    .to_string();
+    conn.execute(
+        "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, 1)",
+        rusqlite::params![seq as i64, event_id, ev],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
+        [seq.to_string()],
+    )
+    .unwrap();
+    // The outbox's running counter changes with its rows (migration #8), as the store does.
+    conn.execute(
+        "UPDATE counters SET value = value + 1 WHERE name = 'outbox_pending'",
+        [],
+    )
+    .unwrap();
+    (seq, ev)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_too_big_to_deliver_is_set_aside_and_the_rest_are_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,44 +260,16 @@ async fn an_event_too_big_to_deliver_is_set_aside_and_the_rest_are_acknowledged(
 
     // An event of 300 KiB (over the 64 KiB event limit and the 256 KiB packet limit) journalled
     // as the next seq, the way a Z report of a huge batch once was.
-    let big_seq;
-    let big = {
-        let conn = rusqlite::Connection::open(d.db_path()).unwrap();
-        let last: String = conn
-            .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        big_seq = last.parse::<u64>().unwrap() + 1;
-        let txns: serde_json::Map<String, Value> = (0..7_000)
-            .map(|i| (format!("0190c0de-0000-7000-8000-{i:012}"), Value::from(100)))
-            .collect();
-        let ev = serde_json::json!({
-            "seq": big_seq, "event_id": "0190c0de-ffff-7000-8000-000000000001",
-            "txn_id": "0190c0de-ffff-7000-8000-000000000002", "type": "batch_close",
-            "state": "closed", "method": "none", "amount": 700_000, "currency": "EUR",
-            "at": 1, "detail": {"txns": txns}
-        })
-        .to_string();
-        assert!(ev.len() > 256 * 1024);
-        conn.execute(
-            "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, 1)",
-            rusqlite::params![big_seq as i64, "0190c0de-ffff-7000-8000-000000000001", ev],
-        )
-        .unwrap();
-        conn.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
-            [big_seq.to_string()],
-        )
-        .unwrap();
-        // The outbox's running counter changes with its rows (migration #8), as the store does.
-        conn.execute(
-            "UPDATE counters SET value = value + 1 WHERE name = 'outbox_pending'",
-            [],
-        )
-        .unwrap();
-        ev
-    };
+    let (big_seq, big) = journal_big_close(
+        &d,
+        7_000,
+        (
+            "0190c0de-ffff-7000-8000-000000000001",
+            "0190c0de-ffff-7000-8000-000000000002",
+        ),
+        700_000,
+    );
+    assert!(big.len() > 256 * 1024);
     d.restart();
     wait_online(&d).await;
     // Sales behind it are approved and their events acknowledged.
@@ -330,43 +341,16 @@ async fn an_event_the_broker_refuses_as_too_large_is_set_aside_and_the_rest_are_
     d.stop();
 
     // A 40 KB event — under the terminal's own 64 KiB limit, over the broker's 20,000 bytes.
-    let big_seq;
-    let big = {
-        let conn = rusqlite::Connection::open(d.db_path()).unwrap();
-        let last: String = conn
-            .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        big_seq = last.parse::<u64>().unwrap() + 1;
-        let txns: serde_json::Map<String, Value> = (0..800)
-            .map(|i| (format!("0190c0de-0000-7000-8000-{i:012}"), Value::from(100)))
-            .collect();
-        let ev = serde_json::json!({
-            "seq": big_seq, "event_id": "0190c0de-ffff-7000-8000-000000000003",
-            "txn_id": "0190c0de-ffff-7000-8000-000000000004", "type": "batch_close",
-            "state": "closed", "method": "none", "amount": 80_000, "currency": "EUR",
-            "at": 1, "detail": {"txns": txns}
-        })
-        .to_string();
-        assert!(ev.len() > 20_000 && ev.len() < 64 * 1024, "{}", ev.len());
-        conn.execute(
-            "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, 1)",
-            rusqlite::params![big_seq as i64, "0190c0de-ffff-7000-8000-000000000003", ev],
-        )
-        .unwrap();
-        conn.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
-            [big_seq.to_string()],
-        )
-        .unwrap();
-        conn.execute(
-            "UPDATE counters SET value = value + 1 WHERE name = 'outbox_pending'",
-            [],
-        )
-        .unwrap();
-        ev
-    };
+    let (big_seq, big) = journal_big_close(
+        &d,
+        800,
+        (
+            "0190c0de-ffff-7000-8000-000000000003",
+            "0190c0de-ffff-7000-8000-000000000004",
+        ),
+        80_000,
+    );
+    assert!(big.len() > 20_000 && big.len() < 64 * 1024, "{}", big.len());
     d.restart();
     wait_online(&d).await;
     // The refusal ends the connection it came on (a sale in flight then would be queried).

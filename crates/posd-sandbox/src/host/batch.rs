@@ -377,17 +377,23 @@ pub(super) fn batch_close(
 }
 
 /// Batch closes of `terminal` that were waiting for missing events, reconciled now if those
-/// have arrived (called after each new event of the terminal; a primary-key probe when none wait).
+/// have arrived. Called after each new event of the terminal with its `seq`: only a close
+/// after it can have been waiting for it, so a new event past every waiting close costs one
+/// primary-key probe, and a close never reconciles again for events that cannot complete it.
 pub(super) fn release_deferred(
     db: &Connection,
     terminal: &str,
+    seq: u64,
     now: u64,
 ) -> Result<Vec<Notify>, HostError> {
     let waiting: Vec<String> = {
         let mut st = db.prepare_cached(
-            "SELECT payload FROM deferred_closes WHERE terminal = ?1 ORDER BY seq",
+            "SELECT payload FROM deferred_closes WHERE terminal = ?1 AND seq > ?2 ORDER BY seq",
         )?;
-        let rows = st.query_map([terminal], |r| r.get(0))?;
+        let rows = st.query_map(
+            params![terminal, i64::try_from(seq).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?;
         rows.collect::<Result<_, _>>()?
     };
     let mut out = Vec::new();

@@ -30,11 +30,11 @@ pub(super) fn store_event(
     now: u64,
     cfg: &HostConfig,
 ) -> Result<Stored, HostError> {
-    let (stored, new_event) = store_one(db, terminal, payload, now, cfg)?;
-    if !new_event {
+    let (stored, new_seq) = store_one(db, terminal, payload, now, cfg)?;
+    let Some(seq) = new_seq else {
         return Ok(stored);
-    }
-    let released = release_deferred(db, terminal, now)?;
+    };
+    let released = release_deferred(db, terminal, seq, now)?;
     if released.is_empty() {
         return Ok(stored);
     }
@@ -47,19 +47,19 @@ pub(super) fn store_event(
     Ok(Stored::Notifies(all))
 }
 
-/// One event; also says whether it was new here (a gap it may have filled).
+/// One event; also its `seq` when it was new here (a gap it may have filled).
 fn store_one(
     db: &Connection,
     terminal: &str,
     payload: &[u8],
     now: u64,
     cfg: &HostConfig,
-) -> Result<(Stored, bool), HostError> {
+) -> Result<(Stored, Option<u64>), HostError> {
     let ev = match protocol::parse_event(payload) {
         Ok(e) => e,
         Err(e) => {
             log::error!("host: {e}");
-            return Ok((Stored::Bad, false));
+            return Ok((Stored::Bad, None));
         }
     };
     let text = String::from_utf8_lossy(payload);
@@ -98,7 +98,7 @@ fn store_one(
                 same
             );
         }
-        return Ok((Stored::Ok, false));
+        return Ok((Stored::Ok, None));
     }
     if ev.kind == protocol::limits::SET_ASIDE_TYPE {
         // The terminal could not deliver this event (over the size limit): the stub holds its
@@ -114,7 +114,7 @@ fn store_one(
             d["size"],
             ev.reason.as_deref().unwrap_or("?")
         );
-        return Ok((Stored::Ok, true));
+        return Ok((Stored::Ok, Some(ev.seq)));
     }
     if ev.kind == "void" {
         match ev
@@ -129,11 +129,11 @@ fn store_one(
                 ev.txn_id
             ),
         }
-        return Ok((Stored::Ok, true));
+        return Ok((Stored::Ok, Some(ev.seq)));
     }
     if ev.kind == "sale" && ev.state == "voided" {
         void_sale(db, terminal, &ev.txn_id, &ev, now)?;
-        return Ok((Stored::Ok, true));
+        return Ok((Stored::Ok, Some(ev.seq)));
     }
     if ev.kind == "batch_close" {
         return Ok((
@@ -141,7 +141,7 @@ fn store_one(
                 Some(n) => Stored::Notify(n),
                 None => Stored::Ok,
             },
-            true,
+            Some(ev.seq),
         ));
     }
     if ev.state == "approved_offline" && matches!(ev.method.as_str(), "offline_code" | "card") {
@@ -158,16 +158,16 @@ fn store_one(
                 "host: offline sale {} from {terminal} arrived after its void: not charged",
                 ev.txn_id
             );
-            return Ok((Stored::Ok, true));
+            return Ok((Stored::Ok, Some(ev.seq)));
         }
         let n = if ev.method == "card" {
             settle_card(db, terminal, &ev, now, cfg)?
         } else {
             settle_offline(db, terminal, &ev, now, cfg)?
         };
-        return Ok((Stored::Notify(n), true));
+        return Ok((Stored::Notify(n), Some(ev.seq)));
     }
-    Ok((Stored::Ok, true))
+    Ok((Stored::Ok, Some(ev.seq)))
 }
 
 /// A void (or the original sale's `voided` event): the original's ledger row becomes `voided`
