@@ -188,6 +188,17 @@ pub struct DayRow {
     pub wall_s: f64,
     /// A quick day (`--full-days`): no faults, no merchant QR, no refunds.
     pub quick: bool,
+    /// The machine's 1-minute load average at the end of the day (`/proc/loadavg`): the p99 of
+    /// a shared machine are the machine's as much as the daemon's, so every row says which.
+    pub load1: f64,
+}
+
+/// The 1-minute load average (0 where `/proc/loadavg` cannot be read).
+fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -537,6 +548,8 @@ pub struct Ageing {
     /// The largest journal (SQLite + WAL) at the end of any day, bytes, and on which day.
     pub db_max_bytes: u64,
     pub db_max_day: u32,
+    /// The machine's load at the end of the day: median of the first week, of the last week.
+    pub load1: (f64, f64),
 }
 
 impl Ageing {
@@ -569,7 +582,9 @@ impl Ageing {
             med(&mut days.iter().map(|r| r.rss_kib as f64).collect()) as u64
         };
         let biggest = rows.iter().max_by_key(|r| r.db_bytes);
+        let load = |days: &[&DayRow]| -> f64 { med(&mut days.iter().map(|r| r.load1).collect()) };
         Ageing {
+            load1: (load(first), load(last)),
             days_compared: week,
             p99_ms,
             rss_kib: (rss(first), rss(last)),
@@ -588,12 +603,14 @@ impl Ageing {
             .map(|(k, (a, b, r))| format!("{k} {a:.1}→{b:.1} ms ({r:.2}×)"))
             .collect();
         format!(
-            "ageing (median daily p99, first {n} full days → last {n}): {}; RSS {:.1}→{:.1} MB; largest journal {:.1} MB (day {})",
+            "ageing (median daily p99, first {n} full days → last {n}): {}; RSS {:.1}→{:.1} MB; largest journal {:.1} MB (day {}); machine load {:.1}→{:.1}",
             kinds.join(", "),
             self.rss_kib.0 as f64 / 1024.0,
             self.rss_kib.1 as f64 / 1024.0,
             self.db_max_bytes as f64 / 1_048_576.0,
             self.db_max_day,
+            self.load1.0,
+            self.load1.1,
             n = self.days_compared,
         )
     }
@@ -641,8 +658,8 @@ fn header() -> String {
         h.push_str(&format!(" {:>13}", format!("{}50/99", k.name())));
     }
     h.push_str(&format!(
-        " {:>8} {:>8} {:>6} {:>6}  faults",
-        "close_ms", "drain_ms", "reconn", "wall_s"
+        " {:>8} {:>8} {:>6} {:>6} {:>5}  faults",
+        "close_ms", "drain_ms", "reconn", "wall_s", "load"
     ));
     h
 }
@@ -665,13 +682,14 @@ fn line(r: &DayRow) -> String {
         s.push_str(&format!(" {cell:>13}"));
     }
     s.push_str(&format!(
-        " {:>8.0} {:>8} {:>6} {:>6.0}  {}",
+        " {:>8.0} {:>8} {:>6} {:>6.0} {:>5.1}  {}",
         r.close_ms,
         r.drain_ms
             .map(|d| format!("{d:.0}"))
             .unwrap_or_else(|| "NO".into()),
         r.reconnects,
         r.wall_s,
+        r.load1,
         if r.quick {
             "(quick day)".to_string()
         } else {
@@ -942,6 +960,7 @@ impl World {
         row.db_bytes = dir_bytes(&self.dir.join("state"));
         row.reconnects = (self.netem.stats().established - conns_before).saturating_sub(1);
         row.wall_s = started.elapsed().as_secs_f64();
+        row.load1 = load1();
         // What was printed is not kept from day to day: a year's receipts would be gigabytes.
         self.printer.forget_output();
         Ok(row)
@@ -1072,6 +1091,7 @@ mod tests {
             quick,
             db_bytes: db,
             rss_kib: 1000 + u64::from(d),
+            load1: f64::from(d),
             timings: [(
                 "p1",
                 Pct {
@@ -1093,6 +1113,7 @@ mod tests {
         assert_eq!(a.p99_ms["p1"], (2.0, 3.0, 1.5));
         assert_eq!(a.rss_kib, (1004, 1021));
         assert_eq!((a.db_max_bytes, a.db_max_day), (99, 12));
+        assert_eq!(a.load1, (4.0, 21.0));
         assert!(a.text().contains("p1 2.0→3.0 ms (1.50×)"), "{}", a.text());
         // Three full days: one compared on each side.
         assert_eq!(Ageing::of(&rows[..3]).days_compared, 1);
