@@ -421,6 +421,7 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
         link.clone(),
         p.store.clone(),
         window as u64,
+        u64::from(p.broker.inflight_bytes),
         Duration::from_secs(p.broker.ack_timeout_s.max(1)),
         gen_rx.clone(),
         shutdown.clone(),
@@ -758,6 +759,7 @@ async fn drain_loop(
     link: Link,
     store: Store,
     window: u64,
+    window_bytes: u64,
     ack_timeout: Duration,
     mut gen: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
@@ -765,13 +767,15 @@ async fn drain_loop(
     // Start from what the journal says the host already has.
     let acked = store.call(|db| Ok(db.acked_seq())).await.unwrap_or(0);
     link.shared.acked_seq.fetch_max(acked, Ordering::AcqRel);
-    let mut w = SendWindow::new(window, ack_timeout.as_millis() as u64, acked, now_ms());
+    let mut w = SendWindow::new(
+        window,
+        window_bytes,
+        ack_timeout.as_millis() as u64,
+        acked,
+        now_ms(),
+    );
     let mut seen_gen = *gen.borrow();
     let topic = link.topics.events();
-    // (seq, payload bytes) of what this connection published and the host has not
-    // acknowledged: when the broker refuses one as too large, the biggest of them is the
-    // candidate. Bounded by the window.
-    let mut in_flight: std::collections::VecDeque<(u64, usize)> = Default::default();
     let mut refusals_seen = link.shared.refused_too_large.load(Ordering::Acquire);
     loop {
         if *shutdown.borrow() {
@@ -785,10 +789,11 @@ async fn drain_loop(
             let refusals = link.shared.refused_too_large.load(Ordering::Acquire);
             if refusals != refusals_seen {
                 refusals_seen = refusals;
+                // What this connection published and the host has not acknowledged: when the
+                // broker refused one as too large, the biggest of them is the candidate.
                 let acked = link.shared.acked_seq.load(Ordering::Acquire);
-                learn_event_limit(&link, &in_flight, acked);
+                learn_event_limit(&link, w.in_flight(), acked);
             }
-            in_flight.clear();
             w.reconnected(now);
         }
         w.ack(link.shared.acked_seq.load(Ordering::Acquire), now);
@@ -822,7 +827,8 @@ async fn drain_loop(
             continue;
         }
         for row in batch {
-            if *gen.borrow() != seen_gen {
+            // The byte bound (`broker.inflight_bytes`) may close the window inside a batch.
+            if *gen.borrow() != seen_gen || w.room() == 0 {
                 break;
             }
             let seq = row.seq;
@@ -831,11 +837,7 @@ async fn drain_loop(
             };
             // Before the client has it: the host's ack can never arrive ahead of this.
             link.shared.published_seq.fetch_max(seq, Ordering::AcqRel);
-            let acked = link.shared.acked_seq.load(Ordering::Acquire);
-            while in_flight.front().is_some_and(|&(s, _)| s <= acked) {
-                in_flight.pop_front();
-            }
-            in_flight.push_back((seq, payload.len()));
+            let bytes = payload.len() as u64;
             let r = tokio::select! {
                 _ = shutdown.changed() => return,
                 r = link.client.publish(topic.clone(), false, payload.into_bytes()) => r,
@@ -846,7 +848,7 @@ async fn drain_loop(
             }
             let now = now_ms();
             link.shared.link_state(|l| l.sent(now));
-            w.published_one(seq, now);
+            w.published_one(seq, bytes, now);
         }
     }
 }
@@ -874,15 +876,10 @@ fn event_limit(link: &Link, topic: &str) -> (usize, SetAsideReason) {
 /// as big. So everything from that size up would be refused too, and nothing smaller is
 /// suspected: the limit becomes one byte under it. A smaller event refused later lowers it
 /// again, one refusal (one reconnect) at a time; a deliverable event is never set aside.
-fn learn_event_limit(
-    link: &Link,
-    in_flight: &std::collections::VecDeque<(u64, usize)>,
-    acked: u64,
-) {
-    let Some(&(seq, size)) = in_flight
-        .iter()
-        .filter(|&&(s, _)| s > acked)
-        .max_by_key(|&&(_, size)| size)
+fn learn_event_limit(link: &Link, in_flight: impl Iterator<Item = (u64, u64)>, acked: u64) {
+    let Some((seq, size)) = in_flight
+        .filter(|&(s, _)| s > acked)
+        .max_by_key(|&(_, size)| size)
     else {
         log::warn!(
             "the broker refused a message as too large, but no event of ours was waiting for \
@@ -890,7 +887,7 @@ fn learn_event_limit(
         );
         return;
     };
-    let limit = size.saturating_sub(1).max(1) as u64;
+    let limit = size.saturating_sub(1).max(1);
     let before = link.shared.learned_event_limit.load(Ordering::Relaxed);
     if before == 0 || limit < before {
         link.shared

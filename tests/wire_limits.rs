@@ -4,7 +4,8 @@
 //! at most one reconnect and the next sale is approved; a message under the packet limit but
 //! over its topic's limit is dropped without any reconnect; on MQTT 3.1.1 (the broker cannot be
 //! told the limit) a refused packet costs one reconnect with a clean session; an event too big to
-//! deliver is set aside behind a stub and the events after it are acknowledged.
+//! deliver is set aside behind a stub and the events after it are acknowledged; a backlog on a
+//! slow uplink drains without starving the keep-alive (the in-flight byte bound).
 //!
 //! `WIRE_REPORT=1 cargo test -p posd --test wire_limits -- --nocapture` prints the numbers.
 
@@ -384,4 +385,105 @@ async fn an_event_the_broker_refuses_as_too_large_is_set_aside_and_the_rest_are_
     assert_eq!(stub["detail"]["size"], big.len());
     let a = host.audit();
     assert_eq!(a.terminals["T-REFUSED"].gaps, 0, "{a:?}");
+}
+
+/// A backlog on a slow uplink (issue 14, docs/broker.md "Slow links"): 550 offline sales made
+/// while the broker was out of reach, then a 384 kbit/s link (48 KB/s each way) and a 5 s
+/// keep-alive. Without the byte bound the 512-event window (~380 KB, 8 s of this link) sat
+/// ahead of the keep-alive's PINGREQ, the client dropped the connection at the next tick and
+/// sent everything again (with `inflight_bytes = 16777216` this test sees 2 connections); with
+/// `inflight_bytes` at its default (128 KiB, under 3 s of this link) the backlog and its
+/// settlements drain on the first connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_on_a_slow_uplink_drains_on_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::new();
+    let broker = Mosquitto::start();
+    let host = Host::start_with_args(
+        &broker.url(),
+        &dir.path().join("host.sqlite"),
+        &["--issuer-key".into(), platform.host_key_arg()],
+    );
+    // The daemon's broker is a port nobody listens on yet: every event waits in the outbox.
+    let link_port = free_port();
+    let d = Daemon::start_custom(
+        &dir.path().join("t"),
+        "T-SLOW",
+        &format!("mqtt://127.0.0.1:{link_port}"),
+        &platform.offline_toml(""),
+        "warn",
+        &format!("keep_alive_s = 5\n{}", host_signer().toml_entry()),
+    );
+    const SALES: usize = 550;
+    let mut wallets: Vec<Wallet> = (0..20)
+        .map(|u| platform.wallet(2000 + u, 100_000))
+        .collect();
+    let mut c = d.client().await;
+    for i in 0..SALES {
+        let code = wallets[i % 20].next_code();
+        let v = c
+            .call_json(posd_core::control::Sale {
+                method: None,
+                amount: "1.00".into(),
+                currency: None,
+                code: Some(code),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("offline sale {i}: {e}"));
+        assert_eq!(v["result"], "approved", "{v}");
+    }
+    let pending = c.call_json(posd_core::control::Queue {}).await.unwrap()["pending"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(pending, SALES as u64, "one approved_offline event a sale");
+
+    // Now the link: 384 kbit/s each way, 20–40 ms of latency.
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", broker.port).parse().unwrap();
+    let netem = posd_sandbox::netem::Netem::start(
+        format!("127.0.0.1:{link_port}").parse().unwrap(),
+        upstream,
+        posd_sandbox::netem::NetemConfig {
+            latency_ms: (20, 40),
+            bandwidth_bps: Some(384_000),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("netem");
+    let t0 = Instant::now();
+    wait_online(&d).await;
+    // Every sale is settled by the host, and the settlement events come back through the link.
+    eventually(Duration::from_secs(120), "every sale settled", || async {
+        let conn = posd_sandbox::host::open_db(&host.db).ok()?;
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE terminal = 'T-SLOW' AND state = 'settled'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        (n as usize == SALES).then_some(())
+    })
+    .await;
+    let q = wait_drained(&d, Duration::from_secs(60)).await;
+    let w = wire(&d).await;
+    let stats = netem.stats();
+    report(format!(
+        "slow uplink: {} events drained in {:.1} s through 384 kbit/s, {} B up; daemon connects {}, link connections {}",
+        q["last_seq"],
+        t0.elapsed().as_secs_f64(),
+        stats.bytes_up,
+        w["connects"],
+        stats.established
+    ));
+    assert_eq!(q["last_seq"].as_u64(), Some(2 * SALES as u64));
+    assert_eq!(
+        w["connects"].as_u64(),
+        Some(1),
+        "the backlog cost a reconnect (keep-alive starved): {w}"
+    );
+    assert_eq!(stats.established, 1, "{stats:?}");
+    let a = host.audit();
+    assert!(a.ok(), "{a:?}");
+    assert_eq!(a.terminals["T-SLOW"].gaps, 0);
 }

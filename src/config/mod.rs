@@ -112,6 +112,10 @@ pub struct BrokerConfig {
     pub keep_alive_s: u64,
     /// Events published but not yet acknowledged by the host, at most.
     pub inflight_window: u32,
+    /// Payload bytes of events published but not yet acknowledged, at most (one event may pass
+    /// it). It bounds the queue a backlog makes on a slow uplink ahead of the keep-alive and of
+    /// a live sale's request: 128 KiB is 1 s of a 1 Mbit/s uplink (docs/broker.md "Slow links").
+    pub inflight_bytes: u32,
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
     /// How often the retained status is refreshed.
@@ -140,6 +144,7 @@ impl Default for BrokerConfig {
             prefix: "pos/v1".into(),
             keep_alive_s: 30,
             inflight_window: 512,
+            inflight_bytes: 128 * 1024,
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
             status_interval_s: 60,
@@ -1083,6 +1088,12 @@ impl Config {
         }
         if self.broker.inflight_window == 0 || self.broker.inflight_window > 10_000 {
             bad("broker.inflight_window", "must be 1..=10000".into());
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.broker.inflight_bytes) {
+            bad(
+                "broker.inflight_bytes",
+                "must be 1024..=16777216 (bytes; 131072 is 1 s of a 1 Mbit/s uplink)".into(),
+            );
         }
         if self.broker.backoff_initial_ms == 0
             || self.broker.backoff_max_ms < self.broker.backoff_initial_ms
