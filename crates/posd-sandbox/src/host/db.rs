@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (terminal, seq)
 );
 CREATE INDEX IF NOT EXISTS events_txn ON events(txn_id);
+-- A batch close finds each member's events by (terminal, txn_id): without this index SQLite
+-- walked the terminal's whole history for every member (the (terminal, seq) index), so a close
+-- took 363 s at 43,000 events (the year soak's day 11) and 0.04 s with it.
+CREATE INDEX IF NOT EXISTS events_terminal_txn ON events(terminal, txn_id, seq);
 -- Batch closes that arrived before every event of their batch (a reconnect can deliver the close
 -- ahead of events the broker lost with the host's session; the terminal sends those again):
 -- reconciled when the missing events have arrived, never on a partial journal.
