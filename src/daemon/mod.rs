@@ -188,6 +188,7 @@ pub async fn run(
                 // Filled in from the link (`LinkShared::wire_status`) by whoever publishes it.
                 wire: Default::default(),
                 disk: Some(disk.status()),
+                language: Some(crate::lang::current()),
             }
         })
     };
@@ -565,6 +566,7 @@ fn alert_inputs<'a>(
         printer,
         offline_codes_blocked_by_clock: offline_clock
             .is_some_and(|mode| !engine::clock_trusted(mode, now_ms())),
+        language: crate::lang::current(),
     }
 }
 
@@ -609,7 +611,10 @@ fn spawn_alerts(
                 // The waiting receipts came out only if the printer is fine now.
                 let printed =
                     a.code != "receipt_waiting" || health.as_ref().is_some_and(|h| h.state.is_ok());
-                if let (true, Some(t)) = (printed, notices::alert_ended(&a.code)) {
+                if let (true, Some(t)) = (
+                    printed,
+                    notices::alert_ended(crate::lang::current(), &a.code),
+                ) {
                     said.push(t.to_string());
                 }
             }
