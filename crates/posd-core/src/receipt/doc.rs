@@ -365,6 +365,17 @@ pub fn z_report_for(
         printed_at: at(z.closed_at),
         business_day: Some(ctx.zone.business_day(z.closed_at)),
         rows,
+        carried_count: z.carried_count,
+        carried_refs: z
+            .carried_txns
+            .iter()
+            .take(crate::batch::CARRIED_LIST_MAX)
+            .map(|id| match uuid::Uuid::parse_str(id) {
+                Ok(u) => crate::txn::short_ref(&u),
+                Err(_) => id.clone(),
+            })
+            .collect(),
+        carried_in_count: z.carried_in_count,
         reprint: false,
         printer_fault: false,
     }
