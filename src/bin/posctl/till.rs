@@ -656,10 +656,40 @@ fn print_cashier_notes(v: &ctl::StatusDoc) {
     }
 }
 
+/// The link as the till judges it (issue 15): connected and when the host last answered, not
+/// connected, or the host silent since when; and the offline sales the host has not seen yet.
+fn print_link(v: &ctl::StatusDoc) {
+    let lang = v.language.unwrap_or_default();
+    let off = zone_of_status(v);
+    let Some(b) = &v.broker else { return };
+    let line = match b.state.as_deref() {
+        Some("host_silent") => {
+            let since = shop_time(b.silent_since.unwrap_or(0), &off);
+            tr(lang, Msg::CtlLinkSilent, &[("since", &since)])
+        }
+        Some("not_connected") => text(lang, Msg::CtlLinkDown).to_string(),
+        Some(_) => match b.last_heard_at {
+            Some(at) => tr(lang, Msg::CtlLinkUsable, &[("heard", &shop_time(at, &off))]),
+            None => text(lang, Msg::CtlLinkUsableNever).to_string(),
+        },
+        // A daemon too old to judge the link: what `online` says.
+        None if v.online => text(lang, Msg::CtlLinkUsableNever).to_string(),
+        None => text(lang, Msg::CtlLinkDown).to_string(),
+    };
+    println!("{line}");
+    if v.queue.offline_unsynced > 0 {
+        println!(
+            "{}",
+            tr(lang, Msg::CtlToSync, &[("n", &v.queue.offline_unsynced)])
+        );
+    }
+}
+
 fn print_status(v: &ctl::StatusDoc) {
     let off = &zone_of_status(v);
     println!("terminal   {}", v.terminal);
     println!("online     {}", v.online);
+    print_link(v);
     print_cashier_notes(v);
     if let Some(b) = &v.broker {
         let state = if v.online {
