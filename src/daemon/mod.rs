@@ -78,7 +78,9 @@ pub async fn run(
     let code_key = crate::store::code_key(&cfg.terminal.state_dir)?;
     let (refusal_tx, refusal_rx) = watch::channel::<Option<posd_core::control::CodeRefusal>>(None);
     // Offline codes are off while the clock is not trusted: the cashier is told (issue 15).
-    let offline_clock = cfg.offline.enabled.then_some(cfg.offline.clock);
+    // The `[offline]` in force decides (a fleet push changes it: `EngineApplier`).
+    let (offline_clock_tx, offline_clock) =
+        watch::channel(cfg.offline.enabled.then_some(cfg.offline.clock));
     let session = uuid::Uuid::now_v7().to_string();
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
@@ -261,6 +263,7 @@ pub async fn run(
         current: cfg.clone(),
         applier: fleet_impl::EngineApplier {
             engine: engine_tx.clone(),
+            offline_clock: offline_clock_tx,
         },
         commands: fleet_impl::DaemonCommands {
             link: link.clone(),
@@ -306,12 +309,14 @@ pub async fn run(
         let status_fn = status_fn.clone();
         let broker_url = cfg.broker.url.clone();
         let refusal_rx = refusal_rx.clone();
+        let offline_clock = offline_clock.clone();
         Arc::new(move || {
             let store = store.clone();
             let link = link.clone();
             let status_fn = status_fn.clone();
             let broker_url = broker_url.clone();
             let refusal_rx = refusal_rx.clone();
+            let offline_clock = *offline_clock.borrow();
             Box::pin(async move {
                 let now = now_ms();
                 let q = store.call(move |db| db.queue_stats(now)).await;
@@ -377,7 +382,7 @@ pub async fn run(
         store.clone(),
         link.clone(),
         printer_rx_for_alerts,
-        offline_clock,
+        offline_clock.clone(),
         ui_tx.clone(),
         shutdown.clone(),
     );
@@ -576,7 +581,7 @@ fn spawn_alerts(
     store: Store,
     link: link::Link,
     printer: Option<watch::Receiver<posd_core::control::PrinterHealth>>,
-    offline_clock: Option<crate::config::ClockTrust>,
+    offline_clock: watch::Receiver<Option<crate::config::ClockTrust>>,
     ui: broadcast::Sender<UiEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -597,7 +602,7 @@ fn spawn_alerts(
                 link.is_connected(),
                 &q,
                 health.as_ref(),
-                offline_clock,
+                *offline_clock.borrow(),
             ));
             if alerts == shown {
                 continue;
