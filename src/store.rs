@@ -1178,7 +1178,13 @@ impl Db {
             let doc = posd_core::receipt::PrintDoc::Z {
                 z_report: posd_core::receipt::z_report_for(&z, ctx, close.currency),
             };
-            print_jobs::insert(&tx, &close.id.to_string(), &doc, close.created_at)?;
+            print_jobs::insert(
+                &tx,
+                &close.id.to_string(),
+                &doc,
+                ctx.language,
+                close.created_at,
+            )?;
         }
         for (k, v) in [
             ("batch.no", no.to_string()),

@@ -331,6 +331,7 @@ fn both_copies_are_printed_and_the_drawer_opens_once() {
         terminal: "T0001".into(),
         zone: posd_core::zone::ShopZone::fixed(8 * 3600).unwrap(),
         drawer: DrawerPolicy::from_config(&cfg),
+        language: Default::default(),
     };
     let mut sale = Transaction::new(
         TxnKind::Sale,

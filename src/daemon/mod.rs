@@ -58,6 +58,7 @@ pub async fn run(
         terminal: cfg.terminal.id.clone(),
         zone: zone.clone(),
         drawer: posd_core::receipt::DrawerPolicy::from_config(&cfg.receipt),
+        language: cfg.terminal.language,
     };
     if cfg.devices.printer.is_some() {
         let ctx = receipt_ctx.clone();
@@ -263,6 +264,7 @@ pub async fn run(
         current: cfg.clone(),
         applier: fleet_impl::EngineApplier {
             engine: engine_tx.clone(),
+            store: store.clone(),
             offline_clock: offline_clock_tx,
         },
         commands: fleet_impl::DaemonCommands {

@@ -19,6 +19,9 @@ pub struct ReceiptCtx {
     pub zone: crate::zone::ShopZone,
     /// When the cash drawer opens.
     pub drawer: DrawerPolicy,
+    /// The shop's language when a document is owed: a print job keeps it, so a receipt
+    /// printed late (paper out, then a language push) says what was in force when it was made.
+    pub language: crate::i18n::Language,
 }
 
 /// When the cash drawer opens: once per approved sale, as its own job (`[receipt]`
@@ -406,6 +409,7 @@ mod tests {
                 cash_like: vec![Method::OfflineCode],
                 pin: DrawerPin::Pin2,
             },
+            language: Default::default(),
         }
     }
 
