@@ -85,7 +85,7 @@ pub enum SaleError {
 
 fn store_message(e: &StoreError) -> String {
     match e {
-        StoreError::Refused(m) => m.clone(),
+        StoreError::Refused(r) => r.text(crate::lang::current()),
         other => say_with(Msg::JournalFailed, &[("error", other)]),
     }
 }

@@ -296,5 +296,11 @@ pub(super) const fn text(m: Msg) -> &'static str {
         ZCarried => "Carried to next batch",
         ZCarriedMore => "+{n} more",
         ZCarriedIn => "Carried in",
+
+        JournalNoSale => "no sale {original} on this terminal",
+        JournalNotRefundable => "sale {original} is {state}: only an approved sale can be refunded{hint}",
+        JournalVoidInstead => " (an offline sale not yet settled is voided instead)",
+        JournalRefundOver => "refund of {amount} exceeds what is left of sale {original}: {done} of {total} already refunded",
+        JournalNotVoidable => "sale {original} is {state}: only an offline sale not yet settled can be voided; refund a settled or online sale instead",
     }
 }

@@ -305,5 +305,11 @@ pub(super) const fn text(m: Msg) -> &'static str {
         ZCarried => "Pasan al lote siguiente",
         ZCarriedMore => "y {n} más",
         ZCarriedIn => "Traídas del lote anterior",
+
+        JournalNoSale => "no hay ninguna venta {original} en este terminal",
+        JournalNotRefundable => "la venta {original} está {state}: solo se puede devolver una venta aprobada{hint}",
+        JournalVoidInstead => " (una venta sin conexión aún no liquidada se anula)",
+        JournalRefundOver => "la devolución de {amount} supera lo que queda de la venta {original}: ya devuelto {done} de {total}",
+        JournalNotVoidable => "la venta {original} está {state}: solo se anula una venta sin conexión aún no liquidada; devuelva una venta liquidada o en línea",
     }
 }

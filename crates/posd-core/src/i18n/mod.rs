@@ -445,6 +445,18 @@ messages! {
     ZCarriedMore,
     /// Transactions an earlier close carried into this batch.
     ZCarriedIn,
+
+    // ---- the journal's own refusals (store::JournalRefusal) ----
+    /// `{original}`.
+    JournalNoSale,
+    /// `{original}`, `{state}` (its machine name), `{hint}` (`JournalVoidInstead` or empty).
+    JournalNotRefundable,
+    /// After `JournalNotRefundable` for an offline sale not yet settled.
+    JournalVoidInstead,
+    /// `{amount}`, `{original}`, `{done}`, `{total}`.
+    JournalRefundOver,
+    /// `{original}`, `{state}`.
+    JournalNotVoidable,
 }
 
 #[cfg(test)]

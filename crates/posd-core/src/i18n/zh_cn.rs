@@ -295,5 +295,11 @@ pub(super) const fn text(m: Msg) -> &'static str {
         ZCarried => "转入下一批次",
         ZCarriedMore => "另有 {n} 笔",
         ZCarriedIn => "上批次转入",
+
+        JournalNoSale => "本终端没有交易 {original}",
+        JournalNotRefundable => "交易 {original} 状态为 {state}: 只有成功的交易可以退款{hint}",
+        JournalVoidInstead => " (未结算的离线交易请改用撤销)",
+        JournalRefundOver => "退款 {amount} 超过交易 {original} 的剩余金额: 原金额 {total} 已退 {done}",
+        JournalNotVoidable => "交易 {original} 状态为 {state}: 只有未结算的离线交易可以撤销; 已结算或在线交易请退款",
     }
 }
