@@ -305,9 +305,11 @@ async fn print_one(
     hs: &mut Health,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Attempt {
-    // The words on paper are the shop's language at print time (a push applies at once).
+    // The words on paper are the shop's language when the job was queued: a receipt is a
+    // record of its moment, even when it prints after a language push (paper out, say). A
+    // job queued before jobs kept their language prints in the language in force now.
     let cfg = ReceiptConfig {
-        language: crate::lang::current(),
+        language: job.language.unwrap_or_else(crate::lang::current),
         ..receipt_cfg.clone()
     };
     let parts = match job.doc.parts(&cfg) {
@@ -382,8 +384,9 @@ async fn settle_uncertain(store: &Store, job: NextPrintJob, done: usize, why: &s
     } else {
         let mut doc = job.doc;
         doc.mark_printer_fault();
+        let language = job.language.unwrap_or_else(crate::lang::current);
         store
-            .call(move |db| db.requeue_uncertain_print_job(id, &doc, done, &why))
+            .call(move |db| db.requeue_uncertain_print_job(id, &doc, language, done, &why))
             .await
     };
     if let Err(e) = r {

@@ -24,6 +24,85 @@ pub use code_key::load_or_create as code_key;
 mod retention;
 pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules};
 
+/// Why the journal refused a refund or a void, checked in the SQLite transaction that would
+/// have written it (nothing was). Its `Display` is English (logs); [`JournalRefusal::text`]
+/// says it in the shop's language for the cashier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalRefusal {
+    NoSale {
+        original: String,
+    },
+    NotRefundable {
+        original: String,
+        state: TxnState,
+    },
+    RefundOver {
+        original: String,
+        /// The amounts, in major units (`4.50`, `CNY 12.50`).
+        amount: String,
+        done: String,
+        total: String,
+    },
+    NotVoidable {
+        original: String,
+        state: TxnState,
+    },
+}
+
+impl JournalRefusal {
+    /// The refusal in `lang` ([`posd_core::i18n`]).
+    pub fn text(&self, lang: posd_core::i18n::Language) -> String {
+        use posd_core::i18n::{text, tr, Msg};
+        match self {
+            JournalRefusal::NoSale { original } => {
+                tr(lang, Msg::JournalNoSale, &[("original", original)])
+            }
+            JournalRefusal::NotRefundable { original, state } => {
+                let hint = if *state == TxnState::ApprovedOffline {
+                    text(lang, Msg::JournalVoidInstead)
+                } else {
+                    ""
+                };
+                tr(
+                    lang,
+                    Msg::JournalNotRefundable,
+                    &[
+                        ("original", original),
+                        ("state", &state.as_str()),
+                        ("hint", &hint),
+                    ],
+                )
+            }
+            JournalRefusal::RefundOver {
+                original,
+                amount,
+                done,
+                total,
+            } => tr(
+                lang,
+                Msg::JournalRefundOver,
+                &[
+                    ("original", original),
+                    ("amount", amount),
+                    ("done", done),
+                    ("total", total),
+                ],
+            ),
+            JournalRefusal::NotVoidable { original, state } => tr(
+                lang,
+                Msg::JournalNotVoidable,
+                &[("original", original), ("state", &state.as_str())],
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for JournalRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text(posd_core::i18n::Language::En))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the disk is full: the operation was refused and nothing was changed")]
@@ -54,8 +133,9 @@ pub enum StoreError {
     /// The code or card already pays this transaction, still in flight (issue 15).
     #[error("the code already pays transaction {0}, still in flight")]
     CodeInFlight(String),
+    /// The journal's own refusal of a refund or void (nothing written).
     #[error("{0}")]
-    Refused(String),
+    Refused(JournalRefusal),
     #[error("the journal writer has stopped")]
     Closed,
 }
@@ -938,8 +1018,11 @@ fn committed_refunds(conn: &Connection, original: &str) -> Result<i64, StoreErro
 
 /// The sale a refund or void names, or the refusal when there is none.
 fn original_sale(conn: &Connection, original: &str) -> Result<Transaction, StoreError> {
-    txn_by_id(conn, original)?
-        .ok_or_else(|| StoreError::Refused(format!("no sale {original} on this terminal")))
+    txn_by_id(conn, original)?.ok_or_else(|| {
+        StoreError::Refused(JournalRefusal::NoSale {
+            original: original.to_string(),
+        })
+    })
 }
 
 /// What the journal knows about refunding one sale.
@@ -984,27 +1067,23 @@ impl Db {
         if orig.kind != TxnKind::Sale
             || !matches!(orig.state, TxnState::Approved | TxnState::Settled)
         {
-            return Err(StoreError::Refused(format!(
-                "sale {original} is {}: only an approved sale can be refunded{}",
-                orig.state.as_str(),
-                if orig.state == TxnState::ApprovedOffline {
-                    " (an offline sale not yet settled is voided instead)"
-                } else {
-                    ""
-                }
-            )));
+            return Err(StoreError::Refused(JournalRefusal::NotRefundable {
+                original: original.to_string(),
+                state: orig.state,
+            }));
         }
         let committed = committed_refunds(&tx, original)?;
         if refund.amount <= 0 || committed + refund.amount > orig.amount {
-            return Err(StoreError::Refused(format!(
-                "refund of {} exceeds what is left of sale {original}: {} of {} already refunded",
-                orig.currency.format(refund.amount),
-                orig.currency.format(committed),
-                posd_core::money::Money {
+            return Err(StoreError::Refused(JournalRefusal::RefundOver {
+                original: original.to_string(),
+                amount: orig.currency.format(refund.amount),
+                done: orig.currency.format(committed),
+                total: posd_core::money::Money {
                     minor: orig.amount,
-                    currency: orig.currency
+                    currency: orig.currency,
                 }
-            )));
+                .to_string(),
+            }));
         }
         commit_one(tx, &mut self.last_seq, refund, self.receipts.as_ref())
     }
@@ -1022,11 +1101,10 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut orig = original_sale(&tx, original)?;
         if orig.kind != TxnKind::Sale || orig.state != TxnState::ApprovedOffline {
-            return Err(StoreError::Refused(format!(
-                "sale {original} is {}: only an offline sale not yet settled can be voided; \
-                 refund a settled or online sale instead",
-                orig.state.as_str()
-            )));
+            return Err(StoreError::Refused(JournalRefusal::NotVoidable {
+                original: original.to_string(),
+                state: orig.state,
+            }));
         }
         orig.state = TxnState::Voided;
         orig.reason = Some("voided by the manager".into());
@@ -1178,7 +1256,13 @@ impl Db {
             let doc = posd_core::receipt::PrintDoc::Z {
                 z_report: posd_core::receipt::z_report_for(&z, ctx, close.currency),
             };
-            print_jobs::insert(&tx, &close.id.to_string(), &doc, close.created_at)?;
+            print_jobs::insert(
+                &tx,
+                &close.id.to_string(),
+                &doc,
+                ctx.language,
+                close.created_at,
+            )?;
         }
         for (k, v) in [
             ("batch.no", no.to_string()),
@@ -1959,11 +2043,24 @@ mod tests {
         let orig = sale.id.to_string();
         let mut r1 = refund(1000, 1);
         db.record_refund(&r1, &orig).unwrap();
-        // 1000 in flight + 251 > 1250: refused, nothing written.
-        assert!(matches!(
-            db.record_refund(&refund(251, 2), &orig),
-            Err(StoreError::Refused(_))
-        ));
+        // 1000 in flight + 251 > 1250: refused, nothing written; said in the shop's language.
+        match db.record_refund(&refund(251, 2), &orig) {
+            Err(StoreError::Refused(r)) => {
+                let en = r.to_string();
+                assert!(
+                    en.contains("exceeds what is left") && en.contains("2.51"),
+                    "{en}"
+                );
+                let es = r.text(posd_core::i18n::Language::Es);
+                assert!(
+                    es.contains("supera lo que queda") && es.contains("2.51"),
+                    "{es}"
+                );
+                let zh = r.text(posd_core::i18n::Language::ZhCn);
+                assert!(zh.contains("超过交易") && zh.contains(&orig), "{zh}");
+            }
+            other => panic!("refund over what is left: {other:?}"),
+        }
         assert_eq!(db.refund_context(&orig).unwrap().committed, 1000);
         r1.state = TxnState::Approved;
         db.record(&r1).unwrap();

@@ -5,7 +5,7 @@
 //! the Z report again, a sale recovered after a restart and the alerts on the idle screen.
 
 use posd_core::cashier::{
-    Action, Awaiting, Cashier, CashierConfig, Input, Key, PayMethod, Screen, State,
+    Action, Awaiting, Cashier, CashierConfig, Input, Key, Op, PayMethod, Screen, State,
 };
 use posd_core::money::Currency;
 
@@ -281,17 +281,18 @@ fn the_maximum_and_overflow_are_refused() {
 
 #[test]
 fn menu_operations() {
-    for (d, want, name) in [
-        (2, Action::Reprint, "Reprint"),
-        (3, Action::BatchClose, "Batch close"),
-        (4, Action::Status, "Status"),
+    for (d, want, op) in [
+        (2, Action::Reprint, Op::Reprint),
+        (3, Action::BatchClose, Op::BatchClose),
+        (4, Action::Status, Op::Status),
     ] {
+        let name = posd_core::i18n::text(posd_core::i18n::Language::En, op.msg());
         let mut c = cashier("CNY", 1000);
         let a = keys(&mut c, &[Key::Menu]);
         assert_eq!(last_screen(&a).line1, "1 Refund 2 Reprint");
         let a = keys(&mut c, &[Key::Digit(d)]);
         assert_eq!(a.first(), Some(&want));
-        assert_eq!(c.state(), &State::Waiting(Awaiting::Operation(name)));
+        assert_eq!(c.state(), &State::Waiting(Awaiting::Operation(op)));
         // Cancel cannot abort an operation (its result ends it), except the reprint's wait
         // for a receipt to be scanned.
         if d == 2 {
@@ -332,7 +333,7 @@ fn refund_pin_is_masked_and_needs_minimum_length() {
     let a = keys(&mut c, &[Key::Enter]);
     assert_eq!(
         last_screen(&a),
-        Screen::new("Refund amount CNY", "Enter: all that is left")
+        Screen::new("Refund amount CNY", "Enter: all the rest")
     );
     shown.extend(a);
     let a = keys(&mut c, &[Key::Enter]);
@@ -473,7 +474,7 @@ fn partial_refund_keys_its_amount_after_the_pin() {
     assert_eq!(last_screen(&a).line2, "4.5");
     let a = keys(&mut c, &[Key::Enter]);
     assert_eq!(refund_action(&a), Some((b"4711".to_vec(), Some(450))));
-    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation("Refund")));
+    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation(Op::Refund)));
     // The engine then waits for the receipt; Cancel ends that wait.
     assert_eq!(keys(&mut c, &[Key::Cancel]), vec![Action::CancelSale]);
     let a = c.handle(
@@ -514,7 +515,7 @@ fn void_needs_the_pin_then_a_receipt() {
         _ => None,
     });
     assert_eq!(pin, Some(b"4711".to_vec()));
-    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation("Void")));
+    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation(Op::Void)));
     let a = c.handle(
         Input::OperationDone {
             text: "Voided".into(),
@@ -548,7 +549,7 @@ fn reprint_waits_for_a_receipt_or_takes_the_newest_on_enter() {
     assert_eq!(a.first(), Some(&Action::Reprint));
     let a = keys(&mut c, &[Key::Enter]);
     assert_eq!(a.first(), Some(&Action::ReprintLast));
-    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation("Reprint")));
+    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation(Op::Reprint)));
     let a = c.handle(
         Input::OperationDone {
             text: "Reprint queued".into(),
@@ -561,10 +562,7 @@ fn reprint_waits_for_a_receipt_or_takes_the_newest_on_enter() {
     keys(&mut c, &[Key::Menu]);
     let a = keys(&mut c, &[Key::Digit(6)]);
     assert_eq!(a.first(), Some(&Action::ZAgain));
-    assert_eq!(
-        c.state(),
-        &State::Waiting(Awaiting::Operation("Z report again"))
-    );
+    assert_eq!(c.state(), &State::Waiting(Awaiting::Operation(Op::ZAgain)));
 }
 
 #[test]

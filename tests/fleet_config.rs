@@ -669,3 +669,50 @@ fn kernel_clock_synchronized() -> bool {
     let r = unsafe { libc::adjtimex(&mut t) };
     r != -1 && r != libc::TIME_ERROR && (t.status & libc::STA_UNSYNC) == 0
 }
+
+/// The cashier's "clock not trusted: offline codes off" follows the `[offline]` in force: a
+/// push that turns offline codes off ends the alert, one that turns them on again brings it
+/// back (issue 15). The daemon's clock is set before posd's build, so it is never trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_alert_follows_a_pushed_offline_config() {
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let platform = Platform::new();
+    let extra = format!("{}\n{}", platform.offline_toml(""), fleet_toml(&k));
+    let mut d = Daemon::start(dir.path(), "T1", &m.url(), &extra);
+    d.clock_offset_ms = Some(-10 * 365 * 86_400_000);
+    d.restart();
+    wait_online(&d).await;
+    let clock_alert = |s: &Value| {
+        s["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["code"] == "clock_untrusted"))
+    };
+    let s = status_of(&d).await;
+    assert!(clock_alert(&s), "offline codes on, clock untrusted: {s}");
+
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        1,
+        json!({"offline": {"enabled": false}}),
+    )
+    .await;
+    let s = next_report(&d, 0).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    let s = status_of(&d).await;
+    assert!(
+        !clock_alert(&s),
+        "offline codes off: nothing to warn about: {s}"
+    );
+
+    let before = at(&s);
+    push(&m, &k, "T1", "T1", 2, json!({"offline": {"enabled": true}})).await;
+    let s = next_report(&d, before).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    let s = status_of(&d).await;
+    assert!(clock_alert(&s), "offline codes on again: {s}");
+}

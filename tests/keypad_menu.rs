@@ -147,6 +147,7 @@ async fn keypad_refunds_part_voids_reprints_by_qr_and_prints_the_z_again() {
             terminal: "T-KEYPAD".into(),
             zone: Default::default(),
             drawer: Default::default(),
+            language: Default::default(),
         },
         wake: Arc::new(Notify::new()),
     };

@@ -235,5 +235,37 @@ async fn a_fleet_push_switches_the_language_of_receipts_screens_and_refusals() {
     );
     assert_eq!(r["applied_version"], 2, "{r}");
     assert!(over_limit(&d).await.contains("supera el límite"));
+
+    // A receipt is a record: one owed in Spanish and held back by the printer (paper out)
+    // prints in Spanish, even though zh-CN was pushed before the paper came back.
+    emu.set_paper_out(true);
+    eventually(WAIT, "posd sees the paper out", || async {
+        let mut c = d.client().await;
+        (status(&mut c).await["printer"]["state"] == "paper_out").then_some(())
+    })
+    .await;
+    let from = printed_len(&emu);
+    let held = sell(&d, &mut w, "2.00").await;
+    push(
+        &m,
+        &k,
+        "T-LANG",
+        4,
+        json!({"terminal": {"language": "zh-CN"}}),
+    )
+    .await;
+    applied(&d, 4).await;
+    emu.set_paper_out(false);
+    let text = receipt_text(&emu, &held, from).await;
+    assert!(
+        text.contains("VENTA") && text.contains("APROBADA"),
+        "printed in the language of its sale:\n{text}"
+    );
+    assert!(!text.contains("消费"), "{text}");
+    // The next sale's receipt is Chinese.
+    let from = printed_len(&emu);
+    let after = sell(&d, &mut w, "1.00").await;
+    let text = receipt_text(&emu, &after, from).await;
+    assert!(text.contains("消费"), "{text}");
     drop(slave);
 }

@@ -207,6 +207,15 @@ async fn posctl_words_json_and_exit_codes() {
     let r = t.run(&s, &["scan", "134567890123456780", "--json"]);
     assert_eq!(json(&r)["code"], "no_sale");
 
+    // Connected: the link line says so (and when the host last answered, once it has).
+    let st = posctl(&s, &["status"]);
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.starts_with("link       connected; the host")),
+        "{}",
+        st.stdout
+    );
     // Sales in major units; approved 0, declined 3.
     let r = t.run(
         &s,
@@ -386,12 +395,63 @@ async fn status_says_why_it_is_offline() {
         "{}",
         r.stdout
     );
+    // The link as the till judges it, with what still sells (issue 15).
+    assert!(
+        r.stdout.lines().any(|l| l
+            == "link       not connected: online codes are refused; offline codes and cards still sell"),
+        "{}",
+        r.stdout
+    );
     // Several failures, one warning (rate-limited to one a minute).
     let log = std::fs::read_to_string(d.log_path()).unwrap_or_default();
     assert_eq!(
         log.matches("cannot connect to the broker").count(),
         1,
         "{log}"
+    );
+
+    // In a Chinese shop the cashier's lines are Chinese; --json keeps its machine words.
+    let mut d = d;
+    let conf = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        conf.replacen("[terminal]\n", "[terminal]\nlanguage = \"zh-CN\"\n", 1),
+    )
+    .unwrap();
+    d.restart();
+    let v = eventually(Duration::from_secs(10), "a failed attempt", || {
+        let s = s.clone();
+        async move {
+            let v = json(&posctl(&s, &["status", "--json"]));
+            (v["broker"]["failures"].as_u64() >= Some(1)).then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(v["language"], "zh-CN", "{v}");
+    assert_eq!(v["broker"]["state"], "not_connected", "{v}");
+    assert_eq!(v["alerts"][0]["code"], "offline", "{v}");
+    assert_eq!(v["alerts"][0]["text"], "离线: 没有待同步的交易", "{v}");
+    let r = posctl(&s, &["status"]);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == "连接       未连接: 拒收在线付款码; 离线码和刷卡仍可收款"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == "提醒       离线: 没有待同步的交易"),
+        "{}",
+        r.stdout
+    );
+    let r = posctl(&s, &["current"]);
+    assert_eq!(
+        r.stdout.lines().next(),
+        Some("空闲: 当前没有交易"),
+        "{}",
+        r.stdout
     );
 }
 

@@ -331,6 +331,7 @@ fn both_copies_are_printed_and_the_drawer_opens_once() {
         terminal: "T0001".into(),
         zone: posd_core::zone::ShopZone::fixed(8 * 3600).unwrap(),
         drawer: DrawerPolicy::from_config(&cfg),
+        language: Default::default(),
     };
     let mut sale = Transaction::new(
         TxnKind::Sale,
@@ -395,6 +396,18 @@ fn z_report_totals_per_currency() {
     assert!(text.contains("CNY 39,223.00"), "{text}");
     assert!(text.contains("Voids"), "{text}");
     assert!(text.contains("JPY 15,800"), "{text}");
+    // The business day, and the sales still talking to the host at the close: counted, named
+    // by their short reference, and the one carried in from the previous close.
+    assert!(
+        text.contains("Business day") && text.contains("2026-11-21"),
+        "{text}"
+    );
+    assert!(text.contains("Carried to next batch"), "{text}");
+    assert!(
+        text.contains("  0a1b2c3d4e5f") && text.contains("  9f8e7d6c5b4a"),
+        "{text}"
+    );
+    assert!(text.contains("Carried in"), "{text}");
 }
 
 fn case(name: &str) -> Case {
@@ -437,6 +450,12 @@ fn zh_cn_receipt_and_z_report_print_in_chinese_mode() {
                 "净额",
                 "成功, 未结算",
                 "CNY 39,223.00",
+                // The business day and the transactions carried over the close (issue 15).
+                "营业日",
+                "2026-11-21",
+                "转入下一批次",
+                "0a1b2c3d4e5f",
+                "上批次转入",
             ] {
                 assert!(text.contains(want), "{name}: no {want} in\n{text}");
             }

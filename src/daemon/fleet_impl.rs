@@ -16,6 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 /// and a health check that the configured devices open.
 pub struct EngineApplier {
     pub engine: mpsc::Sender<EngineMsg>,
+    /// The journal, which stamps print jobs with the shop's language when they are owed.
+    pub store: Store,
+    /// The clock's trust mode while offline codes are enabled (None: disabled), as the
+    /// cashier's "clock not trusted" alert reads it: the `[offline]` in force.
+    pub offline_clock: tokio::sync::watch::Sender<Option<crate::config::ClockTrust>>,
 }
 
 impl ApplyConfig for EngineApplier {
@@ -48,6 +53,16 @@ impl ApplyConfig for EngineApplier {
             .map_err(|_| "the engine is stopping".to_string())?;
         crate::logging::init(&new.logging.level);
         crate::lang::set(new.terminal.language);
+        let language = new.terminal.language;
+        let _ = self
+            .store
+            .call(move |db| {
+                db.set_receipt_language(language);
+                Ok(())
+            })
+            .await;
+        self.offline_clock
+            .send_replace(new.offline.enabled.then_some(new.offline.clock));
         Ok(())
     }
 

@@ -58,6 +58,7 @@ pub async fn run(
         terminal: cfg.terminal.id.clone(),
         zone: zone.clone(),
         drawer: posd_core::receipt::DrawerPolicy::from_config(&cfg.receipt),
+        language: cfg.terminal.language,
     };
     if cfg.devices.printer.is_some() {
         let ctx = receipt_ctx.clone();
@@ -78,7 +79,9 @@ pub async fn run(
     let code_key = crate::store::code_key(&cfg.terminal.state_dir)?;
     let (refusal_tx, refusal_rx) = watch::channel::<Option<posd_core::control::CodeRefusal>>(None);
     // Offline codes are off while the clock is not trusted: the cashier is told (issue 15).
-    let offline_clock = cfg.offline.enabled.then_some(cfg.offline.clock);
+    // The `[offline]` in force decides (a fleet push changes it: `EngineApplier`).
+    let (offline_clock_tx, offline_clock) =
+        watch::channel(cfg.offline.enabled.then_some(cfg.offline.clock));
     let session = uuid::Uuid::now_v7().to_string();
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
@@ -188,6 +191,7 @@ pub async fn run(
                 // Filled in from the link (`LinkShared::wire_status`) by whoever publishes it.
                 wire: Default::default(),
                 disk: Some(disk.status()),
+                language: Some(crate::lang::current()),
             }
         })
     };
@@ -260,6 +264,8 @@ pub async fn run(
         current: cfg.clone(),
         applier: fleet_impl::EngineApplier {
             engine: engine_tx.clone(),
+            store: store.clone(),
+            offline_clock: offline_clock_tx,
         },
         commands: fleet_impl::DaemonCommands {
             link: link.clone(),
@@ -305,12 +311,14 @@ pub async fn run(
         let status_fn = status_fn.clone();
         let broker_url = cfg.broker.url.clone();
         let refusal_rx = refusal_rx.clone();
+        let offline_clock = offline_clock.clone();
         Arc::new(move || {
             let store = store.clone();
             let link = link.clone();
             let status_fn = status_fn.clone();
             let broker_url = broker_url.clone();
             let refusal_rx = refusal_rx.clone();
+            let offline_clock = *offline_clock.borrow();
             Box::pin(async move {
                 let now = now_ms();
                 let q = store.call(move |db| db.queue_stats(now)).await;
@@ -376,7 +384,7 @@ pub async fn run(
         store.clone(),
         link.clone(),
         printer_rx_for_alerts,
-        offline_clock,
+        offline_clock.clone(),
         ui_tx.clone(),
         shutdown.clone(),
     );
@@ -565,6 +573,7 @@ fn alert_inputs<'a>(
         printer,
         offline_codes_blocked_by_clock: offline_clock
             .is_some_and(|mode| !engine::clock_trusted(mode, now_ms())),
+        language: crate::lang::current(),
     }
 }
 
@@ -574,7 +583,7 @@ fn spawn_alerts(
     store: Store,
     link: link::Link,
     printer: Option<watch::Receiver<posd_core::control::PrinterHealth>>,
-    offline_clock: Option<crate::config::ClockTrust>,
+    offline_clock: watch::Receiver<Option<crate::config::ClockTrust>>,
     ui: broadcast::Sender<UiEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -595,7 +604,7 @@ fn spawn_alerts(
                 link.is_connected(),
                 &q,
                 health.as_ref(),
-                offline_clock,
+                *offline_clock.borrow(),
             ));
             if alerts == shown {
                 continue;
@@ -609,7 +618,10 @@ fn spawn_alerts(
                 // The waiting receipts came out only if the printer is fine now.
                 let printed =
                     a.code != "receipt_waiting" || health.as_ref().is_some_and(|h| h.state.is_ok());
-                if let (true, Some(t)) = (printed, notices::alert_ended(&a.code)) {
+                if let (true, Some(t)) = (
+                    printed,
+                    notices::alert_ended(crate::lang::current(), &a.code),
+                ) {
                     said.push(t.to_string());
                 }
             }

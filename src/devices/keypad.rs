@@ -12,7 +12,6 @@ use super::DeviceStatus;
 use crate::config::devices::KeypadConfig;
 use crate::engine::EngineMsg;
 use posd_core::cashier::{Action, Cashier, CashierConfig, Input, PayMethod, Screen};
-use posd_core::display::notices::keypad as keypad_text;
 use posd_core::display::UiEvent;
 use posd_core::i18n::Msg;
 use posd_core::money::Currency;
@@ -210,29 +209,27 @@ fn perform(
                 let engine = engine.clone();
                 let pin = String::from_utf8_lossy(pin.expose()).into_owned();
                 tokio::spawn(async move {
-                    let text =
-                        match find_receipt(&engine, keypad_text::VOID, keypad_text::SCAN_RECEIPT)
-                            .await
-                        {
-                            Ok(Some(original)) => {
-                                let (reply, rx) = oneshot::channel();
-                                let msg = EngineMsg::Void {
-                                    original,
-                                    pin,
-                                    reply,
-                                };
-                                if engine.send(msg).await.is_err() {
-                                    return;
-                                }
-                                match rx.await {
-                                    Ok(Ok(_)) => keypad_text::VOIDED.to_string(),
-                                    Ok(Err(e)) => e.to_string(),
-                                    Err(_) => return,
-                                }
+                    let (title, prompt) = (t(Msg::KeyVoid), t(Msg::KeyScanReceipt));
+                    let text = match find_receipt(&engine, &title, &prompt).await {
+                        Ok(Some(original)) => {
+                            let (reply, rx) = oneshot::channel();
+                            let msg = EngineMsg::Void {
+                                original,
+                                pin,
+                                reply,
+                            };
+                            if engine.send(msg).await.is_err() {
+                                return;
                             }
-                            Ok(None) => return,
-                            Err(e) => e,
-                        };
+                            match rx.await {
+                                Ok(Ok(_)) => t(Msg::KeyVoided),
+                                Ok(Err(e)) => e.to_string(),
+                                Err(_) => return,
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(e) => e,
+                    };
                     let _ = done.send(Input::OperationDone { text }).await;
                 });
             }
@@ -250,13 +247,8 @@ fn perform(
                             .await;
                         return;
                     };
-                    let text = match find_receipt(
-                        &engine,
-                        keypad_text::REPRINT,
-                        keypad_text::SCAN_FOR_REPRINT,
-                    )
-                    .await
-                    {
+                    let (title, prompt) = (t(Msg::KeyReprint), t(Msg::KeyScanForReprint));
+                    let text = match find_receipt(&engine, &title, &prompt).await {
                         Ok(Some(txn_id)) => reprint_text(p.reprint(Some(txn_id)).await),
                         // Ended by Enter (the newest is reprinted) or by Cancel.
                         Ok(None) => return,
@@ -276,7 +268,7 @@ fn perform(
                                 Some(close) => {
                                     reprint_text(p.reprint(Some(close.id.to_string())).await)
                                 }
-                                None => keypad_text::NO_BATCH.to_string(),
+                                None => t(Msg::KeyNoBatch),
                             },
                             Err(e) => e.to_string(),
                         },

@@ -39,7 +39,10 @@ impl Engine {
             seq,
             business_day: Some(self.p.zone.business_day(t.created_at)),
             report: serde_json::from_value(t.detail.clone().unwrap_or_default()).map_err(|e| {
-                SaleError::Refused(format!("the Z report cannot be read back: {e}"))
+                SaleError::Refused(super::say_with(
+                    posd_core::i18n::Msg::ZUnreadable,
+                    &[("error", &e)],
+                ))
             })?,
         })
     }

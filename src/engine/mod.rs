@@ -63,17 +63,17 @@ pub enum SaleError {
     /// Said without a "refused:" prefix: the caller says whether it was refused.
     #[error("{0}")]
     Refused(String),
-    #[error("offline code: {message}")]
+    #[error("{}", say_with(Msg::OfflineRefused, &[("message", .message)]))]
     Offline { code: &'static str, message: String },
     /// The journal's own refusal (a refund over what is left, a void of a settled sale) is
     /// its message; any other store error says the journal failed.
     #[error("{}", store_message(.0))]
     Store(#[from] StoreError),
-    #[error("the daemon is stopping")]
+    #[error("{}", say(Msg::DaemonStopping))]
     Stopping,
     #[error("{0}")]
     NotFound(String),
-    #[error("the host is unreachable: {0}")]
+    #[error("{}", say_with(Msg::HostUnreachable, &[("detail", .0)]))]
     HostUnreachable(String),
     /// Below `[retention] refuse_free_mb` free on the journal's disk.
     #[error("{0}")]
@@ -85,8 +85,8 @@ pub enum SaleError {
 
 fn store_message(e: &StoreError) -> String {
     match e {
-        StoreError::Refused(m) => m.clone(),
-        other => format!("the journal could not record it: {other}"),
+        StoreError::Refused(r) => r.text(crate::lang::current()),
+        other => say_with(Msg::JournalFailed, &[("error", other)]),
     }
 }
 
@@ -578,7 +578,9 @@ impl Engine {
                     crate::link::LinkError::Offline => {
                         SaleError::Till(TillRefusal::LinkDown(self.p.link.verdict(now)))
                     }
-                    other => SaleError::HostUnreachable(format!("not sent: {other}")),
+                    other => {
+                        SaleError::HostUnreachable(say_with(Msg::HostNotSent, &[("error", &other)]))
+                    }
                 };
                 let _ = w.send(Err(refusal));
             }

@@ -38,7 +38,7 @@ impl Engine {
                 self,
                 "offline_disabled",
                 &super::say(posd_core::i18n::Msg::OfflineNotAccepted),
-                "this terminal does not accept offline codes".into(),
+                super::say(posd_core::i18n::Msg::OfflineWhyDisabled),
                 reply,
             );
             return;
@@ -52,7 +52,7 @@ impl Engine {
                     self,
                     r.code(),
                     &super::say(r.short_msg()),
-                    r.message_in(currency),
+                    r.message_for(crate::lang::current(), currency),
                     reply,
                 );
                 return;
@@ -99,7 +99,7 @@ impl Engine {
                 self,
                 r.code(),
                 &super::say(r.short_msg()),
-                r.message_in(currency),
+                r.message_for(crate::lang::current(), currency),
                 reply,
             );
             return;

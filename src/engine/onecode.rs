@@ -51,6 +51,7 @@ impl Engine {
             Ok(Some(t)) => in_flight_error(&t),
             _ => SaleError::CodeInFlight {
                 message: notices::code_in_flight(
+                    crate::lang::current(),
                     "",
                     &txn_id,
                     "?",
@@ -65,7 +66,7 @@ impl Engine {
     pub(super) fn refused(&self, e: &SaleError, txn_id: Option<String>) {
         let text = e.to_string();
         self.ui(UiEvent::Notice {
-            text: notices::refused(&text),
+            text: notices::refused(crate::lang::current(), &text),
         });
         let txn_id = txn_id.or_else(|| match e {
             SaleError::CodeInFlight { txn_id, .. } => Some(txn_id.clone()),
@@ -87,7 +88,7 @@ impl Engine {
     /// "receipt waiting: paper out" while the printer cannot print what a result earns.
     pub(super) fn receipt_waiting(&self) -> Option<String> {
         let h = self.p.printer_health.as_ref()?.borrow().clone();
-        notices::receipt_waiting(h.state)
+        notices::receipt_waiting(crate::lang::current(), h.state)
     }
 
     /// A result as the cashier reads it: "APPROVED — receipt waiting: paper out" while the
@@ -103,7 +104,8 @@ impl Engine {
     pub(super) fn announce_recovered(&self, t: &Transaction) {
         let amount = format!("{} {}", t.currency.format(t.amount), t.currency);
         let short = short_ref(&t.id);
-        log::warn!(txn_id = t.id.to_string(); "{}", notices::recovered_sale(&short, &amount));
+        let said = notices::recovered_sale(posd_core::i18n::Language::En, &short, &amount);
+        log::warn!(txn_id = t.id.to_string(); "{said}");
         self.ui(UiEvent::Recovered {
             txn_id: t.id.to_string(),
             short_ref: short,
@@ -116,6 +118,12 @@ fn in_flight_error(t: &Transaction) -> SaleError {
     let amount = format!("{} {}", t.currency.format(t.amount), t.currency);
     SaleError::CodeInFlight {
         txn_id: t.id.to_string(),
-        message: notices::code_in_flight(&short_ref(&t.id), &t.id.to_string(), &amount, t.state),
+        message: notices::code_in_flight(
+            crate::lang::current(),
+            &short_ref(&t.id),
+            &t.id.to_string(),
+            &amount,
+            t.state,
+        ),
     }
 }

@@ -40,9 +40,7 @@ impl Engine {
             match &self.p.merchant_qr.merchant {
                 Some(m) => Some(m),
                 None => {
-                    let text =
-                        "merchant QR is not configured on this terminal ([merchant_qr.merchant])"
-                            .to_string();
+                    let text = super::say(posd_core::i18n::Msg::QrNotConfigured);
                     self.ui(UiEvent::Notice { text: text.clone() });
                     let _ = reply.send(Err(SaleError::Refused(text)));
                     return;
@@ -62,7 +60,8 @@ impl Engine {
                 ) {
                     Ok(p) => Some(p),
                     Err(e) => {
-                        let text = format!("merchant QR cannot be made: {e}");
+                        let text =
+                            super::say_with(posd_core::i18n::Msg::QrCannotMake, &[("error", &e)]);
                         self.ui(UiEvent::Notice { text: text.clone() });
                         let _ = reply.send(Err(SaleError::Refused(text)));
                         return;

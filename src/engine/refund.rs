@@ -52,7 +52,9 @@ impl Engine {
     /// journal in the same SQLite transaction that records the refund's intent.
     pub(super) async fn start_refund(&mut self, req: RefundRequest, reply: Reply) {
         let Some(original) = req.original else {
-            let _ = reply.send(Err(SaleError::NotFound("no original sale named".into())));
+            let _ = reply.send(Err(SaleError::NotFound(super::say(
+                posd_core::i18n::Msg::NotFoundOriginal,
+            ))));
             return;
         };
         let original = original.trim().to_ascii_lowercase();

@@ -6,6 +6,7 @@ use super::{rand10, Engine, Flow, RefundRequest, Reply, SaleError};
 use crate::clock::now_ms;
 use posd_core::control::{AwaitingInput, CurrentReply, CurrentTxn, SaleMethod};
 use posd_core::display::UiEvent;
+use posd_core::i18n::Msg;
 use posd_core::money::Currency;
 use posd_core::till::{route, Awaiting, CodeRoute, TillRefusal};
 use posd_core::txn::{Input, Method, OnlineSale, Transaction, TxnKind, TxnState};
@@ -158,8 +159,9 @@ impl Engine {
                 };
                 reply.send(Ok(posd_core::control::SaleReply::of(&t, outcome)))
             }
-            Ok(None) => reply.send(Err(SaleError::NotFound(format!(
-                "no transaction {txn_id} on this terminal"
+            Ok(None) => reply.send(Err(SaleError::NotFound(super::say_with(
+                Msg::NotFoundTxn,
+                &[("txn", &txn_id)],
             )))),
             Err(e) => reply.send(Err(SaleError::Store(e))),
         };
@@ -169,25 +171,23 @@ impl Engine {
     pub(super) async fn cancel(&mut self) -> Result<String, SaleError> {
         if let Some(a) = self.till.take_awaiting() {
             let what = match &a {
-                Awaiting::Code { .. } => "cancelled before a code was scanned",
-                Awaiting::Receipt { .. } => "refund cancelled before a receipt was scanned",
-                Awaiting::Lookup { .. } => "stopped waiting for a receipt",
+                Awaiting::Code { .. } => Msg::CancelBeforeCode,
+                Awaiting::Receipt { .. } => Msg::CancelBeforeReceipt,
+                Awaiting::Lookup { .. } => Msg::CancelStoppedWaiting,
             };
             let _ = a
                 .reply()
-                .send(Err(SaleError::Refused("cancelled by the cashier".into())));
-            return Ok(what.into());
+                .send(Err(SaleError::Refused(super::say(Msg::CancelledByCashier))));
+            return Ok(super::say(what));
         }
         let id = self.till.current().ok_or(TillRefusal::NoSale)?;
         let now = now_ms();
         let flow = self.machines.get_mut(&id).ok_or(TillRefusal::NoSale)?;
-        let what = match flow {
-            Flow::Order(_) => "closing the order",
-            Flow::Refund(_) => {
-                "a refund cannot be called back; it is retried until the host answers"
-            }
-            Flow::Online(_) => "reversal under way",
-        };
+        let what = super::say(match flow {
+            Flow::Order(_) => Msg::CancelClosingOrder,
+            Flow::Refund(_) => Msg::CancelRefundNoCallback,
+            Flow::Online(_) => Msg::CancelReversal,
+        });
         let actions = flow
             .handle(
                 Input::Cancel {
@@ -197,7 +197,10 @@ impl Engine {
             )
             .map_err(|e| SaleError::Refused(e.to_string()))?;
         self.execute(id, actions).await;
-        Ok(format!("sale {id} cancelled; {what}"))
+        Ok(super::say_with(
+            Msg::CancelSale,
+            &[("txn", &id), ("what", &what)],
+        ))
     }
 
     /// The sale in progress (and the code it shows), or what the till waits for.
@@ -259,9 +262,7 @@ impl Engine {
                 return;
             }
             CodeRoute::Receipt(_) => {
-                let reason =
-                    "this is a receipt: scan the customer's payment code, or use the refund menu"
-                        .to_string();
+                let reason = super::say(Msg::RefuseReceiptNotCode);
                 let e = SaleError::Code(reason);
                 self.refused(&e, None);
                 let _ = reply.send(Err(e));

@@ -8,6 +8,7 @@
 //! unique per sale (`print_jobs_drawer_once`), so it cannot be owed twice.
 
 use super::{Db, StoreError};
+use posd_core::i18n::Language;
 use posd_core::receipt::{owed_on_change, PrintDoc, ReceiptCtx};
 use posd_core::txn::{Millis, Transaction, TxnState};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -22,6 +23,32 @@ pub struct NextPrintJob {
     pub sending: bool,
     /// Parts the printer confirmed printed.
     pub parts_done: usize,
+    /// The shop's language when the job was queued (None: a job queued before jobs kept it).
+    pub language: Option<Language>,
+}
+
+/// A job as stored in `print_jobs.data`: the document and the language it is printed in.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredJob {
+    language: Language,
+    doc: PrintDoc,
+}
+
+fn job_json(doc: &PrintDoc, language: Language) -> Result<String, StoreError> {
+    let job = StoredJob {
+        language,
+        doc: doc.clone(),
+    };
+    serde_json::to_string(&job).map_err(|e| StoreError::BadRow(e.to_string()))
+}
+
+/// A stored job: the document and its language, or a bare document (before jobs kept it).
+fn read_job(data: &str) -> Result<(PrintDoc, Option<Language>), serde_json::Error> {
+    match serde_json::from_str::<StoredJob>(data) {
+        Ok(j) => Ok((j.doc, Some(j.language))),
+        Err(_) => serde_json::from_str::<PrintDoc>(data).map(|d| (d, None)),
+    }
 }
 
 /// Inserts the jobs a state change earns (see `receipt::owed_on_change`), in the caller's
@@ -33,7 +60,13 @@ pub(super) fn owe(
     ctx: &ReceiptCtx,
 ) -> Result<(), StoreError> {
     for doc in owed_on_change(prev, txn, ctx) {
-        insert(conn, &txn.id.to_string(), &doc, txn.updated_at)?;
+        insert(
+            conn,
+            &txn.id.to_string(),
+            &doc,
+            ctx.language,
+            txn.updated_at,
+        )?;
     }
     Ok(())
 }
@@ -43,9 +76,10 @@ pub(super) fn insert(
     conn: &Connection,
     txn_id: &str,
     doc: &PrintDoc,
+    language: Language,
     now: Millis,
 ) -> Result<i64, StoreError> {
-    let text = serde_json::to_string(doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
+    let text = job_json(doc, language)?;
     conn.execute(
         "INSERT OR IGNORE INTO print_jobs (txn_id, kind, data, state, created_at)
          VALUES (?1, ?2, ?3, 'queued', ?4)",
@@ -72,14 +106,15 @@ impl Db {
             let Some((id, txn_id, data, state, parts_done)) = row else {
                 return Ok(None);
             };
-            match serde_json::from_str(&data) {
-                Ok(doc) => {
+            match read_job(&data) {
+                Ok((doc, language)) => {
                     return Ok(Some(NextPrintJob {
                         id,
                         txn_id,
                         doc,
                         sending: state == "sending",
                         parts_done: parts_done.max(0) as usize,
+                        language,
                     }))
                 }
                 Err(e) => {
@@ -126,10 +161,11 @@ impl Db {
         &mut self,
         id: i64,
         doc: &PrintDoc,
+        language: Language,
         parts_done: usize,
         error: &str,
     ) -> Result<(), StoreError> {
-        let text = serde_json::to_string(doc).map_err(|e| StoreError::BadRow(e.to_string()))?;
+        let text = job_json(doc, language)?;
         self.conn.execute(
             "UPDATE print_jobs SET state = 'queued', data = ?2, parts_done = ?3, last_error = ?4
              WHERE id = ?1",
@@ -164,14 +200,27 @@ impl Db {
         Ok(n.max(0) as u64)
     }
 
-    /// Queues any document (a reprint, a pay slip). Returns the job id.
+    /// Queues any document (a reprint, a pay slip), in the shop's language now. Returns the
+    /// job id.
     pub fn enqueue_doc(
         &mut self,
         txn_id: &str,
         doc: &PrintDoc,
         now: Millis,
     ) -> Result<i64, StoreError> {
-        insert(&self.conn, txn_id, doc, now)
+        let language = self
+            .receipts
+            .as_ref()
+            .map(|c| c.language)
+            .unwrap_or_default();
+        insert(&self.conn, txn_id, doc, language, now)
+    }
+
+    /// The shop's language changed (a fleet push): documents owed from now on keep it.
+    pub fn set_receipt_language(&mut self, language: Language) {
+        if let Some(c) = self.receipts.as_mut() {
+            c.language = language;
+        }
     }
 
     /// The batch close with this number.
@@ -207,6 +256,7 @@ mod tests {
                 cash_like: vec![],
                 pin: DrawerPin::Pin2,
             },
+            language: Default::default(),
         }));
         (dir, db)
     }
@@ -255,6 +305,7 @@ mod tests {
             &PrintDoc::Drawer {
                 drawer: DrawerPin::Pin2,
             },
+            Language::En,
             2_000,
         )
         .unwrap();
@@ -262,6 +313,50 @@ mod tests {
         // The drawer comes first.
         let next = db.next_print_job().unwrap().unwrap();
         assert!(next.doc.is_drawer());
+    }
+
+    /// A job keeps the shop's language of the moment it was owed (a receipt is a record): a
+    /// language push afterwards changes the jobs owed after it only. A job stored before jobs
+    /// kept their language is read as it was, with none.
+    #[test]
+    fn a_job_keeps_the_language_it_was_owed_in() {
+        let (_d, mut db) = db();
+        db.set_receipt_language(Language::ZhCn);
+        db.record(&sale(TxnState::ApprovedOffline)).unwrap();
+        db.set_receipt_language(Language::Es);
+        let drawer = db.next_print_job().unwrap().unwrap();
+        assert_eq!(drawer.language, Some(Language::ZhCn));
+        db.unconfirmed_print_job(drawer.id, "test", 2).unwrap();
+        let receipt = db.next_print_job().unwrap().unwrap();
+        assert_eq!(
+            receipt.language,
+            Some(Language::ZhCn),
+            "owed before the push"
+        );
+        // Printed again after a fault: still the language it was owed in.
+        db.requeue_uncertain_print_job(receipt.id, &receipt.doc, Language::ZhCn, 0, "x")
+            .unwrap();
+        assert_eq!(
+            db.next_print_job().unwrap().unwrap().language,
+            Some(Language::ZhCn)
+        );
+        db.finish_print_job(receipt.id, None, 3).unwrap();
+        // A reprint asked for now is in the language in force now.
+        let id = db.enqueue_doc("t", &receipt.doc, 4).unwrap();
+        let next = db.next_print_job().unwrap().unwrap();
+        assert_eq!((next.id, next.language), (id, Some(Language::Es)));
+        db.finish_print_job(id, None, 5).unwrap();
+        // A bare document (stored before jobs kept their language).
+        let bare = serde_json::to_string(&receipt.doc).unwrap();
+        db.conn()
+            .execute(
+                "INSERT INTO print_jobs (txn_id, kind, data, state, created_at)
+                 VALUES ('old', 'receipt', ?1, 'queued', 6)",
+                [bare],
+            )
+            .unwrap();
+        let old = db.next_print_job().unwrap().unwrap();
+        assert_eq!((old.doc, old.language), (receipt.doc, None));
     }
 
     #[test]
@@ -282,7 +377,7 @@ mod tests {
         db.print_job_progress(receipt.id, 1).unwrap();
         let mut doc = receipt.doc.clone();
         doc.mark_printer_fault();
-        db.requeue_uncertain_print_job(receipt.id, &doc, 1, "not answering")
+        db.requeue_uncertain_print_job(receipt.id, &doc, Language::Es, 1, "not answering")
             .unwrap();
         let again = db.next_print_job().unwrap().unwrap();
         assert_eq!(

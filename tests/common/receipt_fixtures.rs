@@ -155,8 +155,12 @@ pub fn z_report() -> ZReport {
         },
         to: at(),
         printed_at: at(),
-        // The goldens predate the business day line (a daemon's Z report always has one).
-        business_day: None,
+        // The shop's day of the close, as a daemon's Z report always has it.
+        business_day: Some("2026-11-21".into()),
+        // Two sales still talking to the host at the close, one carried in from the last one.
+        carried_count: 2,
+        carried_refs: vec!["0a1b2c3d4e5f".into(), "9f8e7d6c5b4a".into()],
+        carried_in_count: 1,
         reprint: false,
         printer_fault: false,
         rows: vec![

@@ -11,7 +11,6 @@
 
 use super::i18n::{text, tr, Language, Msg};
 use super::money::Currency;
-use crate::display::notices::keypad;
 use serde::{Deserialize, Serialize};
 
 /// What a key on the keypad means (the binding from physical keys is configuration).
@@ -206,6 +205,31 @@ impl AmountEntry {
     }
 }
 
+/// A menu operation (its name is said in the shop's language when shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Refund,
+    Reprint,
+    BatchClose,
+    Status,
+    Void,
+    ZAgain,
+}
+
+impl Op {
+    /// The operation's name on the screen.
+    pub const fn msg(self) -> Msg {
+        match self {
+            Op::Refund => Msg::KeyRefund,
+            Op::Reprint => Msg::KeyReprint,
+            Op::BatchClose => Msg::KeyBatchClose,
+            Op::Status => Msg::KeyStatus,
+            Op::Void => Msg::KeyVoid,
+            Op::ZAgain => Msg::KeyZAgain,
+        }
+    }
+}
+
 /// What is awaited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Awaiting {
@@ -213,7 +237,7 @@ pub enum Awaiting {
         amount: i64,
         cancel_requested: bool,
     },
-    Operation(&'static str),
+    Operation(Op),
     /// A sale from before a restart (crash, power cut), resolved by the engine: its outcome
     /// ends the wait; Cancel asks for its reversal.
     Recovered {
@@ -319,18 +343,19 @@ impl Cashier {
                     self.t(Msg::KeyScanCode)
                 },
             ),
-            State::Waiting(Awaiting::Operation(what)) => {
-                Screen::new(*what, self.t(Msg::KeyPleaseWait))
+            State::Waiting(Awaiting::Operation(op)) => {
+                Screen::new(self.t(op.msg()), self.t(Msg::KeyPleaseWait))
             }
             State::Waiting(Awaiting::Recovered {
                 short_ref,
                 cancel_requested,
             }) => {
-                let (a, b) = crate::display::notices::recovered_keypad(short_ref);
+                let (a, b) =
+                    crate::display::notices::recovered_keypad(self.cfg.language, short_ref);
                 Screen::new(
                     a,
                     if *cancel_requested {
-                        "Cancelling...".into()
+                        self.t(Msg::KeyCancelling).into()
                     } else {
                         b
                     },
@@ -340,9 +365,13 @@ impl Cashier {
             State::Menu => Screen::new(self.t(Msg::KeyMenu1), self.t(Msg::KeyMenu2)),
             State::Pin(p) => Screen::new(self.t(Msg::KeyManagerPin), "*".repeat(p.len())),
             State::RefundAmount { entry, .. } => Screen::new(
-                format!("{} {cur}", keypad::REFUND_AMOUNT),
+                tr(
+                    self.cfg.language,
+                    Msg::KeyRefundAmount,
+                    &[("currency", &cur)],
+                ),
                 if entry.is_empty() {
-                    keypad::REFUND_AMOUNT_HINT.to_string()
+                    self.t(Msg::KeyRefundAllHint).to_string()
                 } else {
                     entry.text()
                 },
@@ -402,8 +431,8 @@ impl Cashier {
                 _ => vec![],
             },
             Input::OperationDone { text } => match &self.state {
-                State::Waiting(Awaiting::Operation(what)) => {
-                    let what = *what;
+                State::Waiting(Awaiting::Operation(op)) => {
+                    let what = self.t(op.msg());
                     self.result(now_ms, what, text)
                 }
                 _ => vec![],
@@ -611,22 +640,21 @@ impl Cashier {
             }
             // A reprint waits for a receipt's QR: Enter takes the newest receipt instead,
             // Cancel ends the wait.
-            (Awaiting::Operation(what), Key::Enter) if what == keypad::REPRINT => {
-                let show = self.enter(State::Waiting(Awaiting::Operation(what)));
+            (Awaiting::Operation(Op::Reprint), Key::Enter) => {
+                let show = self.enter(State::Waiting(Awaiting::Operation(Op::Reprint)));
                 vec![Action::ReprintLast, show]
             }
             // A reprint or void waiting for its receipt ends here: nothing was asked yet.
-            (Awaiting::Operation(what), Key::Cancel)
-                if what == keypad::REPRINT || what == keypad::VOID =>
-            {
+            (Awaiting::Operation(op @ (Op::Reprint | Op::Void)), Key::Cancel) => {
                 let mut out = vec![Action::CancelSale];
-                out.extend(self.result(now_ms, what, keypad::CANCELLED.into()));
+                let (what, cancelled) = (self.t(op.msg()), self.t(Msg::KeyCancelled));
+                out.extend(self.result(now_ms, what, cancelled.into()));
                 out
             }
             // A refund: the engine says what became of it (ended before its receipt, or — once
             // asked of the host — its own outcome: a refund is not called back).
-            (Awaiting::Operation("Refund"), Key::Cancel) => {
-                self.state = State::Waiting(Awaiting::Operation("Refund"));
+            (Awaiting::Operation(Op::Refund), Key::Cancel) => {
+                self.state = State::Waiting(Awaiting::Operation(Op::Refund));
                 vec![Action::CancelSale]
             }
             (w, _) => {
@@ -637,7 +665,7 @@ impl Cashier {
     }
 
     fn key_menu(&mut self, k: Key) -> Vec<Action> {
-        let (op, name) = match k {
+        let (action, op) = match k {
             Key::Digit(1) => {
                 self.pin_for = PinFor::Refund;
                 return vec![self.enter(State::Pin(Pin::default()))];
@@ -646,15 +674,15 @@ impl Cashier {
                 self.pin_for = PinFor::Void;
                 return vec![self.enter(State::Pin(Pin::default()))];
             }
-            Key::Digit(2) => (Action::Reprint, self.t(Msg::KeyReprint)),
-            Key::Digit(3) => (Action::BatchClose, self.t(Msg::KeyBatchClose)),
-            Key::Digit(4) => (Action::Status, self.t(Msg::KeyStatus)),
-            Key::Digit(6) => (Action::ZAgain, keypad::Z_AGAIN),
+            Key::Digit(2) => (Action::Reprint, Op::Reprint),
+            Key::Digit(3) => (Action::BatchClose, Op::BatchClose),
+            Key::Digit(4) => (Action::Status, Op::Status),
+            Key::Digit(6) => (Action::ZAgain, Op::ZAgain),
             Key::Cancel | Key::Menu | Key::Clear => return vec![self.enter(State::Idle)],
             _ => return vec![self.enter(State::Menu)],
         };
-        let show = self.enter(State::Waiting(Awaiting::Operation(name)));
-        vec![op, show]
+        let show = self.enter(State::Waiting(Awaiting::Operation(op)));
+        vec![action, show]
     }
 
     /// The refund's amount, keyed like a sale's; Enter alone refunds all that is left.
@@ -691,12 +719,12 @@ impl Cashier {
                         _ => {
                             self.state = State::RefundAmount { pin, entry: e };
                             let mut s = self.screen();
-                            s.line2 = "Enter an amount".into();
+                            s.line2 = self.t(Msg::KeyAmountMissing).into();
                             return vec![Action::Show(s)];
                         }
                     }
                 };
-                let show = self.enter(State::Waiting(Awaiting::Operation("Refund")));
+                let show = self.enter(State::Waiting(Awaiting::Operation(Op::Refund)));
                 vec![Action::Refund { pin, amount }, show]
             }
             _ => {
@@ -733,7 +761,7 @@ impl Cashier {
                         entry: AmountEntry::default(),
                     })],
                     PinFor::Void => {
-                        let show = self.enter(State::Waiting(Awaiting::Operation(keypad::VOID)));
+                        let show = self.enter(State::Waiting(Awaiting::Operation(Op::Void)));
                         vec![Action::Void { pin: p }, show]
                     }
                 }

@@ -290,6 +290,10 @@ pub struct StatusDoc {
     /// The last code or card refused at the till, and why (control socket only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refusal: Option<CodeRefusal>,
+    /// The shop's language in force (`terminal.language`, pushable): the language of every
+    /// text for people in this document and of posctl's lines for the cashier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<crate::i18n::Language>,
 }
 
 /// Something the cashier must know (`status.alerts`): a stable machine code and the sentence

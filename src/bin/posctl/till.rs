@@ -7,6 +7,7 @@ use anyhow::Context;
 use posd::cli::posctl::{ReceiptCmd, TillCmd, TxnCmd};
 use posd::control::ControlClient;
 use posd_core::control as ctl;
+use posd_core::i18n::{text, tr, Language, Msg};
 use posd_core::txn::{SaleOutcome, Transaction};
 use posd_core::zone::ShopZone;
 use serde::Serialize;
@@ -53,7 +54,28 @@ async fn shop_zone(c: &mut ControlClient) -> anyhow::Result<ShopZone> {
     Ok(zone_of_status(&c.call(ctl::Status {}).await?))
 }
 
+/// The shop's language, as the daemon says (English from a daemon too old to say, and for
+/// `--json`, whose words are machine codes).
+async fn shop_language(c: &mut ControlClient, json: bool) -> Language {
+    if json {
+        return Language::En;
+    }
+    match c.call(ctl::Status {}).await {
+        Ok(s) => s.language.unwrap_or_default(),
+        Err(_) => Language::En,
+    }
+}
+
 async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result<ExitCode> {
+    let lang = match cmd {
+        TillCmd::Current
+        | TillCmd::Sale { .. }
+        | TillCmd::Refund { .. }
+        | TillCmd::Void { .. }
+        | TillCmd::BatchClose
+        | TillCmd::Reprint { .. } => shop_language(c, json).await,
+        _ => Language::En,
+    };
     match cmd {
         TillCmd::Status => {
             let v = c.call(ctl::Status {}).await?;
@@ -124,7 +146,7 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                     method,
                 })
                 .await?;
-            return print_reply(&v, json, Kind::Sale);
+            return print_reply(&v, json, Kind::Sale, lang);
         }
         TillCmd::Refund {
             original,
@@ -142,7 +164,7 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                     pin,
                 })
                 .await?;
-            return print_reply(&v, json, Kind::Refund);
+            return print_reply(&v, json, Kind::Refund, lang);
         }
         TillCmd::Void { original, pin } => {
             let v = c
@@ -151,7 +173,7 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                     pin,
                 })
                 .await?;
-            return print_reply(&v, json, Kind::Void { original });
+            return print_reply(&v, json, Kind::Void { original }, lang);
         }
         TillCmd::BatchClose => {
             let v = c.call(ctl::BatchClose {}).await?;
@@ -163,19 +185,43 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                 let day = v
                     .business_day
                     .as_deref()
-                    .map(|d| format!(", business day {d}"))
+                    .map(|d| tr(lang, Msg::CtlBusinessDay, &[("day", &d)]))
                     .unwrap_or_default();
                 println!(
-                    "batch {} closed (txn {}, seq {}{day}): {} sales {}, {} refunds {}, net {}",
-                    z.batch_no,
-                    v.txn_id,
-                    v.seq,
-                    z.sales_count,
-                    m(z.sales_amount),
-                    z.refunds_count,
-                    m(z.refunds_amount),
-                    m(z.net_total)
+                    "{}",
+                    tr(
+                        lang,
+                        Msg::CtlBatchClosed,
+                        &[
+                            ("batch", &z.batch_no),
+                            ("txn", &v.txn_id),
+                            ("seq", &v.seq),
+                            ("day", &day),
+                            ("sales_n", &z.sales_count),
+                            ("sales", &m(z.sales_amount)),
+                            ("refunds_n", &z.refunds_count),
+                            ("refunds", &m(z.refunds_amount)),
+                            ("net", &m(z.net_total)),
+                        ]
+                    )
                 );
+                if z.carried_count > 0 {
+                    let refs = z.carried_txns.join(", ");
+                    println!(
+                        "{}",
+                        tr(
+                            lang,
+                            Msg::CtlCarried,
+                            &[("n", &z.carried_count), ("refs", &refs)]
+                        )
+                    );
+                }
+                if z.carried_in_count > 0 {
+                    println!(
+                        "{}",
+                        tr(lang, Msg::CtlCarriedIn, &[("n", &z.carried_in_count)])
+                    );
+                }
                 let rows: Vec<Vec<String>> = z
                     .rows
                     .iter()
@@ -251,42 +297,48 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                 print_json(&v)?;
             } else {
                 match &v {
-                    None => println!("idle: no sale in progress"),
+                    None => println!("{}", text(lang, Msg::CtlIdle)),
                     Some(ctl::CurrentReply::Txn(t)) => {
+                        let amount = money_code(t.amount, &t.currency);
                         println!(
-                            "{} {} {} {} — txn {} (ref {})",
-                            t.kind.as_str(),
-                            t.method.as_str(),
-                            money_code(t.amount, &t.currency),
-                            t.state.as_str(),
-                            t.txn_id,
-                            t.short_ref
+                            "{}",
+                            tr(
+                                lang,
+                                Msg::CtlCurrent,
+                                &[
+                                    ("kind", &t.kind.as_str()),
+                                    ("method", &t.method.as_str()),
+                                    ("amount", &amount),
+                                    ("state", &t.state.as_str()),
+                                    ("txn", &t.txn_id),
+                                    ("ref", &t.short_ref),
+                                ]
+                            )
                         );
                         if t.recovered {
                             println!(
                                 "{}",
                                 posd_core::display::notices::recovered_sale(
+                                    lang,
                                     &t.short_ref,
-                                    &money_code(t.amount, &t.currency)
+                                    &amount
                                 )
                             );
                         }
                         if let Some(qr) = &t.qr {
-                            println!("merchant QR: {qr}");
+                            println!("{}", tr(lang, Msg::CtlMerchantQr, &[("qr", qr)]));
                         }
                     }
-                    Some(ctl::CurrentReply::Awaiting(a)) => {
-                        let amount = match (a.amount, &a.currency) {
-                            (Some(m), Some(cur)) => format!(" of {}", money_code(m, cur)),
-                            _ => String::new(),
-                        };
-                        match a.awaiting.as_str() {
-                            "receipt" => println!(
-                                "a refund{amount} waits for the sale's receipt to be scanned"
-                            ),
-                            _ => println!("a sale{amount} waits for the customer's code or card"),
+                    Some(ctl::CurrentReply::Awaiting(a)) => match a.awaiting.as_str() {
+                        "receipt" => println!("{}", text(lang, Msg::CtlAwaitReceipt)),
+                        _ => {
+                            let amount = match (a.amount, &a.currency) {
+                                (Some(m), Some(cur)) => money_code(m, cur),
+                                _ => "?".to_string(),
+                            };
+                            println!("{}", tr(lang, Msg::CtlAwaitCode, &[("amount", &amount)]));
                         }
-                    }
+                    },
                 }
                 // What else the cashier must know: alerts and the last refusal.
                 let st = c.call(ctl::Status {}).await?;
@@ -324,14 +376,21 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
             if json {
                 print_json(&v)?;
             } else {
-                let what = match v.kind.as_str() {
-                    "z_report" => "Z report",
-                    "pay_slip" => "pay slip",
-                    _ => "receipt",
-                };
+                let what = text(
+                    lang,
+                    match v.kind.as_str() {
+                        "z_report" => Msg::CtlWhatZ,
+                        "pay_slip" => Msg::CtlWhatPaySlip,
+                        _ => Msg::CtlWhatReceipt,
+                    },
+                );
                 println!(
-                    "reprint of the {what} of {} queued (job {})",
-                    v.txn_id, v.job
+                    "{}",
+                    tr(
+                        lang,
+                        Msg::CtlReprintQueued,
+                        &[("what", &what), ("txn", &v.txn_id), ("job", &v.job)]
+                    )
                 );
             }
         }
@@ -427,7 +486,12 @@ enum Kind {
 
 /// Prints a sale, refund or void reply; the exit code says how it ended (0 approved, 3
 /// declined or cancelled, 6 pending).
-fn print_reply(v: &ctl::SaleReply, json: bool, kind: Kind) -> anyhow::Result<ExitCode> {
+fn print_reply(
+    v: &ctl::SaleReply,
+    json: bool,
+    kind: Kind,
+    lang: Language,
+) -> anyhow::Result<ExitCode> {
     let code = match &v.outcome {
         SaleOutcome::Approved { .. } => exit::OK,
         SaleOutcome::Declined { .. } | SaleOutcome::Cancelled { .. } => exit::DECLINED,
@@ -438,33 +502,39 @@ fn print_reply(v: &ctl::SaleReply, json: bool, kind: Kind) -> anyhow::Result<Exi
         return Ok(ExitCode::from(code));
     }
     let amount = money_code(v.amount, &v.currency);
+    let txn = &v.txn_id;
+    let with_reason = |m: Msg, reason: &str| {
+        tr(
+            lang,
+            m,
+            &[("amount", &amount), ("reason", &reason), ("txn", txn)],
+        )
+    };
     let line = match (&v.outcome, &kind) {
-        (SaleOutcome::Approved { .. }, Kind::Void { original }) => {
-            format!("VOIDED offline sale {original} — void txn {}", v.txn_id)
-        }
-        (SaleOutcome::Approved { host_ref }, _) => format!(
-            "{} {amount}{} — txn {}",
-            if matches!(kind, Kind::Refund) {
-                "REFUNDED"
-            } else {
-                "APPROVED"
-            },
-            host_ref
+        (SaleOutcome::Approved { .. }, Kind::Void { original }) => tr(
+            lang,
+            Msg::CtlVoided,
+            &[("original", original), ("txn", txn)],
+        ),
+        (SaleOutcome::Approved { host_ref }, _) => {
+            let host = host_ref
                 .as_deref()
-                .map(|h| format!(" (host ref {h})"))
-                .unwrap_or_default(),
-            v.txn_id
-        ),
-        (SaleOutcome::Declined { reason }, _) => {
-            format!("DECLINED {amount}: {reason} — txn {}", v.txn_id)
+                .map(|h| tr(lang, Msg::CtlHostRef, &[("ref", &h)]))
+                .unwrap_or_default();
+            let m = if matches!(kind, Kind::Refund) {
+                Msg::CtlRefunded
+            } else {
+                Msg::CtlApproved
+            };
+            tr(
+                lang,
+                m,
+                &[("amount", &amount), ("host", &host), ("txn", txn)],
+            )
         }
-        (SaleOutcome::Cancelled { reason }, _) => {
-            format!("CANCELLED {amount}: {reason} — txn {}", v.txn_id)
-        }
-        (SaleOutcome::Pending { reason }, _) => format!(
-            "PENDING {amount}: {reason} — txn {} (posd keeps asking the host: posctl txn show {})",
-            v.txn_id, v.txn_id
-        ),
+        (SaleOutcome::Declined { reason }, _) => with_reason(Msg::CtlDeclined, reason),
+        (SaleOutcome::Cancelled { reason }, _) => with_reason(Msg::CtlCancelled, reason),
+        (SaleOutcome::Pending { reason }, _) => with_reason(Msg::CtlPending, reason),
     };
     println!("{line}");
     Ok(ExitCode::from(code))
@@ -569,15 +639,48 @@ fn set_aside_line(q: &ctl::QueueStats) -> String {
 
 /// What the cashier must know (issue 15): the alerts in force and the last refusal.
 fn print_cashier_notes(v: &ctl::StatusDoc) {
+    let lang = v.language.unwrap_or_default();
     for a in &v.alerts {
-        println!("ALERT      {}", a.text);
+        println!("{}", tr(lang, Msg::CtlAlert, &[("text", &a.text)]));
     }
     if let Some(r) = &v.last_refusal {
+        let at = shop_time(r.at, &zone_of_status(v));
         println!(
-            "refused    {}: {} ({})",
-            shop_time(r.at, &zone_of_status(v)),
-            r.reason,
-            r.code
+            "{}",
+            tr(
+                lang,
+                Msg::CtlRefusedAt,
+                &[("at", &at), ("reason", &r.reason), ("code", &r.code)]
+            )
+        );
+    }
+}
+
+/// The link as the till judges it (issue 15): connected and when the host last answered, not
+/// connected, or the host silent since when; and the offline sales the host has not seen yet.
+fn print_link(v: &ctl::StatusDoc) {
+    let lang = v.language.unwrap_or_default();
+    let off = zone_of_status(v);
+    let Some(b) = &v.broker else { return };
+    let line = match b.state.as_deref() {
+        Some("host_silent") => {
+            let since = shop_time(b.silent_since.unwrap_or(0), &off);
+            tr(lang, Msg::CtlLinkSilent, &[("since", &since)])
+        }
+        Some("not_connected") => text(lang, Msg::CtlLinkDown).to_string(),
+        Some(_) => match b.last_heard_at {
+            Some(at) => tr(lang, Msg::CtlLinkUsable, &[("heard", &shop_time(at, &off))]),
+            None => text(lang, Msg::CtlLinkUsableNever).to_string(),
+        },
+        // A daemon too old to judge the link: what `online` says.
+        None if v.online => text(lang, Msg::CtlLinkUsableNever).to_string(),
+        None => text(lang, Msg::CtlLinkDown).to_string(),
+    };
+    println!("{line}");
+    if v.queue.offline_unsynced > 0 {
+        println!(
+            "{}",
+            tr(lang, Msg::CtlToSync, &[("n", &v.queue.offline_unsynced)])
         );
     }
 }
@@ -586,6 +689,7 @@ fn print_status(v: &ctl::StatusDoc) {
     let off = &zone_of_status(v);
     println!("terminal   {}", v.terminal);
     println!("online     {}", v.online);
+    print_link(v);
     print_cashier_notes(v);
     if let Some(b) = &v.broker {
         let state = if v.online {

@@ -189,10 +189,21 @@ impl OfflineReject {
         }
     }
 
-    /// The message for people with amounts in `currency`'s major units ("12.50 CNY"): the
-    /// `Display` text speaks minor units, this one is what the cashier and posctl show.
+    /// The message for people with amounts in `currency`'s major units ("12.50 CNY"), in
+    /// English: the `Display` text speaks minor units, this one is what posctl shows.
     #[must_use]
     pub fn message_in(&self, currency: crate::money::Currency) -> String {
+        self.message_for(crate::i18n::Language::En, currency)
+    }
+
+    /// [`Self::message_in`] in `lang` ([`crate::i18n`]), naming the way out where there is one.
+    #[must_use]
+    pub fn message_for(
+        &self,
+        lang: crate::i18n::Language,
+        currency: crate::money::Currency,
+    ) -> String {
+        use crate::i18n::{tr, Msg};
         let m = |minor: u64| {
             crate::money::Money {
                 minor: i64::try_from(minor).unwrap_or(i64::MAX),
@@ -200,28 +211,79 @@ impl OfflineReject {
             }
             .to_string()
         };
+        let t = |msg: Msg| tr(lang, msg, &[]);
         match self {
-            OfflineReject::OverCredentialMax { amount, max } => format!(
-                "amount {} exceeds the credential maximum {}",
-                m(*amount),
-                m(*max)
+            OfflineReject::Malformed(e) => {
+                tr(lang, Msg::OfflineWhyMalformed, &[("error", &e.to_string())])
+            }
+            OfflineReject::UnknownIssuerKey(id) => {
+                tr(lang, Msg::OfflineWhyUnknownIssuer, &[("id", id)])
+            }
+            OfflineReject::RetiredIssuerKey(id) => {
+                tr(lang, Msg::OfflineWhyRetiredIssuer, &[("id", id)])
+            }
+            OfflineReject::BadIssuerSignature => t(Msg::OfflineWhyBadIssuerSig),
+            OfflineReject::BadUserKey => t(Msg::OfflineWhyBadUserKey),
+            OfflineReject::BadUserSignature => t(Msg::OfflineWhyBadUserSig),
+            OfflineReject::CurrencyMismatch { credential, sale } => {
+                let cred = crate::money::Currency::from_numeric(*credential)
+                    .map_or_else(|| credential.to_string(), |c| c.code().to_string());
+                tr(
+                    lang,
+                    Msg::OfflineWhyCurrency,
+                    &[("credential", &cred), ("sale", sale)],
+                )
+            }
+            OfflineReject::CredentialNotYetValid { .. } => t(Msg::OfflineWhyNotYetValid),
+            OfflineReject::CredentialExpired { .. } => t(Msg::OfflineWhyExpired),
+            OfflineReject::CodeTooOld { age_s, max_s } => tr(
+                lang,
+                Msg::OfflineWhyTooOld,
+                &[("age", age_s), ("max", max_s)],
             ),
-            OfflineReject::OverTxnLimit { amount, limit } => format!(
-                "amount {} exceeds the offline per-transaction limit {}",
-                m(*amount),
-                m(*limit)
+            OfflineReject::CodeFromFuture { ahead_s, max_s } => tr(
+                lang,
+                Msg::OfflineWhyFuture,
+                &[("ahead", ahead_s), ("max", max_s)],
             ),
-            OfflineReject::OverDailyLimit { total, limit } => format!(
-                "user's offline total today would be {}, limit {}",
-                m(*total),
-                m(*limit)
+            OfflineReject::ClockUntrusted => t(Msg::OfflineWhyClock),
+            OfflineReject::Denylisted => t(Msg::OfflineWhyDenylisted),
+            OfflineReject::CounterReplayed { counter, last_seen } => tr(
+                lang,
+                Msg::OfflineWhyReplayed,
+                &[("counter", counter), ("seen", last_seen)],
             ),
-            OfflineReject::UnsyncedAmountLimit { total, limit } => format!(
-                "unsynced offline amount would be {}, limit {}",
-                m(*total),
-                m(*limit)
+            OfflineReject::InvalidAmount => t(Msg::OfflineWhyInvalidAmount),
+            OfflineReject::OverCredentialMax { amount, max } => tr(
+                lang,
+                Msg::OfflineWhyOverWallet,
+                &[("amount", &m(*amount)), ("max", &m(*max))],
             ),
-            other => other.to_string(),
+            OfflineReject::OverTxnLimit { amount, limit } => tr(
+                lang,
+                Msg::OfflineWhyOverTxn,
+                &[("amount", &m(*amount)), ("limit", &m(*limit))],
+            ),
+            OfflineReject::OverDailyLimit { total, limit } => tr(
+                lang,
+                Msg::OfflineWhyDaily,
+                &[("total", &m(*total)), ("limit", &m(*limit))],
+            ),
+            OfflineReject::UnsyncedCountLimit { count, limit } => tr(
+                lang,
+                Msg::OfflineWhyUnsyncedCount,
+                &[("count", count), ("limit", limit)],
+            ),
+            OfflineReject::UnsyncedAmountLimit { total, limit } => tr(
+                lang,
+                Msg::OfflineWhyUnsyncedAmount,
+                &[("total", &m(*total)), ("limit", &m(*limit))],
+            ),
+            OfflineReject::UnsyncedAgeLimit { age_s, limit_s } => tr(
+                lang,
+                Msg::OfflineWhyUnsyncedAge,
+                &[("age", age_s), ("limit", limit_s)],
+            ),
         }
     }
 

@@ -148,7 +148,7 @@ pub fn console_text_in(ev: &UiEvent, lang: Language) -> String {
             amount,
         } => format!(
             "[till] {txn_id}: {}",
-            notices::recovered_sale(short_ref, amount)
+            notices::recovered_sale(lang, short_ref, amount)
         ),
         UiEvent::Alert { text: t, .. } => format!("[till] {t}"),
     }

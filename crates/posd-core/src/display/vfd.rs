@@ -161,10 +161,10 @@ pub fn frame_for_in(ev: &UiEvent, lang: Language) -> VfdFrame {
             let (a, b) = wrap2(&shown(text));
             VfdFrame::new(a, b)
         }
-        UiEvent::Recovered { .. } => VfdFrame::new(
-            super::notices::RECOVERED_CUSTOMER.0,
-            super::notices::RECOVERED_CUSTOMER.1,
-        ),
+        UiEvent::Recovered { .. } => {
+            let (a, b) = super::notices::recovered_customer(lang);
+            VfdFrame::new(a, b)
+        }
         UiEvent::Notice { text } => match text.split_once('\n') {
             Some((a, b)) => VfdFrame::new(shown(a), shown(b)),
             None => {

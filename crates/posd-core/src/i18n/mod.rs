@@ -281,6 +281,182 @@ messages! {
     OfflineDailyLimit,
     OfflineFull,
     OfflineNotAccepted,
+
+    // ---- what the cashier is told that matters (display::notices) ----
+    /// `{ref}`, `{amount}`, `{state}`, `{txn}`.
+    NoticeCodeInFlight,
+    /// `{ref}`, `{amount}`.
+    NoticeRecoveredSale,
+    /// `{reason}`.
+    NoticeRefused,
+    FaultPaperOut,
+    FaultCoverOpen,
+    FaultPrinterOffline,
+    FaultPrinterError,
+    FaultNotAnswering,
+    FaultUnreachable,
+    /// `{fault}`: one of the `Fault*` words.
+    AlertReceiptWaiting,
+    AlertReceiptPrinted,
+    AlertOfflineNone,
+    AlertOfflineOne,
+    /// `{n}`.
+    AlertOfflineMany,
+    AlertClockUntrusted,
+    AlertOnlineAgain,
+    AlertClockTrusted,
+
+    // ---- keypad screens of the menu (cashier) ----
+    /// `{ref}`: a sale recovered after a restart.
+    KeyRecovered,
+    KeyWaitResult,
+    KeyScanForReprint,
+    /// `{currency}`.
+    KeyRefundAmount,
+    /// Enter alone refunds all that is left.
+    KeyRefundAllHint,
+    KeyScanReceipt,
+    KeyCancelled,
+    KeyVoided,
+    KeyNoBatch,
+    KeyVoid,
+    KeyZAgain,
+
+    // ---- the customer display, more ----
+    VfdPaymentInProgress,
+
+    // ---- refusal reasons from the engine, as the cashier reads them ----
+    RefuseReceiptNotCode,
+    CancelBeforeCode,
+    CancelBeforeReceipt,
+    CancelStoppedWaiting,
+    CancelledByCashier,
+    CancelClosingOrder,
+    CancelRefundNoCallback,
+    CancelReversal,
+    /// `{txn}`, `{what}`.
+    CancelSale,
+    /// `{txn}`.
+    NotFoundTxn,
+    NotFoundOriginal,
+    QrNotConfigured,
+    /// `{error}`.
+    QrCannotMake,
+    /// `{error}`.
+    JournalFailed,
+    /// `{error}`.
+    ZUnreadable,
+    DaemonStopping,
+    /// `{detail}`.
+    HostUnreachable,
+    /// `{error}`: why a request was not sent.
+    HostNotSent,
+    /// `{message}`: one of the `OfflineWhy*` texts.
+    OfflineRefused,
+    OfflineWhyDisabled,
+    /// `{error}`: the parser's own words (English).
+    OfflineWhyMalformed,
+    /// `{id}`.
+    OfflineWhyUnknownIssuer,
+    /// `{id}`.
+    OfflineWhyRetiredIssuer,
+    OfflineWhyBadIssuerSig,
+    OfflineWhyBadUserKey,
+    OfflineWhyBadUserSig,
+    /// `{credential}`, `{sale}`.
+    OfflineWhyCurrency,
+    OfflineWhyNotYetValid,
+    OfflineWhyExpired,
+    /// `{age}`, `{max}` (seconds).
+    OfflineWhyTooOld,
+    /// `{ahead}`, `{max}` (seconds).
+    OfflineWhyFuture,
+    OfflineWhyClock,
+    OfflineWhyDenylisted,
+    /// `{counter}`, `{seen}`.
+    OfflineWhyReplayed,
+    OfflineWhyInvalidAmount,
+    /// `{amount}`, `{max}`.
+    OfflineWhyOverWallet,
+    /// `{amount}`, `{limit}`.
+    OfflineWhyOverTxn,
+    /// `{total}`, `{limit}`.
+    OfflineWhyDaily,
+    /// `{count}`, `{limit}`.
+    OfflineWhyUnsyncedCount,
+    /// `{total}`, `{limit}`.
+    OfflineWhyUnsyncedAmount,
+    /// `{age}`, `{limit}` (seconds).
+    OfflineWhyUnsyncedAge,
+
+    // ---- posctl's lines for the cashier and the manager (not --json) ----
+    CtlIdle,
+    /// `{kind}`, `{method}`, `{state}` (machine words), `{amount}`, `{txn}`, `{ref}`.
+    CtlCurrent,
+    /// `{qr}`.
+    CtlMerchantQr,
+    CtlAwaitReceipt,
+    /// `{amount}`.
+    CtlAwaitCode,
+    /// `{original}`, `{txn}`.
+    CtlVoided,
+    /// `{ref}`; after the amount of an approved sale.
+    CtlHostRef,
+    /// `{amount}`, `{host}` (`CtlHostRef` or empty), `{txn}`.
+    CtlApproved,
+    /// `{amount}`, `{host}`, `{txn}`.
+    CtlRefunded,
+    /// `{amount}`, `{reason}`, `{txn}`.
+    CtlDeclined,
+    /// `{amount}`, `{reason}`, `{txn}`.
+    CtlCancelled,
+    /// `{amount}`, `{reason}`, `{txn}`.
+    CtlPending,
+    /// `{day}`; inside `CtlBatchClosed`.
+    CtlBusinessDay,
+    /// `{batch}`, `{txn}`, `{seq}`, `{day}`, `{sales_n}`, `{sales}`, `{refunds_n}`, `{refunds}`, `{net}`.
+    CtlBatchClosed,
+    /// `{n}`, `{refs}`: transactions in flight carried into the next batch.
+    CtlCarried,
+    /// `{n}`.
+    CtlCarriedIn,
+    CtlWhatReceipt,
+    CtlWhatZ,
+    CtlWhatPaySlip,
+    /// `{what}`, `{txn}`, `{job}`.
+    CtlReprintQueued,
+    /// `{text}`; the word is padded to the status's column.
+    CtlAlert,
+    /// `{at}`, `{reason}`, `{code}`.
+    CtlRefusedAt,
+    /// `{heard}`: the shop's time the host was last heard.
+    CtlLinkUsable,
+    CtlLinkUsableNever,
+    CtlLinkDown,
+    /// `{since}`: the shop's time.
+    CtlLinkSilent,
+    /// `{n}`.
+    CtlToSync,
+
+    // ---- the Z report's carried transactions (paper) ----
+    /// Transactions still talking to the host at the close, counted in the next batch.
+    ZCarried,
+    /// `{n}`: carried transactions not listed.
+    ZCarriedMore,
+    /// Transactions an earlier close carried into this batch.
+    ZCarriedIn,
+
+    // ---- the journal's own refusals (store::JournalRefusal) ----
+    /// `{original}`.
+    JournalNoSale,
+    /// `{original}`, `{state}` (its machine name), `{hint}` (`JournalVoidInstead` or empty).
+    JournalNotRefundable,
+    /// After `JournalNotRefundable` for an offline sale not yet settled.
+    JournalVoidInstead,
+    /// `{amount}`, `{original}`, `{done}`, `{total}`.
+    JournalRefundOver,
+    /// `{original}`, `{state}`.
+    JournalNotVoidable,
 }
 
 #[cfg(test)]
@@ -331,14 +507,45 @@ mod tests {
             Msg::VfdThankYou,
             Msg::VfdNotPaid,
             Msg::VfdAskCashier,
+            Msg::VfdPaymentInProgress,
         ];
         for lang in Language::ALL.into_iter().filter(|l| l.folds_to_ascii()) {
-            for &m in Msg::ALL
-                .iter()
-                .filter(|m| format!("{m:?}").starts_with("Offline") || vfd.contains(m))
-            {
+            for &m in Msg::ALL.iter().filter(|m| {
+                let id = format!("{m:?}");
+                // The short offline refusals; `OfflineWhy*` are the cashier's long reasons.
+                (id.starts_with("Offline") && !id.starts_with("OfflineWhy"))
+                    && **m != Msg::OfflineRefused
+                    || vfd.contains(m)
+            }) {
                 let t = text(lang, m);
                 assert!(t.chars().count() <= 20, "{lang} {m:?}: {t:?}");
+            }
+        }
+    }
+
+    /// Columns a text takes on a character display: a CJK character takes two.
+    fn columns(s: &str) -> usize {
+        s.chars().map(|c| if c >= '\u{2E80}' { 2 } else { 1 }).sum()
+    }
+
+    /// The keypad's fixed lines (no values in them) fit its 2x20 screen in every language,
+    /// counting a Chinese character as two columns.
+    #[test]
+    fn keypad_lines_fit_twenty_columns() {
+        for lang in Language::ALL {
+            for &m in Msg::ALL
+                .iter()
+                .filter(|m| format!("{m:?}").starts_with("Key"))
+            {
+                let t = text(lang, m);
+                if t.contains('{') {
+                    continue;
+                }
+                assert!(
+                    columns(t) <= 20,
+                    "{lang} {m:?}: {t:?} is {} columns",
+                    columns(t)
+                );
             }
         }
     }

@@ -19,6 +19,9 @@ pub struct ReceiptCtx {
     pub zone: crate::zone::ShopZone,
     /// When the cash drawer opens.
     pub drawer: DrawerPolicy,
+    /// The shop's language when a document is owed: a print job keeps it, so a receipt
+    /// printed late (paper out, then a language push) says what was in force when it was made.
+    pub language: crate::i18n::Language,
 }
 
 /// When the cash drawer opens: once per approved sale, as its own job (`[receipt]`
@@ -365,6 +368,17 @@ pub fn z_report_for(
         printed_at: at(z.closed_at),
         business_day: Some(ctx.zone.business_day(z.closed_at)),
         rows,
+        carried_count: z.carried_count,
+        carried_refs: z
+            .carried_txns
+            .iter()
+            .take(crate::batch::CARRIED_LIST_MAX)
+            .map(|id| match uuid::Uuid::parse_str(id) {
+                Ok(u) => crate::txn::short_ref(&u),
+                Err(_) => id.clone(),
+            })
+            .collect(),
+        carried_in_count: z.carried_in_count,
         reprint: false,
         printer_fault: false,
     }
@@ -395,6 +409,7 @@ mod tests {
                 cash_like: vec![Method::OfflineCode],
                 pin: DrawerPin::Pin2,
             },
+            language: Default::default(),
         }
     }
 

@@ -171,11 +171,24 @@ pub struct ZReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_day: Option<String>,
     pub rows: Vec<ZRow>,
+    /// Transactions still talking to the host at the close, carried into the next batch and
+    /// counted there (issue 15): how many, and the short references of the first ten.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub carried_count: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried_refs: Vec<String>,
+    /// Members of this batch an earlier close carried into it (counted in these totals).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub carried_in_count: u64,
     /// Printed again (by batch number, or after a printer fault).
     #[serde(default)]
     pub reprint: bool,
     #[serde(default)]
     pub printer_fault: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Count and amount of one method/channel/state in one currency.
@@ -1086,6 +1099,39 @@ pub fn layout_z(report: &ZReport, cfg: &ReceiptConfig) -> Receipt {
             true,
         );
     }
+    if report.carried_count > 0 || report.carried_in_count > 0 {
+        d.rule('-');
+    }
+    if report.carried_count > 0 {
+        let n = report.carried_count.to_string();
+        d.pair(l.z_carried, &n, TextSize::Normal, true);
+        // Indented under their count, one per line (the references are short hex).
+        let indented = |d: &mut Doc, s: &str| {
+            let clean = printable(s, d.enc);
+            let room = cols.saturating_sub(2).max(1);
+            for t in wrap_capped(&clean, room, 2, d.enc) {
+                d.lines.push(Line::Text {
+                    text: format!("  {t}"),
+                    align: Align::Left,
+                    size: TextSize::Normal,
+                    bold: false,
+                });
+            }
+        };
+        for r in &report.carried_refs {
+            indented(&mut d, r);
+        }
+        let listed = u64::try_from(report.carried_refs.len()).unwrap_or(u64::MAX);
+        if report.carried_count > listed {
+            let more =
+                crate::i18n::fill(l.z_carried_more, &[("n", &(report.carried_count - listed))]);
+            indented(&mut d, &more);
+        }
+    }
+    if report.carried_in_count > 0 {
+        let n = report.carried_in_count.to_string();
+        d.pair(l.z_carried_in, &n, TextSize::Normal, false);
+    }
     d.rule('=');
     d.feed(1);
     d.footer(cfg);
@@ -1365,6 +1411,9 @@ mod tests {
                 utc_offset_secs: 0,
             },
             business_day: Some("1970-01-01".into()),
+            carried_count: 0,
+            carried_refs: Vec::new(),
+            carried_in_count: 0,
             rows: vec![
                 row(ReceiptStatus::Settled, 3),
                 row(ReceiptStatus::Voided, 1),
@@ -1387,6 +1436,34 @@ mod tests {
         // Settled, voided and unsettled sales are sales; the void takes one back.
         assert_eq!(totals[0].2.sales_count, 6);
         assert_eq!(totals[0].2.net_minor(), 600 - 100);
+        assert!(!t.contains("Carried"), "nothing carried, nothing said: {t}");
+
+        // Twelve carried at the close: ten named, the rest counted; one carried in.
+        let refs: Vec<String> = (0..10).map(|i| format!("{i:012x}")).collect();
+        let carried = ZReport {
+            carried_count: 12,
+            carried_refs: refs.clone(),
+            carried_in_count: 1,
+            ..z.clone()
+        };
+        let t = text_of(&layout_z(&carried, &ReceiptConfig::default()));
+        assert!(t.contains("Carried to next batch"), "{t}");
+        assert!(refs.iter().all(|r| t.contains(r.as_str())), "{t}");
+        assert!(t.contains("+2 more") && t.contains("Carried in"), "{t}");
+        for lang in [crate::i18n::Language::ZhCn, crate::i18n::Language::Es] {
+            let cfg = ReceiptConfig {
+                language: lang,
+                ..ReceiptConfig::default()
+            };
+            let t = text_of(&layout_z(&carried, &cfg));
+            let more = crate::i18n::tr(lang, crate::i18n::Msg::ZCarriedMore, &[("n", &2)]);
+            assert!(t.contains(&more), "{lang}: {t}");
+            let carried_in = crate::i18n::text(lang, crate::i18n::Msg::ZCarriedIn);
+            assert!(t.contains(carried_in), "{lang}: {t}");
+        }
+        // The stored form of a report without carried transactions is unchanged.
+        let json = serde_json::to_string(&z).unwrap();
+        assert!(!json.contains("carried"), "{json}");
     }
 
     #[test]
