@@ -21,7 +21,9 @@
 //!
 //! Run: `cargo build --release -p posd-sandbox && cargo bench --bench daemon` (needs
 //! `mosquitto`). POSD_BENCH_EVENTS sets the drain size (default 20000), POSD_BENCH_N the
-//! number of P1 and online sales (default 1000 / 500).
+//! number of P1 and online sales (default 1000 / 500), POSD_BENCH_ONLY a comma list of the
+//! sections to run (`drain`, `ready`, `p1`, `online`), POSD_BENCH_POSD another `posd` binary
+//! to measure (a copy of an earlier build, to alternate before/after runs).
 
 use posd::control::ControlClient;
 use posd_core::control as ctl;
@@ -123,8 +125,16 @@ fn write_config(dir: &Path, id: &str, port: u16, extra: &str) -> PathBuf {
     cfg
 }
 
+/// The daemon under test: this build's, or `POSD_BENCH_POSD` (another build's binary, to
+/// compare two versions in alternating runs on the same machine state).
+fn posd_bin() -> PathBuf {
+    std::env::var_os("POSD_BENCH_POSD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_posd")))
+}
+
 fn spawn_posd(cfg: &Path, notify: Option<&Path>) -> Kill {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_posd"));
+    let mut c = Command::new(posd_bin());
     c.arg("--config").arg(cfg).stdout(Stdio::null());
     match notify {
         Some(n) => c.env("NOTIFY_SOCKET", n),
@@ -603,8 +613,20 @@ async fn main() {
         "== posd end-to-end benchmarks (release binaries, local mosquitto on :{port}, load {})",
         load()
     );
-    drain(tmp.path(), port, env("POSD_BENCH_EVENTS", 20_000)).await;
-    ready_and_rss(tmp.path(), port).await;
-    p1(tmp.path(), env("POSD_BENCH_N", 1000)).await;
-    online(tmp.path(), port, env("POSD_BENCH_N", 1000) / 2).await;
+    println!("posd: {}", posd_bin().display());
+    // POSD_BENCH_ONLY=p1,online (a comma list of drain, ready, p1, online) runs those alone.
+    let only = std::env::var("POSD_BENCH_ONLY").unwrap_or_default();
+    let run = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
+    if run("drain") {
+        drain(tmp.path(), port, env("POSD_BENCH_EVENTS", 20_000)).await;
+    }
+    if run("ready") {
+        ready_and_rss(tmp.path(), port).await;
+    }
+    if run("p1") {
+        p1(tmp.path(), env("POSD_BENCH_N", 1000)).await;
+    }
+    if run("online") {
+        online(tmp.path(), port, env("POSD_BENCH_N", 1000) / 2).await;
+    }
 }

@@ -724,16 +724,25 @@ async fn ack_loop(
             _ = shutdown.changed() => return,
             r = acks.changed() => if r.is_err() { return },
         }
-        let upto = *acks.borrow_and_update();
-        apply_ack(&link, &store, upto).await;
+        acks.borrow_and_update();
+        apply_ack(&link, &store).await;
     }
 }
 
-/// Drops the events the host acknowledged (the gate already bounded `upto` by what was
-/// published).
-async fn apply_ack(link: &Link, store: &Store, upto: u64) {
-    match store.call(move |db| db.ack_bounded(upto)).await {
-        Ok(o) => {
+/// Drops the events the host acknowledged (the gate already bounded the ack by what was
+/// published). A background journal call: it waits for every sale's commit queued before it
+/// runs, and then records the highest ack admitted by that moment — the acks that arrived
+/// while it waited become one SQLite transaction.
+async fn apply_ack(link: &Link, store: &Store) {
+    let latest = link.acks.clone();
+    let taken = store
+        .call_background(move |db| {
+            let upto = *latest.borrow();
+            db.ack_bounded(upto).map(|o| (upto, o))
+        })
+        .await;
+    match taken {
+        Ok((upto, o)) => {
             link.shared
                 .acked_seq
                 .fetch_max(o.acked_seq, Ordering::AcqRel);
@@ -751,7 +760,7 @@ async fn apply_ack(link: &Link, store: &Store, upto: u64) {
             link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
             log::error!("ignored ack for seq {upto}: beyond the highest seq {last}");
         }
-        Err(e) => log::error!("cannot record ack {upto}: {e}"),
+        Err(e) => log::error!("cannot record ack {}: {e}", *link.acks.borrow()),
     }
 }
 
@@ -808,8 +817,9 @@ async fn drain_loop(
         if link.is_connected() && w.room() > 0 {
             let (after, limit) = (w.sent(), w.room().min(256) as u32);
             let max = max_event.0 as u64;
+            // In the background: a sale's commit queued meanwhile goes first.
             match store
-                .call(move |db| db.outbox_next(after, limit, max))
+                .call_background(move |db| db.outbox_next(after, limit, max))
                 .await
             {
                 Ok(b) => batch = b,
@@ -954,7 +964,7 @@ async fn status_loop(
         if link.is_connected() {
             let now = now_ms();
             let q = store
-                .call(move |db| db.queue_stats(now))
+                .call_background(move |db| db.queue_stats(now))
                 .await
                 .unwrap_or_default();
             let mut v = status(true, q);

@@ -201,7 +201,7 @@ pub async fn run(
             continue;
         }
         let rules = PruneRules::at(now_ms(), cfg.days, cfg.refund_window_days, cfg.step_rows);
-        match store.call(move |db| db.prune_step(rules)).await {
+        match store.call_background(move |db| db.prune_step(rules)).await {
             Ok(out) => {
                 pruned_this_sweep += out.txns;
                 pruned_total += out.txns;
@@ -221,7 +221,7 @@ pub async fn run(
             // The space back in bounded calls, sales between them.
             let mut reclaimed = true;
             loop {
-                match store.call(|db| db.reclaim_step()).await {
+                match store.call_background(|db| db.reclaim_step()).await {
                     Ok(0) => break,
                     Ok(_) => {
                         tokio::select! {

@@ -596,7 +596,7 @@ fn spawn_alerts(
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             let now = now_ms();
-            let Ok(q) = store.call(move |db| db.queue_stats(now)).await else {
+            let Ok(q) = store.call_background(move |db| db.queue_stats(now)).await else {
                 continue;
             };
             let health = printer.as_ref().map(|rx| rx.borrow().clone());

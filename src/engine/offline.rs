@@ -1,6 +1,7 @@
 //! Offline `P1` codes (DESIGN §1.2): verified on the box, every rule checked against the
-//! journal, approved durably with the user's counter in the same SQLite transaction; then the
-//! host's settlement (its `notify`, or a `query` when that notify was lost).
+//! journal inside the SQLite transaction that approves the sale durably with the user's
+//! counter (one journal call, one commit); then the host's settlement (its `notify`, or a
+//! `query` when that notify was lost).
 
 use super::{clock_trusted, rand10, Engine, Reply, SaleError};
 use crate::clock::now_ms;
@@ -63,47 +64,12 @@ impl Engine {
         // "Today" is the shop's local day (23, 24 or 25 hours): the totals are kept per UTC
         // quarter hour, and every local midnight in use is on one.
         let day_start = self.p.zone.day_start_ms(now);
-        let snap = match self
-            .p
-            .store
-            .call(move |db| db.offline_snapshot(user, day_start))
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = reply.send(Err(SaleError::Store(e)));
-                return;
-            }
-        };
         let fingerprint = verified.credential_fingerprint.clone();
-        let state = OfflineState {
-            last_counter: snap.last_counter,
-            user_total_today: snap.user_total_today,
-            unsynced_count: snap.unsynced_count,
-            unsynced_amount: snap.unsynced_amount,
-            oldest_unsynced_at: snap.oldest_unsynced_at.map(|ms| ms / 1000),
-            denylisted: off.deny_users.contains(&user)
-                || off.deny_credentials.contains(&fingerprint),
-            clock_trusted: clock_trusted(off.clock, now),
-        };
+        let denylisted =
+            off.deny_users.contains(&user) || off.deny_credentials.contains(&fingerprint);
+        let trusted = clock_trusted(off.clock, now);
+        let limits = off.limits.clone();
         let amount_u = amount.max(0) as u64;
-        if let Err(r) = codes::check_offline_acceptance(
-            &verified,
-            amount_u,
-            currency.code(),
-            &state,
-            &off.limits,
-            now_s,
-        ) {
-            refuse(
-                self,
-                r.code(),
-                &super::say(r.short_msg()),
-                r.message_for(crate::lang::current(), currency),
-                reply,
-            );
-            return;
-        }
         let mut txn = Transaction::new(
             TxnKind::Sale,
             Method::OfflineCode,
@@ -123,15 +89,47 @@ impl Engine {
             "issuer_key_id": verified.code.credential.issuer_key_id,
         }));
         let snapshot = txn.clone();
-        match self
+        // Every rule that reads the journal is checked inside the SQLite transaction that
+        // records the sale: one journal call, one commit (issue 18).
+        let decided = self
             .p
             .store
-            .call(move |db| db.record_offline_sale(&snapshot, user, counter))
-            .await
-        {
-            Ok(seq) => {
+            .call(move |db| {
+                db.record_offline_sale_checked(&snapshot, user, counter, day_start, |snap| {
+                    let state = OfflineState {
+                        last_counter: snap.last_counter,
+                        user_total_today: snap.user_total_today,
+                        unsynced_count: snap.unsynced_count,
+                        unsynced_amount: snap.unsynced_amount,
+                        oldest_unsynced_at: snap.oldest_unsynced_at.map(|ms| ms / 1000),
+                        denylisted,
+                        clock_trusted: trusted,
+                    };
+                    codes::check_offline_acceptance(
+                        &verified,
+                        amount_u,
+                        currency.code(),
+                        &state,
+                        &limits,
+                        now_s,
+                    )
+                })
+            })
+            .await;
+        match decided {
+            Ok(Ok(seq)) => {
                 log::info!(txn_id = txn.id.to_string(), seq = seq; "offline sale approved");
                 self.p.link.kick();
+            }
+            Ok(Err(r)) => {
+                refuse(
+                    self,
+                    r.code(),
+                    &super::say(r.short_msg()),
+                    r.message_for(crate::lang::current(), currency),
+                    reply,
+                );
+                return;
             }
             Err(StoreError::CounterReplayed { .. }) => {
                 refuse(

@@ -22,22 +22,26 @@ impl Engine {
         reply: Reply,
     ) {
         // One code, one sale: a code already paying a transaction in flight is refused with
-        // that transaction, even while the till waits for it (issue 15).
-        if let Some(c) = &code {
+        // that transaction, even while the till waits for it (issue 15). An online payment
+        // code is checked by the journal call that records its intent (`record_with_code`,
+        // one round trip fewer, issue 18), or here before any other refusal of it.
+        let online = code.as_deref().is_some_and(|c| self.is_online_code(c));
+        let refused = self.till.check_sale(amount, currency).err();
+        if let Some(c) = code.as_deref().filter(|_| !online || refused.is_some()) {
             if let Some(e) = self.in_flight_for(c).await {
                 self.refused(&e, None);
                 let _ = reply.send(Err(e));
                 return;
             }
         }
-        if let Err(r) = self.till.check_sale(amount, currency) {
+        if let Some(r) = refused {
             let _ = reply.send(Err(r.into()));
             return;
         }
         match (method, code) {
             (SaleMethod::MerchantQr, _) => self.start_order(amount, currency, reply).await,
             (SaleMethod::Presented, Some(code)) => {
-                self.start_with_code(amount, currency, code, reply).await
+                self.start_code(amount, currency, code, reply, online).await
             }
             (SaleMethod::Presented, None) => {
                 self.ui(UiEvent::AwaitingCode {
@@ -60,7 +64,7 @@ impl Engine {
                 amount,
                 currency,
                 reply,
-            }) => self.start_with_code(amount, currency, text, reply).await,
+            }) => self.start_code(amount, currency, text, reply, false).await,
             Some(Awaiting::Receipt {
                 amount,
                 refund_id,
@@ -240,13 +244,23 @@ impl Engine {
         })
     }
 
-    /// Routes a code: online, offline (P1), card, or a clear refusal.
-    pub(super) async fn start_with_code(
+    /// Whether `text` is an online payment code (its in-flight check can wait for the
+    /// journal call that records its intent).
+    fn is_online_code(&self, text: &str) -> bool {
+        let code = text.trim_end_matches(['\r', '\n']);
+        matches!(route(code, &self.p.patterns), CodeRoute::Online { .. })
+    }
+
+    /// Routes a code: online, offline (P1), card, or a clear refusal. `check_first`: the
+    /// code's in-flight check was left to the journal call (an online code from a sale
+    /// request), so a refusal before that call checks it first.
+    pub(super) async fn start_code(
         &mut self,
         amount: i64,
         currency: Currency,
         mut text: String,
         reply: Reply,
+        check_first: bool,
     ) {
         let code = text.trim_end_matches(['\r', '\n']).to_string();
         let routed = route(&code, &self.p.patterns);
@@ -281,6 +295,14 @@ impl Engine {
         // usable is refused now, before its intent is journaled (nothing left in flight).
         let link = self.p.link.verdict(now);
         if let Err(r) = self.till.check_online(link) {
+            if check_first {
+                if let Some(e) = self.in_flight_for(&code).await {
+                    zeroize::Zeroize::zeroize(&mut text);
+                    self.refused(&e, None);
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+            }
             zeroize::Zeroize::zeroize(&mut text);
             log::info!("online code refused at once: {link}");
             self.ui(UiEvent::Notice {

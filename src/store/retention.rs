@@ -164,7 +164,23 @@ impl Db {
     /// disk fills, so a checkpoint never needs more room than there is, and the log's own
     /// (small) file is reused from its start instead of growing.
     pub fn set_disk_low(&mut self, low: bool) -> Result<(), StoreError> {
-        let pages = if low { LOW_DISK_AUTOCHECKPOINT } else { 1000 };
+        let pages = if low {
+            LOW_DISK_AUTOCHECKPOINT
+        } else {
+            self.autocheckpoint
+        };
+        let _: i64 =
+            self.conn
+                .query_row(&format!("PRAGMA wal_autocheckpoint = {pages}"), [], |r| {
+                    r.get(0)
+                })?;
+        Ok(())
+    }
+
+    /// `wal_autocheckpoint` while the disk is not low (a checkpointer thread does the rest:
+    /// `Store`); applied now.
+    pub fn set_autocheckpoint(&mut self, pages: u32) -> Result<(), StoreError> {
+        self.autocheckpoint = pages;
         let _: i64 =
             self.conn
                 .query_row(&format!("PRAGMA wal_autocheckpoint = {pages}"), [], |r| {
