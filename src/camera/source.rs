@@ -289,7 +289,7 @@ impl FrameSource for V4lSource {
             FrameFormat::GRAY | FrameFormat::NV12 => LumaFrame::from_luma_plane(w, h, raw),
             FrameFormat::RAWRGB => LumaFrame::from_rgb(w, h, raw, false),
             FrameFormat::RAWBGR => LumaFrame::from_rgb(w, h, raw, true),
-            FrameFormat::MJPEG => LumaFrame::from_encoded(raw),
+            FrameFormat::MJPEG => LumaFrame::from_jpeg(raw),
         }
         .map_err(|e| SourceError::Other(e.to_string()))?;
         Ok(Some(frame.at(timestamp)))

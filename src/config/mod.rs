@@ -598,11 +598,13 @@ fn section<T: DeserializeOwned + Default>(
     problems: &mut Vec<Problem>,
     failed: &mut Vec<&'static str>,
 ) -> T {
-    let Some(value) = table.get(name) else {
-        // A missing section takes its defaults; a required key inside is reported on validate.
-        return toml::Value::Table(toml::Table::new())
-            .try_into::<T>()
-            .unwrap_or_default();
+    // A missing section is read as an empty one through the same deserializer as a present
+    // one (one copy of every section's parser in the binary, issue 18); its defaults are taken
+    // even when a required key is missing: that is reported on validate.
+    let empty = toml::Value::Table(toml::Table::new());
+    let (value, present) = match table.get(name) {
+        Some(value) => (value, true),
+        None => (&empty, false),
     };
     let mut unknown = Vec::new();
     let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
@@ -616,6 +618,7 @@ fn section<T: DeserializeOwned + Default>(
     }
     match result {
         Ok(v) => v,
+        Err(_) if !present => T::default(),
         Err(e) => {
             let inner = e.path().to_string();
             let path = if inner == "." || inner.is_empty() {
