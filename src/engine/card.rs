@@ -39,7 +39,7 @@ impl Engine {
         let Some(host_key) = self.p.card.host_key else {
             return refuse(
                 self,
-                "card payments are not configured on this terminal ([card] host_public_key)".into(),
+                super::say(posd_core::i18n::Msg::CardNotConfigured),
                 reply,
             );
         };
@@ -61,7 +61,13 @@ impl Engine {
         drop(card);
         let sealed = match sealed {
             Ok(s) => s,
-            Err(e) => return refuse(self, format!("card could not be sealed: {e}"), reply),
+            Err(e) => {
+                return refuse(
+                    self,
+                    super::say_with(posd_core::i18n::Msg::CardCannotSeal, &[("error", &e)]),
+                    reply,
+                )
+            }
         };
         let card_json = serde_json::json!({
             "masked_pan": txn.code_masked,

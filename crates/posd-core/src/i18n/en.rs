@@ -235,6 +235,8 @@ pub(super) const fn text(m: Msg) -> &'static str {
         NotFoundTxn => "no transaction {txn} on this terminal",
         NotFoundOriginal => "no original sale named",
         QrNotConfigured => "merchant QR is not configured on this terminal ([merchant_qr.merchant])",
+        CardNotConfigured => "card payments are not configured on this terminal ([card] host_public_key)",
+        CardCannotSeal => "the card could not be sealed for the host: {error}",
         QrCannotMake => "merchant QR cannot be made: {error}",
         JournalFailed => "the journal could not record it: {error}",
         ZUnreadable => "the Z report cannot be read back: {error}",

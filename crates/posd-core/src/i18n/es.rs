@@ -244,6 +244,8 @@ pub(super) const fn text(m: Msg) -> &'static str {
         NotFoundTxn => "no hay ninguna transacción {txn} en este terminal",
         NotFoundOriginal => "no se indicó la venta original",
         QrNotConfigured => "el QR del comercio no está configurado en este terminal ([merchant_qr.merchant])",
+        CardNotConfigured => "los pagos con tarjeta no están configurados en este terminal ([card] host_public_key)",
+        CardCannotSeal => "no se pudo cifrar la tarjeta para el host: {error}",
         QrCannotMake => "no se puede generar el QR del comercio: {error}",
         JournalFailed => "el diario no pudo registrarlo: {error}",
         ZUnreadable => "no se puede leer el informe Z: {error}",

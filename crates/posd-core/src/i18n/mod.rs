@@ -340,6 +340,9 @@ messages! {
     NotFoundTxn,
     NotFoundOriginal,
     QrNotConfigured,
+    CardNotConfigured,
+    /// `{error}`.
+    CardCannotSeal,
     /// `{error}`.
     QrCannotMake,
     /// `{error}`.

@@ -234,6 +234,8 @@ pub(super) const fn text(m: Msg) -> &'static str {
         NotFoundTxn => "本终端没有交易 {txn}",
         NotFoundOriginal => "未指定原交易",
         QrNotConfigured => "本终端未配置商户收款码 ([merchant_qr.merchant])",
+        CardNotConfigured => "本终端未配置银行卡支付 ([card] host_public_key)",
+        CardCannotSeal => "银行卡数据无法加密发送给主机: {error}",
         QrCannotMake => "无法生成商户收款码: {error}",
         JournalFailed => "交易日志无法记录: {error}",
         ZUnreadable => "无法读取结算报告: {error}",
