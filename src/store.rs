@@ -1871,6 +1871,8 @@ const SEQS_PER_CHECKPOINT: u64 = 64;
 /// (32 MiB of 4 KiB pages): the writer checkpoints itself only if that thread falls this far
 /// behind.
 pub const CHECKPOINTER_BACKSTOP_PAGES: u32 = 8000;
+/// A waiting background job runs after at most this many calls, whatever else waits.
+const BACKGROUND_AFTER: usize = 16;
 
 /// Checkpoints the write-ahead log on its own connection, off the writer thread (issue 18):
 /// with SQLite's automatic checkpoint the commit that crosses 1000 pages copies them into the
@@ -1908,6 +1910,10 @@ fn serve(
     ck: Option<&mpsc::SyncSender<()>>,
 ) {
     let mut owed = 0usize;
+    // Calls run since a background job last ran: after `BACKGROUND_AFTER` of them a waiting
+    // background job runs even if more calls wait, so acks and the drain cannot be starved by
+    // a stream of calls (many control clients polling `status`, say).
+    let mut calls_since = 0usize;
     let mut checkpointed_at = db.last_seq;
     loop {
         if db.last_seq >= checkpointed_at + SEQS_PER_CHECKPOINT {
@@ -1916,7 +1922,9 @@ fn serve(
                 let _ = ck.try_send(());
             }
         }
-        let msg = if owed == 0 {
+        let msg = if owed > 0 && calls_since >= BACKGROUND_AFTER {
+            None
+        } else if owed == 0 {
             match rx.recv() {
                 Ok(m) => Some(m),
                 Err(_) => return,
@@ -1929,10 +1937,14 @@ fn serve(
             }
         };
         match msg {
-            Some(Msg::Job(job)) => job(db),
+            Some(Msg::Job(job)) => {
+                calls_since += 1;
+                job(db)
+            }
             Some(Msg::Background) => owed += 1,
             None => {
                 owed -= 1;
+                calls_since = 0;
                 let job = background
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -2820,6 +2832,50 @@ mod tests {
             *order.lock().unwrap(),
             ["sale 1", "sale 2", "ack 1", "ack 2"]
         );
+    }
+
+    #[test]
+    fn a_stream_of_calls_cannot_starve_a_background_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let s = store.clone();
+        let busy = std::thread::spawn(move || {
+            s.call_blocking(move |_| {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+                Ok(())
+            })
+        });
+        started_rx.recv().unwrap();
+        let o = order.clone();
+        enqueue(store.call_background(move |_| {
+            o.lock().unwrap().push("ack".into());
+            Ok(())
+        }));
+        for i in 0..(4 * BACKGROUND_AFTER) {
+            let o = order.clone();
+            enqueue(store.call(move |_| {
+                o.lock().unwrap().push(format!("call {i}"));
+                Ok(())
+            }));
+        }
+        release_tx.send(()).unwrap();
+        busy.join().unwrap().unwrap();
+        let (done_tx, done_rx) = mpsc::channel();
+        enqueue(store.call_background(move |_| {
+            let _ = done_tx.send(());
+            Ok(())
+        }));
+        done_rx.recv().unwrap();
+        let order = order.lock().unwrap();
+        assert_eq!(order.len(), 4 * BACKGROUND_AFTER + 1);
+        let at = order.iter().position(|w| w == "ack").unwrap();
+        // The held call counts as the first: the ack runs after at most BACKGROUND_AFTER calls,
+        // not after all 64 queued behind it.
+        assert_eq!(at, BACKGROUND_AFTER - 1, "{order:?}");
     }
 
     #[test]
