@@ -1879,14 +1879,7 @@ const BACKGROUND_AFTER: usize = 16;
 /// database and syncs it before it returns — every ~60th sale waited milliseconds for that. A
 /// `PASSIVE` checkpoint takes no lock a writer needs, so sales commit while it runs. Woken by
 /// the writer every [`SEQS_PER_CHECKPOINT`] events; ends when the writer drops its sender.
-fn checkpointer(path: &Path, wake: mpsc::Receiver<()>) {
-    let conn = match Connection::open(path) {
-        Ok(c) => c,
-        Err(e) => {
-            log::warn!("journal: no checkpointer ({e}); the writer checkpoints the log itself");
-            return;
-        }
-    };
+fn checkpointer(conn: Connection, wake: mpsc::Receiver<()>) {
     while wake.recv().is_ok() {
         while wake.try_recv().is_ok() {}
         let r: rusqlite::Result<(i64, i64, i64)> =
@@ -1979,12 +1972,21 @@ impl Store {
                     }
                 };
                 // The log is checkpointed on a thread of its own (`checkpointer`).
+                // Its connection is opened here: only a checkpointer that exists takes the
+                // writer's automatic checkpoints away (else SQLite's 1000 pages stay).
                 let (ck_tx, ck_rx) = mpsc::sync_channel::<()>(1);
-                let ck_path = path.clone();
-                let ck = std::thread::Builder::new()
-                    .name("posd-checkpoint".into())
-                    .spawn(move || checkpointer(&ck_path, ck_rx))
-                    .ok();
+                let ck = match Connection::open(&path) {
+                    Ok(conn) => std::thread::Builder::new()
+                        .name("posd-checkpoint".into())
+                        .spawn(move || checkpointer(conn, ck_rx))
+                        .ok(),
+                    Err(e) => {
+                        log::warn!(
+                            "journal: no checkpointer ({e}); the writer checkpoints the log itself"
+                        );
+                        None
+                    }
+                };
                 let ck_tx = if ck.is_some() {
                     if let Err(e) = db.set_autocheckpoint(CHECKPOINTER_BACKSTOP_PAGES) {
                         log::warn!("journal: automatic checkpoints kept ({e})");
@@ -2785,12 +2787,13 @@ mod tests {
         let _ = f.as_mut().poll(&mut cx);
     }
 
-    #[test]
-    fn background_jobs_wait_for_every_call_queued_before_they_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
-        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::<&str>::new()));
-        // Hold the writer thread until every job below is queued.
+    /// Holds the writer thread in a call until the returned sender sends (or is dropped).
+    fn hold_writer(
+        store: &Store,
+    ) -> (
+        mpsc::Sender<()>,
+        std::thread::JoinHandle<Result<(), StoreError>>,
+    ) {
         let (started_tx, started_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let s = store.clone();
@@ -2802,6 +2805,26 @@ mod tests {
             })
         });
         started_rx.recv().unwrap();
+        (release_tx, busy)
+    }
+
+    /// Returns once a background job queued now has run (so every job before it has).
+    fn wait_for_background(store: &Store) {
+        let (done_tx, done_rx) = mpsc::channel();
+        enqueue(store.call_background(move |_| {
+            let _ = done_tx.send(());
+            Ok(())
+        }));
+        done_rx.recv().unwrap();
+    }
+
+    #[test]
+    fn background_jobs_wait_for_every_call_queued_before_they_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::<&str>::new()));
+        // Hold the writer thread until every job below is queued.
+        let (release_tx, busy) = hold_writer(&store);
         for (what, background) in [
             ("ack 1", true),
             ("sale 1", false),
@@ -2822,12 +2845,7 @@ mod tests {
         release_tx.send(()).unwrap();
         busy.join().unwrap().unwrap();
         // A background job queued last runs last: every job above has run.
-        let (done_tx, done_rx) = mpsc::channel();
-        enqueue(store.call_background(move |_| {
-            let _ = done_tx.send(());
-            Ok(())
-        }));
-        done_rx.recv().unwrap();
+        wait_for_background(&store);
         assert_eq!(
             *order.lock().unwrap(),
             ["sale 1", "sale 2", "ack 1", "ack 2"]
@@ -2839,17 +2857,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
         let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let (started_tx, started_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let s = store.clone();
-        let busy = std::thread::spawn(move || {
-            s.call_blocking(move |_| {
-                let _ = started_tx.send(());
-                let _ = release_rx.recv();
-                Ok(())
-            })
-        });
-        started_rx.recv().unwrap();
+        let (release_tx, busy) = hold_writer(&store);
         let o = order.clone();
         enqueue(store.call_background(move |_| {
             o.lock().unwrap().push("ack".into());
@@ -2864,12 +2872,7 @@ mod tests {
         }
         release_tx.send(()).unwrap();
         busy.join().unwrap().unwrap();
-        let (done_tx, done_rx) = mpsc::channel();
-        enqueue(store.call_background(move |_| {
-            let _ = done_tx.send(());
-            Ok(())
-        }));
-        done_rx.recv().unwrap();
+        wait_for_background(&store);
         let order = order.lock().unwrap();
         assert_eq!(order.len(), 4 * BACKGROUND_AFTER + 1);
         let at = order.iter().position(|w| w == "ack").unwrap();

@@ -33,6 +33,16 @@ impl Engine {
                 this.note_refusal(code, &message, None);
                 let _ = reply.send(Err(SaleError::Offline { code, message }));
             };
+        // A code's own refusal, in the shop's language.
+        let refuse_code = |this: &Self, r: codes::OfflineReject, reply: Reply| {
+            refuse(
+                this,
+                r.code(),
+                &super::say(r.short_msg()),
+                r.message_for(crate::lang::current(), currency),
+                reply,
+            )
+        };
         let off = &self.p.offline;
         if !off.enabled {
             refuse(
@@ -48,16 +58,7 @@ impl Engine {
         let now_s = now / 1000;
         let verified = match self.p1.verify(text, now_s, &off.keys, &off.policy) {
             Ok(v) => v,
-            Err(r) => {
-                refuse(
-                    self,
-                    r.code(),
-                    &super::say(r.short_msg()),
-                    r.message_for(crate::lang::current(), currency),
-                    reply,
-                );
-                return;
-            }
+            Err(r) => return refuse_code(self, r, reply),
         };
         let user = verified.user_id();
         let counter = verified.counter();
@@ -121,25 +122,17 @@ impl Engine {
                 log::info!(txn_id = txn.id.to_string(), seq = seq; "offline sale approved");
                 self.p.link.kick();
             }
-            Ok(Err(r)) => {
-                refuse(
+            Ok(Err(r)) => return refuse_code(self, r, reply),
+            // The journal's own replay guard: the same refusal as the rules' counter check.
+            Err(StoreError::CounterReplayed { counter, last, .. }) => {
+                return refuse_code(
                     self,
-                    r.code(),
-                    &super::say(r.short_msg()),
-                    r.message_for(crate::lang::current(), currency),
+                    codes::OfflineReject::CounterReplayed {
+                        counter,
+                        last_seen: last,
+                    },
                     reply,
-                );
-                return;
-            }
-            Err(StoreError::CounterReplayed { .. }) => {
-                refuse(
-                    self,
-                    "counter_replayed",
-                    &super::say(posd_core::i18n::Msg::OfflineCodeUsed),
-                    "this code was already used".into(),
-                    reply,
-                );
-                return;
+                )
             }
             Err(e) => {
                 let _ = reply.send(Err(SaleError::Store(e)));
