@@ -290,16 +290,14 @@ fn stages(root: &std::path::Path) {
         t.sort_by(f64::total_cmp);
         (percentile(&t, 0.5), percentile(&t, 0.95), n)
     };
-    let all = [
-        Stage::Rxing,
-        Stage::RxingInverted,
-        Stage::RxingHalved,
-        Stage::RxingClassic,
-        Stage::RxingInvertedLuma,
-        Stage::Rqrr,
-        Stage::RxingUpscaled,
-        Stage::RxingGlobal,
-    ];
+    // Every stage of the production pipeline, in its order.
+    let standard = Pipeline::standard(Duration::MAX);
+    let all: Vec<Stage> = standard
+        .core
+        .iter()
+        .chain(&standard.extras)
+        .copied()
+        .collect();
     for (name, cases) in vga_sets(root, None) {
         println!("## {name} ({} frames), load {}", cases.len(), load());
         let bin = |f: &LumaFrame| {
@@ -318,7 +316,7 @@ fn stages(root: &std::path::Path) {
         };
         let (m, p, n) = median(&cases, &fp);
         println!("binarise + finder patterns, both polarities: median {m:.3} p95 {p:.3} (patterns {} + inverted {})", n % 1000, n / 1000);
-        for stage in all {
+        for &stage in &all {
             let pl = Pipeline::only(&[stage]);
             let (m, p, n) = median(&cases, &|f| pl.decode(f).codes.len());
             println!("{}: median {m:.3} p95 {p:.3} read {}", stage.name(), n / 3);
