@@ -88,3 +88,53 @@ fn three_simulated_days_with_faults_lose_no_money_and_drain_every_day() {
     // Three daily closes, each reconciled by the host.
     assert!(summary["charges"].as_u64().unwrap_or(0) > 100, "{summary}");
 }
+
+/// Processes whose command line mentions `needle` (the soak's directory: its `posd --config
+/// DIR/posd.toml` and `mosquitto -c DIR/mosquitto.conf`).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) && !cmd.contains("soak") {
+            found.push(cmd);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_soak_stopped_by_sigterm_stops_the_daemon_and_the_broker_it_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let needle = dir.path().display().to_string();
+    let soak = Command::new(common::sandbox_bin())
+        .args([
+            "soak", "--days", "3", "--faults", "off", "--seed", "3", "--json", "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start posd-sandbox soak");
+    // Wait until the day's daemon runs beside its broker.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while processes_mentioning(&needle).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no posd and mosquitto after 60 s: {:?}",
+            processes_mentioning(&needle)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(soak.id() as i32, libc::SIGTERM) }, 0);
+    let out = soak.wait_with_output().expect("soak exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("stopped by a signal"), "{stderr}");
+    let left = processes_mentioning(&needle);
+    assert!(left.is_empty(), "left running: {left:?}");
+}

@@ -252,8 +252,44 @@ struct World {
     last_push: Vec<u8>,
 }
 
+/// Set by SIGTERM or SIGINT: the soak stops at the next sale or wait, stops the daemon and the
+/// broker it started, and says which day it stopped on (killing it outright left `posd` and
+/// `mosquitto` running).
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Errors out once a stop signal arrived.
+fn check_stop() -> anyhow::Result<()> {
+    if STOPPING.load(Ordering::Relaxed) {
+        bail!("stopped by a signal (SIGTERM or SIGINT)");
+    }
+    Ok(())
+}
+
+/// A thread that waits for SIGTERM or SIGINT and sets [`STOPPING`].
+fn watch_signals() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Registered here, before the soak starts anything, so no signal is missed.
+    let (mut term, mut int) = rt.block_on(async {
+        anyhow::Ok((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        });
+        STOPPING.store(true, Ordering::Relaxed);
+    });
+    Ok(())
+}
+
 pub fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init("error");
+    watch_signals()?;
     let tmp;
     let dir = match &args.dir {
         Some(d) => {
@@ -795,6 +831,7 @@ impl World {
         let mut push: Option<(u64, Instant)> = None;
         let mut next_event = 0;
         for i in 0..n {
+            check_stop()?;
             while let Some(&(at, ev)) = schedule.get(next_event) {
                 if at > i {
                     break;
@@ -931,6 +968,7 @@ impl World {
         if let Some((v, at)) = push {
             let deadline = Instant::now() + Duration::from_secs(30);
             while row.push_applied_ms.is_none() && Instant::now() < deadline {
+                check_stop()?;
                 if c.must(ctl::Status {})?.config_version == Some(v) {
                     row.push_applied_ms = Some(ms(at));
                 } else {
@@ -949,6 +987,7 @@ impl World {
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs(self.args.drain_timeout_s);
         while Instant::now() < deadline {
+            check_stop()?;
             if c.must(ctl::Queue {})?.pending == 0 {
                 row.drain_ms = Some(ms(t0));
                 break;
@@ -974,6 +1013,7 @@ impl World {
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
         while !c.must(ctl::Status {})?.online {
+            check_stop()?;
             if Instant::now() > deadline {
                 bail!("posd did not come online within {} s", limit.as_secs());
             }
