@@ -112,12 +112,9 @@ pub struct BrokerConfig {
     pub keep_alive_s: u64,
     /// Events published but not yet acknowledged by the host, at most.
     pub inflight_window: u32,
-    /// Payload bytes of events published but not yet acknowledged, at first on each connection
-    /// (one event may pass it). It bounds the queue a backlog makes on a slow uplink ahead of the
-    /// keep-alive and of a live sale's request: 128 KiB is 1 s of a 1 Mbit/s uplink. The drain
-    /// grows it up to `posd_core::outbox::MAX_GROWTH` times while acks come back within
-    /// `QUEUE_TARGET_MS` of the quickest round trip, and shrinks it back to this when a queue
-    /// builds (docs/broker.md "Slow links").
+    /// Payload bytes of events published but not yet acknowledged, at most (one event may pass
+    /// it). It bounds the queue a backlog makes on a slow uplink ahead of the keep-alive and of
+    /// a live sale's request: 128 KiB is 1 s of a 1 Mbit/s uplink (docs/broker.md "Slow links").
     pub inflight_bytes: u32,
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,

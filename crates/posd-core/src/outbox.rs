@@ -10,41 +10,21 @@
 //! keep-alive the broker connection is dropped, everything is sent again, and the backlog never
 //! drains (measured in the bus soak, docs/broker.md "Slow links"). The byte bound keeps that
 //! queue to what the link carries in a moment, whatever the backlog.
-//!
-//! Why the byte bound adapts: a fixed bound caps the drain at `bound / round trip` — 128 KiB over
-//! the ~1.9 s an event and its ack took on a 150–600 ms link is 0.55 Mbit/s, whatever the link
-//! carries (the bus soak drained a day's 26 MB in the same 300 s at 1 and at 2 Mbit/s). So the
-//! configured bound is the floor, and it grows while acks come back within [`QUEUE_TARGET_MS`]
-//! of the quickest round trip seen on this connection (nothing is queueing) and shrinks back when
-//! they come later (a queue is building), up to [`MAX_GROWTH`] times the floor: the queue ahead of
-//! a PINGREQ stays about a second of the link, on a slow link and on a long one.
 
 use std::collections::VecDeque;
 
 use crate::txn::Millis;
 
-/// How much later than the connection's quickest round trip an ack may come before the byte
-/// bound stops growing and shrinks: the time a queue on the way may add.
-pub const QUEUE_TARGET_MS: u64 = 1_000;
-/// The byte bound grows to at most this many times the configured `inflight_bytes`.
-pub const MAX_GROWTH: u64 = 8;
-
 /// The drain's position: events up to `acked` are the host's; up to `sent` are published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendWindow {
     window: u64,
-    /// The configured byte bound: where the adaptive bound starts on each connection and its
-    /// floor.
+    /// Payload bytes published and not acknowledged, at most (one event may pass it, so that an
+    /// event bigger than the bound still leaves, alone).
     max_bytes: u64,
-    /// Payload bytes published and not acknowledged, at most, now (one event may pass it, so
-    /// that an event bigger than the bound still leaves, alone): between `max_bytes` and
-    /// `MAX_GROWTH × max_bytes`.
-    byte_limit: u64,
-    /// The quickest publish-to-ack time seen on this connection.
-    rtt_min: Option<Millis>,
-    /// (seq, payload bytes, when published) of what is published and unacknowledged since the
-    /// last (re)send from the last ack, oldest first; bounded by `window`.
-    in_flight: VecDeque<(u64, u64, Millis)>,
+    /// (seq, payload bytes) of what is published and unacknowledged since the last (re)send
+    /// from the last ack, oldest first; bounded by `window`.
+    in_flight: VecDeque<(u64, u64)>,
     bytes_in_flight: u64,
     ack_timeout_ms: u64,
     acked: u64,
@@ -68,8 +48,6 @@ impl SendWindow {
         SendWindow {
             window: window.max(1),
             max_bytes: max_bytes.max(1),
-            byte_limit: max_bytes.max(1),
-            rtt_min: None,
             in_flight: VecDeque::new(),
             bytes_in_flight: 0,
             ack_timeout_ms: ack_timeout_ms.max(1),
@@ -96,7 +74,7 @@ impl SendWindow {
 
     /// How many more events may leave now (0 while the byte bound is reached).
     pub fn room(&self) -> u64 {
-        if self.bytes_in_flight >= self.byte_limit {
+        if self.bytes_in_flight >= self.max_bytes {
             return 0;
         }
         self.window
@@ -108,56 +86,22 @@ impl SendWindow {
         self.bytes_in_flight
     }
 
-    /// The byte bound now (see the module's note: it adapts to the link).
-    pub fn byte_limit(&self) -> u64 {
-        self.byte_limit
-    }
-
     /// (seq, payload bytes) of what is published and unacknowledged, oldest first.
     pub fn in_flight(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.in_flight.iter().map(|&(seq, bytes, _)| (seq, bytes))
+        self.in_flight.iter().copied()
     }
 
-    /// Everything unacknowledged will be published again from the last ack, from the
-    /// configured byte bound (a resend follows a lost connection or lost acks: start careful).
+    /// Everything unacknowledged will be published again from the last ack.
     fn rewind(&mut self, now: Millis) {
         self.sent = self.acked;
         self.in_flight.clear();
         self.bytes_in_flight = 0;
         self.progress_at = now;
-        self.byte_limit = self.max_bytes;
     }
 
-    /// A new connection (or a lost one): everything unacknowledged is published again, and the
-    /// round trips of the old connection say nothing about the new one.
+    /// A new connection (or a lost one): everything unacknowledged is published again.
     pub fn reconnected(&mut self, now: Millis) {
         self.rewind(now);
-        self.rtt_min = None;
-    }
-
-    /// An ack freed `freed` bytes; the newest event it covered was published at `published_at`.
-    /// Grows the byte bound by what was freed while that round trip is within
-    /// [`QUEUE_TARGET_MS`] of the quickest, shrinks it by half of that when it is not — so it at
-    /// most doubles or halves in a round trip — between the configured bound and [`MAX_GROWTH`]
-    /// times it. It grows only when the bound was what held the drain back (at
-    /// least half of it in flight), not on a trickle of sales.
-    fn adapt(&mut self, freed: u64, in_flight_before: u64, published_at: Millis, now: Millis) {
-        let Some(rtt) = now.checked_sub(published_at) else {
-            return; // the clock went back: no sample
-        };
-        let min = self.rtt_min.map_or(rtt, |m| m.min(rtt));
-        self.rtt_min = Some(min);
-        let ceiling = self.max_bytes.saturating_mul(MAX_GROWTH);
-        if rtt - min <= QUEUE_TARGET_MS {
-            if in_flight_before.saturating_mul(2) >= self.byte_limit {
-                self.byte_limit = self.byte_limit.saturating_add(freed).min(ceiling);
-            }
-        } else {
-            self.byte_limit = self
-                .byte_limit
-                .saturating_sub(freed / 2)
-                .max(self.max_bytes);
-        }
     }
 
     /// The host acknowledged every event up to `upto`. Returns whether that was progress.
@@ -167,19 +111,12 @@ impl SendWindow {
         }
         self.acked = upto;
         self.sent = self.sent.max(upto);
-        let before = self.bytes_in_flight;
-        let (mut freed, mut newest) = (0, None);
-        while let Some(&(seq, bytes, at)) = self.in_flight.front() {
+        while let Some(&(seq, bytes)) = self.in_flight.front() {
             if seq > upto {
                 break;
             }
             self.in_flight.pop_front();
             self.bytes_in_flight = self.bytes_in_flight.saturating_sub(bytes);
-            freed += bytes;
-            newest = Some(at);
-        }
-        if let Some(at) = newest {
-            self.adapt(freed, before, at, now);
         }
         self.progress_at = now;
         true
@@ -203,7 +140,7 @@ impl SendWindow {
             self.progress_at = now;
         }
         if seq > self.acked {
-            self.in_flight.push_back((seq, bytes, now));
+            self.in_flight.push_back((seq, bytes));
             self.bytes_in_flight += bytes;
         }
         self.sent = self.sent.max(seq);
@@ -292,78 +229,5 @@ mod tests {
         assert_eq!(w.room(), 0, "one event bigger than the bound leaves alone");
         assert_eq!(w.check_timeout(10_004), Some(1));
         assert_eq!((w.room(), w.bytes_in_flight()), (10, 0));
-    }
-
-    /// Publishes `n` events of `bytes` from `first` at `now`; returns the next seq.
-    fn fill(w: &mut SendWindow, first: u64, bytes: u64, now: Millis) -> u64 {
-        let mut seq = first;
-        while w.room() > 0 {
-            w.published_one(seq, bytes, now);
-            seq += 1;
-        }
-        seq
-    }
-
-    #[test]
-    fn the_byte_bound_grows_while_acks_come_back_quickly_up_to_its_ceiling() {
-        // A long link: every ack 1.3 s after its event, no queue building.
-        let mut w = SendWindow::new(10_000, 1_000, 60_000, 0, 0);
-        let (mut next, mut now) = (1, 0);
-        let mut limits = vec![w.byte_limit()];
-        for _ in 0..6 {
-            next = fill(&mut w, next, 100, now);
-            now += 1_300;
-            assert!(w.ack(next - 1, now));
-            limits.push(w.byte_limit());
-        }
-        // Doubles each round trip, then stops at MAX_GROWTH × the configured bound.
-        assert_eq!(
-            limits,
-            vec![1_000, 2_000, 4_000, 8_000, 8_000, 8_000, 8_000]
-        );
-        // A new connection starts from the configured bound again.
-        w.reconnected(now);
-        assert_eq!(w.byte_limit(), 1_000);
-    }
-
-    #[test]
-    fn the_byte_bound_shrinks_back_when_a_queue_builds_and_never_below_the_configured_one() {
-        let mut w = SendWindow::new(10_000, 1_000, 60_000, 0, 0);
-        let (mut next, mut now) = (1, 0);
-        for _ in 0..3 {
-            next = fill(&mut w, next, 100, now);
-            now += 500;
-            w.ack(next - 1, now);
-        }
-        assert_eq!(w.byte_limit(), 8_000);
-        // Acks now come 1.5 s later than the quickest: a queue is building on the way.
-        let mut limits = Vec::new();
-        for _ in 0..4 {
-            next = fill(&mut w, next, 100, now);
-            now += 2_000;
-            w.ack(next - 1, now);
-            limits.push(w.byte_limit());
-        }
-        assert_eq!(limits, vec![4_000, 2_000, 1_000, 1_000]);
-        // Within the target again: it grows again.
-        next = fill(&mut w, next, 100, now);
-        now += 1_400;
-        w.ack(next - 1, now);
-        assert_eq!(w.byte_limit(), 2_000);
-    }
-
-    #[test]
-    fn a_trickle_of_events_does_not_grow_the_byte_bound() {
-        // One 100-byte sale at a time, acked quickly: the bound never held anything back.
-        let mut w = SendWindow::new(10_000, 1_000, 60_000, 0, 0);
-        for seq in 1..=50 {
-            w.published_one(seq, 100, seq * 1_000);
-            w.ack(seq, seq * 1_000 + 50);
-        }
-        assert_eq!(w.byte_limit(), 1_000);
-        // A clock that went back gives no sample (and no panic).
-        w.published_one(51, 600, 100_000);
-        w.ack(51, 99_000);
-        assert_eq!(w.byte_limit(), 1_000);
     }
 }
