@@ -14,7 +14,9 @@
 use crate::host::{self, HostConfig};
 use crate::netem::{Netem, NetemConfig};
 use crate::printer_emulator::{EmulatorScript, PrinterEmulator};
-use crate::world::{issue_wallets, posd_binary, rss_kib, stop, FleetKey, Mosquitto, Till, Wallet};
+use crate::world::{
+    cpu_ms, issue_wallets, posd_binary, rss_kib, stop, FleetKey, Mosquitto, Till, Wallet,
+};
 use anyhow::{bail, Context};
 use posd_core::codes::PrivateKey;
 use posd_core::control::{self as ctl, AnswerError};
@@ -173,6 +175,9 @@ pub struct DayRow {
     pub db_bytes: u64,
     /// The daemon's resident memory after the close and drain (VmRSS), KiB.
     pub rss_kib: u64,
+    /// CPU time (user + system) the daemon used this day, start-up to drained, ms: its own
+    /// work, which a busy machine does not inflate the way it inflates the p99.
+    pub posd_cpu_ms: f64,
     pub timings: std::collections::BTreeMap<&'static str, Pct>,
     pub close_ms: f64,
     /// From the close's answer until `queue` shows nothing pending.
@@ -586,6 +591,9 @@ pub struct Ageing {
     pub db_max_day: u32,
     /// The machine's load at the end of the day: median of the first week, of the last week.
     pub load1: (f64, f64),
+    /// The daemon's CPU time per sale, µs: median of the first week's days, of the last
+    /// week's, and their ratio — what age costs the daemon itself, whatever the machine's load.
+    pub cpu_us_per_sale: (f64, f64, f64),
 }
 
 impl Ageing {
@@ -619,7 +627,16 @@ impl Ageing {
         };
         let biggest = rows.iter().max_by_key(|r| r.db_bytes);
         let load = |days: &[&DayRow]| -> f64 { med(&mut days.iter().map(|r| r.load1).collect()) };
+        let cpu = |days: &[&DayRow]| -> f64 {
+            med(&mut days
+                .iter()
+                .filter(|r| r.sales > 0)
+                .map(|r| r.posd_cpu_ms * 1000.0 / f64::from(r.sales))
+                .collect())
+        };
+        let (cpu_a, cpu_b) = (cpu(first), cpu(last));
         Ageing {
+            cpu_us_per_sale: (cpu_a, cpu_b, if cpu_a > 0.0 { cpu_b / cpu_a } else { 0.0 }),
             load1: (load(first), load(last)),
             days_compared: week,
             p99_ms,
@@ -639,8 +656,11 @@ impl Ageing {
             .map(|(k, (a, b, r))| format!("{k} {a:.1}→{b:.1} ms ({r:.2}×)"))
             .collect();
         format!(
-            "ageing (median daily p99, first {n} full days → last {n}): {}; RSS {:.1}→{:.1} MB; largest journal {:.1} MB (day {}); machine load {:.1}→{:.1}",
+            "ageing (median daily p99, first {n} full days → last {n}): {}; daemon CPU {:.0}→{:.0} µs a sale ({:.2}×); RSS {:.1}→{:.1} MB; largest journal {:.1} MB (day {}); machine load {:.1}→{:.1}",
             kinds.join(", "),
+            self.cpu_us_per_sale.0,
+            self.cpu_us_per_sale.1,
+            self.cpu_us_per_sale.2,
             self.rss_kib.0 as f64 / 1024.0,
             self.rss_kib.1 as f64 / 1024.0,
             self.db_max_bytes as f64 / 1_048_576.0,
@@ -996,6 +1016,7 @@ impl World {
         }
         row.timings = times.iter_mut().map(|(k, v)| (k.name(), pct(v))).collect();
         row.rss_kib = rss_kib(daemon.id());
+        row.posd_cpu_ms = cpu_ms(daemon.id());
         row.db_bytes = dir_bytes(&self.dir.join("state"));
         row.reconnects = (self.netem.stats().established - conns_before).saturating_sub(1);
         row.wall_s = started.elapsed().as_secs_f64();
@@ -1132,6 +1153,8 @@ mod tests {
             db_bytes: db,
             rss_kib: 1000 + u64::from(d),
             load1: f64::from(d),
+            sales: 100,
+            posd_cpu_ms: if d > 17 { 300.0 } else { 200.0 },
             timings: [(
                 "p1",
                 Pct {
@@ -1154,6 +1177,13 @@ mod tests {
         assert_eq!(a.rss_kib, (1004, 1021));
         assert_eq!((a.db_max_bytes, a.db_max_day), (99, 12));
         assert_eq!(a.load1, (4.0, 21.0));
+        // 2 ms of the daemon's CPU a sale in the first week, 3 in the last.
+        assert_eq!(a.cpu_us_per_sale, (2000.0, 3000.0, 1.5));
+        assert!(
+            a.text().contains("daemon CPU 2000→3000 µs a sale (1.50×)"),
+            "{}",
+            a.text()
+        );
         assert!(a.text().contains("p1 2.0→3.0 ms (1.50×)"), "{}", a.text());
         // Three full days: one compared on each side.
         assert_eq!(Ageing::of(&rows[..3]).days_compared, 1);

@@ -208,6 +208,22 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) a process has used so far, ms; 0 when it is gone.
+pub fn cpu_ms(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces) start after the last ')';
+    // utime and stime are the 14th and 15th of the line, the 12th and 13th after it.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    (ticks(11) + ticks(12)) * 1000.0 / hz
+}
+
 /// A process's proportional share of memory (Pss: shared pages such as the binary's text split
 /// among the processes sharing them), KiB; 0 when it is gone. Summed over many daemons of one
 /// binary, it is what they really take, where VmRSS would count the shared pages each time.
