@@ -29,6 +29,7 @@ use posd::control::ControlClient;
 use posd_core::control as ctl;
 use posd_core::money::Currency;
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
+use posd_sandbox::world::{cpu_s, rss_kib};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -55,27 +56,6 @@ fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
-}
-
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn mosquitto(dir: &Path) -> (Kill, u16) {

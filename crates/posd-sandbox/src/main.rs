@@ -301,27 +301,7 @@ fn host(h: HostArgs) -> anyhow::Result<ExitCode> {
              broker.lab_accept_unsigned = true"
         ),
     };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    use tokio::signal::unix::{signal, SignalKind};
-                    if let (Ok(mut t), Ok(mut i)) = (
-                        signal(SignalKind::terminate()),
-                        signal(SignalKind::interrupt()),
-                    ) {
-                        tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
-                    }
-                });
-            }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        });
-    }
+    let stop = posd_sandbox::world::stop_on_signals()?;
     posd_sandbox::host::run(cfg, stop)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,8 @@ use crate::host::{self, HostConfig};
 use crate::netem::{Netem, NetemConfig};
 use crate::printer_emulator::{EmulatorScript, PrinterEmulator};
 use crate::world::{
-    cpu_ms, issue_wallets, posd_binary, rss_kib, stop, FleetKey, Mosquitto, Till, Wallet,
+    cpu_s, issue_wallets, posd_binary, rss_kib, stop, stop_on_signals, FleetKey, Mosquitto, Till,
+    Wallet,
 };
 use anyhow::{bail, Context};
 use posd_core::codes::PrivateKey;
@@ -255,46 +256,14 @@ struct World {
     push_version: u64,
     /// The last push as published, to publish the same bytes again after a broker outage.
     last_push: Vec<u8>,
-}
-
-/// Set by SIGTERM or SIGINT: the soak stops at the next sale or wait, stops the daemon and the
-/// broker it started, and says which day it stopped on (killing it outright left `posd` and
-/// `mosquitto` running).
-static STOPPING: AtomicBool = AtomicBool::new(false);
-
-/// Errors out once a stop signal arrived.
-fn check_stop() -> anyhow::Result<()> {
-    if STOPPING.load(Ordering::Relaxed) {
-        bail!("stopped by a signal (SIGTERM or SIGINT)");
-    }
-    Ok(())
-}
-
-/// A thread that waits for SIGTERM or SIGINT and sets [`STOPPING`].
-fn watch_signals() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // Registered here, before the soak starts anything, so no signal is missed.
-    let (mut term, mut int) = rt.block_on(async {
-        anyhow::Ok((
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-        ))
-    })?;
-    std::thread::spawn(move || {
-        rt.block_on(async {
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        });
-        STOPPING.store(true, Ordering::Relaxed);
-    });
-    Ok(())
+    /// Set by SIGTERM or SIGINT (`stop_on_signals`).
+    stopping: Arc<AtomicBool>,
 }
 
 pub fn run(args: SoakArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init("error");
-    watch_signals()?;
+    // Registered before anything starts: see `World::check_stop`.
+    let stopping = stop_on_signals()?;
     let tmp;
     let dir = match &args.dir {
         Some(d) => {
@@ -472,6 +441,7 @@ public_key = "{fleet_pub}"
         rng,
         push_version: 0,
         last_push: Vec::new(),
+        stopping,
     };
     if !world.args.json {
         println!(
@@ -630,7 +600,8 @@ impl Ageing {
         let cpu = |days: &[&DayRow]| -> f64 {
             med(&mut days
                 .iter()
-                .filter(|r| r.sales > 0)
+                // 0: the daemon was gone before it could be read.
+                .filter(|r| r.sales > 0 && r.posd_cpu_ms > 0.0)
                 .map(|r| r.posd_cpu_ms * 1000.0 / f64::from(r.sales))
                 .collect())
         };
@@ -851,7 +822,7 @@ impl World {
         let mut push: Option<(u64, Instant)> = None;
         let mut next_event = 0;
         for i in 0..n {
-            check_stop()?;
+            self.check_stop()?;
             while let Some(&(at, ev)) = schedule.get(next_event) {
                 if at > i {
                     break;
@@ -988,7 +959,7 @@ impl World {
         if let Some((v, at)) = push {
             let deadline = Instant::now() + Duration::from_secs(30);
             while row.push_applied_ms.is_none() && Instant::now() < deadline {
-                check_stop()?;
+                self.check_stop()?;
                 if c.must(ctl::Status {})?.config_version == Some(v) {
                     row.push_applied_ms = Some(ms(at));
                 } else {
@@ -1007,7 +978,7 @@ impl World {
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs(self.args.drain_timeout_s);
         while Instant::now() < deadline {
-            check_stop()?;
+            self.check_stop()?;
             if c.must(ctl::Queue {})?.pending == 0 {
                 row.drain_ms = Some(ms(t0));
                 break;
@@ -1016,7 +987,7 @@ impl World {
         }
         row.timings = times.iter_mut().map(|(k, v)| (k.name(), pct(v))).collect();
         row.rss_kib = rss_kib(daemon.id());
-        row.posd_cpu_ms = cpu_ms(daemon.id());
+        row.posd_cpu_ms = cpu_s(daemon.id()) * 1000.0;
         row.db_bytes = dir_bytes(&self.dir.join("state"));
         row.reconnects = (self.netem.stats().established - conns_before).saturating_sub(1);
         row.wall_s = started.elapsed().as_secs_f64();
@@ -1024,6 +995,16 @@ impl World {
         // What was printed is not kept from day to day: a year's receipts would be gigabytes.
         self.printer.forget_output();
         Ok(row)
+    }
+
+    /// After SIGTERM or SIGINT: an error, so the day ends here, its daemon is stopped and the
+    /// soak stops its broker and says which day it stopped on (killed outright, it left `posd`
+    /// and `mosquitto` running).
+    fn check_stop(&self) -> anyhow::Result<()> {
+        if self.stopping.load(Ordering::Relaxed) {
+            bail!("stopped by a signal (SIGTERM or SIGINT)");
+        }
+        Ok(())
     }
 
     fn wait_online(
@@ -1034,7 +1015,7 @@ impl World {
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
         while !c.must(ctl::Status {})?.online {
-            check_stop()?;
+            self.check_stop()?;
             if Instant::now() > deadline {
                 bail!("posd did not come online within {} s", limit.as_secs());
             }

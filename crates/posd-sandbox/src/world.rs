@@ -10,6 +10,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A free loopback TCP port, never 1883 (a system mosquitto may own it).
@@ -208,22 +210,6 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time (user + system) a process has used so far, ms; 0 when it is gone.
-pub fn cpu_ms(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // The fields after the command name (which may hold spaces) start after the last ')';
-    // utime and stime are the 14th and 15th of the line, the 12th and 13th after it.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as f64 } else { 100.0 };
-    (ticks(11) + ticks(12)) * 1000.0 / hz
-}
-
 /// A process's proportional share of memory (Pss: shared pages such as the binary's text split
 /// among the processes sharing them), KiB; 0 when it is gone. Summed over many daemons of one
 /// binary, it is what they really take, where VmRSS would count the shared pages each time.
@@ -236,6 +222,34 @@ pub fn pss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// A flag that SIGTERM or SIGINT (Ctrl-C) sets, for the sandbox's long-running commands (the
+/// host, the soak) to stop cleanly — and stop what they started — instead of dying with children
+/// left running. The handlers are registered before this returns, so no signal is missed; a
+/// thread of its own waits for them.
+pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut term, mut int) = rt.block_on(async {
+        anyhow::Ok((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async {
+                tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            });
+            flag.store(true, Ordering::Relaxed);
+        })?;
+    Ok(stop)
 }
 
 /// CPU time a process has used (user + system), seconds; 0 when it is gone.
