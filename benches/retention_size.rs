@@ -2,12 +2,17 @@
 //! the database file before and after pruning a long history, the time of a prune step and of
 //! the one-time VACUUM that converts an older journal. A measurement, not a pass/fail test:
 //! `DAYS=60 PER_DAY=2000 KEEP=30 cargo bench --bench retention_size` (prints the machine's load).
+//!
+//! `STEPS=1` instead compares the shipped prune step (`step_rows = 128` with
+//! `step_budget_ms = 2`) against rows alone (128, the step before the budget) on two copies of
+//! the same filled journal in the same directory, one step of each in turn: how long the writer
+//! thread is held per step (what a sale arriving meanwhile waits), and the whole catch-up.
 
 use posd::store::{Db, PruneRules};
 use posd_core::money::Currency;
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const DAY: u64 = 86_400_000;
 
@@ -159,6 +164,72 @@ fn report(path: &Path, label: &str, days: u64, per_day: u64, keep: u32) {
     }
 }
 
+/// The p-th percentile of sorted microseconds.
+fn pct(sorted: &[u128], p: f64) -> u128 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0)
+}
+
+/// Rows alone against rows and the time budget, interleaved on copies of one journal.
+fn compare_steps(dir: &Path, days: u64, per_day: u64, keep: u32) {
+    let a_path = dir.join("rows.sqlite");
+    let b_path = dir.join("budget.sqlite");
+    {
+        let mut db = Db::open(&a_path).unwrap();
+        let n = fill(&mut db, days, per_day);
+        let size = db.reclaim().unwrap();
+        println!(
+            "steps: {n} sales over {days} days, {:.1} MB; pruning what is older than {keep} days",
+            mb(size.db_bytes)
+        );
+    }
+    std::fs::copy(&a_path, &b_path).unwrap();
+    let now = (days + 1) * DAY;
+    let rows = PruneRules::at(now, keep, keep, 128);
+    let budget = rows.with_budget(Duration::from_millis(2));
+    let mut dbs = [Db::open(&a_path).unwrap(), Db::open(&b_path).unwrap()];
+    let mut times: [Vec<u128>; 2] = [Vec::new(), Vec::new()];
+    let mut txns = [0u64; 2];
+    let mut total = [Duration::ZERO; 2];
+    let mut done = [false; 2];
+    while !(done[0] && done[1]) {
+        for (i, rules) in [rows, budget].into_iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let t = Instant::now();
+            let o = dbs[i].prune_step(rules).unwrap();
+            let e = t.elapsed();
+            total[i] += e;
+            times[i].push(e.as_micros());
+            txns[i] += o.txns;
+            done[i] = !o.more;
+        }
+    }
+    for (i, label) in ["rows alone (128)", "128 rows or 2 ms"].iter().enumerate() {
+        let t = &mut times[i];
+        t.sort_unstable();
+        println!(
+            "steps: {label}: {} transactions in {} steps, {:.2} s of steps; a step p50 {} us, p99 {} us, max {} us",
+            txns[i],
+            t.len(),
+            total[i].as_secs_f64(),
+            pct(t, 0.5),
+            pct(t, 0.99),
+            t.last().copied().unwrap_or(0)
+        );
+    }
+    let ratio = |p: f64| pct(&times[1], p) as f64 / pct(&times[0], p).max(1) as f64;
+    println!(
+        "steps: budget / rows alone: p99 {:.2}x, max {:.2}x, steps {:.2}x, time in steps {:.2}x",
+        ratio(0.99),
+        ratio(1.0),
+        times[1].len() as f64 / times[0].len().max(1) as f64,
+        total[1].as_secs_f64() / total[0].as_secs_f64().max(1e-9)
+    );
+    assert_eq!(txns[0], txns[1], "both prune the same transactions");
+}
+
 fn main() {
     println!(
         "load {}",
@@ -180,6 +251,16 @@ fn main() {
         .unwrap_or(30);
     let dir =
         tempfile::tempdir_in(std::env::var("MEASURE_DIR").unwrap_or("/var/tmp".into())).unwrap();
+    if std::env::var("STEPS").is_ok_and(|v| v == "1") {
+        compare_steps(dir.path(), days, per_day, keep);
+        println!(
+            "load {}",
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+        );
+        return;
+    }
     report(
         &dir.path().join("new.sqlite"),
         "new journal",

@@ -3,9 +3,9 @@
 //! directory's file system — a status and a warning long before it is a refusal.
 //!
 //! What may be pruned and how is the journal's business ([`crate::store`], `store/retention.rs`);
-//! this module decides *when*: a step (at most `[retention] step_rows` journal rows, one short
-//! SQLite transaction) every `step_pause_ms` while there is a backlog, so a sale never waits
-//! behind more than one step; when a sweep is over, free pages go back to the file system and
+//! this module decides *when*: a step (at most `[retention] step_rows` journal rows and
+//! `step_budget_ms` of work, one short SQLite transaction) every `step_pause_ms` while there is
+//! a backlog, so a sale never waits behind more than one step; when a sweep is over, free pages go back to the file system and
 //! the log is checkpointed (`TRUNCATE`); then nothing until `interval_s` has passed. Docs:
 //! `docs/retention.md`.
 
@@ -200,7 +200,8 @@ pub async fn run(
         if now < next_prune {
             continue;
         }
-        let rules = PruneRules::at(now_ms(), cfg.days, cfg.refund_window_days, cfg.step_rows);
+        let rules = PruneRules::at(now_ms(), cfg.days, cfg.refund_window_days, cfg.step_rows)
+            .with_budget(Duration::from_millis(cfg.step_budget_ms));
         match store.call_background(move |db| db.prune_step(rules)).await {
             Ok(out) => {
                 pruned_this_sweep += out.txns;

@@ -378,6 +378,9 @@ pub struct RetentionConfig {
     pub refund_window_days: u32,
     /// Rows examined per prune step (one short SQLite transaction on the writer thread).
     pub step_rows: u32,
+    /// A prune step also ends once it has worked this long (at least one row): the longest a
+    /// sale waits behind one, whatever the journal's size or the disk's speed.
+    pub step_budget_ms: u64,
     /// Pause between two prune steps while there is a backlog, so sales come first.
     pub step_pause_ms: u64,
     /// How often to look for something to prune once caught up.
@@ -399,6 +402,7 @@ impl Default for RetentionConfig {
             days: 90,
             refund_window_days: 90,
             step_rows: 128,
+            step_budget_ms: 2,
             step_pause_ms: 250,
             interval_s: 600,
             start_delay_s: 10,
@@ -425,6 +429,13 @@ impl RetentionConfig {
             "retention.step_rows",
             self.step_rows.into(),
             1,
+            10_000,
+        );
+        within(
+            &mut p,
+            "retention.step_budget_ms",
+            self.step_budget_ms,
+            0,
             10_000,
         );
         within(

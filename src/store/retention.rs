@@ -32,6 +32,7 @@ use super::{meta_u64, Db, StoreError};
 use posd_core::txn::{Millis, TxnKind, TxnState};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Longest the write-ahead log is left on disk after a checkpoint resets it.
 pub const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
@@ -70,6 +71,10 @@ pub struct PruneRules {
     pub sale_cutoff: Millis,
     /// Journal rows examined at most.
     pub max_rows: u32,
+    /// A step also ends once it has worked this long (it always examines at least one row),
+    /// so a sale that arrives meanwhile waits at most about this, whatever the journal's size,
+    /// the disk's speed or how much aged at once. None: rows alone bound the step.
+    pub budget: Option<Duration>,
 }
 
 impl PruneRules {
@@ -82,6 +87,15 @@ impl PruneRules {
             cutoff,
             sale_cutoff,
             max_rows: max_rows.max(1),
+            budget: None,
+        }
+    }
+
+    /// The same rules, with each step also bounded in time (see [`PruneRules::budget`]).
+    pub fn with_budget(self, budget: Duration) -> PruneRules {
+        PruneRules {
+            budget: Some(budget),
+            ..self
         }
     }
 }
@@ -432,6 +446,7 @@ impl Db {
     }
 
     fn prune_step_inner(&mut self, rules: PruneRules) -> Result<PruneOutcome, StoreError> {
+        let started = Instant::now();
         let acked = self.acked_seq as i64;
         let tx = self
             .conn
@@ -488,8 +503,16 @@ impl Db {
             })?;
             rows.collect::<Result<_, _>>()?
         };
-        out.scanned = rows.len() as u64;
+        // The last row examined, and whether the step's time ran out before the rows did.
+        let mut examined: Option<i64> = None;
+        let mut out_of_time = false;
         for (seq, txn_id) in &rows {
+            if examined.is_some() && rules.budget.is_some_and(|b| started.elapsed() >= b) {
+                out_of_time = true;
+                break;
+            }
+            examined = Some(*seq);
+            out.scanned += 1;
             let first: bool = tx.query_row(
                 "SELECT NOT EXISTS (SELECT 1 FROM journal WHERE txn_id = ?1 AND seq < ?2)",
                 params![txn_id, seq],
@@ -503,9 +526,9 @@ impl Db {
                 remove_txn(&tx, txn_id, &mut out)?;
             }
         }
-        if rows.len() as u32 == rules.max_rows {
-            if let Some((seq, _)) = rows.last() {
-                set_cursor(&tx, *seq)?;
+        if out_of_time || rows.len() as u32 == rules.max_rows {
+            if let Some(seq) = examined {
+                set_cursor(&tx, seq)?;
             }
         } else {
             // The whole batch was looked at: its close goes too when nothing of it is left.
@@ -951,6 +974,49 @@ mod tests {
         );
         assert_eq!(after.wal_bytes, 0);
         assert_eq!(j.db.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_step_out_of_time_stops_after_one_row_and_the_walk_goes_on_from_there() {
+        // Two journals with the same history: one pruned with no time budget, one with a
+        // budget already spent when each step starts (zero): one row examined a step, the
+        // cursor after it, and in the end the same rows gone and the same rows kept.
+        let mut a = J::new();
+        let mut b = J::new();
+        for j in [&mut a, &mut b] {
+            for n in 0..40 {
+                j.sale(DAY + n, TxnState::Approved);
+            }
+            j.close(DAY + 500, Some(true));
+            for n in 0..5 {
+                j.sale(DAY + 1_000 + n, TxnState::Approved);
+            }
+            j.ack_all();
+            j.db.conn()
+                .execute("UPDATE print_jobs SET state = 'printed'", [])
+                .unwrap();
+        }
+        let whole = a.prune(200 * DAY, 90, 90);
+        let rules = PruneRules::at(200 * DAY, 90, 90, 64).with_budget(Duration::ZERO);
+        let mut total = PruneOutcome::default();
+        let mut steps = 0;
+        loop {
+            let o = b.db.prune_step(rules).unwrap();
+            assert!(o.scanned <= 1 && o.txns <= 2, "step {steps}: {o:?}");
+            total.txns += o.txns;
+            total.scanned += o.scanned;
+            steps += 1;
+            if !o.more {
+                break;
+            }
+            assert!(steps < 1_000, "the walk does not move on");
+        }
+        assert!(steps > 40, "{steps} steps: one row each");
+        assert_eq!(total.txns, whole.txns, "{total:?} against {whole:?}");
+        assert_eq!(total.txns, 41, "the 40 old sales and their close");
+        assert_eq!(a.count("txns"), 5);
+        assert_eq!(b.count("txns"), 5, "the open batch stays");
+        assert_eq!(a.count("journal"), b.count("journal"));
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub struct SoakArgs {
     /// `[retention] days` of the daemon (the product's default is 90).
     #[arg(long, default_value_t = 90)]
     pub retention_days: u32,
+    /// `[retention] step_budget_ms` of the daemon (default: the product's own default).
+    #[arg(long)]
+    pub retention_step_budget_ms: Option<u64>,
     /// Keep everything here (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -405,7 +408,7 @@ fields = {{ "01" = "M0001" }}
 [retention]
 days = {retention_days}
 refund_window_days = {retention_days}
-# A simulated day lasts seconds, not hours: the steps between sales come faster to match.
+{step_budget}# A simulated day lasts seconds, not hours: the steps between sales come faster to match.
 step_pause_ms = 20
 interval_s = 5
 start_delay_s = 1
@@ -416,6 +419,10 @@ public_key = "{fleet_pub}"
 "#,
         state = dir.join("state").display(),
         retention_days = args.retention_days,
+        step_budget = args
+            .retention_step_budget_ms
+            .map(|ms| format!("step_budget_ms = {ms}\n"))
+            .unwrap_or_default(),
         log_level = args.posd_log_level,
         proxy = netem.addr(),
         socket = socket.display(),
