@@ -164,6 +164,14 @@ fn report(path: &Path, label: &str, days: u64, per_day: u64, keep: u32) {
     }
 }
 
+/// The machine's load averages, printed before and after a measurement.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// The p-th percentile of sorted microseconds.
 fn pct(sorted: &[u128], p: f64) -> u128 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -237,12 +245,7 @@ fn compare_steps(dir: &Path, days: u64, per_day: u64, keep: u32) {
 }
 
 fn main() {
-    println!(
-        "load {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("load {}", load());
     let days: u64 = std::env::var("DAYS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -259,12 +262,7 @@ fn main() {
         tempfile::tempdir_in(std::env::var("MEASURE_DIR").unwrap_or("/var/tmp".into())).unwrap();
     if std::env::var("STEPS").is_ok_and(|v| v == "1") {
         compare_steps(dir.path(), days, per_day, keep);
-        println!(
-            "load {}",
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .trim()
-        );
+        println!("load {}", load());
         return;
     }
     report(

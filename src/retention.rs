@@ -5,9 +5,9 @@
 //! What may be pruned and how is the journal's business ([`crate::store`], `store/retention.rs`);
 //! this module decides *when*: a step (at most `[retention] step_rows` journal rows and
 //! `step_budget_ms` of work, one short SQLite transaction) every `step_pause_ms` while there is
-//! a backlog, so a sale never waits behind more than one step; when a sweep is over, free pages go back to the file system and
-//! the log is checkpointed (`TRUNCATE`); then nothing until `interval_s` has passed. Docs:
-//! `docs/retention.md`.
+//! a backlog, so a sale never waits behind more than one step; when a sweep is over, free pages
+//! go back to the file system and the log is checkpointed (`TRUNCATE`); then nothing until
+//! `interval_s` has passed. Docs: `docs/retention.md`.
 
 use crate::clock::now_ms;
 use crate::config::RetentionConfig;

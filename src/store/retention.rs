@@ -503,15 +503,11 @@ impl Db {
             })?;
             rows.collect::<Result<_, _>>()?
         };
-        // The last row examined, and whether the step's time ran out before the rows did.
-        let mut examined: Option<i64> = None;
-        let mut out_of_time = false;
         for (seq, txn_id) in &rows {
-            if examined.is_some() && rules.budget.is_some_and(|b| started.elapsed() >= b) {
-                out_of_time = true;
+            // Out of time: the rows from here on are the next step's.
+            if out.scanned > 0 && rules.budget.is_some_and(|b| started.elapsed() >= b) {
                 break;
             }
-            examined = Some(*seq);
             out.scanned += 1;
             let first: bool = tx.query_row(
                 "SELECT NOT EXISTS (SELECT 1 FROM journal WHERE txn_id = ?1 AND seq < ?2)",
@@ -526,9 +522,10 @@ impl Db {
                 remove_txn(&tx, txn_id, &mut out)?;
             }
         }
-        if out_of_time || rows.len() as u32 == rules.max_rows {
-            if let Some(seq) = examined {
-                set_cursor(&tx, seq)?;
+        let examined = &rows[..out.scanned as usize];
+        if examined.len() < rows.len() || rows.len() as u32 == rules.max_rows {
+            if let Some((seq, _)) = examined.last() {
+                set_cursor(&tx, *seq)?;
             }
         } else {
             // The whole batch was looked at: its close goes too when nothing of it is left.
