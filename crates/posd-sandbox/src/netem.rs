@@ -9,8 +9,9 @@
 //! (both sockets closed with RST). They come on a schedule drawn from the seed
 //! (`drop_every`/`reset_every`: each connection gets a fault time uniform in 0.5–1.5× that),
 //! or on demand from [`Netem::drop_now`] / [`Netem::reset_now`]; [`Netem::set_down`] makes
-//! every new connection dead from its first byte (no coverage at all). The same seed gives the
-//! same latencies and fault times for the same sequence of connections.
+//! every new connection dead from its first byte (no coverage at all), and [`Netem::set_clean`]
+//! gives new connections a clean link (no delay, no cap; faults on demand still apply). The same
+//! seed gives the same latencies and fault times for the same sequence of connections.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -160,6 +161,7 @@ pub struct Netem {
     counters: Arc<Counters>,
     faults: broadcast::Sender<Fault>,
     down: Arc<AtomicBool>,
+    clean: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -183,8 +185,14 @@ impl Netem {
         let counters = Arc::new(Counters::default());
         let (faults, _) = broadcast::channel(16);
         let down = Arc::new(AtomicBool::new(false));
+        let clean = Arc::new(AtomicBool::new(false));
         let task = {
-            let (counters, faults, down) = (counters.clone(), faults.clone(), down.clone());
+            let (counters, faults, down, clean) = (
+                counters.clone(),
+                faults.clone(),
+                down.clone(),
+                clean.clone(),
+            );
             tokio::spawn(async move {
                 let mut index: u64 = 0;
                 while let Ok((client, _)) = listener.accept().await {
@@ -193,8 +201,17 @@ impl Netem {
                     let rng = fastrand::Rng::with_seed(
                         cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15),
                     );
+                    let cfg = if clean.load(Ordering::Relaxed) {
+                        NetemConfig {
+                            latency_ms: (0, 0),
+                            bandwidth_bps: None,
+                            ..cfg.clone()
+                        }
+                    } else {
+                        cfg.clone()
+                    };
                     let conn = Conn {
-                        cfg: cfg.clone(),
+                        cfg,
                         counters: counters.clone(),
                         faults: faults.subscribe(),
                         dead_from_start: down.load(Ordering::Relaxed),
@@ -208,6 +225,7 @@ impl Netem {
             counters,
             faults,
             down,
+            clean,
             task,
         })
     }
@@ -242,6 +260,12 @@ impl Netem {
     /// While down, connections are accepted (the modem answers) but nothing gets through.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::Relaxed);
+    }
+
+    /// While clean, new connections get no delay and no bandwidth cap (the seed's scheduled
+    /// faults and the faults on demand still apply); connections already open keep their link.
+    pub fn set_clean(&self, clean: bool) {
+        self.clean.store(clean, Ordering::Relaxed);
     }
 }
 

@@ -84,8 +84,9 @@ pub struct SoakArgs {
     /// Only the first and the last N days are full days (the profile's whole mix, its faults,
     /// every timing); the days between are quick days: the same number of sales, all paid at
     /// once (online codes, offline P1 codes and cards; no merchant QR, whose wall time is the
-    /// customer's, no refunds, whose is the manager PIN's), no faults. A year of full days
-    /// takes hours; with `--full-days 7` it takes the time of 14 full days plus 351 quick ones.
+    /// customer's, no refunds, whose is the manager PIN's), no faults and a clean link (no
+    /// delay, no cap). A year of full days takes hours; with `--full-days 7` it takes the time
+    /// of 14 full days plus 351 quick ones.
     #[arg(long)]
     pub full_days: Option<u32>,
     /// `[retention] days` of the daemon (the product's default is 90).
@@ -195,7 +196,7 @@ pub struct DayRow {
     pub push_applied_ms: Option<f64>,
     /// Real seconds the day took.
     pub wall_s: f64,
-    /// A quick day (`--full-days`): no faults, no merchant QR, no refunds.
+    /// A quick day (`--full-days`): no faults, a clean link, no merchant QR, no refunds.
     pub quick: bool,
     /// The machine's 1-minute load average at the end of the day (`/proc/loadavg`): the p99 of
     /// a shared machine are the machine's as much as the daemon's, so every row says which.
@@ -786,6 +787,9 @@ impl World {
             .append(true)
             .open(self.dir.join("posd.log"))?;
         let conns_before = self.netem.stats().established;
+        // A quick day has no faults, the 4G-like link's delay and cap included: the day's
+        // daemon opens its connections on a clean link.
+        self.netem.set_clean(quick);
         let mut daemon = Process::new(&self.posd)
             .arg("--config")
             .arg(&self.config)

@@ -197,3 +197,44 @@ async fn scheduled_drops_come_from_the_seed_and_down_means_dead_from_the_start()
     let mut s = TcpStream::connect(n.addr()).await.unwrap();
     round_trip(&mut s).await;
 }
+
+#[tokio::test]
+async fn a_clean_link_has_no_delay_for_new_connections_and_the_open_ones_keep_theirs() {
+    let (n, _) = link(NetemConfig {
+        latency_ms: (300, 300),
+        bandwidth_bps: Some(8_000),
+        seed: 5,
+        ..NetemConfig::default()
+    })
+    .await;
+    let mut slow = TcpStream::connect(n.addr()).await.unwrap();
+    slow.set_nodelay(true).unwrap();
+    assert!(round_trip(&mut slow).await >= Duration::from_millis(600));
+    n.set_clean(true);
+    let mut fast = TcpStream::connect(n.addr()).await.unwrap();
+    fast.set_nodelay(true).unwrap();
+    // 8 round trips on the clean link in less time than one on the 4G one.
+    let t0 = Instant::now();
+    for _ in 0..8 {
+        round_trip(&mut fast).await;
+    }
+    assert!(
+        t0.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
+    // The connection opened before keeps its delay.
+    assert!(round_trip(&mut slow).await >= Duration::from_millis(600));
+    // Faults on demand still reach a clean connection.
+    n.reset_now();
+    let mut b = [0u8; 4];
+    let r = tokio::time::timeout(Duration::from_secs(5), fast.read(&mut b))
+        .await
+        .expect("the reset arrives");
+    let e = r.expect_err("a reset, not a clean close");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    n.set_clean(false);
+    let mut again = TcpStream::connect(n.addr()).await.unwrap();
+    again.set_nodelay(true).unwrap();
+    assert!(round_trip(&mut again).await >= Duration::from_millis(600));
+}
