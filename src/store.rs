@@ -14,7 +14,9 @@ use posd_core::protocol::Event;
 use posd_core::txn::{Method, Millis, Transaction, TxnKind, TxnState};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use uuid::Uuid;
 
 mod print_jobs;
@@ -415,6 +417,9 @@ pub struct Db {
     /// `wal_autocheckpoint` while the disk is not low: SQLite's 1000 pages, or the backstop
     /// [`CHECKPOINTER_BACKSTOP_PAGES`] when a checkpointer thread checkpoints (`Store`).
     autocheckpoint: u32,
+    /// Calls waiting for the writer thread (`Store`): a background step that sees one ends
+    /// early so the call goes next (`Db::call_waiting`).
+    waiting: Option<Arc<AtomicUsize>>,
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -521,6 +526,7 @@ impl Db {
             ),
             disk: DiskLimits::default(),
             autocheckpoint: 1000,
+            waiting: None,
         };
         db.ensure_reserve();
         Ok(db)
@@ -1860,6 +1866,8 @@ type Background = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Job
 pub struct Store {
     tx: mpsc::Sender<Msg>,
     background: Background,
+    /// [`Msg::Job`]s sent and not yet taken by the writer thread.
+    waiting: Arc<AtomicUsize>,
 }
 
 /// Events journaled between two wake-ups of the checkpointer thread: about SQLite's own
@@ -1898,6 +1906,7 @@ fn checkpointer(conn: Connection, wake: mpsc::Receiver<()>) {
 /// for it.
 fn serve(
     db: &mut Db,
+    waiting: &AtomicUsize,
     rx: &mpsc::Receiver<Msg>,
     background: &Background,
     ck: Option<&mpsc::SyncSender<()>>,
@@ -1931,6 +1940,7 @@ fn serve(
         };
         match msg {
             Some(Msg::Job(job)) => {
+                waiting.fetch_sub(1, Ordering::SeqCst);
                 calls_since += 1;
                 job(db)
             }
@@ -1957,6 +1967,8 @@ impl Store {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StoreError>>();
         let background = Background::default();
         let queue = background.clone();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let seen = waiting.clone();
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("posd-journal".into())
@@ -1995,7 +2007,8 @@ impl Store {
                 } else {
                     None
                 };
-                serve(&mut db, &rx, &queue, ck_tx.as_ref());
+                db.waiting = Some(seen.clone());
+                serve(&mut db, &seen, &rx, &queue, ck_tx.as_ref());
                 // The checkpointer ends first, so the writer's connection is the last one
                 // open and its close checkpoints and removes the log.
                 drop(ck_tx);
@@ -2005,7 +2018,11 @@ impl Store {
             })
             .map_err(|e| StoreError::Io(e.to_string()))?;
         ready_rx.recv().map_err(|_| StoreError::Closed)??;
-        Ok(Store { tx, background })
+        Ok(Store {
+            tx,
+            background,
+            waiting,
+        })
     }
 
     /// Runs `f` on the writer thread and returns its result.
@@ -2015,11 +2032,9 @@ impl Store {
         F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(Msg::Job(Box::new(move |db: &mut Db| {
-                let _ = tx.send(f(db));
-            })))
-            .map_err(|_| StoreError::Closed)?;
+        self.send_job(Box::new(move |db: &mut Db| {
+            let _ = tx.send(f(db));
+        }))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -2051,12 +2066,19 @@ impl Store {
         F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
-        self.tx
-            .send(Msg::Job(Box::new(move |db: &mut Db| {
-                let _ = tx.send(f(db));
-            })))
-            .map_err(|_| StoreError::Closed)?;
+        self.send_job(Box::new(move |db: &mut Db| {
+            let _ = tx.send(f(db));
+        }))?;
         rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a call for the writer thread, counted in `waiting` until the thread takes it.
+    fn send_job(&self, job: Job) -> Result<(), StoreError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.tx.send(Msg::Job(job)).map_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            StoreError::Closed
+        })
     }
 }
 
@@ -2816,6 +2838,39 @@ mod tests {
             Ok(())
         }));
         done_rx.recv().unwrap();
+    }
+
+    #[test]
+    fn calls_waiting_for_the_writer_are_counted_and_a_background_job_sees_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let (release_tx, busy) = hold_writer(&store);
+        enqueue(store.call(|_| Ok(())));
+        enqueue(store.call(|_| Ok(())));
+        assert_eq!(store.waiting.load(Ordering::SeqCst), 2);
+        release_tx.send(()).unwrap();
+        busy.join().unwrap().unwrap();
+        wait_for_background(&store);
+        assert_eq!(store.waiting.load(Ordering::SeqCst), 0);
+        // A background job watching for a call, as a prune step does between rows.
+        let (started_tx, started_rx) = mpsc::channel();
+        let (seen_tx, seen_rx) = mpsc::channel();
+        enqueue(store.call_background(move |db| {
+            let _ = started_tx.send(retention::call_waiting(&db.waiting));
+            let t0 = std::time::Instant::now();
+            while !retention::call_waiting(&db.waiting)
+                && t0.elapsed() < std::time::Duration::from_secs(10)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let _ = seen_tx.send(retention::call_waiting(&db.waiting));
+            Ok(())
+        }));
+        assert!(!started_rx.recv().unwrap(), "nothing waits yet");
+        enqueue(store.call(|_| Ok(())));
+        assert!(seen_rx.recv().unwrap(), "the call is seen");
+        wait_for_background(&store);
+        assert_eq!(store.waiting.load(Ordering::SeqCst), 0);
     }
 
     #[test]

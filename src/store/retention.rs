@@ -44,7 +44,7 @@ pub const RESERVE_BYTES: u64 = 1 << 20;
 /// `wal_autocheckpoint` on a low disk, in pages (64 KiB of 4 KiB pages).
 pub const LOW_DISK_AUTOCHECKPOINT: u32 = 16;
 /// Pages given back per `incremental_vacuum` call (1 MiB of 4 KiB pages), so one call holds
-/// the writer thread only briefly.
+/// the writer thread only briefly; a call waiting for the writer ends it after one page.
 const VACUUM_PAGES: u32 = 256;
 
 /// Free-space thresholds the journal itself acts on (acks checkpoint the log below `low`).
@@ -73,8 +73,19 @@ pub struct PruneRules {
     pub max_rows: u32,
     /// A step also ends once it has worked this long (it always examines at least one row),
     /// so a sale that arrives meanwhile waits at most about this, whatever the journal's size,
-    /// the disk's speed or how much aged at once. None: rows alone bound the step.
+    /// the disk's speed or how much aged at once. None: rows alone bound the step. Under a
+    /// `Store`, a step also ends after the row it is on as soon as a call waits for the writer
+    /// thread (a sale, `status`), so that call waits for one row and the step's commit.
     pub budget: Option<Duration>,
+}
+
+/// A call waits for the writer thread (`Store`; a `Db` opened alone has no callers).
+pub(super) fn call_waiting(
+    waiting: &Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+) -> bool {
+    waiting
+        .as_ref()
+        .is_some_and(|w| w.load(std::sync::atomic::Ordering::SeqCst) > 0)
 }
 
 impl PruneRules {
@@ -379,7 +390,8 @@ impl Db {
         Ok(left.max(0) as u64)
     }
 
-    /// Gives up to `pages` free pages back (they leave the file at the next checkpoint).
+    /// Gives up to `pages` free pages back (they leave the file at the next checkpoint); under
+    /// a `Store`, at least one and no more once a call waits for the writer thread.
     pub fn incremental_vacuum(&mut self, pages: u32) -> Result<(), StoreError> {
         if self
             .conn
@@ -389,13 +401,20 @@ impl Db {
             return Ok(());
         }
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // The pragma frees one page per step of the statement: step it to the end.
+        // The pragma frees one page per step of the statement: step it to the end, or stop
+        // after a page once a call waits for the writer (the pages freed so far are committed
+        // when the statement ends; the next step goes on).
+        let waiting = self.waiting.clone();
         let r = (|| -> rusqlite::Result<()> {
             let mut st = self
                 .conn
                 .prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
             let mut rows = st.query([])?;
-            while rows.next()?.is_some() {}
+            while rows.next()?.is_some() {
+                if call_waiting(&waiting) {
+                    break;
+                }
+            }
             Ok(())
         })();
         self.conn.pragma_update(None, "synchronous", "FULL")?;
@@ -448,6 +467,7 @@ impl Db {
     fn prune_step_inner(&mut self, rules: PruneRules) -> Result<PruneOutcome, StoreError> {
         let started = Instant::now();
         let acked = self.acked_seq as i64;
+        let waiting = self.waiting.clone();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -505,7 +525,10 @@ impl Db {
         };
         for (seq, txn_id) in &rows {
             // Out of time: the rows from here on are the next step's.
-            if out.scanned > 0 && rules.budget.is_some_and(|b| started.elapsed() >= b) {
+            // Or a call waits for the writer (a sale, `status`): it goes first.
+            if out.scanned > 0
+                && (rules.budget.is_some_and(|b| started.elapsed() >= b) || call_waiting(&waiting))
+            {
                 break;
             }
             out.scanned += 1;
@@ -1014,6 +1037,89 @@ mod tests {
         assert_eq!(a.count("txns"), 5);
         assert_eq!(b.count("txns"), 5, "the open batch stays");
         assert_eq!(a.count("journal"), b.count("journal"));
+    }
+
+    #[test]
+    fn a_step_ends_after_one_row_while_a_call_waits_for_the_writer() {
+        // As with a spent budget: with a call waiting (a sale, `status`) each step examines
+        // one row and commits, and the walk ends with what an unhurried prune removes.
+        let mut a = J::new();
+        let mut b = J::new();
+        for j in [&mut a, &mut b] {
+            for n in 0..30 {
+                j.sale(DAY + n, TxnState::Approved);
+            }
+            j.close(DAY + 500, Some(true));
+            j.ack_all();
+            j.db.conn()
+                .execute("UPDATE print_jobs SET state = 'printed'", [])
+                .unwrap();
+        }
+        let whole = a.prune(200 * DAY, 90, 90);
+        let waiting = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        b.db.waiting = Some(waiting.clone());
+        let rules = PruneRules::at(200 * DAY, 90, 90, 64);
+        let (mut txns, mut steps) = (0, 0);
+        loop {
+            let o = b.db.prune_step(rules).unwrap();
+            assert!(o.scanned <= 1, "step {steps}: {o:?}");
+            txns += o.txns;
+            steps += 1;
+            if !o.more {
+                break;
+            }
+            assert!(steps < 1_000, "the walk does not move on");
+        }
+        assert!(steps > 30, "{steps} steps: one row each");
+        assert_eq!(txns, whole.txns);
+        assert_eq!(b.count("txns"), 0);
+        // Nobody waiting: one step takes the rows again.
+        waiting.store(0, std::sync::atomic::Ordering::SeqCst);
+        let mut c = J::new();
+        for n in 0..30 {
+            c.sale(DAY + n, TxnState::Approved);
+        }
+        c.close(DAY + 500, Some(true));
+        c.ack_all();
+        c.db.conn()
+            .execute("UPDATE print_jobs SET state = 'printed'", [])
+            .unwrap();
+        c.db.waiting = Some(waiting);
+        assert!(c.db.prune_step(rules).unwrap().scanned > 1);
+    }
+
+    #[test]
+    fn a_reclaim_step_gives_back_one_page_while_a_call_waits_for_the_writer() {
+        let mut j = J::new();
+        for n in 0..1000 {
+            j.sale(DAY + n, TxnState::Approved);
+        }
+        j.close(DAY + 5000, Some(true));
+        j.ack_all();
+        j.db.conn()
+            .execute("UPDATE print_jobs SET state = 'printed'", [])
+            .unwrap();
+        while j
+            .db
+            .prune_step(PruneRules::at(200 * DAY, 90, 90, 128))
+            .unwrap()
+            .more
+        {}
+        let free = |j: &J| j.db.db_size().unwrap().free_pages;
+        let start = free(&j);
+        assert!(start > 20, "{start} free pages");
+        let waiting = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        j.db.waiting = Some(waiting.clone());
+        assert_eq!(
+            j.db.reclaim_step().unwrap(),
+            start - 1,
+            "one page, then the call"
+        );
+        assert_eq!(free(&j), start - 1, "and that page stays given back");
+        waiting.store(0, std::sync::atomic::Ordering::SeqCst);
+        let left = j.db.reclaim_step().unwrap();
+        assert_eq!(left, (start - 1).saturating_sub(u64::from(VACUUM_PAGES)));
+        assert_eq!(j.db.integrity_check().unwrap(), "ok");
     }
 
     #[test]
