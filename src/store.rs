@@ -417,9 +417,10 @@ pub struct Db {
     /// `wal_autocheckpoint` while the disk is not low: SQLite's 1000 pages, or the backstop
     /// [`CHECKPOINTER_BACKSTOP_PAGES`] when a checkpointer thread checkpoints (`Store`).
     autocheckpoint: u32,
-    /// Calls waiting for the writer thread (`Store`): a background step that sees one ends
-    /// early so the call goes next (`Db::call_waiting`).
-    waiting: Option<Arc<AtomicUsize>>,
+    /// Calls waiting for the writer thread (`Store` counts them; always 0 for a `Db` of its
+    /// own): a background step that sees one ends early so the call goes next
+    /// (`retention::call_waiting`).
+    waiting: Arc<AtomicUsize>,
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -526,7 +527,7 @@ impl Db {
             ),
             disk: DiskLimits::default(),
             autocheckpoint: 1000,
-            waiting: None,
+            waiting: Arc::default(),
         };
         db.ensure_reserve();
         Ok(db)
@@ -1906,7 +1907,6 @@ fn checkpointer(conn: Connection, wake: mpsc::Receiver<()>) {
 /// for it.
 fn serve(
     db: &mut Db,
-    waiting: &AtomicUsize,
     rx: &mpsc::Receiver<Msg>,
     background: &Background,
     ck: Option<&mpsc::SyncSender<()>>,
@@ -1940,7 +1940,7 @@ fn serve(
         };
         match msg {
             Some(Msg::Job(job)) => {
-                waiting.fetch_sub(1, Ordering::SeqCst);
+                db.waiting.fetch_sub(1, Ordering::SeqCst);
                 calls_since += 1;
                 job(db)
             }
@@ -2007,8 +2007,8 @@ impl Store {
                 } else {
                     None
                 };
-                db.waiting = Some(seen.clone());
-                serve(&mut db, &seen, &rx, &queue, ck_tx.as_ref());
+                db.waiting = seen;
+                serve(&mut db, &rx, &queue, ck_tx.as_ref());
                 // The checkpointer ends first, so the writer's connection is the last one
                 // open and its close checkpoints and removes the log.
                 drop(ck_tx);

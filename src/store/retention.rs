@@ -80,12 +80,8 @@ pub struct PruneRules {
 }
 
 /// A call waits for the writer thread (`Store`; a `Db` opened alone has no callers).
-pub(super) fn call_waiting(
-    waiting: &Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
-) -> bool {
-    waiting
-        .as_ref()
-        .is_some_and(|w| w.load(std::sync::atomic::Ordering::SeqCst) > 0)
+pub(super) fn call_waiting(waiting: &std::sync::atomic::AtomicUsize) -> bool {
+    waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
 }
 
 impl PruneRules {
@@ -745,6 +741,22 @@ mod tests {
             let last = self.db.last_seq();
             self.db.ack(last).unwrap();
         }
+        /// `n` approved sales one ms apart from `DAY`, closed at `close_at` and reconciled,
+        /// every event acknowledged and every print job printed: all of it prunable once old.
+        fn reconciled_batch(&mut self, n: u64, close_at: u64) {
+            for i in 0..n {
+                self.sale(DAY + i, TxnState::Approved);
+            }
+            self.close(close_at, Some(true));
+            self.ack_all();
+            self.printed();
+        }
+        fn printed(&mut self) {
+            self.db
+                .conn()
+                .execute("UPDATE print_jobs SET state = 'printed'", [])
+                .unwrap();
+        }
         /// Prune steps until the sweep is over; the total.
         fn prune(&mut self, now: u64, days: u32, refund_days: u32) -> PruneOutcome {
             let rules = PruneRules::at(now, days, refund_days, 64);
@@ -792,9 +804,7 @@ mod tests {
         j.db.fleet_cmd_done("cmd-1", "{}", d10, d10).unwrap();
         j.ack_all();
         // Print jobs are finished (a waiting one would keep its transaction).
-        j.db.conn()
-            .execute("UPDATE print_jobs SET state = 'printed'", [])
-            .unwrap();
+        j.printed();
         let jobs_before = j.count("print_jobs");
         assert!(jobs_before >= 4, "receipts and the Z report were owed");
         let last = j.db.last_seq();
@@ -963,14 +973,7 @@ mod tests {
             2,
             "new journals can shrink"
         );
-        for n in 0..3000 {
-            j.sale(DAY + n, TxnState::Approved);
-        }
-        j.close(DAY + 5000, Some(true));
-        j.ack_all();
-        j.db.conn()
-            .execute("UPDATE print_jobs SET state = 'printed'", [])
-            .unwrap();
+        j.reconciled_batch(3000, DAY + 5000);
         let before = j.db.reclaim().unwrap();
         let rules = PruneRules::at(200 * DAY, 90, 90, 100);
         let mut steps = 0;
@@ -1012,9 +1015,7 @@ mod tests {
                 j.sale(DAY + 1_000 + n, TxnState::Approved);
             }
             j.ack_all();
-            j.db.conn()
-                .execute("UPDATE print_jobs SET state = 'printed'", [])
-                .unwrap();
+            j.printed();
         }
         let whole = a.prune(200 * DAY, 90, 90);
         let rules = PruneRules::at(200 * DAY, 90, 90, 64).with_budget(Duration::ZERO);
@@ -1046,18 +1047,11 @@ mod tests {
         let mut a = J::new();
         let mut b = J::new();
         for j in [&mut a, &mut b] {
-            for n in 0..30 {
-                j.sale(DAY + n, TxnState::Approved);
-            }
-            j.close(DAY + 500, Some(true));
-            j.ack_all();
-            j.db.conn()
-                .execute("UPDATE print_jobs SET state = 'printed'", [])
-                .unwrap();
+            j.reconciled_batch(30, DAY + 500);
         }
         let whole = a.prune(200 * DAY, 90, 90);
         let waiting = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
-        b.db.waiting = Some(waiting.clone());
+        b.db.waiting = waiting.clone();
         let rules = PruneRules::at(200 * DAY, 90, 90, 64);
         let (mut txns, mut steps) = (0, 0);
         loop {
@@ -1076,29 +1070,15 @@ mod tests {
         // Nobody waiting: one step takes the rows again.
         waiting.store(0, std::sync::atomic::Ordering::SeqCst);
         let mut c = J::new();
-        for n in 0..30 {
-            c.sale(DAY + n, TxnState::Approved);
-        }
-        c.close(DAY + 500, Some(true));
-        c.ack_all();
-        c.db.conn()
-            .execute("UPDATE print_jobs SET state = 'printed'", [])
-            .unwrap();
-        c.db.waiting = Some(waiting);
+        c.reconciled_batch(30, DAY + 500);
+        c.db.waiting = waiting;
         assert!(c.db.prune_step(rules).unwrap().scanned > 1);
     }
 
     #[test]
     fn a_reclaim_step_gives_back_one_page_while_a_call_waits_for_the_writer() {
         let mut j = J::new();
-        for n in 0..1000 {
-            j.sale(DAY + n, TxnState::Approved);
-        }
-        j.close(DAY + 5000, Some(true));
-        j.ack_all();
-        j.db.conn()
-            .execute("UPDATE print_jobs SET state = 'printed'", [])
-            .unwrap();
+        j.reconciled_batch(1000, DAY + 5000);
         while j
             .db
             .prune_step(PruneRules::at(200 * DAY, 90, 90, 128))
@@ -1109,7 +1089,7 @@ mod tests {
         let start = free(&j);
         assert!(start > 20, "{start} free pages");
         let waiting = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
-        j.db.waiting = Some(waiting.clone());
+        j.db.waiting = waiting.clone();
         assert_eq!(
             j.db.reclaim_step().unwrap(),
             start - 1,

@@ -133,12 +133,7 @@ async fn a_reset_is_seen_by_the_client() {
     let mut s = TcpStream::connect(n.addr()).await.unwrap();
     round_trip(&mut s).await;
     n.reset_now();
-    let mut b = [0u8; 16];
-    let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
-        .await
-        .expect("the reset arrives");
-    let e = r.expect_err("a reset, not a clean close");
-    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    assert_reset(&mut s).await;
     assert_eq!(n.stats().resets, 1);
 }
 
@@ -227,14 +222,19 @@ async fn a_clean_link_has_no_delay_for_new_connections_and_the_open_ones_keep_th
     assert!(round_trip(&mut slow).await >= Duration::from_millis(600));
     // Faults on demand still reach a clean connection.
     n.reset_now();
-    let mut b = [0u8; 4];
-    let r = tokio::time::timeout(Duration::from_secs(5), fast.read(&mut b))
-        .await
-        .expect("the reset arrives");
-    let e = r.expect_err("a reset, not a clean close");
-    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    assert_reset(&mut fast).await;
     n.set_clean(false);
     let mut again = TcpStream::connect(n.addr()).await.unwrap();
     again.set_nodelay(true).unwrap();
     assert!(round_trip(&mut again).await >= Duration::from_millis(600));
+}
+
+/// The next read on `s` ends in a reset (not a clean close) within 5 s.
+async fn assert_reset(s: &mut TcpStream) {
+    let mut b = [0u8; 16];
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+        .await
+        .expect("the reset arrives");
+    let e = r.expect_err("a reset, not a clean close");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
 }
