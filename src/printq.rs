@@ -207,6 +207,10 @@ pub async fn run(
             }
             continue;
         };
+        // The count includes the job now taken, so `status` never shows nothing waiting while a
+        // job (the close's Z report, say) has yet to print.
+        hs.h.waiting = waiting(&store).await;
+        hs.publish();
         if job.sending {
             // posd stopped (or lost power) while this job was going out.
             settle_uncertain(

@@ -330,6 +330,36 @@ CREATE TABLE codes_in_flight (
     txn_id TEXT NOT NULL UNIQUE
 ) STRICT, WITHOUT ROWID;
 "#,
+    r#"
+-- #13, issue 14 (history-flat hot paths): the print queue's owed jobs (queued or sending) have
+-- indexes of their own, so the next job is an index's first entry, not a sort of every owed
+-- job: a printer out of paper for a day at a bus door owes 20,000 tickets, and the queue used to
+-- read them all for each one it printed. Their number is a running counter kept by triggers, in
+-- the statement (so the SQLite transaction) that changes a job's state.
+DROP INDEX print_jobs_queued;
+CREATE INDEX print_jobs_owed ON print_jobs(id) WHERE state IN ('queued', 'sending');
+CREATE INDEX print_jobs_drawer_owed ON print_jobs(id)
+    WHERE kind = 'drawer' AND state IN ('queued', 'sending');
+INSERT INTO counters (name, value)
+    SELECT 'print_owed', COUNT(*) FROM print_jobs WHERE state IN ('queued', 'sending');
+CREATE TRIGGER print_owed_insert AFTER INSERT ON print_jobs
+    WHEN NEW.state IN ('queued', 'sending')
+BEGIN
+    UPDATE counters SET value = value + 1 WHERE name = 'print_owed';
+END;
+CREATE TRIGGER print_owed_delete AFTER DELETE ON print_jobs
+    WHEN OLD.state IN ('queued', 'sending')
+BEGIN
+    UPDATE counters SET value = value - 1 WHERE name = 'print_owed';
+END;
+CREATE TRIGGER print_owed_update AFTER UPDATE OF state ON print_jobs
+    WHEN (OLD.state IN ('queued', 'sending')) != (NEW.state IN ('queued', 'sending'))
+BEGIN
+    UPDATE counters
+    SET value = value + (NEW.state IN ('queued', 'sending')) - (OLD.state IN ('queued', 'sending'))
+    WHERE name = 'print_owed';
+END;
+"#,
 ];
 
 /// One outbox row for the drain: the payload only when it is within the size asked for.
@@ -1699,6 +1729,8 @@ fn counter(conn: &Connection, name: &str) -> Result<i64, StoreError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     pub outbox_pending: i64,
+    /// Print jobs queued or sending.
+    pub print_owed: i64,
     pub offline_unsynced_count: i64,
     pub offline_unsynced_amount: i64,
     /// (user, quarter hour, total), ordered.
@@ -1710,6 +1742,7 @@ impl Db {
     pub fn counters(&self) -> Result<Counters, StoreError> {
         Ok(Counters {
             outbox_pending: counter(&self.conn, "outbox_pending")?,
+            print_owed: counter(&self.conn, "print_owed")?,
             offline_unsynced_count: counter(&self.conn, "offline_unsynced_count")?,
             offline_unsynced_amount: counter(&self.conn, "offline_unsynced_amount")?,
             p1_totals: self.p1_totals_rows(
@@ -1723,6 +1756,11 @@ impl Db {
         let outbox: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+        let print_owed: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM print_jobs WHERE state IN ('queued', 'sending')",
+            [],
+            |r| r.get(0),
+        )?;
         let (count, amount): (i64, i64) = self.conn.query_row(
             "SELECT COUNT(*), COALESCE(SUM(t.amount), 0)
              FROM txns t JOIN journal j ON j.txn_id = t.id
@@ -1732,6 +1770,7 @@ impl Db {
         )?;
         Ok(Counters {
             outbox_pending: outbox,
+            print_owed,
             offline_unsynced_count: count,
             offline_unsynced_amount: amount,
             p1_totals: self.p1_totals_rows(
@@ -1753,6 +1792,7 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for (name, v) in [
             ("outbox_pending", c.outbox_pending),
+            ("print_owed", c.print_owed),
             ("offline_unsynced_count", c.offline_unsynced_count),
             ("offline_unsynced_amount", c.offline_unsynced_amount),
         ] {
@@ -2485,6 +2525,34 @@ mod tests {
         refund.state = TxnState::Approved;
         db.record(&refund).unwrap();
         assert_counters_exact(&db, "refund");
+        // The print queue's jobs through every end: printed, unsent and sent again, requeued as
+        // a reprint, failed, unconfirmed.
+        assert!(db.counters().unwrap().print_owed >= 4, "receipts are owed");
+        let job = db.next_print_job().unwrap().unwrap();
+        db.start_print_job(job.id).unwrap();
+        assert_counters_exact(&db, "print job sending");
+        db.unsend_print_job(job.id, "paper out").unwrap();
+        db.start_print_job(job.id).unwrap();
+        db.requeue_uncertain_print_job(
+            job.id,
+            &job.doc,
+            job.language.unwrap_or_default(),
+            0,
+            "silent",
+        )
+        .unwrap();
+        assert_counters_exact(&db, "print job requeued");
+        db.start_print_job(job.id).unwrap();
+        db.finish_print_job(job.id, None, day + 7_100).unwrap();
+        assert_counters_exact(&db, "print job printed");
+        let job = db.next_print_job().unwrap().unwrap();
+        db.finish_print_job(job.id, Some("cutter jam"), day + 7_200)
+            .unwrap();
+        let job = db.next_print_job().unwrap().unwrap();
+        db.start_print_job(job.id).unwrap();
+        db.unconfirmed_print_job(job.id, "silent", day + 7_300)
+            .unwrap();
+        assert_counters_exact(&db, "print jobs failed and unconfirmed");
         // A batch close, a partial ack, a restart, a full ack.
         let close = Transaction::new(
             TxnKind::BatchClose,
