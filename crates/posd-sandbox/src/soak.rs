@@ -185,8 +185,15 @@ pub struct DayRow {
     pub posd_cpu_ms: f64,
     pub timings: std::collections::BTreeMap<&'static str, Pct>,
     pub close_ms: f64,
-    /// From the close's answer until `queue` shows nothing pending.
+    /// From the close's answer until `queue` shows nothing pending and the printer nothing
+    /// waiting (None: not within `--drain-timeout-s`).
     pub drain_ms: Option<f64>,
+    /// From the close's answer until the printer had nothing waiting (`status.printer.waiting`):
+    /// a quick day's sales come faster than a printer prints, and a real day gives it the
+    /// hours between them, so a day ends with its receipts printed.
+    pub print_drain_ms: Option<f64>,
+    /// Print jobs still waiting when the day ended.
+    pub print_waiting: u64,
     /// TCP connections the daemon opened through the link to a running broker this day, less
     /// the first: each one a CONNECT (attempts while the broker was down are not counted).
     pub reconnects: u64,
@@ -988,10 +995,18 @@ impl World {
         }
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs(self.args.drain_timeout_s);
+        let mut sent_ms = None;
         while Instant::now() < deadline {
             self.check_stop()?;
-            if c.must(ctl::Queue {})?.pending == 0 {
-                row.drain_ms = Some(ms(t0));
+            if sent_ms.is_none() && c.must(ctl::Queue {})?.pending == 0 {
+                sent_ms = Some(ms(t0));
+            }
+            row.print_waiting = c.must(ctl::Status {})?.printer.map_or(0, |p| p.waiting);
+            if row.print_waiting == 0 && row.print_drain_ms.is_none() {
+                row.print_drain_ms = Some(ms(t0));
+            }
+            if let (Some(sent), Some(printed)) = (sent_ms, row.print_drain_ms) {
+                row.drain_ms = Some(sent.max(printed));
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
