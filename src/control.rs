@@ -352,15 +352,7 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Vec<u8> {
     }
     match req {
         Request::Status(_) => line::<ctl::StatusDoc>(Ok((ctx.status)().await)),
-        Request::Queue(_) => {
-            let now = now_ms();
-            line(
-                ctx.store
-                    .call(move |db| db.queue_stats(now))
-                    .await
-                    .map_err(store_err),
-            )
-        }
+        Request::Queue(_) => line::<ctl::QueueStats>(Ok(ctx.store.queue_stats(now_ms()))),
         Request::TxnList(r) => {
             let limit = r.limit.unwrap_or(50).min(10_000);
             line(

@@ -962,11 +962,7 @@ async fn status_loop(
 ) {
     loop {
         if link.is_connected() {
-            let now = now_ms();
-            let q = store
-                .call_background(move |db| db.queue_stats(now))
-                .await
-                .unwrap_or_default();
+            let q = store.queue_stats(now_ms());
             let mut v = status(true, q);
             v.host_messages = link.shared.host_trust();
             v.wire = link.wire_status();

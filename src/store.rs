@@ -451,6 +451,22 @@ pub struct Db {
     /// own): a background step that sees one ends early so the call goes next
     /// (`retention::call_waiting`).
     waiting: Arc<AtomicUsize>,
+    /// The queue's numbers as of the last job (`Store::queue_stats`).
+    queue_view: Arc<std::sync::Mutex<QueueView>>,
+}
+
+/// The queue's numbers as the writer thread left them after its last job, so `status` and
+/// `queue` are answered without waiting for the writer (a sale's commit, an ack or a retention
+/// step ahead of them): read by [`Store::queue_stats`], refreshed by [`Db::refresh_queue_view`]
+/// before a job's answer is sent, so a caller that got its answer sees what the job did.
+#[derive(Debug, Clone, Default)]
+struct QueueView {
+    /// What the numbers were read at: the connection's row changes, `last_seq`, `acked_seq`,
+    /// events set aside (None: not read yet). The same key, the same numbers.
+    key: Option<(u64, u64, u64, u64)>,
+    stats: QueueStats,
+    /// `created_at` of the oldest event waiting (its age is taken when asked).
+    oldest: Option<u64>,
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -558,6 +574,7 @@ impl Db {
             disk: DiskLimits::default(),
             autocheckpoint: 1000,
             waiting: Arc::default(),
+            queue_view: Arc::default(),
         };
         db.ensure_reserve();
         Ok(db)
@@ -881,28 +898,59 @@ impl Db {
     }
 
     pub fn queue_stats(&self, now: Millis) -> Result<QueueStats, StoreError> {
-        // A counter and the first row: the same cost with 50k events waiting as with none.
+        let (stats, oldest) = self.queue_numbers()?;
+        Ok(with_age(stats, oldest, now))
+    }
+
+    /// The queue's numbers and the oldest waiting event's `created_at`: counters and the first
+    /// row, the same cost with 50k events waiting as with none.
+    fn queue_numbers(&self) -> Result<(QueueStats, Option<u64>), StoreError> {
         let pending = counter(&self.conn, "outbox_pending")?;
         let oldest: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT created_at FROM outbox ORDER BY seq LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT created_at FROM outbox ORDER BY seq LIMIT 1")?
+            .query_row([], |r| r.get(0))
             .optional()?;
-        let oldest_age_s = oldest
-            .map(|o| now.saturating_sub(o.max(0) as u64) / 1000)
-            .unwrap_or(0);
-        Ok(QueueStats {
+        let stats = QueueStats {
             pending: pending.max(0) as u64,
-            oldest_age_s,
+            oldest_age_s: 0,
             last_seq: self.last_seq,
             acked_seq: self.acked_seq,
             set_aside: self.set_aside.0,
             set_aside_last_seq: self.set_aside.1,
             offline_unsynced: counter(&self.conn, "offline_unsynced_count")?.max(0) as u64,
-        })
+        };
+        Ok((stats, oldest.map(|o| o.max(0) as u64)))
+    }
+
+    /// Brings the view [`Store::queue_stats`] reads up to date, if anything changed since it
+    /// was read (a job that wrote nothing costs a lock and a compare). A failed read leaves the
+    /// view as it was; the next job tries again.
+    fn refresh_queue_view(&self) {
+        let key = (
+            self.conn.total_changes(),
+            self.last_seq,
+            self.acked_seq,
+            self.set_aside.0,
+        );
+        let lock = || {
+            self.queue_view
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if lock().key == Some(key) {
+            return;
+        }
+        match self.queue_numbers() {
+            Ok((stats, oldest)) => {
+                *lock() = QueueView {
+                    key: Some(key),
+                    stats,
+                    oldest,
+                }
+            }
+            Err(e) => log::warn!("journal: the queue's numbers were not read ({e})"),
+        }
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -1000,6 +1048,14 @@ impl Db {
         Ok(self
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+/// `stats` with the age of the oldest waiting event (`oldest`, its `created_at`) at `now`.
+fn with_age(stats: QueueStats, oldest: Option<u64>, now: Millis) -> QueueStats {
+    QueueStats {
+        oldest_age_s: oldest.map(|o| now.saturating_sub(o) / 1000).unwrap_or(0),
+        ..stats
     }
 }
 
@@ -1909,6 +1965,8 @@ pub struct Store {
     background: Background,
     /// [`Msg::Job`]s sent and not yet taken by the writer thread.
     waiting: Arc<AtomicUsize>,
+    /// What [`Store::queue_stats`] reads (the writer thread keeps it).
+    queue_view: Arc<std::sync::Mutex<QueueView>>,
 }
 
 /// Events journaled between two wake-ups of the checkpointer thread: about SQLite's own
@@ -2009,6 +2067,8 @@ impl Store {
         let queue = background.clone();
         let waiting = Arc::new(AtomicUsize::new(0));
         let seen = waiting.clone();
+        let queue_view = Arc::<std::sync::Mutex<QueueView>>::default();
+        let view = queue_view.clone();
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("posd-journal".into())
@@ -2048,6 +2108,8 @@ impl Store {
                     None
                 };
                 db.waiting = seen;
+                db.queue_view = view;
+                db.refresh_queue_view();
                 serve(&mut db, &rx, &queue, ck_tx.as_ref());
                 // The checkpointer ends first, so the writer's connection is the last one
                 // open and its close checkpoints and removes the log.
@@ -2062,6 +2124,7 @@ impl Store {
             tx,
             background,
             waiting,
+            queue_view,
         })
     }
 
@@ -2073,7 +2136,9 @@ impl Store {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send_job(Box::new(move |db: &mut Db| {
-            let _ = tx.send(f(db));
+            let r = f(db);
+            db.refresh_queue_view();
+            let _ = tx.send(r);
         }))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -2091,7 +2156,9 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push_back(Box::new(move |db: &mut Db| {
-                let _ = tx.send(f(db));
+                let r = f(db);
+                db.refresh_queue_view();
+                let _ = tx.send(r);
             }));
         self.tx
             .send(Msg::Background)
@@ -2107,9 +2174,22 @@ impl Store {
     {
         let (tx, rx) = mpsc::channel();
         self.send_job(Box::new(move |db: &mut Db| {
-            let _ = tx.send(f(db));
+            let r = f(db);
+            db.refresh_queue_view();
+            let _ = tx.send(r);
         }))?;
         rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// The queue's numbers as the writer's last job left them, without waiting for the writer
+    /// thread: `status`, `queue`, the alerts and the retained status read this, so a busy
+    /// writer (a sale's commit, an ack, a retention step) never delays them.
+    pub fn queue_stats(&self, now: Millis) -> QueueStats {
+        let v = self
+            .queue_view
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        with_age(v.stats, v.oldest, now)
     }
 
     /// Queues a call for the writer thread, counted in `waiting` until the thread takes it.
@@ -2939,6 +3019,31 @@ mod tests {
         assert!(seen_rx.recv().unwrap(), "the call is seen");
         wait_for_background(&store);
         assert_eq!(store.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_queue_numbers_are_read_without_the_writer_and_show_each_answered_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        assert_eq!(store.queue_stats(0), QueueStats::default());
+        // A sale: once its call has answered, the numbers show it, as the writer reads them.
+        let t = txn(1_000, TxnState::Approved);
+        let seq = store.call_blocking(move |db| db.record(&t)).unwrap();
+        let q = store.queue_stats(61_000);
+        assert_eq!((q.pending, q.last_seq, q.oldest_age_s), (1, seq, 60));
+        assert_eq!(q, store.call_blocking(|db| db.queue_stats(61_000)).unwrap());
+        // The writer thread held in a call: still answered, here on the test's own thread
+        // (a read that waited for the writer would never return).
+        let (release_tx, busy) = hold_writer(&store);
+        assert_eq!(store.queue_stats(61_000), q);
+        release_tx.send(()).unwrap();
+        busy.join().unwrap().unwrap();
+        // An ack is a background job: shown once it has run.
+        enqueue(store.call_background(move |db| db.ack(seq).map(|_| ())));
+        wait_for_background(&store);
+        let q = store.queue_stats(61_000);
+        assert_eq!((q.pending, q.acked_seq, q.oldest_age_s), (0, seq, 0));
+        assert_eq!(q, store.call_blocking(|db| db.queue_stats(61_000)).unwrap());
     }
 
     #[test]

@@ -109,14 +109,7 @@ impl RunCommand for DaemonCommands {
             Op::SyncNow => {
                 self.link.kick();
                 self.link.status_changed();
-                let q = self
-                    .store
-                    .call(|db| db.queue_stats(now_ms()))
-                    .await
-                    .map_err(|e| CmdFailure {
-                        code: "journal",
-                        message: e.to_string(),
-                    })?;
+                let q = self.store.queue_stats(now_ms());
                 Ok(json!({"pending": q.pending, "oldest_age_s": q.oldest_age_s}))
             }
             Op::Reprint => {

@@ -320,9 +320,8 @@ pub async fn run(
             let refusal_rx = refusal_rx.clone();
             let offline_clock = *offline_clock.borrow();
             Box::pin(async move {
-                let now = now_ms();
-                let q = store.call(move |db| db.queue_stats(now)).await;
-                let q = q.unwrap_or_default();
+                // The writer's last numbers: `status` never waits for the writer thread.
+                let q = store.queue_stats(now_ms());
                 let online = link.is_connected();
                 let mut v = status_fn(online, q);
                 v.queue = q;
@@ -595,10 +594,7 @@ fn spawn_alerts(
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            let now = now_ms();
-            let Ok(q) = store.call_background(move |db| db.queue_stats(now)).await else {
-                continue;
-            };
+            let q = store.queue_stats(now_ms());
             let health = printer.as_ref().map(|rx| rx.borrow().clone());
             let alerts = notices::alerts(&alert_inputs(
                 link.is_connected(),
