@@ -362,6 +362,9 @@ END;
 "#,
 ];
 
+/// Prepared statements kept on the writer's connection (a few KB each).
+const STATEMENT_CACHE: usize = 64;
+
 /// One outbox row for the drain: the payload only when it is within the size asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
@@ -537,6 +540,10 @@ impl Db {
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement of a sale's commit, its checks and the queue's numbers stays
+        // prepared (rusqlite keeps 16 by default: the P1 path alone cycles through more, and a
+        // statement evicted is parsed again on the writer thread at each sale).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         retention::prepare_new(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         retention::tune(&conn)?;
@@ -867,23 +874,25 @@ impl Db {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let dropped = tx.execute("DELETE FROM outbox WHERE seq <= ?1", [upto as i64])? as u64;
+            let dropped = tx
+                .prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
+                .execute([upto as i64])? as u64;
             bump(&tx, "outbox_pending", -(dropped as i64))?;
             // The P1 sales this ack syncs: a range of the approved_offline index.
-            let (n, amount): (i64, i64) = tx.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(t.amount), 0)
-                 FROM journal j JOIN txns t ON t.id = j.txn_id
-                 WHERE j.state = 'approved_offline' AND j.seq > ?1 AND j.seq <= ?2
-                   AND t.method = 'offline_code'",
-                params![acked as i64, upto as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let (n, amount): (i64, i64) = tx
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(t.amount), 0)
+                     FROM journal j JOIN txns t ON t.id = j.txn_id
+                     WHERE j.state = 'approved_offline' AND j.seq > ?1 AND j.seq <= ?2
+                       AND t.method = 'offline_code'",
+                )?
+                .query_row(params![acked as i64, upto as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
             bump(&tx, "offline_unsynced_count", -n)?;
             bump(&tx, "offline_unsynced_amount", -amount)?;
-            tx.execute(
-                "UPDATE meta SET value = ?1 WHERE key = 'acked_seq'",
-                [upto.to_string()],
-            )?;
+            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'acked_seq'")?
+                .execute([upto.to_string()])?;
             tx.commit()?;
             Ok(dropped)
         })();
@@ -1624,7 +1633,7 @@ fn write_states(
         // What the printer is owed and what the counters lose depend on the row this replaces.
         let before = counted_row(tx, &id)?;
         let prev: Option<TxnState> = before.as_ref().and_then(|b| TxnState::parse(&b.state));
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO txns (id, kind, method, channel, amount, currency, state, reason,
                  code_masked, host_ref, created_at, updated_at, detail, first_seq)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
@@ -1632,23 +1641,23 @@ fn write_states(
                  host_ref = excluded.host_ref, code_masked = excluded.code_masked,
                  channel = excluded.channel, updated_at = excluded.updated_at,
                  detail = excluded.detail",
-            params![
-                txn.id.to_string(),
-                txn.kind.as_str(),
-                txn.method.as_str(),
-                txn.channel,
-                txn.amount,
-                txn.currency.code(),
-                txn.state.as_str(),
-                txn.reason,
-                txn.code_masked,
-                txn.host_ref,
-                txn.created_at as i64,
-                txn.updated_at as i64,
-                detail,
-                seq as i64,
-            ],
-        )?;
+        )?
+        .execute(params![
+            txn.id.to_string(),
+            txn.kind.as_str(),
+            txn.method.as_str(),
+            txn.channel,
+            txn.amount,
+            txn.currency.code(),
+            txn.state.as_str(),
+            txn.reason,
+            txn.code_masked,
+            txn.host_ref,
+            txn.created_at as i64,
+            txn.updated_at as i64,
+            detail,
+            seq as i64,
+        ])?;
         let after = counted_row(tx, &id)?;
         count_row_change(tx, before.as_ref(), after.as_ref())?;
         // Final: its code no longer pays anything in flight (issue 15).
@@ -1656,15 +1665,13 @@ fn write_states(
             tx.prepare_cached("DELETE FROM codes_in_flight WHERE txn_id = ?1")?
                 .execute([&id])?;
         }
-        tx.execute(
-            "INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, ?3, ?4)",
-            params![
+        tx.prepare_cached("INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![
                 txn.id.to_string(),
                 txn.state.as_str(),
                 txn.updated_at as i64,
                 seq as i64
-            ],
-        )?;
+            ])?;
         let event = Event {
             seq,
             event_id: Uuid::now_v7().to_string(),
@@ -1683,10 +1690,15 @@ fn write_states(
         };
         let payload =
             serde_json::to_string(&event).map_err(|e| StoreError::BadRow(e.to_string()))?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO outbox (seq, event_id, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![seq as i64, event.event_id, payload, txn.updated_at as i64],
-        )?;
+        )?
+        .execute(params![
+            seq as i64,
+            event.event_id,
+            payload,
+            txn.updated_at as i64
+        ])?;
         if let Some(ctx) = receipts {
             print_jobs::owe(tx, txn, prev, ctx)?;
         }
@@ -1700,10 +1712,8 @@ fn write_states(
         seqs.push(seq);
     }
     bump(tx, "outbox_pending", seqs.len() as i64)?;
-    tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
-        [seq.to_string()],
-    )?;
+    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")?
+        .execute([seq.to_string()])?;
     Ok(seqs)
 }
 

@@ -80,11 +80,11 @@ pub(super) fn insert(
     now: Millis,
 ) -> Result<i64, StoreError> {
     let text = job_json(doc, language)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO print_jobs (txn_id, kind, data, state, created_at)
          VALUES (?1, ?2, ?3, 'queued', ?4)",
-        params![txn_id, doc.kind(), text, now as i64],
-    )?;
+    )?
+    .execute(params![txn_id, doc.kind(), text, now as i64])?;
     Ok(conn.last_insert_rowid())
 }
 
