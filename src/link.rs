@@ -952,6 +952,9 @@ async fn payload_or_set_aside(
     }
 }
 
+/// The shortest time between two retained status publishes.
+const STATUS_MIN_GAP: Duration = Duration::from_secs(1);
+
 async fn status_loop(
     link: Link,
     store: Store,
@@ -968,6 +971,12 @@ async fn status_loop(
             v.wire = link.wire_status();
             if let Err(e) = link.publish_json("status", true, &v) {
                 log::debug!("status not published: {e}");
+            }
+            // At most one a second whatever changes (a device that flaps, say): changes meanwhile
+            // are published together after it.
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(STATUS_MIN_GAP) => {}
             }
         }
         tokio::select! {

@@ -358,7 +358,7 @@ pub async fn run(
             state_tx,
             shutdown.clone(),
         ));
-        forward_status_changes(state_rx, link.clone(), shutdown.clone());
+        forward_status_changes(state_rx, link.clone(), shutdown.clone(), printer_key);
     }
     let listener = control::bind(&cfg.control.socket)?;
     tokio::spawn(control::serve(
@@ -410,7 +410,7 @@ pub async fn run(
     }
     // A device that comes or goes changes the retained status at once.
     for (_, rx) in dev_rx.clone() {
-        forward_status_changes(rx, link.clone(), shutdown.clone());
+        forward_status_changes(rx, link.clone(), shutdown.clone(), |s| Some(s.clone()));
     }
     if let (Some(cam), Some((status_tx, _))) = (cfg.devices.camera.clone(), camera_status) {
         spawn_camera(
@@ -507,13 +507,19 @@ async fn watchdog_loop(
     }
 }
 
-/// Publishes the retained status again whenever a device's status changes.
-fn forward_status_changes<T: Send + Sync + 'static>(
+/// Publishes the retained status again whenever what the fleet sees of a device changes:
+/// `key` says what that is (None: nothing to publish for, such as a printer busy printing).
+fn forward_status_changes<T, K>(
     mut rx: watch::Receiver<T>,
     link: link::Link,
     mut shutdown: watch::Receiver<bool>,
-) {
+    key: fn(&T) -> Option<K>,
+) where
+    T: Send + Sync + 'static,
+    K: PartialEq + Send + 'static,
+{
     tokio::spawn(async move {
+        let mut last = key(&rx.borrow_and_update());
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
@@ -521,11 +527,38 @@ fn forward_status_changes<T: Send + Sync + 'static>(
                     if r.is_err() {
                         return;
                     }
-                    link.status_changed();
+                    let k = key(&rx.borrow_and_update());
+                    if k.is_some() && k != last {
+                        last = k;
+                        link.status_changed();
+                    }
                 }
             }
         }
     });
+}
+
+/// What the retained status shows of the printer and is worth publishing at once: a fault or
+/// its end, paper near its end, a warning. Not the jobs waiting, nor `printing` and back, which
+/// change with every receipt (20,000 times a bus day): the periodic status carries those.
+type PrinterKey = (
+    posd_core::control::PrinterState,
+    bool,
+    Option<String>,
+    Vec<String>,
+    Option<String>,
+);
+
+fn printer_key(h: &posd_core::control::PrinterHealth) -> Option<PrinterKey> {
+    (h.state != posd_core::control::PrinterState::Printing).then(|| {
+        (
+            h.state,
+            h.paper_near_end,
+            h.detail.clone(),
+            h.warnings.clone(),
+            h.reported_name.clone(),
+        )
+    })
 }
 
 /// Tells the cashier when the printer's state changes (paper out, cover open, back to ok).
@@ -756,4 +789,49 @@ pub fn stop_signal() -> Result<impl std::future::Future<Output = ()>, DaemonErro
             _ = int.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posd_core::control::{PrinterHealth, PrinterState};
+
+    #[test]
+    fn the_retained_status_follows_printer_faults_not_each_receipt() {
+        let ok = PrinterHealth {
+            state: PrinterState::Ok,
+            waiting: 3,
+            ..Default::default()
+        };
+        let printing = PrinterHealth {
+            state: PrinterState::Printing,
+            ..ok.clone()
+        };
+        let one_fewer = PrinterHealth {
+            waiting: 2,
+            ..ok.clone()
+        };
+        assert_eq!(printer_key(&printing), None, "a receipt going out");
+        assert_eq!(
+            printer_key(&ok),
+            printer_key(&one_fewer),
+            "the jobs waiting"
+        );
+        for changed in [
+            PrinterHealth {
+                state: PrinterState::PaperOut,
+                ..ok.clone()
+            },
+            PrinterHealth {
+                paper_near_end: true,
+                ..ok.clone()
+            },
+            PrinterHealth {
+                warnings: vec!["width".into()],
+                ..ok.clone()
+            },
+        ] {
+            assert_ne!(printer_key(&changed), printer_key(&ok), "{changed:?}");
+        }
+    }
 }
