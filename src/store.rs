@@ -932,6 +932,13 @@ impl Db {
         Ok((stats, oldest.map(|o| o.max(0) as u64)))
     }
 
+    /// Runs a job's `f` and brings the queue's view up to date before its answer goes back.
+    fn answer<R>(&mut self, f: impl FnOnce(&mut Db) -> R) -> R {
+        let r = f(self);
+        self.refresh_queue_view();
+        r
+    }
+
     /// Brings the view [`Store::queue_stats`] reads up to date, if anything changed since it
     /// was read (a job that wrote nothing costs a lock and a compare). A failed read leaves the
     /// view as it was; the next job tries again.
@@ -2146,9 +2153,7 @@ impl Store {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send_job(Box::new(move |db: &mut Db| {
-            let r = f(db);
-            db.refresh_queue_view();
-            let _ = tx.send(r);
+            let _ = tx.send(db.answer(f));
         }))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -2166,9 +2171,7 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push_back(Box::new(move |db: &mut Db| {
-                let r = f(db);
-                db.refresh_queue_view();
-                let _ = tx.send(r);
+                let _ = tx.send(db.answer(f));
             }));
         self.tx
             .send(Msg::Background)
@@ -2184,9 +2187,7 @@ impl Store {
     {
         let (tx, rx) = mpsc::channel();
         self.send_job(Box::new(move |db: &mut Db| {
-            let r = f(db);
-            db.refresh_queue_view();
-            let _ = tx.send(r);
+            let _ = tx.send(db.answer(f));
         }))?;
         rx.recv().map_err(|_| StoreError::Closed)?
     }
