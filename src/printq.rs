@@ -166,7 +166,7 @@ pub async fn run(
                 c = printer.check() => c,
             };
             hs.saw_check(c);
-            hs.h.waiting = waiting(&store).await;
+            hs.h.waiting = store.print_waiting();
             if !named && want_name && hs.h.state.is_ok() {
                 named = true;
                 if let Some(name) = printer.identify().await {
@@ -209,7 +209,7 @@ pub async fn run(
         };
         // The count includes the job now taken, so `status` never shows nothing waiting while a
         // job (the close's Z report, say) has yet to print.
-        hs.h.waiting = waiting(&store).await;
+        hs.h.waiting = store.print_waiting();
         hs.publish();
         if job.sending {
             // posd stopped (or lost power) while this job was going out.
@@ -277,16 +277,9 @@ pub async fn run(
                 next_check = Instant::now() + fault_poll;
             }
         }
-        hs.h.waiting = waiting(&store).await;
+        hs.h.waiting = store.print_waiting();
         hs.publish();
     }
-}
-
-async fn waiting(store: &Store) -> u64 {
-    store
-        .call(|db| db.print_jobs_waiting())
-        .await
-        .unwrap_or_default()
 }
 
 /// How one attempt went.

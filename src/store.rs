@@ -470,6 +470,8 @@ struct QueueView {
     stats: QueueStats,
     /// `created_at` of the oldest event waiting (its age is taken when asked).
     oldest: Option<u64>,
+    /// Print jobs queued or sending (the `print_owed` counter).
+    print_owed: u64,
 }
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -957,15 +959,19 @@ impl Db {
         if lock().key == Some(key) {
             return;
         }
-        match self.queue_numbers() {
-            Ok((stats, oldest)) => {
+        let owed = counter(&self.conn, "print_owed");
+        match (self.queue_numbers(), owed) {
+            (Ok((stats, oldest)), Ok(owed)) => {
                 *lock() = QueueView {
                     key: Some(key),
                     stats,
                     oldest,
+                    print_owed: owed.max(0) as u64,
                 }
             }
-            Err(e) => log::warn!("journal: the queue's numbers were not read ({e})"),
+            (Err(e), _) | (_, Err(e)) => {
+                log::warn!("journal: the queue's numbers were not read ({e})")
+            }
         }
     }
 
@@ -2201,6 +2207,15 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         with_age(v.stats, v.oldest, now)
+    }
+
+    /// Print jobs waiting (queued or sending) as the writer's last job left them, without
+    /// waiting for the writer thread (the print queue asks after every job).
+    pub fn print_waiting(&self) -> u64 {
+        self.queue_view
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .print_owed
     }
 
     /// Queues a call for the writer thread, counted in `waiting` until the thread takes it.
