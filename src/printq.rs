@@ -11,6 +11,9 @@
 //! - takes an owed drawer pulse before anything else (it opens at approval, as its own short
 //!   job, once the printer can take it), then the oldest job;
 //! - records each attempt before its first byte leaves (`sending`);
+//! - gives up a job the printer could not take within its age limit (`job_max_age_h`, 24 h;
+//!   `drawer_max_age_s`, 5 min for a drawer pulse): before each pick, and every minute while the
+//!   printer cannot print, so what a dead printer owes is bounded by configuration;
 //! - on a fault or silence after bytes left, prints the job again marked
 //!   `REPRINT — printer fault`, from the first part the printer did not confirm; a printer that
 //!   confirms parts (`GS ( H`) is held through paper out or an open cover and resumes from its
@@ -22,7 +25,7 @@
 use crate::clock::now_ms;
 use crate::config::devices::{PrinterConfig, StatusMode};
 use crate::printer::{Check, Fault, Job, JobEnd, JobEvent, Printer, PrinterStatus};
-use crate::store::{NextPrintJob, Store, StoreError};
+use crate::store::{Expired, NextPrintJob, OwedLimits, Store, StoreError};
 use posd_core::control::{PrinterHealth, PrinterState};
 use posd_core::receipt::{
     config_warnings, pay_slip_of, receipt_of, reported_name_warnings, z_report_of, PrintDoc,
@@ -35,6 +38,34 @@ use tokio::time::Instant;
 
 /// How long the idle queue waits before looking for new jobs (the journal writer inserts them).
 const IDLE_LOOK: Duration = Duration::from_millis(500);
+
+/// How often jobs too old are given up while the printer cannot print.
+const EXPIRE_EVERY_BLOCKED: Duration = Duration::from_secs(60);
+
+/// Jobs one expiry step gives up at most before a pick (one writer call), and while blocked.
+const EXPIRE_BEFORE_PICK: usize = 64;
+const EXPIRE_BLOCKED: usize = 512;
+
+/// How long owed jobs wait for the printer before they are given up.
+pub fn owed_limits(cfg: &PrinterConfig) -> OwedLimits {
+    OwedLimits {
+        job_max_age_ms: cfg.job_max_age_h.saturating_mul(3_600_000),
+        drawer_max_age_ms: cfg.drawer_max_age_s.saturating_mul(1_000),
+    }
+}
+
+/// Says once per step what was given up, with the fix.
+fn said_expired(e: Expired, cfg: &PrinterConfig) {
+    if e.now > 0 {
+        log::warn!(
+            "printer: {} job(s) given up, not printed within job_max_age_h = {} h (drawer pulses: drawer_max_age_s = {} s); {} given up since install; `posctl reprint <txn>` prints a sale's receipt again",
+            e.now,
+            cfg.job_max_age_h,
+            cfg.drawer_max_age_s,
+            e.total
+        );
+    }
+}
 
 /// The printer's health as the queue knows it, published on a watch channel.
 struct Health {
@@ -53,6 +84,7 @@ impl Health {
                 || cur.paper_near_end != h.paper_near_end
                 || cur.detail != h.detail
                 || cur.waiting != h.waiting
+                || cur.expired != h.expired
                 || cur.warnings != h.warnings
                 || cur.reported_name != h.reported_name;
             *cur = h;
@@ -155,7 +187,10 @@ pub async fn run(
     let mut named = false;
     let fault_poll = Duration::from_millis(printer_cfg.fault_poll_ms);
     let health_every = Duration::from_millis(printer_cfg.health_interval_ms);
+    let limits = owed_limits(&printer_cfg);
     let mut next_check = Instant::now();
+    // The first pass gives up what waited too long while posd was stopped.
+    let mut next_expire = Instant::now();
     loop {
         if *shutdown.borrow() {
             return;
@@ -186,14 +221,39 @@ pub async fn run(
                 };
         }
         if hs.blocks() {
+            if Instant::now() >= next_expire {
+                next_expire = Instant::now() + EXPIRE_EVERY_BLOCKED;
+                let step = store
+                    .call(move |db| db.expire_owed_print_jobs(now_ms(), limits, EXPIRE_BLOCKED))
+                    .await;
+                match step {
+                    Ok(e) => {
+                        said_expired(e, &printer_cfg);
+                        hs.h.expired = e.total;
+                        hs.h.waiting = store.print_waiting();
+                        hs.publish();
+                    }
+                    Err(e) => log::error!("print queue: {e}"),
+                }
+            }
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep_until(next_check) => {}
             }
             continue;
         }
-        let job = match store.call(|db| db.next_print_job()).await {
-            Ok(j) => j,
+        let pick = store
+            .call(move |db| {
+                let e = db.expire_owed_print_jobs(now_ms(), limits, EXPIRE_BEFORE_PICK)?;
+                Ok((e, db.next_print_job()?))
+            })
+            .await;
+        let job = match pick {
+            Ok((e, j)) => {
+                said_expired(e, &printer_cfg);
+                hs.h.expired = e.total;
+                j
+            }
             Err(e) => {
                 log::error!("print queue: {e}");
                 None

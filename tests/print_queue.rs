@@ -615,6 +615,102 @@ async fn the_drawer_opens_once_per_sale_and_only_for_cash_like_methods_when_aske
     assert_eq!(cards_only.emu.drawer_pulses(), 0);
 }
 
+/// What the printer owes, by state.
+async fn job_states(d: &Daemon) -> Vec<String> {
+    let mut c = d.client().await;
+    let jobs = c
+        .call_json(ctl::PrintJobs { limit: Some(100) })
+        .await
+        .unwrap();
+    let mut v: Vec<String> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["state"].as_str().unwrap_or("?").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_dead_printer_owes_is_given_up_after_its_age_and_never_printed_stale() {
+    let mut t = Till::start(
+        "T-STALE",
+        EmulatorScript {
+            paper_out: true,
+            ..Default::default()
+        },
+        "generic",
+    )
+    .await;
+    let a = t.sell("4.00").await;
+    let _b = t.sell("6.00").await;
+    t.wait_printer(Duration::from_secs(10), "paper out").await;
+    // Two pulses, two receipts.
+    let s = eventually(Duration::from_secs(10), "four jobs waiting", || async {
+        let s = t.status().await;
+        (s["printer"]["waiting"] == 4).then_some(s)
+    })
+    .await;
+    assert_eq!(s["printer"]["expired"], 0, "{s}");
+
+    // Ten minutes later (the box was off): the drawer pulses are past drawer_max_age_s (300 s)
+    // and are given up at start, though the printer still cannot print; the receipts wait.
+    t.d.clock_offset_ms = Some(10 * 60_000);
+    t.d.restart();
+    let s = eventually(Duration::from_secs(15), "the pulses given up", || async {
+        let s = t.status().await;
+        (s["printer"]["expired"] == 2 && s["printer"]["waiting"] == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(s["printer"]["state"], "paper_out", "{s}");
+    assert_eq!(
+        job_states(&t.d).await,
+        ["expired", "expired", "queued", "queued"]
+    );
+
+    // A day and an hour after the sales: the receipts are past job_max_age_h (24 h).
+    t.d.clock_offset_ms = Some(25 * 3_600_000);
+    t.d.restart();
+    eventually(Duration::from_secs(15), "the receipts given up", || async {
+        let s = t.status().await;
+        (s["printer"]["expired"] == 4 && s["printer"]["waiting"] == 0).then_some(())
+    })
+    .await;
+    assert_eq!(job_states(&t.d).await, ["expired"; 4]);
+    assert!(
+        std::fs::read_to_string(t.d.log_path())
+            .unwrap_or_default()
+            .contains("given up, not printed within job_max_age_h = 24 h"),
+        "the log says what was given up"
+    );
+
+    // The printer comes back: nothing stale comes out, the drawer stays shut ...
+    t.emu.set_paper_out(false);
+    t.wait_printer(Duration::from_secs(10), "ok").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(printed_copies(&t.emu.printed()).is_empty());
+    assert_eq!(t.emu.drawer_pulses(), 0);
+    // ... and a receipt asked for again prints, marked.
+    let mut c = t.d.client().await;
+    c.call_json(ctl::Reprint {
+        txn_id: Some(a.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the reprint", || async {
+        let copies = printed_copies(&t.emu.printed());
+        let qr = format!("R1.T-STALE.{a}");
+        copies
+            .iter()
+            .any(|c| c.marked && c.qr.as_deref() == Some(qr.as_str()))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(t.emu.drawer_pulses(), 0, "a reprint never opens the drawer");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_printer_that_does_not_answer_is_not_ok_without_a_job() {
     let dir = tempfile::tempdir().unwrap();

@@ -526,6 +526,16 @@ pub struct PrinterConfig {
     /// well is given this long to confirm one before posd stops waiting.
     #[serde(default = "default_confirm_ms")]
     pub confirm_timeout_ms: u64,
+    /// A receipt, reprint, Z report or pay slip the printer could not take within this many
+    /// hours is given up (1..=720): its customer has long gone, and a printer dead for weeks
+    /// must neither hold the journal back from retention nor print weeks of stale receipts when
+    /// it comes back. `posctl reprint <txn>` still prints it while the sale is kept.
+    #[serde(default = "default_job_max_age_h")]
+    pub job_max_age_h: u64,
+    /// A drawer pulse not sent within this many seconds of its sale is given up (10..=86400): a
+    /// drawer that springs open long after its sale, with nobody at the till, is a risk.
+    #[serde(default = "default_drawer_max_age_s")]
+    pub drawer_max_age_s: u64,
 }
 
 fn default_connect_ms() -> u64 {
@@ -546,6 +556,12 @@ fn default_health_ms() -> u64 {
 fn default_confirm_ms() -> u64 {
     15_000
 }
+fn default_job_max_age_h() -> u64 {
+    24
+}
+fn default_drawer_max_age_s() -> u64 {
+    300
+}
 
 impl PrinterConfig {
     pub fn new(transport: Transport) -> Self {
@@ -558,6 +574,8 @@ impl PrinterConfig {
             fault_poll_ms: default_fault_poll_ms(),
             health_interval_ms: default_health_ms(),
             confirm_timeout_ms: default_confirm_ms(),
+            job_max_age_h: default_job_max_age_h(),
+            drawer_max_age_s: default_drawer_max_age_s(),
         }
     }
 
@@ -573,6 +591,18 @@ impl PrinterConfig {
             return Err(DeviceConfigError(format!(
                 "health_interval_ms = {}: must be 500..=60000",
                 self.health_interval_ms
+            )));
+        }
+        if !(1..=720).contains(&self.job_max_age_h) {
+            return Err(DeviceConfigError(format!(
+                "job_max_age_h = {}: must be 1..=720 (hours a receipt may wait for the printer before it is given up)",
+                self.job_max_age_h
+            )));
+        }
+        if !(10..=86_400).contains(&self.drawer_max_age_s) {
+            return Err(DeviceConfigError(format!(
+                "drawer_max_age_s = {}: must be 10..=86400 (seconds a drawer pulse may wait for the printer before it is given up)",
+                self.drawer_max_age_s
             )));
         }
         for (name, v) in [

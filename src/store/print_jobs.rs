@@ -1,7 +1,9 @@
 //! The print queue's rows: what the printer owes (receipts, drawer pulses, Z reports, pay
 //! slips), each job's attempt recorded before its first byte leaves, the parts the printer
 //! confirmed, and the end of each job (printed, failed, or — for a drawer pulse that may have
-//! gone out — unconfirmed and never sent again).
+//! gone out — unconfirmed and never sent again), or its expiry: a job the printer could not
+//! take within its age limit is given up (`expired`), so a printer dead for weeks neither holds
+//! the journal back from retention nor prints weeks of stale receipts when it comes back.
 //!
 //! Jobs a state change earns are inserted by [`owe`] inside the journal's own SQLite
 //! transaction (`write_states`), so a sale is never final without them; a drawer pulse is
@@ -97,6 +99,33 @@ const NEXT_OLDEST_SQL: &str = "SELECT id, txn_id, data, state, parts_done
      FROM print_jobs INDEXED BY print_jobs_owed
      WHERE state IN ('queued', 'sending') ORDER BY id LIMIT 1";
 
+/// The oldest owed drawer pulse, and the oldest owed job: (id, created_at).
+const OLDEST_DRAWER_SQL: &str = "SELECT id, created_at
+     FROM print_jobs INDEXED BY print_jobs_drawer_owed
+     WHERE kind = 'drawer' AND state IN ('queued', 'sending') ORDER BY id LIMIT 1";
+const OLDEST_OWED_SQL: &str = "SELECT id, created_at
+     FROM print_jobs INDEXED BY print_jobs_owed
+     WHERE state IN ('queued', 'sending') ORDER BY id LIMIT 1";
+
+/// How long an owed job may wait for the printer before it is given up (`[devices.printer]
+/// job_max_age_h`, `drawer_max_age_s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwedLimits {
+    /// Receipts, reprints, Z reports, pay slips.
+    pub job_max_age_ms: u64,
+    /// Drawer pulses: a drawer that springs open long after its sale is a risk, not a service.
+    pub drawer_max_age_ms: u64,
+}
+
+/// What one expiry step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Jobs given up by this step.
+    pub now: u64,
+    /// Jobs given up since the journal was made (the `print_expired` counter).
+    pub total: u64,
+}
+
 /// (id, txn_id, data, state, parts_done) of an owed job.
 type OwedRow = (i64, String, String, String, i64);
 
@@ -140,6 +169,62 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// Gives up at most `max` owed jobs older than their limit, oldest first, in one SQLite
+    /// transaction: each walk reads its index's first entry and stops at the first job young
+    /// enough, so a step costs the same whatever is owed. Ids follow `created_at`, so the walk
+    /// from the oldest id finds every job too old (a clock set back may leave one behind a
+    /// younger job until that one prints or expires). Drawer pulses have the shorter limit and
+    /// are walked first, so the second walk only meets them once they are too old anyway.
+    pub fn expire_owed_print_jobs(
+        &mut self,
+        now: Millis,
+        limits: OwedLimits,
+        max: usize,
+    ) -> Result<Expired, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut n = 0u64;
+        for (sql, max_age, why) in [
+            (
+                OLDEST_DRAWER_SQL,
+                limits.drawer_max_age_ms,
+                "drawer pulse not sent within drawer_max_age_s",
+            ),
+            (
+                OLDEST_OWED_SQL,
+                limits.job_max_age_ms,
+                "not printed within job_max_age_h",
+            ),
+        ] {
+            let cutoff = i64::try_from(now.saturating_sub(max_age)).unwrap_or(i64::MAX);
+            while (n as usize) < max {
+                let oldest: Option<(i64, i64)> = tx
+                    .prepare_cached(sql)?
+                    .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                match oldest {
+                    Some((id, created_at)) if created_at < cutoff => {
+                        tx.prepare_cached(
+                            "UPDATE print_jobs SET state = 'expired', last_error = ?2 WHERE id = ?1",
+                        )?
+                        .execute(params![id, why])?;
+                        n += 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES ('print_expired', ?1)
+                 ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                [n as i64],
+            )?;
+        }
+        let total = super::counter(&tx, "print_expired")?.max(0) as u64;
+        tx.commit()?;
+        Ok(Expired { now: n, total })
     }
 
     /// An attempt starts: recorded before the first byte leaves, so a power cut in the middle
@@ -416,6 +501,112 @@ mod tests {
         db.finish_print_job(next.id, None, 2).unwrap();
         assert_eq!(db.next_print_job().unwrap().unwrap().txn_id, "t1");
         assert_eq!(db.print_jobs_waiting().unwrap(), 4_998);
+        assert_eq!(db.counters().unwrap(), db.recount_counters().unwrap());
+    }
+
+    #[test]
+    fn owed_jobs_past_their_age_are_given_up_oldest_first_at_a_flat_cost() {
+        let (_d, mut db) = db();
+        // A real receipt to owe: the sale's own, once its jobs are done.
+        db.record(&sale(TxnState::ApprovedOffline)).unwrap();
+        let mut receipt = None;
+        while let Some(job) = db.next_print_job().unwrap() {
+            if !job.doc.is_drawer() {
+                receipt = Some(job.doc.clone());
+            }
+            db.finish_print_job(job.id, None, 1).unwrap();
+        }
+        let receipt = receipt.expect("the sale owed a receipt");
+        let drawer = PrintDoc::Drawer {
+            drawer: DrawerPin::Pin2,
+        };
+        let hour = 3_600_000u64;
+        let limits = OwedLimits {
+            job_max_age_ms: 24 * hour,
+            drawer_max_age_ms: 300_000,
+        };
+        // Owed at hours 0, 1 and 2: a receipt each, a drawer pulse at hour 1 (with its sale).
+        let tx = db.conn.transaction().unwrap();
+        for (n, (doc, at)) in [
+            (&receipt, 0),
+            (&drawer, hour),
+            (&receipt, hour),
+            (&receipt, 2 * hour),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            insert(&tx, &format!("t{n}"), doc, Language::En, at).unwrap();
+        }
+        tx.commit().unwrap();
+        let states = |db: &Db| -> Vec<String> {
+            let mut st = db
+                .conn()
+                .prepare("SELECT state FROM print_jobs WHERE txn_id LIKE 't%' ORDER BY id")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+
+        // Four minutes after the pulse: nothing is too old.
+        let e = db
+            .expire_owed_print_jobs(hour + 240_000, limits, 64)
+            .unwrap();
+        assert_eq!(e, Expired { now: 0, total: 0 });
+        // Six minutes after: the pulse goes, the receipts wait.
+        let e = db
+            .expire_owed_print_jobs(hour + 360_000, limits, 64)
+            .unwrap();
+        assert_eq!(e, Expired { now: 1, total: 1 });
+        assert_eq!(states(&db), ["queued", "expired", "queued", "queued"]);
+        assert_eq!(db.next_print_job().unwrap().unwrap().txn_id, "t0");
+        // A day and an hour and a half after the first: the first two receipts go, at most one
+        // a step.
+        let at = 25 * hour + hour / 2;
+        assert_eq!(db.expire_owed_print_jobs(at, limits, 1).unwrap().now, 1);
+        assert_eq!(
+            db.expire_owed_print_jobs(at, limits, 1).unwrap(),
+            Expired { now: 1, total: 3 }
+        );
+        assert_eq!(db.expire_owed_print_jobs(at, limits, 1).unwrap().now, 0);
+        assert_eq!(states(&db), ["expired", "expired", "expired", "queued"]);
+        assert_eq!(db.next_print_job().unwrap().unwrap().txn_id, "t3");
+        assert_eq!(db.print_jobs_waiting().unwrap(), 1);
+        assert_eq!(db.counters().unwrap(), db.recount_counters().unwrap());
+        // A job being printed is given up too once too old: its customer is long gone.
+        let last = db.next_print_job().unwrap().unwrap();
+        db.start_print_job(last.id).unwrap();
+        assert_eq!(
+            db.expire_owed_print_jobs(27 * hour, limits, 64).unwrap(),
+            Expired { now: 1, total: 4 }
+        );
+        assert!(db.next_print_job().unwrap().is_none());
+        assert_eq!(db.print_jobs_waiting().unwrap(), 0);
+
+        // With 5,000 young jobs owed, a step reads one index entry a walk, not the 5,000.
+        let tx = db.conn.transaction().unwrap();
+        for n in 0..5_000u64 {
+            let doc = if n == 10 { &drawer } else { &receipt };
+            insert(&tx, &format!("y{n}"), doc, Language::En, 30 * hour + n).unwrap();
+        }
+        tx.commit().unwrap();
+        for sql in [OLDEST_DRAWER_SQL, OLDEST_OWED_SQL] {
+            let mut st = db.conn().prepare(sql).unwrap();
+            let _: (i64, i64) = st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            let steps = st.get_status(rusqlite::StatementStatus::VmStep);
+            let sorts = st.get_status(rusqlite::StatementStatus::Sort);
+            assert!(
+                steps < 100 && sorts == 0,
+                "{sql}: {steps} steps, {sorts} sorts"
+            );
+        }
+        let e = db
+            .expire_owed_print_jobs(30 * hour + 60_000, limits, 64)
+            .unwrap();
+        assert_eq!(e, Expired { now: 0, total: 4 });
+        assert_eq!(db.print_jobs_waiting().unwrap(), 5_000);
         assert_eq!(db.counters().unwrap(), db.recount_counters().unwrap());
     }
 

@@ -854,6 +854,33 @@ mod tests {
     }
 
     #[test]
+    fn an_owed_receipt_keeps_its_sale_only_until_the_printer_queue_gives_it_up() {
+        let mut j = J::new();
+        j.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
+            terminal: "T1".into(),
+            zone: Default::default(),
+            ..Default::default()
+        }));
+        let d10 = 10 * DAY;
+        let s = j.sale(d10, TxnState::Approved);
+        j.close(d10 + 10, Some(true));
+        j.ack_all();
+        // The printer never printed: everything is old, reconciled and synced, but owed.
+        let now = 200 * DAY;
+        assert_eq!(j.prune(now, 90, 90).txns, 0);
+        assert!(j.has(&s));
+        let limits = super::super::OwedLimits {
+            job_max_age_ms: 24 * 3_600_000,
+            drawer_max_age_ms: 300_000,
+        };
+        let e = j.db.expire_owed_print_jobs(now, limits, 64).unwrap();
+        assert!(e.now >= 2, "the receipt and the Z report: {e:?}");
+        assert_eq!(j.prune(now, 90, 90).txns, 2, "the sale and its close");
+        assert!(!j.has(&s));
+        assert_eq!(j.count("print_jobs"), 0);
+    }
+
+    #[test]
     fn nothing_unreconciled_unsynced_young_or_of_the_open_batch_goes() {
         let mut j = J::new();
         let mismatch = j.sale(DAY, TxnState::Approved);

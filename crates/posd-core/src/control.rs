@@ -453,6 +453,10 @@ pub struct PrinterHealth {
     /// Jobs waiting to print (receipts, drawer pulses, Z reports, pay slips).
     #[serde(default)]
     pub waiting: u64,
+    /// Jobs given up since the journal was made: not printed within `job_max_age_h` (a drawer
+    /// pulse: `drawer_max_age_s`) because the printer could not take them.
+    #[serde(default)]
+    pub expired: u64,
     /// The name the printer reports (`GS I 67`), when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_name: Option<String>,
