@@ -311,7 +311,7 @@ fn shipped_window() -> u16 {
         .min(u32::from(u16::MAX)) as u16
 }
 
-async fn drain(tmp: &Path, port: u16, n: usize) {
+async fn drain(tmp: &Path, port: u16, n: usize, broker_pid: u32) {
     println!("-- 1. outbox drain (load {})", load());
     let dir = tmp.join("drain");
     std::fs::create_dir_all(dir.join("state")).expect("dir");
@@ -321,8 +321,14 @@ async fn drain(tmp: &Path, port: u16, n: usize) {
         db.outbox_after(0, 1).expect("ob")[0].1.len()
     };
     let window = shipped_window();
+    let broker0 = cpu_s(broker_pid);
     let (raw1, rawcpu1) = raw_qos1(port, n, len, window).await;
-    let _host = spawn_host(port, &tmp.join("host.sqlite"));
+    let raw_broker1 = (cpu_s(broker_pid) - broker0) / n as f64;
+    let host = spawn_host(port, &tmp.join("host.sqlite"));
+    let host_pid = host.0.id();
+    let me = std::process::id();
+    // CPU seconds of (posd, host, broker, this bench: the observer) at a moment.
+    let cpus = |posd: u32| [cpu_s(posd), cpu_s(host_pid), cpu_s(broker_pid), cpu_s(me)];
     // The observer: sees the first event on the broker and the ack that covers the last.
     let (obs, mut oel) = connected("bench-observer", port, 100).await;
     obs.subscribe("pos/v1/BENCH-DRAIN/events", QoS::AtMostOnce)
@@ -338,12 +344,12 @@ async fn drain(tmp: &Path, port: u16, n: usize) {
     let cfg = write_config(&dir, "BENCH-DRAIN", port, "");
     let posd = spawn_posd(&cfg, None);
     let pid = posd.0.id();
-    let mut first: Option<(Instant, f64)> = None;
+    let mut first: Option<(Instant, [f64; 4])> = None;
     let end = loop {
         match oel.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if p.topic.ends_with("/events") && first.is_none() {
-                    first = Some((Instant::now(), cpu_s(pid)));
+                    first = Some((Instant::now(), cpus(pid)));
                 }
                 if p.topic.ends_with("/ack") {
                     // Signed: the ack is inside the envelope's payload.
@@ -359,7 +365,7 @@ async fn drain(tmp: &Path, port: u16, n: usize) {
                         .and_then(|a| a["upto_seq"].as_u64())
                         .unwrap_or(0);
                     if upto >= n as u64 {
-                        break (Instant::now(), cpu_s(pid));
+                        break (Instant::now(), cpus(pid));
                     }
                 }
             }
@@ -369,10 +375,15 @@ async fn drain(tmp: &Path, port: u16, n: usize) {
     };
     let (t0, cpu0) = first.expect("an event");
     let secs = end.0.duration_since(t0).as_secs_f64();
-    let posd_cpu = (end.1 - cpu0) / n as f64;
+    let per_event: Vec<f64> = (0..4).map(|i| (end.1[i] - cpu0[i]) / n as f64).collect();
+    let posd_cpu = per_event[0];
     drop(posd);
+    drop(host);
+    let broker0 = cpu_s(broker_pid);
     let (raw2, rawcpu2) = raw_qos1(port, n, len, window).await;
+    let raw_broker2 = (cpu_s(broker_pid) - broker0) / n as f64;
     let (raw, rawcpu) = ((raw1 + raw2) / 2.0, (rawcpu1 + rawcpu2) / 2.0);
+    let raw_broker = (raw_broker1 + raw_broker2) / 2.0;
     let rate = n as f64 / secs;
     println!(
         "drain: {n} events of {len} B at window {window}, first publish → last ack {secs:.2} s = {rate:.0} events/s"
@@ -387,6 +398,27 @@ async fn drain(tmp: &Path, port: u16, n: usize) {
         rawcpu * 1e6,
         posd_cpu / rawcpu,
         load()
+    );
+    // Where the machine's time went: the drain shares its cores with the host that stores and
+    // acknowledges every event, the broker that delivers each to two subscribers, and the
+    // observer; the raw publisher shares them with the broker alone.
+    let all: f64 = per_event.iter().sum();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    println!(
+        "CPU per event during the drain: posd {:.1} µs, host {:.1} µs, broker {:.1} µs, observer {:.1} µs; all {:.1} µs = {:.0} % of {cores} cores over the drain",
+        per_event[0] * 1e6,
+        per_event[1] * 1e6,
+        per_event[2] * 1e6,
+        per_event[3] * 1e6,
+        all * 1e6,
+        100.0 * all * n as f64 / (secs * cores)
+    );
+    println!(
+        "CPU per message of the raw run: publisher {:.1} µs, broker {:.1} µs; all {:.1} µs = {:.0} % of {cores} cores",
+        rawcpu * 1e6,
+        raw_broker * 1e6,
+        (rawcpu + raw_broker) * 1e6,
+        100.0 * (rawcpu + raw_broker) * raw / cores
     );
 }
 
@@ -588,7 +620,8 @@ async fn main() {
             .unwrap_or(d)
     };
     let tmp = tempfile::tempdir().expect("tmp");
-    let (_broker, port) = mosquitto(tmp.path());
+    let (broker, port) = mosquitto(tmp.path());
+    let broker_pid = broker.0.id();
     println!(
         "== posd end-to-end benchmarks (release binaries, local mosquitto on :{port}, load {})",
         load()
@@ -598,7 +631,13 @@ async fn main() {
     let only = std::env::var("POSD_BENCH_ONLY").unwrap_or_default();
     let run = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
     if run("drain") {
-        drain(tmp.path(), port, env("POSD_BENCH_EVENTS", 20_000)).await;
+        drain(
+            tmp.path(),
+            port,
+            env("POSD_BENCH_EVENTS", 20_000),
+            broker_pid,
+        )
+        .await;
     }
     if run("ready") {
         ready_and_rss(tmp.path(), port).await;
