@@ -673,11 +673,16 @@ async fn route(link: &Link, inbound: &mpsc::Sender<Inbound>, topic: &str, payloa
         }
         match verdict {
             Ok(Admitted::Ack(a)) => {
-                link.acks.send_if_modified(|v| {
+                let raised = link.acks.send_if_modified(|v| {
                     let raise = a.upto_seq > *v;
                     *v = (*v).max(a.upto_seq);
                     raise
                 });
+                if raised {
+                    // The window moves now: the host has these events, whether or not the
+                    // journal has recorded the ack yet (ack_loop does, off this loop).
+                    link.drain.notify_one();
+                }
                 return;
             }
             Ok(Admitted::Resp(r)) => Inbound::Resp(r),
@@ -805,7 +810,15 @@ async fn drain_loop(
             }
             w.reconnected(now);
         }
-        w.ack(link.shared.acked_seq.load(Ordering::Acquire), now);
+        // The host's highest admitted ack, recorded or not: the events it covers are stored
+        // by the host (a restart before the journal records it only sends them again, and the
+        // host keys them by event_id), so the window need not wait for the ack's commit.
+        let acked = link
+            .shared
+            .acked_seq
+            .load(Ordering::Acquire)
+            .max(*link.acks.borrow());
+        w.ack(acked, now);
         if let Some(again) = w.check_timeout(now) {
             // Published but never acknowledged (no host was subscribed, or an ack was lost):
             // publish again from the last ack. The host keys events by event_id.
