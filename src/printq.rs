@@ -39,7 +39,7 @@ use tokio::time::Instant;
 /// How long the idle queue waits before looking for new jobs (the journal writer inserts them).
 const IDLE_LOOK: Duration = Duration::from_millis(500);
 
-/// How often jobs too old are given up while the printer cannot print.
+/// How often jobs too old are given up while the printer cannot print or holds a job.
 const EXPIRE_EVERY_BLOCKED: Duration = Duration::from_secs(60);
 
 /// Jobs one expiry step gives up at most before a pick (one writer call), and while blocked.
@@ -54,16 +54,67 @@ pub fn owed_limits(cfg: &PrinterConfig) -> OwedLimits {
     }
 }
 
-/// Says once per step what was given up, with the fix.
-fn said_expired(e: Expired, cfg: &PrinterConfig) {
-    if e.now > 0 {
-        log::warn!(
-            "printer: {} job(s) given up, not printed within job_max_age_h = {} h (drawer pulses: drawer_max_age_s = {} s); {} given up since install; `posctl reprint <txn>` prints a sale's receipt again",
-            e.now,
-            cfg.job_max_age_h,
-            cfg.drawer_max_age_s,
-            e.total
-        );
+/// Giving up what waited too long (docs/receipts.md, "What a dead printer owes").
+struct Expiry {
+    limits: OwedLimits,
+    job_max_age_h: u64,
+    drawer_max_age_s: u64,
+    /// When the next step is due while the printer cannot print (or holds a job).
+    next: Instant,
+}
+
+impl Expiry {
+    fn new(cfg: &PrinterConfig) -> Expiry {
+        Expiry {
+            limits: owed_limits(cfg),
+            job_max_age_h: cfg.job_max_age_h,
+            drawer_max_age_s: cfg.drawer_max_age_s,
+            // The first pass gives up what waited too long while posd was stopped.
+            next: Instant::now(),
+        }
+    }
+
+    /// Says what a step gave up, with the fix, and shows it in the printer's health.
+    fn saw(&self, e: Expired, store: &Store, hs: &mut Health) {
+        if e.now > 0 {
+            log::warn!(
+                "printer: {} job(s) given up: the printer could not take them within job_max_age_h = {} h (a drawer pulse: drawer_max_age_s = {} s); {} given up since the journal was made. `posctl reprint <txn>` prints a receipt again, `posctl reprint --batch <n>` a Z report",
+                e.now,
+                self.job_max_age_h,
+                self.drawer_max_age_s,
+                e.total
+            );
+            hs.h.waiting = store.print_waiting();
+        }
+        hs.h.expired = e.total;
+        hs.publish();
+    }
+
+    /// A step while nothing prints (`holding`: the job the printer holds), when one is due.
+    async fn when_due(&mut self, store: &Store, hs: &mut Health, holding: Option<i64>) {
+        if Instant::now() < self.next {
+            return;
+        }
+        let limits = self.limits;
+        let step = store
+            .call(move |db| db.expire_owed_print_jobs(now_ms(), limits, EXPIRE_BLOCKED, holding))
+            .await;
+        match step {
+            Ok(e) => {
+                // A full step: more may be due, go on soon.
+                self.next = Instant::now()
+                    + if e.now as usize >= EXPIRE_BLOCKED {
+                        Duration::from_secs(1)
+                    } else {
+                        EXPIRE_EVERY_BLOCKED
+                    };
+                self.saw(e, store, hs);
+            }
+            Err(e) => {
+                self.next = Instant::now() + EXPIRE_EVERY_BLOCKED;
+                log::error!("print queue: {e}");
+            }
+        }
     }
 }
 
@@ -187,10 +238,8 @@ pub async fn run(
     let mut named = false;
     let fault_poll = Duration::from_millis(printer_cfg.fault_poll_ms);
     let health_every = Duration::from_millis(printer_cfg.health_interval_ms);
-    let limits = owed_limits(&printer_cfg);
+    let mut expiry = Expiry::new(&printer_cfg);
     let mut next_check = Instant::now();
-    // The first pass gives up what waited too long while posd was stopped.
-    let mut next_expire = Instant::now();
     loop {
         if *shutdown.borrow() {
             return;
@@ -221,37 +270,29 @@ pub async fn run(
                 };
         }
         if hs.blocks() {
-            if Instant::now() >= next_expire {
-                next_expire = Instant::now() + EXPIRE_EVERY_BLOCKED;
-                let step = store
-                    .call(move |db| db.expire_owed_print_jobs(now_ms(), limits, EXPIRE_BLOCKED))
-                    .await;
-                match step {
-                    Ok(e) => {
-                        said_expired(e, &printer_cfg);
-                        hs.h.expired = e.total;
-                        hs.h.waiting = store.print_waiting();
-                        hs.publish();
-                    }
-                    Err(e) => log::error!("print queue: {e}"),
-                }
-            }
+            expiry.when_due(&store, &mut hs, None).await;
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep_until(next_check) => {}
             }
             continue;
         }
+        // Jobs too old are given up before one is taken; a full step takes none (more may be
+        // due), so a job too old is never printed.
+        let limits = expiry.limits;
         let pick = store
             .call(move |db| {
-                let e = db.expire_owed_print_jobs(now_ms(), limits, EXPIRE_BEFORE_PICK)?;
-                Ok((e, db.next_print_job()?))
+                let e = db.expire_owed_print_jobs(now_ms(), limits, EXPIRE_BEFORE_PICK, None)?;
+                let full = e.now as usize >= EXPIRE_BEFORE_PICK;
+                Ok((e, full, if full { None } else { db.next_print_job()? }))
             })
             .await;
         let job = match pick {
-            Ok((e, j)) => {
-                said_expired(e, &printer_cfg);
-                hs.h.expired = e.total;
+            Ok((e, full, j)) => {
+                expiry.saw(e, &store, &mut hs);
+                if full {
+                    continue;
+                }
                 j
             }
             Err(e) => {
@@ -282,17 +323,13 @@ pub async fn run(
             .await;
             continue;
         }
-        let end = match print_one(
-            &store,
-            &printer,
-            &receipt_cfg,
-            &job,
+        let at = Printing {
+            store: &store,
+            printer: &printer,
+            receipt_cfg: &receipt_cfg,
             confirm,
-            &mut hs,
-            &mut shutdown,
-        )
-        .await
-        {
+        };
+        let end = match print_one(at, &job, &mut hs, &mut expiry, &mut shutdown).await {
             Attempt::Ended(end) => end,
             Attempt::Unprintable => continue,
             Attempt::Shutdown => return,
@@ -352,16 +389,30 @@ enum Attempt {
     Shutdown,
 }
 
+/// What an attempt prints with.
+#[derive(Clone, Copy)]
+struct Printing<'a> {
+    store: &'a Store,
+    printer: &'a Printer,
+    receipt_cfg: &'a ReceiptConfig,
+    /// The printer confirms the parts it printed (`GS ( H`).
+    confirm: bool,
+}
+
 /// One attempt at one job.
 async fn print_one(
-    store: &Store,
-    printer: &Printer,
-    receipt_cfg: &ReceiptConfig,
+    at: Printing<'_>,
     job: &NextPrintJob,
-    confirm: bool,
     hs: &mut Health,
+    expiry: &mut Expiry,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Attempt {
+    let Printing {
+        store,
+        printer,
+        receipt_cfg,
+        confirm,
+    } = at;
     // The words on paper are the shop's language when the job was queued: a receipt is a
     // record of its moment, even when it prints after a language push (paper out, say). A
     // job queued before jobs kept their language prints in the language in force now.
@@ -392,10 +443,16 @@ async fn print_one(
     };
     let run = printer.run(&spec, &tx);
     tokio::pin!(run);
+    // A printer may hold this job through a fault for days (a confirming one, paper out): the
+    // others still age and are given up meanwhile; this one is in its buffer.
+    expiry.next = Instant::now() + EXPIRE_EVERY_BLOCKED;
     let end = loop {
         tokio::select! {
             end = &mut run => break end,
             Some(ev) = rx.recv() => on_event(store, job.id, ev, hs).await,
+            _ = tokio::time::sleep_until(expiry.next) => {
+                expiry.when_due(store, hs, Some(job.id)).await;
+            }
             _ = shutdown.changed() => return Attempt::Shutdown,
         }
     };

@@ -602,7 +602,8 @@ impl Db {
         now: Millis,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE print_jobs SET state = ?2, last_error = ?3, printed_at = ?4 WHERE id = ?1",
+            "UPDATE print_jobs SET state = ?2, last_error = ?3, printed_at = ?4
+             WHERE id = ?1 AND state IN ('queued', 'sending')",
             params![
                 id,
                 if error.is_some() { "failed" } else { "printed" },

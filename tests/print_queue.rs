@@ -681,8 +681,8 @@ async fn what_a_dead_printer_owes_is_given_up_after_its_age_and_never_printed_st
     assert!(
         std::fs::read_to_string(t.d.log_path())
             .unwrap_or_default()
-            .contains("given up, not printed within job_max_age_h = 24 h"),
-        "the log says what was given up"
+            .contains("2 job(s) given up: the printer could not take them within job_max_age_h = 24 h (a drawer pulse: drawer_max_age_s = 300 s); 4 given up since the journal was made"),
+        "the log says what the receipts' step gave up"
     );
 
     // The printer comes back: nothing stale comes out, the drawer stays shut ...
@@ -709,6 +709,42 @@ async fn what_a_dead_printer_owes_is_given_up_after_its_age_and_never_printed_st
     })
     .await;
     assert_eq!(t.emu.drawer_pulses(), 0, "a reprint never opens the drawer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_stale_jobs_than_one_step_gives_up_and_none_of_them_prints() {
+    let mut t = Till::start(
+        "T-STALE-MANY",
+        EmulatorScript {
+            paper_out: true,
+            ..Default::default()
+        },
+        "generic",
+    )
+    .await;
+    // 40 sales: 80 jobs, more than the 64 a step gives up before a job is taken.
+    for _ in 0..40 {
+        t.sell("1.00").await;
+    }
+    t.wait_printer(Duration::from_secs(10), "paper out").await;
+    // posd is off for a day and more; meanwhile the paper is refilled, so at start the printer
+    // is ready and only the step before each pick gives jobs up.
+    t.d.kill9();
+    t.emu.set_paper_out(false);
+    t.d.clock_offset_ms = Some(25 * 3_600_000);
+    t.d.restart();
+    eventually(Duration::from_secs(15), "every job given up", || async {
+        let s = t.status().await;
+        (s["printer"]["expired"] == 80 && s["printer"]["waiting"] == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        printed_copies(&t.emu.printed()).is_empty(),
+        "a stale receipt printed"
+    );
+    assert_eq!(t.emu.drawer_pulses(), 0, "a stale drawer pulse went out");
+    assert_eq!(job_states(&t.d).await, ["expired"; 80]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,13 +99,15 @@ const NEXT_OLDEST_SQL: &str = "SELECT id, txn_id, data, state, parts_done
      FROM print_jobs INDEXED BY print_jobs_owed
      WHERE state IN ('queued', 'sending') ORDER BY id LIMIT 1";
 
-/// The oldest owed drawer pulse, and the oldest owed job: (id, created_at).
-const OLDEST_DRAWER_SQL: &str = "SELECT id, created_at
+/// The oldest owed drawer pulse, and the oldest owed job, but the job `?1` (the one the
+/// printer holds, or NULL): (id, created_at, state).
+const OLDEST_DRAWER_SQL: &str = "SELECT id, created_at, state
      FROM print_jobs INDEXED BY print_jobs_drawer_owed
-     WHERE kind = 'drawer' AND state IN ('queued', 'sending') ORDER BY id LIMIT 1";
-const OLDEST_OWED_SQL: &str = "SELECT id, created_at
+     WHERE kind = 'drawer' AND state IN ('queued', 'sending') AND id IS NOT ?1
+     ORDER BY id LIMIT 1";
+const OLDEST_OWED_SQL: &str = "SELECT id, created_at, state
      FROM print_jobs INDEXED BY print_jobs_owed
-     WHERE state IN ('queued', 'sending') ORDER BY id LIMIT 1";
+     WHERE state IN ('queued', 'sending') AND id IS NOT ?1 ORDER BY id LIMIT 1";
 
 /// How long an owed job may wait for the printer before it is given up (`[devices.printer]
 /// job_max_age_h`, `drawer_max_age_s`).
@@ -172,24 +174,28 @@ impl Db {
     }
 
     /// Gives up at most `max` owed jobs older than their limit, oldest first, in one SQLite
-    /// transaction: each walk reads its index's first entry and stops at the first job young
-    /// enough, so a step costs the same whatever is owed. Ids follow `created_at`, so the walk
-    /// from the oldest id finds every job too old (a clock set back may leave one behind a
-    /// younger job until that one prints or expires). Drawer pulses have the shorter limit and
-    /// are walked first, so the second walk only meets them once they are too old anyway.
+    /// transaction, leaving alone the job `holding` (the one the printer holds through a fault:
+    /// it is in the printer's buffer). Each walk reads its index's first entry and stops at the
+    /// first job young enough, so a step costs the same whatever is owed. Ids follow
+    /// `created_at`, so the walk from the oldest id finds every job too old (a clock set back
+    /// may leave one behind a younger job until that one prints or expires). Drawer pulses have
+    /// the shorter limit and are walked first, so the second walk only meets them once they are
+    /// too old anyway. When `now` of the result is `max`, more may be due: step again before
+    /// taking a job.
     pub fn expire_owed_print_jobs(
         &mut self,
         now: Millis,
         limits: OwedLimits,
         max: usize,
+        holding: Option<i64>,
     ) -> Result<Expired, StoreError> {
         let tx = self.conn.transaction()?;
         let mut n = 0u64;
-        for (sql, max_age, why) in [
+        for (sql, max_age, limit) in [
             (
                 OLDEST_DRAWER_SQL,
                 limits.drawer_max_age_ms,
-                "drawer pulse not sent within drawer_max_age_s",
+                "not sent within drawer_max_age_s",
             ),
             (
                 OLDEST_OWED_SQL,
@@ -199,20 +205,28 @@ impl Db {
         ] {
             let cutoff = i64::try_from(now.saturating_sub(max_age)).unwrap_or(i64::MAX);
             while (n as usize) < max {
-                let oldest: Option<(i64, i64)> = tx
+                let oldest: Option<(i64, i64, String)> = tx
                     .prepare_cached(sql)?
-                    .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row([holding], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
-                match oldest {
-                    Some((id, created_at)) if created_at < cutoff => {
-                        tx.prepare_cached(
-                            "UPDATE print_jobs SET state = 'expired', last_error = ?2 WHERE id = ?1",
-                        )?
-                        .execute(params![id, why])?;
-                        n += 1;
-                    }
-                    _ => break,
+                let Some((id, created_at, state)) = oldest else {
+                    break;
+                };
+                if created_at >= cutoff {
+                    break;
                 }
+                // A job left `sending` by a stop may have come out in part (a drawer pulse:
+                // the drawer may have opened): the record says so.
+                let why = if state == "sending" {
+                    format!("given up: {limit}; it was going out when posd stopped and may have printed (in part)")
+                } else {
+                    format!("given up: {limit}")
+                };
+                tx.prepare_cached(
+                    "UPDATE print_jobs SET state = 'expired', last_error = ?2 WHERE id = ?1",
+                )?
+                .execute(params![id, why])?;
+                n += 1;
             }
         }
         if n > 0 {
@@ -231,7 +245,8 @@ impl Db {
     /// leaves the job `sending` (uncertain), never `queued` as if nothing had gone out.
     pub fn start_print_job(&mut self, id: i64) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE print_jobs SET state = 'sending', attempts = attempts + 1 WHERE id = ?1",
+            "UPDATE print_jobs SET state = 'sending', attempts = attempts + 1
+             WHERE id = ?1 AND state IN ('queued', 'sending')",
             [id],
         )?;
         Ok(())
@@ -240,7 +255,8 @@ impl Db {
     /// The printer confirmed the first `parts_done` parts.
     pub fn print_job_progress(&mut self, id: i64, parts_done: usize) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE print_jobs SET parts_done = MAX(parts_done, ?2) WHERE id = ?1",
+            "UPDATE print_jobs SET parts_done = MAX(parts_done, ?2)
+             WHERE id = ?1 AND state IN ('queued', 'sending')",
             params![id, parts_done as i64],
         )?;
         Ok(())
@@ -249,7 +265,8 @@ impl Db {
     /// Nothing of the attempt left the box: the job waits as it was.
     pub fn unsend_print_job(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE print_jobs SET state = 'queued', last_error = ?2 WHERE id = ?1",
+            "UPDATE print_jobs SET state = 'queued', last_error = ?2
+             WHERE id = ?1 AND state IN ('queued', 'sending')",
             params![id, error],
         )?;
         Ok(())
@@ -268,7 +285,7 @@ impl Db {
         let text = job_json(doc, language)?;
         self.conn.execute(
             "UPDATE print_jobs SET state = 'queued', data = ?2, parts_done = ?3, last_error = ?4
-             WHERE id = ?1",
+             WHERE id = ?1 AND state IN ('queued', 'sending')",
             params![id, text, parts_done as i64, error],
         )?;
         Ok(())
@@ -284,7 +301,7 @@ impl Db {
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE print_jobs SET state = 'unconfirmed', last_error = ?2, printed_at = ?3
-             WHERE id = ?1",
+             WHERE id = ?1 AND state IN ('queued', 'sending')",
             params![id, error, now as i64],
         )?;
         Ok(())
@@ -552,12 +569,12 @@ mod tests {
 
         // Four minutes after the pulse: nothing is too old.
         let e = db
-            .expire_owed_print_jobs(hour + 240_000, limits, 64)
+            .expire_owed_print_jobs(hour + 240_000, limits, 64, None)
             .unwrap();
         assert_eq!(e, Expired { now: 0, total: 0 });
         // Six minutes after: the pulse goes, the receipts wait.
         let e = db
-            .expire_owed_print_jobs(hour + 360_000, limits, 64)
+            .expire_owed_print_jobs(hour + 360_000, limits, 64, None)
             .unwrap();
         assert_eq!(e, Expired { now: 1, total: 1 });
         assert_eq!(states(&db), ["queued", "expired", "queued", "queued"]);
@@ -565,25 +582,57 @@ mod tests {
         // A day and an hour and a half after the first: the first two receipts go, at most one
         // a step.
         let at = 25 * hour + hour / 2;
-        assert_eq!(db.expire_owed_print_jobs(at, limits, 1).unwrap().now, 1);
         assert_eq!(
-            db.expire_owed_print_jobs(at, limits, 1).unwrap(),
+            db.expire_owed_print_jobs(at, limits, 1, None).unwrap().now,
+            1
+        );
+        assert_eq!(
+            db.expire_owed_print_jobs(at, limits, 1, None).unwrap(),
             Expired { now: 1, total: 3 }
         );
-        assert_eq!(db.expire_owed_print_jobs(at, limits, 1).unwrap().now, 0);
+        assert_eq!(
+            db.expire_owed_print_jobs(at, limits, 1, None).unwrap().now,
+            0
+        );
         assert_eq!(states(&db), ["expired", "expired", "expired", "queued"]);
         assert_eq!(db.next_print_job().unwrap().unwrap().txn_id, "t3");
         assert_eq!(db.print_jobs_waiting().unwrap(), 1);
         assert_eq!(db.counters().unwrap(), db.recount_counters().unwrap());
-        // A job being printed is given up too once too old: its customer is long gone.
+        // The job the printer holds through a fault is left alone (it is in its buffer) ...
         let last = db.next_print_job().unwrap().unwrap();
         db.start_print_job(last.id).unwrap();
         assert_eq!(
-            db.expire_owed_print_jobs(27 * hour, limits, 64).unwrap(),
+            db.expire_owed_print_jobs(27 * hour, limits, 64, Some(last.id))
+                .unwrap()
+                .now,
+            0
+        );
+        // ... but one left `sending` by a stop is given up once too old, and says it may have
+        // printed.
+        assert_eq!(
+            db.expire_owed_print_jobs(27 * hour, limits, 64, None)
+                .unwrap(),
             Expired { now: 1, total: 4 }
         );
+        let why: String = db
+            .conn()
+            .query_row(
+                "SELECT last_error FROM print_jobs WHERE id = ?1",
+                [last.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(why.contains("may have printed"), "{why}");
         assert!(db.next_print_job().unwrap().is_none());
         assert_eq!(db.print_jobs_waiting().unwrap(), 0);
+        // A job given up never comes back: an attempt's late end changes nothing.
+        db.unsend_print_job(last.id, "late").unwrap();
+        db.requeue_uncertain_print_job(last.id, &receipt, Language::En, 0, "late")
+            .unwrap();
+        db.finish_print_job(last.id, None, 27 * hour).unwrap();
+        assert!(db.next_print_job().unwrap().is_none());
+        assert_eq!(states(&db)[3], "expired");
+        assert_eq!(db.counters().unwrap(), db.recount_counters().unwrap());
 
         // With 5,000 young jobs owed, a step reads one index entry a walk, not the 5,000.
         let tx = db.conn.transaction().unwrap();
@@ -594,7 +643,9 @@ mod tests {
         tx.commit().unwrap();
         for sql in [OLDEST_DRAWER_SQL, OLDEST_OWED_SQL] {
             let mut st = db.conn().prepare(sql).unwrap();
-            let _: (i64, i64) = st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            let _: (i64, i64) = st
+                .query_row([None::<i64>], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap();
             let steps = st.get_status(rusqlite::StatementStatus::VmStep);
             let sorts = st.get_status(rusqlite::StatementStatus::Sort);
             assert!(
@@ -603,7 +654,7 @@ mod tests {
             );
         }
         let e = db
-            .expire_owed_print_jobs(30 * hour + 60_000, limits, 64)
+            .expire_owed_print_jobs(30 * hour + 60_000, limits, 64, None)
             .unwrap();
         assert_eq!(e, Expired { now: 0, total: 4 });
         assert_eq!(db.print_jobs_waiting().unwrap(), 5_000);

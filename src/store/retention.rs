@@ -873,7 +873,7 @@ mod tests {
             job_max_age_ms: 24 * 3_600_000,
             drawer_max_age_ms: 300_000,
         };
-        let e = j.db.expire_owed_print_jobs(now, limits, 64).unwrap();
+        let e = j.db.expire_owed_print_jobs(now, limits, 64, None).unwrap();
         assert!(e.now >= 2, "the receipt and the Z report: {e:?}");
         assert_eq!(j.prune(now, 90, 90).txns, 2, "the sale and its close");
         assert!(!j.has(&s));
