@@ -752,8 +752,8 @@ async fn apply_ack(link: &Link, store: &Store) {
                 .acked_seq
                 .fetch_max(o.acked_seq, Ordering::AcqRel);
             if o.dropped > 0 {
+                // The drain was woken when the ack was admitted (`route`).
                 log::debug!(seq = o.acked_seq; "host acknowledged events");
-                link.drain.notify_one();
             } else if upto < o.acked_seq {
                 log::info!(
                     "ack for seq {upto} ignored: the host already acknowledged up to {}",
@@ -805,7 +805,11 @@ async fn drain_loop(
                 refusals_seen = refusals;
                 // What this connection published and the host has not acknowledged: when the
                 // broker refused one as too large, the biggest of them is the candidate.
-                let acked = link.shared.acked_seq.load(Ordering::Acquire);
+                let acked = link
+                    .shared
+                    .acked_seq
+                    .load(Ordering::Acquire)
+                    .max(*link.acks.borrow());
                 learn_event_limit(&link, w.in_flight(), acked);
             }
             w.reconnected(now);
