@@ -46,19 +46,9 @@ const EXPIRE_EVERY_BLOCKED: Duration = Duration::from_secs(60);
 const EXPIRE_BEFORE_PICK: usize = 64;
 const EXPIRE_BLOCKED: usize = 512;
 
-/// How long owed jobs wait for the printer before they are given up.
-pub fn owed_limits(cfg: &PrinterConfig) -> OwedLimits {
-    OwedLimits {
-        job_max_age_ms: cfg.job_max_age_h.saturating_mul(3_600_000),
-        drawer_max_age_ms: cfg.drawer_max_age_s.saturating_mul(1_000),
-    }
-}
-
 /// Giving up what waited too long (docs/receipts.md, "What a dead printer owes").
 struct Expiry {
     limits: OwedLimits,
-    job_max_age_h: u64,
-    drawer_max_age_s: u64,
     /// When the next step is due while the printer cannot print (or holds a job).
     next: Instant,
 }
@@ -66,9 +56,10 @@ struct Expiry {
 impl Expiry {
     fn new(cfg: &PrinterConfig) -> Expiry {
         Expiry {
-            limits: owed_limits(cfg),
-            job_max_age_h: cfg.job_max_age_h,
-            drawer_max_age_s: cfg.drawer_max_age_s,
+            limits: OwedLimits {
+                job_max_age_ms: cfg.job_max_age_h.saturating_mul(3_600_000),
+                drawer_max_age_ms: cfg.drawer_max_age_s.saturating_mul(1_000),
+            },
             // The first pass gives up what waited too long while posd was stopped.
             next: Instant::now(),
         }
@@ -80,8 +71,8 @@ impl Expiry {
             log::warn!(
                 "printer: {} job(s) given up: the printer could not take them within job_max_age_h = {} h (a drawer pulse: drawer_max_age_s = {} s); {} given up since the journal was made. `posctl reprint <txn>` prints a receipt again, `posctl reprint --batch <n>` a Z report",
                 e.now,
-                self.job_max_age_h,
-                self.drawer_max_age_s,
+                self.limits.job_max_age_ms / 3_600_000,
+                self.limits.drawer_max_age_ms / 1_000,
                 e.total
             );
             hs.h.waiting = store.print_waiting();

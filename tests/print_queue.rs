@@ -272,6 +272,15 @@ impl Till {
         }
     }
 
+    /// A generic printer out of paper from the start.
+    async fn out_of_paper(terminal: &'static str) -> Till {
+        let script = EmulatorScript {
+            paper_out: true,
+            ..Default::default()
+        };
+        Till::start(terminal, script, "generic").await
+    }
+
     async fn sell(&mut self, amount: &str) -> String {
         let code = self.wallet.next_code();
         let v = sale(&self.d, amount, &code).await.unwrap();
@@ -634,15 +643,7 @@ async fn job_states(d: &Daemon) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_dead_printer_owes_is_given_up_after_its_age_and_never_printed_stale() {
-    let mut t = Till::start(
-        "T-STALE",
-        EmulatorScript {
-            paper_out: true,
-            ..Default::default()
-        },
-        "generic",
-    )
-    .await;
+    let mut t = Till::out_of_paper("T-STALE").await;
     let a = t.sell("4.00").await;
     let _b = t.sell("6.00").await;
     t.wait_printer(Duration::from_secs(10), "paper out").await;
@@ -713,15 +714,7 @@ async fn what_a_dead_printer_owes_is_given_up_after_its_age_and_never_printed_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_stale_jobs_than_one_step_gives_up_and_none_of_them_prints() {
-    let mut t = Till::start(
-        "T-STALE-MANY",
-        EmulatorScript {
-            paper_out: true,
-            ..Default::default()
-        },
-        "generic",
-    )
-    .await;
+    let mut t = Till::out_of_paper("T-STALE-MANY").await;
     // 40 sales: 80 jobs, more than the 64 a step gives up before a job is taken.
     for _ in 0..40 {
         t.sell("1.00").await;

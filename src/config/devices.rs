@@ -581,29 +581,41 @@ impl PrinterConfig {
 
     /// Checks what can be checked without the printer.
     pub fn validate(&self) -> Result<(), DeviceConfigError> {
-        if !(200..=2000).contains(&self.fault_poll_ms) {
-            return Err(DeviceConfigError(format!(
-                "fault_poll_ms = {}: must be 200..=2000 (the status is asked every 1-2 s while the printer is faulted)",
-                self.fault_poll_ms
-            )));
-        }
-        if !(500..=60_000).contains(&self.health_interval_ms) {
-            return Err(DeviceConfigError(format!(
-                "health_interval_ms = {}: must be 500..=60000",
-                self.health_interval_ms
-            )));
-        }
-        if !(1..=720).contains(&self.job_max_age_h) {
-            return Err(DeviceConfigError(format!(
-                "job_max_age_h = {}: must be 1..=720 (hours a receipt may wait for the printer before it is given up)",
-                self.job_max_age_h
-            )));
-        }
-        if !(10..=86_400).contains(&self.drawer_max_age_s) {
-            return Err(DeviceConfigError(format!(
-                "drawer_max_age_s = {}: must be 10..=86400 (seconds a drawer pulse may wait for the printer before it is given up)",
-                self.drawer_max_age_s
-            )));
+        for (name, v, lo, hi, why) in [
+            (
+                "fault_poll_ms",
+                self.fault_poll_ms,
+                200,
+                2_000,
+                " (the status is asked every 1-2 s while the printer is faulted)",
+            ),
+            (
+                "health_interval_ms",
+                self.health_interval_ms,
+                500,
+                60_000,
+                "",
+            ),
+            (
+                "job_max_age_h",
+                self.job_max_age_h,
+                1,
+                720,
+                " (hours a receipt may wait for the printer before it is given up)",
+            ),
+            (
+                "drawer_max_age_s",
+                self.drawer_max_age_s,
+                10,
+                86_400,
+                " (seconds a drawer pulse may wait for the printer before it is given up)",
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(DeviceConfigError(format!(
+                    "{name} = {v}: must be {lo}..={hi}{why}"
+                )));
+            }
         }
         for (name, v) in [
             ("connect_timeout_ms", self.connect_timeout_ms),

@@ -397,6 +397,19 @@ mod tests {
             .unwrap()
     }
 
+    /// A real receipt to owe many times over: a sale's own, once its jobs are done.
+    fn printed_sale_receipt(db: &mut Db) -> PrintDoc {
+        db.record(&sale(TxnState::ApprovedOffline)).unwrap();
+        let mut receipt = None;
+        while let Some(job) = db.next_print_job().unwrap() {
+            if !job.doc.is_drawer() {
+                receipt = Some(job.doc.clone());
+            }
+            db.finish_print_job(job.id, None, 1).unwrap();
+        }
+        receipt.expect("the sale owed a receipt")
+    }
+
     #[test]
     fn an_approval_owes_one_drawer_pulse_and_one_receipt_in_its_own_transaction() {
         let (_d, mut db) = db();
@@ -477,16 +490,7 @@ mod tests {
     #[test]
     fn the_next_job_and_the_count_cost_the_same_however_many_are_owed() {
         let (_d, mut db) = db();
-        // A real receipt to owe many times over: the sale's own, once its jobs are done.
-        db.record(&sale(TxnState::ApprovedOffline)).unwrap();
-        let mut receipt = None;
-        while let Some(job) = db.next_print_job().unwrap() {
-            if !job.doc.is_drawer() {
-                receipt = Some(job.doc.clone());
-            }
-            db.finish_print_job(job.id, None, 1).unwrap();
-        }
-        let receipt = receipt.expect("the sale owed a receipt");
+        let receipt = printed_sale_receipt(&mut db);
         let drawer = PrintDoc::Drawer {
             drawer: DrawerPin::Pin2,
         };
@@ -524,16 +528,7 @@ mod tests {
     #[test]
     fn owed_jobs_past_their_age_are_given_up_oldest_first_at_a_flat_cost() {
         let (_d, mut db) = db();
-        // A real receipt to owe: the sale's own, once its jobs are done.
-        db.record(&sale(TxnState::ApprovedOffline)).unwrap();
-        let mut receipt = None;
-        while let Some(job) = db.next_print_job().unwrap() {
-            if !job.doc.is_drawer() {
-                receipt = Some(job.doc.clone());
-            }
-            db.finish_print_job(job.id, None, 1).unwrap();
-        }
-        let receipt = receipt.expect("the sale owed a receipt");
+        let receipt = printed_sale_receipt(&mut db);
         let drawer = PrintDoc::Drawer {
             drawer: DrawerPin::Pin2,
         };

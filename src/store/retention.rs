@@ -737,6 +737,14 @@ mod tests {
             }
             c
         }
+        /// Sales owe receipts (and closes their Z report) from now on.
+        fn owe_receipts(&mut self) {
+            self.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
+                terminal: "T1".into(),
+                zone: Default::default(),
+                ..Default::default()
+            }));
+        }
         fn ack_all(&mut self) {
             let last = self.db.last_seq();
             self.db.ack(last).unwrap();
@@ -788,11 +796,7 @@ mod tests {
     #[test]
     fn old_reconciled_synced_batches_go_and_what_must_outlive_them_stays() {
         let mut j = J::new();
-        j.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
-            terminal: "T1".into(),
-            zone: Default::default(),
-            ..Default::default()
-        }));
+        j.owe_receipts();
         let d10 = 10 * DAY;
         let s1 = j.sale(d10, TxnState::Approved);
         let declined = j.sale(d10 + 1, TxnState::Declined);
@@ -856,11 +860,7 @@ mod tests {
     #[test]
     fn an_owed_receipt_keeps_its_sale_only_until_the_printer_queue_gives_it_up() {
         let mut j = J::new();
-        j.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
-            terminal: "T1".into(),
-            zone: Default::default(),
-            ..Default::default()
-        }));
+        j.owe_receipts();
         let d10 = 10 * DAY;
         let s = j.sale(d10, TxnState::Approved);
         j.close(d10 + 10, Some(true));
@@ -990,11 +990,7 @@ mod tests {
     #[test]
     fn steps_are_bounded_and_the_file_shrinks() {
         let mut j = J::new();
-        j.db.set_receipts(Some(posd_core::receipt::ReceiptCtx {
-            terminal: "T1".into(),
-            zone: Default::default(),
-            ..Default::default()
-        }));
+        j.owe_receipts();
         assert_eq!(
             j.db.db_size().unwrap().auto_vacuum,
             2,
