@@ -254,7 +254,17 @@ pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 
 /// CPU time a process has used (user + system), seconds; 0 when it is gone.
 pub fn cpu_s(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    stat_cpu_s(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time the calling thread has used (user + system), seconds.
+pub fn thread_cpu_s() -> f64 {
+    stat_cpu_s("/proc/thread-self/stat")
+}
+
+/// User + system time from a `/proc/.../stat` file, seconds; 0 when it cannot be read.
+fn stat_cpu_s(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return 0.0;
     };
     // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
