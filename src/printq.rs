@@ -215,6 +215,7 @@ pub async fn run(
     let mut hs = Health {
         h: PrinterHealth {
             warnings: config_warnings(&receipt_cfg),
+            job_max_age_h: printer_cfg.job_max_age_h,
             ..PrinterHealth::default()
         },
         tx: health,

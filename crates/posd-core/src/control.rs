@@ -457,6 +457,10 @@ pub struct PrinterHealth {
     /// pulse: `drawer_max_age_s`) because the printer could not take them.
     #[serde(default)]
     pub expired: u64,
+    /// Hours a waiting receipt, report or slip is kept before it is given up
+    /// (`[devices.printer] job_max_age_h`; drawer pulses: `drawer_max_age_s`); 0: not said.
+    #[serde(default)]
+    pub job_max_age_h: u64,
     /// The name the printer reports (`GS I 67`), when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_name: Option<String>,

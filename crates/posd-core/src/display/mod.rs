@@ -101,11 +101,14 @@ pub fn printer_text_in(h: &PrinterHealth, lang: Language) -> String {
         PrinterState::Unchecked => format!("{}{near_end}", t(Msg::PrinterUnchecked)),
     };
     if h.state.is_fault() && h.waiting > 0 {
-        if h.waiting == 1 {
-            out.push_str(t(Msg::PrinterOneJobWaits));
-        } else {
-            out.push_str(&tr(lang, Msg::PrinterJobsWait, &[("n", &h.waiting)]));
-        }
+        // How long they wait, when the queue says: after that they are given up, not printed.
+        let (n, hours) = (&h.waiting, &h.job_max_age_h);
+        out.push_str(&match (h.waiting, h.job_max_age_h) {
+            (1, 0) => t(Msg::PrinterOneJobWaits).to_string(),
+            (_, 0) => tr(lang, Msg::PrinterJobsWait, &[("n", n)]),
+            (1, _) => tr(lang, Msg::PrinterOneJobWaitsFor, &[("h", hours)]),
+            _ => tr(lang, Msg::PrinterJobsWaitFor, &[("n", n), ("h", hours)]),
+        });
     }
     out
 }
@@ -256,5 +259,37 @@ mod tests {
             "{t}"
         );
         assert!(t.ends_with("1 job waits and prints by itself"), "{t}");
+    }
+
+    #[test]
+    fn waiting_jobs_say_how_long_they_wait_when_the_queue_says() {
+        let h = PrinterHealth {
+            state: PrinterState::PaperOut,
+            waiting: 2,
+            job_max_age_h: 24,
+            ..PrinterHealth::default()
+        };
+        assert_eq!(
+            printer_text(&h),
+            "paper out — load a new roll; 2 jobs wait and print by themselves if the printer is back within 24 h"
+        );
+        assert!(printer_text_in(&h, Language::Es).ends_with(
+            "2 trabajos esperan y se imprimirán solos si la impresora vuelve antes de 24 h"
+        ));
+        assert!(printer_text_in(&h, Language::ZhCn)
+            .ends_with("2 个打印任务等待中, 24 小时内恢复则自动打印"));
+        let one = PrinterHealth {
+            state: PrinterState::CoverOpen,
+            waiting: 1,
+            job_max_age_h: 6,
+            ..PrinterHealth::default()
+        };
+        assert_eq!(
+            printer_text(&one),
+            "cover open — close the cover; 1 job waits and prints by itself if the printer is back within 6 h"
+        );
+        // Nothing waits: nothing said, whatever the age.
+        let none = PrinterHealth { waiting: 0, ..one };
+        assert_eq!(printer_text(&none), "cover open — close the cover");
     }
 }

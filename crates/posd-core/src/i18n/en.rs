@@ -97,6 +97,8 @@ pub(super) const fn text(m: Msg) -> &'static str {
         PrinterUnchecked => "gives no status — printing without checks",
         PrinterOneJobWaits => "; 1 job waits and prints by itself",
         PrinterJobsWait => "; {n} jobs wait and print by themselves",
+        PrinterOneJobWaitsFor => "; 1 job waits and prints by itself if the printer is back within {h} h",
+        PrinterJobsWaitFor => "; {n} jobs wait and print by themselves if the printer is back within {h} h",
 
         KeyReady => "Ready",
         KeyEnterAmount => "Enter amount",

@@ -104,6 +104,8 @@ pub(super) const fn text(m: Msg) -> &'static str {
         PrinterUnchecked => "no informa de su estado — imprime sin comprobar",
         PrinterOneJobWaits => "; 1 trabajo espera y se imprimirá solo",
         PrinterJobsWait => "; {n} trabajos esperan y se imprimirán solos",
+        PrinterOneJobWaitsFor => "; 1 trabajo espera y se imprimirá solo si la impresora vuelve antes de {h} h",
+        PrinterJobsWaitFor => "; {n} trabajos esperan y se imprimirán solos si la impresora vuelve antes de {h} h",
 
         KeyReady => "Lista",
         KeyEnterAmount => "Teclee el importe",

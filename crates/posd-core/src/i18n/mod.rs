@@ -196,6 +196,10 @@ messages! {
     PrinterOneJobWaits,
     /// `{n}`.
     PrinterJobsWait,
+    /// `{h}`: hours a job waits before it is given up (`job_max_age_h`).
+    PrinterOneJobWaitsFor,
+    /// `{n}`, `{h}`.
+    PrinterJobsWaitFor,
 
     // ---- the keypad (two lines of 20) ----
     KeyReady, KeyEnterAmount,

@@ -98,6 +98,8 @@ pub(super) const fn text(m: Msg) -> &'static str {
         PrinterUnchecked => "不报告状态 — 不检查直接打印",
         PrinterOneJobWaits => "; 1 个打印任务等待中, 恢复后自动打印",
         PrinterJobsWait => "; {n} 个打印任务等待中, 恢复后自动打印",
+        PrinterOneJobWaitsFor => "; 1 个打印任务等待中, {h} 小时内恢复则自动打印",
+        PrinterJobsWaitFor => "; {n} 个打印任务等待中, {h} 小时内恢复则自动打印",
 
         KeyReady => "就绪",
         KeyEnterAmount => "请输入金额",
