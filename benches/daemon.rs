@@ -197,35 +197,29 @@ async fn connected(id: &str, port: u16, inflight: u16) -> (AsyncClient, rumqttc:
 /// current-thread runtime: no wake-ups across threads, as lean as rumqttc gets). Returns
 /// (messages/s, that thread's CPU seconds per message).
 fn raw_qos1(port: u16, n: usize, len: usize, window: u16) -> (f64, f64) {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
-        rt.block_on(async move {
-            let (c, mut el) = connected("bench-raw", port, window).await;
-            let payload = vec![b'x'; len];
-            let cpu0 = thread_cpu_s();
-            let t0 = Instant::now();
-            let (mut sent, mut acked) = (0usize, 0usize);
-            while acked < n {
-                while sent < n && sent < acked + usize::from(window) {
-                    if c.try_publish("bench/raw", QoS::AtLeastOnce, false, payload.clone())
-                        .is_err()
-                    {
-                        break;
-                    }
-                    sent += 1;
+    on_own_thread(move || async move {
+        let (c, mut el) = connected("bench-raw", port, window).await;
+        let payload = vec![b'x'; len];
+        let cpu0 = thread_cpu_s();
+        let t0 = Instant::now();
+        let (mut sent, mut acked) = (0usize, 0usize);
+        while acked < n {
+            while sent < n && sent < acked + usize::from(window) {
+                if c.try_publish("bench/raw", QoS::AtLeastOnce, false, payload.clone())
+                    .is_err()
+                {
+                    break;
                 }
-                match el.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-                    Ok(_) => {}
-                    Err(e) => panic!("raw publisher: {e}"),
-                }
+                sent += 1;
             }
-            let secs = t0.elapsed().as_secs_f64();
-            (n as f64 / secs, (thread_cpu_s() - cpu0) / n as f64)
-        })
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => panic!("raw publisher: {e}"),
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        (n as f64 / secs, (thread_cpu_s() - cpu0) / n as f64)
     })
     .join()
     .expect("raw publisher")
@@ -247,90 +241,59 @@ struct HostExchange {
 impl HostExchange {
     fn start(port: u16, dir: &Path, n: usize) -> HostExchange {
         const TERMINAL: &str = "BENCH-BARE-ONLINE";
-        // Authorizing sales in a scratch journal of their own: their events, as posd writes
-        // them, numbered from 1.
+        // Authorizing sales in a scratch journal of their own: their events as posd writes
+        // them, numbered from 1, and each one's `authorize` request.
         let db_path = dir.join("bare-online.sqlite");
-        let cny = Currency::from_code("CNY").expect("cny");
-        let txns: Vec<Transaction> = (0..n)
-            .map(|i| {
-                let mut t = Transaction::new(
-                    TxnKind::Sale,
-                    Method::PaymentCode,
-                    100,
-                    cny,
-                    TxnState::Authorizing,
-                    posd::clock::now_ms(),
-                    // Distinct ids: bytes 1 and 3 are kept whole by `uuid_v7`.
-                    [0, (i >> 8) as u8, 0, i as u8, 0x0e, 1, 2, 3, 4, 5],
-                );
-                t.channel = Some("wechat".into());
-                t.code_masked = Some("1345**********6780".into());
-                t
-            })
-            .collect();
-        let events: Vec<String> = {
-            let mut db = posd::store::Db::open(&db_path).expect("db");
-            db.record_batch(&txns).expect("record");
-            let rows = db.outbox_after(0, n as u32).expect("outbox");
-            rows.into_iter().map(|(_, p)| p).collect()
-        };
-        let reqs: Vec<Vec<u8>> = txns
+        prefill(&db_path, n, TxnState::Authorizing);
+        let events = outbox_payloads(&db_path, n);
+        let reqs: Vec<Vec<u8>> = events
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                let mut r = Request::new(format!("bare-{i}"), Op::Authorize, t.id.to_string());
-                r.method = Some(t.method.as_str().to_string());
-                r.channel = t.channel.clone();
+            .map(|(i, e)| {
+                let ev = posd_core::protocol::parse_event(e.as_bytes()).expect("event");
+                let mut r = Request::new(format!("bare-{i}"), Op::Authorize, ev.txn_id);
+                r.method = Some(Method::PaymentCode.as_str().to_string());
+                r.channel = Some("wechat".into());
                 r.code = Some("134567890123456780".into());
-                r.amount = Some(t.amount);
-                r.currency = Some("CNY".into());
+                r.amount = Some(ev.amount);
+                r.currency = Some(ev.currency);
                 serde_json::to_vec(&r).expect("req")
             })
             .collect();
         let (go, go_rx) = std::sync::mpsc::channel::<usize>();
         let (done_tx, done) = std::sync::mpsc::channel::<f64>();
         let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("rt");
-            rt.block_on(async move {
-                let keys = signed::HostKeys::from_config(&[host_signer().config()]).expect("keys");
-                let topics = Topics::new("pos/v1", TERMINAL);
-                let (c, mut el) = connected(TERMINAL, port, 100).await;
-                c.subscribe(topics.resp(), QoS::AtLeastOnce)
-                    .await
-                    .expect("sub");
-                while !matches!(el.poll().await, Ok(Event::Incoming(Packet::SubAck(_)))) {}
-                let _ = ready_tx.send(());
-                while let Ok(i) = go_rx.recv() {
-                    let want = format!("bare-{i}");
-                    let t0 = Instant::now();
-                    // In posd's order: the request as soon as `authorizing` is committed, the
-                    // event when the drain has read it from the journal, just after.
-                    c.try_publish(topics.req(), QoS::AtLeastOnce, false, reqs[i].clone())
-                        .expect("req");
-                    c.try_publish(topics.events(), QoS::AtLeastOnce, false, events[i].clone())
-                        .expect("event");
-                    loop {
-                        match el.poll().await {
-                            Ok(Event::Incoming(Packet::Publish(p))) => {
-                                let r = signed::open(&p.payload, TERMINAL, HostKind::Resp, &keys)
-                                    .ok()
-                                    .and_then(|b| serde_json::from_slice::<Response>(&b).ok());
-                                if let Some(r) = r.filter(|r| r.req_id == want) {
-                                    assert_eq!(r.status, RespStatus::Approved, "bare exchange");
-                                    break;
-                                }
+        on_own_thread(move || async move {
+            let keys = host_keys();
+            let topics = Topics::new("pos/v1", TERMINAL);
+            let (c, mut el) = subscribed(TERMINAL, port, 100, topics.resp()).await;
+            let _ = ready_tx.send(());
+            while let Ok(i) = go_rx.recv() {
+                let want = format!("bare-{i}");
+                let t0 = Instant::now();
+                // In posd's order: the request as soon as `authorizing` is committed, the
+                // event when the drain has read it from the journal, just after.
+                c.try_publish(topics.req(), QoS::AtLeastOnce, false, reqs[i].clone())
+                    .expect("req");
+                c.try_publish(topics.events(), QoS::AtLeastOnce, false, events[i].clone())
+                    .expect("event");
+                loop {
+                    match el.poll().await {
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            let r = signed::open(&p.payload, TERMINAL, HostKind::Resp, &keys)
+                                .ok()
+                                .and_then(|b| serde_json::from_slice::<Response>(&b).ok());
+                            if let Some(r) = r.filter(|r| r.req_id == want) {
+                                assert_eq!(r.status, RespStatus::Approved, "bare exchange");
+                                break;
                             }
-                            Ok(_) => {}
-                            Err(e) => panic!("host exchange: {e}"),
                         }
+                        Ok(_) => {}
+                        Err(e) => panic!("host exchange: {e}"),
                     }
-                    let _ = done_tx.send(t0.elapsed().as_secs_f64() * 1e3);
                 }
-            });
+                let _ = done_tx.send(t0.elapsed().as_secs_f64() * 1e3);
+            }
         });
         ready.recv().expect("host exchange ready");
         HostExchange { go, done }
@@ -363,7 +326,8 @@ fn bare_db(dir: &Path) -> rusqlite::Connection {
     c
 }
 
-fn prefill(db_path: &Path, n: usize) {
+/// A journal of `n` sales in `state`, recorded in batches as the daemon would have.
+fn prefill(db_path: &Path, n: usize, state: TxnState) {
     let mut db = posd::store::Db::open(db_path).expect("db");
     let cny = Currency::from_code("CNY").expect("cny");
     let mut batch = Vec::new();
@@ -373,13 +337,15 @@ fn prefill(db_path: &Path, n: usize) {
             Method::PaymentCode,
             100,
             cny,
-            TxnState::Approved,
+            state,
             1_700_000_000_000 + i as u64,
             [(i % 251) as u8; 10],
         );
         t.channel = Some("wechat".into());
         t.code_masked = Some("1345**********6789".into());
-        t.host_ref = Some("H0123456789ab".into());
+        if state == TxnState::Approved {
+            t.host_ref = Some("H0123456789ab".into());
+        }
         batch.push(t);
         if batch.len() == 1000 {
             db.record_batch(&batch).expect("prefill");
@@ -389,6 +355,55 @@ fn prefill(db_path: &Path, n: usize) {
     if !batch.is_empty() {
         db.record_batch(&batch).expect("prefill");
     }
+}
+
+/// The first `n` events of a journal's outbox, as the daemon publishes them.
+fn outbox_payloads(db_path: &Path, n: usize) -> Vec<String> {
+    let db = posd::store::Db::open(db_path).expect("db");
+    let rows = db.outbox_after(0, n as u32).expect("outbox");
+    rows.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Runs `f` on a thread of its own, in a current-thread runtime (no wake-ups across threads:
+/// a bare client as lean as rumqttc gets).
+fn on_own_thread<T, F>(f: impl FnOnce() -> F + Send + 'static) -> std::thread::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+            .block_on(f())
+    })
+}
+
+/// A client as `id`, subscribed to `topic` (the SUBACK seen).
+async fn subscribed(
+    id: &str,
+    port: u16,
+    inflight: u16,
+    topic: String,
+) -> (AsyncClient, rumqttc::EventLoop) {
+    let (c, mut el) = connected(id, port, inflight).await;
+    c.subscribe(topic, QoS::AtLeastOnce).await.expect("sub");
+    while !matches!(el.poll().await, Ok(Event::Incoming(Packet::SubAck(_)))) {}
+    (c, el)
+}
+
+/// The host's keys, as the bench's terminals list them.
+fn host_keys() -> signed::HostKeys {
+    signed::HostKeys::from_config(&[host_signer().config()]).expect("keys")
+}
+
+/// The `upto_seq` of an `ack` on `terminal`'s topic, if its envelope opens with `keys`.
+fn ack_upto(payload: &[u8], terminal: &str, keys: &signed::HostKeys) -> Option<u64> {
+    signed::open(payload, terminal, HostKind::Ack, keys)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Ack>(&b).ok())
+        .map(|a| a.upto_seq)
 }
 
 /// The shipped window for events of `len` bytes, as posd's drain keeps it: at most `[broker]
@@ -412,51 +427,38 @@ fn host_acked_publisher(
     payloads: std::sync::Arc<Vec<String>>,
     window: u16,
 ) -> std::thread::JoinHandle<f64> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
-        rt.block_on(async move {
-            let keys = signed::HostKeys::from_config(&[host_signer().config()]).expect("keys");
-            let topics = Topics::new("pos/v1", terminal);
-            let (events, ack) = (topics.events(), topics.ack());
-            let (c, mut el) = connected(terminal, port, window).await;
-            c.subscribe(ack.clone(), QoS::AtLeastOnce)
-                .await
-                .expect("sub");
-            while !matches!(el.poll().await, Ok(Event::Incoming(Packet::SubAck(_)))) {}
-            let n = payloads.len() as u64;
-            let cpu0 = thread_cpu_s();
-            let (mut sent, mut acked) = (0u64, 0u64);
-            while acked < n {
-                while sent < n && sent < acked + u64::from(window) {
-                    let body = payloads[sent as usize].clone();
-                    if c.try_publish(events.clone(), QoS::AtLeastOnce, false, body)
-                        .is_err()
-                    {
-                        break;
-                    }
-                    sent += 1;
+    on_own_thread(move || async move {
+        let keys = host_keys();
+        let topics = Topics::new("pos/v1", terminal);
+        let (events, ack) = (topics.events(), topics.ack());
+        let (c, mut el) = subscribed(terminal, port, window, ack.clone()).await;
+        let n = payloads.len() as u64;
+        let cpu0 = thread_cpu_s();
+        let (mut sent, mut acked) = (0u64, 0u64);
+        while acked < n {
+            while sent < n && sent < acked + u64::from(window) {
+                let body = payloads[sent as usize].clone();
+                if c.try_publish(events.clone(), QoS::AtLeastOnce, false, body)
+                    .is_err()
+                {
+                    break;
                 }
-                // It never resends: a host that missed events would leave it waiting.
-                let polled = tokio::time::timeout(Duration::from_secs(10), el.poll())
-                    .await
-                    .expect("no word from the broker or the host in 10 s");
-                match polled {
-                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == ack => {
-                        let upto = signed::open(&p.payload, terminal, HostKind::Ack, &keys)
-                            .ok()
-                            .and_then(|b| serde_json::from_slice::<Ack>(&b).ok())
-                            .map_or(0, |a| a.upto_seq);
-                        acked = acked.max(upto.min(sent));
-                    }
-                    Ok(_) => {}
-                    Err(e) => panic!("host-acked publisher: {e}"),
-                }
+                sent += 1;
             }
-            thread_cpu_s() - cpu0
-        })
+            // It never resends: a host that missed events would leave it waiting.
+            let polled = tokio::time::timeout(Duration::from_secs(10), el.poll())
+                .await
+                .expect("no word from the broker or the host in 10 s");
+            match polled {
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == ack => {
+                    let upto = ack_upto(&p.payload, terminal, &keys).unwrap_or(0);
+                    acked = acked.max(upto.min(sent));
+                }
+                Ok(_) => {}
+                Err(e) => panic!("host-acked publisher: {e}"),
+            }
+        }
+        thread_cpu_s() - cpu0
     })
 }
 
@@ -477,6 +479,7 @@ async fn observe(
 ) -> Seen {
     let topics = Topics::new("pos/v1", terminal);
     let (events, ack) = (topics.events(), topics.ack());
+    let keys = host_keys();
     let mut first = None;
     loop {
         let polled = tokio::time::timeout(Duration::from_secs(30), oel.poll())
@@ -488,18 +491,7 @@ async fn observe(
                     first = Some((Instant::now(), snap()));
                 }
                 if p.topic == ack {
-                    // Signed: the ack is inside the envelope's payload.
-                    let env: serde_json::Value =
-                        serde_json::from_slice(&p.payload).unwrap_or_default();
-                    let upto = env["payload"]
-                        .as_str()
-                        .and_then(|b| {
-                            use base64::Engine as _;
-                            base64::engine::general_purpose::STANDARD.decode(b).ok()
-                        })
-                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                        .and_then(|a| a["upto_seq"].as_u64())
-                        .unwrap_or(0);
+                    let upto = ack_upto(&p.payload, terminal, &keys).unwrap_or(0);
                     if upto >= n {
                         let end = (Instant::now(), snap());
                         return Seen {
@@ -538,12 +530,8 @@ async fn drain(tmp: &Path, port: u16, n: usize, broker_pid: u32) {
     println!("-- 1. outbox drain (load {})", load());
     let dir = tmp.join("drain");
     std::fs::create_dir_all(dir.join("state")).expect("dir");
-    prefill(&dir.join("state/posd.sqlite"), n);
-    let payloads: Vec<String> = {
-        let db = posd::store::Db::open(&dir.join("state/posd.sqlite")).expect("db");
-        let rows = db.outbox_after(0, n as u32).expect("ob");
-        rows.into_iter().map(|(_, p)| p).collect()
-    };
+    prefill(&dir.join("state/posd.sqlite"), n, TxnState::Approved);
+    let payloads = outbox_payloads(&dir.join("state/posd.sqlite"), n);
     let len = payloads[0].len();
     let payloads = std::sync::Arc::new(payloads);
     let window = shipped_window(len);
@@ -636,7 +624,11 @@ async fn ready_and_rss(tmp: &Path, port: u16) {
         let dir = tmp.join(format!("ready-{prefilled}"));
         std::fs::create_dir_all(dir.join("state")).expect("dir");
         if prefilled > 0 {
-            prefill(&dir.join("state/posd.sqlite"), prefilled);
+            prefill(
+                &dir.join("state/posd.sqlite"),
+                prefilled,
+                TxnState::Approved,
+            );
             // As a box that has synced them: nothing pending.
             let mut db = posd::store::Db::open(&dir.join("state/posd.sqlite")).expect("db");
             db.ack(prefilled as u64).expect("ack");

@@ -48,16 +48,22 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
         b["txn_id"].as_str().unwrap().to_string(),
     );
 
-    // Paper out: nothing prints, the jobs wait, the status says why.
+    // Paper out: nothing prints, the jobs wait, the status says why and for how long (the
+    // shipped `job_max_age_h`).
     eventually(
         Duration::from_secs(10),
-        "printer fault in status",
+        "printer fault and the wait's bound in status",
         || async {
             let mut c = d.client().await;
             let s = status(&mut c).await;
             s["devices"]["printer"]
                 .as_str()
-                .is_some_and(|p| p.contains("paper out"))
+                .is_some_and(|p| {
+                    p.contains("paper out")
+                        && p.ends_with(
+                            "2 jobs wait and print by themselves if the printer is back within 24 h",
+                        )
+                })
                 .then_some(())
         },
     )
@@ -71,24 +77,6 @@ async fn receipts_wait_for_paper_print_once_and_reprint_on_request() {
         .unwrap()
         .iter()
         .all(|j| j["state"] == "queued"));
-    // ... and for how long they wait: the shipped `job_max_age_h`.
-    eventually(
-        Duration::from_secs(10),
-        "the wait's bound in status",
-        || async {
-            let mut c = d.client().await;
-            let s = status(&mut c).await;
-            s["devices"]["printer"]
-                .as_str()
-                .is_some_and(|p| {
-                    p.ends_with(
-                        "2 jobs wait and print by themselves if the printer is back within 24 h",
-                    )
-                })
-                .then_some(())
-        },
-    )
-    .await;
 
     // Paper in: both print by themselves, in order, each once (merchant + customer copy).
     emu.set_paper_out(false);
