@@ -250,6 +250,17 @@ pub struct Link {
 }
 
 impl Link {
+    /// The host's highest admitted ack, recorded in the journal or not: the events it covers
+    /// are stored by the host (a restart before the journal records it only sends them again,
+    /// and the host keys them by event_id), so the drain's window need not wait for the ack's
+    /// commit.
+    fn admitted_ack(&self) -> u64 {
+        self.shared
+            .acked_seq
+            .load(Ordering::Acquire)
+            .max(*self.acks.borrow())
+    }
+
     /// Sends an online request. Refused at once when offline, and nothing is queued to leave
     /// later at a surprising time: an `Err` means the request certainly never left the box
     /// (the caller's state machine is told so: `Input::NotSent`). `Ok` means the MQTT client
@@ -805,24 +816,11 @@ async fn drain_loop(
                 refusals_seen = refusals;
                 // What this connection published and the host has not acknowledged: when the
                 // broker refused one as too large, the biggest of them is the candidate.
-                let acked = link
-                    .shared
-                    .acked_seq
-                    .load(Ordering::Acquire)
-                    .max(*link.acks.borrow());
-                learn_event_limit(&link, w.in_flight(), acked);
+                learn_event_limit(&link, w.in_flight(), link.admitted_ack());
             }
             w.reconnected(now);
         }
-        // The host's highest admitted ack, recorded or not: the events it covers are stored
-        // by the host (a restart before the journal records it only sends them again, and the
-        // host keys them by event_id), so the window need not wait for the ack's commit.
-        let acked = link
-            .shared
-            .acked_seq
-            .load(Ordering::Acquire)
-            .max(*link.acks.borrow());
-        w.ack(acked, now);
+        w.ack(link.admitted_ack(), now);
         if let Some(again) = w.check_timeout(now) {
             // Published but never acknowledged (no host was subscribed, or an ack was lost):
             // publish again from the last ack. The host keys events by event_id.
