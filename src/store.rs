@@ -24,6 +24,7 @@ pub use print_jobs::{Expired, NextPrintJob, OwedLimits};
 mod code_key;
 pub use code_key::load_or_create as code_key;
 mod retention;
+mod slim_outbox;
 pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules};
 
 /// Why the journal refused a refund or a void, checked in the SQLite transaction that would
@@ -385,6 +386,15 @@ pub struct SetAside {
     pub stub: String,
 }
 
+/// The drain's read: the outbox from a seq on, a payload over `?2` bytes as its size only.
+/// It has no `LIMIT ?`: SQLite (3.54) marks a statement whose LIMIT is a bound parameter to be
+/// prepared again at every run (the planner looks at the value), which cost the drain a parse
+/// per read. The rows come in seq order straight from the table's b-tree, one step each, so
+/// the caller takes as many as it wants and the rest are never read.
+const OUTBOX_NEXT_SQL: &str = "SELECT seq,
+        CASE WHEN octet_length(payload) > ?2 THEN NULL ELSE payload END, octet_length(payload)
+     FROM outbox WHERE seq > ?1 ORDER BY seq";
+
 /// The newest transaction with a receipt: its WHERE is the partial index `txns_receipt_newest`'s
 /// (migration #8), so the answer is the index's last entry, not a sort of every transaction
 /// (named: without statistics the planner would rather read `txns_state` and sort).
@@ -564,6 +574,19 @@ impl Db {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
+        }
+        // Speed only: a journal that cannot be slimmed now works the same (see the module).
+        match slim_outbox::slim(&mut conn, path.parent()) {
+            Ok(slim_outbox::Slimmed::Already) => {}
+            Ok(slim_outbox::Slimmed::Now(n)) => {
+                log::info!("journal: the outbox ({n} events) was copied without its event_id index")
+            }
+            Ok(slim_outbox::Slimmed::Later) => log::info!(
+                "journal: the outbox keeps its event_id index for now (more than {} events or {} MB waiting, or too little disk for the copy); it is dropped at a later start",
+                slim_outbox::MAX_ROWS,
+                slim_outbox::MAX_BYTES >> 20
+            ),
+            Err(e) => log::warn!("journal: the outbox keeps its event_id index ({e})"),
         }
         let last_seq = meta_u64(&conn, "last_seq")?;
         let acked_seq = meta_u64(&conn, "acked_seq")?;
@@ -753,13 +776,14 @@ impl Db {
 
     /// Outbox events with `seq > after`, in order, at most `limit`.
     pub fn outbox_after(&self, after: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![after as i64, limit], |r| {
+        // No `LIMIT ?`: see `OUTBOX_NEXT_SQL`.
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq")?;
+        let rows = st.query_map(params![after as i64], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        Ok(rows.take(limit as usize).collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Like `outbox_after`, but a payload larger than `max_bytes` is not loaded (only its size):
@@ -770,19 +794,15 @@ impl Db {
         limit: u32,
         max_bytes: u64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT seq, CASE WHEN octet_length(payload) > ?3 THEN NULL ELSE payload END,
-                    octet_length(payload)
-             FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![after as i64, limit, max_bytes as i64], |r| {
+        let mut st = self.conn.prepare_cached(OUTBOX_NEXT_SQL)?;
+        let rows = st.query_map(params![after as i64, max_bytes as i64], |r| {
             Ok(OutboxRow {
                 seq: r.get::<_, i64>(0)? as u64,
                 payload: r.get(1)?,
                 size: r.get::<_, i64>(2)?.max(0) as u64,
             })
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        Ok(rows.take(limit as usize).collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Sets aside the outbox event `seq`, which can never be delivered: the full event moves to
@@ -2300,6 +2320,40 @@ mod tests {
         );
     }
 
+    /// The drain reads the outbox many times a second: its statement is parsed once, not at
+    /// every read (a bound LIMIT made SQLite prepare it again each run), and it takes no more
+    /// rows than asked.
+    #[test]
+    fn the_drains_read_is_prepared_once_and_takes_what_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        for i in 0..20 {
+            db.record(&txn(1000 + i, TxnState::Authorizing)).unwrap();
+        }
+        for (after, limit) in [(0, 5), (5, 3), (8, 50), (20, 5)] {
+            let rows = db.outbox_next(after, limit, 1 << 20).unwrap();
+            let seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
+            let want: Vec<u64> = (after + 1..=20).take(limit as usize).collect();
+            assert_eq!(seqs, want);
+            let after_rows = db.outbox_after(after, limit).unwrap();
+            assert_eq!(after_rows.iter().map(|r| r.0).collect::<Vec<_>>(), want);
+            db.ack(after.min(2)).unwrap();
+        }
+        // (runs, re-prepares) of the cached statement: the runs say it is the one the reads used.
+        let status = |sql: &str| {
+            let st = db.conn().prepare_cached(sql).unwrap();
+            (
+                st.get_status(rusqlite::StatementStatus::Run),
+                st.get_status(rusqlite::StatementStatus::RePrepare),
+            )
+        };
+        assert_eq!(status(OUTBOX_NEXT_SQL), (4, 0));
+        assert_eq!(
+            status("SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq"),
+            (4, 0)
+        );
+    }
+
     #[test]
     fn seq_is_gap_free_and_outbox_drains_on_ack() {
         let dir = tempfile::tempdir().unwrap();
@@ -2794,6 +2848,125 @@ mod tests {
                 ("c".to_string(), 4)
             ]
         );
+    }
+
+    /// The outbox as migration #1 made it (`event_id` UNIQUE, so a second b-tree), with the
+    /// rows it holds: a journal as posd left it before stop 31.
+    fn index_outbox_again(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE outbox_old (
+                 seq INTEGER PRIMARY KEY,
+                 event_id TEXT NOT NULL UNIQUE,
+                 payload TEXT NOT NULL,
+                 created_at INTEGER NOT NULL
+             ) STRICT;
+             INSERT INTO outbox_old SELECT seq, event_id, payload, created_at FROM outbox;
+             DROP TABLE outbox;
+             ALTER TABLE outbox_old RENAME TO outbox;
+             COMMIT;",
+        )
+        .unwrap();
+    }
+
+    fn outbox_indexed(db: &Db) -> bool {
+        db.conn()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            > 0
+    }
+
+    type OutboxRowAll = (i64, String, String, i64);
+
+    fn outbox_all(db: &Db) -> Vec<OutboxRowAll> {
+        db.conn()
+            .prepare("SELECT seq, event_id, payload, created_at FROM outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_older_journal_loses_the_outbox_index_at_open_and_keeps_every_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut db = Db::open(&path).unwrap();
+        assert!(!outbox_indexed(&db), "a new journal is slimmed at once");
+        for i in 0..5 {
+            db.record(&txn(1000 + i, TxnState::Authorizing)).unwrap();
+        }
+        db.ack(2).unwrap();
+        drop(db);
+        index_outbox_again(&path);
+        let before: Vec<OutboxRowAll> = Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT seq, event_id, payload, created_at FROM outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(before.len(), 3);
+        let mut db = Db::open(&path).unwrap();
+        assert!(!outbox_indexed(&db));
+        assert_eq!(outbox_all(&db), before, "every event, byte for byte");
+        assert_counters_exact(&db, "slimmed outbox");
+        // And it goes on as before: numbered on, drained by acks.
+        assert_eq!(db.record(&txn(2000, TxnState::Authorizing)).unwrap(), 6);
+        assert_eq!(db.ack(6).unwrap().dropped, 4);
+        assert!(outbox_all(&db).is_empty());
+        assert_counters_exact(&db, "after the ack");
+    }
+
+    #[test]
+    fn a_large_backlog_keeps_the_outbox_index_until_a_later_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        drop(Db::open(&path).unwrap());
+        index_outbox_again(&path);
+        let n = slim_outbox::MAX_ROWS + 1;
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            {
+                let mut ins = tx
+                    .prepare(
+                        "INSERT INTO outbox (seq, event_id, payload, created_at)
+                         VALUES (?1, 'e' || ?1, '{}', ?1)",
+                    )
+                    .unwrap();
+                for seq in 1..=n {
+                    ins.execute([seq]).unwrap();
+                }
+            }
+            tx.execute_batch(&format!(
+                "UPDATE meta SET value = '{n}' WHERE key = 'last_seq';
+                 UPDATE counters SET value = {n} WHERE name = 'outbox_pending';"
+            ))
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut db = Db::open(&path).unwrap();
+        assert!(
+            outbox_indexed(&db),
+            "more than MAX_ROWS waiting: left for later"
+        );
+        assert_eq!(db.outbox_after(0, 1).unwrap(), vec![(1, "{}".to_string())]);
+        db.ack(2).unwrap();
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        assert!(!outbox_indexed(&db), "MAX_ROWS - 1 waiting: slimmed");
+        let rows = outbox_all(&db);
+        assert_eq!(rows.len() as i64, n - 2);
+        assert_eq!(rows[0], (3, "e3".to_string(), "{}".to_string(), 3));
+        assert_counters_exact(&db, "slimmed after the ack");
     }
 
     /// The plan of each hot-path query reads an index range or a row by key, never a whole

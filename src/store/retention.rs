@@ -511,13 +511,14 @@ impl Db {
             return Ok(out);
         }
         let rows: Vec<(i64, String)> = {
+            // No `LIMIT ?` (a statement prepared again at every run, see the store's
+            // OUTBOX_NEXT_SQL): the rows come in seq order from the index, taken one by one.
             let mut st = tx.prepare_cached(
-                "SELECT seq, txn_id FROM journal WHERE seq > ?1 AND seq < ?2 ORDER BY seq LIMIT ?3",
+                "SELECT seq, txn_id FROM journal WHERE seq > ?1 AND seq < ?2 ORDER BY seq",
             )?;
-            let rows = st.query_map(params![cursor, close_seq, rules.max_rows], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-            rows.collect::<Result<_, _>>()?
+            let rows = st.query_map(params![cursor, close_seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.take(rules.max_rows as usize)
+                .collect::<Result<_, _>>()?
         };
         for (seq, txn_id) in &rows {
             // Out of time: the rows from here on are the next step's.
