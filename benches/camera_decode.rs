@@ -17,6 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use posd::camera::{LumaFrame, Pipeline};
+use posd_sandbox::world::load;
 
 /// A frame and its expected payload (`None`: nothing may be read).
 type Cases = Vec<(LumaFrame, Option<Vec<u8>>)>;
@@ -227,15 +228,6 @@ fn noise_frames() -> Cases {
     (1..6)
         .map(|i| (common::noise_frame(640, 480, i), None))
         .collect()
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// `--callgrind SET [before]`: one camera cycle of every frame of SET, untimed (`before`: the

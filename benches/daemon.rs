@@ -41,7 +41,7 @@ use posd_core::money::Currency;
 use posd_core::protocol::signed::{self, HostKind};
 use posd_core::protocol::{Ack, Op, Request, RespStatus, Response, Topics};
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
-use posd_sandbox::world::{cpu_s, rss_kib, thread_cpu_s};
+use posd_sandbox::world::{cpu_s, load, rss_kib, thread_cpu_s};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -61,13 +61,6 @@ impl Drop for Kill {
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
-}
-
-/// The 1-, 5- and 15-minute load averages.
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn mosquitto(dir: &Path) -> (Kill, u16) {

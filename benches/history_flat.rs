@@ -21,6 +21,7 @@ use posd::store::Db;
 use posd_core::money::Currency;
 use posd_core::receipt::{receipt_of, PrintDoc, ReceiptCtx};
 use posd_core::txn::{uuid_v7, Method, Transaction, TxnKind, TxnState};
+use posd_sandbox::world::load;
 use rusqlite::params;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,13 +49,6 @@ fn rss_kb(field: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 fn rand10(i: u64) -> [u8; 10] {
@@ -235,7 +229,7 @@ fn open_filled(dir: &Path, name: &'static str, n: u64, unsent: u64, ctx: &Receip
         "# {name}: {n} transactions, {unsent} unsent events, filled in {:.1} s, {:.1} MB; load {}",
         t0.elapsed().as_secs_f64(),
         size as f64 / 1e6,
-        loadavg()
+        load()
     );
     let mut db = Db::open(&path).expect("open");
     db.set_receipts(Some(ctx.clone()));
@@ -462,7 +456,7 @@ fn big_close(dir: &Path, n: u64) {
         rss1,
         rss_kb("VmHWM:"),
         bytes,
-        loadavg()
+        load()
     );
 }
 
@@ -477,7 +471,7 @@ fn main() {
         .unwrap_or(200);
     let dir = tempfile::tempdir_in(std::env::var("POSD_BENCH_DIR").unwrap_or_else(|_| ".".into()))
         .expect("tempdir");
-    println!("load at start: {}", loadavg());
+    println!("load at start: {}", load());
     if std::env::var("POSD_BENCH_ONLY_FILL").is_ok() {
         let p = std::path::PathBuf::from(std::env::var("POSD_BENCH_ONLY_FILL").unwrap_or_default());
         fill(&p, big, 50_000);
@@ -528,6 +522,6 @@ fn main() {
          path, x5 for reads, 7 closes; load at end: {})",
         large.name,
         small.name,
-        loadavg()
+        load()
     );
 }

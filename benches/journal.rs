@@ -3,10 +3,23 @@
 //! on the same filesystem. Prints median and p99 of each and their ratio.
 //!
 //! Run: `cargo bench --bench journal` (POSD_BENCH_N to change the sample count).
+//!
+//! `-- --drain`: the journal's share of the outbox drain — per event, its read (`outbox_next`,
+//! at most 256 a call, as the drain reads within its window) and its ack (`ack`, every 16 events,
+//! about the host's cadence at the shipped window) — on a journal whose outbox is as migration #1
+//! made it (a second b-tree on `event_id`) and on one as posd keeps it since stop 31 (no such
+//! index), 20,000 events each, same directory, interleaved in slices of 1,000 events. Prints
+//! CPU µs per event (the thread's own clock) and their ratio, with the machine's load.
+//! `-- --drain-callgrind indexed|slim [fill-only]` fills one of them and drains it (or not), for
+//! `scripts/callgrind-journal-drain.sh`: instructions per drained event (valgrind's count, the
+//! same run to run on a loaded machine), the fill subtracted; the statements are the product's
+//! own in both.
 
 use posd::store::Db;
 use posd_core::money::Currency;
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
+use posd_sandbox::world::load;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -27,6 +40,28 @@ fn report(name: &str, mut d: Vec<Duration>) -> (Duration, Duration) {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--drain-callgrind") {
+        let indexed = args.get(i + 1).is_some_and(|a| a == "indexed");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = filled(&dir.path().join("j.sqlite"), DRAIN_EVENTS, indexed);
+        if args.iter().any(|a| a == "fill-only") {
+            println!("filled {DRAIN_EVENTS} events, drained none");
+            return;
+        }
+        let t0 = Instant::now();
+        drain_events(&mut db, DRAIN_EVENTS);
+        println!(
+            "drained {DRAIN_EVENTS} events ({}) in {:.2} s",
+            if indexed { "indexed" } else { "slim" },
+            t0.elapsed().as_secs_f64()
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--drain") {
+        drain_compare();
+        return;
+    }
     let n: usize = std::env::var("POSD_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -76,5 +111,139 @@ fn main() {
         "ratio journal/bare: median {:.2}x, p99 {:.2}x",
         jm.as_secs_f64() / bm.as_secs_f64(),
         jp.as_secs_f64() / bp.as_secs_f64()
+    );
+}
+
+/// Events in each journal of the drain comparison.
+const DRAIN_EVENTS: u64 = 20_000;
+/// The drain's largest read, and the host's ack cadence it is measured at.
+const READ_MAX: u64 = 256;
+const ACK_EVERY: u64 = 16;
+/// The shipped window for events of ~300 B (128 KiB in flight).
+const WINDOW: u64 = 446;
+
+/// A journal holding `n` unsent events (sales being authorized, as a drain after an outage
+/// sees them); `indexed`: its outbox as migration #1 made it, with the `event_id` index.
+fn filled(path: &Path, n: u64, indexed: bool) -> Db {
+    let mut db = Db::open(path).expect("journal");
+    let cny = Currency::from_code("CNY").expect("CNY");
+    let mut seq = 0u64;
+    while seq < n {
+        let txns: Vec<Transaction> = (seq..(seq + 500).min(n))
+            .map(|i| {
+                let mut t = Transaction::new(
+                    TxnKind::Sale,
+                    Method::PaymentCode,
+                    1250,
+                    cny,
+                    TxnState::Authorizing,
+                    1_700_000_000_000 + i,
+                    (i as u128).to_le_bytes()[..10]
+                        .try_into()
+                        .expect("10 bytes"),
+                );
+                t.channel = Some("wechat".into());
+                t.code_masked = Some("1345**********6789".into());
+                t
+            })
+            .collect();
+        seq += db.record_batch(&txns).expect("record").len() as u64;
+    }
+    if indexed {
+        db.conn()
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE outbox_old (
+                     seq INTEGER PRIMARY KEY,
+                     event_id TEXT NOT NULL UNIQUE,
+                     payload TEXT NOT NULL,
+                     created_at INTEGER NOT NULL
+                 ) STRICT;
+                 INSERT INTO outbox_old SELECT seq, event_id, payload, created_at FROM outbox;
+                 DROP TABLE outbox;
+                 ALTER TABLE outbox_old RENAME TO outbox;
+                 COMMIT;",
+            )
+            .expect("index the outbox again");
+    }
+    db.conn()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    db
+}
+
+/// Drains the next `n` events the way posd's drain uses the journal: read what the window has
+/// room for (at most `READ_MAX`), then the host's ack of the next `ACK_EVERY`. Returns the
+/// payload bytes read.
+#[inline(never)]
+fn drain_events(db: &mut Db, n: u64) -> u64 {
+    let stop = (db.acked_seq() + n).min(db.last_seq());
+    let (mut sent, mut acked, mut bytes) = (db.acked_seq(), db.acked_seq(), 0u64);
+    while acked < stop {
+        let room = (acked + WINDOW)
+            .min(stop)
+            .saturating_sub(sent)
+            .min(READ_MAX);
+        if room > 0 {
+            let rows = db.outbox_next(sent, room as u32, 64 << 10).expect("read");
+            bytes += rows.iter().map(|r| r.size).sum::<u64>();
+            sent += rows.len() as u64;
+        }
+        acked = (acked + ACK_EVERY).min(sent);
+        db.ack(acked).expect("ack");
+    }
+    bytes
+}
+
+/// This thread's CPU time, seconds (nanosecond clock: a slice costs milliseconds).
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, which lives for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn drain_compare() {
+    let dir = tempfile::tempdir_in(".").expect("tempdir");
+    println!("load {}", load());
+    let mut dbs = [
+        (
+            "outbox with the event_id index (before stop 31)",
+            filled(&dir.path().join("indexed.sqlite"), DRAIN_EVENTS, true),
+        ),
+        (
+            "outbox without it (posd now)",
+            filled(&dir.path().join("slim.sqlite"), DRAIN_EVENTS, false),
+        ),
+    ];
+    let mut cpu = [0.0f64; 2];
+    let mut wall = [Duration::ZERO; 2];
+    const SLICE: u64 = 1_000;
+    for slice in 0..DRAIN_EVENTS / SLICE {
+        // Alternate which goes first, so neither always follows the other's writes.
+        let order = if slice % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (c0, t0) = (thread_cpu(), Instant::now());
+            drain_events(&mut dbs[i].1, SLICE);
+            cpu[i] += thread_cpu() - c0;
+            wall[i] += t0.elapsed();
+        }
+    }
+    for (i, (name, db)) in dbs.iter().enumerate() {
+        assert_eq!(db.acked_seq(), DRAIN_EVENTS, "{name}: drained");
+        println!(
+            "{name:<50} CPU {:>6.2} µs/event, wall {:>6.2} µs/event",
+            cpu[i] / DRAIN_EVENTS as f64 * 1e6,
+            wall[i].as_secs_f64() / DRAIN_EVENTS as f64 * 1e6
+        );
+    }
+    println!(
+        "journal's drain work now / before: CPU {:.2}x, wall {:.2}x (reads of <= {READ_MAX}, an ack every {ACK_EVERY} events, window {WINDOW}; load {})",
+        cpu[1] / cpu[0],
+        wall[1].as_secs_f64() / wall[0].as_secs_f64(),
+        load()
     );
 }

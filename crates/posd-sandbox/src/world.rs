@@ -252,6 +252,13 @@ pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// The machine's 1-, 5- and 15-minute load averages, as every bench prints them.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 /// CPU time a process has used (user + system), seconds; 0 when it is gone.
 pub fn cpu_s(pid: u32) -> f64 {
     stat_cpu_s(&format!("/proc/{pid}/stat"))
