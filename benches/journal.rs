@@ -42,8 +42,12 @@ fn report(name: &str, mut d: Vec<Duration>) -> (Duration, Duration) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--drain-callgrind") {
-        let indexed = args.get(i + 1).is_some_and(|a| a == "indexed");
-        let dir = tempfile::tempdir().expect("tempdir");
+        let indexed = match args.get(i + 1).map(String::as_str) {
+            Some("indexed") => true,
+            Some("slim") => false,
+            other => panic!("--drain-callgrind indexed|slim [fill-only], not {other:?}"),
+        };
+        let dir = tempfile::tempdir_in(".").expect("tempdir");
         let mut db = filled(&dir.path().join("j.sqlite"), DRAIN_EVENTS, indexed);
         if args.iter().any(|a| a == "fill-only") {
             println!("filled {DRAIN_EVENTS} events, drained none");
@@ -123,7 +127,9 @@ const ACK_EVERY: u64 = 16;
 const WINDOW: u64 = 446;
 
 /// A journal holding `n` unsent events (sales being authorized, as a drain after an outage
-/// sees them); `indexed`: its outbox as migration #1 made it, with the `event_id` index.
+/// sees them); `indexed`: its outbox as migration #1 made it, with the `event_id` index. Both
+/// kinds get their outbox the same way, a copy into a fresh table (with the UNIQUE or
+/// without), so their pages are laid out alike.
 fn filled(path: &Path, n: u64, indexed: bool) -> Db {
     let mut db = Db::open(path).expect("journal");
     let cny = Currency::from_code("CNY").expect("CNY");
@@ -149,26 +155,24 @@ fn filled(path: &Path, n: u64, indexed: bool) -> Db {
             .collect();
         seq += db.record_batch(&txns).expect("record").len() as u64;
     }
-    if indexed {
-        db.conn()
-            .execute_batch(
-                "BEGIN;
-                 CREATE TABLE outbox_old (
-                     seq INTEGER PRIMARY KEY,
-                     event_id TEXT NOT NULL UNIQUE,
-                     payload TEXT NOT NULL,
-                     created_at INTEGER NOT NULL
-                 ) STRICT;
-                 INSERT INTO outbox_old SELECT seq, event_id, payload, created_at FROM outbox;
-                 DROP TABLE outbox;
-                 ALTER TABLE outbox_old RENAME TO outbox;
-                 COMMIT;",
-            )
-            .expect("index the outbox again");
-    }
     db.conn()
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .expect("checkpoint");
+        .execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE outbox_copy (
+                 seq INTEGER PRIMARY KEY,
+                 event_id TEXT NOT NULL {},
+                 payload TEXT NOT NULL,
+                 created_at INTEGER NOT NULL
+             ) STRICT;
+             INSERT INTO outbox_copy SELECT seq, event_id, payload, created_at FROM outbox;
+             DROP TABLE outbox;
+             ALTER TABLE outbox_copy RENAME TO outbox;
+             COMMIT;
+             PRAGMA incremental_vacuum;
+             PRAGMA wal_checkpoint(TRUNCATE);",
+            if indexed { "UNIQUE" } else { "" }
+        ))
+        .expect("copy the outbox");
     db
 }
 

@@ -21,6 +21,7 @@ use posd_core::money::Currency;
 use posd_core::receipt::{ReceiptConfig, ReceiptCtx};
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 use posd_sandbox::printer_emulator::{EmulatorScript, PrinterEmulator};
+use posd_sandbox::world::load;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
@@ -171,11 +172,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "printer recovery, {runs} runs each, goal {} ms; load {}",
         GOAL.as_millis(),
-        load.trim()
+        load()
     );
     rt.block_on(async {
         let (mut held, mut polled, mut status) = (Vec::new(), Vec::new(), Vec::new());
@@ -191,6 +191,5 @@ fn main() {
         );
         report("cover opened while idle → status shows it", status);
     });
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("load after: {}", load.trim());
+    println!("load after: {}", load());
 }

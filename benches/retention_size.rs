@@ -11,6 +11,7 @@
 use posd::store::{Db, PruneRules};
 use posd_core::money::Currency;
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
+use posd_sandbox::world::load;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -162,14 +163,6 @@ fn report(path: &Path, label: &str, days: u64, per_day: u64, keep: u32) {
             mb(s.db_bytes)
         );
     }
-}
-
-/// The machine's load averages, printed before and after a measurement.
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 /// The p-th percentile of sorted microseconds.

@@ -7,15 +7,17 @@
 #   scripts/callgrind-journal-drain.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --bench journal --no-run --quiet 2>/dev/null
-bin=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/journal-* | grep -v '\.d$' | head -1)
+bin=$(cargo bench --bench journal --no-run --message-format=json \
+  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[ -x "$bin" ] || { echo "no journal bench binary built" >&2; exit 1; }
 run() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" --drain-callgrind "$@" 2>&1; }
-count() { sed -n 's/.*I *refs: *//p; s/.*Collected *: *//p' | tr -d , | head -1; }
+count() { sed -n 's/.*Collected *: *//p' | tr -d , | head -1; }
 declare -A per
 for outbox in indexed slim; do
   fill=$(run "$outbox" fill-only | count)
-  all=$(run "$outbox" | count)
-  per[$outbox]=$(( (all - fill) / 20000 ))
-  echo "$outbox: ${per[$outbox]} instr/event"
+  out=$(run "$outbox")
+  events=$(echo "$out" | sed -n 's/^drained \([0-9]*\) events.*/\1/p')
+  per[$outbox]=$(( ($(echo "$out" | count) - fill) / events ))
+  echo "$outbox: ${per[$outbox]} instr/event ($events events)"
 done
 echo "slim / indexed: $(awk "BEGIN { printf \"%.3f\", ${per[slim]} / ${per[indexed]} }")x (load $(cut -d' ' -f1-3 /proc/loadavg))"

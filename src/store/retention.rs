@@ -41,6 +41,12 @@ const ACK_CHUNK: u64 = 32;
 /// The reserve file beside the journal (`posd.sqlite-reserve`): given up on a full disk so an
 /// ack and a checkpoint can still be recorded.
 pub const RESERVE_BYTES: u64 = 1 << 20;
+
+/// A sweep's next journal rows, in seq order up to the close. No `LIMIT ?` (SQLite prepares
+/// such a statement again at every run, see the store's `OUTBOX_NEXT_SQL`): the rows come in
+/// seq order from the index, and the step takes at most `max_rows` of them.
+pub(super) const WALK_SQL: &str =
+    "SELECT seq, txn_id FROM journal WHERE seq > ?1 AND seq < ?2 ORDER BY seq";
 /// `wal_autocheckpoint` on a low disk, in pages (64 KiB of 4 KiB pages).
 pub const LOW_DISK_AUTOCHECKPOINT: u32 = 16;
 /// Pages given back per `incremental_vacuum` call (1 MiB of 4 KiB pages), so one call holds
@@ -511,11 +517,7 @@ impl Db {
             return Ok(out);
         }
         let rows: Vec<(i64, String)> = {
-            // No `LIMIT ?` (a statement prepared again at every run, see the store's
-            // OUTBOX_NEXT_SQL): the rows come in seq order from the index, taken one by one.
-            let mut st = tx.prepare_cached(
-                "SELECT seq, txn_id FROM journal WHERE seq > ?1 AND seq < ?2 ORDER BY seq",
-            )?;
+            let mut st = tx.prepare_cached(WALK_SQL)?;
             let rows = st.query_map(params![cursor, close_seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.take(rules.max_rows as usize)
                 .collect::<Result<_, _>>()?

@@ -1,15 +1,16 @@
 //! The outbox without the index nothing reads: migration #1 declared `event_id` UNIQUE, which
 //! gave the outbox a second b-tree (`sqlite_autoindex_outbox_1`). Events are found by `seq`
-//! only, and an event id is a fresh UUIDv7 made by the same SQLite transaction that inserts it,
-//! so the index found nothing and checked nothing — but every event wrote it and every ack
-//! deleted from it: about a fifth of posd's CPU per event in the drain (issue 18,
-//! docs/performance.md "The outbox's second index (stop 31)").
+//! only, and an event id is a fresh UUIDv7 (`write_states`), so the index was never read and
+//! never refused a row — but every event wrote it and every ack deleted from it: a quarter of
+//! the journal's instructions per drained event (issue 18, docs/performance.md "The drain's
+//! journal work (stop 31)").
 //!
 //! SQLite cannot drop a constraint's index, so the table is copied without it, in one SQLite
-//! transaction, when the journal is opened — and only while the copy is small: a journal
-//! opened with a large backlog, or on a disk with too little room for the copy, keeps the
-//! index (it costs speed, never correctness) and is slimmed at a later open, once the host has
-//! taken the backlog. A fresh journal is slimmed at its first open, when the outbox is empty.
+//! transaction, when the journal is opened — and only while the copy is small and the disk
+//! roomy: a journal opened with a large backlog, on a low disk, or whose outbox has columns
+//! this copy does not know, keeps the index (it costs speed, never correctness) and is slimmed
+//! at a later start, once the host has taken the backlog. A fresh journal is slimmed at its
+//! first open, while the outbox is empty.
 
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
@@ -21,11 +22,19 @@ const INDEX: &str = "sqlite_autoindex_outbox_1";
 
 /// Most events copied at an open (about 6 MB at a typical event's 300 B).
 pub(super) const MAX_ROWS: i64 = 20_000;
-/// Most payload bytes copied at an open.
-pub(super) const MAX_BYTES: i64 = 16 << 20;
-/// The copy goes ahead only with this many times its bytes free (the new table, the log that
-/// carries it, and room to spare for money).
-const FREE_FACTOR: u64 = 4;
+/// Most payload bytes copied at an open: on a slow eMMC a second or two, well inside the unit's
+/// start timeout.
+pub(super) const MAX_BYTES: i64 = 8 << 20;
+/// The copy needs this many times its bytes free (the new table and the log that carries it)...
+const COPY_FACTOR: u64 = 4;
+/// ...on top of the journal's "low disk" mark ([`super::DiskLimits`]'s default): on a low
+/// disk the room is for money, not for speed.
+fn margin() -> u64 {
+    super::DiskLimits::default().low_bytes
+}
+
+/// The outbox's columns as migration #1 made them: the only table this copy knows how to copy.
+const COLUMNS: [&str; 4] = ["seq", "event_id", "payload", "created_at"];
 
 const REBUILD: &str = "
 CREATE TABLE outbox_slim (
@@ -41,20 +50,19 @@ ALTER TABLE outbox_slim RENAME TO outbox;
 ";
 
 /// What [`slim`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Slimmed {
     /// The outbox has no second index (slimmed before).
     Already,
     /// Copied now, with this many events.
     Now(i64),
-    /// Left for a later open: the outbox holds more than [`MAX_ROWS`] events or
-    /// [`MAX_BYTES`] bytes, or the disk has too little room for the copy.
-    Later,
+    /// Left for a later start, for this reason (said in the log).
+    Later(String),
 }
 
 /// Copies the outbox without its `event_id` index when that is cheap (see the module's doc).
-/// `dir`: the journal's directory, for its free space (None: not checked).
-pub(super) fn slim(conn: &mut Connection, dir: Option<&Path>) -> Result<Slimmed, StoreError> {
+/// `dir`: the journal's directory, for its free space.
+pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreError> {
     let indexed: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1)",
         [INDEX],
@@ -63,11 +71,24 @@ pub(super) fn slim(conn: &mut Connection, dir: Option<&Path>) -> Result<Slimmed,
     if !indexed {
         return Ok(Slimmed::Already);
     }
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('outbox') ORDER BY cid")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if columns != COLUMNS {
+        return Ok(Slimmed::Later(format!(
+            "its columns ({}) are not the ones this copy knows",
+            columns.join(", ")
+        )));
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // The running counter first (one row), so a large backlog costs nothing at each start;
     // then the bytes, reading at most MAX_ROWS + 1 rows whatever the counter says.
-    if super::counter(&tx, "outbox_pending")? > MAX_ROWS {
-        return Ok(Slimmed::Later);
+    let pending = super::counter(&tx, "outbox_pending")?;
+    if pending > MAX_ROWS {
+        return Ok(Slimmed::Later(format!(
+            "{pending} events wait, more than {MAX_ROWS}"
+        )));
     }
     let (rows, bytes): (i64, i64) = tx.query_row(
         "SELECT COUNT(*), COALESCE(SUM(octet_length(payload)), 0)
@@ -76,15 +97,33 @@ pub(super) fn slim(conn: &mut Connection, dir: Option<&Path>) -> Result<Slimmed,
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     if rows > MAX_ROWS || bytes > MAX_BYTES {
-        return Ok(Slimmed::Later);
+        return Ok(Slimmed::Later(format!(
+            "{rows} events of {} MB wait, more than {MAX_ROWS} or {} MB",
+            bytes >> 20,
+            MAX_BYTES >> 20
+        )));
     }
-    let needed = (bytes.max(0) as u64 + rows.max(0) as u64 * 64) * FREE_FACTOR;
-    if let Some(dir) = dir {
-        if super::retention::free_space(dir).is_ok_and(|(free, _)| free < needed) {
-            return Ok(Slimmed::Later);
+    let needed = (bytes.max(0) as u64 + rows.max(0) as u64 * 64) * COPY_FACTOR + margin();
+    match super::retention::free_space(dir) {
+        Ok((free, _)) if free >= needed => {}
+        Ok((free, _)) => {
+            return Ok(Slimmed::Later(format!(
+                "{} MB free, the copy wants {} MB",
+                free >> 20,
+                needed >> 20
+            )))
+        }
+        Err(e) => {
+            return Ok(Slimmed::Later(format!(
+                "the free space of {} is unknown ({e})",
+                dir.display()
+            )))
         }
     }
     tx.execute_batch(REBUILD)?;
     tx.commit()?;
+    // The old table's pages back to the file system (a journal made with auto_vacuum =
+    // INCREMENTAL; elsewhere a no-op): at most what was just copied.
+    conn.execute_batch("PRAGMA incremental_vacuum")?;
     Ok(Slimmed::Now(rows))
 }
