@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(cargo bench --bench journal --no-run --message-format=json \
+  | grep '"kind":\["bench"\]' | grep '"name":"journal"' \
   | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 [ -x "$bin" ] || { echo "no journal bench binary built" >&2; exit 1; }
 run() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" --drain-callgrind "$@" 2>&1; }
