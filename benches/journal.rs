@@ -18,7 +18,7 @@
 use posd::store::Db;
 use posd_core::money::Currency;
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
-use posd_sandbox::world::load;
+use posd_sandbox::world::{load, thread_cpu_s};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,24 @@ fn report(name: &str, mut d: Vec<Duration>) -> (Duration, Duration) {
         p99.as_secs_f64() * 1e3
     );
     (m, p99)
+}
+
+/// Sale `i` being authorized, as both benches journal it (a distinct id for every `i`).
+fn sale(i: u64, cny: Currency) -> Transaction {
+    let mut t = Transaction::new(
+        TxnKind::Sale,
+        Method::PaymentCode,
+        1250,
+        cny,
+        TxnState::Authorizing,
+        1_700_000_000_000 + i,
+        (i as u128).to_le_bytes()[..10]
+            .try_into()
+            .expect("10 bytes"),
+    );
+    t.channel = Some("wechat".into());
+    t.code_masked = Some("1345**********6789".into());
+    t
 }
 
 fn main() {
@@ -94,17 +112,7 @@ fn main() {
             .expect("insert");
         bare_d.push(t0.elapsed());
 
-        let mut t = Transaction::new(
-            TxnKind::Sale,
-            Method::PaymentCode,
-            1250,
-            cny,
-            TxnState::Authorizing,
-            1_700_000_000_000 + i as u64,
-            [i as u8; 10],
-        );
-        t.channel = Some("wechat".into());
-        t.code_masked = Some("1345**********6789".into());
+        let t = sale(i as u64, cny);
         let t0 = Instant::now();
         db.record(&t).expect("record");
         journal_d.push(t0.elapsed());
@@ -135,24 +143,7 @@ fn filled(path: &Path, n: u64, indexed: bool) -> Db {
     let cny = Currency::from_code("CNY").expect("CNY");
     let mut seq = 0u64;
     while seq < n {
-        let txns: Vec<Transaction> = (seq..(seq + 500).min(n))
-            .map(|i| {
-                let mut t = Transaction::new(
-                    TxnKind::Sale,
-                    Method::PaymentCode,
-                    1250,
-                    cny,
-                    TxnState::Authorizing,
-                    1_700_000_000_000 + i,
-                    (i as u128).to_le_bytes()[..10]
-                        .try_into()
-                        .expect("10 bytes"),
-                );
-                t.channel = Some("wechat".into());
-                t.code_masked = Some("1345**********6789".into());
-                t
-            })
-            .collect();
+        let txns: Vec<Transaction> = (seq..(seq + 500).min(n)).map(|i| sale(i, cny)).collect();
         seq += db.record_batch(&txns).expect("record").len() as u64;
     }
     db.conn()
@@ -199,17 +190,6 @@ fn drain_events(db: &mut Db, n: u64) -> u64 {
     bytes
 }
 
-/// This thread's CPU time, seconds (nanosecond clock: a slice costs milliseconds).
-fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `ts`, which lives for the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
 fn drain_compare() {
     let dir = tempfile::tempdir_in(".").expect("tempdir");
     println!("load {}", load());
@@ -230,9 +210,9 @@ fn drain_compare() {
         // Alternate which goes first, so neither always follows the other's writes.
         let order = if slice % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
-            let (c0, t0) = (thread_cpu(), Instant::now());
+            let (c0, t0) = (thread_cpu_s(), Instant::now());
             drain_events(&mut dbs[i].1, SLICE);
-            cpu[i] += thread_cpu() - c0;
+            cpu[i] += thread_cpu_s() - c0;
             wall[i] += t0.elapsed();
         }
     }

@@ -2862,21 +2862,13 @@ mod tests {
     /// The outbox as migration #1 made it (`event_id` UNIQUE, so a second b-tree), with the
     /// rows it holds: a journal as posd left it before stop 31.
     fn index_outbox_again(path: &Path) {
-        let conn = Connection::open(path).unwrap();
-        conn.execute_batch(
-            "BEGIN;
-             CREATE TABLE outbox_old (
-                 seq INTEGER PRIMARY KEY,
-                 event_id TEXT NOT NULL UNIQUE,
-                 payload TEXT NOT NULL,
-                 created_at INTEGER NOT NULL
-             ) STRICT;
-             INSERT INTO outbox_old SELECT seq, event_id, payload, created_at FROM outbox;
-             DROP TABLE outbox;
-             ALTER TABLE outbox_old RENAME TO outbox;
-             COMMIT;",
-        )
-        .unwrap();
+        Connection::open(path)
+            .unwrap()
+            .execute_batch(&format!(
+                "BEGIN; {} COMMIT;",
+                slim_outbox::copy_sql("UNIQUE")
+            ))
+            .unwrap();
     }
 
     fn outbox_indexed(db: &Db) -> bool {
@@ -2892,9 +2884,8 @@ mod tests {
 
     type OutboxRowAll = (i64, String, String, i64);
 
-    fn outbox_all(db: &Db) -> Vec<OutboxRowAll> {
-        db.conn()
-            .prepare("SELECT seq, event_id, payload, created_at FROM outbox ORDER BY seq")
+    fn outbox_all(conn: &Connection) -> Vec<OutboxRowAll> {
+        conn.prepare("SELECT seq, event_id, payload, created_at FROM outbox ORDER BY seq")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap()
@@ -2902,29 +2893,31 @@ mod tests {
             .unwrap()
     }
 
-    /// The copy wants the journal's low-disk mark free on top of its own size: on a machine
-    /// with less, the tests that expect it say why they stop.
-    fn roomy(dir: &Path) -> bool {
-        let want = DiskLimits::default().low_bytes + (64 << 20);
-        let free = free_space(dir).map(|(f, _)| f).unwrap_or(0);
+    /// A directory for a journal the outbox copy can run in, and the journal's path: on a
+    /// machine with less free than the copy wants, the tests that expect it say why they stop
+    /// (None).
+    fn roomy_journal() -> Option<(tempfile::TempDir, PathBuf)> {
+        let dir = tempfile::tempdir().unwrap();
+        let want = slim_outbox::needed_free();
+        let free = free_space(dir.path()).map(|(f, _)| f).unwrap_or(0);
         if free < want {
             eprintln!(
                 "skipped: {} MB free in {}, the outbox copy wants {} MB",
                 free >> 20,
-                dir.display(),
+                dir.path().display(),
                 want >> 20
             );
+            return None;
         }
-        free >= want
+        let path = dir.path().join("j.sqlite");
+        Some((dir, path))
     }
 
     #[test]
     fn an_older_journal_loses_the_outbox_index_at_open_and_keeps_every_event() {
-        let dir = tempfile::tempdir().unwrap();
-        if !roomy(dir.path()) {
+        let Some((_dir, path)) = roomy_journal() else {
             return;
-        }
-        let path = dir.path().join("j.sqlite");
+        };
         let mut db = Db::open(&path).unwrap();
         assert!(!outbox_indexed(&db), "a new journal is slimmed at once");
         for i in 0..5 {
@@ -2933,33 +2926,24 @@ mod tests {
         db.ack(2).unwrap();
         drop(db);
         index_outbox_again(&path);
-        let before: Vec<OutboxRowAll> = Connection::open(&path)
-            .unwrap()
-            .prepare("SELECT seq, event_id, payload, created_at FROM outbox ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let before = outbox_all(&Connection::open(&path).unwrap());
         assert_eq!(before.len(), 3);
         let mut db = Db::open(&path).unwrap();
         assert!(!outbox_indexed(&db));
-        assert_eq!(outbox_all(&db), before, "every event, byte for byte");
+        assert_eq!(outbox_all(db.conn()), before, "every event, byte for byte");
         assert_counters_exact(&db, "slimmed outbox");
         // And it goes on as before: numbered on, drained by acks.
         assert_eq!(db.record(&txn(2000, TxnState::Authorizing)).unwrap(), 6);
         assert_eq!(db.ack(6).unwrap().dropped, 4);
-        assert!(outbox_all(&db).is_empty());
+        assert!(outbox_all(db.conn()).is_empty());
         assert_counters_exact(&db, "after the ack");
     }
 
     #[test]
     fn a_large_backlog_keeps_the_outbox_index_until_a_later_open() {
-        let dir = tempfile::tempdir().unwrap();
-        if !roomy(dir.path()) {
+        let Some((_dir, path)) = roomy_journal() else {
             return;
-        }
-        let path = dir.path().join("j.sqlite");
+        };
         drop(Db::open(&path).unwrap());
         index_outbox_again(&path);
         let n = slim_outbox::MAX_ROWS + 1;
@@ -2994,7 +2978,7 @@ mod tests {
         drop(db);
         let db = Db::open(&path).unwrap();
         assert!(!outbox_indexed(&db), "MAX_ROWS - 1 waiting: slimmed");
-        let rows = outbox_all(&db);
+        let rows = outbox_all(db.conn());
         assert_eq!(rows.len() as i64, n - 2);
         assert_eq!(rows[0], (3, "e3".to_string(), "{}".to_string(), 3));
         assert_counters_exact(&db, "slimmed after the ack");
@@ -3002,11 +2986,9 @@ mod tests {
 
     #[test]
     fn an_outbox_too_big_to_copy_or_of_unknown_columns_keeps_its_index() {
-        let dir = tempfile::tempdir().unwrap();
-        if !roomy(dir.path()) {
+        let Some((_dir, path)) = roomy_journal() else {
             return;
-        }
-        let path = dir.path().join("j.sqlite");
+        };
         let mut db = Db::open(&path).unwrap();
         db.record(&txn(1000, TxnState::Authorizing)).unwrap();
         drop(db);
@@ -3022,7 +3004,7 @@ mod tests {
         let db = Db::open(&path).unwrap();
         assert!(outbox_indexed(&db), "over MAX_BYTES: left for later");
         assert_eq!(
-            outbox_all(&db)[0].2.len() as i64,
+            outbox_all(db.conn())[0].2.len() as i64,
             slim_outbox::MAX_BYTES + 1
         );
         drop(db);

@@ -7,7 +7,7 @@
 //!
 //! SQLite cannot drop a constraint's index, so the table is copied without it, in one SQLite
 //! transaction, when the journal is opened — and only while the copy is small and the disk
-//! roomy: a journal opened with a large backlog, on a low disk, or whose outbox has columns
+//! roomy (32 MB on top of the low-disk mark): a journal opened with a large backlog, on a low disk, or whose outbox has columns
 //! this copy does not know, keeps the index (it costs speed, never correctness) and is slimmed
 //! at a later start, once the host has taken the backlog. A fresh journal is slimmed at its
 //! first open, while the outbox is empty.
@@ -25,29 +25,33 @@ pub(super) const MAX_ROWS: i64 = 20_000;
 /// Most payload bytes copied at an open: on a slow eMMC a second or two, well inside the unit's
 /// start timeout.
 pub(super) const MAX_BYTES: i64 = 8 << 20;
-/// The copy needs this many times its bytes free (the new table and the log that carries it)...
-const COPY_FACTOR: u64 = 4;
-/// ...on top of the journal's "low disk" mark ([`super::DiskLimits`]'s default): on a low
-/// disk the room is for money, not for speed.
-fn margin() -> u64 {
-    super::DiskLimits::default().low_bytes
+/// Free disk the copy needs: four times the most it copies (the new table and the log that
+/// carries it) on top of the journal's "low disk" mark ([`super::DiskLimits`]'s default): on a
+/// low disk the room is for money, not for speed. Checked before the outbox is read, so a low
+/// disk costs one `statvfs` at a start.
+pub(super) fn needed_free() -> u64 {
+    4 * MAX_BYTES as u64 + super::DiskLimits::default().low_bytes
 }
 
 /// The outbox's columns as migration #1 made them: the only table this copy knows how to copy.
 const COLUMNS: [&str; 4] = ["seq", "event_id", "payload", "created_at"];
 
-const REBUILD: &str = "
-CREATE TABLE outbox_slim (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-) STRICT;
-INSERT INTO outbox_slim (seq, event_id, payload, created_at)
-    SELECT seq, event_id, payload, created_at FROM outbox ORDER BY seq;
-DROP TABLE outbox;
-ALTER TABLE outbox_slim RENAME TO outbox;
-";
+/// The outbox copied into a table declared with `event_id TEXT NOT NULL {event_id}` (empty:
+/// posd's; `UNIQUE`: migration #1's, which the tests make again), then put in its place.
+pub(super) fn copy_sql(event_id: &str) -> String {
+    format!(
+        "CREATE TABLE outbox_copy (
+             seq INTEGER PRIMARY KEY,
+             event_id TEXT NOT NULL {event_id},
+             payload TEXT NOT NULL,
+             created_at INTEGER NOT NULL
+         ) STRICT;
+         INSERT INTO outbox_copy (seq, event_id, payload, created_at)
+             SELECT seq, event_id, payload, created_at FROM outbox ORDER BY seq;
+         DROP TABLE outbox;
+         ALTER TABLE outbox_copy RENAME TO outbox;"
+    )
+}
 
 /// What [`slim`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,23 @@ pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreEr
             columns.join(", ")
         )));
     }
+    let needed = needed_free();
+    match super::retention::free_space(dir) {
+        Ok((free, _)) if free >= needed => {}
+        Ok((free, _)) => {
+            return Ok(Slimmed::Later(format!(
+                "{} MB free, the copy wants {} MB",
+                free >> 20,
+                needed >> 20
+            )))
+        }
+        Err(e) => {
+            return Ok(Slimmed::Later(format!(
+                "the free space of {} is unknown ({e})",
+                dir.display()
+            )))
+        }
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // The running counter first (one row), so a large backlog costs nothing at each start;
     // then the bytes, reading at most MAX_ROWS + 1 rows whatever the counter says.
@@ -103,24 +124,7 @@ pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreEr
             MAX_BYTES >> 20
         )));
     }
-    let needed = (bytes.max(0) as u64 + rows.max(0) as u64 * 64) * COPY_FACTOR + margin();
-    match super::retention::free_space(dir) {
-        Ok((free, _)) if free >= needed => {}
-        Ok((free, _)) => {
-            return Ok(Slimmed::Later(format!(
-                "{} MB free, the copy wants {} MB",
-                free >> 20,
-                needed >> 20
-            )))
-        }
-        Err(e) => {
-            return Ok(Slimmed::Later(format!(
-                "the free space of {} is unknown ({e})",
-                dir.display()
-            )))
-        }
-    }
-    tx.execute_batch(REBUILD)?;
+    tx.execute_batch(&copy_sql(""))?;
     tx.commit()?;
     // The old table's pages back to the file system (a journal made with auto_vacuum =
     // INCREMENTAL; elsewhere a no-op): at most what was just copied.
