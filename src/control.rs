@@ -111,7 +111,8 @@ pub struct ControlCtx {
 }
 
 /// Binds the socket (replacing a stale one), mode 0660.
-pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+/// Binds the socket (a blocking listener: [`serve`] adopts it on the runtime that serves it).
+pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {
     let err = |error| ControlError::Listen {
         path: path.to_path_buf(),
         error,
@@ -138,7 +139,8 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         }
         let _ = std::fs::remove_file(path);
     }
-    let l = UnixListener::bind(path).map_err(err)?;
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
     Ok(l)
 }
@@ -233,11 +235,18 @@ fn mark(slots: &SharedSlots, id: u64, busy: bool) {
 }
 
 pub async fn serve(
-    listener: UnixListener,
+    listener: std::os::unix::net::UnixListener,
     ctx: ControlCtx,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let listener = match UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("control socket: cannot serve it: {e}");
+            return;
+        }
+    };
     let slots: SharedSlots = Arc::default();
     loop {
         tokio::select! {

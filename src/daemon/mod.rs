@@ -213,7 +213,9 @@ pub async fn run(
         .as_ref()
         .map(|_| Arc::new(tokio::sync::Notify::new()));
     let engine_beat: engine::Heartbeat = Arc::new(AtomicU64::new(now_ms()));
-    let engine_task = tokio::spawn(engine::run(
+    // The engine and the control socket run on the journal's own thread: a sale's commits
+    // are made there and then, with no hand-off to another thread (issue 18).
+    let engine_task = store.spawn(engine::run(
         EngineParams {
             store: store.clone(),
             link: link.clone(),
@@ -361,7 +363,7 @@ pub async fn run(
         forward_status_changes(state_rx, link.clone(), shutdown.clone(), printer_key);
     }
     let listener = control::bind(&cfg.control.socket)?;
-    tokio::spawn(control::serve(
+    store.spawn(control::serve(
         listener,
         ControlCtx {
             store: store.clone(),
@@ -467,8 +469,15 @@ pub async fn run(
             serde_json::json!({"pending": q.pending, "oldest_age_s": q.oldest_age_s});
     }
     link.goodbye(goodbye).await;
-    // A final round trip proves every queued journal write has been made.
+    // A final round trip proves every queued journal write has been made; then the journal
+    // closes (the control socket's tasks on its thread end with it; its log is checkpointed).
     let _ = store.call(|_| Ok(())).await;
+    if tokio::time::timeout(Duration::from_secs(5), store.close())
+        .await
+        .is_err()
+    {
+        log::warn!("the journal did not close within 5 s; it is recovered at the next start");
+    }
     control::remove_socket(&cfg.control.socket);
     Ok(())
 }
