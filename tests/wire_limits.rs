@@ -213,12 +213,14 @@ async fn on_mqtt_3_a_refused_packet_costs_one_reconnect_with_a_clean_session() {
 /// daemon's outbox, the way a Z report of a huge batch once was; returns (seq, payload).
 fn journal_big_close(d: &Daemon, txns: usize, ids: (&str, &str), amount: i64) -> (u64, String) {
     let conn = rusqlite::Connection::open(d.db_path()).unwrap();
-    let last: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
-            r.get(0)
-        })
+    let last: i64 = conn
+        .query_row(
+            "SELECT value FROM counters WHERE name = 'last_seq'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    let seq = last.parse::<u64>().unwrap() + 1;
+    let seq = last as u64 + 1;
     let members: serde_json::Map<String, Value> = (0..txns)
         .map(|i| (format!("0190c0de-0000-7000-8000-{i:012}"), Value::from(100)))
         .collect();
@@ -235,8 +237,8 @@ fn journal_big_close(d: &Daemon, txns: usize, ids: (&str, &str), amount: i64) ->
     )
     .unwrap();
     conn.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'last_seq'",
-        [seq.to_string()],
+        "UPDATE counters SET value = ?1 WHERE name = 'last_seq'",
+        [seq as i64],
     )
     .unwrap();
     // The outbox's running counter changes with its rows (migration #8), as the store does.
