@@ -2577,6 +2577,42 @@ mod tests {
     }
 
     #[test]
+    fn migration_14_carries_the_highest_seq_over_and_numbering_goes_on_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        {
+            // A journal as posd left it before migration #14, 41 events numbered.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..13] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 13).unwrap();
+            conn.execute_batch("UPDATE meta SET value = '41' WHERE key = 'last_seq'")
+                .unwrap();
+        }
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(db.last_seq(), 41);
+        assert_eq!(db.meta("last_seq").unwrap(), None, "one place keeps it");
+        let t = txn(1_000, TxnState::Approved);
+        assert_eq!(db.record(&t).unwrap(), 42);
+        drop(db);
+        let conn = Connection::open(&path).unwrap();
+        let index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'txns_p1_user'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 0);
+        // Without it, the journal is refused rather than numbered from 0 again.
+        conn.execute("DELETE FROM counters WHERE name = 'last_seq'", [])
+            .unwrap();
+        drop(conn);
+        assert!(matches!(Db::open(&path), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
     fn migration_8_backfills_counters_and_membership_from_an_older_journal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.sqlite");
