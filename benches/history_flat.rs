@@ -178,8 +178,15 @@ fn fill(path: &Path, n: u64, unsent: u64) -> u64 {
             }
         }
         let acked = seq - unsent.min(n);
+        // The highest seq is a counter since migration #14.
+        let kept = conn
+            .execute(
+                "UPDATE counters SET value = ?1 WHERE name = 'last_seq'",
+                [seq as i64],
+            )
+            .expect("last_seq");
+        assert_eq!(kept, 1, "counters.last_seq");
         for (k, v) in [
-            ("last_seq", seq),
             ("acked_seq", acked),
             ("batch.no", batch_no),
             // The current batch starts where the history ends: a timed close holds the 1,000
@@ -187,11 +194,13 @@ fn fill(path: &Path, n: u64, unsent: u64) -> u64 {
             ("batch.from_seq", seq),
             ("batch.opened_at", at),
         ] {
-            conn.execute(
-                "UPDATE meta SET value = ?2 WHERE key = ?1",
-                params![k, v.to_string()],
-            )
-            .expect("meta");
+            let kept = conn
+                .execute(
+                    "UPDATE meta SET value = ?2 WHERE key = ?1",
+                    params![k, v.to_string()],
+                )
+                .expect("meta");
+            assert_eq!(kept, 1, "meta {k}");
         }
     }
     conn.execute_batch("COMMIT").expect("commit");

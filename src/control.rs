@@ -480,12 +480,24 @@ async fn scan(ctx: &ControlCtx, r: ctl::Scan) -> Result<ctl::Message, Refusal> {
     })
 }
 
+/// The code patterns that read a receipt's reference, compiled once (not at each request: the
+/// control socket runs on the journal's thread, where time spent delays every journal caller).
+fn receipt_patterns() -> Result<&'static posd_core::codes::Patterns, Refusal> {
+    static PATTERNS: std::sync::OnceLock<Result<posd_core::codes::Patterns, String>> =
+        std::sync::OnceLock::new();
+    PATTERNS
+        .get_or_init(|| {
+            posd_core::codes::Patterns::new(Default::default()).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Refusal::new("internal", e.clone()))
+}
+
 /// `txn show` takes the full id, the receipt's short reference (its last 12 hex digits) or
 /// the text of the receipt's QR (`R1.<terminal>.<uuid>`).
 async fn txn_show(ctx: &ControlCtx, id: String) -> Result<ctl::TxnDetail, Refusal> {
     let given = id.trim().to_string();
-    let patterns = posd_core::codes::Patterns::new(Default::default())
-        .map_err(|e| Refusal::new("internal", e.to_string()))?;
+    let patterns = receipt_patterns()?;
     let key = match patterns.receipt_ref(&given) {
         Some(rr) => rr
             .txn_on(&ctx.receipt_ctx.terminal)
@@ -559,8 +571,7 @@ async fn refund(ctx: &ControlCtx, r: ctl::Refund) -> Result<ctl::SaleReply, Refu
     let original = match (r.original, r.receipt) {
         (Some(o), _) => Some(o),
         (None, Some(receipt)) => {
-            let patterns = posd_core::codes::Patterns::new(Default::default())
-                .map_err(|e| Refusal::new("internal", e.to_string()))?;
+            let patterns = receipt_patterns()?;
             match patterns.receipt_ref(receipt.trim()) {
                 Some(rr) => Some(
                     rr.txn_on(&ctx.receipt_ctx.terminal)

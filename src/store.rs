@@ -3,7 +3,8 @@
 //! Every state change of a transaction is written as (the transaction's row, a journal row, an
 //! outbox event with the next `seq`) in one SQLite transaction, on a WAL database with
 //! `synchronous=FULL`, before anything external happens. `seq` is per terminal, strictly
-//! increasing and gap-free because it is taken from `meta.last_seq` inside that transaction.
+//! increasing and gap-free because it is taken from the `last_seq` counter (`counters`, migration #14)
+//! inside that transaction.
 //! Outbox rows leave only when the host acknowledges them (`ack {upto_seq}`).
 //!
 //! All access goes through [`Store::call`], which runs a closure on the journal thread
@@ -603,7 +604,20 @@ impl Db {
             .ok_or_else(|| {
                 StoreError::Corrupt("the highest seq (counters.last_seq) is missing".into())
             })?;
-        let last_seq = last_seq.max(0) as u64;
+        // Never below a seq already given (the journal's and the outbox's newest, each one
+        // step down an index): numbering again from there would give two events one seq.
+        let given: i64 = conn.query_row(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM journal), 0),
+                        COALESCE((SELECT MAX(seq) FROM outbox), 0))",
+            [],
+            |r| r.get(0),
+        )?;
+        if last_seq < given {
+            return Err(StoreError::Corrupt(format!(
+                "the highest seq kept (counters.last_seq = {last_seq}) is below one already given ({given})"
+            )));
+        }
+        let last_seq = last_seq as u64;
         let acked_seq = meta_u64(&conn, "acked_seq")?;
         let set_aside: (i64, Option<i64>) =
             conn.query_row("SELECT COUNT(*), MAX(seq) FROM set_aside", [], |r| {
@@ -1683,7 +1697,7 @@ fn commit_one(
 }
 
 /// Writes state changes (txn row, journal row, outbox event) inside an open transaction,
-/// numbering them from `last_seq + 1`; updates `meta.last_seq`.
+/// numbering them from `last_seq + 1`; updates the `last_seq` counter.
 fn write_states(
     tx: &rusqlite::Transaction<'_>,
     last_seq: u64,
@@ -2605,7 +2619,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(index, 0);
-        // Without it, the journal is refused rather than numbered from 0 again.
+        // Below a seq already given, or missing, the journal is refused rather than numbered
+        // again from there.
+        conn.execute("UPDATE counters SET value = 41 WHERE name = 'last_seq'", [])
+            .unwrap();
+        assert!(matches!(Db::open(&path), Err(StoreError::Corrupt(_))));
         conn.execute("DELETE FROM counters WHERE name = 'last_seq'", [])
             .unwrap();
         drop(conn);

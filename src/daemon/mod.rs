@@ -38,10 +38,28 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let store = Store::open(&cfg.db_path())?;
+    let r = serve(&store, cfg, stop).await;
+    // On every way out (a stop, or a start that failed after the engine began): the tasks on
+    // the journal's thread (the engine, the control socket) end and the journal closes (its
+    // log checkpointed).
+    if tokio::time::timeout(Duration::from_secs(5), store.close())
+        .await
+        .is_err()
+    {
+        log::warn!("the journal did not close within 5 s; it is recovered at the next start");
+    }
+    r
+}
+
+async fn serve(
+    store: &Store,
+    cfg: Config,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
     let disk = crate::retention::DiskWatch::new(cfg.terminal.state_dir.clone(), &cfg.retention);
     // Fleet (issue 8): the local file overlaid with the last applied push.
     let local = cfg;
-    let (cfg, fleet_view) = crate::fleet::startup(&store, &local).await;
+    let (cfg, fleet_view) = crate::fleet::startup(store, &local).await;
     crate::lang::set(cfg.terminal.language);
     let patterns = posd_core::codes::Patterns::new(cfg.codes.clone())
         .map_err(|e| DaemonError::Config(e.to_string()))?;
@@ -322,7 +340,8 @@ pub async fn run(
             let refusal_rx = refusal_rx.clone();
             let offline_clock = *offline_clock.borrow();
             Box::pin(async move {
-                // The writer's last numbers: `status` never waits for the writer thread.
+                // The journal's last numbers, read without a journal call. (`status` runs on
+                // the journal thread, between its jobs: it waits for at most the one running.)
                 let q = store.queue_stats(now_ms());
                 let online = link.is_connected();
                 let mut v = status_fn(online, q);
@@ -469,15 +488,9 @@ pub async fn run(
             serde_json::json!({"pending": q.pending, "oldest_age_s": q.oldest_age_s});
     }
     link.goodbye(goodbye).await;
-    // A final round trip proves every queued journal write has been made; then the journal
-    // closes (the control socket's tasks on its thread end with it; its log is checkpointed).
+    // A final round trip proves every queued journal write has been made (`run` then closes
+    // the journal).
     let _ = store.call(|_| Ok(())).await;
-    if tokio::time::timeout(Duration::from_secs(5), store.close())
-        .await
-        .is_err()
-    {
-        log::warn!("the journal did not close within 5 s; it is recovered at the next start");
-    }
     control::remove_socket(&cfg.control.socket);
     Ok(())
 }

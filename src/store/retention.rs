@@ -12,7 +12,7 @@
 //! - no print job of it is still waiting.
 //!
 //! The current batch has no close, so nothing of it can match. What must outlive the rows is
-//! not in them: `meta.last_seq` (the next `seq` never goes back), `p1_counters`, the fleet's
+//! not in them: the `last_seq` counter (the next `seq` never goes back), `p1_counters`, the fleet's
 //! version (meta `fleet.*`) and command records (`fleet_cmds`), and today's per-user offline
 //! totals (`days >= 2` keeps every row they sum).
 //!

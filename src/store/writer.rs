@@ -157,6 +157,18 @@ fn is_this_thread(id: u64) -> bool {
     HERE.with(|h| h.borrow().as_ref().is_some_and(|h| h.id == id))
 }
 
+/// Runs a queued job. A job that panics is logged and its caller answered
+/// [`StoreError::Closed`] (its reply is dropped); its SQLite transaction, if any, was rolled
+/// back as it unwound, and the journal goes on serving the others (no panic reaches the loop).
+fn run_job(journal: &RefCell<Journal>, job: Job) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        job(&mut journal.borrow_mut())
+    }));
+    if r.is_err() {
+        log::error!("journal: a call panicked; its caller was told the journal is closed, nothing of it was written");
+    }
+}
+
 /// The journal thread's queue: every job in arrival order, except that a background job runs
 /// only once no other job is waiting (the ones queued meanwhile go first). It yields after
 /// each job, so the tasks on this thread (a sale) go between two background jobs. Returns the
@@ -196,10 +208,9 @@ async fn serve(
         };
         match msg {
             Some(Msg::Job(job)) => {
-                let mut j = journal.borrow_mut();
-                j.db.waiting.fetch_sub(1, Ordering::SeqCst);
+                journal.borrow().db.waiting.fetch_sub(1, Ordering::SeqCst);
                 calls_since += 1;
-                job(&mut j)
+                run_job(&journal, job);
             }
             Some(Msg::Background) => {
                 owed += 1;
@@ -214,7 +225,7 @@ async fn serve(
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .pop_front();
                 if let Some(job) = job {
-                    job(&mut journal.borrow_mut());
+                    run_job(&journal, job);
                 }
             }
         }
@@ -293,7 +304,12 @@ fn journal_thread(
         })
     });
     let _ = ready.send(Ok(rt.handle().clone()));
-    let closed = rt.block_on(serve(journal.clone(), rx, background));
+    let closed = rt.block_on(serve(journal.clone(), rx, background.clone()));
+    // Background calls still waiting are answered `Closed` (their replies dropped).
+    background
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
     // The tasks started here end with the runtime (their handles to this journal with them).
     drop(rt);
     HERE.with(|h| *h.borrow_mut() = None);
@@ -355,9 +371,10 @@ impl Store {
         self.rt.spawn(task)
     }
 
-    /// Closes the journal: the calls queued before this run, then the tasks started with
-    /// [`Store::spawn`] stop, the journal is closed (its log checkpointed and removed), and
-    /// this returns. Calls made after it are answered [`StoreError::Closed`].
+    /// Closes the journal: the calls queued ahead of this run, then the tasks started with
+    /// [`Store::spawn`] stop, the background calls still waiting and every later call are
+    /// answered [`StoreError::Closed`], the journal is closed (its log checkpointed and
+    /// removed), and this returns. (A second `close` returns once the first has begun.)
     pub async fn close(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Msg::Close(tx)).is_ok() {
@@ -721,6 +738,44 @@ mod tests {
         ));
         // Every event is there for the next open.
         assert_eq!(Db::open(&path).unwrap().last_seq, 1);
+    }
+
+    #[test]
+    fn close_answers_the_background_calls_still_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let (release_tx, busy) = hold_writer(&store);
+        // An ack waits behind the held call; the close is queued behind both.
+        let s = store.clone();
+        let ack = std::thread::spawn(move || block_on(s.call_background(|_| Ok(()))));
+        while store.background.lock().unwrap().is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let s = store.clone();
+        let closing = std::thread::spawn(move || block_on(s.close()));
+        // The close message is queued before the held call returns.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        release_tx.send(()).unwrap();
+        busy.join().unwrap().unwrap();
+        closing.join().unwrap();
+        assert!(matches!(ack.join().unwrap(), Err(StoreError::Closed)));
+    }
+
+    #[test]
+    fn a_call_that_panics_is_answered_closed_and_the_journal_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.sqlite")).unwrap();
+        let t = txn(1_000, TxnState::Approved);
+        let r: Result<(), StoreError> = store.call_blocking(move |db| {
+            db.record(&t)?;
+            panic!("a bug inside a journal call")
+        });
+        assert!(matches!(r, Err(StoreError::Closed)));
+        // What it committed before the panic stays (`record` commits at once: seq 1), and
+        // the journal serves the next call.
+        let t = txn(2_000, TxnState::Approved);
+        let seq = store.call_blocking(move |db| db.record(&t)).unwrap();
+        assert_eq!(seq, 2);
     }
 
     /// Waits for `f` on this (test) thread, outside any runtime.
