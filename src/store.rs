@@ -601,9 +601,7 @@ impl Db {
                 |r| r.get(0),
             )
             .optional()?
-            .ok_or_else(|| {
-                StoreError::Corrupt("the highest seq (counters.last_seq) is missing".into())
-            })?;
+            .ok_or_else(last_seq_missing)?;
         // Never below a seq already given (the journal's and the outbox's newest, each one
         // step down an index): numbering again from there would give two events one seq.
         let given: i64 = conn.query_row(
@@ -1696,6 +1694,12 @@ fn commit_one(
         .ok_or_else(|| StoreError::BadRow("no seq written".into()))
 }
 
+/// A journal whose highest seq is not kept: refused, never numbered from 0 again (two events
+/// would share a seq).
+fn last_seq_missing() -> StoreError {
+    StoreError::Corrupt("the highest seq (counters.last_seq) is missing".into())
+}
+
 /// Writes state changes (txn row, journal row, outbox event) inside an open transaction,
 /// numbering them from `last_seq + 1`; updates the `last_seq` counter.
 fn write_states(
@@ -1801,9 +1805,7 @@ fn write_states(
         .prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'last_seq'")?
         .execute([seq as i64])?;
     if kept != 1 {
-        return Err(StoreError::Corrupt(
-            "the highest seq (counters.last_seq) is missing".into(),
-        ));
+        return Err(last_seq_missing());
     }
     Ok(seqs)
 }
@@ -2590,17 +2592,25 @@ mod tests {
         assert_eq!(db.counters().unwrap().outbox_pending, 0);
     }
 
+    /// A journal at `path` with the migrations before number `n` applied, as a posd of then
+    /// left it (no rows).
+    fn journal_before_migration(path: &Path, n: usize) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..n - 1] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", (n - 1) as i64)
+            .unwrap();
+        conn
+    }
+
     #[test]
     fn migration_14_carries_the_highest_seq_over_and_numbering_goes_on_from_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.sqlite");
         {
             // A journal as posd left it before migration #14, 41 events numbered.
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..13] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 13).unwrap();
+            let conn = journal_before_migration(&path, 14);
             conn.execute_batch("UPDATE meta SET value = '41' WHERE key = 'last_seq'")
                 .unwrap();
         }
@@ -2636,11 +2646,7 @@ mod tests {
         let path = dir.path().join("j.sqlite");
         {
             // A journal as posd left it before migration #8.
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..7] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 7).unwrap();
+            let conn = journal_before_migration(&path, 8);
             let ins = |id: &str, method: &str, state: &str, amount: i64, at: i64, detail: &str| {
                 conn.execute(
                     "INSERT INTO txns (id, kind, method, channel, amount, currency, state,

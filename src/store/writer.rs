@@ -133,28 +133,28 @@ thread_local! {
 /// Gives each opened journal its number.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Runs `f` with the journal `id` if this is its thread (`None` if not): there and then,
-/// unless a call of it is running here already, which is refused (waiting would wait for
-/// itself).
-fn on_this_thread<R>(id: u64, f: impl FnOnce(&mut Journal) -> R) -> Option<Result<R, StoreError>> {
-    let journal = HERE.with(|h| {
+/// The journal `id`, if this is its thread.
+fn here(id: u64) -> Option<Rc<RefCell<Journal>>> {
+    HERE.with(|h| {
         h.borrow()
             .as_ref()
             .filter(|h| h.id == id)
             .map(|h| h.journal.clone())
-    })?;
-    let r = match journal.try_borrow_mut() {
+    })
+}
+
+/// Runs `f` with `journal` there and then, unless a call of it is running here already, which
+/// is refused (waiting would wait for itself).
+fn with_journal<R>(
+    journal: &RefCell<Journal>,
+    f: impl FnOnce(&mut Journal) -> R,
+) -> Result<R, StoreError> {
+    match journal.try_borrow_mut() {
         Ok(mut j) => Ok(f(&mut j)),
         Err(_) => Err(StoreError::Io(
             "a journal call made from inside another journal call: refused".into(),
         )),
-    };
-    Some(r)
-}
-
-/// True on the journal `id`'s own thread.
-fn is_this_thread(id: u64) -> bool {
-    HERE.with(|h| h.borrow().as_ref().is_some_and(|h| h.id == id))
+    }
 }
 
 /// Runs a queued job. A job that panics is logged and its caller answered
@@ -389,12 +389,18 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
     {
-        if is_this_thread(self.id) {
-            let r = on_this_thread(self.id, |j| j.run_here(f)).unwrap_or(Err(StoreError::Closed));
-            // A task that calls in a loop still lets the others on the thread run.
-            tokio::task::consume_budget().await;
-            return r.and_then(|r| r);
-        }
+        let inline = match here(self.id) {
+            Some(j) => Ok(with_journal(&j, |j| j.run_here(f))),
+            None => Err(f),
+        };
+        let f = match inline {
+            Ok(r) => {
+                // A task that calls in a loop still lets the others on the thread run.
+                tokio::task::consume_budget().await;
+                return r.and_then(|r| r);
+            }
+            Err(f) => f,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send_job(Box::new(move |j: &mut Journal| {
             let _ = tx.send(j.run(f));
@@ -430,10 +436,8 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
     {
-        if is_this_thread(self.id) {
-            return on_this_thread(self.id, |j| j.run(f))
-                .unwrap_or(Err(StoreError::Closed))
-                .and_then(|r| r);
+        if let Some(j) = here(self.id) {
+            return with_journal(&j, |j| j.run(f)).and_then(|r| r);
         }
         let (tx, rx) = mpsc::channel();
         self.send_job(Box::new(move |j: &mut Journal| {
@@ -467,11 +471,13 @@ impl Store {
     /// On the journal's thread, the view refreshed if a call answered ahead of it
     /// ([`Journal::run_here`]); elsewhere nothing (it is at most a moment behind).
     fn view_up_to_date(&self) {
-        let _ = on_this_thread(self.id, |j| {
-            if j.view_owed {
-                j.run(|_| ())
-            }
-        });
+        if let Some(j) = here(self.id) {
+            let _ = with_journal(&j, |j| {
+                if j.view_owed {
+                    j.run(|_| ())
+                }
+            });
+        }
     }
 
     /// Queues a call for the journal thread, counted in `waiting` until the thread takes it.
