@@ -31,11 +31,15 @@
 //!    applied to a second exchange + two commits in place of the sale (their floor: what each
 //!    reports for a posd that costs nothing). Also: the share beyond the exchange and two bare
 //!    commits as many pages as posd's (`ONLINE_PAGES`), made in the same iterations.
+//! 5. **P1 during a drain**: P1 sales while posd drains a backlog of twice the drain's size
+//!    (the link back after an outage), against the same sales on the same posd once the backlog
+//!    is gone. No goal in the issue; it says what the drain sharing the journal's thread costs a
+//!    cashier.
 //!
 //! Run: `cargo build --release -p posd-sandbox && cargo bench --bench daemon` (needs
 //! `mosquitto`). POSD_BENCH_EVENTS sets the drain size (default 20000), POSD_BENCH_N the
 //! number of P1 and online sales (default 1000 / 500), POSD_BENCH_ONLY a comma list of the
-//! sections to run (`drain`, `ready`, `p1`, `online`), POSD_BENCH_POSD another `posd` binary
+//! sections to run (`drain`, `ready`, `p1`, `online`, `p1drain`), POSD_BENCH_POSD another `posd` binary
 //! to measure (a copy of an earlier build, to alternate before/after runs).
 
 use posd::control::ControlClient;
@@ -723,6 +727,67 @@ async fn ready_and_rss(tmp: &Path, port: u16) {
     }
 }
 
+/// A P1 payer: an issuer posd trusts (`config`, the `[offline]` section) and a user with a
+/// credential from it, whose codes posd approves offline.
+struct P1Payer {
+    config: String,
+    user: posd_core::codes::PrivateKey,
+    cred: posd_core::codes::Credential,
+}
+
+impl P1Payer {
+    fn new() -> Self {
+        let issuer = posd_core::codes::PrivateKey::generate().expect("key");
+        let config = format!(
+            "[offline]\nclock = \"always\"\n[[offline.issuer_keys]]\nid = 1\npublic_key = \"{}\"\n[offline.limits]\nper_txn_limit = 100000\nper_user_daily_limit = 1000000000\nmax_unsynced_count = 1000000\nmax_unsynced_amount = 100000000000\n",
+            issuer.public_key().to_hex()
+        );
+        let user = posd_core::codes::PrivateKey::generate().expect("user");
+        let now = posd::clock::now_ms() / 1000;
+        let cred = posd_core::codes::issue_credential(
+            &issuer,
+            1,
+            &posd_core::codes::CredentialRequest {
+                user_id: 9,
+                user_key: user.public_key(),
+                valid_from: now as u32 - 60,
+                valid_until: now as u32 + 86_400,
+                max_amount: 100_000,
+                currency: 156,
+            },
+        )
+        .expect("cred");
+        Self { config, user, cred }
+    }
+
+    /// The user's code with this counter (each one once), as scanned.
+    fn code(&self, counter: u32) -> String {
+        posd_core::codes::make_code(
+            &self.user,
+            &self.cred,
+            (posd::clock::now_ms() / 1000) as u32,
+            counter,
+        )
+        .expect("code")
+        .to_text()
+    }
+}
+
+/// One P1 sale through the control socket, approved offline; its time in ms.
+async fn p1_sale(c: &mut ControlClient, code: &str) -> f64 {
+    let t0 = Instant::now();
+    let v = c
+        .call(ctl::Sale {
+            amount: "1.00".into(),
+            code: Some(code.to_string()),
+            ..ctl::Sale::default()
+        })
+        .await
+        .expect("p1 sale");
+    assert_eq!(v.state, TxnState::ApprovedOffline);
+    t0.elapsed().as_secs_f64() * 1e3
+}
+
 async fn p1(tmp: &Path, n: usize) {
     println!(
         "-- 3. P1 scan → durable approval vs a bare durable commit (load {})",
@@ -730,45 +795,19 @@ async fn p1(tmp: &Path, n: usize) {
     );
     let dir = tmp.join("p1");
     std::fs::create_dir_all(dir.join("state")).expect("dir");
-    let issuer = posd_core::codes::PrivateKey::generate().expect("key");
-    let extra = format!(
-        "[offline]\nclock = \"always\"\n[[offline.issuer_keys]]\nid = 1\npublic_key = \"{}\"\n[offline.limits]\nper_txn_limit = 100000\nper_user_daily_limit = 1000000000\nmax_unsynced_count = 1000000\nmax_unsynced_amount = 100000000000\n",
-        issuer.public_key().to_hex()
-    );
+    let payer = P1Payer::new();
     // No broker: an offline approval never waits for one.
-    let cfg = write_config(&dir, "BENCH-P1", free_port(), &extra);
+    let cfg = write_config(&dir, "BENCH-P1", free_port(), &payer.config);
     let _posd = spawn_posd(&cfg, None);
     let mut c = client(&dir.join("c.sock")).await;
     // The baseline commits in the daemon's own state directory, on one open connection.
     let bare = bare_db(&dir.join("state"));
     let wide = wide_db(&dir.join("state"), P1_PAGES);
-    let user = posd_core::codes::PrivateKey::generate().expect("user");
-    let now = posd::clock::now_ms() / 1000;
-    let cred = posd_core::codes::issue_credential(
-        &issuer,
-        1,
-        &posd_core::codes::CredentialRequest {
-            user_id: 9,
-            user_key: user.public_key(),
-            valid_from: now as u32 - 60,
-            valid_until: now as u32 + 86_400,
-            max_amount: 100_000,
-            currency: 156,
-        },
-    )
-    .expect("cred");
     let mut sales = Vec::with_capacity(n);
     let mut commits = Vec::with_capacity(n);
     let mut wides = Vec::with_capacity(n);
     for i in 0..n + 20 {
-        let code = posd_core::codes::make_code(
-            &user,
-            &cred,
-            (posd::clock::now_ms() / 1000) as u32,
-            i as u32 + 1,
-        )
-        .expect("code")
-        .to_text();
+        let code = payer.code(i as u32 + 1);
         // The three take turns at going first, so whatever one leaves behind (posd's work
         // after its reply, a checkpoint of either database) falls on each alike.
         let (mut b, mut w, mut s) = (0.0, 0.0, 0.0);
@@ -776,19 +815,7 @@ async fn p1(tmp: &Path, n: usize) {
             match (i + turn) % 3 {
                 0 => b = bare_commit(&bare, i),
                 1 => w = wide_commit(&wide, i, P1_PAGES),
-                _ => {
-                    let t0 = Instant::now();
-                    let v = c
-                        .call(ctl::Sale {
-                            amount: "1.00".into(),
-                            code: Some(code.clone()),
-                            ..ctl::Sale::default()
-                        })
-                        .await
-                        .expect("p1 sale");
-                    s = t0.elapsed().as_secs_f64() * 1e3;
-                    assert_eq!(v.state, TxnState::ApprovedOffline);
-                }
+                _ => s = p1_sale(&mut c, &code).await,
             }
         }
         if i >= 20 {
@@ -813,6 +840,60 @@ async fn p1(tmp: &Path, n: usize) {
         w99 / b99,
         s50 / w50,
         s99 / w99
+    );
+}
+
+/// `n` P1 sales with codes `first..first + n`, 2 ms apart (a cashier's pace is far slower;
+/// this keeps the drain busy between them): their times in ms.
+async fn p1_sales(c: &mut ControlClient, payer: &P1Payer, first: u32, n: usize) -> Vec<f64> {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n as u32 {
+        times.push(p1_sale(c, &payer.code(first + i)).await);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    times
+}
+
+/// 5. P1 sales while posd drains a backlog (the link back after an outage): what a cashier
+/// waits for while the drain's reads, publishes and acks share the journal's thread with the
+/// sale. The baseline is the same sales on the same posd once the backlog is gone (the two
+/// cannot interleave: one is during the drain, the other after it); the queue's depth before
+/// and after the sales during the drain shows that it drained all along.
+async fn p1_during_drain(tmp: &Path, port: u16, events: usize, n: usize) {
+    println!(
+        "-- 5. P1 approval during a drain of {events} events vs after it (load {})",
+        load()
+    );
+    let dir = tmp.join("p1drain");
+    std::fs::create_dir_all(dir.join("state")).expect("dir");
+    prefill(&dir.join("state/posd.sqlite"), events, TxnState::Approved);
+    let payer = P1Payer::new();
+    let _host = spawn_host(port, &tmp.join("host-p1drain.sqlite"));
+    let cfg = write_config(&dir, "BENCH-P1DRAIN", port, &payer.config);
+    let _posd = spawn_posd(&cfg, None);
+    let mut c = client(&dir.join("c.sock")).await;
+    while !c.call(ctl::Status {}).await.expect("status").online {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = c.call(ctl::Queue {}).await.expect("queue").pending;
+    let mut during = p1_sales(&mut c, &payer, 1, n).await;
+    let after = c.call(ctl::Queue {}).await.expect("queue").pending;
+    let waited = Instant::now();
+    while c.call(ctl::Queue {}).await.expect("queue").pending > 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(300),
+            "the drain stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut idle = p1_sales(&mut c, &payer, n as u32 + 1, n).await;
+    let (d50, d99) = (pct(&mut during, 0.5), pct(&mut during, 0.99));
+    let (i50, i99) = (pct(&mut idle, 0.5), pct(&mut idle, 0.99));
+    println!(
+        "P1 approval ({n} each) during the drain (events waiting {before} → {after}): p50 {d50:.3} ms, p99 {d99:.3} ms; after it: p50 {i50:.3} ms, p99 {i99:.3} ms; ratio p50 {:.2}x, p99 {:.2}x (load {})",
+        d50 / i50,
+        d99 / i99,
+        load()
     );
 }
 
@@ -942,7 +1023,8 @@ async fn main() {
         load()
     );
     println!("posd: {}", posd_bin().display());
-    // POSD_BENCH_ONLY=p1,online (a comma list of drain, ready, p1, online) runs those alone.
+    // POSD_BENCH_ONLY=p1,online (a comma list of drain, ready, p1, online, p1drain) runs those
+    // alone.
     let only = std::env::var("POSD_BENCH_ONLY").unwrap_or_default();
     let run = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
     if run("drain") {
@@ -962,5 +1044,14 @@ async fn main() {
     }
     if run("online") {
         online(tmp.path(), port, env("POSD_BENCH_N", 1000) / 2).await;
+    }
+    if run("p1drain") {
+        p1_during_drain(
+            tmp.path(),
+            port,
+            env("POSD_BENCH_EVENTS", 20_000) * 2,
+            env("POSD_BENCH_N", 1000) / 4,
+        )
+        .await;
     }
 }

@@ -408,7 +408,12 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
         all_cfg: protocol::all_cfg_desired(&p.broker.prefix),
         acks: Arc::new(watch::channel(0u64).0),
     };
-    tokio::spawn(ack_loop(
+    // The event loop, the drain and the acks run on the journal's own thread (`Store::spawn`):
+    // an outbox read, a publish and an ack's delete then change hands between tasks of one
+    // thread instead of between threads (issue 18, stop 33: a third fewer context switches and
+    // ~13 % less CPU an event in the drain, docs/performance.md). Their journal calls still
+    // queue behind every sale's. The retained status stays on the daemon's runtime.
+    p.store.spawn(ack_loop(
         link.clone(),
         p.store.clone(),
         link.acks.subscribe(),
@@ -419,7 +424,7 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
         initial_ms: p.broker.backoff_initial_ms,
         max_ms: p.broker.backoff_max_ms,
     };
-    tokio::spawn(event_loop(
+    p.store.spawn(event_loop(
         link.clone(),
         eventloop,
         backoff,
@@ -428,7 +433,7 @@ pub fn start(p: LinkParams, shutdown: watch::Receiver<bool>) -> Result<Link, Lin
         gen_tx,
         shutdown.clone(),
     ));
-    tokio::spawn(drain_loop(
+    p.store.spawn(drain_loop(
         link.clone(),
         p.store.clone(),
         window as u64,

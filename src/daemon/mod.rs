@@ -298,10 +298,11 @@ async fn serve(
     }
     .spawn(shutdown.clone());
 
-    // Host → terminal messages.
+    // Host → terminal messages, from the link's event loop to the engine: both on the journal's
+    // thread, so this runs there too.
     {
         let engine_tx = engine_tx.clone();
-        tokio::spawn(async move {
+        store.spawn(async move {
             while let Some(msg) = inbound_rx.recv().await {
                 match msg {
                     Inbound::Resp(r) => {
