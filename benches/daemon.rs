@@ -854,9 +854,9 @@ async fn p1_sales(c: &mut ControlClient, payer: &P1Payer, first: u32, n: usize) 
     times
 }
 
-/// 5. P1 sales while posd drains a backlog (the link back after an outage): what a cashier
-/// waits for while the drain's reads, publishes and acks share the journal's thread with the
-/// sale. The baseline is the same sales on the same posd once the backlog is gone (the two
+/// Section 5, P1 sales while posd drains a backlog (the link back after an outage): what a
+/// cashier waits for while the drain's reads, publishes and acks share the journal's thread
+/// with the sale. The baseline is the same sales on the same posd once the backlog is gone (the two
 /// cannot interleave: one is during the drain, the other after it); the queue's depth before
 /// and after the sales during the drain shows that it drained all along.
 async fn p1_during_drain(tmp: &Path, port: u16, events: usize, n: usize) {
