@@ -118,6 +118,8 @@ pub enum Inbound {
 #[derive(Debug, Default)]
 pub struct LinkShared {
     pub connected: AtomicBool,
+    /// Set by [`Link::goodbye`]: the connection it ends is not made again.
+    pub leaving: AtomicBool,
     /// Highest seq the host acknowledged (mirrors the journal's `acked_seq`).
     pub acked_seq: AtomicU64,
     /// Highest seq handed to the MQTT client in this connection.
@@ -331,8 +333,11 @@ impl Link {
         self.shared.connected.load(Ordering::Acquire)
     }
 
-    /// Publishes `online:false` (retained) and disconnects; used on graceful shutdown.
+    /// Publishes `online:false` (retained) and disconnects; used on graceful shutdown. The
+    /// event loop must still run (it sends both) and does not connect again after it: the
+    /// retained status stays this one, not the broker's Will.
     pub async fn goodbye(&self, status: serde_json::Value) {
+        self.shared.leaving.store(true, Ordering::Release);
         if self.is_connected() {
             if let Ok(payload) = serde_json::to_vec(&status) {
                 let _ = self
@@ -569,6 +574,12 @@ async fn event_loop(
                 oversize,
                 too_large_for_broker,
             } => {
+                if link.shared.leaving.load(Ordering::Acquire) {
+                    // The goodbye's DISCONNECT went out: that was the last connection.
+                    link.shared.connected.store(false, Ordering::Release);
+                    log::debug!("disconnected from the broker: {e}");
+                    return;
+                }
                 let now = now_ms();
                 if too_large_for_broker {
                     // Something we published is over the broker's message size limit, and it

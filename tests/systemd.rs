@@ -107,6 +107,29 @@ async fn ready_watchdog_and_graceful_stop() {
     .await
     .expect("status offline after stop");
     assert_eq!(offline["session"], online["session"]);
+    // What the fleet finds retained after the stop: posd's own last word (published, then a
+    // clean DISCONNECT, and no connection after it), not the broker's Will (`{terminal,
+    // online:false, session}`, sent when a connection just drops). It says what was left unsent.
+    let (late, mut late_el) =
+        AsyncClient::new(MqttOptions::new("sysd-late", "127.0.0.1", broker.port), 16);
+    late.subscribe("pos/v1/T-SYSD/status", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let retained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = late_el.poll().await {
+                return serde_json::from_slice::<serde_json::Value>(&p.payload).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("a retained status");
+    assert_eq!(retained["online"], false, "{retained}");
+    assert_eq!(retained["session"], online["session"]);
+    assert!(
+        retained["queue"]["pending"].is_u64(),
+        "the stop's retained status carries the queue: {retained}"
+    );
     assert!(
         !d.socket.exists(),
         "the control socket is removed on a clean stop"

@@ -213,6 +213,9 @@ async fn serve(
             }
         })
     };
+    // The link stops after the rest: its last word at a stop (`Link::goodbye`) needs the event
+    // loop running. Dropped on every other way out of `serve`, which stops it too.
+    let (link_stop_tx, link_stop) = watch::channel(false);
     let link = link::start(
         LinkParams {
             terminal: terminal.clone(),
@@ -222,7 +225,7 @@ async fn serve(
             inbound: inbound_tx,
             status: status_fn.clone(),
         },
-        shutdown.clone(),
+        link_stop,
     )?;
 
     let print_wake = cfg
@@ -489,6 +492,7 @@ async fn serve(
             serde_json::json!({"pending": q.pending, "oldest_age_s": q.oldest_age_s});
     }
     link.goodbye(goodbye).await;
+    let _ = link_stop_tx.send(true);
     // A final round trip proves every queued journal write has been made (`run` then closes
     // the journal).
     let _ = store.call(|_| Ok(())).await;
