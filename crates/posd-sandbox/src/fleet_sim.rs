@@ -228,11 +228,27 @@ pub fn run(args: FleetSimArgs) -> anyhow::Result<ExitCode> {
             .arg(&card_key)
             .arg("--issuer-key")
             .arg(format!("1={}", issuer.public_key().to_hex()))
+            .arg("--ready-file")
+            .arg(worker_ready(&dir, k))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .with_context(|| format!("start {} host", me.display()))?;
         started.workers.push(Some(child));
+    }
+    // Every worker subscribed before the first terminal starts: a worker late to subscribe
+    // gets no share of the events it missed (the phases count each worker's share).
+    let waited = Instant::now();
+    for k in 0..args.workers {
+        while !worker_ready(&dir, k).exists() {
+            if waited.elapsed() > Duration::from_secs(60) {
+                bail!(
+                    "host worker {k} did not subscribe within 60 s: see {}",
+                    dir.join(format!("host-{k}.log")).display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     // N daemons.
@@ -670,6 +686,11 @@ fn sell(terms: &mut [Term], args: &FleetSimArgs, victim: Option<u32>) -> Sold {
 }
 
 /// Events each host worker stored between `from` and `to` (host clock, unix ms).
+/// The file host worker `k` writes once its subscriptions are acknowledged.
+fn worker_ready(dir: &Path, k: usize) -> std::path::PathBuf {
+    dir.join(format!("host-{k}.ready"))
+}
+
 fn events_by_worker(db: &Path, from: u64, to: u64) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     let Ok(conn) = crate::host::open_db(db) else {

@@ -120,6 +120,9 @@ struct HostArgs {
     /// `broker.lab_accept_unsigned = true` take them.
     #[arg(long)]
     unsigned: bool,
+    /// Create this (empty) file once the broker acknowledged every subscription.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -269,6 +272,7 @@ fn host(h: HostArgs) -> anyhow::Result<ExitCode> {
     }
     cfg.late_ms = h.late_ms;
     cfg.pay_after_ms = h.pay_after_ms;
+    cfg.ready_file = h.ready_file;
     if let Some(path) = &h.card_key {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;

@@ -115,12 +115,62 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 "#;
 
-/// Opens (creating) a host database.
+/// Opens (creating) a host database. Host workers of one group share it and start together:
+/// SQLite can answer "locked" at once, without waiting out the busy timeout, to a connection
+/// that switches a new database to WAL or creates its tables while another one does (the
+/// fleet simulation lost a worker so), so the whole opening is tried again for up to 10 s.
 pub fn open_db(path: &Path) -> Result<Connection, HostError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_open_db(path) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10 + fastrand::u64(0..40)));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
+fn try_open_db(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Host workers of one group start together on one new database: each of them opens it
+    /// (one failing here left a fleet with one worker and a phase that counts two).
+    #[test]
+    fn workers_opening_one_new_database_together_all_open_it() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("host.sqlite");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        open_db(&path).map(drop)
+                    })
+                })
+                .collect();
+            for w in workers {
+                if let Err(e) = w.join().unwrap() {
+                    panic!("round {round}: {e}");
+                }
+            }
+        }
+    }
 }

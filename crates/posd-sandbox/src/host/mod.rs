@@ -106,6 +106,9 @@ pub struct HostConfig {
     /// messages"). None: plain messages, which only a terminal with the lab-only
     /// `broker.lab_accept_unsigned` takes.
     pub signer: Option<HostSigner>,
+    /// Written (empty) once the broker acknowledged every subscription: from then on the
+    /// instance takes its share of the messages (a fleet waits for it before selling).
+    pub ready_file: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -123,6 +126,7 @@ impl HostConfig {
             pay_after_ms: 1000,
             card_secret: None,
             signer: None,
+            ready_file: None,
         }
     }
 }

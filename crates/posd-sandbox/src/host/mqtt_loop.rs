@@ -35,6 +35,10 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     // Automatic order payments (due ms, txn_id): in memory only, lost on a restart.
     let mut pays: Vec<(u64, String)> = Vec::new();
     let pay_topic = wallet_pay_topic(&prefix);
+    // Subscriptions asked for at the last CONNACK and not yet acknowledged; `cfg.ready_file`
+    // is written when the first connection's are all acknowledged.
+    let mut awaiting_subacks = 0usize;
+    let mut ready_written = false;
     let signer = cfg.signer.clone();
     let publish_notify = |term: &str, n: &Notify| {
         if let Err(e) = client.try_publish(
@@ -130,6 +134,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
         };
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                awaiting_subacks = 0;
                 // `+`: every terminal, an MQTT wildcard in the terminal's place.
                 let every = Topics::new(&prefix, "+");
                 let leaves = [every.events(), every.req(), pay_topic.clone()];
@@ -138,9 +143,21 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                         Some(g) => format!("$share/{g}/{leaf}"),
                         None => leaf,
                     };
-                    if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
-                        log::error!("host: subscribe: {e}");
+                    match client.try_subscribe(topic, QoS::AtLeastOnce) {
+                        Ok(()) => awaiting_subacks += 1,
+                        Err(e) => log::error!("host: subscribe: {e}"),
                     }
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                awaiting_subacks = awaiting_subacks.saturating_sub(1);
+                if awaiting_subacks == 0 && !ready_written {
+                    if let Some(path) = &cfg.ready_file {
+                        if let Err(e) = std::fs::write(path, b"") {
+                            log::error!("host: cannot write {}: {e}", path.display());
+                        }
+                    }
+                    ready_written = true;
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) if p.topic == pay_topic => {
