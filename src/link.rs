@@ -54,6 +54,10 @@ pub enum LinkError {
 
 /// How often, at most, each kind of dropped message is logged (the rest are counted).
 const DROP_WARN_EVERY_MS: u64 = 60_000;
+/// Longest a graceful stop waits for its last status and DISCONNECT to be written (the
+/// requests queued before them go first: on a slow uplink with a full window, seconds).
+/// Bounded well inside the unit's stop timeout.
+const GOODBYE_WAIT: Duration = Duration::from_secs(3);
 
 /// The TLS transport for an `mqtts://` URL (None: plain TCP).
 fn transport(tls_url: bool, tls: Option<&TlsConfig>) -> Result<Option<Transport>, LinkError> {
@@ -120,6 +124,8 @@ pub struct LinkShared {
     pub connected: AtomicBool,
     /// Set by [`Link::goodbye`]: the connection it ends is not made again.
     pub leaving: AtomicBool,
+    /// The event loop wrote the goodbye's DISCONNECT (and so everything queued before it).
+    bye_sent: tokio::sync::Notify,
     /// Highest seq the host acknowledged (mirrors the journal's `acked_seq`).
     pub acked_seq: AtomicU64,
     /// Highest seq handed to the MQTT client in this connection.
@@ -339,14 +345,26 @@ impl Link {
     pub async fn goodbye(&self, status: serde_json::Value) {
         self.shared.leaving.store(true, Ordering::Release);
         if self.is_connected() {
-            if let Ok(payload) = serde_json::to_vec(&status) {
-                let _ = self
-                    .client
-                    .publish(self.topics.status(), true, payload)
-                    .await;
+            // The requests go out in order: once the DISCONNECT is written, so is the status
+            // (and any events queued ahead of it, which a slow uplink may take a while for).
+            let said = async {
+                if let Ok(payload) = serde_json::to_vec(&status) {
+                    let _ = self
+                        .client
+                        .publish(self.topics.status(), true, payload)
+                        .await;
+                }
+                self.client.disconnect().await;
+                self.shared.bye_sent.notified().await;
+            };
+            if tokio::time::timeout(GOODBYE_WAIT, said).await.is_err() {
+                log::warn!(
+                    "the last status and the DISCONNECT were not written within {} s (a slow or \
+                     stalled uplink): the fleet may see the broker's Will (online: false, \
+                     without the queue) for this terminal instead",
+                    GOODBYE_WAIT.as_secs()
+                );
             }
-            self.client.disconnect().await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -555,6 +573,7 @@ async fn event_loop(
             wire::WireEvent::Message { topic, payload } => {
                 route(&link, &inbound, &topic, &payload).await;
             }
+            wire::WireEvent::DisconnectSent => link.shared.bye_sent.notify_one(),
             wire::WireEvent::Other => {}
             wire::WireEvent::PubRefused { reason } => {
                 // Not ours to fix at the terminal (an ACL, a quota): the event stays

@@ -36,7 +36,8 @@ async fn ready_watchdog_and_graceful_stop() {
         .unwrap();
     // Write the config through the shared helper, then run the binary ourselves with systemd's
     // environment.
-    let mut d = Daemon::start(&dir.path().join("t"), "T-SYSD", &broker.url(), "");
+    // At info: the stop's own lines are read below.
+    let mut d = Daemon::start_at_level(&dir.path().join("t"), "T-SYSD", &broker.url(), "", "info");
     d.stop();
     struct KillOnDrop(std::process::Child);
     impl Drop for KillOnDrop {
@@ -45,6 +46,8 @@ async fn ready_watchdog_and_graceful_stop() {
             let _ = self.0.wait();
         }
     }
+    let log_path = dir.path().join("posd.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_posd"))
             .arg("--config")
@@ -52,7 +55,7 @@ async fn ready_watchdog_and_graceful_stop() {
             .env("NOTIFY_SOCKET", &notify)
             .env("WATCHDOG_USEC", "2000000")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .unwrap(),
     );
@@ -129,6 +132,14 @@ async fn ready_watchdog_and_graceful_stop() {
     assert!(
         retained["queue"]["pending"].is_u64(),
         "the stop's retained status carries the queue: {retained}"
+    );
+    // The stop waited for its DISCONNECT to be written, not for a fixed time, nor for its
+    // bound (`Link::goodbye`).
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("stopping"), "posd's log is read: {log}");
+    assert!(
+        !log.contains("were not written within"),
+        "the goodbye's DISCONNECT was seen written: {log}"
     );
     assert!(
         !d.socket.exists(),

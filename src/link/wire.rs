@@ -42,6 +42,8 @@ pub enum WireEvent {
     PubRefused {
         reason: String,
     },
+    /// Our DISCONNECT was written to the socket (what was queued before it went first).
+    DisconnectSent,
     Other,
     /// The connection ended (or could not be made). `oversize`: the client refused an incoming
     /// packet over its limit — a broker that does not honour the Maximum Packet Size.
@@ -200,6 +202,7 @@ impl WireLoop {
                         payload: p.payload.to_vec(),
                     },
                     Ok(Event::Incoming(Packet::SubAck(_))) => WireEvent::SubAck,
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => WireEvent::DisconnectSent,
                     Ok(_) => WireEvent::Other,
                     Err(e) => {
                         let oversize = matches!(
@@ -240,6 +243,7 @@ impl WireLoop {
                             reason: format!("{:?}", a.reason),
                         }
                     }
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => WireEvent::DisconnectSent,
                     Ok(_) => WireEvent::Other,
                     Err(e) => {
                         let oversize = matches!(
