@@ -2,8 +2,9 @@
 """What a sale's durable commit would cost if it wrote only a log record and a counter.
 
 Issue 18's P1 goal (approval p99 <= 1.5x a bare durable commit) against the page count of
-posd's commit: a P1 sale's SQLite transaction changes 15 pages (the txn row and its 5
-indexes, the journal row and its 3, sqlite_sequence, the outbox, 3 counter tables). This
+posd's commit: a P1 sale's SQLite transaction changed 15 pages when this was written (the
+txn row and its 5 indexes, the journal row and its 3, sqlite_sequence, the outbox, 3 counter
+tables; 12 since migration #15 dropped two of those indexes and made one partial). This
 script measures, interleaved in one process on one disk, three commits (WAL, synchronous=FULL):
 
   bare    one row in one table (the bench's bare durable commit)

@@ -375,6 +375,31 @@ INSERT INTO counters (name, value)
 DELETE FROM meta WHERE key = 'last_seq';
 DROP INDEX txns_p1_user;
 "#,
+    r#"
+-- #15, issue 18: three more of a sale's pages that bought nothing a sale needs.
+-- `txns_created` was read only by the newest-first listing, which now reads `txns_first_seq`
+-- backwards (the order events were journaled in, which a clock step cannot reorder).
+DROP INDEX txns_created;
+-- `txns_state` held every transaction and was read only for those in flight (start-up, the
+-- journal's `in_flight`): a partial index holds just those. A P1 sale, final from its first
+-- state, changes none of its pages, and a sale leaving flight only deletes its entry. The
+-- list is `TxnState::in_flight`'s (a test checks the listing's plan reads this index).
+DROP INDEX txns_state;
+CREATE INDEX txns_in_flight ON txns(created_at)
+    WHERE state IN ('authorizing', 'pending', 'reversing', 'closing');
+-- The newest receipt (reprint) was the last entry of an index of every transaction with a
+-- receipt, one page more on every final state. It is now the seq of the last event that put
+-- a sale, refund or void into a state with a receipt, kept in the counters row every event
+-- changes anyway, and found by the journal's seq.
+INSERT INTO counters (name, value)
+    SELECT 'last_receipt_seq', COALESCE((
+        SELECT MAX(j.seq) FROM journal j WHERE j.txn_id = (
+            SELECT id FROM txns INDEXED BY txns_receipt_newest
+            WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided', 'settled', 'settlement_rejected')
+              AND kind IN ('sale', 'refund', 'void')
+            ORDER BY updated_at DESC, id DESC LIMIT 1)), 0);
+DROP INDEX txns_receipt_newest;
+"#,
 ];
 
 /// Prepared statements kept on the writer's connection (a few KB each).
@@ -412,13 +437,28 @@ const OUTBOX_NEXT_SQL: &str = "SELECT seq,
 /// The outbox from a seq on, whole (no `LIMIT ?`: see [`OUTBOX_NEXT_SQL`]).
 const OUTBOX_AFTER_SQL: &str = "SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq";
 
-/// The newest transaction with a receipt: its WHERE is the partial index `txns_receipt_newest`'s
-/// (migration #8), so the answer is the index's last entry, not a sort of every transaction
-/// (named: without statistics the planner would rather read `txns_state` and sort).
-const LAST_RECEIPT_SQL: &str = "SELECT {TXN_COLS} FROM txns INDEXED BY txns_receipt_newest
-     WHERE state IN ('approved', 'approved_offline', 'declined', 'reversed', 'voided', 'settled', 'settlement_rejected')
-       AND kind IN ('sale', 'refund', 'void')
-     ORDER BY updated_at DESC, id DESC LIMIT 1";
+/// The newest transaction with a receipt (reprint): the one whose event `last_receipt_seq` is
+/// (migration #15), two primary-key lookups and the journal's seq index, whatever its age.
+const LAST_RECEIPT_SQL: &str = "SELECT {TXN_COLS} FROM txns WHERE id = (
+         SELECT txn_id FROM journal WHERE seq = (
+             SELECT value FROM counters WHERE name = 'last_receipt_seq'))";
+
+/// The states in which a sale, refund or void has a receipt to reprint.
+const RECEIPT_STATES: [TxnState; 7] = [
+    TxnState::Approved,
+    TxnState::ApprovedOffline,
+    TxnState::Declined,
+    TxnState::Reversed,
+    TxnState::Voided,
+    TxnState::Settled,
+    TxnState::SettlementRejected,
+];
+
+/// Whether this state change makes `txn` the newest transaction with a receipt.
+fn has_receipt(txn: &Transaction) -> bool {
+    matches!(txn.kind, TxnKind::Sale | TxnKind::Refund | TxnKind::Void)
+        && RECEIPT_STATES.contains(&txn.state)
+}
 
 /// The members an earlier close carried into batch `?1`, in first_seq order (migration #11).
 const CARRIED_IN_SQL: &str =
@@ -1076,10 +1116,11 @@ impl Db {
         rows.map(|r| raw_to_txn(r?)).collect()
     }
 
-    /// Newest first.
+    /// Newest first: in the order their first events were journaled (`txns_first_seq`
+    /// backwards; a clock step cannot reorder it).
     pub fn txns(&self, limit: u32) -> Result<Vec<Transaction>, StoreError> {
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {TXN_COLS} FROM txns ORDER BY created_at DESC, id DESC LIMIT ?1"
+            "SELECT {TXN_COLS} FROM txns ORDER BY first_seq DESC LIMIT ?1"
         ))?;
         let rows = st.query_map([limit], row_raw)?;
         rows.map(|r| raw_to_txn(r?)).collect()
@@ -1095,7 +1136,7 @@ impl Db {
             .map(|s| format!("'{}'", s.as_str()))
             .collect();
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {TXN_COLS} FROM txns WHERE state IN ({}) ORDER BY created_at",
+            "SELECT {TXN_COLS} FROM txns INDEXED BY txns_in_flight WHERE state IN ({}) ORDER BY created_at",
             states.join(", ")
         ))?;
         let rows = st.query_map([], row_raw)?;
@@ -1798,6 +1839,10 @@ fn write_states(
                 bump(tx, "offline_unsynced_amount", a.amount)?;
             }
         }
+        if has_receipt(txn) {
+            tx.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'last_receipt_seq'")?
+                .execute([seq as i64])?;
+        }
         seqs.push(seq);
     }
     bump(tx, "outbox_pending", seqs.len() as i64)?;
@@ -2380,11 +2425,14 @@ mod tests {
         t
     }
 
-    /// A P1 sale's commit changes 15 pages, so the log writes and syncs 15 frames (17 before
-    /// migration #14): each page more is a frame more on every sale. Counted from the log's
-    /// growth, the fewest over a few sales (a b-tree that splits costs one sale more).
-    #[test]
-    fn a_p1_sale_writes_fifteen_pages_to_the_log() {
+    /// The fewest frames the log grows by over one `write`, in `sales` rounds of `prepare`
+    /// (not counted) then `write`, counted from the log's growth (a b-tree that splits costs
+    /// one round more).
+    fn log_frames<T>(
+        sales: u8,
+        mut prepare: impl FnMut(&mut Db, u8) -> T,
+        mut write: impl FnMut(&mut Db, T),
+    ) -> u64 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.sqlite");
         let mut db = Db::open(&path).unwrap();
@@ -2398,21 +2446,73 @@ mod tests {
         wal.push("-wal");
         let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         let mut fewest = u64::MAX;
-        for n in 1..=8u8 {
-            let now = 1_700_000_000_000 + u64::from(n) * 1000;
-            let t = p1_sale(now, 9, 100, n);
+        for n in 1..=sales {
+            let t = prepare(&mut db, n);
             let before = wal_len();
-            db.record_offline_sale_checked(&t, 9, u32::from(n), now - 3_600_000, |_| {
-                Ok::<(), ()>(())
-            })
-            .unwrap()
-            .unwrap();
+            write(&mut db, t);
             // The first write of a log has its 32-byte header.
             let grown = wal_len() - before - if before == 0 { 32 } else { 0 };
             assert_eq!(grown % (page + 24), 0, "whole frames");
             fewest = fewest.min(grown / (page + 24));
         }
-        assert_eq!(fewest, 15, "pages a P1 sale's commit changes");
+        fewest
+    }
+
+    /// A P1 sale's commit changes 12 pages, so the log writes and syncs 12 frames (17 before
+    /// migration #14, 15 before #15): each page more is a frame more on every sale.
+    #[test]
+    fn a_p1_sale_writes_twelve_pages_to_the_log() {
+        let pages = log_frames(
+            8,
+            |_, n| n,
+            |db, n| {
+                let now = 1_700_000_000_000 + u64::from(n) * 1000;
+                let t = p1_sale(now, 9, 100, n);
+                db.record_offline_sale_checked(&t, 9, u32::from(n), now - 3_600_000, |_| {
+                    Ok::<(), ()>(())
+                })
+                .unwrap()
+                .unwrap();
+            },
+        );
+        assert_eq!(pages, 12, "pages a P1 sale's commit changes");
+    }
+
+    /// An online sale's two commits, `authorizing` with its code and then `approved`, change
+    /// 12 and 10 pages (13 and 11 before migration #15).
+    #[test]
+    fn an_online_sales_two_commits_write_twelve_and_ten_pages() {
+        let sale = |n: u8| {
+            txn(
+                1_700_000_000_000 + u64::from(n) * 1000,
+                TxnState::Authorizing,
+            )
+        };
+        let first = log_frames(
+            8,
+            |_, n| n,
+            |db, n| {
+                db.record_with_code(&sale(n), &[n; 32]).unwrap();
+            },
+        );
+        let second = log_frames(
+            8,
+            |db, n| {
+                db.record_with_code(&sale(n), &[n; 32]).unwrap();
+                let mut done = sale(n);
+                done.state = TxnState::Approved;
+                done.updated_at += 800;
+                done
+            },
+            |db, done| {
+                db.record(&done).unwrap();
+            },
+        );
+        assert_eq!(
+            (first, second),
+            (12, 10),
+            "pages of an online sale's two commits"
+        );
     }
 
     /// Every running counter equals a full recount of the rows it counts.
@@ -2638,6 +2738,80 @@ mod tests {
             .unwrap();
         drop(conn);
         assert!(matches!(Db::open(&path), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn migration_15_keeps_the_newest_receipt_in_flight_and_listing_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let (a, b, c) = (
+            txn(5_000, TxnState::Approved),
+            txn(3_000, TxnState::ApprovedOffline),
+            txn(9_000, TxnState::Authorizing),
+        );
+        {
+            // A journal as posd left it before migration #15: A approved (seqs 1, 2), B
+            // approved offline with an earlier clock (seq 3), C in flight (seq 4).
+            let conn = journal_before_migration(&path, 15);
+            for (t, first, seqs) in [(&a, 1, &[1, 2][..]), (&b, 3, &[3]), (&c, 4, &[4])] {
+                conn.execute(
+                    "INSERT INTO txns (id, kind, method, channel, amount, currency, state,
+                         created_at, updated_at, first_seq)
+                     VALUES (?1, 'sale', 'payment_code', 'wechat', 1250, 'CNY', ?2, ?3, ?3, ?4)",
+                    params![
+                        t.id.to_string(),
+                        t.state.as_str(),
+                        t.updated_at as i64,
+                        first
+                    ],
+                )
+                .unwrap();
+                for seq in seqs {
+                    conn.execute(
+                        "INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, 'x', 0, ?2)",
+                        params![t.id.to_string(), seq],
+                    )
+                    .unwrap();
+                }
+            }
+            conn.execute("UPDATE counters SET value = 4 WHERE name = 'last_seq'", [])
+                .unwrap();
+        }
+        let mut db = Db::open(&path).unwrap();
+        // The index said A (the newest `updated_at` with a receipt): its last event is seq 2.
+        assert_eq!(db.last_receipt_txn().unwrap().map(|t| t.id), Some(a.id));
+        assert_eq!(counter(&db.conn, "last_receipt_seq").unwrap(), 2);
+        let flying: Vec<_> = db.in_flight().unwrap().iter().map(|t| t.id).collect();
+        assert_eq!(flying, vec![c.id]);
+        let listed: Vec<_> = db.txns(10).unwrap().iter().map(|t| t.id).collect();
+        assert_eq!(
+            listed,
+            vec![c.id, b.id, a.id],
+            "newest first, by first event"
+        );
+        // From now on the last event that earns a receipt decides, whatever the clock says.
+        let d = txn(1_000, TxnState::Approved);
+        db.record(&d).unwrap();
+        assert_eq!(db.last_receipt_txn().unwrap().map(|t| t.id), Some(d.id));
+        let mut c2 = c.clone();
+        c2.state = TxnState::Declined;
+        db.record(&c2).unwrap();
+        assert_eq!(db.last_receipt_txn().unwrap().map(|t| t.id), Some(c.id));
+        assert!(db.in_flight().unwrap().is_empty(), "C left flight");
+        // A state with no receipt (a batch close, a sale in flight) leaves it as it was.
+        db.record(&txn(2_000, TxnState::Authorizing)).unwrap();
+        assert_eq!(db.last_receipt_txn().unwrap().map(|t| t.id), Some(c.id));
+        drop(db);
+        let conn = Connection::open(&path).unwrap();
+        let gone: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master
+                 WHERE name IN ('txns_created', 'txns_state', 'txns_receipt_newest')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
     }
 
     #[test]
@@ -2941,6 +3115,12 @@ mod tests {
             OUTBOX_NEXT_SQL.into(),
             OUTBOX_AFTER_SQL.into(),
             retention::WALK_SQL.into(),
+            // Migration #15: the in-flight rows and the newest-first listing, from indexes.
+            format!(
+                "SELECT {TXN_COLS} FROM txns INDEXED BY txns_in_flight
+                 WHERE state IN ('authorizing', 'pending', 'reversing', 'closing') ORDER BY created_at"
+            ),
+            format!("SELECT {TXN_COLS} FROM txns ORDER BY first_seq DESC LIMIT ?1"),
         ];
         for sql in hot {
             let p = plan(&sql);
