@@ -35,11 +35,19 @@ pub enum ControlError {
         error: std::io::Error,
     },
     #[error("control socket I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("bad answer from posd: {0}")]
     BadAnswer(String),
     #[error("{message}")]
     Refused { code: String, message: String },
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<std::io::Error> for ControlError {
+    fn from(e: std::io::Error) -> Self {
+        ControlError::Io(e)
+    }
 }
 
 impl ControlError {

@@ -42,14 +42,19 @@ pub enum LinkError {
     Busy,
     #[error("bad broker settings: {0}")]
     Config(String),
-    #[error("cannot read TLS file {path}: {source}")]
-    TlsFile {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The reason is part of the message, not a source as well (said once in a whole chain).
+    #[error("cannot read TLS file {path}: {error}")]
+    TlsFile { path: String, error: std::io::Error },
     #[error("cannot encode a message: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<serde_json::Error> for LinkError {
+    fn from(e: serde_json::Error) -> Self {
+        LinkError::Encode(e)
+    }
 }
 
 /// How often, at most, each kind of dropped message is logged (the rest are counted).
@@ -66,9 +71,9 @@ fn transport(tls_url: bool, tls: Option<&TlsConfig>) -> Result<Option<Transport>
     }
     let tls = tls.ok_or_else(|| LinkError::Config("mqtts:// without TLS files".into()))?;
     let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|source| LinkError::TlsFile {
+        std::fs::read(p).map_err(|error| LinkError::TlsFile {
             path: p.display().to_string(),
-            source,
+            error,
         })
     };
     install_crypto_provider();

@@ -21,15 +21,35 @@ use tokio::sync::{broadcast, mpsc, watch};
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("journal: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("MQTT link: {0}")]
-    Link(#[from] link::LinkError),
+    Link(link::LinkError),
     #[error("control socket: {0}")]
-    Control(#[from] control::ControlError),
+    Control(control::ControlError),
     #[error("configuration: {0}")]
     Config(String),
     #[error("signal handling: {0}")]
     Signal(std::io::Error),
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<StoreError> for DaemonError {
+    fn from(e: StoreError) -> Self {
+        DaemonError::Store(e)
+    }
+}
+
+impl From<link::LinkError> for DaemonError {
+    fn from(e: link::LinkError) -> Self {
+        DaemonError::Link(e)
+    }
+}
+
+impl From<control::ControlError> for DaemonError {
+    fn from(e: control::ControlError) -> Self {
+        DaemonError::Control(e)
+    }
 }
 
 /// Runs posd until `stop` resolves (SIGTERM/SIGINT in the binary).
@@ -822,6 +842,30 @@ pub fn stop_signal() -> Result<impl std::future::Future<Output = ()>, DaemonErro
 mod tests {
     use super::*;
     use posd_core::control::{PrinterHealth, PrinterState};
+
+    /// posd's last words (`posd: {e:#}`, the whole chain) say why once: a journal left by a
+    /// newer posd printed its reason twice.
+    #[test]
+    fn a_start_that_fails_says_why_once() {
+        let errors = [
+            DaemonError::from(StoreError::SchemaTooNew {
+                found: 15,
+                known: 14,
+            }),
+            DaemonError::from(control::ControlError::from(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "address in use",
+            ))),
+        ];
+        let said = errors.map(|e| format!("{:#}", anyhow::Error::from(e)));
+        assert_eq!(
+            said,
+            [
+                "journal: the journal has a newer schema (15) than this posd understands (14)",
+                "control socket: control socket I/O: address in use",
+            ]
+        );
+    }
 
     #[test]
     fn the_retained_status_follows_printer_faults_not_each_receipt() {

@@ -77,7 +77,7 @@ impl std::fmt::Display for DeviceStatus {
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("invalid device configuration: {0}")]
-    Config(#[from] DeviceConfigError),
+    Config(DeviceConfigError),
     #[error("cannot open {0}: {1}")]
     Open(String, std::io::Error),
     #[error("cannot grab {0} (another program holds it?): {1}")]
@@ -86,6 +86,14 @@ pub enum DeviceError {
     Recording(String),
     #[error("serial port {0}: {1}")]
     Serial(String, String),
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<DeviceConfigError> for DeviceError {
+    fn from(e: DeviceConfigError) -> Self {
+        DeviceError::Config(e)
+    }
 }
 
 /// A status channel for one device, starting at `starting`.

@@ -337,40 +337,35 @@ pub struct BatchMismatch {
 }
 
 pub fn parse_notify(payload: &[u8]) -> Result<Notify, ProtocolError> {
-    serde_json::from_slice(payload).map_err(|source| ProtocolError {
+    serde_json::from_slice(payload).map_err(|error| ProtocolError {
         what: "notify",
-        source,
+        error,
     })
 }
 
 /// A malformed message from the broker.
 #[derive(Debug, thiserror::Error)]
-#[error("malformed {what} payload: {source}")]
+/// The parser's reason is part of the message, not a source as well (a chain printed whole
+/// would say it twice).
+#[error("malformed {what} payload: {error}")]
 pub struct ProtocolError {
     pub what: &'static str,
-    #[source]
-    pub source: serde_json::Error,
+    pub error: serde_json::Error,
 }
 
 pub fn parse_ack(payload: &[u8]) -> Result<Ack, ProtocolError> {
-    serde_json::from_slice(payload).map_err(|source| ProtocolError {
-        what: "ack",
-        source,
-    })
+    serde_json::from_slice(payload).map_err(|error| ProtocolError { what: "ack", error })
 }
 
 pub fn parse_response(payload: &[u8]) -> Result<Response, ProtocolError> {
-    serde_json::from_slice(payload).map_err(|source| ProtocolError {
+    serde_json::from_slice(payload).map_err(|error| ProtocolError {
         what: "resp",
-        source,
+        error,
     })
 }
 
 pub fn parse_request(payload: &[u8]) -> Result<Request, ProtocolError> {
-    serde_json::from_slice(payload).map_err(|source| ProtocolError {
-        what: "req",
-        source,
-    })
+    serde_json::from_slice(payload).map_err(|error| ProtocolError { what: "req", error })
 }
 
 /// One journal event on `events`. `seq` is per terminal, strictly increasing and gap-free.
@@ -401,9 +396,9 @@ pub struct Event {
 }
 
 pub fn parse_event(payload: &[u8]) -> Result<Event, ProtocolError> {
-    serde_json::from_slice(payload).map_err(|source| ProtocolError {
+    serde_json::from_slice(payload).map_err(|error| ProtocolError {
         what: "events",
-        source,
+        error,
     })
 }
 

@@ -66,13 +66,21 @@ pub enum SealError {
     Plaintext,
     /// The card data is not sealable (or what opened is not a valid card).
     #[error("card data refused: {0}")]
-    Card(#[from] CardError),
+    Card(CardError),
     /// The cipher refused to encrypt (cannot happen for card-sized data).
     #[error("encryption failed")]
     Encrypt,
     /// The OS random generator failed.
     #[error("OS random generator failed")]
     Random,
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<CardError> for SealError {
+    fn from(e: CardError) -> Self {
+        SealError::Card(e)
+    }
 }
 
 /// Seals `card` to `host_public`, bound to `aad`, with the given ephemeral secret and nonce

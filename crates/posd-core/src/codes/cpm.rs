@@ -33,7 +33,7 @@ pub enum CpmError {
     Base64(String),
     /// Not valid BER-TLV.
     #[error("not valid BER-TLV: {0}")]
-    Tlv(#[from] TlvError),
+    Tlv(TlvError),
     /// Decodes to nothing.
     #[error("empty payload")]
     Empty,
@@ -43,6 +43,14 @@ pub enum CpmError {
     /// No application template (`61`): the specification requires at least one.
     #[error("no application template (61)")]
     NoApplication,
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<TlvError> for CpmError {
+    fn from(e: TlvError) -> Self {
+        CpmError::Tlv(e)
+    }
 }
 
 /// A parsed consumer-presented payload.

@@ -24,7 +24,7 @@ use super::tlv::{Tlv, TlvValue};
 pub enum CodeError {
     /// Refused before classification (empty, too long, control characters).
     #[error("{0}")]
-    Classify(#[from] ClassifyError),
+    Classify(ClassifyError),
     /// Recognised as nothing; `hint` says what was tried.
     #[error("unrecognised code: {hint}")]
     Unrecognised {
@@ -33,16 +33,42 @@ pub enum CodeError {
     },
     /// Looks like a merchant-presented code but is malformed.
     #[error("EMVCo merchant-presented code: {0}")]
-    Mpm(#[from] MpmError),
+    Mpm(MpmError),
     /// Looks like a consumer-presented code but is malformed.
     #[error("EMVCo consumer-presented code: {0}")]
-    Cpm(#[from] CpmError),
+    Cpm(CpmError),
     /// `P1.` prefix but malformed.
     #[error("P1 offline code: {0}")]
-    P1(#[from] P1Error),
+    P1(P1Error),
     /// A card swipe a sale would refuse (check digit, expiry, service code, tracks).
     #[error("card swipe refused ({code}): {error}", code = .0.code(), error = .0)]
     Card(crate::card::track::CardError),
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<ClassifyError> for CodeError {
+    fn from(e: ClassifyError) -> Self {
+        CodeError::Classify(e)
+    }
+}
+
+impl From<MpmError> for CodeError {
+    fn from(e: MpmError) -> Self {
+        CodeError::Mpm(e)
+    }
+}
+
+impl From<CpmError> for CodeError {
+    fn from(e: CpmError) -> Self {
+        CodeError::Cpm(e)
+    }
+}
+
+impl From<P1Error> for CodeError {
+    fn from(e: P1Error) -> Self {
+        CodeError::P1(e)
+    }
 }
 
 /// One BER-TLV node for display (values of card-number tags masked or withheld).
@@ -725,6 +751,18 @@ fn write_node(f: &mut fmt::Formatter<'_>, n: &TlvNode, depth: usize) -> fmt::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wrapped error's reason is its message's, not a source as well: a chain printed whole
+    /// (`posctl`'s errors) says it once.
+    #[test]
+    fn a_wrapped_reason_is_said_once() {
+        let e = CodeError::from(P1Error::Padding);
+        assert_eq!(
+            e.to_string(),
+            "P1 offline code: base64 padding ('=') is not allowed in a P1 code"
+        );
+        assert!(std::error::Error::source(&e).is_none());
+    }
 
     #[test]
     fn unix_time_formatting() {

@@ -37,7 +37,7 @@ pub const CODE_LIFETIME_S: u32 = 60;
 pub enum OfflineReject {
     /// Not a well-formed `P1` code (the inner error says which way).
     #[error("malformed offline code: {0}")]
-    Malformed(#[from] P1Error),
+    Malformed(P1Error),
     /// The credential names an issuer key this terminal does not know.
     #[error("unknown issuer key id {0}")]
     UnknownIssuerKey(u8),
@@ -158,6 +158,14 @@ pub enum OfflineReject {
         /// Limit.
         limit_s: u64,
     },
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<P1Error> for OfflineReject {
+    fn from(e: P1Error) -> Self {
+        OfflineReject::Malformed(e)
+    }
 }
 
 impl OfflineReject {

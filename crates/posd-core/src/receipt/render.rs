@@ -48,7 +48,15 @@ impl Default for RenderOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("PNG encoding: {0}")]
-    Png(#[from] image::ImageError),
+    Png(image::ImageError),
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<image::ImageError> for RenderError {
+    fn from(e: image::ImageError) -> Self {
+        RenderError::Png(e)
+    }
 }
 
 /// Default line spacing (`ESC 2`): 1/6 inch at 180 dpi units, 30 dots.

@@ -73,11 +73,19 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("host database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
     #[error("broker: {0}")]
     Broker(String),
     #[error("card key: {0}")]
     CardKey(String),
+}
+
+// By hand, not `#[from]`: that would make the inner error the source as well, and an
+// error chain printed whole (`{:#}`) would say its message twice.
+impl From<rusqlite::Error> for HostError {
+    fn from(e: rusqlite::Error) -> Self {
+        HostError::Db(e)
+    }
 }
 
 /// How to run a host instance.
