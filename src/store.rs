@@ -124,7 +124,11 @@ pub enum StoreError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("the journal has a newer schema ({found}) than this posd understands ({known})")]
+    #[error(
+        "the journal has a newer schema ({found}) than this posd understands ({known}): a newer \
+         posd wrote it; install that posd again (a journal is never taken back to an older \
+         schema)"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("ack for seq {upto} beyond the highest seq {last}: ignored")]
     AckBeyondLast { upto: u64, last: u64 },

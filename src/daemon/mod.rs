@@ -861,7 +861,9 @@ mod tests {
         assert_eq!(
             said,
             [
-                "journal: the journal has a newer schema (15) than this posd understands (14)",
+                "journal: the journal has a newer schema (15) than this posd understands (14): a \
+                 newer posd wrote it; install that posd again (a journal is never taken back to \
+                 an older schema)",
                 "control socket: control socket I/O: address in use",
             ]
         );
