@@ -4,7 +4,7 @@
 Issue 18's P1 goal (approval p99 <= 1.5x a bare durable commit) against the page count of
 posd's commit: a P1 sale's SQLite transaction changed 15 pages when this was written (the
 txn row and its 5 indexes, the journal row and its 3, sqlite_sequence, the outbox, 3 counter
-tables; 12 since migration #15 dropped two of those indexes and made one partial). This
+tables; 13 since migration #15 dropped two of those indexes). This
 script measures, interleaved in one process on one disk, three commits (WAL, synchronous=FULL):
 
   bare    one row in one table (the bench's bare durable commit)

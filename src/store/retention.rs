@@ -42,6 +42,10 @@ const ACK_CHUNK: u64 = 32;
 /// ack and a checkpoint can still be recorded.
 pub const RESERVE_BYTES: u64 = 1 << 20;
 
+/// The creation time of the first transaction journaled of those kept (`db_size`): the first
+/// entry of `txns_first_seq` (migration #15 dropped the index on `created_at` every sale wrote).
+pub(super) const OLDEST_TXN_SQL: &str =
+    "SELECT created_at FROM txns WHERE first_seq IS NOT NULL ORDER BY first_seq LIMIT 1";
 /// A sweep's next journal rows, in seq order up to the close. No `LIMIT ?` (SQLite prepares
 /// such a statement again at every run, see the store's `OUTBOX_NEXT_SQL`): the rows come in
 /// seq order from the index, and the step takes at most `max_rows` of them.
@@ -351,9 +355,12 @@ impl Db {
             }
             None => (pages * page_size, 0),
         };
-        let oldest: Option<i64> =
-            self.conn
-                .query_row("SELECT MIN(created_at) FROM txns", [], |r| r.get(0))?;
+        // The first journaled transaction (an index's first entry, not a scan of every row).
+        let oldest: Option<i64> = self
+            .conn
+            .prepare_cached(OLDEST_TXN_SQL)?
+            .query_row([], |r| r.get(0))
+            .optional()?;
         Ok(DbSize {
             db_bytes,
             wal_bytes,
