@@ -514,29 +514,27 @@ async fn txn_show(ctx: &ControlCtx, id: String) -> Result<ctl::TxnDetail, Refusa
         None => given.to_ascii_lowercase(),
     };
     let short = key.len() == 12 && key.bytes().all(|b| b.is_ascii_hexdigit());
+    let key = if short {
+        match short_ref_owner(ctx, &key).await? {
+            Some(id) => id,
+            // Nothing ends so: the lookup below answers "not found".
+            None => key,
+        }
+    } else {
+        key
+    };
     let (txn, history) = ctx
         .store
         .call(move |db| {
-            let txn = if short {
-                let mut found = db.txns_by_short_ref(&key)?;
-                if found.len() > 1 {
-                    return Ok(Err(Refusal::new(
-                        codes::AMBIGUOUS,
-                        format!("the short reference {key} names more than one transaction: give the full id (posctl txn list)"),
-                    )));
-                }
-                found.pop()
-            } else {
-                db.txn(&key)?
-            };
+            let txn = db.txn(&key)?;
             let history = match &txn {
                 Some(t) => db.history(&t.id.to_string())?,
                 None => Vec::new(),
             };
-            Ok(Ok((txn, history)))
+            Ok((txn, history))
         })
         .await
-        .map_err(store_err)??;
+        .map_err(store_err)?;
     let txn = txn.ok_or_else(|| {
         Refusal::new(
             codes::NOT_FOUND,
@@ -553,6 +551,44 @@ async fn txn_show(ctx: &ControlCtx, id: String) -> Result<ctl::TxnDetail, Refusa
             .map(|(seq, state, at)| ctl::HistoryEntry { seq, state, at })
             .collect(),
     })
+}
+
+/// Seqs of history one step of a short-reference lookup reads (`Db::txns_by_short_ref_step`):
+/// a few milliseconds of the journal thread, newest first, each step a background call that
+/// waits for any sale queued meanwhile.
+const SHORT_REF_SPAN: u64 = 5_000;
+
+/// The full id of the one transaction whose id ends with `short`, walking the journal from
+/// its newest transaction back in bounded steps; refused as ambiguous when two do.
+async fn short_ref_owner(ctx: &ControlCtx, short: &str) -> Result<Option<String>, Refusal> {
+    let mut below = ctx
+        .store
+        .call(|db| Ok(db.last_seq()))
+        .await
+        .map_err(store_err)?;
+    let mut found: Vec<String> = Vec::new();
+    while below > 0 && found.len() < 2 {
+        let key = short.to_string();
+        let (step, next) = ctx
+            .store
+            .call_background(move |db| db.txns_by_short_ref_step(&key, below, SHORT_REF_SPAN))
+            .await
+            .map_err(store_err)?;
+        for t in step {
+            let id = t.id.to_string();
+            if !found.contains(&id) {
+                found.push(id);
+            }
+        }
+        below = next;
+    }
+    if found.len() > 1 {
+        return Err(Refusal::new(
+            codes::AMBIGUOUS,
+            format!("the short reference {short} names more than one transaction: give the full id (posctl txn list)"),
+        ));
+    }
+    Ok(found.pop())
 }
 
 async fn sale(ctx: &ControlCtx, r: ctl::Sale) -> Result<ctl::SaleReply, Refusal> {

@@ -140,7 +140,20 @@ async fn a_code_in_flight_is_refused_naming_its_sale_even_after_a_kill_9() {
     })
     .await;
     assert_eq!(codes_in_flight(&d), 0);
+    // The receipt's short reference finds the sale too (walked from the newest in steps);
+    // one that names nothing is "not found".
     let mut c = d.client().await;
+    let v: Value = c
+        .call_json(ctl::TxnShow {
+            id: short.to_string(),
+        })
+        .await
+        .expect("txn show by short reference");
+    assert_eq!(v["txn"]["id"], id.as_str(), "{v}");
+    assert_eq!(v["txn"]["state"], "reversed", "{v}");
+    let (rc, out) = posctl(&d.socket, &["txn", "show", "000000000000"]);
+    assert_ne!(rc, 0, "{out}");
+    assert!(out.contains("no transaction 000000000000"), "{out}");
     let cur: Value = c.call_json(ctl::Current {}).await.unwrap();
     assert!(cur.is_null(), "{cur}");
     // Nothing of the code is in the journal in clear.
