@@ -447,7 +447,9 @@ const OUTBOX_NEXT_SQL: &str = "SELECT seq,
 const OUTBOX_AFTER_SQL: &str = "SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq";
 
 /// The newest transaction with a receipt (reprint): the one whose event `last_receipt_seq` is
-/// (migration #15), two primary-key lookups and the journal's seq index, whatever its age.
+/// (migration #15): the last event whose state earned a receipt when it was reached
+/// (`posd_core::receipt::earns_receipt`; a later settlement of an older sale does not make it
+/// the newest). Two primary-key lookups and the journal's seq index, whatever its age.
 const LAST_RECEIPT_SQL: &str = "SELECT {TXN_COLS} FROM txns WHERE id = (
          SELECT txn_id FROM journal WHERE seq = (
              SELECT value FROM counters WHERE name = 'last_receipt_seq'))";
@@ -457,23 +459,6 @@ const LAST_RECEIPT_SQL: &str = "SELECT {TXN_COLS} FROM txns WHERE id = (
 const SHORT_REF_STEP_SQL: &str = "SELECT {TXN_COLS} FROM txns INDEXED BY txns_first_seq
      WHERE first_seq > ?1 AND first_seq <= ?2 AND substr(id, -12) = ?3
      ORDER BY first_seq DESC";
-
-/// The states in which a sale, refund or void has a receipt to reprint.
-const RECEIPT_STATES: [TxnState; 7] = [
-    TxnState::Approved,
-    TxnState::ApprovedOffline,
-    TxnState::Declined,
-    TxnState::Reversed,
-    TxnState::Voided,
-    TxnState::Settled,
-    TxnState::SettlementRejected,
-];
-
-/// Whether this state change makes `txn` the newest transaction with a receipt.
-fn has_receipt(txn: &Transaction) -> bool {
-    matches!(txn.kind, TxnKind::Sale | TxnKind::Refund | TxnKind::Void)
-        && RECEIPT_STATES.contains(&txn.state)
-}
 
 /// The members an earlier close carried into batch `?1`, in first_seq order (migration #11).
 const CARRIED_IN_SQL: &str =
@@ -1869,7 +1854,7 @@ fn write_states(
                 bump(tx, "offline_unsynced_amount", a.amount)?;
             }
         }
-        if has_receipt(txn) {
+        if posd_core::receipt::earns_receipt(txn) {
             tx.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'last_receipt_seq'")?
                 .execute([seq as i64])?;
         }
@@ -2804,6 +2789,23 @@ mod tests {
             below = next;
         }
         assert_eq!(steps, vec![vec![], vec![b.id], vec![a.id]]);
+    }
+
+    /// The newest receipt is the last one a state earned when it was reached (the core's
+    /// `earns_receipt`): an older sale settled later is not the receipt a cashier reprints.
+    #[test]
+    fn the_newest_receipt_is_the_last_one_earned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let older = p1_sale(1_000, 7, 500, 1);
+        db.record(&older).unwrap();
+        let newer = txn(2_000, TxnState::Approved);
+        db.record(&newer).unwrap();
+        let mut settled = older.clone();
+        settled.state = TxnState::Settled;
+        settled.updated_at = 3_000;
+        db.record(&settled).unwrap();
+        assert_eq!(db.last_receipt_txn().unwrap().map(|t| t.id), Some(newer.id));
     }
 
     #[test]

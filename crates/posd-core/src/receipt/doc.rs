@@ -122,6 +122,12 @@ fn kind_status(txn: &Transaction, any: bool) -> Option<(ReceiptKind, ReceiptStat
     }
 }
 
+/// Whether reaching this state earns the transaction a receipt (what [`receipt_for`] prints
+/// and the journal's "newest receipt" follows), whatever the printer and its settings.
+pub fn earns_receipt(txn: &Transaction) -> bool {
+    kind_status(txn, false).is_some()
+}
+
 /// The short reference people read: the last 12 hex digits of the UUIDv7 (its random part).
 fn short_ref(id: &uuid::Uuid) -> String {
     crate::txn::short_ref(id)

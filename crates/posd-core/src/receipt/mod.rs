@@ -27,8 +27,8 @@ pub mod warnings;
 
 pub use charset::TextEncoding;
 pub use doc::{
-    doc_bytes, job_bytes, owed_on_change, pay_slip_of, receipt_for, receipt_of, z_report_for,
-    z_report_of, DrawerPolicy, PrintDoc, ReceiptCtx,
+    doc_bytes, earns_receipt, job_bytes, owed_on_change, pay_slip_of, receipt_for, receipt_of,
+    z_report_for, z_report_of, DrawerPolicy, PrintDoc, ReceiptCtx,
 };
 pub use escpos_enc::{encode, encode_all, EncodeError, PrinterProfile};
 pub use labels::{labels, Labels};
