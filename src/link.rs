@@ -49,13 +49,7 @@ pub enum LinkError {
     Encode(serde_json::Error),
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<serde_json::Error> for LinkError {
-    fn from(e: serde_json::Error) -> Self {
-        LinkError::Encode(e)
-    }
-}
+posd_core::wraps_error!(LinkError { Encode(serde_json::Error) });
 
 /// How often, at most, each kind of dropped message is logged (the rest are counted).
 const DROP_WARN_EVERY_MS: u64 = 60_000;

@@ -32,25 +32,11 @@ pub enum DaemonError {
     Signal(std::io::Error),
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<StoreError> for DaemonError {
-    fn from(e: StoreError) -> Self {
-        DaemonError::Store(e)
-    }
-}
-
-impl From<link::LinkError> for DaemonError {
-    fn from(e: link::LinkError) -> Self {
-        DaemonError::Link(e)
-    }
-}
-
-impl From<control::ControlError> for DaemonError {
-    fn from(e: control::ControlError) -> Self {
-        DaemonError::Control(e)
-    }
-}
+posd_core::wraps_error!(DaemonError {
+    Store(StoreError),
+    Link(link::LinkError),
+    Control(control::ControlError),
+});
 
 /// Runs posd until `stop` resolves (SIGTERM/SIGINT in the binary).
 pub async fn run(

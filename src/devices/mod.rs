@@ -88,13 +88,7 @@ pub enum DeviceError {
     Serial(String, String),
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<DeviceConfigError> for DeviceError {
-    fn from(e: DeviceConfigError) -> Self {
-        DeviceError::Config(e)
-    }
-}
+posd_core::wraps_error!(DeviceError { Config(DeviceConfigError) });
 
 /// A status channel for one device, starting at `starting`.
 pub fn status_channel() -> (watch::Sender<DeviceStatus>, watch::Receiver<DeviceStatus>) {

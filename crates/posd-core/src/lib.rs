@@ -8,6 +8,24 @@
 //! out (the model is quinn-proto under quinn). Its `Cargo.toml` has no tokio, SQLite, MQTT or
 //! device crate, so the compiler keeps it that way; `fuzz/` builds on it alone.
 
+/// `From` for error variants that carry another layer's error in their message
+/// (`#[error("journal: {0}")] Store(StoreError)`) without making it their source as well:
+/// thiserror's `#[from]` would, and a chain printed whole (`{:#}`: posd's last words,
+/// posctl's errors) would then say the inner message twice.
+/// `wraps_error!(DaemonError { Store(StoreError), Link(LinkError) });`
+#[macro_export]
+macro_rules! wraps_error {
+    ($outer:ident { $($variant:ident($inner:ty)),+ $(,)? }) => {
+        $(
+            impl From<$inner> for $outer {
+                fn from(e: $inner) -> Self {
+                    $outer::$variant(e)
+                }
+            }
+        )+
+    };
+}
+
 pub mod backoff;
 pub mod batch;
 pub mod card;

@@ -343,10 +343,9 @@ pub fn parse_notify(payload: &[u8]) -> Result<Notify, ProtocolError> {
     })
 }
 
-/// A malformed message from the broker.
+/// A malformed message from the broker. The parser's reason is part of the message, not a
+/// source as well (a chain printed whole would say it twice).
 #[derive(Debug, thiserror::Error)]
-/// The parser's reason is part of the message, not a source as well (a chain printed whole
-/// would say it twice).
 #[error("malformed {what} payload: {error}")]
 pub struct ProtocolError {
     pub what: &'static str,

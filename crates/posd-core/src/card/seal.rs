@@ -75,13 +75,7 @@ pub enum SealError {
     Random,
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<CardError> for SealError {
-    fn from(e: CardError) -> Self {
-        SealError::Card(e)
-    }
-}
+crate::wraps_error!(SealError { Card(CardError) });
 
 /// Seals `card` to `host_public`, bound to `aad`, with the given ephemeral secret and nonce
 /// (fresh random values for every call: use [`seal_random`] outside tests).

@@ -45,13 +45,7 @@ pub enum CpmError {
     NoApplication,
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<TlvError> for CpmError {
-    fn from(e: TlvError) -> Self {
-        CpmError::Tlv(e)
-    }
-}
+crate::wraps_error!(CpmError { Tlv(TlvError) });
 
 /// A parsed consumer-presented payload.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,31 +45,12 @@ pub enum CodeError {
     Card(crate::card::track::CardError),
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<ClassifyError> for CodeError {
-    fn from(e: ClassifyError) -> Self {
-        CodeError::Classify(e)
-    }
-}
-
-impl From<MpmError> for CodeError {
-    fn from(e: MpmError) -> Self {
-        CodeError::Mpm(e)
-    }
-}
-
-impl From<CpmError> for CodeError {
-    fn from(e: CpmError) -> Self {
-        CodeError::Cpm(e)
-    }
-}
-
-impl From<P1Error> for CodeError {
-    fn from(e: P1Error) -> Self {
-        CodeError::P1(e)
-    }
-}
+crate::wraps_error!(CodeError {
+    Classify(ClassifyError),
+    Mpm(MpmError),
+    Cpm(CpmError),
+    P1(P1Error),
+});
 
 /// One BER-TLV node for display (values of card-number tags masked or withheld).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

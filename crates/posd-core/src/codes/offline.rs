@@ -160,13 +160,7 @@ pub enum OfflineReject {
     },
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<P1Error> for OfflineReject {
-    fn from(e: P1Error) -> Self {
-        OfflineReject::Malformed(e)
-    }
-}
+crate::wraps_error!(OfflineReject { Malformed(P1Error) });
 
 impl OfflineReject {
     /// Stable snake_case reason code.

@@ -51,13 +51,7 @@ pub enum RenderError {
     Png(image::ImageError),
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<image::ImageError> for RenderError {
-    fn from(e: image::ImageError) -> Self {
-        RenderError::Png(e)
-    }
-}
+crate::wraps_error!(RenderError { Png(image::ImageError) });
 
 /// Default line spacing (`ESC 2`): 1/6 inch at 180 dpi units, 30 dots.
 const DEFAULT_SPACING: u32 = 30;

@@ -80,13 +80,7 @@ pub enum HostError {
     CardKey(String),
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<rusqlite::Error> for HostError {
-    fn from(e: rusqlite::Error) -> Self {
-        HostError::Db(e)
-    }
-}
+posd_core::wraps_error!(HostError { Db(rusqlite::Error) });
 
 /// How to run a host instance.
 #[derive(Debug, Clone)]
