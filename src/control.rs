@@ -42,13 +42,7 @@ pub enum ControlError {
     Refused { code: String, message: String },
 }
 
-// By hand, not `#[from]`: that would make the inner error the source as well, and an
-// error chain printed whole (`{:#}`) would say its message twice.
-impl From<std::io::Error> for ControlError {
-    fn from(e: std::io::Error) -> Self {
-        ControlError::Io(e)
-    }
-}
+posd_core::wraps_error!(ControlError { Io(std::io::Error) });
 
 impl ControlError {
     /// The machine code of this failure: the daemon's refusal code, or the client's own
@@ -514,12 +508,17 @@ async fn txn_show(ctx: &ControlCtx, id: String) -> Result<ctl::TxnDetail, Refusa
         None => given.to_ascii_lowercase(),
     };
     let short = key.len() == 12 && key.bytes().all(|b| b.is_ascii_hexdigit());
+    let not_found = || {
+        Refusal::new(
+            codes::NOT_FOUND,
+            format!(
+                "no transaction {given} in this terminal's journal (a full id, the receipt's \
+                 12-digit reference or its QR text)"
+            ),
+        )
+    };
     let key = if short {
-        match short_ref_owner(ctx, &key).await? {
-            Some(id) => id,
-            // Nothing ends so: the lookup below answers "not found".
-            None => key,
-        }
+        short_ref_owner(ctx, &key).await?.ok_or_else(not_found)?
     } else {
         key
     };
@@ -535,15 +534,7 @@ async fn txn_show(ctx: &ControlCtx, id: String) -> Result<ctl::TxnDetail, Refusa
         })
         .await
         .map_err(store_err)?;
-    let txn = txn.ok_or_else(|| {
-        Refusal::new(
-            codes::NOT_FOUND,
-            format!(
-                "no transaction {given} in this terminal's journal (a full id, the receipt's \
-                 12-digit reference or its QR text)"
-            ),
-        )
-    })?;
+    let txn = txn.ok_or_else(not_found)?;
     Ok(ctl::TxnDetail {
         txn,
         history: history
@@ -574,12 +565,8 @@ async fn short_ref_owner(ctx: &ControlCtx, short: &str) -> Result<Option<String>
             .call_background(move |db| db.txns_by_short_ref_step(&key, below, SHORT_REF_SPAN))
             .await
             .map_err(store_err)?;
-        for t in step {
-            let id = t.id.to_string();
-            if !found.contains(&id) {
-                found.push(id);
-            }
-        }
+        // The steps' ranges do not overlap: a transaction is found once.
+        found.extend(step.into_iter().map(|t| t.id.to_string()));
         below = next;
     }
     if found.len() > 1 {
