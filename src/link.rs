@@ -761,21 +761,49 @@ async fn route(link: &Link, inbound: &mpsc::Sender<Inbound>, topic: &str, payloa
     }
 }
 
-/// Applies acks off the event loop: whenever the highest admitted ack rises, one journal call
-/// records it (acks that arrived meanwhile are covered by it: they are cumulative).
+/// The shortest time between two acks recorded in the journal. The host acks every few
+/// milliseconds during a drain (the sandbox host every 5 ms); recording each one cost a
+/// DELETE and a commit of the outbox's first pages per ~100 events — 14 % of posd's CPU in a
+/// drain (issue 18, docs/performance.md, stop 36). The drain's window does not wait for the
+/// record (it moves on the admitted ack), so what the gap delays is only the journal's copy:
+/// `posctl queue` counts acknowledged events as waiting for at most this long, and after a
+/// power cut the host may be sent this much again (it keys events by event_id).
+pub const ACK_RECORD_GAP: Duration = Duration::from_millis(50);
+
+/// Applies acks off the event loop: when the highest admitted ack rises, one journal call
+/// records it — at once if none was recorded in the last [`ACK_RECORD_GAP`], else when that
+/// gap is over (acks that arrived meanwhile are covered by it: they are cumulative). At a
+/// stop, an ack admitted and not yet recorded is recorded before the task ends.
 async fn ack_loop(
     link: Link,
     store: Store,
     mut acks: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut recorded_at: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            r = acks.changed() => if r.is_err() { return },
+        let mut stop = tokio::select! {
+            _ = shutdown.changed() => true,
+            r = acks.changed() => if r.is_err() { return } else { false },
+        };
+        // `changed` marked the new value seen: it is owed a record whatever happens next.
+        let owed = !stop;
+        if let (false, Some(at)) = (stop, recorded_at) {
+            tokio::select! {
+                _ = shutdown.changed() => stop = true,
+                _ = tokio::time::sleep_until(at + ACK_RECORD_GAP) => {}
+            }
+        }
+        if stop {
+            if owed || acks.has_changed().unwrap_or(false) {
+                acks.borrow_and_update();
+                apply_ack(&link, &store).await;
+            }
+            return;
         }
         acks.borrow_and_update();
         apply_ack(&link, &store).await;
+        recorded_at = Some(tokio::time::Instant::now());
     }
 }
 
@@ -810,6 +838,11 @@ async fn apply_ack(link: &Link, store: &Store) {
             link.shared.bad_messages.fetch_add(1, Ordering::Relaxed);
             log::error!("ignored ack for seq {upto}: beyond the highest seq {last}");
         }
+        // At a stop after the journal closed: the host is sent those events again next time.
+        Err(StoreError::Closed) => log::debug!(
+            "ack {} not recorded: the journal is closed",
+            *link.acks.borrow()
+        ),
         Err(e) => log::error!("cannot record ack {}: {e}", *link.acks.borrow()),
     }
 }
@@ -1034,5 +1067,113 @@ async fn status_loop(
             _ = link.status_now.notified() => {}
             _ = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posd_core::money::Currency;
+    use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
+    use std::time::Instant;
+
+    /// A link whose broker is a closed loopback port (it never connects: the test drives its
+    /// ack task directly), over a journal holding `events` unsent events.
+    async fn offline_link(
+        dir: &std::path::Path,
+        events: u64,
+    ) -> (Link, Store, watch::Sender<bool>) {
+        let store = Store::open(&dir.join("j.sqlite")).expect("journal");
+        store
+            .call(move |db| {
+                for i in 0..events {
+                    let mut t = Transaction::new(
+                        TxnKind::Sale,
+                        Method::PaymentCode,
+                        1250,
+                        Currency::from_code("CNY").expect("CNY"),
+                        TxnState::Authorizing,
+                        1_000 + i,
+                        [i as u8; 10],
+                    );
+                    t.channel = Some("wechat".into());
+                    db.record(&t)?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("events");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (inbound, _inbound_rx) = mpsc::channel(8);
+        let link = start(
+            LinkParams {
+                terminal: "T-ACKS".into(),
+                session: "s".into(),
+                broker: BrokerConfig {
+                    url: format!("mqtt://127.0.0.1:{port}"),
+                    backoff_initial_ms: 60_000,
+                    ..BrokerConfig::default()
+                },
+                store: store.clone(),
+                inbound,
+                status: Arc::new(|_, _| posd_core::control::StatusDoc::default()),
+            },
+            shutdown,
+        )
+        .expect("link");
+        (link, store, shutdown_tx)
+    }
+
+    /// Waits (at most 10 s) until the journal's recorded ack is `seq`.
+    async fn recorded(link: &Link, seq: u64) -> Instant {
+        let t0 = Instant::now();
+        while link.shared.acked_seq.load(Ordering::Acquire) != seq {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "ack {seq} not recorded (recorded: {})",
+                link.shared.acked_seq.load(Ordering::Acquire)
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Instant::now()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acks_close_together_are_recorded_as_one_and_a_stop_records_the_last() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (link, store, shutdown) = offline_link(dir.path(), 5).await;
+        // The first ack is recorded at once.
+        link.acks.send_modify(|v| *v = 1);
+        let first = recorded(&link, 1).await;
+        // Two more within the gap: neither is recorded before the gap is over, then both in
+        // one journal call.
+        link.acks.send_modify(|v| *v = 2);
+        link.acks.send_modify(|v| *v = 3);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let seen = link.shared.acked_seq.load(Ordering::Acquire);
+        if first.elapsed() < ACK_RECORD_GAP {
+            assert_eq!(seen, 1, "recorded before the gap was over");
+        }
+        let second = recorded(&link, 3).await;
+        assert!(second - first >= ACK_RECORD_GAP, "{:?}", second - first);
+        assert_eq!(
+            store
+                .call(|db| Ok(db.queue_stats(0)?.pending))
+                .await
+                .unwrap(),
+            2,
+            "events 4 and 5 wait"
+        );
+        // An ack admitted just before a stop is recorded by the stop, not left to the gap.
+        link.acks.send_modify(|v| *v = 5);
+        shutdown.send(true).expect("stop");
+        recorded(&link, 5).await;
+        let left = store.call(|db| Ok(db.queue_stats(0)?.pending)).await;
+        assert_eq!(left.unwrap(), 0);
+        store.close().await;
     }
 }
