@@ -14,7 +14,8 @@
 //!    whole work: the same events to a sandbox host of its own, moved on by the host's signed
 //!    acks at the same window, seen by the same observer (run before and after posd; their
 //!    mean; its thread's CPU from `/proc/thread-self/stat`). Order: raw, host-acked, posd,
-//!    host-acked, raw.
+//!    host-acked, raw. Also the bytes posd writes to storage per event over the drain
+//!    (`write_bytes` of `/proc/<pid>/io`): what a backlog costs the terminal's flash.
 //! 2. **Start-to-READY** (sd_notify) and **idle RSS**, with an empty journal and with a 100k one
 //!    (goal: ≤ 15 MB with 100k).
 //! 3. **P1 scan → durable approval** through the control socket, interleaved one for one with a
@@ -48,7 +49,7 @@ use posd_core::money::Currency;
 use posd_core::protocol::signed::{self, HostKind};
 use posd_core::protocol::{Ack, Op, Request, RespStatus, Response, Topics};
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
-use posd_sandbox::world::{cpu_s, load, rss_kib, thread_cpu_s};
+use posd_sandbox::world::{cpu_s, load, rss_kib, thread_cpu_s, write_bytes};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -519,8 +520,8 @@ fn host_acked_publisher(
 /// What the observer saw of one terminal's drain: the first event on the broker and the ack
 /// that covers the last, each with `snap()` taken at that moment.
 struct Seen {
-    first: (Instant, [f64; 4]),
-    end: (Instant, [f64; 4]),
+    first: (Instant, [f64; 5]),
+    end: (Instant, [f64; 5]),
 }
 
 /// Watches `terminal`'s `events` and `ack` on the broker (it is subscribed to every
@@ -529,7 +530,7 @@ async fn observe(
     oel: &mut rumqttc::EventLoop,
     terminal: &str,
     n: u64,
-    snap: impl Fn() -> [f64; 4],
+    snap: impl Fn() -> [f64; 5],
 ) -> Seen {
     let topics = Topics::new("pos/v1", terminal);
     let (events, ack) = (topics.events(), topics.ack());
@@ -573,7 +574,7 @@ async fn bare_run(
     let n = payloads.len();
     let host = spawn_host(port, &tmp.join(format!("host-{terminal}.sqlite")));
     let publisher = host_acked_publisher(port, terminal, payloads.clone(), window);
-    let seen = observe(oel, terminal, n as u64, || [0.0; 4]).await;
+    let seen = observe(oel, terminal, n as u64, || [0.0; 5]).await;
     let cpu = publisher.join().expect("publisher");
     drop(host);
     let secs = seen.end.0.duration_since(seen.first.0).as_secs_f64();
@@ -610,9 +611,19 @@ async fn drain(tmp: &Path, port: u16, n: usize, broker_pid: u32) {
     let cfg = write_config(&dir, "BENCH-DRAIN", port, "");
     let posd = spawn_posd(&cfg, None);
     let pid = posd.0.id();
-    // CPU seconds of (posd, host, broker, this bench: the observer) at a moment.
-    let cpus = || [cpu_s(pid), cpu_s(host_pid), cpu_s(broker_pid), cpu_s(me)];
+    // CPU seconds of (posd, host, broker, this bench: the observer) at a moment, and the bytes
+    // posd has written to storage.
+    let cpus = || {
+        [
+            cpu_s(pid),
+            cpu_s(host_pid),
+            cpu_s(broker_pid),
+            cpu_s(me),
+            write_bytes(pid) as f64,
+        ]
+    };
     let seen = observe(&mut oel, "BENCH-DRAIN", n as u64, cpus).await;
+    let written = (seen.end.1[4] - seen.first.1[4]) / n as f64;
     let (t0, cpu0) = seen.first;
     let secs = seen.end.0.duration_since(t0).as_secs_f64();
     let per_event: Vec<f64> = (0..4)
@@ -663,6 +674,10 @@ async fn drain(tmp: &Path, port: u16, n: usize, broker_pid: u32) {
         all * 1e6,
         100.0 * all * n as f64 / (secs * cores)
     );
+    // What a backlog costs the terminal's flash: the acks' deletions and commits, and the
+    // checkpoints that copy them into the database file (posd's `write_bytes`, from the first
+    // event seen to the host's last ack).
+    println!("disk writes during the drain: posd {written:.0} B an event");
     println!(
         "CPU per message of the raw run: publisher {:.1} µs, broker {:.1} µs; all {:.1} µs = {:.0} % of {cores} cores",
         rawcpu * 1e6,

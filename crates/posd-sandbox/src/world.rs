@@ -264,6 +264,20 @@ pub fn cpu_s(pid: u32) -> f64 {
     stat_cpu_s(&format!("/proc/{pid}/stat"))
 }
 
+/// Bytes a process has caused to be written to storage (`write_bytes` of `/proc/<pid>/io`:
+/// counted when it dirties file pages, so a WAL frame counts once whether or not it is synced
+/// yet); 0 when it cannot be read.
+pub fn write_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// CPU time the calling thread has used (user + system), seconds, to the nanosecond (the
 /// thread's CPU clock; `/proc`'s ticks are 10 ms, coarser than a short measurement).
 pub fn thread_cpu_s() -> f64 {
