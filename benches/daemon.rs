@@ -613,7 +613,7 @@ async fn drain(tmp: &Path, port: u16, n: usize, broker_pid: u32) {
     let pid = posd.0.id();
     // CPU seconds of (posd, host, broker, this bench: the observer) at a moment, and the bytes
     // posd has written to storage.
-    let cpus = || {
+    let snapshot = || {
         [
             cpu_s(pid),
             cpu_s(host_pid),
@@ -622,7 +622,7 @@ async fn drain(tmp: &Path, port: u16, n: usize, broker_pid: u32) {
             write_bytes(pid) as f64,
         ]
     };
-    let seen = observe(&mut oel, "BENCH-DRAIN", n as u64, cpus).await;
+    let seen = observe(&mut oel, "BENCH-DRAIN", n as u64, snapshot).await;
     let written = (seen.end.1[4] - seen.first.1[4]) / n as f64;
     let (t0, cpu0) = seen.first;
     let secs = seen.end.0.duration_since(t0).as_secs_f64();
@@ -677,7 +677,11 @@ async fn drain(tmp: &Path, port: u16, n: usize, broker_pid: u32) {
     // What a backlog costs the terminal's flash: the acks' deletions and commits, and the
     // checkpoints that copy them into the database file (posd's `write_bytes`, from the first
     // event seen to the host's last ack).
-    println!("disk writes during the drain: posd {written:.0} B an event");
+    // The ratio: to the event's own payload, what the host must be sent and store.
+    println!(
+        "disk writes during the drain: posd {written:.0} B an event = {:.2}x the event's {len} B",
+        written / len as f64
+    );
     println!(
         "CPU per message of the raw run: publisher {:.1} µs, broker {:.1} µs; all {:.1} µs = {:.0} % of {cores} cores",
         rawcpu * 1e6,

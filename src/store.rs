@@ -460,6 +460,13 @@ const SHORT_REF_STEP_SQL: &str = "SELECT {TXN_COLS} FROM txns INDEXED BY txns_fi
      WHERE first_seq > ?1 AND first_seq <= ?2 AND substr(id, -12) = ?3
      ORDER BY first_seq DESC";
 
+/// The settlement round's offline sales the host has acknowledged and not yet settled, oldest
+/// first: the `txns_unsettled` index (migration #15), not every offline sale's event.
+const UNSETTLED_OFFLINE_SQL: &str = "SELECT t.id FROM txns t INDEXED BY txns_unsettled
+     JOIN journal j ON j.txn_id = t.id AND j.state = 'approved_offline'
+     WHERE t.state = 'approved_offline' AND j.seq <= ?1 AND t.created_at <= ?2
+     ORDER BY t.created_at LIMIT ?3";
+
 /// The members an earlier close carried into batch `?1`, in first_seq order (migration #11).
 const CARRIED_IN_SQL: &str =
     "SELECT c.first_seq, t.id, t.kind, t.method, t.channel, t.state, t.amount, t.created_at
@@ -1163,12 +1170,7 @@ impl Db {
         created_before: Millis,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT t.id FROM txns t INDEXED BY txns_unsettled
-                 JOIN journal j ON j.txn_id = t.id AND j.state = 'approved_offline'
-             WHERE t.state = 'approved_offline' AND j.seq <= ?1 AND t.created_at <= ?2
-             ORDER BY t.created_at LIMIT ?3",
-        )?;
+        let mut st = self.conn.prepare_cached(UNSETTLED_OFFLINE_SQL)?;
         let rows = st.query_map(
             params![self.acked_seq as i64, created_before as i64, limit],
             |r| r.get::<_, String>(0),
@@ -3193,11 +3195,7 @@ mod tests {
             // A step of a lookup by a receipt's short reference: a range, never the table.
             SHORT_REF_STEP_SQL.replace("{TXN_COLS}", TXN_COLS),
             // The settlement round: the unsettled offline sales, not every offline sale's event.
-            "SELECT t.id FROM txns t INDEXED BY txns_unsettled
-                 JOIN journal j ON j.txn_id = t.id AND j.state = 'approved_offline'
-             WHERE t.state = 'approved_offline' AND j.seq <= ?1 AND t.created_at <= ?2
-             ORDER BY t.created_at LIMIT ?3"
-                .into(),
+            UNSETTLED_OFFLINE_SQL.into(),
         ];
         for sql in hot {
             let p = plan(&sql);

@@ -198,30 +198,29 @@ pub fn signal(pid: u32, sig: i32) {
     }
 }
 
-/// A process's resident memory (VmRSS), KiB; 0 when it is gone.
-pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// The first number after `key` (e.g. `"VmRSS:"`) on its line of `/proc/<pid>/<file>`; 0 when
+/// the process is gone or the line is missing.
+fn proc_number(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// A process's resident memory (VmRSS), KiB; 0 when it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    proc_number(pid, "status", "VmRSS:")
 }
 
 /// A process's proportional share of memory (Pss: shared pages such as the binary's text split
 /// among the processes sharing them), KiB; 0 when it is gone. Summed over many daemons of one
 /// binary, it is what they really take, where VmRSS would count the shared pages each time.
 pub fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Pss:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+    proc_number(pid, "smaps_rollup", "Pss:")
 }
 
 /// A flag that SIGTERM or SIGINT (Ctrl-C) sets, for the sandbox's long-running commands (the
@@ -268,14 +267,7 @@ pub fn cpu_s(pid: u32) -> f64 {
 /// counted when it dirties file pages, so a WAL frame counts once whether or not it is synced
 /// yet); 0 when it cannot be read.
 pub fn write_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()
-        .and_then(|io| {
-            io.lines()
-                .find_map(|l| l.strip_prefix("write_bytes:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    proc_number(pid, "io", "write_bytes:")
 }
 
 /// CPU time the calling thread has used (user + system), seconds, to the nanosecond (the
