@@ -265,6 +265,7 @@ fn callgrind(root: &std::path::Path, set: &str, before: bool) {
 
 /// `--stages`: each stage alone, and rxing's first steps, on the 640×480 sets (median ms).
 fn stages(root: &std::path::Path) {
+    use posd::camera::binarize::LocalBinarizer;
     use posd::camera::Stage;
     use rxing::common::HybridBinarizer;
     use rxing::qrcode::cpp_port::detector::FindFinderPatterns;
@@ -292,16 +293,45 @@ fn stages(root: &std::path::Path) {
         .collect();
     for (name, cases) in vga_sets(root, None) {
         println!("## {name} ({} frames), load {}", cases.len(), load());
-        let bin = |f: &LumaFrame| {
-            let src = Luma8Source::new_with_slice(&f.data, f.width, f.height).expect("size");
-            let bm = BinaryBitmap::new(HybridBinarizer::new(src));
-            bm.get_black_matrix().width() as usize
-        };
-        let (m, p, _) = median(&cases, &bin);
-        println!("binarise: median {m:.3} p95 {p:.3}");
+        // posd's binarisation against rxing's on the same frames, interleaved (alternating
+        // which goes first), one run.
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for (f, _) in &cases {
+            for rep in 0..6 {
+                let src = || Luma8Source::new_with_slice(&f.data, f.width, f.height).expect("size");
+                let time_ours = |t: &mut Vec<f64>| {
+                    let t0 = Instant::now();
+                    let bm = BinaryBitmap::new(LocalBinarizer::new(src()));
+                    std::hint::black_box(bm.get_black_matrix().width());
+                    t.push(t0.elapsed().as_secs_f64() * 1e3);
+                };
+                let time_theirs = |t: &mut Vec<f64>| {
+                    let t0 = Instant::now();
+                    let bm = BinaryBitmap::new(HybridBinarizer::new(src()));
+                    std::hint::black_box(bm.get_black_matrix().width());
+                    t.push(t0.elapsed().as_secs_f64() * 1e3);
+                };
+                if rep % 2 == 0 {
+                    time_ours(&mut ours);
+                    time_theirs(&mut theirs);
+                } else {
+                    time_theirs(&mut theirs);
+                    time_ours(&mut ours);
+                }
+            }
+        }
+        ours.sort_by(f64::total_cmp);
+        theirs.sort_by(f64::total_cmp);
+        let (m, t) = (percentile(&ours, 0.5), percentile(&theirs, 0.5));
+        println!(
+            "binarise: median {m:.3} p95 {:.3} (rxing's HybridBinarizer, interleaved: median {t:.3} p95 {:.3}; ratio {:.2})",
+            percentile(&ours, 0.95),
+            percentile(&theirs, 0.95),
+            m / t
+        );
         let fp = |f: &LumaFrame| {
             let src = Luma8Source::new_with_slice(&f.data, f.width, f.height).expect("size");
-            let mut bm = BinaryBitmap::new(HybridBinarizer::new(src));
+            let mut bm = BinaryBitmap::new(LocalBinarizer::new(src));
             let a = FindFinderPatterns(bm.get_black_matrix(), true, 0).len();
             bm.invert();
             a + 1000 * FindFinderPatterns(bm.get_black_matrix(), true, 0).len()

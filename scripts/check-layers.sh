@@ -15,6 +15,13 @@ if [ -n "$heavy" ]; then
 else
 	echo "ok: posd-core depends on none of tokio rusqlite rumqttc rumqttd evdev serialport nokhwa"
 fi
+pixel_deps=$(cargo tree -p posd-pixels -e normal --prefix none --depth 1 2>/dev/null | tail -n +2 | sort -u | tr '\n' ' ' || true)
+if [ -n "$pixel_deps" ]; then
+	echo "posd-pixels (per-pixel kernels, slices in and out) has dependencies: $pixel_deps"
+	fail=1
+else
+	echo "ok: posd-pixels depends on nothing"
+fi
 if cargo tree -p posd -e normal --prefix none 2>/dev/null | grep -qE '^posd-sandbox '; then
 	echo "the product depends on posd-sandbox"
 	fail=1

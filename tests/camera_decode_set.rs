@@ -193,3 +193,35 @@ fn shift_jis_payloads_come_out_as_the_expected_utf8_text() {
     }
     assert_eq!(checked, 4);
 }
+
+/// posd's binarisation (`posd::camera::binarize::LocalBinarizer`, what every rxing stage reads)
+/// gives rxing's `HybridBinarizer` matrix bit for bit on every photo of the set, code or not, at
+/// its own size, halved (the camera screen) and in the frame's own inverted luma.
+#[test]
+fn the_binarisation_is_rxings_on_every_photo() {
+    use posd::camera::binarize::LocalBinarizer;
+    use rxing::common::HybridBinarizer;
+    use rxing::{Binarizer, Luma8Source};
+    let Some(root) = qr_root() else { return };
+    let mut frames = 0;
+    for folder in CODE_FOLDERS.iter().chain([&NO_CODE_FOLDER]) {
+        for case in load_folder(&root, folder) {
+            let f = &case.frame;
+            for frame in [f.clone(), f.halved(), f.inverted()] {
+                let src = || Luma8Source::new_with_slice(&frame.data, frame.width, frame.height);
+                let ours = LocalBinarizer::new(src().unwrap());
+                let theirs = HybridBinarizer::new(src().unwrap());
+                assert_eq!(
+                    ours.get_black_matrix().ok(),
+                    theirs.get_black_matrix().ok(),
+                    "{} ({}x{})",
+                    case.name,
+                    frame.width,
+                    frame.height
+                );
+                frames += 1;
+            }
+        }
+    }
+    assert!(frames > 300, "{frames} frames compared");
+}

@@ -216,23 +216,11 @@ impl LumaFrame {
     }
 
     /// Halved in both directions by 2×2 averaging (rounded; an odd last row or column is
-    /// dropped).
-    ///
-    /// The camera's screen halves every frame, so this is on the frame budget: written as
-    /// bounds-check-free loops over row pairs, eight pixels at a time in a `u64` (four 2×2
-    /// sums side by side in 16-bit lanes), because posd is built for size (`opt-level = "s"`,
-    /// which does not vectorise loops). 640×480: ~0.17 M instructions instead of ~2.4 M
-    /// (docs/performance.md, stop 37).
+    /// dropped): [`posd_pixels::halve`], built for speed (the camera's screen halves every
+    /// frame).
     pub fn halved(&self) -> Self {
-        let (w, h) = (self.width as usize / 2, self.height as usize / 2);
-        let sw = self.width as usize;
-        let mut data = vec![0u8; w * h];
-        if w > 0 {
-            for (out, rows) in data.chunks_exact_mut(w).zip(self.data.chunks_exact(2 * sw)) {
-                let (r0, r1) = rows.split_at(sw);
-                halve_rows(&r0[..2 * w], &r1[..2 * w], out);
-            }
-        }
+        let (w, h, data) =
+            posd_pixels::halve(&self.data, self.width as usize, self.height as usize);
         Self {
             width: w as u32,
             height: h as u32,
@@ -240,35 +228,6 @@ impl LumaFrame {
             timestamp: self.timestamp,
         }
     }
-}
-
-/// One output row of [`LumaFrame::halved`]: `out[i]` is the rounded mean of `r0[2i]`,
-/// `r0[2i+1]`, `r1[2i]` and `r1[2i+1]`. `r0` and `r1` hold `2 * out.len()` pixels.
-fn halve_rows(r0: &[u8], r1: &[u8], out: &mut [u8]) {
-    const EVEN: u64 = 0x00FF_00FF_00FF_00FF;
-    let mut o = out.chunks_exact_mut(4);
-    let mut a = r0.chunks_exact(8);
-    let mut b = r1.chunks_exact(8);
-    for ((o, a), b) in (&mut o).zip(&mut a).zip(&mut b) {
-        let (a, b) = (le_u64(a), le_u64(b));
-        // Four 16-bit lanes, each the sum of one 2×2 block (at most 4 × 255 = 1020), plus 2
-        // for rounding.
-        let s =
-            (a & EVEN) + ((a >> 8) & EVEN) + (b & EVEN) + ((b >> 8) & EVEN) + 0x0002_0002_0002_0002;
-        let q = (s >> 2) & EVEN;
-        o.copy_from_slice(&[q as u8, (q >> 16) as u8, (q >> 32) as u8, (q >> 48) as u8]);
-    }
-    let (o, a, b) = (o.into_remainder(), a.remainder(), b.remainder());
-    for ((o, a), b) in o.iter_mut().zip(a.chunks_exact(2)).zip(b.chunks_exact(2)) {
-        let s = u16::from(a[0]) + u16::from(a[1]) + u16::from(b[0]) + u16::from(b[1]);
-        *o = ((s + 2) >> 2) as u8;
-    }
-}
-
-fn le_u64(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(b);
-    u64::from_le_bytes(w)
 }
 
 #[cfg(test)]
@@ -327,47 +286,5 @@ mod tests {
         assert_eq!(&up.data[4..8], &[0, 0, 1, 1]);
         assert_eq!(up.halved(), f);
         assert_eq!(f.inverted().data, vec![255, 254, 253, 252]);
-    }
-
-    /// The word-at-a-time halving gives what the 2×2 mean says, pixel by pixel: every width
-    /// from 1 to 41 (the eight-pixel words and the remainder), odd heights, and the extremes
-    /// (four 255s round to 255, carries must not cross lanes).
-    #[test]
-    fn halving_is_the_rounded_two_by_two_mean() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        for (w, h) in (1..=41).map(|w| (w, 1 + w % 7)) {
-            let data: Vec<u8> = (0..w * h)
-                .map(|i| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    match i % 5 {
-                        0 => 255,
-                        1 => 0,
-                        _ => seed as u8,
-                    }
-                })
-                .collect();
-            let f = LumaFrame::new(w, h, data.clone()).unwrap();
-            let half = f.halved();
-            let (hw, hh) = (w as usize / 2, h as usize / 2);
-            assert_eq!((half.width, half.height), (hw as u32, hh as u32));
-            let px = |x: usize, y: usize| u32::from(data[y * w as usize + x]);
-            for y in 0..hh {
-                for x in 0..hw {
-                    let s = px(2 * x, 2 * y)
-                        + px(2 * x + 1, 2 * y)
-                        + px(2 * x, 2 * y + 1)
-                        + px(2 * x + 1, 2 * y + 1);
-                    assert_eq!(
-                        u32::from(half.data[y * hw + x]),
-                        (s + 2) / 4,
-                        "{w}x{h} at {x},{y}"
-                    );
-                }
-            }
-        }
-        let white = LumaFrame::new(16, 2, vec![255; 32]).unwrap().halved();
-        assert_eq!(white.data, vec![255; 8]);
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Layers, from pure to I/O:
 //! - [`frame`]: luma frames and cheap conversions (YUYV/NV12/GRAY/RGB/MJPEG/PNG/WebP → luma);
+//! - [`binarize`]: zxing's local-threshold binarisation, the same matrix as rxing's, cheaper;
 //! - [`decode`]: the decode pipeline (rxing, rqrr as second opinion, inverted and upscaled
 //!   retries), panic-contained and bounded by a per-frame time budget;
 //! - [`dedupe`]: one scan per presentation of a code;
@@ -13,6 +14,7 @@
 //! Entry points: [`scan_image_files`] for `posctl code scan-image`, [`capture::run_capture`] for
 //! the daemon, [`CameraConfig`] for `posd.toml`'s `[camera]` table.
 
+pub mod binarize;
 pub mod capture;
 pub mod decode;
 pub mod dedupe;
