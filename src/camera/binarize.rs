@@ -1,7 +1,7 @@
 //! zxing's hybrid (local-threshold) binarisation, bit for bit as rxing's `HybridBinarizer`
-//! computes it, at a third of its instructions: it is most of a camera frame's cost.
+//! computes it, in a fifth to a half of its time: it was most of a camera frame's cost.
 //!
-//! Why not rxing's own: on a 640×480 camera frame the binarisation was 54 % of the decode
+//! Why not rxing's own: on 640×480 camera frames the binarisation was about half of the decode
 //! instructions of an empty frame (callgrind, docs/performance.md "stop 37"): rxing sets the
 //! matrix one pixel at a time (`BitMatrix::set`, an offset and a bounds check per pixel) and
 //! keeps the 8×8 blocks' minimum and maximum with an early exit that stops the compiler from

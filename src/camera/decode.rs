@@ -398,7 +398,7 @@ fn contained<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 /// zxing's hybrid binarisation, computed by [`LocalBinarizer`] (the same matrix as rxing's
-/// `HybridBinarizer`, at a third of the instructions).
+/// `HybridBinarizer`, in a fifth to a half of its time).
 type RxingBitmap<'a> = BinaryBitmap<LocalBinarizer<'a>>;
 
 fn qr_hints() -> DecodeHints {

@@ -158,8 +158,8 @@ fn lanes_ge_bit(a: u64, b: u64) -> u64 {
 }
 
 /// Sum, minimum and maximum of one 8×8 block, kept a row of eight pixels at a time in 16-bit
-/// lanes (posd is built for size, which does not vectorise loops; byte-by-byte this cost more
-/// instructions than rxing's own).
+/// lanes of a `u64` (eight pixels a step on any target, 32-bit ARM included; byte by byte, in
+/// the size-optimised product, this cost more instructions than rxing's own).
 #[derive(Clone, Copy)]
 struct Block {
     /// Per lane: sums of an even and an odd pixel, over the rows so far (at most 8 × 510).
