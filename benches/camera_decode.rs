@@ -269,7 +269,7 @@ fn stages(root: &std::path::Path) {
     use posd::camera::Stage;
     use rxing::common::HybridBinarizer;
     use rxing::qrcode::cpp_port::detector::FindFinderPatterns;
-    use rxing::{BinaryBitmap, Luma8Source};
+    use rxing::{Binarizer, BinaryBitmap, Luma8Source};
     let median = |cases: &Cases, f: &dyn Fn(&LumaFrame) -> usize| {
         let mut t = Vec::new();
         let mut n = 0;
@@ -299,24 +299,20 @@ fn stages(root: &std::path::Path) {
         for (f, _) in &cases {
             for rep in 0..6 {
                 let src = || Luma8Source::new_with_slice(&f.data, f.width, f.height).expect("size");
-                let time_ours = |t: &mut Vec<f64>| {
+                fn time<B: Binarizer>(t: &mut Vec<f64>, new: impl FnOnce() -> B) {
                     let t0 = Instant::now();
-                    let bm = BinaryBitmap::new(LocalBinarizer::new(src()));
+                    let bm = BinaryBitmap::new(new());
                     std::hint::black_box(bm.get_black_matrix().width());
                     t.push(t0.elapsed().as_secs_f64() * 1e3);
-                };
-                let time_theirs = |t: &mut Vec<f64>| {
-                    let t0 = Instant::now();
-                    let bm = BinaryBitmap::new(HybridBinarizer::new(src()));
-                    std::hint::black_box(bm.get_black_matrix().width());
-                    t.push(t0.elapsed().as_secs_f64() * 1e3);
-                };
+                }
+                let ours_once = |t: &mut Vec<f64>| time(t, || LocalBinarizer::new(src()));
+                let theirs_once = |t: &mut Vec<f64>| time(t, || HybridBinarizer::new(src()));
                 if rep % 2 == 0 {
-                    time_ours(&mut ours);
-                    time_theirs(&mut theirs);
+                    ours_once(&mut ours);
+                    theirs_once(&mut theirs);
                 } else {
-                    time_theirs(&mut theirs);
-                    time_ours(&mut ours);
+                    theirs_once(&mut theirs);
+                    ours_once(&mut ours);
                 }
             }
         }

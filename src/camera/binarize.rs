@@ -106,20 +106,15 @@ mod tests {
     use super::*;
     use rxing::common::HybridBinarizer;
 
-    fn rxing_matrix(luma: &[u8], w: u32, h: u32) -> BitMatrix {
+    /// The black matrix a binariser (rxing's or posd's) makes of a frame.
+    fn matrix<'a, B: Binarizer<Source = Luma8Source<'a>>>(
+        new: impl Fn(Luma8Source<'a>) -> B,
+        luma: &'a [u8],
+        w: u32,
+        h: u32,
+    ) -> BitMatrix {
         let source = Luma8Source::new_with_slice(luma, w, h).unwrap();
-        HybridBinarizer::new(source)
-            .get_black_matrix()
-            .unwrap()
-            .clone()
-    }
-
-    fn local_matrix(luma: &[u8], w: u32, h: u32) -> BitMatrix {
-        let source = Luma8Source::new_with_slice(luma, w, h).unwrap();
-        LocalBinarizer::new(source)
-            .get_black_matrix()
-            .unwrap()
-            .clone()
+        new(source).get_black_matrix().unwrap().clone()
     }
 
     /// Frames that reach every rule: noise (busy blocks), flat areas of several greys (the
@@ -189,8 +184,8 @@ mod tests {
                     .collect();
                 let (w, h) = (w as u32, h as u32);
                 assert_eq!(
-                    local_matrix(&luma, w, h),
-                    rxing_matrix(&luma, w, h),
+                    matrix(LocalBinarizer::new, &luma, w, h),
+                    matrix(HybridBinarizer::new, &luma, w, h),
                     "{w}x{h}, frame kind {kind}"
                 );
                 checked += 1;

@@ -57,7 +57,8 @@ pub const WORD_BITS: usize = usize::BITS as usize;
 /// The black matrix as rows of `usize` words (bit `x % WORD_BITS` of word `x / WORD_BITS` is
 /// pixel `x`, as in rxing's `BitMatrix`), for an image of at least 40×40 pixels.
 pub fn hybrid_black_words(luma: &[u8], width: usize, height: usize) -> Option<Vec<usize>> {
-    if width < MINIMUM_DIMENSION || height < MINIMUM_DIMENSION || luma.len() < width * height {
+    let short = width.checked_mul(height).is_none_or(|n| luma.len() < n);
+    if width < MINIMUM_DIMENSION || height < MINIMUM_DIMENSION || short {
         return None;
     }
     let (sub_w, sub_h) = (width.div_ceil(BLOCK), height.div_ceil(BLOCK));
