@@ -376,6 +376,10 @@ pub(super) fn batch_close(
     )))
 }
 
+/// The batch closes of terminal `?1` after seq `?2`, waiting for missing events.
+pub(super) const DEFERRED_AFTER_SQL: &str =
+    "SELECT payload FROM deferred_closes WHERE terminal = ?1 AND seq > ?2 ORDER BY seq";
+
 /// Batch closes of `terminal` that were waiting for missing events, reconciled now if those
 /// have arrived. Called after each new event of the terminal with its `seq`: only a close
 /// after it can have been waiting for it, so a new event past every waiting close costs one
@@ -387,9 +391,7 @@ pub(super) fn release_deferred(
     now: u64,
 ) -> Result<Vec<Notify>, HostError> {
     let waiting: Vec<String> = {
-        let mut st = db.prepare_cached(
-            "SELECT payload FROM deferred_closes WHERE terminal = ?1 AND seq > ?2 ORDER BY seq",
-        )?;
+        let mut st = db.prepare_cached(DEFERRED_AFTER_SQL)?;
         let rows = st.query_map(
             params![terminal, i64::try_from(seq).unwrap_or(i64::MAX)],
             |r| r.get(0),
