@@ -21,7 +21,7 @@
 //! 3. **P1 scan → durable approval** through the control socket, interleaved one for one with a
 //!    bare durable commit (WAL, synchronous=FULL) on one open connection in the daemon's own
 //!    state directory. Goal: p99 ≤ 1.5× the bare commit's p99. Also interleaved: a bare commit
-//!    that changes as many pages as a P1 sale's (`P1_PAGES`, a row in each of 13 tables), and
+//!    that changes as many pages as a P1 sale's (`P1_PAGES`, a row in each of 11 tables), and
 //!    the approval's ratio to it: what is posd's beyond the size of what a sale must write.
 //! 4. **Online approval** through the sandbox host, interleaved one for one with the same
 //!    exchange with the same host by a bare client (the sale's event and its `authorize`
@@ -330,12 +330,12 @@ fn bare_db(dir: &Path) -> rusqlite::Connection {
     c
 }
 
-/// Pages a P1 sale's commit changes (`store::tests::a_p1_sale_writes_thirteen_pages_to_the_log`):
+/// Pages a P1 sale's commit changes (`store::tests::a_p1_sale_writes_eleven_pages_to_the_log`):
 /// the sale-sized bare commit writes as many.
-const P1_PAGES: usize = 13;
+const P1_PAGES: usize = 11;
 /// Pages an online sale's two commits change (authorizing, then approved), counted the same
-/// way (`store::tests::an_online_sales_two_commits_write_twelve_and_ten_pages`).
-const ONLINE_PAGES: [usize; 2] = [12, 10];
+/// way (`store::tests::an_online_sales_two_commits_write_ten_and_eight_pages`).
+const ONLINE_PAGES: [usize; 2] = [10, 8];
 
 /// A database of `tables` one-column tables, WAL and synchronous=FULL as the journal, in `dir`:
 /// a commit that adds a row to each of `pages` of them changes about `pages` pages (each

@@ -25,6 +25,7 @@ pub use print_jobs::{Expired, NextPrintJob, OwedLimits};
 mod code_key;
 pub use code_key::load_or_create as code_key;
 mod retention;
+mod slim_journal;
 mod slim_outbox;
 mod writer;
 pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules};
@@ -161,6 +162,14 @@ impl From<rusqlite::Error> for StoreError {
             Some(C::DatabaseCorrupt) | Some(C::NotADatabase) => StoreError::Corrupt(e.to_string()),
             _ => StoreError::Sqlite(e.to_string()),
         }
+    }
+}
+
+/// The directory a journal file is in (its free space is what a copy at open checks).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     }
 }
 
@@ -684,16 +693,35 @@ impl Db {
         };
         db.ensure_reserve();
         db.slim_outbox(path);
+        db.slim_journal(path);
         Ok(db)
+    }
+
+    /// Keys the journal by `seq` when that is cheap ([`slim_journal`]): speed only, so a
+    /// journal that cannot be copied now works the same and is tried again at the next start.
+    fn slim_journal(&mut self, path: &Path) {
+        let dir = dir_of(path);
+        match slim_journal::slim(&mut self.conn, dir) {
+            Ok(slim_journal::Slimmed::Already) => {}
+            Ok(slim_journal::Slimmed::Now(0)) => {
+                log::debug!("journal: the empty journal table was made keyed by seq")
+            }
+            Ok(slim_journal::Slimmed::Now(n)) => log::info!(
+                "journal: its {n} events were copied into a table keyed by seq (faster sales)"
+            ),
+            Ok(slim_journal::Slimmed::Later(why)) => log::info!(
+                "journal: the events table keeps its older layout for now ({why}); it is copied at a start once retention has made it small enough"
+            ),
+            Err(e) => log::warn!(
+                "journal: the events table keeps its older layout ({e}); it is tried again at the next start"
+            ),
+        }
     }
 
     /// Drops the outbox's unread index when that is cheap ([`slim_outbox`]): speed only, so
     /// a journal that cannot be slimmed now works the same and is tried again at the next start.
     fn slim_outbox(&mut self, path: &Path) {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = dir_of(path);
         match slim_outbox::slim(&mut self.conn, dir) {
             Ok(slim_outbox::Slimmed::Already) => {}
             Ok(slim_outbox::Slimmed::Now(0)) => {
@@ -2475,10 +2503,11 @@ mod tests {
         fewest
     }
 
-    /// A P1 sale's commit changes 13 pages, so the log writes and syncs 13 frames (17 before
-    /// migration #14, 15 before #15): each page more is a frame more on every sale.
+    /// A P1 sale's commit changes 11 pages, so the log writes and syncs 11 frames (17 before
+    /// migration #14, 15 before #15, 13 with the journal keyed by `id`): each page more is a
+    /// frame more on every sale.
     #[test]
-    fn a_p1_sale_writes_thirteen_pages_to_the_log() {
+    fn a_p1_sale_writes_eleven_pages_to_the_log() {
         let pages = log_frames(
             8,
             |_, n| n,
@@ -2492,13 +2521,14 @@ mod tests {
                 .unwrap();
             },
         );
-        assert_eq!(pages, 13, "pages a P1 sale's commit changes");
+        assert_eq!(pages, 11, "pages a P1 sale's commit changes");
     }
 
     /// An online sale's two commits, `authorizing` with its code and then `approved`, change
-    /// 12 and 10 pages (13 and 11 before migration #15).
+    /// 10 and 8 pages (13 and 11 before migration #15, 12 and 10 with the journal keyed by
+    /// `id`).
     #[test]
-    fn an_online_sales_two_commits_write_twelve_and_ten_pages() {
+    fn an_online_sales_two_commits_write_ten_and_eight_pages() {
         let sale = |n: u8| {
             txn(
                 1_700_000_000_000 + u64::from(n) * 1000,
@@ -2527,7 +2557,7 @@ mod tests {
         );
         assert_eq!(
             (first, second),
-            (12, 10),
+            (10, 8),
             "pages of an online sale's two commits"
         );
     }
@@ -3021,6 +3051,169 @@ mod tests {
         }
         let path = dir.path().join("j.sqlite");
         Some((dir, path))
+    }
+
+    /// The journal table as migration #1 made it (`id` AUTOINCREMENT, `seq` UNIQUE), with its
+    /// rows and indexes: a journal as posd left it before stop 38.
+    fn key_journal_by_id_again(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        let indexes: Vec<String> = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'journal' AND sql IS NOT NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        conn.execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE journal_old (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 txn_id TEXT NOT NULL,
+                 state TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 seq INTEGER NOT NULL UNIQUE
+             ) STRICT;
+             INSERT INTO journal_old (txn_id, state, at, seq)
+                 SELECT txn_id, state, at, seq FROM journal ORDER BY seq;
+             DROP TABLE journal;
+             ALTER TABLE journal_old RENAME TO journal;
+             {};
+             COMMIT;",
+            indexes.join(";\n")
+        ))
+        .unwrap();
+    }
+
+    type JournalRow = (i64, String, String, i64);
+
+    fn journal_all(conn: &Connection) -> Vec<JournalRow> {
+        conn.prepare("SELECT seq, txn_id, state, at FROM journal ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// (first column of the journal table, its indexes' names and SQL, sorted).
+    fn journal_layout(conn: &Connection) -> (String, Vec<(String, Option<String>)>) {
+        let first: String = conn
+            .query_row(
+                "SELECT name FROM pragma_table_info('journal') ORDER BY cid LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let indexes = conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'journal'
+                 ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        (first, indexes)
+    }
+
+    #[test]
+    fn an_older_journal_is_keyed_by_seq_at_open_and_keeps_every_event_and_index() {
+        let Some((_dir, path)) = roomy_journal() else {
+            return;
+        };
+        let mut db = Db::open(&path).unwrap();
+        let (first, slim_indexes) = journal_layout(db.conn());
+        assert_eq!(first, "seq", "a new journal is keyed by seq at once");
+        assert_eq!(
+            slim_indexes
+                .iter()
+                .map(|i| i.0.as_str())
+                .collect::<Vec<_>>(),
+            ["journal_closed", "journal_offline", "journal_txn"]
+        );
+        for i in 0..5 {
+            db.record(&txn(1000 + i, TxnState::Authorizing)).unwrap();
+        }
+        let now = 1_700_000_000_000;
+        db.record_offline_sale_checked(&p1_sale(now, 9, 250, 1), 9, 1, now - 3_600_000, |_| {
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        db.ack(2).unwrap();
+        drop(db);
+        key_journal_by_id_again(&path);
+        let conn = Connection::open(&path).unwrap();
+        let (first, old_indexes) = journal_layout(&conn);
+        assert_eq!(first, "id");
+        assert_eq!(old_indexes.len(), 4, "the seq constraint's index too");
+        let before = journal_all(&conn);
+        assert_eq!(before.len(), 6);
+        drop(conn);
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(journal_layout(db.conn()), ("seq".to_string(), slim_indexes));
+        assert_eq!(
+            journal_all(db.conn()),
+            before,
+            "every event, field for field"
+        );
+        let sequences: i64 = db
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_sequence WHERE name = 'journal'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(sequences, 0, "no AUTOINCREMENT row left behind");
+        assert_counters_exact(&db, "journal keyed by seq");
+        // And it goes on as before: numbered on, a transaction's events found, acks.
+        assert_eq!(db.record(&txn(2000, TxnState::Authorizing)).unwrap(), 7);
+        assert_eq!(db.ack(7).unwrap().dropped, 5);
+        assert_counters_exact(&db, "after the ack");
+    }
+
+    #[test]
+    fn a_journal_too_long_to_copy_keeps_its_layout_and_works_the_same() {
+        let Some((_dir, path)) = roomy_journal() else {
+            return;
+        };
+        let mut db = Db::open(&path).unwrap();
+        db.record(&txn(1000, TxnState::Authorizing)).unwrap();
+        drop(db);
+        key_journal_by_id_again(&path);
+        // Ids far apart: more rows than a start copies, by the bound the copy reads.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "UPDATE journal SET id = {} WHERE seq = 1;",
+                slim_journal::MAX_ROWS + 10
+            ))
+            .unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO journal (id, txn_id, state, at, seq) VALUES (1, 'old', 'x', 0, 0);",
+            )
+            .unwrap();
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(journal_layout(db.conn()).0, "id", "left for a later start");
+        let sale = txn(3000, TxnState::Authorizing);
+        assert_eq!(db.record(&sale).unwrap(), 2);
+        let mut done = sale.clone();
+        done.state = TxnState::Approved;
+        assert_eq!(db.record(&done).unwrap(), 3);
+        let events: Vec<i64> = db
+            .conn()
+            .prepare("SELECT seq FROM journal WHERE txn_id = ?1 ORDER BY seq")
+            .unwrap()
+            .query_map([sale.id.to_string()], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(events, [2, 3]);
+        assert_counters_exact(&db, "a journal keyed by id");
     }
 
     #[test]

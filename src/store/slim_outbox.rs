@@ -64,6 +64,22 @@ pub(super) enum Slimmed {
     Later(String),
 }
 
+/// Why a copy that wants `needed` bytes free in `dir` cannot run now; None when it can.
+pub(super) fn no_room(dir: &Path, needed: u64) -> Option<String> {
+    match super::retention::free_space(dir) {
+        Ok((free, _)) if free >= needed => None,
+        Ok((free, _)) => Some(format!(
+            "{} MB free, the copy wants {} MB",
+            free >> 20,
+            needed >> 20
+        )),
+        Err(e) => Some(format!(
+            "the free space of {} is unknown ({e})",
+            dir.display()
+        )),
+    }
+}
+
 /// Copies the outbox without its `event_id` index when that is cheap (see the module's doc).
 /// `dir`: the journal's directory, for its free space.
 pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreError> {
@@ -85,22 +101,8 @@ pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreEr
             columns.join(", ")
         )));
     }
-    let needed = needed_free();
-    match super::retention::free_space(dir) {
-        Ok((free, _)) if free >= needed => {}
-        Ok((free, _)) => {
-            return Ok(Slimmed::Later(format!(
-                "{} MB free, the copy wants {} MB",
-                free >> 20,
-                needed >> 20
-            )))
-        }
-        Err(e) => {
-            return Ok(Slimmed::Later(format!(
-                "the free space of {} is unknown ({e})",
-                dir.display()
-            )))
-        }
+    if let Some(why) = no_room(dir, needed_free()) {
+        return Ok(Slimmed::Later(why));
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // The running counter first (one row), so a large backlog costs nothing at each start;
