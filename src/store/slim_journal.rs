@@ -19,17 +19,18 @@ use std::path::Path;
 use super::StoreError;
 
 /// Most events copied at an open: 90 days (retention's default) of ~2,700 events a day. A row
-/// is ~70 B and ~50 B more in its three indexes; 100,000 copied in 0.32 s on the development
+/// is ~70 B and ~50 B more in its three indexes; 100,000 were copied in 0.32 s on the development
 /// VM (docs/performance.md, stop 38): this many in under a second there, a few seconds on a
 /// slow eMMC, well inside the unit's start timeout.
 pub(super) const MAX_ROWS: i64 = 250_000;
-/// The most bytes a copy of [`MAX_ROWS`] events writes, table and indexes, generously.
-const MAX_BYTES: u64 = MAX_ROWS as u64 * 256;
+/// The most bytes a copy writes per event, table and indexes, generously.
+const EVENT_BYTES: u64 = 256;
 
-/// Free disk the copy needs: four times the most it writes (the new table and the log that
-/// carries it) on top of the journal's "low disk" mark: on a low disk the room is for money.
-pub(super) fn needed_free() -> u64 {
-    4 * MAX_BYTES + super::DiskLimits::default().low_bytes
+/// Free disk a copy of up to `rows` events needs: four times the most it writes (the new table
+/// and the log that carries it) on top of the journal's "low disk" mark: on a low disk the
+/// room is for money. At [`MAX_ROWS`], 244 MiB more than the mark.
+fn needed_free(rows: i64) -> u64 {
+    4 * EVENT_BYTES * rows.max(0) as u64 + super::DiskLimits::default().low_bytes
 }
 
 /// The journal's columns as migration #1 made them: the only layout this copy knows.
@@ -87,7 +88,7 @@ pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreEr
             "up to {span} events, more than {MAX_ROWS}"
         )));
     }
-    if let Some(why) = super::slim_outbox::no_room(dir, needed_free()) {
+    if let Some(why) = super::slim_outbox::no_room(dir, needed_free(span)) {
         return Ok(Slimmed::Later(why));
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
