@@ -173,6 +173,23 @@ fn dir_of(path: &Path) -> &Path {
     }
 }
 
+/// Says in the log what a copy at open ([`Db::slim`]) of `what` did.
+fn report_slim(what: &str, done: &str, later: &str, r: Result<slim_outbox::Slimmed, StoreError>) {
+    match r {
+        Ok(slim_outbox::Slimmed::Already) => {}
+        Ok(slim_outbox::Slimmed::Now(0)) => log::debug!("journal: {what} (empty) was {done}"),
+        Ok(slim_outbox::Slimmed::Now(n)) => {
+            log::info!("journal: {what} ({n} events) was {done} (faster sales and sync)")
+        }
+        Ok(slim_outbox::Slimmed::Later(why)) => {
+            log::info!("journal: {what} keeps its older layout for now ({why}); {later}")
+        }
+        Err(e) => log::warn!(
+            "journal: {what} keeps its older layout ({e}); it is tried again at the next start"
+        ),
+    }
+}
+
 /// Schema migrations, applied in order; `PRAGMA user_version` = number applied.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -692,51 +709,30 @@ impl Db {
             queue_view: Arc::default(),
         };
         db.ensure_reserve();
-        db.slim_outbox(path);
-        db.slim_journal(path);
+        db.slim(path);
         Ok(db)
     }
 
-    /// Keys the journal by `seq` when that is cheap ([`slim_journal`]): speed only, so a
-    /// journal that cannot be copied now works the same and is tried again at the next start.
-    fn slim_journal(&mut self, path: &Path) {
+    /// The copies at open that only make sales faster ([`slim_outbox`]: the outbox without
+    /// migration #1's unread `event_id` index; [`slim_journal`]: the journal table keyed by
+    /// `seq`), each when it is cheap: a journal that cannot be copied now works the same and
+    /// is tried again at the next start.
+    fn slim(&mut self, path: &Path) {
         let dir = dir_of(path);
-        match slim_journal::slim(&mut self.conn, dir) {
-            Ok(slim_journal::Slimmed::Already) => {}
-            Ok(slim_journal::Slimmed::Now(0)) => {
-                log::debug!("journal: the empty journal table was made keyed by seq")
-            }
-            Ok(slim_journal::Slimmed::Now(n)) => log::info!(
-                "journal: its {n} events were copied into a table keyed by seq (faster sales)"
-            ),
-            Ok(slim_journal::Slimmed::Later(why)) => log::info!(
-                "journal: the events table keeps its older layout for now ({why}); it is copied at a start once retention has made it small enough"
-            ),
-            Err(e) => log::warn!(
-                "journal: the events table keeps its older layout ({e}); it is tried again at the next start"
-            ),
-        }
-    }
-
-    /// Drops the outbox's unread index when that is cheap ([`slim_outbox`]): speed only, so
-    /// a journal that cannot be slimmed now works the same and is tried again at the next start.
-    fn slim_outbox(&mut self, path: &Path) {
-        let dir = dir_of(path);
-        match slim_outbox::slim(&mut self.conn, dir) {
-            Ok(slim_outbox::Slimmed::Already) => {}
-            Ok(slim_outbox::Slimmed::Now(0)) => {
-                log::debug!("journal: the empty outbox was made without its event_id index")
-            }
-            Ok(slim_outbox::Slimmed::Now(n)) => log::info!(
-                "journal: the outbox ({n} events) was copied without its event_id index (faster sales and sync)"
-            ),
-            Ok(slim_outbox::Slimmed::Later(why)) => log::info!(
-                "journal: the outbox keeps its unused event_id index for now ({why}); it is dropped at a start once the host has the backlog"
-            ),
-            Err(e) => log::warn!(
-                "journal: the outbox keeps its unused event_id index ({e}); it is tried again at the next start"
-            ),
-        }
+        let outbox = slim_outbox::slim(&mut self.conn, dir);
+        report_slim(
+            "the outbox",
+            "copied without its unused event_id index",
+            "it is copied at a start once the host has the backlog",
+            outbox,
+        );
+        let journal = slim_journal::slim(&mut self.conn, dir);
+        report_slim(
+            "the events table",
+            "copied into a table keyed by seq",
+            "it is copied at a start once retention has made it small enough",
+            journal,
+        );
     }
 
     /// Final transaction states owe a receipt from now on (a printer is configured).

@@ -16,6 +16,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
+use super::slim_outbox::{columns, no_room, Slimmed};
 use super::StoreError;
 
 /// Most events copied at an open: 90 days (retention's default) of ~2,700 events a day. A row
@@ -49,24 +50,10 @@ const COPY_SQL: &str = "CREATE TABLE journal_copy (
      DROP TABLE journal;
      ALTER TABLE journal_copy RENAME TO journal;";
 
-/// What [`slim`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Slimmed {
-    /// The journal is keyed by `seq` (copied before, or made so).
-    Already,
-    /// Copied now, with this many events.
-    Now(i64),
-    /// Left for a later start, for this reason (said in the log).
-    Later(String),
-}
-
 /// Copies the journal keyed by `seq` when that is cheap (see the module's doc). `dir`: the
 /// journal's directory, for its free space.
 pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreError> {
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('journal') ORDER BY cid")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let columns = columns(conn, "journal")?;
     if columns.first().map(String::as_str) == Some("seq") {
         return Ok(Slimmed::Already);
     }
@@ -88,7 +75,7 @@ pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreEr
             "up to {span} events, more than {MAX_ROWS}"
         )));
     }
-    if let Some(why) = super::slim_outbox::no_room(dir, needed_free(span)) {
+    if let Some(why) = no_room(dir, needed_free(span)) {
         return Ok(Slimmed::Later(why));
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

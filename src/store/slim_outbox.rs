@@ -53,15 +53,23 @@ pub(super) fn copy_sql(event_id: &str) -> String {
     )
 }
 
-/// What [`slim`] did.
+/// What a copy at open ([`slim`], [`super::slim_journal::slim`]) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Slimmed {
-    /// The outbox has no second index (slimmed before).
+    /// The table has its slim layout (copied before, or made so).
     Already,
     /// Copied now, with this many events.
     Now(i64),
     /// Left for a later start, for this reason (said in the log).
     Later(String),
+}
+
+/// A table's column names in their order.
+pub(super) fn columns(conn: &Connection, table: &str) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
+        .query_map([table], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
 }
 
 /// Why a copy that wants `needed` bytes free in `dir` cannot run now; None when it can.
@@ -91,10 +99,7 @@ pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreEr
     if !indexed {
         return Ok(Slimmed::Already);
     }
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('outbox') ORDER BY cid")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let columns = columns(conn, "outbox")?;
     if columns != COLUMNS {
         return Ok(Slimmed::Later(format!(
             "its columns ({}) are not the ones this copy knows",
