@@ -20,7 +20,7 @@
 //!    (goal: ≤ 15 MB with 100k).
 //! 3. **P1 scan → durable approval** through the control socket, interleaved one for one with a
 //!    bare durable commit (WAL, synchronous=FULL) on one open connection in the daemon's own
-//!    state directory. Goal: p99 ≤ 1.5× the bare commit's p99. Also interleaved: a bare commit
+//!    state directory, its log checkpointed as posd's is (`Checkpointer`). Goal: p99 ≤ 1.5× the bare commit's p99. Also interleaved: a bare commit
 //!    that changes as many pages as a P1 sale's (`P1_PAGES`, a row in each of 11 tables), and
 //!    the approval's ratio to it: what is posd's beyond the size of what a sale must write.
 //! 4. **Online approval** through the sandbox host, interleaved one for one with the same
@@ -308,18 +308,27 @@ impl HostExchange {
 }
 
 /// A bare durable commit on an open connection, in ms.
-fn bare_commit(c: &rusqlite::Connection, i: usize) -> f64 {
+fn bare_commit(b: &Bare, i: usize) -> f64 {
     let t0 = Instant::now();
     // Prepared once, as posd's statements are.
-    c.prepare_cached("INSERT INTO t (v) VALUES (?1)")
+    b.c.prepare_cached("INSERT INTO t (v) VALUES (?1)")
         .expect("prepare")
         .execute([format!("{i}")])
         .expect("insert");
-    t0.elapsed().as_secs_f64() * 1e3
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    b.ck.committed(1);
+    ms
 }
 
-fn bare_db(dir: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(dir.join("bare.sqlite")).expect("open");
+/// The one-row baseline's connection and its checkpointer.
+struct Bare {
+    c: rusqlite::Connection,
+    ck: Checkpointer,
+}
+
+fn bare_db(dir: &Path) -> Bare {
+    let path = dir.join("bare.sqlite");
+    let c = rusqlite::Connection::open(&path).expect("open");
     c.pragma_update(None, "journal_mode", "WAL").expect("wal");
     c.pragma_update(None, "synchronous", "FULL").expect("full");
     c.execute(
@@ -327,7 +336,58 @@ fn bare_db(dir: &Path) -> rusqlite::Connection {
         [],
     )
     .expect("t");
-    c
+    let ck = Checkpointer::start(&c, &path);
+    Bare { c, ck }
+}
+
+/// posd's way of keeping its log short, given to a baseline database: SQLite's automatic
+/// checkpoint moved out of the way (`wal_autocheckpoint` at posd's backstop) and a `PASSIVE`
+/// checkpoint on a second connection and thread every [`CHECKPOINT_EVERY`] commits, off the
+/// timed path, as posd's journal thread wakes its checkpointer. Without it a baseline's log
+/// grows through the whole run (a one-row commit's only reaches SQLite's 1000 pages at the
+/// end) and every commit also extends the file — on this machine's ext4 that doubled a bare
+/// commit's p50 (0.27 against 0.14 ms, `walgrow` in docs/performance.md, stop 39) — while
+/// posd's log is checkpointed and its file written over from the start.
+struct Checkpointer {
+    wake: std::sync::mpsc::SyncSender<()>,
+    commits: std::cell::Cell<u64>,
+}
+
+/// posd's `SEQS_PER_CHECKPOINT`: events journaled between two wake-ups of its checkpointer.
+const CHECKPOINT_EVERY: u64 = 64;
+
+impl Checkpointer {
+    fn start(c: &rusqlite::Connection, path: &Path) -> Checkpointer {
+        c.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            posd::store::CHECKPOINTER_BACKSTOP_PAGES,
+        )
+        .expect("autocheckpoint");
+        let ck = rusqlite::Connection::open(path).expect("open the checkpointer's connection");
+        let (wake, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                while rx.try_recv().is_ok() {}
+                let _ = ck.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        });
+        Checkpointer {
+            wake,
+            commits: std::cell::Cell::new(0),
+        }
+    }
+
+    /// `events` more committed (a baseline commit stands for as many journal events as the
+    /// posd commit it is compared with): wakes the checkpointer when posd's would wake.
+    fn committed(&self, events: u64) {
+        let before = self.commits.get();
+        let after = before + events;
+        self.commits.set(after);
+        if after / CHECKPOINT_EVERY > before / CHECKPOINT_EVERY {
+            let _ = self.wake.try_send(());
+        }
+    }
 }
 
 /// Pages a P1 sale's commit changes (`store::tests::a_p1_sale_writes_eleven_pages_to_the_log`):
@@ -341,7 +401,8 @@ const ONLINE_PAGES: [usize; 2] = [10, 8];
 /// a commit that adds a row to each of `pages` of them changes about `pages` pages (each
 /// table's last leaf), as a sale's rows and index entries do in the journal.
 fn wide_db(dir: &Path, tables: usize) -> Wide {
-    let c = rusqlite::Connection::open(dir.join("bare-wide.sqlite")).expect("open");
+    let path = dir.join("bare-wide.sqlite");
+    let c = rusqlite::Connection::open(&path).expect("open");
     c.pragma_update(None, "journal_mode", "WAL").expect("wal");
     c.pragma_update(None, "synchronous", "FULL").expect("full");
     for k in 0..tables {
@@ -355,13 +416,15 @@ fn wide_db(dir: &Path, tables: usize) -> Wide {
     let inserts = (0..tables)
         .map(|k| format!("INSERT INTO w{k} (v) VALUES (?1)"))
         .collect();
-    Wide { c, inserts }
+    let ck = Checkpointer::start(&c, &path);
+    Wide { c, inserts, ck }
 }
 
 /// The wide database's connection and each table's insert.
 struct Wide {
     c: rusqlite::Connection,
     inserts: Vec<String>,
+    ck: Checkpointer,
 }
 
 /// A bare durable commit that changes `pages` pages (a row in each of `pages` tables, one
@@ -378,7 +441,9 @@ fn wide_commit(w: &Wide, i: usize, pages: usize) -> f64 {
             .expect("insert");
     }
     w.c.execute_batch("COMMIT").expect("commit");
-    t0.elapsed().as_secs_f64() * 1e3
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    w.ck.committed(1);
+    ms
 }
 
 /// A journal of `n` sales in `state`, recorded in batches as the daemon would have.
