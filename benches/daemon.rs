@@ -346,7 +346,7 @@ fn bare_db(dir: &Path) -> Bare {
 /// timed path, as posd's journal thread wakes its checkpointer. Without it a baseline's log
 /// grows through the whole run (a one-row commit's only reaches SQLite's 1000 pages at the
 /// end) and every commit also extends the file — on this machine's ext4 that doubled a bare
-/// commit's p50 (0.27 against 0.14 ms, `walgrow` in docs/performance.md, stop 39) — while
+/// commit's p50 (0.27 against 0.14 ms, `scripts/wal-growth.py`, stop 39) — while
 /// posd's log is checkpointed and its file written over from the start.
 struct Checkpointer {
     wake: std::sync::mpsc::SyncSender<()>,
