@@ -20,7 +20,7 @@
 //!    (goal: ≤ 15 MB with 100k).
 //! 3. **P1 scan → durable approval** through the control socket, interleaved one for one with a
 //!    bare durable commit (WAL, synchronous=FULL) on one open connection in the daemon's own
-//!    state directory, its log checkpointed as posd's is (`Checkpointer`). Goal: p99 ≤ 1.5× the bare commit's p99. Also interleaved: a bare commit
+//!    state directory, its log checkpointed as posd's is (`posd_sandbox::baseline`). Goal: p99 ≤ 1.5× the bare commit's p99. Also interleaved: a bare commit
 //!    that changes as many pages as a P1 sale's (`P1_PAGES`, a row in each of 11 tables), and
 //!    the approval's ratio to it: what is posd's beyond the size of what a sale must write.
 //! 4. **Online approval** through the sandbox host, interleaved one for one with the same
@@ -49,6 +49,7 @@ use posd_core::money::Currency;
 use posd_core::protocol::signed::{self, HostKind};
 use posd_core::protocol::{Ack, Op, Request, RespStatus, Response, Topics};
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
+use posd_sandbox::baseline::Checkpointer;
 use posd_sandbox::world::{cpu_s, load, rss_kib, thread_cpu_s, write_bytes};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::io::Write;
@@ -320,6 +321,11 @@ fn bare_commit(b: &Bare, i: usize) -> f64 {
     ms
 }
 
+/// A baseline's log checkpointed as posd's is (`posd_sandbox::baseline`).
+fn checkpointer(c: &rusqlite::Connection, path: &Path) -> Checkpointer {
+    Checkpointer::start(c, path, posd::store::CHECKPOINTER_BACKSTOP_PAGES).expect("checkpointer")
+}
+
 /// The one-row baseline's connection and its checkpointer.
 struct Bare {
     c: rusqlite::Connection,
@@ -336,58 +342,8 @@ fn bare_db(dir: &Path) -> Bare {
         [],
     )
     .expect("t");
-    let ck = Checkpointer::start(&c, &path);
+    let ck = checkpointer(&c, &path);
     Bare { c, ck }
-}
-
-/// posd's way of keeping its log short, given to a baseline database: SQLite's automatic
-/// checkpoint moved out of the way (`wal_autocheckpoint` at posd's backstop) and a `PASSIVE`
-/// checkpoint on a second connection and thread every [`CHECKPOINT_EVERY`] commits, off the
-/// timed path, as posd's journal thread wakes its checkpointer. Without it a baseline's log
-/// grows through the whole run (a one-row commit's only reaches SQLite's 1000 pages at the
-/// end) and every commit also extends the file — on this machine's ext4 that doubled a bare
-/// commit's p50 (0.27 against 0.14 ms, `scripts/wal-growth.py`, stop 39) — while
-/// posd's log is checkpointed and its file written over from the start.
-struct Checkpointer {
-    wake: std::sync::mpsc::SyncSender<()>,
-    commits: std::cell::Cell<u64>,
-}
-
-/// posd's `SEQS_PER_CHECKPOINT`: events journaled between two wake-ups of its checkpointer.
-const CHECKPOINT_EVERY: u64 = 64;
-
-impl Checkpointer {
-    fn start(c: &rusqlite::Connection, path: &Path) -> Checkpointer {
-        c.pragma_update(
-            None,
-            "wal_autocheckpoint",
-            posd::store::CHECKPOINTER_BACKSTOP_PAGES,
-        )
-        .expect("autocheckpoint");
-        let ck = rusqlite::Connection::open(path).expect("open the checkpointer's connection");
-        let (wake, rx) = std::sync::mpsc::sync_channel::<()>(1);
-        std::thread::spawn(move || {
-            while rx.recv().is_ok() {
-                while rx.try_recv().is_ok() {}
-                let _ = ck.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            }
-        });
-        Checkpointer {
-            wake,
-            commits: std::cell::Cell::new(0),
-        }
-    }
-
-    /// `events` more committed (a baseline commit stands for as many journal events as the
-    /// posd commit it is compared with): wakes the checkpointer when posd's would wake.
-    fn committed(&self, events: u64) {
-        let before = self.commits.get();
-        let after = before + events;
-        self.commits.set(after);
-        if after / CHECKPOINT_EVERY > before / CHECKPOINT_EVERY {
-            let _ = self.wake.try_send(());
-        }
-    }
 }
 
 /// Pages a P1 sale's commit changes (`store::tests::a_p1_sale_writes_eleven_pages_to_the_log`):
@@ -416,7 +372,7 @@ fn wide_db(dir: &Path, tables: usize) -> Wide {
     let inserts = (0..tables)
         .map(|k| format!("INSERT INTO w{k} (v) VALUES (?1)"))
         .collect();
-    let ck = Checkpointer::start(&c, &path);
+    let ck = checkpointer(&c, &path);
     Wide { c, inserts, ck }
 }
 

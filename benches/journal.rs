@@ -1,6 +1,7 @@
 //! Durable journal append (txn row + journal row + outbox event, one SQLite transaction,
 //! WAL + synchronous=FULL) against a bare single-row synchronous=FULL insert, in the same run
-//! on the same filesystem. Prints median and p99 of each and their ratio.
+//! on the same filesystem, both logs checkpointed as posd checkpoints its own
+//! (`posd_sandbox::baseline`). Prints median and p99 of each and their ratio.
 //!
 //! Run: `cargo bench --bench journal` (POSD_BENCH_N to change the sample count).
 //!
@@ -15,9 +16,10 @@
 //! same run to run on a loaded machine), the fill subtracted; the statements are the product's
 //! own in both.
 
-use posd::store::Db;
+use posd::store::{Db, CHECKPOINTER_BACKSTOP_PAGES};
 use posd_core::money::Currency;
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
+use posd_sandbox::baseline::Checkpointer;
 use posd_sandbox::world::{load, thread_cpu_s};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -91,8 +93,10 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cny = Currency::from_code("CNY").expect("CNY");
 
-    // Baseline: the cheapest durable commit SQLite offers here.
-    let bare = rusqlite::Connection::open(dir.path().join("bare.sqlite")).expect("open");
+    // Baseline: the cheapest durable commit SQLite offers here, its statement prepared once
+    // and its log checkpointed as the journal's is (both as posd runs them).
+    let bare_path = dir.path().join("bare.sqlite");
+    let bare = rusqlite::Connection::open(&bare_path).expect("open");
     bare.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
     bare.pragma_update(None, "synchronous", "FULL")
@@ -102,20 +106,29 @@ fn main() {
         [],
     )
     .expect("create");
+    let bare_ck =
+        Checkpointer::start(&bare, &bare_path, CHECKPOINTER_BACKSTOP_PAGES).expect("checkpointer");
     let mut bare_d = Vec::with_capacity(n);
-    let mut db = Db::open(&dir.path().join("journal.sqlite")).expect("journal");
+    let journal_path = dir.path().join("journal.sqlite");
+    let mut db = Db::open(&journal_path).expect("journal");
+    let journal_ck = Checkpointer::start(db.conn(), &journal_path, CHECKPOINTER_BACKSTOP_PAGES)
+        .expect("checkpointer");
     let mut journal_d = Vec::with_capacity(n);
     // Interleave the two so both see the same disk conditions.
     for i in 0..n {
         let t0 = Instant::now();
-        bare.execute("INSERT INTO t (v) VALUES (?1)", [format!("row {i}")])
+        bare.prepare_cached("INSERT INTO t (v) VALUES (?1)")
+            .expect("prepare")
+            .execute([format!("row {i}")])
             .expect("insert");
         bare_d.push(t0.elapsed());
+        bare_ck.committed(1);
 
         let t = sale(i as u64, cny);
         let t0 = Instant::now();
         db.record(&t).expect("record");
         journal_d.push(t0.elapsed());
+        journal_ck.committed(1);
     }
     let (bm, bp) = report("bare insert (synchronous=FULL)", bare_d);
     let (jm, jp) = report("journal append (txn+journal+outbox)", journal_d);

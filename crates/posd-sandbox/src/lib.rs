@@ -8,6 +8,7 @@
 //! run real daemons in [`world`]. It talks to posd only
 //! through the contracts in `posd-core`, as another party's implementation would.
 
+pub mod baseline;
 pub mod broker;
 pub mod demo;
 pub mod fleet_sim;
