@@ -20,8 +20,9 @@
 //!    (goal: ≤ 15 MB with 100k).
 //! 3. **P1 scan → durable approval** through the control socket, interleaved one for one with a
 //!    bare durable commit (WAL, synchronous=FULL) on one open connection in the daemon's own
-//!    state directory, its log checkpointed as posd's is (`posd_sandbox::baseline`). Goal: p99 ≤ 1.5× the bare commit's p99. Also interleaved: a bare commit
-//!    that changes as many pages as a P1 sale's (`P1_PAGES`, a row in each of 11 tables), and
+//!    state directory, its log checkpointed as posd's is (`posd_sandbox::baseline`). Goal: p99
+//!    ≤ 1.5× the bare commit's p99. Also interleaved: a bare commit that changes as many pages
+//!    as a P1 sale's (`P1_PAGES`, a row in each of 11 tables), checkpointed the same way, and
 //!    the approval's ratio to it: what is posd's beyond the size of what a sale must write.
 //! 4. **Online approval** through the sandbox host, interleaved one for one with the same
 //!    exchange with the same host by a bare client (the sale's event and its `authorize`
