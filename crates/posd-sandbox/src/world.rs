@@ -258,8 +258,28 @@ pub fn load() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// CPU time a process has used (user + system), seconds; 0 when it is gone.
+/// CPU time a process has used (user + system, every thread it has had), seconds, to the
+/// nanosecond: its CPU clock (`clock_getcpuclockid`). `/proc/<pid>/stat` counts 10 ms ticks,
+/// ~10 % of what posd spends over a 20,000-event drain on a fast machine, which moved the
+/// drain's CPU ratio by a tenth at one rounding step; that is only the fallback now. 0 when the
+/// process is gone.
 pub fn cpu_s(pid: u32) -> f64 {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return 0.0;
+    };
+    let mut clock: libc::clockid_t = 0;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_getcpuclockid writes one clockid into `clock` and clock_gettime one
+    // timespec into `ts`; both live for the calls.
+    let read = unsafe {
+        libc::clock_getcpuclockid(pid, &mut clock) == 0 && libc::clock_gettime(clock, &mut ts) == 0
+    };
+    if read {
+        return ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+    }
     stat_cpu_s(&format!("/proc/{pid}/stat"))
 }
 
@@ -418,4 +438,38 @@ pub fn publish_all(
     }
     let _ = client.disconnect();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A busy child's CPU time, read to the nanosecond while it runs (not in 10 ms ticks), agrees
+    /// with `/proc`'s ticks; a process that is gone reads 0.
+    #[test]
+    fn a_process_cpu_time_is_read_finer_than_a_tick() {
+        let mut child = Process::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let t0 = Instant::now();
+        while cpu_s(pid) < 0.05 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (fine, ticks) = (cpu_s(pid), stat_cpu_s(&format!("/proc/{pid}/stat")));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(fine >= 0.05, "the busy child used {fine} s");
+        assert!(
+            (fine - ticks).abs() < 0.05,
+            "{fine} s against {ticks} s in ticks"
+        );
+        let in_ticks = fine * 100.0;
+        assert!(
+            (in_ticks - in_ticks.round()).abs() > 1e-6,
+            "{fine} s is a whole number of ticks"
+        );
+        assert_eq!(cpu_s(pid), 0.0, "a reaped process");
+    }
 }
