@@ -728,19 +728,31 @@ impl Db {
     fn slim(&mut self, path: &Path) {
         let dir = dir_of(path);
         let outbox = slim_outbox::slim(&mut self.conn, dir);
+        let journal = slim_journal::slim(&mut self.conn, dir);
+        let copied = [&outbox, &journal]
+            .iter()
+            .any(|r| matches!(r, Ok(slim_outbox::Slimmed::Now(_))));
         report_slim(
             "the outbox",
             "copied without its unused event_id index",
             "it is copied at a start once the host has the backlog",
             outbox,
         );
-        let journal = slim_journal::slim(&mut self.conn, dir);
         report_slim(
             "the events table",
             "copied into a table keyed by seq",
             "it is copied at a start once retention has made it small enough",
             journal,
         );
+        // The old tables' pages back to the file system, once for both copies (a journal made
+        // with auto_vacuum = INCREMENTAL; elsewhere a no-op): at most what was just copied,
+        // which the copies' own limits bound. The copies are done whatever happens here, so a
+        // failure is said as what it is; the pages stay free in the file for the next rows.
+        if copied {
+            if let Err(e) = self.incremental_vacuum(u32::MAX) {
+                log::warn!("journal: after the copy at open, its old pages stay in the file ({e})");
+            }
+        }
     }
 
     /// Final transaction states owe a receipt from now on (a printer is configured).
@@ -3177,6 +3189,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(sequences, 0, "no AUTOINCREMENT row left behind");
+        let free: i64 = db
+            .conn()
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            free, 0,
+            "the old table's pages given back to the file system"
+        );
         assert_counters_exact(&db, "journal keyed by seq");
         // And it goes on as before: numbered on, a transaction's events found, acks.
         assert_eq!(db.record(&txn(2000, TxnState::Authorizing)).unwrap(), 7);

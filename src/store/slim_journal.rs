@@ -93,8 +93,6 @@ pub(super) fn slim(conn: &mut Connection, dir: &Path) -> Result<Slimmed, StoreEr
         tx.execute_batch(sql)?;
     }
     tx.commit()?;
-    // The old table's pages back to the file system (auto_vacuum = INCREMENTAL; elsewhere a
-    // no-op): at most what was just copied.
-    conn.execute_batch("PRAGMA incremental_vacuum")?;
+    // The old table's pages go back to the file system in `Db::slim`, after both copies.
     Ok(Slimmed::Now(rows))
 }
