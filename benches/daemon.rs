@@ -324,7 +324,13 @@ fn bare_commit(b: &Bare, i: usize) -> f64 {
 
 /// A baseline's log checkpointed as posd's is (`posd_sandbox::baseline`).
 fn checkpointer(c: &rusqlite::Connection, path: &Path) -> Checkpointer {
-    Checkpointer::start(c, path, posd::store::CHECKPOINTER_BACKSTOP_PAGES).expect("checkpointer")
+    Checkpointer::start(
+        c,
+        path,
+        posd::store::CHECKPOINTER_BACKSTOP_PAGES,
+        posd::store::SEQS_PER_CHECKPOINT,
+    )
+    .expect("checkpointer")
 }
 
 /// The one-row baseline's connection and its checkpointer.

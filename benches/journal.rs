@@ -16,7 +16,7 @@
 //! same run to run on a loaded machine), the fill subtracted; the statements are the product's
 //! own in both.
 
-use posd::store::{Db, CHECKPOINTER_BACKSTOP_PAGES};
+use posd::store::{Db, CHECKPOINTER_BACKSTOP_PAGES, SEQS_PER_CHECKPOINT};
 use posd_core::money::Currency;
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 use posd_sandbox::baseline::Checkpointer;
@@ -106,13 +106,23 @@ fn main() {
         [],
     )
     .expect("create");
-    let bare_ck =
-        Checkpointer::start(&bare, &bare_path, CHECKPOINTER_BACKSTOP_PAGES).expect("checkpointer");
+    let bare_ck = Checkpointer::start(
+        &bare,
+        &bare_path,
+        CHECKPOINTER_BACKSTOP_PAGES,
+        SEQS_PER_CHECKPOINT,
+    )
+    .expect("checkpointer");
     let mut bare_d = Vec::with_capacity(n);
     let journal_path = dir.path().join("journal.sqlite");
     let mut db = Db::open(&journal_path).expect("journal");
-    let journal_ck = Checkpointer::start(db.conn(), &journal_path, CHECKPOINTER_BACKSTOP_PAGES)
-        .expect("checkpointer");
+    let journal_ck = Checkpointer::start(
+        db.conn(),
+        &journal_path,
+        CHECKPOINTER_BACKSTOP_PAGES,
+        SEQS_PER_CHECKPOINT,
+    )
+    .expect("checkpointer");
     let mut journal_d = Vec::with_capacity(n);
     // Interleave the two so both see the same disk conditions.
     for i in 0..n {

@@ -29,7 +29,7 @@ mod slim_journal;
 mod slim_outbox;
 mod writer;
 pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules};
-pub use writer::{Store, CHECKPOINTER_BACKSTOP_PAGES};
+pub use writer::{Store, CHECKPOINTER_BACKSTOP_PAGES, SEQS_PER_CHECKPOINT};
 
 /// Why the journal refused a refund or a void, checked in the SQLite transaction that would
 /// have written it (nothing was). Its `Display` is English (logs); [`JournalRefusal::text`]

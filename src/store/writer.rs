@@ -49,7 +49,7 @@ pub struct Store {
 /// 1000-page cadence (a sale's commit writes about 16 pages), so there are no more fsyncs
 /// than before — only off the journal thread. (Every 16 calls measured slower online: the
 /// extra syncs of the database file queue with the commits' on the same disk.)
-const SEQS_PER_CHECKPOINT: u64 = 64;
+pub const SEQS_PER_CHECKPOINT: u64 = 64;
 /// `wal_autocheckpoint` on the writer's connection while a checkpointer thread checkpoints
 /// (32 MiB of 4 KiB pages): the writer checkpoints itself only if that thread falls this far
 /// behind.

@@ -12,24 +12,24 @@ use std::cell::Cell;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, SyncSender};
 
-/// posd's `SEQS_PER_CHECKPOINT`: events journaled between two wake-ups of its checkpointer.
-pub const CHECKPOINT_EVERY: u64 = 64;
-
 /// A baseline database's checkpointer: a thread with its own connection, woken (never waited
-/// for) every [`CHECKPOINT_EVERY`] commits.
+/// for) every `every` commits.
 pub struct Checkpointer {
     wake: SyncSender<()>,
     commits: Cell<u64>,
+    every: u64,
 }
 
 impl Checkpointer {
-    /// Sets `wal_autocheckpoint` on `c` to `backstop_pages` (posd's
-    /// `store::CHECKPOINTER_BACKSTOP_PAGES`) and starts the thread on a connection to `path`,
-    /// the same database.
+    /// Sets `wal_autocheckpoint` on `c` to `backstop_pages` and starts the thread on a
+    /// connection to `path`, the same database, to be woken every `every` commits: posd's
+    /// `store::CHECKPOINTER_BACKSTOP_PAGES` and `store::SEQS_PER_CHECKPOINT`, which a bench
+    /// passes in (this crate never depends on the product).
     pub fn start(
         c: &rusqlite::Connection,
         path: &Path,
         backstop_pages: u32,
+        every: u64,
     ) -> anyhow::Result<Checkpointer> {
         c.pragma_update(None, "wal_autocheckpoint", backstop_pages)?;
         let ck = rusqlite::Connection::open(path)?;
@@ -46,6 +46,7 @@ impl Checkpointer {
         Ok(Checkpointer {
             wake,
             commits: Cell::new(0),
+            every: every.max(1),
         })
     }
 
@@ -55,7 +56,7 @@ impl Checkpointer {
         let before = self.commits.get();
         let after = before.saturating_add(events);
         self.commits.set(after);
-        if after / CHECKPOINT_EVERY > before / CHECKPOINT_EVERY {
+        if after / self.every > before / self.every {
             let _ = self.wake.try_send(());
         }
     }
@@ -76,7 +77,7 @@ mod tests {
         c.pragma_update(None, "synchronous", "FULL").unwrap();
         c.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", [])
             .unwrap();
-        let ck = Checkpointer::start(&c, &path, 8000).unwrap();
+        let ck = Checkpointer::start(&c, &path, 8000, 64).unwrap();
         for i in 0..900 {
             c.execute("INSERT INTO t (v) VALUES (?1)", [i]).unwrap();
             ck.committed(1);
