@@ -558,6 +558,26 @@ pub struct Db {
     queue_view: Arc<std::sync::Mutex<QueueView>>,
 }
 
+/// The host's verdict on one offline sale (a `settlement` notify or a settlement query's
+/// answer), for [`Db::record_settlements`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementVerdict {
+    pub txn_id: String,
+    pub settled: bool,
+    pub reason: Option<String>,
+}
+
+/// What [`Db::record_settlements`] did with one verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Recorded under this seq.
+    Recorded(u64),
+    /// The sale is no longer `approved_offline` (settled already, or voided): left as it is.
+    Ignored(TxnState),
+    /// No such transaction here.
+    Unknown,
+}
+
 /// The queue's numbers as the writer thread left them after its last job, so `status` and
 /// `queue` are answered without waiting for the writer (a sale's commit, an ack or a retention
 /// step ahead of them): read by [`Store::queue_stats`], refreshed by [`Db::refresh_queue_view`]
@@ -865,6 +885,61 @@ impl Db {
         commit_states(tx, &mut self.last_seq, txns, self.receipts.as_ref())
     }
 
+    /// The host's verdicts on offline sales, in one SQLite transaction (one fsync however
+    /// many): each named sale still `approved_offline` becomes `settled` or
+    /// `settlement_rejected` (with the host's reason) under a seq of its own; any other is left
+    /// as it is. Each sale is read inside the write transaction, so nothing comes between its
+    /// check and its change. Returns, per verdict in order, what was done.
+    pub fn record_settlements(
+        &mut self,
+        verdicts: &[SettlementVerdict],
+        now: Millis,
+    ) -> Result<Vec<Settled>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(verdicts.len());
+        let mut changed = Vec::new();
+        for v in verdicts {
+            // A second verdict for a sale this call changes: it is no longer approved_offline.
+            if let Some(t) = changed
+                .iter()
+                .find(|t: &&Transaction| t.id.to_string() == v.txn_id)
+            {
+                outcomes.push(Settled::Ignored(t.state));
+                continue;
+            }
+            match txn_by_id(&tx, &v.txn_id)? {
+                None => outcomes.push(Settled::Unknown),
+                Some(t) if t.state != TxnState::ApprovedOffline => {
+                    outcomes.push(Settled::Ignored(t.state))
+                }
+                Some(mut t) => {
+                    t.state = if v.settled {
+                        TxnState::Settled
+                    } else {
+                        TxnState::SettlementRejected
+                    };
+                    t.reason = v.reason.clone();
+                    t.updated_at = now;
+                    outcomes.push(Settled::Recorded(0));
+                    changed.push(t);
+                }
+            }
+        }
+        if changed.is_empty() {
+            return Ok(outcomes);
+        }
+        let seqs = commit_states(tx, &mut self.last_seq, &changed, self.receipts.as_ref())?;
+        let mut seqs = seqs.into_iter();
+        for o in outcomes.iter_mut() {
+            if let Settled::Recorded(seq) = o {
+                *seq = seqs.next().unwrap_or_default();
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// An offline sale: its journal entry and the user's new P1 counter, in one transaction.
     /// Refused (nothing written) when the counter is not above the highest seen.
     pub fn record_offline_sale(
@@ -1102,6 +1177,12 @@ impl Db {
         };
         let owed = owed.unwrap_or(0).max(0) as u64;
         Ok((stats, owed, oldest.map(|o| o.max(0) as u64)))
+    }
+
+    /// Rows inserted, updated or deleted on this connection since it was opened (SQLite's
+    /// count, read without I/O): what the checkpointer's wake-ups follow beside `seq`.
+    fn total_changes(&self) -> u64 {
+        self.conn.total_changes()
     }
 
     /// Runs a job's `f` and brings the queue's view up to date before its answer goes back.
@@ -2177,6 +2258,65 @@ mod tests {
         );
         t.channel = Some("wechat".into());
         t
+    }
+
+    #[test]
+    fn settlements_are_recorded_in_one_commit_and_only_for_sales_still_approved_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let a = txn(1000, TxnState::ApprovedOffline);
+        let b = txn(1001, TxnState::ApprovedOffline);
+        let voided = txn(1002, TxnState::Voided);
+        for t in [&a, &b, &voided] {
+            db.record(t).unwrap();
+        }
+        let before = db.last_seq;
+        let changes = db.total_changes();
+        let v = |t: &Transaction, settled: bool, reason: Option<&str>| SettlementVerdict {
+            txn_id: t.id.to_string(),
+            settled,
+            reason: reason.map(str::to_string),
+        };
+        let verdicts = [
+            v(&a, true, None),
+            v(&voided, true, None),
+            v(&b, false, Some("signature")),
+            SettlementVerdict {
+                txn_id: "no-such-sale".into(),
+                settled: true,
+                reason: None,
+            },
+            // The same sale twice in one call: changed once.
+            v(&a, false, Some("late")),
+        ];
+        let out = db.record_settlements(&verdicts, 5_000).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Settled::Recorded(before + 1),
+                Settled::Ignored(TxnState::Voided),
+                Settled::Recorded(before + 2),
+                Settled::Unknown,
+                Settled::Ignored(TxnState::Settled),
+            ]
+        );
+        let a2 = db.txn(&a.id.to_string()).unwrap().unwrap();
+        assert_eq!((a2.state, a2.updated_at), (TxnState::Settled, 5_000));
+        let b2 = db.txn(&b.id.to_string()).unwrap().unwrap();
+        assert_eq!(b2.state, TxnState::SettlementRejected);
+        assert_eq!(b2.reason.as_deref(), Some("signature"));
+        assert_eq!(
+            db.txn(&voided.id.to_string()).unwrap().unwrap().state,
+            TxnState::Voided
+        );
+        // Two events, waiting for the host like any other.
+        assert_eq!(db.last_seq, before + 2);
+        assert_eq!(db.outbox_after(before, 10).unwrap().len(), 2);
+        assert!(db.total_changes() > changes);
+        // Nothing left to settle: nothing written.
+        let again = db.record_settlements(&verdicts[..1], 6_000).unwrap();
+        assert_eq!(again, vec![Settled::Ignored(TxnState::Settled)]);
+        assert_eq!(db.last_seq, before + 2);
     }
 
     #[test]

@@ -8,10 +8,10 @@ use crate::config::Config;
 use crate::control::{self, ControlCtx, StatusProvider};
 use crate::engine::{self, EngineMsg, EngineParams, OfflineRuntime};
 use crate::link::{self, Inbound, LinkParams, StatusFn};
-use crate::store::{QueueStats, Store, StoreError};
+use crate::store::{QueueStats, SettlementVerdict, Store, StoreError};
 use posd_core::control::StatusDoc;
 use posd_core::display::UiEvent;
-use posd_core::protocol::{BatchStatus, Notify, PaymentStatus, SettlementStatus};
+use posd_core::protocol::{self, BatchStatus, Notify, PaymentStatus, SettlementStatus};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -312,8 +312,23 @@ async fn serve(
     {
         let engine_tx = engine_tx.clone();
         store.spawn(async move {
-            while let Some(msg) = inbound_rx.recv().await {
+            let mut next = None;
+            loop {
+                let msg = match next.take() {
+                    Some(m) => m,
+                    None => match inbound_rx.recv().await {
+                        Some(m) => m,
+                        None => return,
+                    },
+                };
                 match msg {
+                    Inbound::Notify(Notify::Settlement(s)) => {
+                        let (batch, other) = take_settlements(verdict(s), &mut inbound_rx);
+                        next = other;
+                        if engine_tx.send(EngineMsg::Settlements(batch)).await.is_err() {
+                            return;
+                        }
+                    }
                     Inbound::Resp(r) => {
                         if engine_tx.send(EngineMsg::Resp(r)).await.is_err() {
                             return;
@@ -789,6 +804,36 @@ fn spawn_console(
 }
 
 /// What a host `notify` asks of the engine.
+/// Settlement notifies recorded in one commit at most: a sale waits behind one such commit.
+pub const SETTLEMENTS_PER_COMMIT: usize = 64;
+
+fn verdict(s: protocol::SettlementNotify) -> SettlementVerdict {
+    SettlementVerdict {
+        settled: s.status == SettlementStatus::Settled,
+        txn_id: s.txn_id,
+        reason: s.reason,
+    }
+}
+
+/// `first` and the settlement notifies already waiting right behind it, at most
+/// [`SETTLEMENTS_PER_COMMIT`] in all, with the first other message met (it goes next, so the
+/// host's order is kept). After an outage the host settles every offline sale at once: one
+/// commit each kept a sale waiting behind all of them (~170 fsyncs, 30–50 ms, in the bench).
+fn take_settlements(
+    first: SettlementVerdict,
+    rx: &mut mpsc::Receiver<Inbound>,
+) -> (Vec<SettlementVerdict>, Option<Inbound>) {
+    let mut batch = vec![first];
+    while batch.len() < SETTLEMENTS_PER_COMMIT {
+        match rx.try_recv() {
+            Ok(Inbound::Notify(Notify::Settlement(s))) => batch.push(verdict(s)),
+            Ok(other) => return (batch, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (batch, None)
+}
+
 fn notify_msg(n: Notify) -> EngineMsg {
     match n {
         Notify::Payment(p) => match p.status {
@@ -798,11 +843,7 @@ fn notify_msg(n: Notify) -> EngineMsg {
                 amount: p.amount,
             },
         },
-        Notify::Settlement(s) => EngineMsg::Settlement {
-            txn_id: s.txn_id,
-            settled: s.status == SettlementStatus::Settled,
-            reason: s.reason,
-        },
+        Notify::Settlement(s) => EngineMsg::Settlements(vec![verdict(s)]),
         Notify::BatchClose(b) => EngineMsg::BatchResult {
             reconciled: b.status == BatchStatus::Reconciled,
             detail: serde_json::to_value(&b).unwrap_or_default(),
@@ -828,6 +869,46 @@ pub fn stop_signal() -> Result<impl std::future::Future<Output = ()>, DaemonErro
 mod tests {
     use super::*;
     use posd_core::control::{PrinterHealth, PrinterState};
+
+    #[test]
+    fn settlement_notifies_waiting_together_go_to_the_engine_as_one_and_keep_the_order() {
+        let settlement = |id: &str| {
+            Inbound::Notify(Notify::Settlement(protocol::SettlementNotify {
+                txn_id: id.into(),
+                status: SettlementStatus::Settled,
+                reason: None,
+            }))
+        };
+        let (tx, mut rx) = mpsc::channel(200);
+        for id in ["b", "c"] {
+            tx.try_send(settlement(id)).unwrap();
+        }
+        tx.try_send(Inbound::Cmd(b"x".to_vec())).unwrap();
+        tx.try_send(settlement("d")).unwrap();
+        let first = |id: &str| SettlementVerdict {
+            txn_id: id.into(),
+            settled: true,
+            reason: None,
+        };
+        let (batch, next) = take_settlements(first("a"), &mut rx);
+        let ids: Vec<_> = batch.iter().map(|v| v.txn_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        // The command that came between goes next, then the later settlement.
+        assert!(matches!(next, Some(Inbound::Cmd(_))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Inbound::Notify(Notify::Settlement(_)))
+        ));
+        // At most SETTLEMENTS_PER_COMMIT in one message; the rest wait for the next.
+        for i in 0..SETTLEMENTS_PER_COMMIT + 5 {
+            tx.try_send(settlement(&i.to_string())).unwrap();
+        }
+        let (batch, next) = take_settlements(first("x"), &mut rx);
+        assert_eq!(batch.len(), SETTLEMENTS_PER_COMMIT);
+        assert!(next.is_none());
+        let (batch, _) = take_settlements(first("y"), &mut rx);
+        assert_eq!(batch.len(), 7);
+    }
 
     /// posd's last words (`posd: {e:#}`, the whole chain) say why once: a journal left by a
     /// newer posd printed its reason twice.

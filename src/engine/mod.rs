@@ -177,12 +177,9 @@ pub enum EngineMsg {
         reply: oneshot::Sender<Result<String, SaleError>>,
     },
     Resp(Response),
-    /// The host settled (or refused) an offline sale.
-    Settlement {
-        txn_id: String,
-        settled: bool,
-        reason: Option<String>,
-    },
+    /// The host settled (or refused) offline sales: the settlement notifies that came one
+    /// after another, recorded in one commit.
+    Settlements(Vec<crate::store::SettlementVerdict>),
     /// A fleet push (issue 8): new timeouts, limits, code patterns and offline rules (issuer
     /// keys, denylist). They hold from the next sale on; sales in flight keep their policy.
     Reconfigure {
@@ -406,11 +403,7 @@ impl Engine {
                 reconciled,
                 detail,
             } => self.batch_result(txn_id, reconciled, detail).await,
-            EngineMsg::Settlement {
-                txn_id,
-                settled,
-                reason,
-            } => self.settle(txn_id, settled, reason).await,
+            EngineMsg::Settlements(verdicts) => self.settle(verdicts).await,
             EngineMsg::Reconfigure { rules, reply } => {
                 let r = *rules;
                 self.p.policy = r.policy;
@@ -431,8 +424,16 @@ impl Engine {
         let now = now_ms();
         if let Some(txn_id) = self.settle_queries.remove(&resp.req_id) {
             match resp.status {
-                RespStatus::Approved => self.settle(txn_id, true, None).await,
-                RespStatus::Declined => self.settle(txn_id, false, resp.reason).await,
+                RespStatus::Approved | RespStatus::Declined => {
+                    let settled = resp.status == RespStatus::Approved;
+                    let reason = if settled { None } else { resp.reason };
+                    self.settle(vec![crate::store::SettlementVerdict {
+                        txn_id,
+                        settled,
+                        reason,
+                    }])
+                    .await
+                }
                 _ => {}
             }
             return;

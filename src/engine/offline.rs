@@ -5,7 +5,7 @@
 
 use super::{clock_trusted, rand10, Engine, Reply, SaleError};
 use crate::clock::now_ms;
-use crate::store::StoreError;
+use crate::store::{Settled, SettlementVerdict, StoreError};
 use posd_core::codes::{self, OfflineState};
 use posd_core::control::SaleReply;
 use posd_core::display::UiEvent;
@@ -150,38 +150,42 @@ impl Engine {
         )));
     }
 
-    /// The host's verdict on an offline sale at settlement: journaled, visible in `txn show`.
-    pub(super) async fn settle(&mut self, txn_id: String, settled: bool, reason: Option<String>) {
-        let key = txn_id.clone();
-        let txn = match self.p.store.call(move |db| db.txn(&key)).await {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                log::warn!("settlement for unknown transaction {txn_id}: ignored");
-                return;
-            }
+    /// The host's verdicts on offline sales at settlement, all in one commit (a burst of
+    /// notifies after an outage costs one fsync, not one per sale, while a sale waits behind
+    /// them): journaled, visible in `txn show`.
+    pub(super) async fn settle(&mut self, verdicts: Vec<SettlementVerdict>) {
+        let n = verdicts.len();
+        let asked = verdicts.clone();
+        let outcomes = match self
+            .p
+            .store
+            .call(move |db| db.record_settlements(&verdicts, now_ms()))
+            .await
+        {
+            Ok(o) => o,
             Err(e) => {
-                log::error!("settlement for {txn_id} not recorded: {e}");
+                log::error!("settlement of {n} offline sale(s) not recorded: {e}");
                 return;
             }
         };
-        if txn.state != TxnState::ApprovedOffline {
-            log::info!(txn_id = txn_id.as_str(); "settlement ignored: transaction is {}", txn.state.as_str());
-            return;
-        }
-        let mut t = txn;
-        t.state = if settled {
-            TxnState::Settled
-        } else {
-            TxnState::SettlementRejected
-        };
-        t.reason = reason;
-        t.updated_at = now_ms();
-        match self.p.store.call(move |db| db.record(&t)).await {
-            Ok(seq) => {
-                log::info!(txn_id = txn_id.as_str(), seq = seq; "offline sale {}", if settled { "settled" } else { "rejected at settlement" });
-                self.p.link.kick();
+        let mut recorded = false;
+        for (v, o) in asked.iter().zip(outcomes) {
+            let txn_id = v.txn_id.as_str();
+            match o {
+                Settled::Recorded(seq) => {
+                    recorded = true;
+                    log::info!(txn_id = txn_id, seq = seq; "offline sale {}", if v.settled { "settled" } else { "rejected at settlement" });
+                }
+                Settled::Ignored(state) => {
+                    log::info!(txn_id = txn_id; "settlement ignored: transaction is {}", state.as_str())
+                }
+                Settled::Unknown => {
+                    log::warn!("settlement for unknown transaction {txn_id}: ignored")
+                }
             }
-            Err(e) => log::error!("settlement for {txn_id} not recorded: {e}"),
+        }
+        if recorded {
+            self.p.link.kick();
         }
     }
 
