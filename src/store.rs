@@ -15,6 +15,7 @@ use posd_core::money::Currency;
 use posd_core::protocol::Event;
 use posd_core::txn::{Method, Millis, Transaction, TxnKind, TxnState};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -889,7 +890,8 @@ impl Db {
     /// many): each named sale still `approved_offline` becomes `settled` or
     /// `settlement_rejected` (with the host's reason) under a seq of its own; any other is left
     /// as it is. Each sale is read inside the write transaction, so nothing comes between its
-    /// check and its change. Returns, per verdict in order, what was done.
+    /// check and its change: a primary-key lookup each. The caller bounds how many go in one
+    /// call (the daemon: `SETTLEMENTS_PER_COMMIT`). Returns, per verdict in order, what was done.
     pub fn record_settlements(
         &mut self,
         verdicts: &[SettlementVerdict],
@@ -900,13 +902,12 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(verdicts.len());
         let mut changed = Vec::new();
+        // The sales this call changes, by id, with their new state.
+        let mut changing: HashMap<&str, TxnState> = HashMap::new();
         for v in verdicts {
             // A second verdict for a sale this call changes: it is no longer approved_offline.
-            if let Some(t) = changed
-                .iter()
-                .find(|t: &&Transaction| t.id.to_string() == v.txn_id)
-            {
-                outcomes.push(Settled::Ignored(t.state));
+            if let Some(&state) = changing.get(v.txn_id.as_str()) {
+                outcomes.push(Settled::Ignored(state));
                 continue;
             }
             match txn_by_id(&tx, &v.txn_id)? {
@@ -923,6 +924,7 @@ impl Db {
                     t.reason = v.reason.clone();
                     t.updated_at = now;
                     outcomes.push(Settled::Recorded(0));
+                    changing.insert(&v.txn_id, t.state);
                     changed.push(t);
                 }
             }

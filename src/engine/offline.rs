@@ -155,14 +155,13 @@ impl Engine {
     /// them): journaled, visible in `txn show`.
     pub(super) async fn settle(&mut self, verdicts: Vec<SettlementVerdict>) {
         let n = verdicts.len();
-        let asked = verdicts.clone();
-        let outcomes = match self
+        let (asked, outcomes) = match self
             .p
             .store
-            .call(move |db| db.record_settlements(&verdicts, now_ms()))
+            .call(move |db| Ok((db.record_settlements(&verdicts, now_ms())?, verdicts)))
             .await
         {
-            Ok(o) => o,
+            Ok((o, v)) => (v, o),
             Err(e) => {
                 log::error!("settlement of {n} offline sale(s) not recorded: {e}");
                 return;
