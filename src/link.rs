@@ -25,7 +25,7 @@ use posd_core::outbox::SendWindow;
 use posd_core::protocol::limits::{
     inbound_limit, InboundKind, SetAsideReason, WarnGate, MAX_EVENT_BYTES, MAX_PACKET_BYTES,
 };
-use posd_core::protocol::signed::{Admitted, GateError, HostGate, HostKeys, HostKind};
+use posd_core::protocol::signed::{Admitted, GateError, HostGate, HostKeys, HostKind, HostRefusal};
 use posd_core::protocol::{self, Request, Response, Topics};
 use posd_core::till::{LinkState, LinkVerdict};
 use rumqttc::{EventLoop, MqttOptions, TlsConfiguration, Transport};
@@ -571,6 +571,10 @@ async fn event_loop(
             }
             wire::WireEvent::Message { topic, payload } => {
                 route(&link, &inbound, &topic, &payload).await;
+                // The client hands over the packets of one socket read without waiting: a
+                // burst (a peer's flood, a settlement burst) would otherwise hold the thread the
+                // sales' journal calls run on until the socket is drained.
+                tokio::task::yield_now().await;
             }
             wire::WireEvent::DisconnectSent => link.shared.bye_sent.notify_one(),
             wire::WireEvent::Other => {}
@@ -732,6 +736,17 @@ async fn route(link: &Link, inbound: &mpsc::Sender<Inbound>, topic: &str, payloa
             }
             Ok(Admitted::Resp(r)) => Inbound::Resp(r),
             Ok(Admitted::Notify(n)) => Inbound::Notify(n),
+            Err(
+                e @ GateError::Refused {
+                    refusal: HostRefusal::NotChecked,
+                    ..
+                },
+            ) => {
+                // A flood: said at most once a minute, with the count since.
+                link.shared
+                    .dropped("unchecked", format!("host message dropped on {topic}: {e}"));
+                return;
+            }
             Err(e @ GateError::Refused { first_of_kind, .. }) => {
                 if first_of_kind {
                     log::warn!(

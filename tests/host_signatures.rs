@@ -200,6 +200,91 @@ async fn forged_responses_approve_nothing_and_the_hosts_signed_one_does() {
     );
 }
 
+/// A hostile peer floods `resp` with forgeries that cost a full verification each (a real
+/// signature, of other bytes): the terminal checks at most `REFUSALS_PER_SECOND` a second,
+/// refuses the rest unchecked, says so once, stays online, and takes the host's signed answer
+/// once the flood is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forgeries_is_checked_at_a_bounded_rate_and_the_host_is_heard_after_it() {
+    use posd_core::protocol::signed::REFUSALS_PER_SECOND;
+    const FLOOD: u64 = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let d = Daemon::start(&dir.path().join("t"), "T-FLOOD", &broker.url(), "");
+    wait_online(&d).await;
+    let root = "pos/v1/T-FLOOD";
+    let mut peer = Peer::connect(broker.port, &[format!("{root}/req")]).await;
+    let resp = format!("{root}/resp");
+    let host = host_signer();
+    let stranger = HostSigner::from_seed(host.key_id, &[0x66; 32]);
+    let forged = stranger.seal_json(
+        "T-FLOOD",
+        HostKind::Resp,
+        br#"{"req_id":"r","txn_id":"t","status":"approved"}"#,
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..FLOOD {
+        peer.publish(resp.clone(), forged.clone()).await;
+    }
+    // Every forgery reached the gate: refused, most of them unchecked.
+    let h = tokio::time::timeout(WAIT, async {
+        loop {
+            let h = status_of(&d).await["host_messages"].clone();
+            if h["refused"]["resp"] == FLOOD {
+                return h;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("every forgery refused");
+    let seconds = started.elapsed().as_secs();
+    let unchecked = h["not_checked"].as_u64().unwrap();
+    let checked = FLOOD - unchecked;
+    assert!(
+        checked >= REFUSALS_PER_SECOND && checked <= REFUSALS_PER_SECOND * (seconds + 2),
+        "{checked} checked in {seconds} s: {h}"
+    );
+    assert_eq!(h["last_refusal"]["code"], "not_checked", "{h}");
+    // Said once (the first forgery's own refusal, then the flood), not 3,000 times.
+    assert_eq!(log_lines(&d, "host message dropped: resp refused"), 1);
+    assert_eq!(log_lines(&d, "not checked: more than"), 1);
+    settle(&d).await;
+
+    // After it, the host's signed answer to a sale is checked and taken.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let sale_task = {
+        let socket = d.socket.clone();
+        tokio::spawn(async move {
+            let mut c = posd::control::ControlClient::connect(&socket)
+                .await
+                .unwrap();
+            c.call_json(ctl::Sale {
+                amount: "3.00".into(),
+                currency: None,
+                code: Some("134567890123456789".into()),
+                method: None,
+            })
+            .await
+        })
+    };
+    let req = peer
+        .next(&format!("{root}/req"), |v| v["op"] == "authorize")
+        .await;
+    let approve = serde_json::to_vec(&json!({
+        "req_id": req["req_id"], "txn_id": req["txn_id"], "status": "approved", "host_ref": "H1"
+    }))
+    .unwrap();
+    peer.publish(resp, host.seal_json("T-FLOOD", HostKind::Resp, &approve))
+        .await;
+    let r = tokio::time::timeout(WAIT, sale_task)
+        .await
+        .expect("the sale ends")
+        .unwrap()
+        .expect("approved");
+    assert_eq!(r["result"], "approved", "{r}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_acks_and_settlements_drop_and_settle_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -788,7 +788,7 @@ fn print_status(v: &ctl::StatusDoc) {
         .collect::<Vec<_>>()
         .join(", ");
     println!(
-        "host msgs  {}; refused since start: resp {}, notify {}, ack {}{}",
+        "host msgs  {}; refused since start: resp {}, notify {}, ack {}{}{}",
         match (h.unsigned_accepted, h.keys.is_empty()) {
             (true, _) => "UNSIGNED ACCEPTED (lab only: broker.lab_accept_unsigned)".to_string(),
             (false, true) => "no host key: every answer is refused ([[broker.host_keys]])".into(),
@@ -797,6 +797,10 @@ fn print_status(v: &ctl::StatusDoc) {
         h.refused.resp,
         h.refused.notify,
         h.refused.ack,
+        match h.not_checked {
+            0 => String::new(),
+            n => format!(", {n} of them not checked (a flood of failures)"),
+        },
         h.last_refusal
             .as_ref()
             .map(|r| format!(" (last: {} {}: {})", r.kind.as_str(), r.code, r.message))

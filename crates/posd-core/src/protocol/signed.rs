@@ -23,6 +23,52 @@ pub const CONTEXT: &[u8] = b"posd-host-v1";
 /// Host keys a terminal lists at once, at most (the current one and the next, for rotation).
 pub const MAX_HOST_KEYS: usize = 2;
 
+/// Host messages that may fail the gate's checks in a second (and at once), at most; beyond
+/// that the gate refuses what arrives without checking it ([`HostRefusal::NotChecked`]) until
+/// the rate falls. A forged message costs an Ed25519 verification (~50 µs on the x86 VMs, several
+/// times that on the ARM boxes) on the thread that sells: unbounded, a peer that can publish on
+/// the terminal's topics held every sale (a flood of forged `resp`s: P1 sales 4.6 → 130 ms at
+/// the median, docs/broker.md). The host's own messages never fail, so they never spend it; under
+/// such a flood they are refused unchecked too, and the protocol's retries recover them (acks
+/// are cumulative, requests and settlements are queried again).
+pub const REFUSALS_PER_SECOND: u64 = 100;
+
+/// The refusals left to spend (thousandths), refilled at [`REFUSALS_PER_SECOND`] up to that many.
+#[derive(Debug, Clone)]
+struct RefusalBudget {
+    milli: u64,
+    /// Unix ms of the last refill (never moves back with the clock).
+    at: u64,
+}
+
+impl RefusalBudget {
+    const FULL: u64 = REFUSALS_PER_SECOND * 1000;
+
+    fn full() -> RefusalBudget {
+        RefusalBudget {
+            milli: Self::FULL,
+            at: 0,
+        }
+    }
+
+    fn refill(&mut self, now: u64) {
+        let ms = now.saturating_sub(self.at);
+        self.milli = self
+            .milli
+            .saturating_add(ms.saturating_mul(REFUSALS_PER_SECOND))
+            .min(Self::FULL);
+        self.at = self.at.max(now);
+    }
+
+    fn spent(&self) -> bool {
+        self.milli < 1000
+    }
+
+    fn spend(&mut self) {
+        self.milli = self.milli.saturating_sub(1000);
+    }
+}
+
 /// Which topic a host message travels on; part of what is signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -264,6 +310,8 @@ pub enum HostRefusal {
     BadSignature(u32),
     #[error("ack up to seq {upto} is beyond the highest seq published since start ({published})")]
     AckBeyondPublished { upto: u64, published: u64 },
+    #[error("not checked: more than {REFUSALS_PER_SECOND} host messages a second failed their checks (forged or replayed by whoever can publish on this terminal's topics: check the broker's ACL); checking resumes as the rate falls")]
+    NotChecked,
 }
 
 impl HostRefusal {
@@ -275,6 +323,7 @@ impl HostRefusal {
             HostRefusal::UnknownKey(_) => "unknown_key",
             HostRefusal::BadSignature(_) => "bad_signature",
             HostRefusal::AckBeyondPublished { .. } => "ack_beyond_published",
+            HostRefusal::NotChecked => "not_checked",
         }
     }
 }
@@ -350,6 +399,10 @@ pub struct HostTrustStatus {
     pub refused: RefusedCounts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refusal: Option<LastRefusal>,
+    /// Of the refused, those refused without being checked: more than
+    /// [`REFUSALS_PER_SECOND`] failed their checks (a flood).
+    #[serde(default)]
+    pub not_checked: u64,
 }
 
 /// A host message that passed the gate, parsed.
@@ -382,6 +435,7 @@ pub struct HostGate {
     keys: HostKeys,
     status: HostTrustStatus,
     logged: [bool; 3],
+    budget: RefusalBudget,
 }
 
 impl Default for HostGate {
@@ -403,6 +457,7 @@ impl HostGate {
             },
             keys,
             logged: [false; 3],
+            budget: RefusalBudget::full(),
         }
     }
 
@@ -421,6 +476,11 @@ impl HostGate {
         published: u64,
         now: u64,
     ) -> Result<Admitted, GateError> {
+        self.budget.refill(now);
+        if self.budget.spent() {
+            self.status.not_checked = self.status.not_checked.saturating_add(1);
+            return Err(self.refuse(kind, HostRefusal::NotChecked, now));
+        }
         let payload = match open(bytes, terminal, kind, &self.keys) {
             Ok(p) => p,
             Err(HostRefusal::Unsigned(_)) if self.status.unsigned_accepted => bytes.to_vec(),
@@ -444,6 +504,9 @@ impl HostGate {
     }
 
     fn refuse(&mut self, kind: HostKind, refusal: HostRefusal, now: u64) -> GateError {
+        if !matches!(refusal, HostRefusal::NotChecked) {
+            self.budget.spend();
+        }
         self.status.refused.bump(kind);
         self.status.last_refusal = Some(LastRefusal {
             kind,
@@ -549,6 +612,78 @@ mod tests {
         }
         assert_eq!(g.status().refused, RefusedCounts::default());
         assert_eq!(g.status().keys, [1]);
+    }
+
+    /// A flood of forgeries: the first [`REFUSALS_PER_SECOND`] are checked and refused as
+    /// forged, the rest refused unchecked (a genuine message among them too), and checking comes
+    /// back as time refills the budget — a tenth of it after 100 ms, all of it after a second.
+    /// Genuine messages never spend it, and a clock stepped back refills nothing.
+    #[test]
+    fn a_flood_of_forgeries_is_checked_at_a_bounded_rate() {
+        let mut g = gate();
+        let forged = seal_json(T, HostKind::Resp, RESP, 1, &key(8));
+        let good = seal_json(T, HostKind::Resp, RESP, 1, &key(7));
+        let now = 1_000_000;
+        for _ in 0..2 * REFUSALS_PER_SECOND {
+            assert!(g.admit(T, HostKind::Notify, &good, 0, now).is_err()); // wrong topic: refused
+        }
+        assert_eq!(g.status().not_checked, REFUSALS_PER_SECOND);
+        assert_eq!(
+            refusal(g.admit(T, HostKind::Resp, &good, 0, now)).0,
+            "not_checked"
+        );
+        let mut g = gate();
+        for i in 0..REFUSALS_PER_SECOND {
+            assert_eq!(
+                refusal(g.admit(T, HostKind::Resp, &forged, 0, now + i % 3)).0,
+                "bad_signature"
+            );
+        }
+        // Spent: a genuine message now is refused without a check, as a forged one is.
+        for m in [&forged, &good] {
+            assert_eq!(
+                refusal(g.admit(T, HostKind::Resp, m, 0, now + 2)).0,
+                "not_checked"
+            );
+        }
+        assert_eq!(g.status().not_checked, 2);
+        assert_eq!(g.status().refused.resp, REFUSALS_PER_SECOND + 2);
+        assert_eq!(
+            g.status().last_refusal.as_ref().map(|r| r.code.as_str()),
+            Some("not_checked")
+        );
+        // A clock stepped back refills nothing.
+        assert_eq!(
+            refusal(g.admit(T, HostKind::Resp, &good, 0, now - 60_000)).0,
+            "not_checked"
+        );
+        // 100 ms later a tenth of the budget is back: genuine messages pass and spend none.
+        let later = now + 2 + 100;
+        for _ in 0..3 * REFUSALS_PER_SECOND {
+            assert!(g.admit(T, HostKind::Resp, &good, 0, later).is_ok());
+        }
+        for _ in 0..REFUSALS_PER_SECOND / 10 {
+            assert_eq!(
+                refusal(g.admit(T, HostKind::Resp, &forged, 0, later)).0,
+                "bad_signature"
+            );
+        }
+        assert_eq!(
+            refusal(g.admit(T, HostKind::Resp, &forged, 0, later)).0,
+            "not_checked"
+        );
+        // A quiet second later the whole budget is back, and no more than that.
+        let quiet = later + 10_000;
+        for _ in 0..REFUSALS_PER_SECOND {
+            assert_eq!(
+                refusal(g.admit(T, HostKind::Resp, &forged, 0, quiet)).0,
+                "bad_signature"
+            );
+        }
+        assert_eq!(
+            refusal(g.admit(T, HostKind::Resp, &forged, 0, quiet)).0,
+            "not_checked"
+        );
     }
 
     #[test]
