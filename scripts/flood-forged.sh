@@ -23,6 +23,8 @@ mosquitto -c "$work/m.conf" > "$work/mosquitto.log" 2>&1 &
 mosq=$!
 demo=
 cleanup() {
+  # The daemon first: the demo does not take it down with itself when killed.
+  pkill -f "$work/d/posd.toml" 2>/dev/null || true
   [ -n "$demo" ] && kill "$demo" 2>/dev/null || true
   kill "$mosq" 2>/dev/null || true
   wait 2>/dev/null || true
