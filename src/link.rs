@@ -23,7 +23,8 @@ use crate::store::{OutboxRow, QueueStats, Store, StoreError};
 use posd_core::backoff::Backoff;
 use posd_core::outbox::SendWindow;
 use posd_core::protocol::limits::{
-    inbound_limit, InboundKind, SetAsideReason, WarnGate, MAX_EVENT_BYTES, MAX_PACKET_BYTES,
+    inbound_limit, InboundKind, SetAsideReason, WarnGate, FLEET_REFUSALS_PER_SECOND,
+    MAX_EVENT_BYTES, MAX_PACKET_BYTES,
 };
 use posd_core::protocol::signed::{Admitted, GateError, HostGate, HostKeys, HostKind, HostRefusal};
 use posd_core::protocol::{self, Request, Response, Topics};
@@ -136,6 +137,8 @@ pub struct LinkShared {
     pub bad_messages: AtomicU64,
     /// Messages over their topic's size limit: dropped.
     pub dropped_oversize: AtomicU64,
+    /// Fleet messages dropped unchecked (`FLEET_REFUSALS_PER_SECOND`).
+    pub fleet_not_checked: AtomicU64,
     /// Connections the client ended on a packet over `MAX_PACKET_BYTES`.
     pub refused_packets: AtomicU64,
     /// The broker's Maximum Packet Size from its last CONNACK (0: none said).
@@ -231,6 +234,21 @@ impl LinkShared {
         *self.last_drop.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
     }
 
+    /// A fleet message (`leaf`: `cfg/desired` or `cmd`) dropped without being checked: counted,
+    /// and said at most once a minute.
+    pub fn fleet_unchecked(&self, leaf: &str) {
+        self.fleet_not_checked.fetch_add(1, Ordering::Relaxed);
+        self.dropped(
+            "fleet_unchecked",
+            format!(
+                "fleet {leaf} message dropped unchecked: more than {FLEET_REFUSALS_PER_SECOND} \
+                 fleet messages a second failed their checks (forged by whoever can publish on \
+                 this terminal's topics: check the broker's ACL); checking resumes as the rate \
+                 falls"
+            ),
+        );
+    }
+
     /// The host message verification summary for `status`.
     pub fn host_trust(&self) -> posd_core::protocol::signed::HostTrustStatus {
         self.gate().status().clone()
@@ -321,6 +339,7 @@ impl Link {
             dropped_oversize: s.dropped_oversize.load(Ordering::Relaxed),
             dropped_malformed: s.bad_messages.load(Ordering::Relaxed),
             refused_packets: s.refused_packets.load(Ordering::Relaxed),
+            fleet_not_checked: s.fleet_not_checked.load(Ordering::Relaxed),
             broker_refused: s.broker_refused.load(Ordering::Relaxed),
             broker_event_limit: match s.learned_event_limit.load(Ordering::Relaxed) {
                 0 => None,

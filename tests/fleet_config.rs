@@ -716,3 +716,79 @@ async fn the_clock_alert_follows_a_pushed_offline_config() {
     let s = status_of(&d).await;
     assert!(clock_alert(&s), "offline codes on again: {s}");
 }
+
+/// A flood of forged pushes on `cfg/desired` (envelopes no fleet key signed): the terminal
+/// checks, records and reports at most `FLEET_REFUSALS_PER_SECOND` a second and drops the rest
+/// unchecked (counted in `status.wire.fleet_not_checked`, said once), and a real push after the
+/// flood is checked and applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_pushes_is_checked_at_a_bounded_rate() {
+    use posd_core::protocol::limits::FLEET_REFUSALS_PER_SECOND;
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    const FLOOD: u64 = 400;
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
+    wait_online(&d).await;
+    let (client, mut el) = AsyncClient::new(
+        MqttOptions::new(format!("forger-{}", fastrand::u64(..)), "127.0.0.1", m.port),
+        64,
+    );
+    let acked = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < FLOOD {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acks += 1,
+                Ok(_) => {}
+                Err(e) => panic!("forger: {e}"),
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let topic = broker(&m).cfg_topic("T1");
+    for i in 0..FLOOD {
+        // Distinct bytes each (each would be a new digest to record), no fleet key's signature.
+        let forged = format!(r#"{{"key_id":"ops-1","payload":"eyJ2ZXJzaW9uIjo{i}","sig":"AAAA"}}"#);
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, forged.into_bytes())
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(WAIT, acked).await.unwrap().unwrap();
+    let s = eventually(WAIT, "every forged push handled", || async {
+        let s = status_of(&d).await;
+        let unchecked = s["wire"]["fleet_not_checked"].as_u64()?;
+        let refused = std::fs::read_to_string(d.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("config push refused"))
+            .count() as u64;
+        (unchecked + refused == FLOOD).then_some((unchecked, refused))
+    })
+    .await;
+    let seconds = started.elapsed().as_secs();
+    let (unchecked, refused) = s;
+    assert!(
+        refused >= 1 && refused <= FLEET_REFUSALS_PER_SECOND * (seconds + 2),
+        "{refused} checked and refused in {seconds} s, {unchecked} unchecked"
+    );
+    let log = std::fs::read_to_string(d.log_path()).unwrap_or_default();
+    assert_eq!(log.matches("dropped unchecked").count(), 1, "{log}");
+
+    // After the flood a real push is checked and applied.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let before = at(&status_of(&d).await);
+    push(
+        &m,
+        &k,
+        "T1",
+        "T1",
+        7,
+        json!({"limits": {"max_sale_amount": 500}}),
+    )
+    .await;
+    let s = next_report(&d, before).await;
+    assert_eq!(s["config"]["state"], "applied", "{s}");
+    assert_over_limit(&d, "6.00").await;
+}

@@ -18,6 +18,7 @@ use crate::link::Link;
 use crate::store::Store;
 use posd_core::fleet::command::{self, Command};
 use posd_core::fleet::envelope::{self, EnvelopeError, FleetKeys};
+use posd_core::protocol::limits::{RefusalBudget, FLEET_REFUSALS_PER_SECOND};
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -178,12 +179,16 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         // The report the MQTT client last took, and the one whose failure was last logged.
         let mut published: Option<Value> = None;
         let mut warned: Option<Value> = None;
+        // Messages whose envelope fails cost a record, a report and a warning each: at most
+        // `FLEET_REFUSALS_PER_SECOND` a second are checked, the rest dropped unchecked.
+        let mut refusals = RefusalBudget::new(FLEET_REFUSALS_PER_SECOND);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 msg = rx.recv() => match msg {
-                    Some(FleetMsg::Cfg(b)) => self.on_cfg(b).await,
-                    Some(FleetMsg::Cmd(b)) => self.on_cmd(b).await,
+                    Some(m) if !refusals.allows(now_ms()) => self.link.shared.fleet_unchecked(m.leaf()),
+                    Some(FleetMsg::Cfg(b)) => if self.on_cfg(b).await { refusals.spend() },
+                    Some(FleetMsg::Cmd(b)) => if self.on_cmd(b).await { refusals.spend() },
                     None => return,
                 },
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -227,30 +232,33 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         }
     }
 
-    /// Checks and applies one `cfg/desired` message (see the module docs).
-    pub async fn on_cfg(&mut self, bytes: Vec<u8>) {
+    /// Checks and applies one `cfg/desired` message (see the module docs). True when its
+    /// envelope failed (not signed by a fleet key: an outsider's).
+    pub async fn on_cfg(&mut self, bytes: Vec<u8>) -> bool {
         let digest = envelope::digest(&bytes);
         let d = digest.clone();
         match self.store.call(move |db| db.fleet_seen(&d)).await {
             Ok(true) => {
                 log::debug!("cfg/desired {digest:.12} already handled");
-                return;
+                return false;
             }
             Ok(false) => {}
             Err(e) => {
                 log::error!("cfg/desired not handled, journal error: {e}");
-                return;
+                return false;
             }
         }
         let last = match self.store.call(|db| db.fleet_record()).await {
             Ok(r) => r.version,
             Err(e) => {
                 log::error!("cfg/desired not handled, journal error: {e}");
-                return;
+                return false;
             }
         };
         let outcome = self.decide(&bytes, last).await;
+        let outsider = matches!(outcome, Outcome::Rejected { key_id: None, .. });
         self.record(&digest, outcome).await;
+        outsider
     }
 
     async fn decide(&mut self, bytes: &[u8], last: u64) -> Outcome {
@@ -379,8 +387,9 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         self.link.status_changed();
     }
 
-    /// Verifies, de-duplicates, runs and answers one `cmd` message.
-    pub async fn on_cmd(&mut self, bytes: Vec<u8>) {
+    /// Verifies, de-duplicates, runs and answers one `cmd` message. True when it failed its
+    /// verification.
+    pub async fn on_cmd(&mut self, bytes: Vec<u8>) -> bool {
         let (key_id, cmd) = match command::verify_command(&bytes, &self.keys, &self.terminal) {
             Ok(c) => c,
             Err(e) => {
@@ -390,7 +399,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                     "error": e.code(), "message": e.to_string(), "at": now_ms(),
                 });
                 self.publish("cmd/result", false, &r);
-                return;
+                return true;
             }
         };
         let id = cmd.cmd_id.clone();
@@ -405,12 +414,12 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                     cmd.cmd_id
                 );
                 self.publish("cmd/result", false, &r);
-                return;
+                return false;
             }
             Ok(None) => {}
             Err(e) => {
                 log::error!("fleet command {} not run, journal error: {e}", cmd.cmd_id);
-                return;
+                return false;
             }
         }
         // Not seen before: does it run now? (fresh by the trusted clock, not before the oldest
@@ -433,7 +442,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
             Ok(r) => r,
             Err(e) => {
                 log::error!("fleet command {} not run, journal error: {e}", cmd.cmd_id);
-                return;
+                return false;
             }
         };
         let fresh = command::Freshness {
@@ -451,7 +460,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                 "message": e.to_string(), "key_id": key_id, "at": now,
             });
             self.publish("cmd/result", false, &r);
-            return;
+            return false;
         }
         let r = match self.commands.run(&cmd).await {
             Ok(result) => json!({
@@ -474,6 +483,17 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
             log::error!("fleet command {} result not recorded: {e}", cmd.cmd_id);
         }
         self.publish("cmd/result", false, &r);
+        false
+    }
+}
+
+impl FleetMsg {
+    /// The topic leaf it came on.
+    fn leaf(&self) -> &'static str {
+        match self {
+            FleetMsg::Cfg(_) => "cfg/desired",
+            FleetMsg::Cmd(_) => "cmd",
+        }
     }
 }
 

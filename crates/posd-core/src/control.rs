@@ -376,6 +376,10 @@ pub struct WireStatus {
     /// "packet too large"); a refused event is sent again, or set aside when it is too large.
     #[serde(default)]
     pub broker_refused: u64,
+    /// Fleet messages (`cfg/desired`, `cmd`) dropped without being checked: more than
+    /// `FLEET_REFUSALS_PER_SECOND` failed their envelope's checks in a second (a flood).
+    #[serde(default)]
+    pub fleet_not_checked: u64,
     /// The largest event the broker was seen to take after it refused a bigger one as too
     /// large (bytes of payload), when that is below the terminal's own event limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]

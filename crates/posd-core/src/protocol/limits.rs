@@ -139,6 +139,55 @@ pub fn set_aside_stub(
     serde_json::to_string(&stub).unwrap_or_default()
 }
 
+/// Fleet messages (`cfg/desired`, `cmd`) that may fail their envelope's checks in a second, at
+/// most (see [`RefusalBudget`]): a refused push is recorded durably and reported, ~0.9 ms of CPU
+/// and ~19 KB written each, so a flood of forged pushes wore the flash at wire speed (800 forged
+/// pushes: 14.9 MB written, 800 warnings). Real pushes and commands come minutes or hours apart.
+pub const FLEET_REFUSALS_PER_SECOND: u64 = 10;
+
+/// Failures a peer can cause at wire speed, allowed at most `per_second` a second (and that many
+/// at once): a token bucket the caller spends on each failure and asks before checking the
+/// next message; beyond it the caller drops messages unchecked until the rate falls (the host
+/// gate's [`crate::protocol::signed::REFUSALS_PER_SECOND`], the fleet agent's pushes and
+/// commands). Pure: `now` (unix ms) is passed in.
+#[derive(Debug, Clone)]
+pub struct RefusalBudget {
+    per_second: u64,
+    /// What is left, in thousandths of a failure.
+    milli: u64,
+    /// Unix ms of the last refill.
+    at: u64,
+}
+
+impl RefusalBudget {
+    /// A full budget of `per_second` failures.
+    pub fn new(per_second: u64) -> RefusalBudget {
+        RefusalBudget {
+            per_second,
+            milli: per_second.saturating_mul(1000),
+            at: 0,
+        }
+    }
+
+    /// Refills for the time since the last call and says whether a failure may be checked now.
+    /// A clock stepped back refills nothing for the step and counts on from the new time: a
+    /// box whose clock NTP sets back by hours must not stop checking for those hours.
+    pub fn allows(&mut self, now: u64) -> bool {
+        let ms = now.saturating_sub(self.at);
+        self.milli = self
+            .milli
+            .saturating_add(ms.saturating_mul(self.per_second))
+            .min(self.per_second.saturating_mul(1000));
+        self.at = now;
+        self.milli >= 1000
+    }
+
+    /// One failure checked.
+    pub fn spend(&mut self) {
+        self.milli = self.milli.saturating_sub(1000);
+    }
+}
+
 /// One warning per `every_ms` for a kind of trouble that can repeat at wire speed; the rest are
 /// counted and the count is said with the next warning.
 #[derive(Debug, Clone, Default)]

@@ -11,6 +11,7 @@
 //! published since start, and counts refusals per kind for `status` (the first of each kind is
 //! the one the shell logs). Pure: the caller passes the topic's terminal, `published` and `now`.
 
+use super::limits::RefusalBudget;
 use super::{parse_ack, parse_notify, parse_response, Ack, Notify, ProtocolError, Response};
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -32,44 +33,6 @@ pub const MAX_HOST_KEYS: usize = 2;
 /// such a flood they are refused unchecked too, and the protocol's retries recover them (acks
 /// are cumulative, requests and settlements are queried again).
 pub const REFUSALS_PER_SECOND: u64 = 100;
-
-/// The refusals left to spend (thousandths), refilled at [`REFUSALS_PER_SECOND`] up to that many.
-#[derive(Debug, Clone)]
-struct RefusalBudget {
-    milli: u64,
-    /// Unix ms of the last refill.
-    at: u64,
-}
-
-impl RefusalBudget {
-    const FULL: u64 = REFUSALS_PER_SECOND * 1000;
-
-    fn full() -> RefusalBudget {
-        RefusalBudget {
-            milli: Self::FULL,
-            at: 0,
-        }
-    }
-
-    /// A clock stepped back refills nothing for the step and counts on from the new time: a
-    /// box whose clock NTP sets back by hours must not stop checking for those hours.
-    fn refill(&mut self, now: u64) {
-        let ms = now.saturating_sub(self.at);
-        self.milli = self
-            .milli
-            .saturating_add(ms.saturating_mul(REFUSALS_PER_SECOND))
-            .min(Self::FULL);
-        self.at = now;
-    }
-
-    fn spent(&self) -> bool {
-        self.milli < 1000
-    }
-
-    fn spend(&mut self) {
-        self.milli = self.milli.saturating_sub(1000);
-    }
-}
 
 /// Which topic a host message travels on; part of what is signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -459,7 +422,7 @@ impl HostGate {
             },
             keys,
             logged: [false; 3],
-            budget: RefusalBudget::full(),
+            budget: RefusalBudget::new(REFUSALS_PER_SECOND),
         }
     }
 
@@ -478,8 +441,7 @@ impl HostGate {
         published: u64,
         now: u64,
     ) -> Result<Admitted, GateError> {
-        self.budget.refill(now);
-        if self.budget.spent() {
+        if !self.budget.allows(now) {
             self.status.not_checked = self.status.not_checked.saturating_add(1);
             return Err(self.refuse(kind, HostRefusal::NotChecked, now));
         }
