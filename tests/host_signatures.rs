@@ -99,6 +99,27 @@ async fn settle(d: &Daemon) {
     assert_eq!(status_of(d).await["online"], true);
 }
 
+/// An online sale on its own task (it waits for an answer no host may give).
+fn spawn_sale(
+    d: &Daemon,
+    amount: &str,
+) -> tokio::task::JoinHandle<Result<Value, posd::control::ControlError>> {
+    let socket = d.socket.clone();
+    let amount = amount.to_string();
+    tokio::spawn(async move {
+        let mut c = posd::control::ControlClient::connect(&socket)
+            .await
+            .unwrap();
+        c.call_json(ctl::Sale {
+            amount,
+            currency: None,
+            code: Some("134567890123456789".into()),
+            method: None,
+        })
+        .await
+    })
+}
+
 fn log_lines(d: &Daemon, needle: &str) -> usize {
     std::fs::read_to_string(d.log_path())
         .unwrap_or_default()
@@ -117,21 +138,7 @@ async fn forged_responses_approve_nothing_and_the_hosts_signed_one_does() {
     let mut peer = Peer::connect(broker.port, &[format!("{root}/req")]).await;
 
     // No host runs: the sale waits for an answer to its authorize request.
-    let sale_task = {
-        let socket = d.socket.clone();
-        tokio::spawn(async move {
-            let mut c = posd::control::ControlClient::connect(&socket)
-                .await
-                .unwrap();
-            c.call_json(ctl::Sale {
-                amount: "8.00".into(),
-                currency: None,
-                code: Some("134567890123456789".into()),
-                method: None,
-            })
-            .await
-        })
-    };
+    let sale_task = spawn_sale(&d, "8.00");
     // The attacker reads the real req_id on `req`.
     let req = peer
         .next(&format!("{root}/req"), |v| v["op"] == "authorize")
@@ -253,21 +260,7 @@ async fn a_flood_of_forgeries_is_checked_at_a_bounded_rate_and_the_host_is_heard
 
     // After it, the host's signed answer to a sale is checked and taken.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let sale_task = {
-        let socket = d.socket.clone();
-        tokio::spawn(async move {
-            let mut c = posd::control::ControlClient::connect(&socket)
-                .await
-                .unwrap();
-            c.call_json(ctl::Sale {
-                amount: "3.00".into(),
-                currency: None,
-                code: Some("134567890123456789".into()),
-                method: None,
-            })
-            .await
-        })
-    };
+    let sale_task = spawn_sale(&d, "3.00");
     let req = peer
         .next(&format!("{root}/req"), |v| v["op"] == "authorize")
         .await;

@@ -468,10 +468,26 @@ impl HostGate {
     }
 
     fn refuse(&mut self, kind: HostKind, refusal: HostRefusal, now: u64) -> GateError {
-        if !matches!(refusal, HostRefusal::NotChecked) {
+        let unchecked = matches!(refusal, HostRefusal::NotChecked);
+        if !unchecked {
             self.budget.spend();
         }
         self.status.refused.bump(kind);
+        // A flood refuses thousands in a row: the last refusal's text is written once, not
+        // formatted again for each of them.
+        if let Some(last) = self
+            .status
+            .last_refusal
+            .as_mut()
+            .filter(|l| unchecked && l.kind == kind && l.code == HostRefusal::NotChecked.code())
+        {
+            last.at = now;
+            return GateError::Refused {
+                kind,
+                refusal,
+                first_of_kind: false,
+            };
+        }
         self.status.last_refusal = Some(LastRefusal {
             kind,
             code: refusal.code().to_string(),
