@@ -61,6 +61,20 @@ async fn push(
         .expect("publish");
 }
 
+/// Pushes version `version` of `cfg`, signed by `k`, to T1 and waits for the report newer
+/// than `after_at` it brings; the status.
+async fn push_and_report(
+    d: &Daemon,
+    m: &Mosquitto,
+    k: &KeyFile,
+    version: u64,
+    cfg: Value,
+    after_at: u64,
+) -> Value {
+    push(m, k, "T1", "T1", version, cfg).await;
+    next_report(d, after_at).await
+}
+
 async fn status_of(d: &Daemon) -> Value {
     let mut c = d.client().await;
     status(&mut c).await
@@ -185,16 +199,15 @@ async fn bad_pushes_are_refused_with_their_reason_and_change_nothing() {
     let k = key(1, "ops-1");
     let mut d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
     wait_online(&d).await;
-    push(
+    let s = push_and_report(
+        &d,
         &m,
         &k,
-        "T1",
-        "T1",
         5,
         json!({"limits": {"max_sale_amount": 500}}),
+        0,
     )
     .await;
-    let s = next_report(&d, 0).await;
     assert_eq!(s["config"]["state"], "applied", "{s}");
     let mut last = at(&s);
 
@@ -269,30 +282,28 @@ async fn bad_pushes_are_refused_with_their_reason_and_change_nothing() {
     let before = at(&status_of(&d).await);
     // Not byte-identical to the stale push above (same second, same content would be the same
     // signed envelope, which the terminal skips as already handled).
-    push(
+    let s = push_and_report(
+        &d,
         &m,
         &k,
-        "T1",
-        "T1",
         5,
         json!({"limits": {"max_sale_amount": 100001}}),
+        before,
     )
     .await;
-    let s = next_report(&d, before).await;
     assert_eq!(s["config"]["error"], "stale_version", "{s}");
     assert_over_limit(&d, "10.00").await;
 
     // A higher version still applies: refusals spent no version.
-    push(
+    let s = push_and_report(
+        &d,
         &m,
         &k,
-        "T1",
-        "T1",
         6,
         json!({"limits": {"max_sale_amount": 800}}),
+        at(&s),
     )
     .await;
-    let s = next_report(&d, at(&s)).await;
     assert_eq!(s["config"]["state"], "applied", "{s}");
     assert_eq!(s["config_version"], 6);
 }
@@ -304,16 +315,15 @@ async fn push_failing_its_health_check_rolls_back() {
     let k = key(1, "ops-1");
     let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
     wait_online(&d).await;
-    push(
+    let s = push_and_report(
+        &d,
         &m,
         &k,
-        "T1",
-        "T1",
         1,
         json!({"limits": {"max_sale_amount": 500}}),
+        0,
     )
     .await;
-    let s = next_report(&d, 0).await;
     assert_eq!(s["config"]["state"], "applied");
 
     // A higher limit together with a camera that does not open.
@@ -340,16 +350,15 @@ async fn push_failing_its_health_check_rolls_back() {
     // The engine went back to the last known good limit (500), not 200000.
     assert_over_limit(&d, "10.00").await;
     // The rolled-back version is spent.
-    push(
+    let s = push_and_report(
+        &d,
         &m,
         &k,
-        "T1",
-        "T1",
         2,
         json!({"limits": {"max_sale_amount": 300}}),
+        at(&s),
     )
     .await;
-    let s = next_report(&d, at(&s)).await;
     assert_eq!(s["config"]["error"], "stale_version");
 }
 
@@ -409,16 +418,15 @@ async fn denylist_push_is_effective_immediately() {
         .expect("offline sale");
     assert_eq!(r["state"], "approved_offline", "{r}");
 
-    push(
+    let s = push_and_report(
+        &d,
         &m,
         &k,
-        "T1",
-        "T1",
         1,
         json!({"offline": {"denylist": {"user_ids": [42]}}}),
+        0,
     )
     .await;
-    let s = next_report(&d, 0).await;
     assert_eq!(s["config"]["state"], "applied", "{s}");
     match sale(&d, "1.00", &alice.next_code()).await {
         Err(ControlError::Refused { code, .. }) => assert_eq!(code, "denylisted"),
@@ -692,16 +700,7 @@ async fn the_clock_alert_follows_a_pushed_offline_config() {
     let s = status_of(&d).await;
     assert!(clock_alert(&s), "offline codes on, clock untrusted: {s}");
 
-    push(
-        &m,
-        &k,
-        "T1",
-        "T1",
-        1,
-        json!({"offline": {"enabled": false}}),
-    )
-    .await;
-    let s = next_report(&d, 0).await;
+    let s = push_and_report(&d, &m, &k, 1, json!({"offline": {"enabled": false}}), 0).await;
     assert_eq!(s["config"]["state"], "applied", "{s}");
     let s = status_of(&d).await;
     assert!(
@@ -779,16 +778,15 @@ async fn a_flood_of_forged_pushes_is_checked_at_a_bounded_rate() {
     // After the flood a real push is checked and applied.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let before = at(&status_of(&d).await);
-    push(
+    let s = push_and_report(
+        &d,
         &m,
         &k,
-        "T1",
-        "T1",
         7,
         json!({"limits": {"max_sale_amount": 500}}),
+        before,
     )
     .await;
-    let s = next_report(&d, before).await;
     assert_eq!(s["config"]["state"], "applied", "{s}");
     assert_over_limit(&d, "6.00").await;
 }

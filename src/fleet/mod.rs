@@ -18,7 +18,7 @@ use crate::link::Link;
 use crate::store::Store;
 use posd_core::fleet::command::{self, Command};
 use posd_core::fleet::envelope::{self, EnvelopeError, FleetKeys};
-use posd_core::protocol::limits::{RefusalBudget, FLEET_REFUSALS_PER_SECOND};
+use posd_core::protocol::limits::{InboundKind, RefusalBudget, FLEET_REFUSALS_PER_SECOND};
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -186,7 +186,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 msg = rx.recv() => match msg {
-                    Some(m) if !refusals.allows(now_ms()) => self.link.shared.fleet_unchecked(m.leaf()),
+                    Some(m) if !refusals.allows(now_ms()) => self.link.shared.fleet_unchecked(m.kind().as_str()),
                     Some(FleetMsg::Cfg(b)) => if self.on_cfg(b).await { refusals.spend() },
                     Some(FleetMsg::Cmd(b)) => if self.on_cmd(b).await { refusals.spend() },
                     None => return,
@@ -488,11 +488,11 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
 }
 
 impl FleetMsg {
-    /// The topic leaf it came on.
-    fn leaf(&self) -> &'static str {
+    /// The kind of topic it came on.
+    fn kind(&self) -> InboundKind {
         match self {
-            FleetMsg::Cfg(_) => "cfg/desired",
-            FleetMsg::Cmd(_) => "cmd",
+            FleetMsg::Cfg(_) => InboundKind::CfgDesired,
+            FleetMsg::Cmd(_) => InboundKind::Cmd,
         }
     }
 }
