@@ -100,6 +100,12 @@ struct HostArgs {
     /// Delay of the late answer for codes ending in 66, in ms.
     #[arg(long, default_value_t = 60_000)]
     late_ms: u64,
+    /// Events are gathered this long (ms) before one durable commit and one ack...
+    #[arg(long, default_value_t = 5)]
+    batch_ms: u64,
+    /// ... or until this many are gathered, whichever comes first.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_max: u64,
     #[arg(long, default_value = "info")]
     log_level: String,
     /// A platform issuer key for verifying P1 offline sales at settlement: ID=HEX (repeatable).
@@ -271,6 +277,8 @@ fn host(h: HostArgs) -> anyhow::Result<ExitCode> {
         cfg.client_id = id;
     }
     cfg.late_ms = h.late_ms;
+    cfg.batch_ms = h.batch_ms;
+    cfg.batch_max = usize::try_from(h.batch_max).unwrap_or(usize::MAX);
     cfg.pay_after_ms = h.pay_after_ms;
     cfg.ready_file = h.ready_file;
     if let Some(path) = &h.card_key {

@@ -96,6 +96,9 @@ pub struct HostConfig {
     pub late_ms: u64,
     /// Gather events this long before one durable commit and one ack.
     pub batch_ms: u64,
+    /// ... or until this many events are gathered, whichever comes first: under a steady
+    /// stream the ack follows a full batch's commit, not a timer (docs/performance.md, stop 43).
+    pub batch_max: usize,
     /// The platform's issuer keys, to verify `P1` offline sales at settlement.
     pub issuer_keys: IssuerKeys,
     /// Clock difference tolerated between the phone and the terminal, as on the terminals.
@@ -123,6 +126,7 @@ impl HostConfig {
             client_id: format!("posd-host-{}", std::process::id()),
             late_ms: 60_000,
             batch_ms: 5,
+            batch_max: 256,
             issuer_keys: IssuerKeys::new(),
             allowed_skew_s: 30,
             pay_after_ms: 1000,

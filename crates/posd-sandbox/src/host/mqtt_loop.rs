@@ -30,6 +30,8 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     let mut later: Vec<(u64, String, Response)> = Vec::new();
     let mut batch_terminals: BTreeSet<String> = BTreeSet::new();
     let mut batch_started: Option<u64> = None;
+    // Events stored in the open batch: it closes early at `cfg.batch_max`.
+    let mut batch_events = 0usize;
     let mut tx_open = false;
     let mut notifies: Vec<(String, Notify)> = Vec::new();
     // Automatic order payments (due ms, txn_id): in memory only, lost on a restart.
@@ -53,9 +55,9 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
     log::info!("sandbox host {} on {}", cfg.client_id, cfg.broker_url);
     while !stop.load(Ordering::Relaxed) {
         let now = now_ms();
-        // Commit and acknowledge the current batch when it is old enough.
+        // Commit and acknowledge the current batch when it is old enough or full.
         if let Some(start) = batch_started {
-            if now >= start + cfg.batch_ms {
+            if now >= start + cfg.batch_ms || batch_events >= cfg.batch_max {
                 if tx_open {
                     db.execute_batch("COMMIT")?;
                     tx_open = false;
@@ -82,6 +84,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                 }
                 batch_terminals.clear();
                 batch_started = None;
+                batch_events = 0;
             }
         }
         // Late answers that are due.
@@ -196,15 +199,18 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                         match store_event(&db, &terminal, &p.payload, now, &cfg)? {
                             Stored::Bad => {}
                             Stored::Ok => {
+                                batch_events += 1;
                                 batch_terminals.insert(terminal);
                                 batch_started.get_or_insert(now);
                             }
                             Stored::Notify(n) => {
+                                batch_events += 1;
                                 notifies.push((terminal.clone(), n));
                                 batch_terminals.insert(terminal);
                                 batch_started.get_or_insert(now);
                             }
                             Stored::Notifies(ns) => {
+                                batch_events += 1;
                                 notifies.extend(ns.into_iter().map(|n| (terminal.clone(), n)));
                                 batch_terminals.insert(terminal);
                                 batch_started.get_or_insert(now);
