@@ -603,6 +603,20 @@ const QUEUE_NUMBERS_SQL: &str = "SELECT
     (SELECT value FROM counters WHERE name = 'print_owed'),
     (SELECT created_at FROM outbox ORDER BY seq LIMIT 1)";
 
+/// What the offline rules read of the journal for one user ([`Db::offline_snapshot`]), in one
+/// statement (issue 18: one step instead of five on a P1 sale's path): the user's highest
+/// counter; their total since the quarter hour `?2` (at most 100 `p1_totals` rows, a 25-hour
+/// day, however long their history); the unsynced offline count and amount; and the creation
+/// time of the first unsynced P1 sale after the ack `?3` (by seq: the one waiting longest).
+const OFFLINE_SNAPSHOT_SQL: &str = "SELECT
+    (SELECT counter FROM p1_counters WHERE user_id = ?1),
+    (SELECT COALESCE(SUM(total), 0) FROM p1_totals WHERE user_id = ?1 AND quarter >= ?2),
+    (SELECT value FROM counters WHERE name = 'offline_unsynced_count'),
+    (SELECT value FROM counters WHERE name = 'offline_unsynced_amount'),
+    (SELECT t.created_at FROM journal j JOIN txns t ON t.id = j.txn_id
+     WHERE j.state = 'approved_offline' AND j.seq > ?3 AND t.method = 'offline_code'
+     ORDER BY j.seq LIMIT 1)";
+
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64, StoreError> {
     let v: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -979,7 +993,8 @@ impl Db {
             // Dropping the transaction rolls it back: nothing was written.
             return Ok(Err(refusal));
         }
-        raise_p1_counter(&tx, user_id, counter)?;
+        // The snapshot read the user's highest counter in this transaction: not read again.
+        set_p1_counter(&tx, user_id, counter, snap.last_counter.map(i64::from))?;
         commit_one(tx, &mut self.last_seq, txn, self.receipts.as_ref()).map(Ok)
     }
 
@@ -1798,6 +1813,17 @@ fn raise_p1_counter(tx: &Connection, user_id: u64, counter: u32) -> Result<(), S
         .prepare_cached("SELECT counter FROM p1_counters WHERE user_id = ?1")?
         .query_row([user_id as i64], |r| r.get(0))
         .optional()?;
+    set_p1_counter(tx, user_id, counter, last)
+}
+
+/// [`raise_p1_counter`] with the user's highest counter `last` already read in this
+/// transaction.
+fn set_p1_counter(
+    tx: &Connection,
+    user_id: u64,
+    counter: u32,
+    last: Option<i64>,
+) -> Result<(), StoreError> {
     if let Some(last) = last {
         if i64::from(counter) <= last {
             return Err(StoreError::CounterReplayed {
@@ -1822,32 +1848,24 @@ fn offline_snapshot_in(
     day_start: Millis,
     acked_seq: u64,
 ) -> Result<OfflineSnapshot, StoreError> {
-    let last_counter: Option<i64> = conn
-        .prepare_cached("SELECT counter FROM p1_counters WHERE user_id = ?1")?
-        .query_row([user_id as i64], |r| r.get(0))
-        .optional()?;
     // Quarter hours from the one holding `day_start`, the start of the shop's local day
-    // (`posd_core::zone`: on a quarter hour in every zone in use): at most 100 rows (a
-    // 25-hour day), however long the user's history. A fixed offset off the quarter hour
-    // counts up to 15 minutes of the day before: stricter, never looser.
-    let user_total_today: i64 = conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(total), 0) FROM p1_totals WHERE user_id = ?1 AND quarter >= ?2",
-        )?
-        .query_row(params![user_id as i64, (day_start / 900_000) as i64], |r| {
-            r.get(0)
-        })?;
-    let count = counter(conn, "offline_unsynced_count")?;
-    let amount = counter(conn, "offline_unsynced_amount")?;
-    // The first unsynced P1 sale (by seq: the one waiting longest).
-    let oldest: Option<i64> = conn
-        .prepare_cached(
-            "SELECT t.created_at FROM journal j JOIN txns t ON t.id = j.txn_id
-             WHERE j.state = 'approved_offline' AND j.seq > ?1 AND t.method = 'offline_code'
-             ORDER BY j.seq LIMIT 1",
-        )?
-        .query_row([acked_seq as i64], |r| r.get(0))
-        .optional()?;
+    // (`posd_core::zone`: on a quarter hour in every zone in use). A fixed offset off the
+    // quarter hour counts up to 15 minutes of the day before: stricter, never looser.
+    let (last_counter, user_total_today, count, amount, oldest): (
+        Option<i64>,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    ) = conn.prepare_cached(OFFLINE_SNAPSHOT_SQL)?.query_row(
+        params![
+            user_id as i64,
+            (day_start / 900_000) as i64,
+            acked_seq as i64
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
+    let (count, amount) = (count.unwrap_or(0), amount.unwrap_or(0));
     Ok(OfflineSnapshot {
         last_counter: last_counter.map(|c| c.clamp(0, i64::from(u32::MAX)) as u32),
         user_total_today: user_total_today.max(0) as u64,
@@ -3519,12 +3537,8 @@ mod tests {
         };
         let hot = [
             LAST_RECEIPT_SQL.replace("{TXN_COLS}", TXN_COLS),
-            "SELECT COALESCE(SUM(total), 0) FROM p1_totals WHERE user_id = ?1 AND quarter >= ?2"
-                .into(),
-            "SELECT t.created_at FROM journal j JOIN txns t ON t.id = j.txn_id
-             WHERE j.state = 'approved_offline' AND j.seq > ?1 AND t.method = 'offline_code'
-             ORDER BY j.seq LIMIT 1"
-                .into(),
+            // A P1 sale's reads for the rules, in one statement.
+            OFFLINE_SNAPSHOT_SQL.into(),
             "SELECT COUNT(*), COALESCE(SUM(t.amount), 0)
              FROM journal j JOIN txns t ON t.id = j.txn_id
              WHERE j.state = 'approved_offline' AND j.seq > ?1 AND j.seq <= ?2
@@ -3591,6 +3605,23 @@ mod tests {
             "{queue}"
         );
         assert!(!queue.contains("TEMP B-TREE"), "{queue}");
+        // A P1 sale's five reads: the user's counter and totals by key, the two counters by
+        // key, the first unsynced offline sale stepped from the partial index by seq.
+        let snapshot = plan(OFFLINE_SNAPSHOT_SQL);
+        assert_eq!(
+            snapshot.matches("SEARCH counters USING INDEX").count(),
+            2,
+            "{snapshot}"
+        );
+        assert!(
+            snapshot.contains("SEARCH p1_counters USING INTEGER PRIMARY KEY"),
+            "{snapshot}"
+        );
+        assert!(
+            snapshot.contains("SEARCH p1_totals USING PRIMARY KEY"),
+            "{snapshot}"
+        );
+        assert!(snapshot.contains("journal_offline"), "{snapshot}");
     }
 
     #[test]
