@@ -3594,12 +3594,9 @@ mod tests {
         }
         // The queue's numbers: three counters by their key, and the first pending event, the
         // outbox in rowid (seq) order stopped after one row.
+        let counter_searches = |plan: &str| plan.matches("SEARCH counters USING INDEX").count();
         let queue = plan(QUEUE_NUMBERS_SQL);
-        assert_eq!(
-            queue.matches("SEARCH counters USING INDEX").count(),
-            3,
-            "{queue}"
-        );
+        assert_eq!(counter_searches(&queue), 3, "{queue}");
         assert!(
             queue.ends_with("SCALAR SUBQUERY 4 | SCAN outbox"),
             "{queue}"
@@ -3608,20 +3605,14 @@ mod tests {
         // A P1 sale's five reads: the user's counter and totals by key, the two counters by
         // key, the first unsynced offline sale stepped from the partial index by seq.
         let snapshot = plan(OFFLINE_SNAPSHOT_SQL);
-        assert_eq!(
-            snapshot.matches("SEARCH counters USING INDEX").count(),
-            2,
-            "{snapshot}"
-        );
-        assert!(
-            snapshot.contains("SEARCH p1_counters USING INTEGER PRIMARY KEY"),
-            "{snapshot}"
-        );
-        assert!(
-            snapshot.contains("SEARCH p1_totals USING PRIMARY KEY"),
-            "{snapshot}"
-        );
-        assert!(snapshot.contains("journal_offline"), "{snapshot}");
+        assert_eq!(counter_searches(&snapshot), 2, "{snapshot}");
+        for step in [
+            "SEARCH p1_counters USING INTEGER PRIMARY KEY",
+            "SEARCH p1_totals USING PRIMARY KEY",
+            "journal_offline",
+        ] {
+            assert!(snapshot.contains(step), "{step}: {snapshot}");
+        }
     }
 
     #[test]
