@@ -2706,6 +2706,41 @@ mod tests {
         assert_eq!(pages, 11, "pages a P1 sale's commit changes");
     }
 
+    /// The journal refuses a P1 counter at or below the user's highest, through the one-call
+    /// path too (its counter read comes from the rules' snapshot): `CounterReplayed`, and
+    /// nothing written, whatever the rules said.
+    #[test]
+    fn a_replayed_p1_counter_is_refused_by_the_checked_call_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let now = 1_700_000_000_000;
+        let day = now - 3_600_000;
+        let accept = |_: &OfflineSnapshot| Ok::<(), ()>(());
+        db.record_offline_sale_checked(&p1_sale(now, 9, 250, 5), 9, 5, day, accept)
+            .unwrap()
+            .unwrap();
+        let (seq, counters) = (db.last_seq(), db.counters().unwrap());
+        for (n, counter) in [(6u8, 5u32), (7, 4), (8, 0)] {
+            let t = p1_sale(now + u64::from(n), 9, 100, n);
+            match db.record_offline_sale_checked(&t, 9, counter, day, accept) {
+                Err(StoreError::CounterReplayed {
+                    user_id: 9,
+                    counter: c,
+                    last: 5,
+                }) => assert_eq!(c, counter),
+                other => panic!("counter {counter} after 5: {other:?}"),
+            }
+            assert!(db.txn(&t.id.to_string()).unwrap().is_none());
+        }
+        assert_eq!(db.last_seq(), seq, "no event numbered");
+        assert_eq!(db.counters().unwrap(), counters);
+        assert_eq!(db.offline_snapshot(9, day).unwrap().last_counter, Some(5));
+        // Another user's counters are their own.
+        db.record_offline_sale_checked(&p1_sale(now + 9, 10, 100, 9), 10, 1, day, accept)
+            .unwrap()
+            .unwrap();
+    }
+
     /// An online sale's two commits, `authorizing` with its code and then `approved`, change
     /// 10 and 8 pages (13 and 11 before migration #15, 12 and 10 with the journal keyed by
     /// `id`).
