@@ -34,8 +34,9 @@ fn event(seq: u64) -> Vec<u8> {
     serde_json::to_vec(&ev).expect("event json")
 }
 
-/// The `upto_seq` of each signed ack on the terminal's `ack` topic, as it arrives.
-fn acks(port: u16) -> (Client, mpsc::Receiver<u64>) {
+/// The `upto_seq` of each signed ack on the terminal's `ack` topic, as it arrives; an ack that
+/// is not the host's signed one arrives as an error.
+fn acks(port: u16) -> (Client, mpsc::Receiver<Result<u64, String>>) {
     let topics = Topics::new("pos/v1", TERMINAL);
     let opts = MqttOptions::new("batch-terminal", "127.0.0.1", port);
     let (client, mut conn) = Client::new(opts, 64);
@@ -52,10 +53,14 @@ fn acks(port: u16) -> (Client, mpsc::Receiver<u64>) {
                     let _ = ready_tx.send(());
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let body = signed::open(&p.payload, TERMINAL, HostKind::Ack, &keys)
-                        .expect("an ack signed by the host");
-                    let v: serde_json::Value = serde_json::from_slice(&body).expect("ack json");
-                    let upto = v["upto_seq"].as_u64().expect("upto_seq");
+                    let upto = signed::open(&p.payload, TERMINAL, HostKind::Ack, &keys)
+                        .map_err(|e| format!("not the host's signed ack: {e:?}"))
+                        .and_then(|body| {
+                            serde_json::from_slice::<serde_json::Value>(&body)
+                                .ok()
+                                .and_then(|v| v["upto_seq"].as_u64())
+                                .ok_or_else(|| "an ack without upto_seq".to_string())
+                        });
                     if tx.send(upto).is_err() {
                         return;
                     }
@@ -75,9 +80,26 @@ fn acks(port: u16) -> (Client, mpsc::Receiver<u64>) {
 fn a_full_batch_is_acknowledged_at_once_and_the_rest_waits_for_the_timer() {
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("tmp");
-    // A ten-minute timer: any ack within the test came from a full batch.
-    let args = ["--batch-ms", "600000", "--batch-max", "4"].map(String::from);
+    // A ten-minute timer: any ack within the test came from a full batch. The client below
+    // never sends again (posd would): publish only once the host's subscriptions stand.
+    let ready = dir.path().join("host.ready");
+    let args = [
+        "--batch-ms".to_string(),
+        "600000".into(),
+        "--batch-max".into(),
+        "4".into(),
+        "--ready-file".into(),
+        ready.display().to_string(),
+    ];
     let host = Host::start_with_args(&broker.url(), &dir.path().join("host.sqlite"), &args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the host did not subscribe in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (client, acks) = acks(broker.port);
     let topic = Topics::new("pos/v1", TERMINAL).events();
     for seq in 1..=10 {
@@ -90,14 +112,15 @@ fn a_full_batch_is_acknowledged_at_once_and_the_rest_waits_for_the_timer() {
     while seen.last() != Some(&8) {
         let left = deadline.saturating_duration_since(Instant::now());
         match acks.recv_timeout(left) {
-            Ok(upto) => seen.push(upto),
+            Ok(Ok(upto)) => seen.push(upto),
+            Ok(Err(e)) => panic!("{e}"),
             Err(_) => panic!("acks so far {seen:?}: the host did not close its full batches"),
         }
     }
     assert_eq!(seen, vec![4, 8], "one ack per full batch of four");
     // Events 9 and 10 are a batch not yet full: stored in the open transaction, not acked.
-    if let Ok(upto) = acks.recv_timeout(Duration::from_secs(1)) {
-        panic!("ack up to {upto} before the batch of two was full or old enough");
+    if let Ok(ack) = acks.recv_timeout(Duration::from_secs(1)) {
+        panic!("{ack:?} before the batch of two was full or old enough");
     }
     drop(host);
 }

@@ -57,7 +57,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
         let now = now_ms();
         // Commit and acknowledge the current batch when it is old enough or full.
         if let Some(start) = batch_started {
-            if now >= start + cfg.batch_ms || batch_events >= cfg.batch_max {
+            if now >= start.saturating_add(cfg.batch_ms) || batch_events >= cfg.batch_max {
                 if tx_open {
                     db.execute_batch("COMMIT")?;
                     tx_open = false;
@@ -125,7 +125,7 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
             }
         }
         let mut wait = match batch_started {
-            Some(s) => (s + cfg.batch_ms).saturating_sub(now).max(1),
+            Some(s) => s.saturating_add(cfg.batch_ms).saturating_sub(now).max(1),
             None => 200,
         };
         if let Some(p) = pays.first() {
