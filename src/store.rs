@@ -436,6 +436,19 @@ INSERT INTO counters (name, value)
             ORDER BY updated_at DESC, id DESC LIMIT 1)), 0);
 DROP INDEX txns_receipt_newest;
 "#,
+    r#"
+-- #16, issue 18 (bounded by configuration, not by history): retention removed a pruned P1
+-- sale's row but not its share of `p1_totals`, which so kept a row per user and quarter hour
+-- for ever. Retention now takes the share with the row (store/retention.rs); this drops what
+-- earlier versions left by counting the totals again from the sales the journal holds, as
+-- migration #8 first counted them (`txns` is itself bounded by retention).
+DELETE FROM p1_totals;
+INSERT INTO p1_totals (user_id, quarter, total)
+    SELECT json_extract(detail, '$.user_id'), created_at / 900000, SUM(amount) FROM txns
+    WHERE method = 'offline_code' AND state IN ('approved_offline', 'settled')
+      AND typeof(json_extract(detail, '$.user_id')) = 'integer'
+    GROUP BY 1, 2 HAVING SUM(amount) != 0;
+"#,
 ];
 
 /// Prepared statements kept on the writer's connection (a few KB each).
@@ -2966,6 +2979,38 @@ mod tests {
         conn.pragma_update(None, "user_version", (n - 1) as i64)
             .unwrap();
         conn
+    }
+
+    #[test]
+    fn migration_16_drops_the_totals_of_sales_retention_removed_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let now = 1_700_000_000_000u64;
+        let quarter = (now / 900_000) as i64;
+        {
+            let mut db = Db::open(&path).unwrap();
+            let t = p1_sale(now, 9, 250, 1);
+            db.record_offline_sale_checked(&t, 9, 1, now - 3_600_000, |_| Ok::<(), ()>(()))
+                .unwrap()
+                .unwrap();
+            // As an older posd's retention left it: the share of a sale pruned long ago.
+            db.conn()
+                .execute_batch(
+                    "INSERT INTO p1_totals (user_id, quarter, total) VALUES (9, 1000, 700);
+                     PRAGMA user_version = 15;",
+                )
+                .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let counters = db.counters().unwrap();
+        assert_eq!(counters.p1_totals, vec![(9, quarter, 250)]);
+        assert_eq!(counters, db.recount_counters().unwrap());
+        assert_eq!(
+            db.offline_snapshot(9, now - 3_600_000)
+                .unwrap()
+                .user_total_today,
+            250
+        );
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //!
 //! The current batch has no close, so nothing of it can match. What must outlive the rows is
 //! not in them: the `last_seq` counter (the next `seq` never goes back), `p1_counters`, the fleet's
-//! version (meta `fleet.*`) and command records (`fleet_cmds`), and today's per-user offline
-//! totals (`days >= 2` keeps every row they sum).
+//! version (meta `fleet.*`) and command records (`fleet_cmds`). The per-user offline totals
+//! (`p1_totals`) lose a pruned P1 sale's share with it, so they hold as many quarter hours as
+//! the journal does; `days >= 2` keeps every row today's totals sum.
 //!
 //! Walk: `meta.retention.cursor` is the highest `seq` examined in this sweep. A step finds the
 //! first batch close after it (partial index `journal_closed`), and if that batch qualifies
@@ -653,6 +654,12 @@ fn remove_txn(
     txn_id: &str,
     out: &mut PruneOutcome,
 ) -> Result<(), StoreError> {
+    // A P1 sale's money leaves its user's quarter-hour total with it: the totals count what the
+    // journal holds, so they shrink with it instead of keeping a row per user and quarter hour
+    // for ever. A pruned sale is older than `days` (at least two), never in today's sum.
+    if let Some(row) = super::counted_row(tx, txn_id)? {
+        super::count_row_change(tx, Some(&row), None)?;
+    }
     out.journal_rows += tx.execute("DELETE FROM journal WHERE txn_id = ?1", [txn_id])? as u64;
     out.print_jobs += tx.execute("DELETE FROM print_jobs WHERE txn_id = ?1", [txn_id])? as u64;
     out.txns += tx.execute("DELETE FROM txns WHERE id = ?1", [txn_id])? as u64;
@@ -991,10 +998,26 @@ mod tests {
         j.ack_all();
         let before = j.db.offline_snapshot(9, day_start).unwrap();
         assert_eq!(before.user_total_today, 1250);
+        let old_quarter = (10 * DAY / 900_000) as i64;
+        assert!(j
+            .db
+            .counters()
+            .unwrap()
+            .p1_totals
+            .iter()
+            .any(|r| r.1 == old_quarter));
         let out = j.prune(now, 2, 0);
         assert_eq!(out.txns, 2, "the old sale and its close: {out:?}");
         assert!(!j.has(&old) && j.has(&today));
         assert_eq!(j.db.offline_snapshot(9, day_start).unwrap(), before);
+        // The old sale's share left the totals with it: they hold what the journal holds.
+        let counters = j.db.counters().unwrap();
+        assert_eq!(counters, j.db.recount_counters().unwrap());
+        assert!(
+            counters.p1_totals.iter().all(|r| r.1 != old_quarter),
+            "{:?}",
+            counters.p1_totals
+        );
     }
 
     #[test]
