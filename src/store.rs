@@ -191,6 +191,18 @@ fn report_slim(what: &str, done: &str, later: &str, r: Result<slim_outbox::Slimm
     }
 }
 
+/// The per-user offline totals counted from the sales they count (`p1_totals`' rows: user,
+/// quarter hour, total): one text for migration #16 and [`Db::recount_counters`], so the
+/// recount a test compares with is the one a migration writes.
+macro_rules! p1_totals_recount {
+    () => {
+        "SELECT json_extract(detail, '$.user_id'), created_at / 900000, SUM(amount) FROM txns
+         WHERE method = 'offline_code' AND state IN ('approved_offline', 'settled')
+           AND typeof(json_extract(detail, '$.user_id')) = 'integer'
+         GROUP BY 1, 2 HAVING SUM(amount) != 0"
+    };
+}
+
 /// Schema migrations, applied in order; `PRAGMA user_version` = number applied.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -436,7 +448,8 @@ INSERT INTO counters (name, value)
             ORDER BY updated_at DESC, id DESC LIMIT 1)), 0);
 DROP INDEX txns_receipt_newest;
 "#,
-    r#"
+    concat!(
+        r#"
 -- #16, issue 18 (bounded by configuration, not by history): retention removed a pruned P1
 -- sale's row but not its share of `p1_totals`, which so kept a row per user and quarter hour
 -- for ever. Retention now takes the share with the row (store/retention.rs); this drops what
@@ -444,11 +457,10 @@ DROP INDEX txns_receipt_newest;
 -- migration #8 first counted them (`txns` is itself bounded by retention).
 DELETE FROM p1_totals;
 INSERT INTO p1_totals (user_id, quarter, total)
-    SELECT json_extract(detail, '$.user_id'), created_at / 900000, SUM(amount) FROM txns
-    WHERE method = 'offline_code' AND state IN ('approved_offline', 'settled')
-      AND typeof(json_extract(detail, '$.user_id')) = 'integer'
-    GROUP BY 1, 2 HAVING SUM(amount) != 0;
 "#,
+        p1_totals_recount!(),
+        ";"
+    ),
 ];
 
 /// Prepared statements kept on the writer's connection (a few KB each).
@@ -2158,13 +2170,7 @@ impl Db {
             print_owed,
             offline_unsynced_count: count,
             offline_unsynced_amount: amount,
-            p1_totals: self.p1_totals_rows(
-                "SELECT json_extract(detail, '$.user_id'), created_at / 900000, SUM(amount)
-                 FROM txns
-                 WHERE method = 'offline_code' AND state IN ('approved_offline', 'settled')
-                   AND typeof(json_extract(detail, '$.user_id')) = 'integer'
-                 GROUP BY 1, 2 HAVING SUM(amount) != 0 ORDER BY 1, 2",
-            )?,
+            p1_totals: self.p1_totals_rows(concat!(p1_totals_recount!(), " ORDER BY 1, 2"))?,
         })
     }
 

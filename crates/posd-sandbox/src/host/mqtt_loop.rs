@@ -196,25 +196,23 @@ pub fn run(cfg: HostConfig, stop: Arc<AtomicBool>) -> Result<(), HostError> {
                             tx_open = true;
                         }
                         // Inside the batch's open transaction: committed (durable) before the ack.
-                        match store_event(&db, &terminal, &p.payload, now, &cfg)? {
-                            Stored::Bad => {}
-                            Stored::Ok => {
-                                batch_events += 1;
-                                batch_terminals.insert(terminal);
-                                batch_started.get_or_insert(now);
-                            }
+                        let stored = match store_event(&db, &terminal, &p.payload, now, &cfg)? {
+                            Stored::Bad => false,
+                            Stored::Ok => true,
                             Stored::Notify(n) => {
-                                batch_events += 1;
                                 notifies.push((terminal.clone(), n));
-                                batch_terminals.insert(terminal);
-                                batch_started.get_or_insert(now);
+                                true
                             }
                             Stored::Notifies(ns) => {
-                                batch_events += 1;
                                 notifies.extend(ns.into_iter().map(|n| (terminal.clone(), n)));
-                                batch_terminals.insert(terminal);
-                                batch_started.get_or_insert(now);
+                                true
                             }
+                        };
+                        // The batch holds it: acked with it, and one event nearer full.
+                        if stored {
+                            batch_events += 1;
+                            batch_terminals.insert(terminal);
+                            batch_started.get_or_insert(now);
                         }
                     }
                     "req" => {
