@@ -29,8 +29,16 @@ mod retention;
 mod slim_journal;
 mod slim_outbox;
 mod writer;
-pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules};
-pub use writer::{Store, CHECKPOINTER_BACKSTOP_PAGES, SEQS_PER_CHECKPOINT};
+pub use retention::{free_space, DbSize, DiskLimits, PruneOutcome, PruneRules, PAGE_SIZE};
+pub use writer::{Store, CHECKPOINTER_BACKSTOP_BYTES, SEQS_PER_CHECKPOINT};
+
+/// `bytes` in pages of `page_size` bytes, at least one (a pragma that takes pages, given a
+/// limit set in bytes: the journal's page size depends on the version that created it).
+pub fn pages_of(bytes: u64, page_size: u32) -> u32 {
+    u32::try_from(bytes / u64::from(page_size.max(1)))
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
 
 /// Why the journal refused a refund or a void, checked in the SQLite transaction that would
 /// have written it (nothing was). Its `Display` is English (logs); [`JournalRefusal::text`]
@@ -574,8 +582,11 @@ pub struct Db {
     /// Free-space thresholds the journal acts on (retention).
     disk: DiskLimits,
     /// `wal_autocheckpoint` while the disk is not low: SQLite's 1000 pages, or the backstop
-    /// [`CHECKPOINTER_BACKSTOP_PAGES`] when a checkpointer thread checkpoints (`Store`).
+    /// [`CHECKPOINTER_BACKSTOP_BYTES`] when a checkpointer thread checkpoints (`Store`).
     autocheckpoint: u32,
+    /// `PRAGMA page_size` of this journal: [`PAGE_SIZE`] for one this version created, what an
+    /// earlier version chose (4 KiB) for one it created.
+    page_size: u32,
     /// Calls waiting for the writer thread (`Store` counts them; always 0 for a `Db` of its
     /// own): a background step that sees one ends early so the call goes next
     /// (`retention::call_waiting`).
@@ -758,6 +769,8 @@ impl Db {
         }
         let last_seq = last_seq as u64;
         let acked_seq = meta_u64(&conn, "acked_seq")?;
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let page_size = u32::try_from(page_size).unwrap_or(4096);
         let set_aside: (i64, Option<i64>) =
             conn.query_row("SELECT COUNT(*), MAX(seq) FROM set_aside", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -773,6 +786,7 @@ impl Db {
             ),
             disk: DiskLimits::default(),
             autocheckpoint: 1000,
+            page_size,
             waiting: Arc::default(),
             queue_view: Arc::default(),
         };
@@ -2723,6 +2737,49 @@ mod tests {
             },
         );
         assert_eq!(pages, 11, "pages a P1 sale's commit changes");
+    }
+
+    /// A journal this version creates has [`PAGE_SIZE`] pages; one an earlier version created
+    /// keeps its 4 KiB (SQLite cannot change it in WAL mode), and the limits set in bytes come
+    /// out in pages of each one's own size.
+    #[test]
+    fn a_new_journal_has_small_pages_and_an_older_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let autocheckpoint = |db: &Db| -> i64 {
+            db.conn
+                .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                .unwrap()
+        };
+        let mut new = Db::open(&dir.path().join("new.sqlite")).unwrap();
+        let page: i64 = new
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        assert_eq!(page, i64::from(PAGE_SIZE));
+        assert_eq!(new.pages(CHECKPOINTER_BACKSTOP_BYTES), 32 * 1024);
+        new.set_disk_low(true).unwrap();
+        assert_eq!(autocheckpoint(&new), 64, "64 KiB of 1 KiB pages");
+
+        let old_path = dir.path().join("old.sqlite");
+        {
+            // As posd created its journal before this version: SQLite's default pages, WAL.
+            let c = rusqlite::Connection::open(&old_path).unwrap();
+            c.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;")
+                .unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let mut old = Db::open(&old_path).unwrap();
+        let page: i64 = old
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        assert_eq!(page, 4096);
+        assert_eq!(old.pages(CHECKPOINTER_BACKSTOP_BYTES), 8000 + 192);
+        old.set_disk_low(true).unwrap();
+        assert_eq!(autocheckpoint(&old), 16, "64 KiB of 4 KiB pages");
+        old.record(&txn(1, TxnState::Approved)).unwrap();
+        assert_eq!(old.integrity_check().unwrap(), "ok");
     }
 
     /// The journal refuses a P1 counter at or below the user's highest, through the one-call

@@ -55,10 +55,10 @@ pub const SEQS_PER_CHECKPOINT: u64 = 64;
 /// so counting events alone never woke the checkpointer during one. A sale changes 6 rows,
 /// so sales alone still wake it every [`SEQS_PER_CHECKPOINT`] events, as before.
 pub const CHANGES_PER_CHECKPOINT: u64 = 512;
-/// `wal_autocheckpoint` on the writer's connection while a checkpointer thread checkpoints
-/// (32 MiB of 4 KiB pages): the writer checkpoints itself only if that thread falls this far
-/// behind.
-pub const CHECKPOINTER_BACKSTOP_PAGES: u32 = 8000;
+/// `wal_autocheckpoint` on the writer's connection while a checkpointer thread checkpoints, in
+/// bytes of the log (in pages: [`Db::pages`]): the writer checkpoints itself only if that thread
+/// falls this far behind.
+pub const CHECKPOINTER_BACKSTOP_BYTES: u64 = 32 * 1024 * 1024;
 /// A waiting background job runs after at most this many calls, whatever else waits.
 pub(super) const BACKGROUND_AFTER: usize = 16;
 
@@ -291,7 +291,7 @@ fn journal_thread(
         }
     };
     let ck_tx = if ck.is_some() {
-        if let Err(e) = db.set_autocheckpoint(CHECKPOINTER_BACKSTOP_PAGES) {
+        if let Err(e) = db.set_autocheckpoint(db.pages(CHECKPOINTER_BACKSTOP_BYTES)) {
             log::warn!("journal: automatic checkpoints kept ({e})");
         }
         Some(ck_tx)
@@ -536,7 +536,7 @@ mod tests {
             // The drain records acks at most every 50 ms (`link::ACK_RECORD_GAP`).
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let pages = most / 4096;
+        let pages = most / (u64::from(crate::store::PAGE_SIZE) + 24);
         println!("log at most {pages} pages over 40 acks");
         assert!(pages < 1000, "the log grew to {pages} pages");
     }
