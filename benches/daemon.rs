@@ -327,7 +327,10 @@ fn checkpointer(c: &rusqlite::Connection, path: &Path) -> Checkpointer {
     Checkpointer::start(
         c,
         path,
-        posd::store::CHECKPOINTER_BACKSTOP_PAGES,
+        posd::store::pages_of(
+            posd::store::CHECKPOINTER_BACKSTOP_BYTES,
+            posd::store::PAGE_SIZE,
+        ),
         posd::store::SEQS_PER_CHECKPOINT,
     )
     .expect("checkpointer")
@@ -342,6 +345,9 @@ struct Bare {
 fn bare_db(dir: &Path) -> Bare {
     let path = dir.join("bare.sqlite");
     let c = rusqlite::Connection::open(&path).expect("open");
+    // The journal's page size: a commit's frames are as large as the journal's.
+    c.pragma_update(None, "page_size", posd::store::PAGE_SIZE)
+        .expect("page_size");
     c.pragma_update(None, "journal_mode", "WAL").expect("wal");
     c.pragma_update(None, "synchronous", "FULL").expect("full");
     c.execute(
@@ -366,6 +372,9 @@ const ONLINE_PAGES: [usize; 2] = [10, 8];
 fn wide_db(dir: &Path, tables: usize) -> Wide {
     let path = dir.join("bare-wide.sqlite");
     let c = rusqlite::Connection::open(&path).expect("open");
+    // The journal's page size: a commit's frames are as large as the journal's.
+    c.pragma_update(None, "page_size", posd::store::PAGE_SIZE)
+        .expect("page_size");
     c.pragma_update(None, "journal_mode", "WAL").expect("wal");
     c.pragma_update(None, "synchronous", "FULL").expect("full");
     for k in 0..tables {

@@ -16,7 +16,7 @@
 //! same run to run on a loaded machine), the fill subtracted; the statements are the product's
 //! own in both.
 
-use posd::store::{Db, CHECKPOINTER_BACKSTOP_PAGES, SEQS_PER_CHECKPOINT};
+use posd::store::{pages_of, Db, CHECKPOINTER_BACKSTOP_BYTES, PAGE_SIZE, SEQS_PER_CHECKPOINT};
 use posd_core::money::Currency;
 use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
 use posd_sandbox::baseline::Checkpointer;
@@ -97,6 +97,9 @@ fn main() {
     // and its log checkpointed as the journal's is (both as posd runs them).
     let bare_path = dir.path().join("bare.sqlite");
     let bare = rusqlite::Connection::open(&bare_path).expect("open");
+    // The journal's page size: a commit's frames are as large as the journal's.
+    bare.pragma_update(None, "page_size", PAGE_SIZE)
+        .expect("page_size");
     bare.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
     bare.pragma_update(None, "synchronous", "FULL")
@@ -109,7 +112,7 @@ fn main() {
     let bare_ck = Checkpointer::start(
         &bare,
         &bare_path,
-        CHECKPOINTER_BACKSTOP_PAGES,
+        pages_of(CHECKPOINTER_BACKSTOP_BYTES, PAGE_SIZE),
         SEQS_PER_CHECKPOINT,
     )
     .expect("checkpointer");
@@ -119,7 +122,7 @@ fn main() {
     let journal_ck = Checkpointer::start(
         db.conn(),
         &journal_path,
-        CHECKPOINTER_BACKSTOP_PAGES,
+        pages_of(CHECKPOINTER_BACKSTOP_BYTES, PAGE_SIZE),
         SEQS_PER_CHECKPOINT,
     )
     .expect("checkpointer");

@@ -192,8 +192,8 @@ fn compare_steps(dir: &Path, days: u64, per_day: u64, keep: u32) {
     // As in the daemon, where a checkpointer thread of its own checkpoints the log and the
     // writer's automatic checkpoint is only the backstop: the steps' own work is compared.
     for db in &mut dbs {
-        db.set_autocheckpoint(posd::store::CHECKPOINTER_BACKSTOP_PAGES)
-            .unwrap();
+        let pages = db.pages(posd::store::CHECKPOINTER_BACKSTOP_BYTES);
+        db.set_autocheckpoint(pages).unwrap();
     }
     let mut times: [Vec<u128>; 2] = [Vec::new(), Vec::new()];
     let mut txns = [0u64; 2];

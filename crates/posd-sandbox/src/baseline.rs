@@ -23,7 +23,7 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Sets `wal_autocheckpoint` on `c` to `backstop_pages` and starts the thread on a
     /// connection to `path`, the same database, to be woken every `every` commits: posd's
-    /// `store::CHECKPOINTER_BACKSTOP_PAGES` and `store::SEQS_PER_CHECKPOINT`, which a bench
+    /// `store::CHECKPOINTER_BACKSTOP_BYTES` in pages and `store::SEQS_PER_CHECKPOINT`, which a bench
     /// passes in (this crate never depends on the product).
     pub fn start(
         c: &rusqlite::Connection,
