@@ -59,12 +59,14 @@ pub const LOW_DISK_AUTOCHECKPOINT_BYTES: u64 = 64 * 1024;
 /// the writer thread only briefly; a call waiting for the writer ends it after one page.
 const VACUUM_BYTES: u64 = 1024 * 1024;
 /// The page size of a journal this version creates (`PRAGMA page_size`, SQLite's default is 4 KiB).
-/// Every page a commit changes is a frame of the log that the commit writes and syncs: a P1
-/// sale changes about 12 pages, an ack 3. At 1 KiB a sale's commit writes and syncs a quarter of
-/// the bytes (~13 KB instead of ~52), which on the bench's disk took ~75 µs off a P1 approval's
-/// p50 and 88 % off the bytes a drain writes (docs/performance.md, stop 44); a flash card wears
-/// by the bytes it programs. A journal keeps the size it was created with (SQLite cannot change
-/// it in WAL mode); every limit the journal counts in pages is set from bytes ([`Db::pages`]).
+/// Every page a commit changes is a frame of the log that the commit writes and syncs (page + 24
+/// bytes). A P1 sale's commit wrote 12.75 frames of 4 KiB (52.5 KB) and writes 17 of 1 KiB
+/// (17.8 KB): on the bench's disk 30-90 µs off a P1 approval's p50, and a drain writes 8× fewer
+/// bytes; a flash card wears by the bytes it programs. The price is the drain's acks, whose
+/// deletes rebalance 4× as many pages (+46 % of the drain's journal instructions); see
+/// docs/performance.md, stop 44. A journal keeps the size it was created with (SQLite cannot
+/// change it in WAL mode); every limit the journal counts in pages is set from bytes
+/// ([`Db::pages`]).
 pub const PAGE_SIZE: u32 = 1024;
 
 /// Free-space thresholds the journal itself acts on (acks checkpoint the log below `low`).
