@@ -122,7 +122,7 @@ fn main() {
     let journal_ck = Checkpointer::start(
         db.conn(),
         &journal_path,
-        pages_of(CHECKPOINTER_BACKSTOP_BYTES, PAGE_SIZE),
+        db.pages(CHECKPOINTER_BACKSTOP_BYTES),
         SEQS_PER_CHECKPOINT,
     )
     .expect("checkpointer");

@@ -361,7 +361,7 @@ impl Db {
                 .conn
                 .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
         };
-        let page_size = pragma("page_size")?.max(0) as u64;
+        let page_size = u64::from(self.page_size);
         let pages = pragma("page_count")?.max(0) as u64;
         let free_pages = pragma("freelist_count")?.max(0) as u64;
         let auto_vacuum = pragma("auto_vacuum")?;

@@ -23,8 +23,9 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Sets `wal_autocheckpoint` on `c` to `backstop_pages` and starts the thread on a
     /// connection to `path`, the same database, to be woken every `every` commits: posd's
-    /// `store::CHECKPOINTER_BACKSTOP_BYTES` in pages and `store::SEQS_PER_CHECKPOINT`, which a bench
-    /// passes in (this crate never depends on the product).
+    /// `store::CHECKPOINTER_BACKSTOP_BYTES` in pages of the database's size and
+    /// `store::SEQS_PER_CHECKPOINT`, which a bench passes in (this crate never depends on the
+    /// product).
     pub fn start(
         c: &rusqlite::Connection,
         path: &Path,
