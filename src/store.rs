@@ -1980,7 +1980,7 @@ fn write_states(
                  detail = excluded.detail",
         )?
         .execute(params![
-            txn.id.to_string(),
+            id,
             txn.kind.as_str(),
             txn.method.as_str(),
             txn.channel,
@@ -1995,8 +1995,9 @@ fn write_states(
             detail,
             seq as i64,
         ])?;
-        let after = counted_row(tx, &id)?;
-        count_row_change(tx, before.as_ref(), after.as_ref())?;
+        // What the row counts now follows from `txn` and the row before (not read back).
+        let after = CountedRow::after_write(txn, before.as_ref());
+        count_row_change(tx, before.as_ref(), Some(&after))?;
         // Final: its code no longer pays anything in flight (issue 15).
         if prev.is_some_and(|p| p.in_flight()) && !txn.state.in_flight() {
             tx.prepare_cached("DELETE FROM codes_in_flight WHERE txn_id = ?1")?
@@ -2004,7 +2005,7 @@ fn write_states(
         }
         tx.prepare_cached("INSERT INTO journal (txn_id, state, at, seq) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![
-                txn.id.to_string(),
+                id,
                 txn.state.as_str(),
                 txn.updated_at as i64,
                 seq as i64
@@ -2012,7 +2013,7 @@ fn write_states(
         let event = Event {
             seq,
             event_id: Uuid::now_v7().to_string(),
-            txn_id: txn.id.to_string(),
+            txn_id: id.clone(),
             kind: txn.event_type().to_string(),
             state: txn.state.as_str().to_string(),
             method: txn.method.as_str().to_string(),
@@ -2040,11 +2041,9 @@ fn write_states(
             print_jobs::owe(tx, txn, prev, ctx)?;
         }
         // An approved_offline event of a P1 sale is unsynced until the host acks it.
-        if txn.state == TxnState::ApprovedOffline {
-            if let Some(a) = after.as_ref().filter(|a| a.method == "offline_code") {
-                bump(tx, "offline_unsynced_count", 1)?;
-                bump(tx, "offline_unsynced_amount", a.amount)?;
-            }
+        if txn.state == TxnState::ApprovedOffline && after.method == Method::OfflineCode.as_str() {
+            bump(tx, "offline_unsynced_count", 1)?;
+            bump(tx, "offline_unsynced_amount", after.amount)?;
         }
         if posd_core::receipt::earns_receipt(txn) {
             tx.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'last_receipt_seq'")?
@@ -2068,8 +2067,43 @@ struct CountedRow {
     state: String,
     method: String,
     amount: i64,
+    /// The quarter hour of the row's creation (`created_at / 900000`).
+    quarter: i64,
     /// (user, quarter hour) when the row counts in `p1_totals`.
     p1: Option<(i64, i64)>,
+}
+
+impl CountedRow {
+    /// What the row counts once `write_states` has written `txn` over `before` (the row as it
+    /// was, None for a new one): [`counted_row`]'s rule applied without reading the row back.
+    /// The insert's `ON CONFLICT` keeps a row's method, amount and creation time and takes the
+    /// state and `detail` from `txn`. `user_id` counts when SQLite's `json_extract` would call
+    /// it an integer: a JSON integer within i64, or `true` / `false` (1 / 0); not a larger
+    /// integer (a real to SQLite), a float or a string.
+    fn after_write(txn: &Transaction, before: Option<&CountedRow>) -> CountedRow {
+        let (method, amount, quarter) = match before {
+            Some(b) => (b.method.clone(), b.amount, b.quarter),
+            None => (
+                txn.method.as_str().to_string(),
+                txn.amount,
+                (txn.created_at as i64) / 900_000,
+            ),
+        };
+        let counts = method == Method::OfflineCode.as_str()
+            && matches!(txn.state, TxnState::ApprovedOffline | TxnState::Settled);
+        let user = match txn.detail.as_ref().and_then(|d| d.get("user_id")) {
+            Some(serde_json::Value::Number(n)) => n.as_i64(),
+            Some(serde_json::Value::Bool(b)) => Some(i64::from(*b)),
+            _ => None,
+        };
+        CountedRow {
+            state: txn.state.as_str().to_string(),
+            method,
+            amount,
+            quarter,
+            p1: user.filter(|_| counts).map(|u| (u, quarter)),
+        }
+    }
 }
 
 fn counted_row(conn: &Connection, id: &str) -> Result<Option<CountedRow>, StoreError> {
@@ -2088,6 +2122,7 @@ fn counted_row(conn: &Connection, id: &str) -> Result<Option<CountedRow>, StoreE
                 state: r.get(0)?,
                 method: r.get(1)?,
                 amount: r.get(2)?,
+                quarter,
                 p1: user.map(|u| (u, quarter)),
             })
         })
@@ -2683,6 +2718,87 @@ mod tests {
         t.channel = Some("p1".into());
         t.detail = Some(serde_json::json!({"user_id": user, "counter": n}));
         t
+    }
+
+    /// `write_states` does not read back a row it has just written: what the row counts is
+    /// taken from the transaction and the row before ([`CountedRow::after_write`]). That must
+    /// be exactly what [`counted_row`] reads from the stored row, whatever `detail` holds, for
+    /// a new row and for one written over (whose method, amount and creation time stay).
+    #[test]
+    fn a_written_rows_counted_values_are_what_the_stored_row_gives() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let details = [
+            Some(json!({"user_id": 7, "counter": 1})),
+            Some(json!({"user_id": -3})),
+            Some(json!({"user_id": i64::MAX})),
+            Some(json!({"user_id": u64::MAX})),
+            Some(json!({"user_id": 7.0})),
+            Some(json!({"user_id": 7.5})),
+            Some(json!({"user_id": "7"})),
+            Some(json!({"user_id": true})),
+            Some(json!({"user_id": false})),
+            Some(json!({"user_id": null})),
+            Some(json!({"user_id": [7]})),
+            Some(json!({"user_id": {"id": 7}})),
+            Some(json!({"user": 7})),
+            Some(json!([{"user_id": 7}])),
+            Some(json!("user_id")),
+            None,
+        ];
+        let methods = [Method::OfflineCode, Method::PaymentCode, Method::Card];
+        let states = [
+            TxnState::ApprovedOffline,
+            TxnState::Settled,
+            TxnState::Approved,
+            TxnState::Authorizing,
+        ];
+        // Creation times on both sides of zero (as stored) and of a quarter hour's edge.
+        let times = [1_700_000_000_000u64, 899_999, 900_000, u64::MAX - 5];
+        let check = |db: &Db, t: &Transaction, before: Option<&CountedRow>| {
+            let stored = counted_row(&db.conn, &t.id.to_string()).unwrap();
+            assert_eq!(
+                Some(CountedRow::after_write(t, before)),
+                stored,
+                "{:?} {:?} created {} detail {:?} over {before:?}",
+                t.method,
+                t.state,
+                t.created_at,
+                t.detail
+            );
+            stored
+        };
+        let mut n = 0usize;
+        for detail in &details {
+            for method in methods {
+                for state in states {
+                    n += 1;
+                    let mut t = Transaction::new(
+                        TxnKind::Sale,
+                        method,
+                        100 + n as i64,
+                        Currency::from_code("CNY").unwrap(),
+                        state,
+                        times[n % 4],
+                        [n as u8; 10],
+                    );
+                    t.detail = detail.clone();
+                    db.record(&t).unwrap();
+                    let before = check(&db, &t, None);
+                    // The same transaction again, with another state and detail; its method,
+                    // amount and creation time as the caller holds them are not the row's.
+                    t.state = states[(n + 1) % 4];
+                    t.detail = details[(n * 7) % details.len()].clone();
+                    t.method = methods[(n + 1) % 3];
+                    t.amount += 1;
+                    t.created_at = times[(n + 2) % 4];
+                    db.record(&t).unwrap();
+                    check(&db, &t, before.as_ref());
+                }
+            }
+        }
+        assert_eq!(db.counters().unwrap(), db.recount_counters().unwrap());
     }
 
     /// The fewest frames the log grows by over one `write`, in `sales` rounds of `prepare`
