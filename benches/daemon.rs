@@ -24,6 +24,12 @@
 //!    ≤ 1.5× the bare commit's p99. Also interleaved: a bare commit that changes as many pages
 //!    as a P1 sale's (`P1_PAGES`, a row in each of 11 tables), checkpointed the same way, and
 //!    the approval's ratio to it: what is posd's beyond the size of what a sale must write.
+//!    Then as many sales again with a **bare approver** (`BareApprover`) in the wide commit's
+//!    place: what any P1 approval must do at least — the same request on a Unix socket in the
+//!    same directory, parsed as posd parses it, the code's signatures checked with posd's own
+//!    verifier (credential remembered, as posd's), the one-row durable commit, the answer — so
+//!    its ratio to the bare commit is the floor of the goal's ratio on this machine, whatever
+//!    the journal's shape.
 //! 4. **Online approval** through the sandbox host, interleaved one for one with the same
 //!    exchange with the same host by a bare client (the sale's event and its `authorize`
 //!    request, the host's signed `resp` checked: what posd waits for, host's work included)
@@ -49,7 +55,7 @@ use posd_core::control as ctl;
 use posd_core::money::Currency;
 use posd_core::protocol::signed::{self, HostKind};
 use posd_core::protocol::{Ack, Op, Request, RespStatus, Response, Topics};
-use posd_core::txn::{Method, Transaction, TxnKind, TxnState};
+use posd_core::txn::{Method, SaleOutcome, Transaction, TxnKind, TxnState};
 use posd_sandbox::baseline::Checkpointer;
 use posd_sandbox::world::{cpu_s, load, rss_kib, thread_cpu_s, wal_bytes_owed, write_bytes};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -343,8 +349,11 @@ struct Bare {
 }
 
 fn bare_db(dir: &Path) -> Bare {
-    let path = dir.join("bare.sqlite");
-    let c = rusqlite::Connection::open(&path).expect("open");
+    bare_db_at(&dir.join("bare.sqlite"))
+}
+
+fn bare_db_at(path: &Path) -> Bare {
+    let c = rusqlite::Connection::open(path).expect("open");
     // The journal's page size: a commit's frames are as large as the journal's.
     c.pragma_update(None, "page_size", posd::store::PAGE_SIZE)
         .expect("page_size");
@@ -355,7 +364,7 @@ fn bare_db(dir: &Path) -> Bare {
         [],
     )
     .expect("t");
-    let ck = checkpointer(&c, &path);
+    let ck = checkpointer(&c, path);
     Bare { c, ck }
 }
 
@@ -837,6 +846,8 @@ async fn ready_and_rss(tmp: &Path, port: u16) {
 /// credential from it, whose codes posd approves offline.
 struct P1Payer {
     config: String,
+    /// The issuer's key (id 1), as the config names it: what the bare approver trusts.
+    issuer: posd_core::codes::PublicKey,
     user: posd_core::codes::PrivateKey,
     cred: posd_core::codes::Credential,
 }
@@ -863,7 +874,12 @@ impl P1Payer {
             },
         )
         .expect("cred");
-        Self { config, user, cred }
+        Self {
+            config,
+            issuer: issuer.public_key(),
+            user,
+            cred,
+        }
     }
 
     /// The user's code with this counter (each one once), as scanned.
@@ -892,6 +908,87 @@ async fn p1_sale(c: &mut ControlClient, code: &str) -> f64 {
         .expect("p1 sale");
     assert_eq!(v.state, TxnState::ApprovedOffline);
     t0.elapsed().as_secs_f64() * 1e3
+}
+
+/// The least a P1 approval is, without posd: on a thread of its own (a current-thread
+/// runtime, as posd's journal thread), it answers one client on a Unix socket; each request
+/// line is parsed as posd's control socket parses it, its code verified by posd's own verifier
+/// (`P1Verifier`: the user's signature at every code, the credential's once), a one-row durable
+/// commit made on its own open connection in the daemon's state directory (the bare commit's
+/// table and checkpointer, another file), and the approval answered in posd's reply shape. No
+/// rule, journal row, counter or receipt: what it costs beyond the bare commit is the socket,
+/// the parsing and the verification, which every design of posd's journal keeps.
+struct BareApprover {
+    sock: PathBuf,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BareApprover {
+    fn start(dir: &Path, state: &Path, issuer: posd_core::codes::PublicKey) -> BareApprover {
+        let sock = dir.join("bare-approver.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let db = state.join("bare-approver.sqlite");
+        let thread = on_own_thread(move || async move {
+            let listener = tokio::net::UnixListener::from_std(listener).expect("listener");
+            let (stream, _) = listener.accept().await.expect("accept");
+            let bare = bare_db_at(&db);
+            let mut keys = posd_core::codes::offline::IssuerKeys::new();
+            keys.insert(1, issuer, false);
+            let policy = posd_core::codes::offline::OfflinePolicy::default();
+            let mut verifier = posd_core::codes::offline::P1Verifier::default();
+            let (r, mut w) = stream.into_split();
+            let mut r = tokio::io::BufReader::new(r);
+            let mut line = Vec::new();
+            for i in 0.. {
+                line.clear();
+                match tokio::io::AsyncBufReadExt::read_until(&mut r, b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let Ok(ctl::Request::Sale(sale)) = ctl::parse_request(&line) else {
+                    panic!("the bare approver takes sales only");
+                };
+                let now = posd::clock::now_ms();
+                let code = sale.code.as_deref().unwrap_or_default();
+                verifier
+                    .verify(code, now / 1000, &keys, &policy)
+                    .expect("the bench's code verifies");
+                bare_commit(&bare, i);
+                let t = Transaction::new(
+                    TxnKind::Sale,
+                    Method::OfflineCode,
+                    100,
+                    Currency::from_code("CNY").expect("CNY"),
+                    TxnState::ApprovedOffline,
+                    now,
+                    [i as u8; 10],
+                );
+                let reply = ctl::SaleReply::of(&t, SaleOutcome::Approved { host_ref: None });
+                let out = ctl::answer_line(&Ok::<_, ctl::Refusal>(reply));
+                if tokio::io::AsyncWriteExt::write_all(&mut w, &out)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        BareApprover {
+            sock,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BareApprover {
+    fn drop(&mut self) {
+        // Its client is dropped first (the loop ends at end of file).
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.sock);
+    }
 }
 
 async fn p1(tmp: &Path, n: usize) {
@@ -946,6 +1043,48 @@ async fn p1(tmp: &Path, n: usize) {
         w99 / b99,
         s50 / w50,
         s99 / w99
+    );
+    drop(wide);
+    // Then the bare approver in the wide commit's place (three parties again, so the disk
+    // is shared as above): the least a P1 approval costs here, against the same bare commit.
+    let approver = BareApprover::start(&dir, &dir.join("state"), payer.issuer);
+    let mut ac = client(&approver.sock).await;
+    let first = (n + 20) as u32 + 1;
+    let (mut sales, mut commits, mut approvals) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for i in 0..n + 20 {
+        let code = payer.code(first + i as u32);
+        let (mut b, mut a, mut s) = (0.0, 0.0, 0.0);
+        for turn in 0..3 {
+            match (i + turn) % 3 {
+                0 => b = bare_commit(&bare, n + 20 + i),
+                1 => a = p1_sale(&mut ac, &code).await,
+                _ => s = p1_sale(&mut c, &code).await,
+            }
+        }
+        if i >= 20 {
+            sales.push(s);
+            commits.push(b);
+            approvals.push(a);
+        }
+    }
+    drop(ac);
+    drop(approver);
+    let (s50, s99) = (pct(&mut sales, 0.5), pct(&mut sales, 0.99));
+    let (b50, b99) = (pct(&mut commits, 0.5), pct(&mut commits, 0.99));
+    let (a50, a99) = (pct(&mut approvals, 0.5), pct(&mut approvals, 0.99));
+    println!(
+        "  then {n} more with a bare approver (socket, parse, signatures, one-row commit): p50 {a50:.3} ms, p99 {a99:.3} ms, {:.2}x / {:.2}x the bare commit (p50 {b50:.3}, p99 {b99:.3} ms): the goal's floor here; P1 approval p50 {s50:.3} ms, p99 {s99:.3} ms, {:.2}x / {:.2}x the bare approver, {:.2}x / {:.2}x the bare commit (load {})",
+        a50 / b50,
+        a99 / b99,
+        s50 / a50,
+        s99 / a99,
+        s50 / b50,
+        s99 / b99,
+        load()
     );
 }
 
