@@ -106,6 +106,11 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[(((v.len() - 1) as f64) * p).round() as usize]
 }
 
+/// (p50, p99) of `v`.
+fn p50_p99(v: &mut [f64]) -> (f64, f64) {
+    (pct(v, 0.5), pct(v, 0.99))
+}
+
 fn host_signer() -> posd_core::protocol::signed::HostSigner {
     posd_core::protocol::signed::HostSigner::from_seed(1, &[0x48; 32])
 }
@@ -991,6 +996,51 @@ impl Drop for BareApprover {
     }
 }
 
+/// The third party of a P1 loop, beside the bare commit and posd's sale.
+enum Third<'a> {
+    /// A bare commit of a P1 sale's pages.
+    Wide(&'a Wide),
+    /// The same sale answered by the bare approver.
+    Approver(&'a mut ControlClient),
+}
+
+/// `n` rounds, after 20 that warm up, of posd's P1 sale, a bare commit and `third`, with codes
+/// from `first`. The three take turns at going first, so whatever one leaves behind (posd's
+/// work after its reply, a checkpoint of any database) falls on each alike. (p50, p99) in ms
+/// of posd's sales, the bare commits and the third's.
+async fn p1_rounds(
+    n: usize,
+    first: u32,
+    payer: &P1Payer,
+    c: &mut ControlClient,
+    bare: &Bare,
+    mut third: Third<'_>,
+) -> [(f64, f64); 3] {
+    let mut out: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+    for i in 0..n + 20 {
+        let code = payer.code(first + i as u32);
+        let (mut s, mut b, mut t) = (0.0, 0.0, 0.0);
+        for turn in 0..3 {
+            match (i + turn) % 3 {
+                0 => b = bare_commit(bare, first as usize + i),
+                1 => {
+                    t = match &mut third {
+                        Third::Wide(w) => wide_commit(w, i, P1_PAGES),
+                        Third::Approver(a) => p1_sale(a, &code).await,
+                    }
+                }
+                _ => s = p1_sale(c, &code).await,
+            }
+        }
+        if i >= 20 {
+            out[0].push(s);
+            out[1].push(b);
+            out[2].push(t);
+        }
+    }
+    out.map(|mut v| p50_p99(&mut v))
+}
+
 async fn p1(tmp: &Path, n: usize) {
     println!(
         "-- 3. P1 scan → durable approval vs a bare durable commit (load {})",
@@ -1006,31 +1056,8 @@ async fn p1(tmp: &Path, n: usize) {
     // The baseline commits in the daemon's own state directory, on one open connection.
     let bare = bare_db(&dir.join("state"));
     let wide = wide_db(&dir.join("state"), P1_PAGES);
-    let mut sales = Vec::with_capacity(n);
-    let mut commits = Vec::with_capacity(n);
-    let mut wides = Vec::with_capacity(n);
-    for i in 0..n + 20 {
-        let code = payer.code(i as u32 + 1);
-        // The three take turns at going first, so whatever one leaves behind (posd's work
-        // after its reply, a checkpoint of either database) falls on each alike.
-        let (mut b, mut w, mut s) = (0.0, 0.0, 0.0);
-        for turn in 0..3 {
-            match (i + turn) % 3 {
-                0 => b = bare_commit(&bare, i),
-                1 => w = wide_commit(&wide, i, P1_PAGES),
-                _ => s = p1_sale(&mut c, &code).await,
-            }
-        }
-        if i >= 20 {
-            // The first 20 warm both up.
-            sales.push(s);
-            commits.push(b);
-            wides.push(w);
-        }
-    }
-    let (s50, s99) = (pct(&mut sales, 0.5), pct(&mut sales, 0.99));
-    let (b50, b99) = (pct(&mut commits, 0.5), pct(&mut commits, 0.99));
-    let (w50, w99) = (pct(&mut wides, 0.5), pct(&mut wides, 0.99));
+    let [(s50, s99), (b50, b99), (w50, w99)] =
+        p1_rounds(n, 1, &payer, &mut c, &bare, Third::Wide(&wide)).await;
     println!(
         "P1 approval ({n}, interleaved): p50 {s50:.3} ms, p99 {s99:.3} ms; bare commit p50 {b50:.3} ms, p99 {b99:.3} ms; ratio p50 {:.2}x, p99 {:.2}x (load {})",
         s50 / b50,
@@ -1050,32 +1077,10 @@ async fn p1(tmp: &Path, n: usize) {
     let approver = BareApprover::start(&dir, &dir.join("state"), payer.issuer);
     let mut ac = client(&approver.sock).await;
     let first = (n + 20) as u32 + 1;
-    let (mut sales, mut commits, mut approvals) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for i in 0..n + 20 {
-        let code = payer.code(first + i as u32);
-        let (mut b, mut a, mut s) = (0.0, 0.0, 0.0);
-        for turn in 0..3 {
-            match (i + turn) % 3 {
-                0 => b = bare_commit(&bare, n + 20 + i),
-                1 => a = p1_sale(&mut ac, &code).await,
-                _ => s = p1_sale(&mut c, &code).await,
-            }
-        }
-        if i >= 20 {
-            sales.push(s);
-            commits.push(b);
-            approvals.push(a);
-        }
-    }
+    let [(s50, s99), (b50, b99), (a50, a99)] =
+        p1_rounds(n, first, &payer, &mut c, &bare, Third::Approver(&mut ac)).await;
     drop(ac);
     drop(approver);
-    let (s50, s99) = (pct(&mut sales, 0.5), pct(&mut sales, 0.99));
-    let (b50, b99) = (pct(&mut commits, 0.5), pct(&mut commits, 0.99));
-    let (a50, a99) = (pct(&mut approvals, 0.5), pct(&mut approvals, 0.99));
     println!(
         "  then {n} more with a bare approver (socket, parse, signatures, one-row commit): p50 {a50:.3} ms, p99 {a99:.3} ms, {:.2}x / {:.2}x the bare commit (p50 {b50:.3}, p99 {b99:.3} ms): the goal's floor here; P1 approval p50 {s50:.3} ms, p99 {s99:.3} ms, {:.2}x / {:.2}x the bare approver, {:.2}x / {:.2}x the bare commit (load {})",
         a50 / b50,
@@ -1132,8 +1137,8 @@ async fn p1_during_drain(tmp: &Path, port: u16, events: usize, n: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut idle = p1_sales(&mut c, &payer, n as u32 + 1, n).await;
-    let (d50, d99) = (pct(&mut during, 0.5), pct(&mut during, 0.99));
-    let (i50, i99) = (pct(&mut idle, 0.5), pct(&mut idle, 0.99));
+    let (d50, d99) = p50_p99(&mut during);
+    let (i50, i99) = p50_p99(&mut idle);
     println!(
         "P1 approval ({n} each) during the drain (events waiting {before} → {after}): p50 {d50:.3} ms, p99 {d99:.3} ms; after it: p50 {i50:.3} ms, p99 {i99:.3} ms; ratio p50 {:.2}x, p99 {:.2}x (load {})",
         d50 / i50,
@@ -1218,7 +1223,7 @@ async fn online(tmp: &Path, port: u16, n: usize) {
     // sale's p99 beyond the p99 of what it waits for (`r + b` of the same iteration) — does
     // not.
     let mut waited: Vec<f64> = rtts.iter().zip(&commits).map(|(r, b)| r + b).collect();
-    let (w50, w99) = (pct(&mut waited, 0.5), pct(&mut waited, 0.99));
+    let (w50, w99) = p50_p99(&mut waited);
     println!(
         "online approval ({n}, interleaved): p50 {:.3} ms, p99 {:.3} ms; the bare client's exchange with the host p50 {:.3}, p99 {:.3}; two bare commits p50 {:.3}, p99 {:.3}",
         pct(&mut sales, 0.5),
@@ -1228,7 +1233,7 @@ async fn online(tmp: &Path, port: u16, n: usize) {
         pct(&mut commits, 0.5),
         pct(&mut commits, 0.99)
     );
-    let (s50, s99) = (pct(&mut sales, 0.5), pct(&mut sales, 0.99));
+    let (s50, s99) = p50_p99(&mut sales);
     println!(
         "posd's own share (sale − exchange − two commits, per sale): p50 {:.3} ms, p99 {:.3} ms; the same difference with no posd in it (a second exchange and two commits): p50 {:.3} ms, p99 {:.3} ms",
         pct(&mut share, 0.5),
