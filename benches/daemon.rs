@@ -942,6 +942,7 @@ impl BareApprover {
             keys.insert(1, issuer, false);
             let policy = posd_core::codes::offline::OfflinePolicy::default();
             let mut verifier = posd_core::codes::offline::P1Verifier::default();
+            let cny = Currency::from_code("CNY").expect("CNY");
             let (r, mut w) = stream.into_split();
             let mut r = tokio::io::BufReader::new(r);
             let mut line = Vec::new();
@@ -964,7 +965,7 @@ impl BareApprover {
                     TxnKind::Sale,
                     Method::OfflineCode,
                     100,
-                    Currency::from_code("CNY").expect("CNY"),
+                    cny,
                     TxnState::ApprovedOffline,
                     now,
                     [i as u8; 10],
