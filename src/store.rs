@@ -520,6 +520,10 @@ const SHORT_REF_STEP_SQL: &str = "SELECT {TXN_COLS} FROM txns INDEXED BY txns_fi
      WHERE first_seq > ?1 AND first_seq <= ?2 AND substr(id, -12) = ?3
      ORDER BY first_seq DESC";
 
+/// Where the next step of a short-reference lookup starts: the newest transaction first
+/// journaled at or under `?1` (one probe of `txns_first_seq`), so pruned history is passed at once.
+const SHORT_REF_NEXT_SQL: &str = "SELECT MAX(first_seq) FROM txns WHERE first_seq <= ?1";
+
 /// The settlement round's offline sales the host has acknowledged and not yet settled, oldest
 /// first: the `txns_unsettled` index (migration #15), not every offline sale's event.
 const UNSETTLED_OFFLINE_SQL: &str = "SELECT t.id FROM txns t INDEXED BY txns_unsettled
@@ -1302,10 +1306,13 @@ impl Db {
     /// One bounded step of a lookup by a receipt's short reference (the last 12 hex digits of
     /// the UUID): the transactions whose id ends with `short` among those first journaled at a
     /// seq in `(below - span, below]`, at most two (two say the reference is ambiguous), and
-    /// the `below` of the next step (0: the journal's start was reached). A range of
-    /// `txns_first_seq`, so a step costs what `span` says whatever the journal's age: the whole
-    /// table at once held the journal thread, and every sale behind it, for as long as
-    /// history is long (0.15–0.25 s at a million transactions on the dev VM, warm).
+    /// the `below` of the next step: the newest transaction's `first_seq` under this step's
+    /// range (0: none is left). A range of `txns_first_seq`, so a step costs what `span` says
+    /// whatever the journal's age: the whole table at once held the journal thread, and every
+    /// sale behind it, for as long as history is long (0.15–0.25 s at a million transactions
+    /// on the dev VM, warm). The next step starts at the next transaction kept, not at the next
+    /// seq: the seqs retention pruned are passed in one probe of the index, so the lookup's
+    /// steps follow the journal that is kept (`[retention] days`), not every seq ever issued.
     pub fn txns_by_short_ref_step(
         &self,
         short: &str,
@@ -1321,7 +1328,11 @@ impl Db {
             .take(2)
             .map(|r| raw_to_txn(r?))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((found, from))
+        let next: Option<i64> = self
+            .conn
+            .prepare_cached(SHORT_REF_NEXT_SQL)?
+            .query_row([from as i64], |r| r.get(0))?;
+        Ok((found, next.unwrap_or(0).max(0) as u64))
     }
 
     /// Newest first: in the order their first events were journaled (`txns_first_seq`
@@ -3264,6 +3275,42 @@ mod tests {
         assert_eq!(steps, vec![vec![], vec![b.id], vec![a.id]]);
     }
 
+    /// Pruned history is passed in one step: the next step starts at the newest transaction
+    /// kept under the last one, so a lookup's steps follow the journal that is kept, not every
+    /// seq the terminal ever issued.
+    #[test]
+    fn a_short_reference_lookup_passes_pruned_history_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("j.sqlite")).unwrap();
+        let txns: Vec<Transaction> = (0..60)
+            .map(|i| txn(10_000 + i * 300, TxnState::Approved))
+            .collect();
+        for t in &txns {
+            db.record(t).unwrap();
+        }
+        // What retention leaves after pruning: the oldest and the three newest.
+        db.conn
+            .execute(
+                "DELETE FROM txns WHERE first_seq > 1 AND first_seq < 58",
+                [],
+            )
+            .unwrap();
+        let short = posd_core::txn::short_ref(&txns[0].id);
+        let mut below = db.last_seq();
+        let mut steps = 0;
+        let mut found = Vec::new();
+        while below > 0 {
+            let (step, next) = db.txns_by_short_ref_step(&short, below, 2).unwrap();
+            assert!(next < below, "the lookup moves down: {next} after {below}");
+            found.extend(step.into_iter().map(|t| t.id));
+            below = next;
+            steps += 1;
+        }
+        // (58, 60], then (56, 58], then (0, 1]: under 56 the newest kept is seq 1.
+        assert_eq!(steps, 3, "not one step per two pruned seqs");
+        assert_eq!(found, vec![txns[0].id.clone()]);
+    }
+
     /// The newest receipt is the last one a state earned when it was reached (the core's
     /// `earns_receipt`): an older sale settled later is not the receipt a cashier reprints.
     #[test]
@@ -3832,6 +3879,7 @@ mod tests {
             retention::OLDEST_TXN_SQL.into(),
             // A step of a lookup by a receipt's short reference: a range, never the table.
             SHORT_REF_STEP_SQL.replace("{TXN_COLS}", TXN_COLS),
+            SHORT_REF_NEXT_SQL.into(),
             // The settlement round: the unsettled offline sales, not every offline sale's event.
             UNSETTLED_OFFLINE_SQL.into(),
         ];
