@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use super::CameraError;
 
+/// The most memory one decoded camera frame may take (bytes): a 4K colour frame is ~25 MiB.
+const MAX_DECODED_BYTES: u64 = 64 << 20;
+
 /// An 8-bit greyscale frame, row-major, `width * height` bytes, 0 = black.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LumaFrame {
@@ -114,9 +117,37 @@ impl LumaFrame {
     /// An MJPEG camera frame: JPEG only, so that the daemon links no other image decoder
     /// (issue 18: the PNG and WebP decoders stay in posctl's `code scan-image`).
     pub fn from_jpeg(bytes: &[u8]) -> Result<Self, CameraError> {
-        let img = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(bytes))
-            .and_then(image::DynamicImage::from_decoder)
-            .map_err(|e| CameraError::Image(format!("MJPEG frame: {e}")))?;
+        Self::from_jpeg_within(bytes, u32::MAX, u32::MAX)
+    }
+
+    /// An MJPEG camera frame no larger than `max_width` × `max_height` (the resolution the
+    /// camera negotiated): the frame's own header is not trusted to size the allocation. A
+    /// corrupt header claiming 65535×65535 would have the decoder ask for ~12 GiB — on a
+    /// 512 MB box an allocation failure aborts the process, which no `catch_unwind` stops —
+    /// so it is refused before anything is allocated, as is a frame over 64 MiB decoded.
+    pub fn from_jpeg_within(
+        bytes: &[u8],
+        max_width: u32,
+        max_height: u32,
+    ) -> Result<Self, CameraError> {
+        use image::ImageDecoder;
+        let bad = |e: image::ImageError| CameraError::Image(format!("MJPEG frame: {e}"));
+        let mut decoder =
+            image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(bytes)).map_err(bad)?;
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(max_width);
+        limits.max_image_height = Some(max_height);
+        decoder.set_limits(limits).map_err(bad)?;
+        // `from_decoder` allocates what the header says without asking the limits' `max_alloc`
+        // (image 0.25): the bound is checked here.
+        if decoder.total_bytes() > MAX_DECODED_BYTES {
+            let (w, h) = decoder.dimensions();
+            return Err(CameraError::Image(format!(
+                "MJPEG frame: its header says {w}x{h}, over {} MiB decoded",
+                MAX_DECODED_BYTES >> 20
+            )));
+        }
+        let img = image::DynamicImage::from_decoder(decoder).map_err(bad)?;
         Self::from_dynamic(img)
     }
 
@@ -275,6 +306,35 @@ mod tests {
         assert!(LumaFrame::from_encoded(&png).is_ok());
         let err = LumaFrame::from_jpeg(&png).unwrap_err().to_string();
         assert!(err.contains("MJPEG frame"), "{err}");
+    }
+
+    /// A frame whose header claims more than the camera negotiated is refused before its
+    /// pixels are allocated; a truncated one is an error, not a panic.
+    #[test]
+    fn an_mjpeg_frame_larger_than_negotiated_is_refused_unread() {
+        let f = frame(16, 8);
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode(&f.data, 16, 8, image::ExtendedColorType::L8)
+            .unwrap();
+        assert!(LumaFrame::from_jpeg_within(&jpeg, 16, 8).is_ok());
+        let err = LumaFrame::from_jpeg_within(&jpeg, 8, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MJPEG frame"), "{err}");
+        // The start-of-frame header rewritten to claim 65535 × 65535 (~12 GiB decoded).
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline JPEG has SOF0");
+        let mut huge = jpeg.clone();
+        huge[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(LumaFrame::from_jpeg_within(&huge, 640, 480).is_err());
+        // Within the negotiated size but past the memory bound: refused too.
+        assert!(LumaFrame::from_jpeg_within(&huge, u32::MAX, u32::MAX).is_err());
+        for cut in [0, 2, jpeg.len() / 2, jpeg.len() - 2] {
+            let _ = LumaFrame::from_jpeg_within(&jpeg[..cut], 640, 480);
+        }
     }
 
     #[test]

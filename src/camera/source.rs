@@ -268,7 +268,11 @@ impl FrameSource for V4lSource {
             .camera
             .as_mut()
             .ok_or_else(|| SourceError::Other("camera not open".into()))?;
-        let buffer = match camera.frame() {
+        // nokhwa turns the driver's bytes into a buffer: third-party code on device data,
+        // contained like the decoders (a panic becomes an error: status, close, re-open).
+        let frame = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| camera.frame()))
+            .map_err(|_| SourceError::Other("the camera driver's frame read panicked".into()))?;
+        let buffer = match frame {
             Ok(b) => b,
             Err(e) => {
                 let gone = self.device_node().is_none();
@@ -289,7 +293,16 @@ impl FrameSource for V4lSource {
             FrameFormat::GRAY | FrameFormat::NV12 => LumaFrame::from_luma_plane(w, h, raw),
             FrameFormat::RAWRGB => LumaFrame::from_rgb(w, h, raw, false),
             FrameFormat::RAWBGR => LumaFrame::from_rgb(w, h, raw, true),
-            FrameFormat::MJPEG => LumaFrame::from_jpeg(raw),
+            // Third-party code on bytes from the device: contained (a panic would end this
+            // thread silently, the camera left "ok" with no frames), within the negotiated size.
+            FrameFormat::MJPEG => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                LumaFrame::from_jpeg_within(raw, w, h)
+            }))
+            .unwrap_or_else(|_| {
+                Err(CameraError::Image(
+                    "MJPEG frame: the decoder panicked".into(),
+                ))
+            }),
         }
         .map_err(|e| SourceError::Other(e.to_string()))?;
         Ok(Some(frame.at(timestamp)))
