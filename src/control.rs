@@ -414,6 +414,7 @@ async fn handle(req: Request, ctx: &ControlCtx) -> Vec<u8> {
                     job: q.job,
                     txn_id: q.txn_id,
                     kind: q.kind.to_string(),
+                    already_queued: q.already_queued,
                 })
                 .map_err(|e| Refusal::new(e.code(), e.to_string())),
             )

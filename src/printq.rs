@@ -614,15 +614,16 @@ pub struct Queued {
     pub txn_id: String,
     /// `receipt`, `pay_slip` or `z_report`.
     pub kind: &'static str,
+    /// The same document of the same transaction was still waiting to print: `job` is that
+    /// one, and no other copy was queued (`Db::enqueue_reprint`).
+    pub already_queued: bool,
 }
 
 impl PrintHandle {
     /// Queues a reprint (marked REPRINT) of `txn_id`'s receipt, or of the newest transaction
-    /// with a receipt. Returns (job id, transaction id).
-    pub async fn reprint(&self, txn_id: Option<String>) -> Result<(i64, String), ReprintError> {
-        self.reprint_target(Target::Txn(txn_id))
-            .await
-            .map(|q| (q.job, q.txn_id))
+    /// with a receipt.
+    pub async fn reprint(&self, txn_id: Option<String>) -> Result<Queued, ReprintError> {
+        self.reprint_target(Target::Txn(txn_id)).await
     }
 
     /// Queues a reprint (marked REPRINT) of any receipt, pay slip or Z report.
@@ -631,12 +632,17 @@ impl PrintHandle {
         doc.mark_reprint();
         let kind = doc.kind();
         let key = txn_id.clone();
-        let job = self
+        let (job, fresh) = self
             .store
-            .call(move |db| db.enqueue_doc(&key, &doc, now_ms()))
+            .call(move |db| db.enqueue_reprint(&key, &doc, now_ms()))
             .await?;
         self.wake.notify_one();
-        Ok(Queued { job, txn_id, kind })
+        Ok(Queued {
+            job,
+            txn_id,
+            kind,
+            already_queued: !fresh,
+        })
     }
 }
 

@@ -132,7 +132,12 @@ impl RunCommand for DaemonCommands {
                     });
                 };
                 match printer.reprint_target(target).await {
-                    Ok(q) => Ok(json!({"job": q.job, "txn_id": q.txn_id, "kind": q.kind})),
+                    Ok(q) => Ok(json!({
+                        "job": q.job,
+                        "txn_id": q.txn_id,
+                        "kind": q.kind,
+                        "already_queued": q.already_queued,
+                    })),
                     Err(e) => Err(CmdFailure {
                         code: match e {
                             crate::printq::ReprintError::NotFound => "unknown_txn",

@@ -106,8 +106,9 @@ async fn find_receipt(
 }
 
 /// What the cashier reads after a reprint was asked for.
-fn reprint_text(r: Result<(i64, String), crate::printq::ReprintError>) -> String {
+fn reprint_text(r: Result<crate::printq::Queued, crate::printq::ReprintError>) -> String {
     match r {
+        Ok(q) if q.already_queued => t(Msg::KeyReprintAlreadyQueued),
         Ok(_) => t(Msg::KeyReprintQueued),
         Err(crate::printq::ReprintError::NotFound) => t(Msg::KeyNoReceiptYet),
         Err(e) => {

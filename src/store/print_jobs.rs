@@ -90,6 +90,10 @@ pub(super) fn insert(
     Ok(conn.last_insert_rowid())
 }
 
+/// The newest owed job printing this kind of document for this transaction.
+pub(super) const OWED_DOC_SQL: &str = "SELECT id FROM print_jobs INDEXED BY print_jobs_txn
+     WHERE txn_id = ?1 AND kind = ?2 AND state IN ('queued', 'sending') ORDER BY id DESC LIMIT 1";
+
 /// The owed drawer pulse that goes first, and else the oldest owed job: each the first entry of
 /// a partial index (migration #13), so the same cost with 100,000 jobs owed as with one.
 const NEXT_DRAWER_SQL: &str = "SELECT id, txn_id, data, state, parts_done
@@ -329,6 +333,29 @@ impl Db {
         insert(&self.conn, txn_id, doc, language, now)
     }
 
+    /// Queues a reprint of `txn_id`'s document unless the same kind of document of the same
+    /// transaction is still owed (queued, or being sent): then that job's id and `false`. A
+    /// cashier who presses reprint ten times while the printer is out of paper gets one copy
+    /// when the paper is back, not ten; and a loop of reprint requests on the control socket
+    /// cannot fill the disk with rendered documents. Once the owed one has printed (or was
+    /// given up), a reprint queues a new copy. One lookup by `print_jobs_txn`.
+    pub fn enqueue_reprint(
+        &mut self,
+        txn_id: &str,
+        doc: &PrintDoc,
+        now: Millis,
+    ) -> Result<(i64, bool), StoreError> {
+        let owed: Option<i64> = self
+            .conn
+            .prepare_cached(OWED_DOC_SQL)?
+            .query_row(params![txn_id, doc.kind()], |r| r.get(0))
+            .optional()?;
+        match owed {
+            Some(job) => Ok((job, false)),
+            None => Ok((self.enqueue_doc(txn_id, doc, now)?, true)),
+        }
+    }
+
     /// The shop's language changed (a fleet push): documents owed from now on keep it.
     pub fn set_receipt_language(&mut self, language: Language) {
         if let Some(c) = self.receipts.as_mut() {
@@ -483,6 +510,55 @@ mod tests {
             .unwrap();
         let old = db.next_print_job().unwrap().unwrap();
         assert_eq!((old.doc, old.language), (receipt.doc, None));
+    }
+
+    /// Reprints asked for while the same document still waits (the printer out of paper, a
+    /// cashier pressing again) queue one copy, not one a press; once it has printed, the next
+    /// reprint is a new copy. Another transaction's document is its own job.
+    #[test]
+    fn a_reprint_is_queued_once_while_the_same_document_waits() {
+        let (_d, mut db) = db();
+        let receipt = printed_sale_receipt(&mut db);
+        let txn = sale(TxnState::ApprovedOffline).id.to_string();
+        let (first, fresh) = db.enqueue_reprint(&txn, &receipt, 10).unwrap();
+        assert!(fresh);
+        for at in 11..20 {
+            assert_eq!(
+                db.enqueue_reprint(&txn, &receipt, at).unwrap(),
+                (first, false)
+            );
+        }
+        assert_eq!(db.print_jobs_waiting().unwrap(), 1);
+        // Being sent is still owed: a press while it prints adds nothing either.
+        db.start_print_job(first).unwrap();
+        assert_eq!(
+            db.enqueue_reprint(&txn, &receipt, 21).unwrap(),
+            (first, false)
+        );
+        // Another transaction's document is its own job.
+        let (other, fresh) = db.enqueue_reprint("other", &receipt, 22).unwrap();
+        assert!(fresh && other != first);
+        db.finish_print_job(first, None, 23).unwrap();
+        db.finish_print_job(other, None, 24).unwrap();
+        // Printed: a new reprint is a new copy.
+        let (again, fresh) = db.enqueue_reprint(&txn, &receipt, 25).unwrap();
+        assert!(fresh && again != first);
+        let plan = plan_of(&db, OWED_DOC_SQL);
+        assert!(plan.contains("print_jobs_txn"), "{plan}");
+    }
+
+    fn plan_of(db: &Db, sql: &str) -> String {
+        let mut st = db
+            .conn()
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let n = st.parameter_count();
+        let args: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Null; n];
+        st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join(" | ")
     }
 
     /// A printer out of paper for a day at a bus door owes tens of thousands of tickets: the

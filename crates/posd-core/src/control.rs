@@ -635,6 +635,10 @@ pub struct ReprintReply {
     /// `receipt`, `pay_slip` or `z_report`.
     #[serde(default)]
     pub kind: String,
+    /// true: the same document was still waiting to print; `job` is that one and no other
+    /// copy was queued.
+    #[serde(default)]
+    pub already_queued: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

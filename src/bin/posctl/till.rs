@@ -388,7 +388,11 @@ async fn till(c: &mut ControlClient, cmd: TillCmd, json: bool) -> anyhow::Result
                     "{}",
                     tr(
                         lang,
-                        Msg::CtlReprintQueued,
+                        if v.already_queued {
+                            Msg::CtlReprintAlreadyQueued
+                        } else {
+                            Msg::CtlReprintQueued
+                        },
                         &[("what", &what), ("txn", &v.txn_id), ("job", &v.job)]
                     )
                 );

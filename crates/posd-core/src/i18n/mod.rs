@@ -216,7 +216,7 @@ messages! {
     /// Enter pressed with nothing (or zero) keyed.
     KeyAmountMissing,
     KeyCustomerConfirming, KeyCustomerScansQr, KeyPaid, KeyRefunded, KeyNoPrinter,
-    KeyReprintQueued, KeyNoReceiptYet,
+    KeyReprintQueued, KeyReprintAlreadyQueued, KeyNoReceiptYet,
     /// `{batch}`.
     KeyBatchClosed,
     KeySeeStatus,
@@ -432,6 +432,8 @@ messages! {
     CtlWhatPaySlip,
     /// `{what}`, `{txn}`, `{job}`.
     CtlReprintQueued,
+    /// `{what}`, `{txn}`, `{job}`: the same document still waits to print.
+    CtlReprintAlreadyQueued,
     /// `{text}`; the word is padded to the status's column.
     CtlAlert,
     /// `{at}`, `{reason}`, `{code}`.
