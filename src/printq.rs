@@ -306,13 +306,21 @@ pub async fn run(
         hs.publish();
         if job.sending {
             // posd stopped (or lost power) while this job was going out.
-            settle_uncertain(
+            let settled = settle_uncertain(
                 &store,
                 job.clone(),
                 job.parts_done,
                 "posd stopped while printing",
             )
             .await;
+            if !settled {
+                // The journal refused the write (a full disk, a flash error): the same job would
+                // be picked again at once. Wait as for a printer fault instead of spinning.
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(fault_poll) => {}
+                }
+            }
             continue;
         }
         let at = Printing {
@@ -323,7 +331,15 @@ pub async fn run(
         };
         let end = match print_one(at, &job, &mut hs, &mut expiry, &mut shutdown).await {
             Attempt::Ended(end) => end,
-            Attempt::Unprintable => continue,
+            Attempt::Unprintable { recorded: true } => continue,
+            Attempt::Unprintable { recorded: false } => {
+                // Not recorded as failed: it would be picked again at once.
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(fault_poll) => {}
+                }
+                continue;
+            }
             Attempt::Shutdown => return,
         };
         match end {
@@ -360,7 +376,7 @@ pub async fn run(
                     job.doc.kind(),
                     job.id
                 );
-                settle_uncertain(&store, job, done, &fault.to_string()).await;
+                let _ = settle_uncertain(&store, job, done, &fault.to_string()).await;
                 hs.saw_fault(&fault);
                 // Ask again soon: it prints again once the printer answers and can print.
                 next_check = Instant::now() + fault_poll;
@@ -374,8 +390,10 @@ pub async fn run(
 /// How one attempt went.
 enum Attempt {
     Ended(JobEnd),
-    /// The document cannot be encoded (recorded as failed).
-    Unprintable,
+    /// The document cannot be encoded (recorded as failed, unless the journal refused it).
+    Unprintable {
+        recorded: bool,
+    },
     /// posd is stopping: the job stays as it is (`sending` if bytes may have left: uncertain at
     /// the next start).
     Shutdown,
@@ -418,10 +436,12 @@ async fn print_one(
             // A job that cannot be encoded never will be: record why and move on.
             log::error!("print job {} cannot be encoded: {e}", job.id);
             let (id, msg) = (job.id, e.to_string());
-            let _ = store
+            let recorded = store
                 .call(move |db| db.finish_print_job(id, Some(&msg), now_ms()))
-                .await;
-            return Attempt::Unprintable;
+                .await
+                .map_err(|e| log::error!("print job {id}: {e}"))
+                .is_ok();
+            return Attempt::Unprintable { recorded };
         }
     };
     hs.h.state = PrinterState::Printing;
@@ -479,8 +499,9 @@ async fn on_event(store: &Store, id: i64, ev: JobEvent, hs: &mut Health) {
 }
 
 /// A job whose delivery is uncertain: a drawer pulse is never sent again; anything else waits
-/// to print again, marked `REPRINT — printer fault`, from the first part not confirmed.
-async fn settle_uncertain(store: &Store, job: NextPrintJob, done: usize, why: &str) {
+/// to print again, marked `REPRINT — printer fault`, from the first part not confirmed (at most
+/// `MAX_UNCERTAIN_SENDS` sends in all). False: the journal did not record it.
+async fn settle_uncertain(store: &Store, job: NextPrintJob, done: usize, why: &str) -> bool {
     let id = job.id;
     let why = why.to_string();
     let r = if job.doc.is_drawer() {
@@ -489,14 +510,29 @@ async fn settle_uncertain(store: &Store, job: NextPrintJob, done: usize, why: &s
             .await
     } else {
         let mut doc = job.doc;
+        let kind = doc.kind();
         doc.mark_printer_fault();
         let language = job.language.unwrap_or_else(crate::lang::current);
-        store
+        let given_up = store
             .call(move |db| db.requeue_uncertain_print_job(id, &doc, language, done, &why))
-            .await
+            .await;
+        if let Ok(true) = given_up {
+            log::error!(
+                txn_id = job.txn_id.as_str();
+                "printer: {kind} {id} went out {} times without the printer confirming it; not \
+                 sent again (it may have printed). `posctl reprint {}` prints it again",
+                crate::store::MAX_UNCERTAIN_SENDS,
+                job.txn_id
+            );
+        }
+        given_up.map(|_| ())
     };
-    if let Err(e) = r {
-        log::error!("print job {id}: {e}");
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            log::error!("print job {id}: {e}");
+            false
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 mod print_jobs;
-pub use print_jobs::{Expired, NextPrintJob, OwedLimits};
+pub use print_jobs::{Expired, NextPrintJob, OwedLimits, MAX_UNCERTAIN_SENDS};
 mod code_key;
 pub use code_key::load_or_create as code_key;
 mod retention;

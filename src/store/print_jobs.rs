@@ -90,6 +90,10 @@ pub(super) fn insert(
     Ok(conn.last_insert_rowid())
 }
 
+/// How many times a job may go out to the printer with its delivery left uncertain before it
+/// is given up (`unconfirmed`): the first print and two marked `REPRINT — printer fault`.
+pub const MAX_UNCERTAIN_SENDS: i64 = 3;
+
 /// The newest owed job printing this kind of document for this transaction.
 pub(super) const OWED_DOC_SQL: &str = "SELECT id FROM print_jobs INDEXED BY print_jobs_txn
      WHERE txn_id = ?1 AND kind = ?2 AND state IN ('queued', 'sending') ORDER BY id DESC LIMIT 1";
@@ -266,10 +270,11 @@ impl Db {
         Ok(())
     }
 
-    /// Nothing of the attempt left the box: the job waits as it was.
+    /// Nothing of the attempt left the box: the job waits as it was, and the attempt is not
+    /// counted (`attempts` counts the times the job may have gone out to the printer).
     pub fn unsend_print_job(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE print_jobs SET state = 'queued', last_error = ?2
+            "UPDATE print_jobs SET state = 'queued', last_error = ?2, attempts = MAX(attempts - 1, 0)
              WHERE id = ?1 AND state IN ('queued', 'sending')",
             params![id, error],
         )?;
@@ -277,7 +282,11 @@ impl Db {
     }
 
     /// The attempt may have printed in part: the job waits again as `doc` (marked as a
-    /// reprint by the caller) from part `parts_done` on.
+    /// reprint by the caller) from part `parts_done` on — unless it has now gone out
+    /// [`MAX_UNCERTAIN_SENDS`] times without the printer confirming it: then it is given up
+    /// as `unconfirmed` (true). A printer that prints but answers its status late (a 9600-baud
+    /// serial line, a query queued behind a long job) would otherwise get the same receipt
+    /// again every `fault_poll_ms` until its age ran out, every later receipt waiting behind it.
     pub fn requeue_uncertain_print_job(
         &mut self,
         id: i64,
@@ -285,14 +294,21 @@ impl Db {
         language: Language,
         parts_done: usize,
         error: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let text = job_json(doc, language)?;
-        self.conn.execute(
-            "UPDATE print_jobs SET state = 'queued', data = ?2, parts_done = ?3, last_error = ?4
-             WHERE id = ?1 AND state IN ('queued', 'sending')",
-            params![id, text, parts_done as i64, error],
-        )?;
-        Ok(())
+        let state: Option<String> = self
+            .conn
+            .query_row(
+                "UPDATE print_jobs SET
+                     state = CASE WHEN attempts >= ?5 THEN 'unconfirmed' ELSE 'queued' END,
+                     data = ?2, parts_done = ?3, last_error = ?4
+                 WHERE id = ?1 AND state IN ('queued', 'sending')
+                 RETURNING state",
+                params![id, text, parts_done as i64, error, MAX_UNCERTAIN_SENDS],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(state.as_deref() == Some("unconfirmed"))
     }
 
     /// A drawer pulse that may have gone out: never sent again (the drawer must not open twice
@@ -545,6 +561,48 @@ mod tests {
         assert!(fresh && again != first);
         let plan = plan_of(&db, OWED_DOC_SQL);
         assert!(plan.contains("print_jobs_txn"), "{plan}");
+    }
+
+    /// A job whose delivery stays uncertain is sent again marked as a reprint, but not for
+    /// ever: after MAX_UNCERTAIN_SENDS sends it is given up (`unconfirmed`, owed no more).
+    /// Attempts where nothing left the box do not count towards it.
+    #[test]
+    fn a_job_sent_uncertainly_three_times_is_given_up() {
+        let (_d, mut db) = db();
+        let receipt = printed_sale_receipt(&mut db);
+        let (id, _) = db.enqueue_reprint("t", &receipt, 1).unwrap();
+        let state = |db: &Db| -> (String, i64) {
+            db.conn()
+                .query_row(
+                    "SELECT state, attempts FROM print_jobs WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+        };
+        // The printer was unreachable ten times: nothing went out, nothing counted.
+        for _ in 0..10 {
+            db.start_print_job(id).unwrap();
+            db.unsend_print_job(id, "connection refused").unwrap();
+        }
+        assert_eq!(state(&db), ("queued".into(), 0));
+        for n in 1..MAX_UNCERTAIN_SENDS {
+            db.start_print_job(id).unwrap();
+            let given_up = db
+                .requeue_uncertain_print_job(id, &receipt, Language::En, 0, "no status")
+                .unwrap();
+            assert!(!given_up, "send {n}");
+            assert_eq!(state(&db), ("queued".into(), n));
+        }
+        db.start_print_job(id).unwrap();
+        assert!(db
+            .requeue_uncertain_print_job(id, &receipt, Language::En, 0, "no status")
+            .unwrap());
+        assert_eq!(state(&db), ("unconfirmed".into(), MAX_UNCERTAIN_SENDS));
+        assert!(db.next_print_job().unwrap().is_none());
+        assert_eq!(db.print_jobs_waiting().unwrap(), 0);
+        // Given up: a reprint asked for now is a new copy.
+        assert!(db.enqueue_reprint("t", &receipt, 2).unwrap().1);
     }
 
     fn plan_of(db: &Db, sql: &str) -> String {
