@@ -628,6 +628,9 @@ async fn refund(ctx: &ControlCtx, r: ctl::Refund) -> Result<ctl::SaleReply, Refu
         ),
         None => None,
     };
+    if let Some(id) = &r.refund_id {
+        posd_core::refund::check_refund_id(id).map_err(|e| Refusal::new(codes::BAD_REQUEST, e))?;
+    }
     let req = RefundRequest {
         original,
         amount,

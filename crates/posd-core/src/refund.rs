@@ -33,6 +33,23 @@ impl Default for RefundPolicy {
     }
 }
 
+/// The longest `refund_id` a till may give (bytes): an id, not a document. A longer one would
+/// ride in every event and request of its refund, past the event size limit.
+pub const MAX_REFUND_ID_LEN: usize = 64;
+
+/// A `refund_id` given by the till is 1–64 visible ASCII characters (letters, digits,
+/// punctuation; no spaces or control characters): it is an idempotency key the host compares
+/// byte for byte, printed and logged.
+pub fn check_refund_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_REFUND_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "refund_id must be 1 to {MAX_REFUND_ID_LEN} visible ASCII characters (letters, digits, \
+             punctuation; no spaces); leave it out and posd makes one"
+        ));
+    }
+    Ok(())
+}
+
 /// The original sale and the idempotency key a refund transaction carries in `detail`.
 pub fn refund_keys(txn: &Transaction) -> Option<(String, String)> {
     let d = txn.detail.as_ref()?;
@@ -221,6 +238,22 @@ mod tests {
     use crate::protocol::{Request, Response};
     use crate::txn::{Method, TxnKind};
     use serde_json::json;
+
+    #[test]
+    fn a_tills_refund_id_is_a_short_visible_ascii_key() {
+        for ok in [
+            "r1",
+            "R-2026-12-05/0042",
+            "0123456789abcdef0123456789abcdef",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(check_refund_id(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", " r1", "r 1", "r1\n", "réf", &"x".repeat(65), "\u{0}"] {
+            let err = check_refund_id(bad).unwrap_err();
+            assert!(err.contains("1 to 64"), "{bad:?}: {err}");
+        }
+    }
 
     fn refund(now: Millis) -> (RefundFlow, Vec<Action>) {
         let mut t = Transaction::new(
