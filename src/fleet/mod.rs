@@ -179,8 +179,8 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         // The report the MQTT client last took, and the one whose failure was last logged.
         let mut published: Option<Value> = None;
         let mut warned: Option<Value> = None;
-        // Messages whose envelope fails cost a record, a report and a warning each: at most
-        // `FLEET_REFUSALS_PER_SECOND` a second are checked, the rest dropped unchecked.
+        // Messages refused or repeated cost a check, a record, a report or a warning each: after
+        // `FLEET_REFUSALS_PER_SECOND` of them in a second, the rest are dropped unchecked.
         let mut refusals = RefusalBudget::new(FLEET_REFUSALS_PER_SECOND);
         loop {
             tokio::select! {
@@ -232,15 +232,21 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         }
     }
 
-    /// Checks and applies one `cfg/desired` message (see the module docs). True when its
-    /// envelope failed (not signed by a fleet key: an outsider's).
+    /// Checks and applies one `cfg/desired` message (see the module docs). True when it was
+    /// refused (a forgery, a stale or foreign document) or had already been handled: such
+    /// messages spend the refusal budget, so neither forgeries nor replays of a genuine old
+    /// envelope can make the terminal check, record and report at wire speed.
     pub async fn on_cfg(&mut self, bytes: Vec<u8>) -> bool {
         let digest = envelope::digest(&bytes);
-        let d = digest.clone();
-        match self.store.call(move |db| db.fleet_seen(&d)).await {
+        let (d, raw) = (digest.clone(), envelope::raw_digest(&bytes));
+        match self
+            .store
+            .call(move |db| Ok(db.fleet_seen(&d)? || db.fleet_seen(&raw)?))
+            .await
+        {
             Ok(true) => {
                 log::debug!("cfg/desired {digest:.12} already handled");
-                return false;
+                return true;
             }
             Ok(false) => {}
             Err(e) => {
@@ -256,9 +262,9 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
             }
         };
         let outcome = self.decide(&bytes, last).await;
-        let outsider = matches!(outcome, Outcome::Rejected { key_id: None, .. });
+        let refused = matches!(outcome, Outcome::Rejected { .. });
         self.record(&digest, outcome).await;
-        outsider
+        refused
     }
 
     async fn decide(&mut self, bytes: &[u8], last: u64) -> Outcome {
@@ -387,8 +393,9 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         self.link.status_changed();
     }
 
-    /// Verifies, de-duplicates, runs and answers one `cmd` message. True when it failed its
-    /// verification.
+    /// Verifies, de-duplicates, runs and answers one `cmd` message. True when it did not run:
+    /// it failed its verification, repeated one already run, or was not fresh (each still
+    /// answered; the refusal budget bounds how often, as for forgeries).
     pub async fn on_cmd(&mut self, bytes: Vec<u8>) -> bool {
         let (key_id, cmd) = match command::verify_command(&bytes, &self.keys, &self.terminal) {
             Ok(c) => c,
@@ -414,7 +421,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                     cmd.cmd_id
                 );
                 self.publish("cmd/result", false, &r);
-                return false;
+                return true;
             }
             Ok(None) => {}
             Err(e) => {
@@ -460,7 +467,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                 "message": e.to_string(), "key_id": key_id, "at": now,
             });
             self.publish("cmd/result", false, &r);
-            return false;
+            return true;
         }
         let r = match self.commands.run(&cmd).await {
             Ok(result) => json!({

@@ -267,8 +267,40 @@ pub fn verify_config(
     Ok((v, doc))
 }
 
-/// SHA-256 of a message, hex: how the terminal recognises a retained message it already handled.
+/// SHA-256, hex, of what a message says: how the terminal recognises a message it already
+/// handled (a retained one comes back at every subscribe). For an envelope, the signer's key id,
+/// the decoded payload and the decoded signature — so the same signed document re-sent with
+/// other whitespace, key order or base64 line breaks is the same message, and costs a lookup,
+/// not another check, journal record and report; while a copy with another signature (a
+/// forgery of a document not yet seen) is another message and cannot mark the genuine one as
+/// handled. Bytes that are not an envelope: their own digest.
 pub fn digest(bytes: &[u8]) -> String {
+    let canonical = (bytes.len() <= MAX_ENVELOPE)
+        .then(|| serde_json::from_slice::<Envelope>(bytes).ok())
+        .flatten()
+        .and_then(|env| {
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let payload = b64.decode(env.payload.trim()).ok()?;
+            let sig = b64.decode(env.sig.trim()).ok()?;
+            Some((env.key_id, payload, sig))
+        });
+    let mut h = Sha256::new();
+    match canonical {
+        Some((key_id, payload, sig)) => {
+            h.update(b"posd-cfg-envelope\0");
+            for part in [key_id.as_bytes(), &payload, &sig] {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part);
+            }
+        }
+        None => h.update(bytes),
+    }
+    hex::encode(h.finalize())
+}
+
+/// SHA-256 of the message's bytes as they came, hex: what a posd before the canonical
+/// [`digest`] recorded (read, never written, so a push handled before an upgrade stays handled).
+pub fn raw_digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -301,6 +333,37 @@ mod tests {
 
     fn sealed(k: &SigningKey, payload: &[u8]) -> Vec<u8> {
         serde_json::to_vec(&seal(payload, "ops", k)).unwrap()
+    }
+
+    /// A signed document re-sent with other whitespace or key order is the message already
+    /// handled; one with another signature is not (a forgery cannot mark the genuine one).
+    #[test]
+    fn a_reencoded_envelope_has_the_digest_of_what_it_says() {
+        let (k, _) = setup();
+        let bytes = sealed(&k, &doc(3, "T1"));
+        let env: Envelope = serde_json::from_slice(&bytes).unwrap();
+        let reordered = format!(
+            "{{ \"sig\" : \"{}\",\n \"payload\": \" {} \", \"key_id\":\"ops\" }}",
+            env.sig, env.payload
+        );
+        assert_ne!(raw_digest(&bytes), raw_digest(reordered.as_bytes()));
+        assert_eq!(digest(&bytes), digest(reordered.as_bytes()));
+        let mut forged = env.clone();
+        let other = seal(&doc(3, "T1"), "ops", &SigningKey::from_bytes(&[8u8; 32]));
+        forged.sig = other.sig;
+        assert_ne!(
+            digest(&bytes),
+            digest(&serde_json::to_vec(&forged).unwrap())
+        );
+        let mut other_key = env.clone();
+        other_key.key_id = "ops2".into();
+        assert_ne!(
+            digest(&bytes),
+            digest(&serde_json::to_vec(&other_key).unwrap())
+        );
+        // Not an envelope: the bytes' own digest.
+        assert_eq!(digest(b"garbage"), raw_digest(b"garbage"));
+        assert_ne!(digest(b"garbage"), digest(b"garbage "));
     }
 
     #[test]
