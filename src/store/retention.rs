@@ -135,6 +135,8 @@ pub struct PruneOutcome {
     pub txns: u64,
     pub journal_rows: u64,
     pub print_jobs: u64,
+    /// Events of the pruned transactions that had been set aside (`set_aside`).
+    pub set_aside: u64,
     /// Journal rows looked at.
     pub scanned: u64,
     /// Another step now would find more to look at (false: the sweep is over).
@@ -397,6 +399,12 @@ impl Db {
         let result = self.prune_step_inner(rules);
         // Money commits are FULL again whatever happened above.
         self.conn.pragma_update(None, "synchronous", "FULL")?;
+        if let Ok(out) = &result {
+            if out.set_aside > 0 {
+                // The count `status` shows, kept here so it never counts the table.
+                self.set_aside.0 = self.set_aside.0.saturating_sub(out.set_aside);
+            }
+        }
         result
     }
 
@@ -678,6 +686,12 @@ fn remove_txn(
     if let Some(row) = super::counted_row(tx, txn_id)? {
         super::count_row_change(tx, Some(&row), None)?;
     }
+    // An event of it that had been set aside (too large to send) goes with its journal row: the
+    // table would otherwise keep whole payloads for ever, and every start counts it.
+    out.set_aside += tx.execute(
+        "DELETE FROM set_aside WHERE seq IN (SELECT seq FROM journal WHERE txn_id = ?1)",
+        [txn_id],
+    )? as u64;
     out.journal_rows += tx.execute("DELETE FROM journal WHERE txn_id = ?1", [txn_id])? as u64;
     out.print_jobs += tx.execute("DELETE FROM print_jobs WHERE txn_id = ?1", [txn_id])? as u64;
     out.txns += tx.execute("DELETE FROM txns WHERE id = ?1", [txn_id])? as u64;
@@ -810,6 +824,7 @@ mod tests {
                 total.txns += o.txns;
                 total.journal_rows += o.journal_rows;
                 total.print_jobs += o.print_jobs;
+                total.set_aside += o.set_aside;
                 total.scanned += o.scanned;
                 if !o.more {
                     return total;
@@ -826,6 +841,45 @@ mod tests {
                 .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
                 .unwrap()
         }
+    }
+
+    /// An event that was set aside (too large to send) goes with its transaction: the table of
+    /// whole payloads follows what the journal keeps, and so does the count `status` shows.
+    #[test]
+    fn a_pruned_transactions_set_aside_events_go_with_it() {
+        let mut j = J::new();
+        let old = j.sale(10 * DAY, TxnState::Approved);
+        j.close(11 * DAY, Some(true));
+        // In the batch still open: kept.
+        let kept = j.sale(150 * DAY, TxnState::Approved);
+        // Each sale's final event (its second) set aside before it was sent.
+        let seq_of = |j: &J, t: &Transaction| -> u64 {
+            j.db.conn()
+                .query_row(
+                    "SELECT MAX(seq) FROM journal WHERE txn_id = ?1",
+                    [t.id.to_string()],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap() as u64
+        };
+        for t in [&old, &kept] {
+            let seq = seq_of(&j, t);
+            j.db.set_aside(
+                seq,
+                posd_core::protocol::limits::SetAsideReason::TooLarge,
+                100,
+                t.created_at,
+            )
+            .unwrap();
+        }
+        j.ack_all();
+        assert_eq!(j.db.queue_stats(200 * DAY).unwrap().set_aside, 2);
+        let out = j.prune(200 * DAY, 90, 90);
+        assert!(!j.has(&old) && j.has(&kept), "{out:?}");
+        assert_eq!(out.set_aside, 1);
+        assert_eq!(j.count("set_aside"), 1);
+        assert_eq!(j.db.queue_stats(200 * DAY).unwrap().set_aside, 1);
+        assert!(j.db.set_aside_payload(seq_of(&j, &kept)).unwrap().is_some());
     }
 
     #[test]
