@@ -232,6 +232,10 @@ impl Inbox {
     }
 }
 
+/// The most a printer's unasked bytes are read at once (`Tcp::absorb`): replies are a few
+/// bytes; more is a peer that is not a printer, or a printer gone wrong.
+const ABSORB_MAX: usize = 16 * 1024;
+
 /// A receipt printer reached through one [`Transport`].
 #[derive(Debug, Clone)]
 pub struct Printer {
@@ -433,17 +437,28 @@ impl Tcp {
         }
     }
 
-    /// Takes in whatever the printer already sent, without waiting.
+    /// Takes in what the printer already sent, without waiting: replies sorted as they come
+    /// (status bytes waiting here answer earlier queries and are dropped), at most
+    /// [`ABSORB_MAX`] bytes a call, so a peer that streams without pause neither grows the
+    /// inbox nor keeps this loop from returning.
     fn absorb(&mut self) -> Result<(), Fault> {
         let mut buf = [0u8; 256];
-        loop {
+        let mut stale = Vec::new();
+        let mut taken = 0usize;
+        while taken < ABSORB_MAX {
             match self.s.try_read(&mut buf) {
                 Ok(0) => return Err(Fault::Disconnected("closed by the printer".into())),
-                Ok(n) => self.inbox.bytes.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    taken += n;
+                    self.inbox.bytes.extend_from_slice(&buf[..n]);
+                    self.inbox.sort(&mut stale);
+                    stale.clear();
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(Fault::Disconnected(e.to_string())),
             }
         }
+        Ok(())
     }
 
     /// Reads until something arrives or `deadline`; the number of bytes (0 at the deadline).
@@ -778,6 +793,36 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::collections::VecDeque;
+
+    /// A peer on the printer's port that streams without pause: what is taken in unasked is
+    /// bounded a call, and the inbox keeps no more than an unfinished reply.
+    #[tokio::test]
+    async fn unasked_bytes_are_taken_in_bounded_steps() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            // Status bytes and noise, far more than one call takes.
+            let chunk = [0x12u8, 0x55, 0x00, 0x14].repeat(4096);
+            for _ in 0..64 {
+                if s.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut t = Tcp {
+            s: TcpStream::connect(addr).await.unwrap(),
+            inbox: Inbox::default(),
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for _ in 0..4 {
+            t.absorb().unwrap();
+            assert!(t.inbox.bytes.len() <= 256, "{}", t.inbox.bytes.len());
+        }
+        drop(t);
+        peer.abort();
+    }
 
     #[test]
     fn status_bytes_parse() {
