@@ -3308,7 +3308,7 @@ mod tests {
         }
         // (58, 60], then (56, 58], then (0, 1]: under 56 the newest kept is seq 1.
         assert_eq!(steps, 3, "not one step per two pruned seqs");
-        assert_eq!(found, vec![txns[0].id.clone()]);
+        assert_eq!(found, vec![txns[0].id]);
     }
 
     /// The newest receipt is the last one a state earned when it was reached (the core's
