@@ -289,13 +289,19 @@ mod tests {
         assert!(LumaFrame::from_yuyv(0, 2, &[]).is_err());
     }
 
-    #[test]
-    fn mjpeg_frames_decode_as_jpeg_only() {
+    /// A 16×8 test frame as a baseline JPEG.
+    fn jpeg_16x8() -> (LumaFrame, Vec<u8>) {
         let f = frame(16, 8);
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 100)
             .encode(&f.data, 16, 8, image::ExtendedColorType::L8)
             .unwrap();
+        (f, jpeg)
+    }
+
+    #[test]
+    fn mjpeg_frames_decode_as_jpeg_only() {
+        let (f, jpeg) = jpeg_16x8();
         let j = LumaFrame::from_jpeg(&jpeg).unwrap();
         assert_eq!(j, LumaFrame::from_encoded(&jpeg).unwrap());
         assert_eq!((j.width, j.height), (16, 8));
@@ -312,11 +318,7 @@ mod tests {
     /// pixels are allocated; a truncated one is an error, not a panic.
     #[test]
     fn an_mjpeg_frame_larger_than_negotiated_is_refused_unread() {
-        let f = frame(16, 8);
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-            .encode(&f.data, 16, 8, image::ExtendedColorType::L8)
-            .unwrap();
+        let (_, jpeg) = jpeg_16x8();
         assert!(LumaFrame::from_jpeg_within(&jpeg, 16, 8).is_ok());
         let err = LumaFrame::from_jpeg_within(&jpeg, 8, 8)
             .unwrap_err()
