@@ -176,6 +176,12 @@ impl LinkShared {
         f(&mut self.link_state.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
+    /// The host answered something it owed (an ack that raised the watermark, a `resp` to a
+    /// request in flight): it is not silent.
+    pub fn host_answered(&self, now: u64) {
+        self.link_state(|l| l.heard(now));
+    }
+
     /// Is the link usable now, and if not, how the terminal knows.
     pub fn verdict(&self, now: u64) -> LinkVerdict {
         self.link_state
@@ -735,10 +741,10 @@ async fn route(link: &Link, inbound: &mpsc::Sender<Inbound>, topic: &str, payloa
             .shared
             .gate()
             .admit(terminal, kind, payload, published, now_ms());
-        // Signed by the host (a malformed payload is parsed only after its signature verified).
-        if matches!(verdict, Ok(_) | Err(GateError::Malformed(_))) {
-            link.shared.link_state(|l| l.heard(now_ms()));
-        }
+        // The host is heard when it answers what it owes — an ack that moves the watermark here,
+        // a `resp` the engine matches to a request in flight (`LinkShared::host_answered`) — not
+        // when any message signed by it arrives: an old signed message replayed by anyone who
+        // can publish on the topic would otherwise hide a silent host for ever.
         match verdict {
             Ok(Admitted::Ack(a)) => {
                 let raised = link.acks.send_if_modified(|v| {
@@ -747,6 +753,7 @@ async fn route(link: &Link, inbound: &mpsc::Sender<Inbound>, topic: &str, payloa
                     raise
                 });
                 if raised {
+                    link.shared.host_answered(now_ms());
                     // The window moves now: the host has these events, whether or not the
                     // journal has recorded the ack yet (ack_loop does, off this loop).
                     link.drain.notify_one();

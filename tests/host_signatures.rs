@@ -407,3 +407,73 @@ async fn the_lab_opt_out_takes_unsigned_answers_and_says_so() {
         .await;
     assert_eq!(retained["host_messages"]["unsigned_accepted"], true);
 }
+
+/// Old signed messages replayed in a loop — an ack that moves nothing, an answer to no request
+/// in flight, a settlement of nothing — do not make a silent host look alive: only answers to
+/// what the host owes do (docs/payments.md, "The link's state").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_signed_messages_do_not_hide_a_silent_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let d = Daemon::start_custom(
+        &dir.path().join("t"),
+        "T-REPLAY",
+        &broker.url(),
+        "",
+        "warn",
+        &format!("host_silence_s = 2\n{}", host_signer().toml_entry()),
+    );
+    wait_online(&d).await;
+    let root = "pos/v1/T-REPLAY";
+    let mut peer = Peer::connect(broker.port, &[format!("{root}/req")]).await;
+    // No host runs: the sale's authorize is owed an answer from now on.
+    let _sale = spawn_sale(&d, "8.00");
+    peer.next(&format!("{root}/req"), |v| v["op"] == "authorize")
+        .await;
+    let host = host_signer();
+    let old_resp = json!({
+        "req_id": "r-1700000000000-1", "txn_id": "0190e1a2-0000-7000-8000-000000000001",
+        "status": "approved", "host_ref": "H1"
+    });
+    let old_settlement = json!({
+        "type": "settlement", "txn_id": "0190e1a2-0000-7000-8000-000000000002",
+        "status": "settled"
+    });
+    let replays = [
+        (
+            format!("{root}/ack"),
+            host.seal_json("T-REPLAY", HostKind::Ack, br#"{"upto_seq":0}"#),
+        ),
+        (
+            format!("{root}/resp"),
+            host.seal_json(
+                "T-REPLAY",
+                HostKind::Resp,
+                &serde_json::to_vec(&old_resp).unwrap(),
+            ),
+        ),
+        (
+            format!("{root}/notify"),
+            host.seal_json(
+                "T-REPLAY",
+                HostKind::Notify,
+                &serde_json::to_vec(&old_settlement).unwrap(),
+            ),
+        ),
+    ];
+    let until = std::time::Instant::now() + Duration::from_millis(3500);
+    while std::time::Instant::now() < until {
+        for (topic, body) in &replays {
+            peer.publish(topic.clone(), body.clone()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let st = status_of(&d).await;
+    assert_eq!(st["online"], true, "{st}");
+    assert_eq!(st["broker"]["state"], "host_silent", "{st}");
+    // The replays carried genuine signatures: none of them was refused as a forgery.
+    for kind in ["ack", "resp", "notify"] {
+        let refused = &st["host_messages"]["refused"][kind];
+        assert_eq!(refused.as_u64().unwrap_or(0), 0, "{kind}: {st}");
+    }
+}

@@ -423,6 +423,7 @@ impl Engine {
     async fn resp(&mut self, resp: Response) {
         let now = now_ms();
         if let Some(txn_id) = self.settle_queries.remove(&resp.req_id) {
+            self.p.link.shared.host_answered(now);
             match resp.status {
                 RespStatus::Approved | RespStatus::Declined => {
                     let settled = resp.status == RespStatus::Approved;
@@ -451,7 +452,10 @@ impl Engine {
             return;
         };
         match m.handle(Input::Resp(resp), now) {
-            Ok(a) => self.execute(id, a).await,
+            Ok(a) => {
+                self.p.link.shared.host_answered(now);
+                self.execute(id, a).await
+            }
             Err(e) => log::warn!(txn_id = id.to_string(); "resp ignored: {e}"),
         }
     }

@@ -133,8 +133,9 @@ impl std::fmt::Display for LinkVerdict {
 /// (times as values), read by the till before anything that needs the host.
 ///
 /// The host is judged silent only when it owes an answer: `sent` marks the first message
-/// (request or event) after the host was last heard from; any message from the host (`heard`:
-/// a `resp`, `notify` or `ack` that passed the signature check) clears it. A new connection
+/// (request or event) after the host was last heard from; an answer from the host (`heard`: an
+/// `ack` that raised the watermark, a `resp` to a request in flight, signatures verified — not
+/// any signed message, which an old one replayed would be) clears it. A new connection
 /// clears it too: answers owed on the old one may have been lost with it, and what is still
 /// owed is sent again on the new one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
