@@ -790,3 +790,61 @@ async fn a_flood_of_forged_pushes_is_checked_at_a_bounded_rate() {
     assert_eq!(s["config"]["state"], "applied", "{s}");
     assert_over_limit(&d, "6.00").await;
 }
+
+/// After an outage a persistent session's queued commands arrive in one burst, most of them
+/// expired by then: each is refused and answered, and the fresh command behind them still runs
+/// (signed commands spend a budget of their own, not the one that bounds forgeries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_expired_commands_does_not_starve_a_fresh_one() {
+    use posd_core::protocol::limits::FLEET_REFUSALS_PER_SECOND;
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    // More than the forgeries' budget, within the signed messages' one.
+    let burst = FLEET_REFUSALS_PER_SECOND * 4;
+    let m = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1, "ops-1");
+    let extra = format!(
+        "{TRUSTED_CLOCK}[fleet]\ncmd_max_age_s = 60\n{}\n",
+        k.toml_entry()
+    );
+    let d = Daemon::start(dir.path(), "T1", &m.url(), &extra);
+    wait_online(&d).await;
+    let (client, mut el) = AsyncClient::new(
+        MqttOptions::new(format!("queue-{}", fastrand::u64(..)), "127.0.0.1", m.port),
+        64,
+    );
+    let acked = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < burst {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acks += 1,
+                Ok(_) => {}
+                Err(e) => panic!("publisher: {e}"),
+            }
+        }
+    });
+    let topic = posd_core::protocol::Topics::new("pos/v1", "T1").cmd();
+    for i in 0..burst {
+        // Issued an hour ago: expired by the time the box is back.
+        let old = tool::sign_command_at(
+            &k,
+            "T1",
+            &format!("c-queued-{i}"),
+            Op::Ping,
+            Value::Null,
+            tool::unix_now() - 3600,
+        )
+        .unwrap();
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, old)
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(WAIT, acked).await.unwrap().unwrap();
+    let fresh = tool::sign_command(&k, "T1", "c-fresh", Op::Ping, Value::Null).unwrap();
+    let r = tool::command(&broker(&m), "T1", "c-fresh", fresh, WAIT)
+        .await
+        .expect("the fresh command is answered");
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(status_of(&d).await["wire"]["fleet_not_checked"], 0);
+}

@@ -18,7 +18,9 @@ use crate::link::Link;
 use crate::store::Store;
 use posd_core::fleet::command::{self, Command};
 use posd_core::fleet::envelope::{self, EnvelopeError, FleetKeys};
-use posd_core::protocol::limits::{InboundKind, RefusalBudget, FLEET_REFUSALS_PER_SECOND};
+use posd_core::protocol::limits::{
+    InboundKind, RefusalBudget, FLEET_GENUINE_REFUSALS_PER_SECOND, FLEET_REFUSALS_PER_SECOND,
+};
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -179,17 +181,30 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         // The report the MQTT client last took, and the one whose failure was last logged.
         let mut published: Option<Value> = None;
         let mut warned: Option<Value> = None;
-        // Messages refused or repeated cost a check, a record, a report or a warning each: after
-        // `FLEET_REFUSALS_PER_SECOND` of them in a second, the rest are dropped unchecked.
-        let mut refusals = RefusalBudget::new(FLEET_REFUSALS_PER_SECOND);
+        // Messages refused cost a check, a record, a report or a warning each: after
+        // `FLEET_REFUSALS_PER_SECOND` forgeries, or `FLEET_GENUINE_REFUSALS_PER_SECOND` signed
+        // ones not applied or run, in a second, the rest are dropped unchecked.
+        let mut forged = RefusalBudget::new(FLEET_REFUSALS_PER_SECOND);
+        let mut genuine = RefusalBudget::new(FLEET_GENUINE_REFUSALS_PER_SECOND);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                msg = rx.recv() => match msg {
-                    Some(m) if !refusals.allows(now_ms()) => self.link.shared.fleet_unchecked(m.kind().as_str()),
-                    Some(FleetMsg::Cfg(b)) => if self.on_cfg(b).await { refusals.spend() },
-                    Some(FleetMsg::Cmd(b)) => if self.on_cmd(b).await { refusals.spend() },
-                    None => return,
+                msg = rx.recv() => {
+                    let now = now_ms();
+                    let spent = match msg {
+                        None => return,
+                        Some(m) if !(forged.allows(now) & genuine.allows(now)) => {
+                            self.link.shared.fleet_unchecked(m.kind().as_str());
+                            Spent::Nothing
+                        }
+                        Some(FleetMsg::Cfg(b)) => self.on_cfg(b).await,
+                        Some(FleetMsg::Cmd(b)) => self.on_cmd(b).await,
+                    };
+                    match spent {
+                        Spent::Forged => forged.spend(),
+                        Spent::Genuine => genuine.spend(),
+                        Spent::Nothing => {}
+                    }
                 },
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
@@ -232,11 +247,10 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         }
     }
 
-    /// Checks and applies one `cfg/desired` message (see the module docs). True when it was
-    /// refused (a forgery, a stale or foreign document) or had already been handled: such
-    /// messages spend the refusal budget, so neither forgeries nor replays of a genuine old
-    /// envelope can make the terminal check, record and report at wire speed.
-    pub async fn on_cfg(&mut self, bytes: Vec<u8>) -> bool {
+    /// Checks and applies one `cfg/desired` message (see the module docs); what its refusal
+    /// spends, so neither forgeries nor replays of genuine old envelopes can make the terminal
+    /// check, record and report at wire speed.
+    pub async fn on_cfg(&mut self, bytes: Vec<u8>) -> Spent {
         let digest = envelope::digest(&bytes);
         let (d, raw) = (digest.clone(), envelope::raw_digest(&bytes));
         match self
@@ -246,25 +260,29 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         {
             Ok(true) => {
                 log::debug!("cfg/desired {digest:.12} already handled");
-                return true;
+                return Spent::Nothing;
             }
             Ok(false) => {}
             Err(e) => {
                 log::error!("cfg/desired not handled, journal error: {e}");
-                return false;
+                return Spent::Nothing;
             }
         }
         let last = match self.store.call(|db| db.fleet_record()).await {
             Ok(r) => r.version,
             Err(e) => {
                 log::error!("cfg/desired not handled, journal error: {e}");
-                return false;
+                return Spent::Nothing;
             }
         };
         let outcome = self.decide(&bytes, last).await;
-        let refused = matches!(outcome, Outcome::Rejected { .. });
+        let spent = match &outcome {
+            Outcome::Rejected { key_id: None, .. } => Spent::Forged,
+            Outcome::Rejected { .. } => Spent::Genuine,
+            _ => Spent::Nothing,
+        };
         self.record(&digest, outcome).await;
-        refused
+        spent
     }
 
     async fn decide(&mut self, bytes: &[u8], last: u64) -> Outcome {
@@ -393,10 +411,10 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
         self.link.status_changed();
     }
 
-    /// Verifies, de-duplicates, runs and answers one `cmd` message. True when it did not run:
-    /// it failed its verification, repeated one already run, or was not fresh (each still
-    /// answered; the refusal budget bounds how often, as for forgeries).
-    pub async fn on_cmd(&mut self, bytes: Vec<u8>) -> bool {
+    /// Verifies, de-duplicates, runs and answers one `cmd` message; what its refusal spends (a
+    /// forgery, or a signed command no longer fresh; a repeat of one already run is answered
+    /// from its record and spends nothing).
+    pub async fn on_cmd(&mut self, bytes: Vec<u8>) -> Spent {
         let (key_id, cmd) = match command::verify_command(&bytes, &self.keys, &self.terminal) {
             Ok(c) => c,
             Err(e) => {
@@ -406,7 +424,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                     "error": e.code(), "message": e.to_string(), "at": now_ms(),
                 });
                 self.publish("cmd/result", false, &r);
-                return true;
+                return Spent::Forged;
             }
         };
         let id = cmd.cmd_id.clone();
@@ -421,12 +439,12 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                     cmd.cmd_id
                 );
                 self.publish("cmd/result", false, &r);
-                return true;
+                return Spent::Nothing;
             }
             Ok(None) => {}
             Err(e) => {
                 log::error!("fleet command {} not run, journal error: {e}", cmd.cmd_id);
-                return false;
+                return Spent::Nothing;
             }
         }
         // Not seen before: does it run now? (fresh by the trusted clock, not before the oldest
@@ -449,7 +467,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
             Ok(r) => r,
             Err(e) => {
                 log::error!("fleet command {} not run, journal error: {e}", cmd.cmd_id);
-                return false;
+                return Spent::Nothing;
             }
         };
         let fresh = command::Freshness {
@@ -467,7 +485,7 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
                 "message": e.to_string(), "key_id": key_id, "at": now,
             });
             self.publish("cmd/result", false, &r);
-            return true;
+            return Spent::Genuine;
         }
         let r = match self.commands.run(&cmd).await {
             Ok(result) => json!({
@@ -490,8 +508,19 @@ impl<A: ApplyConfig, C: RunCommand> FleetAgent<A, C> {
             log::error!("fleet command {} result not recorded: {e}", cmd.cmd_id);
         }
         self.publish("cmd/result", false, &r);
-        false
+        Spent::Nothing
     }
+}
+
+/// What handling one fleet message spent of the refusal budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spent {
+    /// Applied, run, already handled, or not handled for a journal error.
+    Nothing,
+    /// Its envelope or signature failed: an outsider's.
+    Forged,
+    /// Signed by a fleet key, and still not applied or run (stale, foreign, expired).
+    Genuine,
 }
 
 impl FleetMsg {

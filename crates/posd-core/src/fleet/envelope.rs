@@ -270,10 +270,11 @@ pub fn verify_config(
 /// SHA-256, hex, of what a message says: how the terminal recognises a message it already
 /// handled (a retained one comes back at every subscribe). For an envelope, the signer's key id,
 /// the decoded payload and the decoded signature — so the same signed document re-sent with
-/// other whitespace, key order or base64 line breaks is the same message, and costs a lookup,
-/// not another check, journal record and report; while a copy with another signature (a
-/// forgery of a document not yet seen) is another message and cannot mark the genuine one as
-/// handled. Bytes that are not an envelope: their own digest.
+/// other whitespace, key order or padding spaces is the same message, and costs a lookup, not
+/// another check, journal record and report; while a copy with another signature (a forgery of
+/// a document not yet seen) is another message and cannot mark the genuine one as handled.
+/// Bytes that are not an envelope: their own digest under another prefix, so no such bytes can
+/// hash to a genuine envelope's digest either.
 pub fn digest(bytes: &[u8]) -> String {
     let canonical = (bytes.len() <= MAX_ENVELOPE)
         .then(|| serde_json::from_slice::<Envelope>(bytes).ok())
@@ -293,7 +294,10 @@ pub fn digest(bytes: &[u8]) -> String {
                 h.update(part);
             }
         }
-        None => h.update(bytes),
+        None => {
+            h.update(b"posd-cfg-bytes\0");
+            h.update(bytes);
+        }
     }
     hex::encode(h.finalize())
 }
@@ -331,6 +335,10 @@ mod tests {
         .unwrap()
     }
 
+    fn b64d(s: &str) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+    }
+
     fn sealed(k: &SigningKey, payload: &[u8]) -> Vec<u8> {
         serde_json::to_vec(&seal(payload, "ops", k)).unwrap()
     }
@@ -361,9 +369,20 @@ mod tests {
             digest(&bytes),
             digest(&serde_json::to_vec(&other_key).unwrap())
         );
-        // Not an envelope: the bytes' own digest.
-        assert_eq!(digest(b"garbage"), raw_digest(b"garbage"));
+        // Not an envelope: a digest of its own, which no bytes can make equal to an envelope's
+        // (the text the envelope's digest is taken over, sent as plain bytes, is not it).
         assert_ne!(digest(b"garbage"), digest(b"garbage "));
+        let mut spelled = b"posd-cfg-envelope\0".to_vec();
+        for part in [b"ops".as_slice(), &b64d(&env.payload), &b64d(&env.sig)] {
+            spelled.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            spelled.extend_from_slice(part);
+        }
+        assert_eq!(
+            raw_digest(&spelled),
+            digest(&bytes),
+            "the same text as bytes"
+        );
+        assert_ne!(digest(&spelled), digest(&bytes));
     }
 
     #[test]

@@ -145,6 +145,14 @@ pub fn set_aside_stub(
 /// pushes: 14.9 MB written, 800 warnings). Real pushes and commands come minutes or hours apart.
 pub const FLEET_REFUSALS_PER_SECOND: u64 = 10;
 
+/// Fleet messages signed by a fleet key and still not applied or run (a stale or foreign
+/// document, a command no longer fresh) that may be handled in a second, at most: a replay of
+/// genuine old messages in a loop is bounded like a flood of forgeries, while a broker that
+/// delivers a persistent session's queued (and now expired) commands in one burst after an
+/// outage does not starve the fresh one behind them. Already handled messages cost a lookup
+/// and spend nothing.
+pub const FLEET_GENUINE_REFUSALS_PER_SECOND: u64 = 100;
+
 /// Failures a peer can cause at wire speed, allowed at most `per_second` a second (and that many
 /// at once): a token bucket the caller spends on each failure and asks before checking the
 /// next message; beyond it the caller drops messages unchecked until the rate falls (the host
