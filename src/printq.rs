@@ -517,10 +517,15 @@ async fn settle_uncertain(store: &Store, job: NextPrintJob, done: usize, why: &s
             .call(move |db| db.requeue_uncertain_print_job(id, &doc, language, done, &why))
             .await;
         if let Ok(true) = given_up {
+            let again = if kind == "pay_slip" {
+                " --pay-slip"
+            } else {
+                ""
+            };
             log::error!(
                 txn_id = job.txn_id.as_str();
                 "printer: {kind} {id} went out {} times without the printer confirming it; not \
-                 sent again (it may have printed). `posctl reprint {}` prints it again",
+                 sent again (it may have printed). `posctl reprint {}{again}` prints it again",
                 crate::store::MAX_UNCERTAIN_SENDS,
                 job.txn_id
             );

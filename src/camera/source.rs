@@ -294,9 +294,10 @@ impl FrameSource for V4lSource {
             FrameFormat::RAWRGB => LumaFrame::from_rgb(w, h, raw, false),
             FrameFormat::RAWBGR => LumaFrame::from_rgb(w, h, raw, true),
             // Third-party code on bytes from the device: contained (a panic would end this
-            // thread silently, the camera left "ok" with no frames), within the negotiated size.
+            // thread silently, the camera left "ok" with no frames), within the negotiated size
+            // up to whole 16-pixel blocks (some cameras say 1088 lines for a 1080-line mode).
             FrameFormat::MJPEG => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                LumaFrame::from_jpeg_within(raw, w, h)
+                LumaFrame::from_jpeg_within(raw, w.div_ceil(16) * 16, h.div_ceil(16) * 16)
             }))
             .unwrap_or_else(|_| {
                 Err(CameraError::Image(

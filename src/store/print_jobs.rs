@@ -94,9 +94,18 @@ pub(super) fn insert(
 /// is given up (`unconfirmed`): the first print and two marked `REPRINT — printer fault`.
 pub const MAX_UNCERTAIN_SENDS: i64 = 3;
 
-/// The newest owed job printing this kind of document for this transaction.
-pub(super) const OWED_DOC_SQL: &str = "SELECT id FROM print_jobs INDEXED BY print_jobs_txn
-     WHERE txn_id = ?1 AND kind = ?2 AND state IN ('queued', 'sending') ORDER BY id DESC LIMIT 1";
+/// How long an owed copy stands for a reprint of the same document (`Db::enqueue_reprint`):
+/// a quarter of the shortest `job_max_age_h` (1 h), so the copy a reprint is folded into still
+/// has most of its life to print in.
+pub const REPRINT_ONCE_WITHIN_MS: u64 = 15 * 60 * 1000;
+
+/// The newest owed job printing this kind of document for this transaction, queued since `?3`
+/// and not before the transaction last changed.
+pub(super) const OWED_DOC_SQL: &str = "SELECT j.id FROM print_jobs j INDEXED BY print_jobs_txn
+     WHERE j.txn_id = ?1 AND j.kind = ?2 AND j.state IN ('queued', 'sending')
+       AND j.created_at >= ?3
+       AND j.created_at >= COALESCE((SELECT t.updated_at FROM txns t WHERE t.id = ?1), 0)
+     ORDER BY j.id DESC LIMIT 1";
 
 /// The owed drawer pulse that goes first, and else the oldest owed job: each the first entry of
 /// a partial index (migration #13), so the same cost with 100,000 jobs owed as with one.
@@ -274,7 +283,8 @@ impl Db {
     /// counted (`attempts` counts the times the job may have gone out to the printer).
     pub fn unsend_print_job(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE print_jobs SET state = 'queued', last_error = ?2, attempts = MAX(attempts - 1, 0)
+            "UPDATE print_jobs SET state = 'queued', last_error = ?2,
+                 attempts = CASE WHEN state = 'sending' THEN MAX(attempts - 1, 0) ELSE attempts END
              WHERE id = ?1 AND state IN ('queued', 'sending')",
             params![id, error],
         )?;
@@ -350,21 +360,27 @@ impl Db {
     }
 
     /// Queues a reprint of `txn_id`'s document unless the same kind of document of the same
-    /// transaction is still owed (queued, or being sent): then that job's id and `false`. A
-    /// cashier who presses reprint ten times while the printer is out of paper gets one copy
-    /// when the paper is back, not ten; and a loop of reprint requests on the control socket
-    /// cannot fill the disk with rendered documents. Once the owed one has printed (or was
-    /// given up), a reprint queues a new copy. One lookup by `print_jobs_txn`.
+    /// transaction is still owed (queued, or being sent), was queued within the last
+    /// [`REPRINT_ONCE_WITHIN_MS`] and after the transaction last changed: then that job's id and
+    /// `false`. A cashier who presses reprint ten times while the printer is out of paper gets
+    /// one copy when the paper is back, not ten; a loop of reprint requests adds one document
+    /// per document and window, not one per request. An owed copy older than the window (it
+    /// could be given up by `job_max_age_h`, at least an hour, before it prints) or older than
+    /// the transaction's last change (it would print a state since left, say APPROVED OFFLINE
+    /// for a sale since voided) does not stand for the reprint: a new copy is queued. Once the
+    /// owed one has printed (or was given up), a reprint queues a new copy. One lookup by
+    /// `print_jobs_txn`.
     pub fn enqueue_reprint(
         &mut self,
         txn_id: &str,
         doc: &PrintDoc,
         now: Millis,
     ) -> Result<(i64, bool), StoreError> {
+        let since = now.saturating_sub(REPRINT_ONCE_WITHIN_MS) as i64;
         let owed: Option<i64> = self
             .conn
             .prepare_cached(OWED_DOC_SQL)?
-            .query_row(params![txn_id, doc.kind()], |r| r.get(0))
+            .query_row(params![txn_id, doc.kind(), since], |r| r.get(0))
             .optional()?;
         match owed {
             Some(job) => Ok((job, false)),
@@ -535,12 +551,14 @@ mod tests {
     fn a_reprint_is_queued_once_while_the_same_document_waits() {
         let (_d, mut db) = db();
         let receipt = printed_sale_receipt(&mut db);
-        let txn = sale(TxnState::ApprovedOffline).id.to_string();
-        let (first, fresh) = db.enqueue_reprint(&txn, &receipt, 10).unwrap();
+        let t = sale(TxnState::ApprovedOffline);
+        let txn = t.id.to_string();
+        let at = 10_000;
+        let (first, fresh) = db.enqueue_reprint(&txn, &receipt, at).unwrap();
         assert!(fresh);
-        for at in 11..20 {
+        for n in 1..10 {
             assert_eq!(
-                db.enqueue_reprint(&txn, &receipt, at).unwrap(),
+                db.enqueue_reprint(&txn, &receipt, at + n).unwrap(),
                 (first, false)
             );
         }
@@ -548,17 +566,34 @@ mod tests {
         // Being sent is still owed: a press while it prints adds nothing either.
         db.start_print_job(first).unwrap();
         assert_eq!(
-            db.enqueue_reprint(&txn, &receipt, 21).unwrap(),
+            db.enqueue_reprint(&txn, &receipt, at + 11).unwrap(),
             (first, false)
         );
         // Another transaction's document is its own job.
-        let (other, fresh) = db.enqueue_reprint("other", &receipt, 22).unwrap();
+        let (other, fresh) = db.enqueue_reprint("other", &receipt, at + 12).unwrap();
         assert!(fresh && other != first);
-        db.finish_print_job(first, None, 23).unwrap();
-        db.finish_print_job(other, None, 24).unwrap();
+        db.finish_print_job(first, None, at + 13).unwrap();
+        db.finish_print_job(other, None, at + 14).unwrap();
         // Printed: a new reprint is a new copy.
-        let (again, fresh) = db.enqueue_reprint(&txn, &receipt, 25).unwrap();
+        let (again, fresh) = db.enqueue_reprint(&txn, &receipt, at + 15).unwrap();
         assert!(fresh && again != first);
+        // Owed longer than the window: it might be given up before it prints; a new copy.
+        let late = at + 15 + REPRINT_ONCE_WITHIN_MS + 1;
+        let (newer, fresh) = db.enqueue_reprint(&txn, &receipt, late).unwrap();
+        assert!(fresh && newer != again);
+        // The sale changed since the owed copy was queued: that copy says an old state.
+        assert_eq!(
+            db.enqueue_reprint(&txn, &receipt, late + 1).unwrap(),
+            (newer, false)
+        );
+        db.record(&Transaction {
+            state: TxnState::Settled,
+            updated_at: late + 2,
+            ..t
+        })
+        .unwrap();
+        let (current, fresh) = db.enqueue_reprint(&txn, &receipt, late + 3).unwrap();
+        assert!(fresh && current != newer);
         let plan = plan_of(&db, OWED_DOC_SQL);
         assert!(plan.contains("print_jobs_txn"), "{plan}");
     }
@@ -586,6 +621,20 @@ mod tests {
             db.unsend_print_job(id, "connection refused").unwrap();
         }
         assert_eq!(state(&db), ("queued".into(), 0));
+        // Refused before any attempt was recorded (a fault in the status asked first): nothing
+        // to take back either — an uncertain send counted before is not cancelled by it.
+        db.start_print_job(id).unwrap();
+        assert!(!db
+            .requeue_uncertain_print_job(id, &receipt, Language::En, 0, "no status")
+            .unwrap());
+        for _ in 0..5 {
+            db.unsend_print_job(id, "status late before the send")
+                .unwrap();
+        }
+        assert_eq!(state(&db), ("queued".into(), 1));
+        db.conn()
+            .execute("UPDATE print_jobs SET attempts = 0 WHERE id = ?1", [id])
+            .unwrap();
         for n in 1..MAX_UNCERTAIN_SENDS {
             db.start_print_job(id).unwrap();
             let given_up = db

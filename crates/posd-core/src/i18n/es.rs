@@ -299,7 +299,7 @@ pub(super) const fn text(m: Msg) -> &'static str {
         CtlWhatZ => "informe Z",
         CtlWhatPaySlip => "hoja de pago",
         CtlReprintQueued => "reimpresión del {what} de {txn} en cola (trabajo {job})",
-        CtlReprintAlreadyQueued => "el {what} de {txn} ya espera para imprimirse (trabajo {job}); no se pone otra copia en cola",
+        CtlReprintAlreadyQueued => "{what} de {txn}: ya espera para imprimirse (trabajo {job}); no se pone otra copia en cola",
         CtlAlert => "AVISO      {text}",
         CtlRefusedAt => "rechazo    {at}: {reason} ({code})",
         CtlLinkUsable => "enlace     conectado; el host respondió por última vez {heard}",
