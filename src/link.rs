@@ -747,13 +747,17 @@ async fn route(link: &Link, inbound: &mpsc::Sender<Inbound>, topic: &str, payloa
         // can publish on the topic would otherwise hide a silent host for ever.
         match verdict {
             Ok(Admitted::Ack(a)) => {
+                // Above what the terminal knew the host had, the journal's record included (an
+                // old ack replayed after a restart is not an answer).
+                if a.upto_seq > link.admitted_ack() {
+                    link.shared.host_answered(now_ms());
+                }
                 let raised = link.acks.send_if_modified(|v| {
                     let raise = a.upto_seq > *v;
                     *v = (*v).max(a.upto_seq);
                     raise
                 });
                 if raised {
-                    link.shared.host_answered(now_ms());
                     // The window moves now: the host has these events, whether or not the
                     // journal has recorded the ack yet (ack_loop does, off this loop).
                     link.drain.notify_one();
@@ -964,6 +968,14 @@ async fn drain_loop(
             if *gen.borrow() != seen_gen || w.room() == 0 {
                 break;
             }
+            // An ack that came while the batch was read or published (after a rewind, the host's
+            // late ack for what is being sent again): what it covers is not sent again. Such an
+            // event's ack could not raise the watermark, so it would be owed an answer that
+            // never counts, and a live host taken for silent.
+            w.ack(link.admitted_ack(), now_ms());
+            if row.seq <= w.acked() {
+                continue;
+            }
             let seq = row.seq;
             let Some(payload) = payload_or_set_aside(&store, row, max_event).await else {
                 break;
@@ -980,7 +992,9 @@ async fn drain_loop(
                 break;
             }
             let now = now_ms();
-            link.shared.link_state(|l| l.sent(now));
+            if seq > link.admitted_ack() {
+                link.shared.link_state(|l| l.sent(now));
+            }
             w.published_one(seq, bytes, now);
         }
     }

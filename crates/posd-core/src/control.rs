@@ -343,8 +343,8 @@ pub struct BrokerLinkStatus {
     /// `usable`, `not_connected` or `host_silent` (online codes are refused unless `usable`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// Unix ms the host was last heard from (a `resp`, `notify` or `ack` whose signature
-    /// verified).
+    /// Unix ms the host last answered something it owed (an `ack` that raised what the terminal
+    /// knew it had, a `resp` to a request in flight; signatures verified).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heard_at: Option<u64>,
     /// While `host_silent`: unix ms of the first message the host still owes an answer to.

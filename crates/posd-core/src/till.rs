@@ -171,7 +171,8 @@ impl LinkState {
         }
     }
 
-    /// A message from the host arrived (its signature verified).
+    /// The host answered something it owed (an ack that raised the watermark, a `resp` to a
+    /// request in flight; signatures verified).
     pub fn heard(&mut self, now: Millis) {
         self.last_heard = Some(now);
         self.owed_since = None;
