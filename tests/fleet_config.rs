@@ -95,6 +95,35 @@ fn at(s: &Value) -> u64 {
 }
 
 /// A sale of `amount` must be refused as over the limit (the limit in force is below it).
+/// Publishes every body on `topic` at QoS 1 from a client of its own, as fast as the broker
+/// takes them, and returns once the broker has acknowledged them all (a flood, or a session's
+/// queue delivered in one burst).
+async fn publish_burst(m: &Mosquitto, topic: &str, bodies: Vec<Vec<u8>>) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let n = bodies.len();
+    let (client, mut el) = AsyncClient::new(
+        MqttOptions::new(format!("burst-{}", fastrand::u64(..)), "127.0.0.1", m.port),
+        64,
+    );
+    let acked = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < n {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acks += 1,
+                Ok(_) => {}
+                Err(e) => panic!("burst publisher: {e}"),
+            }
+        }
+    });
+    for body in bodies {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, body)
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(WAIT, acked).await.unwrap().unwrap();
+}
+
 async fn assert_over_limit(d: &Daemon, amount: &str) {
     match sale(d, amount, "134567890123456789").await {
         Err(ControlError::Refused { code, .. }) => assert_eq!(code, "over_limit"),
@@ -723,38 +752,21 @@ async fn the_clock_alert_follows_a_pushed_offline_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_forged_pushes_is_checked_at_a_bounded_rate() {
     use posd_core::protocol::limits::FLEET_REFUSALS_PER_SECOND;
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     const FLOOD: u64 = 400;
     let m = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key(1, "ops-1");
     let d = Daemon::start(dir.path(), "T1", &m.url(), &fleet_toml(&k));
     wait_online(&d).await;
-    let (client, mut el) = AsyncClient::new(
-        MqttOptions::new(format!("forger-{}", fastrand::u64(..)), "127.0.0.1", m.port),
-        64,
-    );
-    let acked = tokio::spawn(async move {
-        let mut acks = 0;
-        while acks < FLOOD {
-            match el.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => acks += 1,
-                Ok(_) => {}
-                Err(e) => panic!("forger: {e}"),
-            }
-        }
-    });
     let started = std::time::Instant::now();
-    let topic = broker(&m).cfg_topic("T1");
-    for i in 0..FLOOD {
-        // Distinct bytes each (each would be a new digest to record), no fleet key's signature.
-        let forged = format!(r#"{{"key_id":"ops-1","payload":"eyJ2ZXJzaW9uIjo{i}","sig":"AAAA"}}"#);
-        client
-            .publish(topic.clone(), QoS::AtLeastOnce, false, forged.into_bytes())
-            .await
-            .unwrap();
-    }
-    tokio::time::timeout(WAIT, acked).await.unwrap().unwrap();
+    // Distinct bytes each (each would be a new digest to record), no fleet key's signature.
+    let forged = (0..FLOOD)
+        .map(|i| {
+            format!(r#"{{"key_id":"ops-1","payload":"eyJ2ZXJzaW9uIjo{i}","sig":"AAAA"}}"#)
+                .into_bytes()
+        })
+        .collect();
+    publish_burst(&m, &broker(&m).cfg_topic("T1"), forged).await;
     let s = eventually(WAIT, "every forged push handled", || async {
         let s = status_of(&d).await;
         let unchecked = s["wire"]["fleet_not_checked"].as_u64()?;
@@ -797,7 +809,6 @@ async fn a_flood_of_forged_pushes_is_checked_at_a_bounded_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_expired_commands_does_not_starve_a_fresh_one() {
     use posd_core::protocol::limits::FLEET_REFUSALS_PER_SECOND;
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     // More than the forgeries' budget, within the signed messages' one.
     let burst = FLEET_REFUSALS_PER_SECOND * 4;
     let m = Mosquitto::start();
@@ -809,38 +820,23 @@ async fn a_burst_of_expired_commands_does_not_starve_a_fresh_one() {
     );
     let d = Daemon::start(dir.path(), "T1", &m.url(), &extra);
     wait_online(&d).await;
-    let (client, mut el) = AsyncClient::new(
-        MqttOptions::new(format!("queue-{}", fastrand::u64(..)), "127.0.0.1", m.port),
-        64,
-    );
-    let acked = tokio::spawn(async move {
-        let mut acks = 0;
-        while acks < burst {
-            match el.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => acks += 1,
-                Ok(_) => {}
-                Err(e) => panic!("publisher: {e}"),
-            }
-        }
-    });
+    // Issued an hour ago: expired by the time the box is back.
+    let queued = (0..burst)
+        .map(|i| {
+            let id = format!("c-queued-{i}");
+            tool::sign_command_at(
+                &k,
+                "T1",
+                &id,
+                Op::Ping,
+                Value::Null,
+                tool::unix_now() - 3600,
+            )
+            .unwrap()
+        })
+        .collect();
     let topic = posd_core::protocol::Topics::new("pos/v1", "T1").cmd();
-    for i in 0..burst {
-        // Issued an hour ago: expired by the time the box is back.
-        let old = tool::sign_command_at(
-            &k,
-            "T1",
-            &format!("c-queued-{i}"),
-            Op::Ping,
-            Value::Null,
-            tool::unix_now() - 3600,
-        )
-        .unwrap();
-        client
-            .publish(topic.clone(), QoS::AtLeastOnce, false, old)
-            .await
-            .unwrap();
-    }
-    tokio::time::timeout(WAIT, acked).await.unwrap().unwrap();
+    publish_burst(&m, &topic, queued).await;
     let fresh = tool::sign_command(&k, "T1", "c-fresh", Op::Ping, Value::Null).unwrap();
     let r = tool::command(&broker(&m), "T1", "c-fresh", fresh, WAIT)
         .await
