@@ -313,13 +313,10 @@ pub async fn run(
                 "posd stopped while printing",
             )
             .await;
-            if !settled {
-                // The journal refused the write (a full disk, a flash error): the same job would
-                // be picked again at once. Wait as for a printer fault instead of spinning.
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(fault_poll) => {}
-                }
+            // The journal refused the write (a full disk, a flash error): the same job would be
+            // picked again at once. Wait as for a printer fault instead of spinning.
+            if !settled && stopped_within(&mut shutdown, fault_poll).await {
+                return;
             }
             continue;
         }
@@ -334,9 +331,8 @@ pub async fn run(
             Attempt::Unprintable { recorded: true } => continue,
             Attempt::Unprintable { recorded: false } => {
                 // Not recorded as failed: it would be picked again at once.
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(fault_poll) => {}
+                if stopped_within(&mut shutdown, fault_poll).await {
+                    return;
                 }
                 continue;
             }
@@ -384,6 +380,14 @@ pub async fn run(
         }
         hs.h.waiting = store.print_waiting();
         hs.publish();
+    }
+}
+
+/// Waits `d`, or less if posd stops meanwhile: true when it stops.
+async fn stopped_within(shutdown: &mut tokio::sync::watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.changed() => true,
+        _ = tokio::time::sleep(d) => false,
     }
 }
 

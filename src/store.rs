@@ -3823,24 +3823,27 @@ mod tests {
         assert_eq!(later, None);
     }
 
+    /// SQLite's plan for `sql` (every parameter 1), its steps joined by " | ".
+    pub(super) fn query_plan(db: &Db, sql: &str) -> String {
+        let mut st = db
+            .conn()
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let n = st.parameter_count();
+        let args: Vec<i64> = vec![1; n];
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap().join(" | ")
+    }
+
     /// The plan of each hot-path query reads an index range or a row by key, never a whole
     /// table: the cost follows what is asked, not the journal's age.
     #[test]
     fn hot_path_queries_read_indexes_not_tables() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("j.sqlite")).unwrap();
-        let plan = |sql: &str| -> String {
-            let mut st = db
-                .conn()
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap();
-            let n = st.parameter_count();
-            let args: Vec<i64> = vec![1; n];
-            let rows = st
-                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
-                .unwrap();
-            rows.collect::<Result<Vec<_>, _>>().unwrap().join(" | ")
-        };
+        let plan = |sql: &str| query_plan(&db, sql);
         let hot = [
             LAST_RECEIPT_SQL.replace("{TXN_COLS}", TXN_COLS),
             // A P1 sale's reads for the rules, in one statement.

@@ -114,13 +114,8 @@ impl LumaFrame {
         Self::from_dynamic(img)
     }
 
-    /// An MJPEG camera frame: JPEG only, so that the daemon links no other image decoder
-    /// (issue 18: the PNG and WebP decoders stay in posctl's `code scan-image`).
-    pub fn from_jpeg(bytes: &[u8]) -> Result<Self, CameraError> {
-        Self::from_jpeg_within(bytes, u32::MAX, u32::MAX)
-    }
-
-    /// An MJPEG camera frame no larger than `max_width` × `max_height` (the resolution the
+    /// An MJPEG camera frame — JPEG only, so that the daemon links no other image decoder
+    /// (issue 18: the PNG and WebP decoders stay in posctl's `code scan-image`) — no larger than `max_width` × `max_height` (the resolution the
     /// camera negotiated): the frame's own header is not trusted to size the allocation. A
     /// corrupt header claiming 65535×65535 would have the decoder ask for ~12 GiB — on a
     /// 512 MB box an allocation failure aborts the process, which no `catch_unwind` stops —
@@ -302,7 +297,7 @@ mod tests {
     #[test]
     fn mjpeg_frames_decode_as_jpeg_only() {
         let (f, jpeg) = jpeg_16x8();
-        let j = LumaFrame::from_jpeg(&jpeg).unwrap();
+        let j = LumaFrame::from_jpeg_within(&jpeg, 16, 8).unwrap();
         assert_eq!(j, LumaFrame::from_encoded(&jpeg).unwrap());
         assert_eq!((j.width, j.height), (16, 8));
         let mut png = Vec::new();
@@ -310,7 +305,9 @@ mod tests {
             .write_image(&f.data, 16, 8, image::ExtendedColorType::L8)
             .unwrap();
         assert!(LumaFrame::from_encoded(&png).is_ok());
-        let err = LumaFrame::from_jpeg(&png).unwrap_err().to_string();
+        let err = LumaFrame::from_jpeg_within(&png, 16, 8)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("MJPEG frame"), "{err}");
     }
 

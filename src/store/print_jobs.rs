@@ -594,7 +594,7 @@ mod tests {
         .unwrap();
         let (current, fresh) = db.enqueue_reprint(&txn, &receipt, late + 3).unwrap();
         assert!(fresh && current != newer);
-        let plan = plan_of(&db, OWED_DOC_SQL);
+        let plan = super::super::tests::query_plan(&db, OWED_DOC_SQL);
         assert!(plan.contains("print_jobs_txn"), "{plan}");
     }
 
@@ -652,20 +652,6 @@ mod tests {
         assert_eq!(db.print_jobs_waiting().unwrap(), 0);
         // Given up: a reprint asked for now is a new copy.
         assert!(db.enqueue_reprint("t", &receipt, 2).unwrap().1);
-    }
-
-    fn plan_of(db: &Db, sql: &str) -> String {
-        let mut st = db
-            .conn()
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap();
-        let n = st.parameter_count();
-        let args: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Null; n];
-        st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect::<Vec<_>>()
-            .join(" | ")
     }
 
     /// A printer out of paper for a day at a bus door owes tens of thousands of tickets: the

@@ -507,6 +507,7 @@ impl Db {
 
     fn prune_step_inner(&mut self, rules: PruneRules) -> Result<PruneOutcome, StoreError> {
         let started = Instant::now();
+        let set_aside = self.set_aside.0 > 0;
         let acked = self.acked_seq as i64;
         let waiting = self.waiting.clone();
         let tx = self
@@ -580,7 +581,7 @@ impl Db {
                 continue;
             }
             if prunable(&tx, txn_id, rules, acked)? {
-                remove_txn(&tx, txn_id, &mut out)?;
+                remove_txn(&tx, txn_id, set_aside, &mut out)?;
             }
         }
         let examined = &rows[..out.scanned as usize];
@@ -608,7 +609,7 @@ impl Db {
                 |r| r.get(0),
             )?;
             if !left && !printing && close.updated_at < rules.cutoff {
-                remove_txn(&tx, &close_id, &mut out)?;
+                remove_txn(&tx, &close_id, set_aside, &mut out)?;
             }
             set_cursor(&tx, close_seq)?;
         }
@@ -680,9 +681,12 @@ fn prunable(
     Ok(!printing)
 }
 
+/// `set_aside`: the journal holds set-aside events at all (`Db::set_aside`'s count, kept in
+/// memory), so a journal that never set one aside pays no statement for them.
 fn remove_txn(
     tx: &rusqlite::Transaction<'_>,
     txn_id: &str,
+    set_aside: bool,
     out: &mut PruneOutcome,
 ) -> Result<(), StoreError> {
     // A P1 sale's money leaves its user's quarter-hour total with it: the totals count what the
@@ -693,10 +697,12 @@ fn remove_txn(
     }
     // An event of it that had been set aside (too large to send) goes with its journal row: the
     // table would otherwise keep whole payloads for ever, and every start counts it.
-    out.set_aside += tx.execute(
-        "DELETE FROM set_aside WHERE seq IN (SELECT seq FROM journal WHERE txn_id = ?1)",
-        [txn_id],
-    )? as u64;
+    if set_aside {
+        out.set_aside += tx.execute(
+            "DELETE FROM set_aside WHERE seq IN (SELECT seq FROM journal WHERE txn_id = ?1)",
+            [txn_id],
+        )? as u64;
+    }
     out.journal_rows += tx.execute("DELETE FROM journal WHERE txn_id = ?1", [txn_id])? as u64;
     out.print_jobs += tx.execute("DELETE FROM print_jobs WHERE txn_id = ?1", [txn_id])? as u64;
     out.txns += tx.execute("DELETE FROM txns WHERE id = ?1", [txn_id])? as u64;

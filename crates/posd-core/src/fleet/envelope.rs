@@ -172,6 +172,18 @@ pub struct Verified {
 
 /// Checks the envelope's signature; returns the signed payload bytes.
 pub fn open(bytes: &[u8], keys: &FleetKeys) -> Result<Verified, EnvelopeError> {
+    let (key_id, payload, sig) = decode(bytes)?;
+    let key = keys
+        .get(&key_id)
+        .ok_or_else(|| EnvelopeError::UnknownKey(key_id.clone()))?;
+    key.verify_strict(&payload, &Signature::from_bytes(&sig))
+        .map_err(|_| EnvelopeError::BadSignature(key_id.clone()))?;
+    Ok(Verified { key_id, payload })
+}
+
+/// An envelope's parts as they travel: the key id, the payload's bytes and the signature's,
+/// decoded but not checked (for [`open`] and [`digest`]).
+fn decode(bytes: &[u8]) -> Result<(String, Vec<u8>, [u8; 64]), EnvelopeError> {
     if bytes.len() > MAX_ENVELOPE {
         return Err(EnvelopeError::Malformed(format!(
             "{} bytes, at most {MAX_ENVELOPE}",
@@ -189,15 +201,7 @@ pub fn open(bytes: &[u8], keys: &FleetKeys) -> Result<Verified, EnvelopeError> {
         .ok()
         .and_then(|s| s.as_slice().try_into().ok())
         .ok_or(EnvelopeError::BadEncoding { field: "sig" })?;
-    let key = keys
-        .get(&env.key_id)
-        .ok_or_else(|| EnvelopeError::UnknownKey(env.key_id.clone()))?;
-    key.verify_strict(&payload, &Signature::from_bytes(&sig))
-        .map_err(|_| EnvelopeError::BadSignature(env.key_id.clone()))?;
-    Ok(Verified {
-        key_id: env.key_id,
-        payload,
-    })
+    Ok((env.key_id, payload, sig))
 }
 
 /// Signs `payload` (the exact document bytes) with `key` under the name `key_id`.
@@ -276,25 +280,16 @@ pub fn verify_config(
 /// Bytes that are not an envelope: their own digest under another prefix, so no such bytes can
 /// hash to a genuine envelope's digest either.
 pub fn digest(bytes: &[u8]) -> String {
-    let canonical = (bytes.len() <= MAX_ENVELOPE)
-        .then(|| serde_json::from_slice::<Envelope>(bytes).ok())
-        .flatten()
-        .and_then(|env| {
-            let b64 = base64::engine::general_purpose::STANDARD;
-            let payload = b64.decode(env.payload.trim()).ok()?;
-            let sig = b64.decode(env.sig.trim()).ok()?;
-            Some((env.key_id, payload, sig))
-        });
     let mut h = Sha256::new();
-    match canonical {
-        Some((key_id, payload, sig)) => {
+    match decode(bytes) {
+        Ok((key_id, payload, sig)) => {
             h.update(b"posd-cfg-envelope\0");
             for part in [key_id.as_bytes(), &payload, &sig] {
                 h.update((part.len() as u64).to_be_bytes());
                 h.update(part);
             }
         }
-        None => {
+        Err(_) => {
             h.update(b"posd-cfg-bytes\0");
             h.update(bytes);
         }
